@@ -1,0 +1,117 @@
+# dorm — GNU make build.  No other build system.
+#
+#   make            libdorm.a, libdorm.so and the dorm command (build/)
+#   make test       install what is missing, then every test: plain build,
+#                   ASan+UBSan build, and valgrind over the plain build
+#   make bench      build and run the benchmarks (bench/)
+#   make demo       the example app on the embedded default (SQLite)
+#   make install PREFIX=/usr/local
+#
+# Source files are found by wildcard: a new .c in a layer's folder is part
+# of the library, a new tests/test_*.c is a new test program, a new
+# bench/bench_*.c a new benchmark.
+
+CC       ?= cc
+PREFIX   ?= /usr/local
+BUILD    ?= build
+SAN      ?= 0
+PKGS     := libuv jansson sqlite3 libpq
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+CSTD     := -std=c11 -D_GNU_SOURCE
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lpthread -lm
+
+ifeq ($(SAN),1)
+  BUILD  := build-san
+  OPT    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+  SANLD  := -fsanitize=address,undefined
+else ifeq ($(SAN),thread)
+  BUILD  := build-tsan
+  OPT    := -O1 -g -fsanitize=thread
+  SANLD  := -fsanitize=thread
+else
+  OPT    ?= -O2 -g
+  SANLD  :=
+endif
+
+CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) -fPIC -Iinclude -I. $(PKG_CFLAGS) $(CFLAGS)
+LDLIBS_ALL = $(SANLD) $(PKG_LIBS) $(LDFLAGS)
+
+LIB_SRC   := $(sort $(wildcard base/*.c schema/*.c query/*.c reactor_glue/*.c backends/*.c))
+TOOL_SRC  := $(sort $(wildcard tools/*.c))
+TEST_SRC  := $(sort $(wildcard tests/test_*.c))
+SUPP_SRC  := $(sort $(wildcard tests/support/*.c))
+BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
+
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/%.o)
+SUPP_OBJ  := $(SUPP_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all lib tests benches test check bench demo install clean deps format
+
+all: lib $(BUILD)/dorm
+lib: $(BUILD)/libdorm.a $(BUILD)/libdorm.so
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(BUILD)/libdorm.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/libdorm.so: $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libdorm.so.0 -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/dorm: $(TOOL_OBJ) $(BUILD)/libdorm.a
+	$(CC) -o $@ $(TOOL_OBJ) $(BUILD)/libdorm.a $(LDLIBS_ALL)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(SUPP_OBJ) $(BUILD)/libdorm.a
+	$(CC) -o $@ $< $(SUPP_OBJ) $(BUILD)/libdorm.a $(LDLIBS_ALL) -lcmocka
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libdorm.a
+	$(CC) -o $@ $< $(BUILD)/libdorm.a $(LDLIBS_ALL)
+
+tests: $(TEST_BIN) $(BUILD)/dorm
+benches: $(BENCH_BIN)
+
+# The README's test command: set-up from nothing, then the whole suite.
+test: deps
+	$(MAKE) --no-print-directory check
+
+deps:
+	@sh tools/install-deps.sh
+
+check:
+	$(MAKE) --no-print-directory tests
+	$(MAKE) --no-print-directory SAN=1 tests
+	sh tests/run.sh
+
+bench: deps
+	$(MAKE) --no-print-directory OPT="-O2 -g -DNDEBUG" benches
+	sh bench/run.sh
+
+demo: deps
+	$(MAKE) --no-print-directory all
+	sh examples/demo.sh
+
+install: lib $(BUILD)/dorm
+	install -d $(DESTDIR)$(PREFIX)/include/dorm $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -m 644 include/dorm.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 include/dorm/*.h $(DESTDIR)$(PREFIX)/include/dorm/
+	install -m 644 $(BUILD)/libdorm.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libdorm.so $(DESTDIR)$(PREFIX)/lib/libdorm.so.0
+	ln -sf libdorm.so.0 $(DESTDIR)$(PREFIX)/lib/libdorm.so
+	install -m 755 $(BUILD)/dorm $(DESTDIR)$(PREFIX)/bin/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' dorm.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/dorm.pc
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-san build-tsan
+
+-include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(SUPP_OBJ:.o=.d) $(TEST_BIN:=.d) $(BENCH_BIN:=.d)

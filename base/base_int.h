@@ -1,0 +1,70 @@
+/* base/base_int.h — private helpers every layer of dorm shares.
+ *
+ * The allocator wrappers (everything goes through the hook set by
+ * dorm_set_allocator, so tests can fail the Nth allocation), a growable
+ * byte buffer with a sticky out-of-memory flag, and a bump arena for
+ * objects that all die together (a query's nodes, a schema's strings).
+ * Nothing here does I/O.
+ */
+#ifndef DORM_BASE_INT_H
+#define DORM_BASE_INT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dorm/error.h"
+
+void *dorm__malloc(size_t n);
+void *dorm__calloc(size_t n, size_t size);
+void *dorm__realloc(void *p, size_t n);
+void dorm__free(void *p);
+char *dorm__strdup(const char *s);
+char *dorm__strndup(const char *s, size_t n);
+
+/* A growable buffer.  After an allocation failure `oom` is set and further
+ * appends do nothing, so a sequence of appends needs one check. */
+typedef struct dorm__buf {
+  char *data; /* NUL-terminated when len > 0 or after dorm__buf_cstr */
+  size_t len, cap;
+  int oom;
+} dorm__buf;
+
+void dorm__buf_init(dorm__buf *b);
+void dorm__buf_free(dorm__buf *b);
+int dorm__buf_reserve(dorm__buf *b, size_t extra);
+void dorm__buf_append(dorm__buf *b, const char *s, size_t n);
+void dorm__buf_puts(dorm__buf *b, const char *s);
+void dorm__buf_putc(dorm__buf *b, char c);
+void dorm__buf_printf(dorm__buf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+void dorm__buf_put_int(dorm__buf *b, int64_t v);
+/* The text so far, NUL-terminated ("" when empty). */
+const char *dorm__buf_cstr(dorm__buf *b);
+
+/* A bump arena: allocations are freed together by dorm__arena_free or
+ * recycled by dorm__arena_reset.  The first block can be inline storage
+ * supplied by the owner (no malloc for small queries). */
+typedef struct dorm__arena_block {
+  struct dorm__arena_block *next;
+  size_t cap, used;
+  /* data follows */
+} dorm__arena_block;
+
+typedef struct dorm__arena {
+  char *inline_buf;
+  size_t inline_cap, inline_used;
+  dorm__arena_block *blocks; /* heap blocks, newest first */
+} dorm__arena;
+
+void dorm__arena_init(dorm__arena *a, void *inline_buf, size_t inline_cap);
+void *dorm__arena_alloc(dorm__arena *a, size_t n); /* 8-byte aligned, NULL on OOM */
+char *dorm__arena_strndup(dorm__arena *a, const char *s, size_t n);
+/* Forget everything but keep the largest block for reuse. */
+void dorm__arena_reset(dorm__arena *a);
+void dorm__arena_free(dorm__arena *a);
+
+#endif /* DORM_BASE_INT_H */

@@ -1,0 +1,25 @@
+/* dorm.h — the public API of dorm, an asynchronous ORM for C.
+ *
+ * Include this one header.  The API is split by layer:
+ *   dorm/error.h    the one error list, dorm_error, the allocator hook
+ *   dorm/value.h    dorm_value, the typed value every layer passes
+ *   dorm/schema.h   models: load models.json or build them in C
+ *   dorm/query.h    the pure query builder and compiler (no I/O)
+ *   dorm/ddl.h      schema changes compiled to SQL (migrations)
+ * and, for execution on a libuv loop, the headers added by reactor_glue/
+ * and backends/ (deferreds, databases).
+ *
+ * Rule: when a function that takes a callback returns an error, the
+ * callback is never called.
+ */
+#ifndef DORM_H
+#define DORM_H
+
+#define DORM_VERSION "0.1.0"
+
+#include "dorm/error.h"
+#include "dorm/value.h"
+#include "dorm/schema.h"
+#include "dorm/query.h"
+
+#endif /* DORM_H */

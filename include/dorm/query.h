@@ -1,0 +1,247 @@
+/* dorm/query.h — the pure query builder and compiler.
+ *
+ * A dorm_query records model operations in Django's vocabulary (filter,
+ * exclude, Q, F, order_by, slicing, values, annotate, insert, update,
+ * delete, upsert, ...) and dorm_compile turns it into SQL text plus typed
+ * parameters for one dialect.  Nothing here does I/O or reads global state:
+ * compiling the same query twice gives the same bytes, and any number of
+ * threads may compile different queries at once.
+ *
+ * Values never appear in SQL text: they become parameters ($1 on
+ * PostgreSQL, ? on SQLite).  Identifiers come only from the model and are
+ * always quoted; a field path, ordering or alias that is not a known field
+ * or plain identifier is refused.
+ *
+ * Errors are sticky (as SQLite's mallocFailed): each builder call returns 0
+ * or a negative DORM_E* code, and after the first error every later call is
+ * a no-op returning that error, so a chain of calls needs one check — the
+ * one dorm_compile does.  The message names the model, the field and the
+ * lookup: "model 'Author': unknown field 'agee' in lookup 'agee__gte'".
+ *
+ * Ownership: a query owns everything built on it (Q nodes, F expressions,
+ * copies of the values and strings it was given).  Q and F pointers are
+ * valid until the query is freed and belong to that query only.
+ *
+ *   dorm_query *q = dorm_select(author);
+ *   dorm_filter(q, "age__gte", dorm_int(18));
+ *   dorm_filter(q, "name__startswith", dorm_str("A"));
+ *   dorm_value cc[] = {dorm_str("US"), dorm_str("GB")};
+ *   dorm_exclude_q(q, dorm_q_or(q, dorm_Q(q, "country__in", dorm_list(cc, 2)),
+ *                                  dorm_Q(q, "age__isnull", dorm_bool(1))));
+ *   dorm_order_by(q, "-name");
+ *   dorm_slice(q, 20, 30);
+ *   dorm_sql sql;  dorm_sql_init(&sql);
+ *   if (dorm_compile(q, DORM_DIALECT_POSTGRES, &sql, &err) == 0) ...
+ *   dorm_sql_free(&sql);  dorm_query_free(q);
+ */
+#ifndef DORM_QUERY_H
+#define DORM_QUERY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "schema.h"
+#include "value.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum dorm_dialect {
+  DORM_DIALECT_POSTGRES = 0, /* $1, $2 ...; RETURNING; ILIKE-free lower() */
+  DORM_DIALECT_SQLITE = 1    /* ?; RETURNING (3.35+) */
+} dorm_dialect;
+
+typedef enum dorm_query_kind {
+  DORM_QUERY_SELECT = 0,
+  DORM_QUERY_INSERT,
+  DORM_QUERY_UPDATE,
+  DORM_QUERY_DELETE
+} dorm_query_kind;
+
+typedef struct dorm_query dorm_query;
+typedef struct dorm_q dorm_q;       /* a Q node: a lookup or and/or/not */
+typedef struct dorm_expr dorm_expr; /* an F expression */
+
+/* ---- starting and ending ------------------------------------------------ */
+
+/* A new query of the given kind on model (borrowed; must outlive the
+ * query).  NULL only when out of memory. */
+dorm_query *dorm_select(const dorm_model *model);
+dorm_query *dorm_insert(const dorm_model *model);
+dorm_query *dorm_update(const dorm_model *model);
+dorm_query *dorm_delete(const dorm_model *model);
+void dorm_query_free(dorm_query *q);
+/* Empty q for reuse with a new kind and model, keeping its memory (the fast
+ * path for a loop that builds many queries). */
+void dorm_query_reset(dorm_query *q, dorm_query_kind kind,
+                      const dorm_model *model);
+/* The sticky error: 0, or the first error's code; err may be NULL. */
+int dorm_query_error(const dorm_query *q, dorm_error *err);
+const dorm_model *dorm_query_model(const dorm_query *q);
+dorm_query_kind dorm_query_kind_of(const dorm_query *q);
+
+/* ---- filtering (SELECT, UPDATE, DELETE) -------------------------------- */
+
+/* lookup is "field[__related...][__transform][__lookup]", e.g. "age__gte",
+ * "entry__author__name__icontains", "joined__year__gte", "pk".  The lookup
+ * defaults to exact.  Lookups: exact iexact contains icontains in gt gte lt
+ * lte startswith istartswith endswith iendswith range isnull regex iregex;
+ * transforms: year month day week_day hour minute date.  `in` takes a
+ * non-empty DORM_T_LIST, `range` a list of two, `isnull` a bool.  A value
+ * may be an F expression: dorm_fval(dorm_F(q, "age")). */
+int dorm_filter(dorm_query *q, const char *lookup, dorm_value v);
+int dorm_exclude(dorm_query *q, const char *lookup, dorm_value v);
+int dorm_filter_q(dorm_query *q, dorm_q *node);
+int dorm_exclude_q(dorm_query *q, dorm_q *node);
+/* Expression on the left: dorm_filter_expr(q, F(a)+F(b), "gt", v). */
+int dorm_filter_expr(dorm_query *q, dorm_expr *lhs, const char *lookup,
+                     dorm_value v);
+
+/* Q nodes; NULL (with the sticky error set) on failure, and NULL arguments
+ * propagate, so nesting needs no checks. */
+dorm_q *dorm_Q(dorm_query *q, const char *lookup, dorm_value v);
+dorm_q *dorm_q_expr(dorm_query *q, dorm_expr *lhs, const char *lookup,
+                    dorm_value v);
+dorm_q *dorm_q_and(dorm_query *q, dorm_q *a, dorm_q *b);
+dorm_q *dorm_q_or(dorm_query *q, dorm_q *a, dorm_q *b);
+dorm_q *dorm_q_not(dorm_query *q, dorm_q *a);
+
+/* F expressions: a field path, a literal, or a binary operation. */
+dorm_expr *dorm_F(dorm_query *q, const char *path);
+dorm_expr *dorm_lit(dorm_query *q, dorm_value v);
+/* op is '+', '-', '*' or '/'. */
+dorm_expr *dorm_op(dorm_query *q, char op, dorm_expr *a, dorm_expr *b);
+/* An expression as a value, for the right-hand side of a lookup or set. */
+static inline dorm_value dorm_fval(const dorm_expr *e) {
+  dorm_value v = dorm_null();
+  v.type = DORM_T_EXPR;
+  v.u.expr = e;
+  return v;
+}
+
+/* ---- shaping a SELECT --------------------------------------------------- */
+
+/* "name", "-name", "author__name", "?" is not supported; "pk" works.
+ * Called once per item; the model's default ordering applies only when
+ * order_by is never called.  dorm_order_by(q, NULL) clears it (no
+ * ORDER BY at all). */
+int dorm_order_by(dorm_query *q, const char *item);
+/* Python's [start:stop]; stop < 0 means open-ended.  Negative start or a
+ * stop below start is an error.  Slicing twice composes like Django. */
+int dorm_slice(dorm_query *q, int64_t start, int64_t stop);
+int dorm_distinct(dorm_query *q);
+/* values("id", "author__name"): rows of only these (field paths). */
+int dorm_values(dorm_query *q, const char *path);
+/* only("name"): load these fields of the model (plus the primary key). */
+int dorm_only(dorm_query *q, const char *field);
+/* select_related("author"): join and return the related row's columns. */
+int dorm_select_related(dorm_query *q, const char *path);
+
+typedef enum dorm_agg {
+  DORM_AGG_COUNT = 0,
+  DORM_AGG_SUM,
+  DORM_AGG_AVG,
+  DORM_AGG_MIN,
+  DORM_AGG_MAX
+} dorm_agg;
+#define DORM_AGG_DISTINCT 0x100 /* or into the function: COUNT(DISTINCT x) */
+
+/* annotate(alias=Count("entries")): one more output column per row; with
+ * values() before it the rows are grouped by those values (GROUP BY), as
+ * in Django.  path "*" or "pk" counts rows. */
+int dorm_annotate(dorm_query *q, const char *alias, int agg, const char *path);
+/* aggregate(alias=Sum("age")): turns the query into one row of aggregates
+ * over the filtered set. */
+int dorm_aggregate(dorm_query *q, const char *alias, int agg,
+                   const char *path);
+/* SELECT COUNT(*) over the filtered (and sliced, distinct) set. */
+int dorm_count(dorm_query *q);
+/* SELECT 1 ... LIMIT 1. */
+int dorm_exists(dorm_query *q);
+
+#define DORM_LOCK_NOWAIT 0x1
+#define DORM_LOCK_SKIP_LOCKED 0x2
+#define DORM_LOCK_OF_SELF 0x4
+/* FOR UPDATE [NOWAIT | SKIP LOCKED]; PostgreSQL only: compiling it for
+ * SQLite gives DORM_EUNSUPPORTED. */
+int dorm_select_for_update(dorm_query *q, unsigned flags);
+
+/* ---- writing ------------------------------------------------------------ */
+
+/* INSERT: the value of one field of the current row (field name or
+ * "author_id").  Fields not set take their default (or the database's).
+ * UPDATE: SET field = value; the value may be an F expression. */
+int dorm_set(dorm_query *q, const char *field, dorm_value v);
+/* INSERT: finish the current row and start another (bulk insert). Every
+ * row must set the same fields. */
+int dorm_insert_next_row(dorm_query *q);
+/* Upsert: ON CONFLICT (fields...) DO UPDATE SET the given fields to the
+ * inserted values (EXCLUDED), or DO NOTHING when no update field is named.
+ * Call dorm_on_conflict once per conflict-target field, then
+ * dorm_on_conflict_update once per field to overwrite. */
+int dorm_on_conflict(dorm_query *q, const char *field);
+int dorm_on_conflict_update(dorm_query *q, const char *field);
+int dorm_on_conflict_do_nothing(dorm_query *q);
+/* INSERT/UPDATE/DELETE: RETURNING these fields ("*" all).  An INSERT
+ * returns the primary key (and every field) by default. */
+int dorm_returning(dorm_query *q, const char *field);
+
+/* ---- compiling ---------------------------------------------------------- */
+
+/* What a result column holds: a field of some model (possibly reached
+ * through a relation), an aggregate, or a count. */
+typedef struct dorm_column {
+  const char *name;          /* key in a row: "name", "author__name",
+                                or an alias; owned by the dorm_sql */
+  const dorm_field *field;   /* the model field, or NULL for aggregates */
+  const dorm_model *model;   /* the model the field belongs to */
+  int relation;              /* 0 = the query's model; i>0 = the i-th
+                                select_related path (see related[]) */
+  dorm_type type;            /* the value type to decode into */
+} dorm_column;
+
+/* One compiled statement.  Buffers grow and are reused across compiles into
+ * the same dorm_sql: keep one per loop for zero allocations per query. */
+typedef struct dorm_sql {
+  char *text;           /* NUL-terminated SQL; owned */
+  size_t len;
+  dorm_value *params;   /* nparams typed parameters; strings point into
+                           memory owned by this dorm_sql */
+  size_t nparams;
+  dorm_column *columns; /* result columns, ncolumns of them; owned */
+  size_t ncolumns;
+  const char **related; /* select_related paths in column order; owned */
+  size_t nrelated;
+  dorm_query_kind kind;
+  int returns_rows;     /* 1 when the statement yields rows */
+  /* private */
+  size_t text_cap, params_cap, columns_cap, related_cap;
+  char *arena;
+  size_t arena_len, arena_cap;
+} dorm_sql;
+
+void dorm_sql_init(dorm_sql *sql);
+/* Free the buffers (sql itself is the caller's). */
+void dorm_sql_free(dorm_sql *sql);
+
+/* Compile q for dialect into out (whose old contents are replaced).
+ * Returns 0, or the query's sticky error or a compile error, with err
+ * filled; on error out holds no statement (out->len == 0). */
+int dorm_compile(const dorm_query *q, dorm_dialect dialect, dorm_sql *out,
+                 dorm_error *err);
+
+/* Render a compiled statement with its parameters for people (dorm query
+ * --sql): the SQL, then one line per parameter "$1 = 18 (integer)".
+ * Returns a malloc'd string (free with free()) or NULL. */
+char *dorm_sql_describe(const dorm_sql *sql, dorm_dialect dialect);
+
+/* Quote an identifier for dialect into buf ("name" -> "\"name\"").
+ * Refuses (returns DORM_EIDENT) anything dorm_ident_valid refuses. */
+int dorm_quote_ident(const char *ident, char *buf, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DORM_QUERY_H */

@@ -1,0 +1,199 @@
+/* dorm/schema.h — models and fields: load models.json or build them in C.
+ *
+ * A dorm_schema holds every model of one models.json (format in
+ * docs/models.md).  Loading checks the whole file first and refuses it as a
+ * whole: the error names the file, the JSON line and column where known,
+ * the model and the field ("models.json:14:9: model 'Entry', field
+ * 'author': unknown model 'Autor'").
+ *
+ * The structs below are public so that the compiler and backends can read
+ * them without call overhead, but they are READ-ONLY for users: build and
+ * change schemas only through the functions here.  Every string and array
+ * in a schema is owned by the schema and lives until dorm_schema_free().
+ * Schemas are immutable once finished, so any number of threads may read
+ * one at once.
+ */
+#ifndef DORM_SCHEMA_H
+#define DORM_SCHEMA_H
+
+#include <stddef.h>
+
+#include "error.h"
+#include "value.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DORM_IDENT_MAX 63 /* longest identifier, in bytes (PostgreSQL's) */
+
+typedef enum dorm_field_type {
+  DORM_FIELD_AUTO = 0,
+  DORM_FIELD_BIGAUTO,
+  DORM_FIELD_SMALLINT,
+  DORM_FIELD_INTEGER,
+  DORM_FIELD_BIGINT,
+  DORM_FIELD_FLOAT,
+  DORM_FIELD_DECIMAL,
+  DORM_FIELD_BOOLEAN,
+  DORM_FIELD_VARCHAR,
+  DORM_FIELD_TEXT,
+  DORM_FIELD_DATE,
+  DORM_FIELD_DATETIME,
+  DORM_FIELD_TIME,
+  DORM_FIELD_UUID,
+  DORM_FIELD_JSON,
+  DORM_FIELD_BINARY,
+  DORM_FIELD_FOREIGN_KEY,
+  DORM_FIELD_ONE_TO_ONE,
+  DORM_FIELD_MANY_TO_MANY,
+  DORM_FIELD__COUNT
+} dorm_field_type;
+
+typedef enum dorm_on_delete {
+  DORM_ON_DELETE_CASCADE = 0,
+  DORM_ON_DELETE_PROTECT,
+  DORM_ON_DELETE_RESTRICT,
+  DORM_ON_DELETE_SET_NULL,
+  DORM_ON_DELETE_SET_DEFAULT,
+  DORM_ON_DELETE_DO_NOTHING
+} dorm_on_delete;
+
+/* Field flags */
+#define DORM_FIELD_NULL 0x01        /* "null": true */
+#define DORM_FIELD_UNIQUE 0x02      /* "unique": true (implied by primary key) */
+#define DORM_FIELD_DB_INDEX 0x04    /* "db_index": true */
+#define DORM_FIELD_PRIMARY_KEY 0x08 /* "primary_key": true */
+#define DORM_FIELD_HAS_DEFAULT 0x10 /* "default" given: see default_value */
+
+struct dorm_model;
+struct dorm_schema;
+
+typedef struct dorm_field {
+  const char *name;   /* field name, as in models.json */
+  const char *column; /* column: db_column, else name (name_id for FKs);
+                         NULL for many_to_many, which has no column */
+  dorm_field_type type;
+  unsigned flags;     /* DORM_FIELD_* above */
+  int max_length;     /* varchar; 0 otherwise */
+  int max_digits;     /* decimal */
+  int decimal_places; /* decimal */
+  dorm_value default_value; /* when flags & DORM_FIELD_HAS_DEFAULT; its
+                               type follows the field (DORM_T_JSON text for
+                               a json field) */
+  const dorm_value *choices; /* "choices": allowed values, or NULL */
+  size_t nchoices;
+  /* relations (foreign_key, one_to_one, many_to_many) */
+  const char *to;                 /* target model name as written */
+  const struct dorm_model *target; /* resolved target model */
+  dorm_on_delete on_delete;
+  const char *related_name; /* reverse accessor; NULL = lower-cased
+                               model name (Django's default query name) */
+  const char *through_table; /* many_to_many: the join table
+                                ("<table>_<field>") */
+  const struct dorm_model *model; /* the model this field belongs to */
+  int line, col; /* position in models.json, or 0 */
+} dorm_field;
+
+typedef struct dorm_index {
+  const char *name;    /* index name (given or derived, always set) */
+  const char **fields; /* field names */
+  size_t nfields;
+  int unique;
+} dorm_index;
+
+typedef struct dorm_model {
+  const char *name;  /* "Author" */
+  const char *table; /* "author" */
+  const dorm_field *fields; /* in declaration order; the implicit id first */
+  size_t nfields;
+  const dorm_field *pk; /* the primary key field */
+  const dorm_index *indexes;
+  size_t nindexes;
+  const dorm_index *unique_together; /* each with unique = 1 */
+  size_t nunique_together;
+  const char **ordering; /* default ordering ("-joined"), may be empty */
+  size_t nordering;
+  const struct dorm_schema *schema;
+  int line, col;
+} dorm_model;
+
+typedef struct dorm_schema {
+  const dorm_model *models;
+  size_t nmodels;
+  const char *source; /* file name it was loaded from, or "<memory>" */
+} dorm_schema;
+
+/* Load a models file.  Returns a new schema (free with dorm_schema_free),
+ * or NULL with err filled ("models.json:14:9: model 'Entry', field
+ * 'author': unknown model 'Autor'"). */
+dorm_schema *dorm_schema_load_file(const char *path, dorm_error *err);
+/* The same from a string in memory; name is used in messages. */
+dorm_schema *dorm_schema_load_string(const char *json, const char *name,
+                                     dorm_error *err);
+void dorm_schema_free(dorm_schema *schema);
+
+/* Lookups: NULL when absent.  Model names match exactly or by lower-cased
+ * name ("author" finds "Author").  Borrowed from the schema. */
+const dorm_model *dorm_schema_model(const dorm_schema *schema,
+                                    const char *name);
+const dorm_field *dorm_model_field(const dorm_model *model, const char *name);
+/* A field by column name ("author_id"), or NULL. */
+const dorm_field *dorm_model_field_by_column(const dorm_model *model,
+                                             const char *column);
+
+/* Building a schema in C.  The builder copies every string it is given.
+ * Errors are sticky: the first one is kept and reported by
+ * dorm_schema_builder_finish, which runs the same checks as the loader.
+ *
+ *   dorm_schema_builder *b = dorm_schema_builder_new();
+ *   dorm_schema_builder_model(b, "Author", NULL);           // table default
+ *   dorm_schema_builder_field(b, "name", DORM_FIELD_VARCHAR, 0);
+ *   dorm_schema_builder_max_length(b, 100);
+ *   dorm_schema_builder_field(b, "age", DORM_FIELD_INTEGER, DORM_FIELD_NULL);
+ *   dorm_schema *s = dorm_schema_builder_finish(b, &err); // frees b
+ */
+typedef struct dorm_schema_builder dorm_schema_builder;
+dorm_schema_builder *dorm_schema_builder_new(void);
+/* Start a model; table NULL means the lower-cased name. */
+int dorm_schema_builder_model(dorm_schema_builder *b, const char *name,
+                              const char *table);
+/* Add a field to the current model; options below apply to it. */
+int dorm_schema_builder_field(dorm_schema_builder *b, const char *name,
+                              dorm_field_type type, unsigned flags);
+int dorm_schema_builder_max_length(dorm_schema_builder *b, int max_length);
+int dorm_schema_builder_decimal(dorm_schema_builder *b, int max_digits,
+                                int decimal_places);
+int dorm_schema_builder_default(dorm_schema_builder *b, dorm_value v);
+int dorm_schema_builder_db_column(dorm_schema_builder *b, const char *column);
+int dorm_schema_builder_relation(dorm_schema_builder *b, const char *to,
+                                 dorm_on_delete on_delete,
+                                 const char *related_name);
+/* Index or unique_together on the current model; name NULL derives one. */
+int dorm_schema_builder_index(dorm_schema_builder *b, const char *name,
+                              const char *const *fields, size_t n,
+                              int unique);
+int dorm_schema_builder_ordering(dorm_schema_builder *b, const char *item);
+/* Check and resolve everything; frees b in every case. */
+dorm_schema *dorm_schema_builder_finish(dorm_schema_builder *b,
+                                        dorm_error *err);
+void dorm_schema_builder_free(dorm_schema_builder *b);
+
+/* Helpers shared by every layer. */
+/* 1 when s matches ^[A-Za-z_][A-Za-z0-9_]*$ and is at most 63 bytes. */
+int dorm_ident_valid(const char *s);
+/* "integer", "foreign_key", ...; NULL for an unknown value. */
+const char *dorm_field_type_name(dorm_field_type t);
+/* Parse a type name; -1 when unknown. */
+int dorm_field_type_parse(const char *name);
+/* 1 for foreign_key and one_to_one (fields with a column to another
+ * model). */
+int dorm_field_is_fk(const dorm_field *f);
+/* The value type a field's values travel as (DORM_T_INT for integers and
+ * foreign keys to integer keys, DORM_T_DATETIME for datetime, ...). */
+dorm_type dorm_field_value_type(const dorm_field *f);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DORM_SCHEMA_H */

@@ -1,0 +1,55 @@
+/* tests/support/support.c — the failing allocator and small file helpers
+ * the test programs share. */
+#include "support.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "dorm/error.h"
+
+static long g_fail_at;
+static long g_count;
+
+static void *fail_malloc(size_t n) {
+  g_count++;
+  if (g_fail_at > 0 && g_count >= g_fail_at) return NULL;
+  return malloc(n);
+}
+
+static void *fail_realloc(void *p, size_t n) {
+  g_count++;
+  if (g_fail_at > 0 && g_count >= g_fail_at) return NULL;
+  return realloc(p, n);
+}
+
+void dorm_test_fail_alloc_at(long n) {
+  g_fail_at = n;
+  g_count = 0;
+  dorm_set_allocator(fail_malloc, fail_realloc, free);
+}
+
+long dorm_test_alloc_count(void) { return g_count; }
+
+void dorm_test_alloc_reset(void) {
+  g_fail_at = 0;
+  g_count = 0;
+  dorm_set_allocator(NULL, NULL, NULL);
+}
+
+char *dorm_test_read_file(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *s = malloc((size_t)n + 1);
+  if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
+    free(s);
+    s = NULL;
+  }
+  if (s) s[n] = '\0';
+  fclose(f);
+  return s;
+}
+
+const char *dorm_test_pg_conninfo(void) { return getenv("DORM_TEST_PG"); }

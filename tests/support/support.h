@@ -1,0 +1,28 @@
+/* tests/support/support.h — helpers shared by the test programs.
+ *
+ * An allocator that fails the Nth allocation (jansson's test_chaos idea):
+ * install it, run the code under test for N = 1, 2, ... until it succeeds,
+ * and check that every failure came back as a clean DORM_ENOMEM with no
+ * leak (ASan and valgrind watch the leak half).
+ */
+#ifndef DORM_TEST_SUPPORT_H
+#define DORM_TEST_SUPPORT_H
+
+#include <stddef.h>
+
+/* Fail the n-th allocation from now (1-based) and every one after it until
+ * reset; n = 0 turns failing off.  Installs itself as dorm's allocator. */
+void dorm_test_fail_alloc_at(long n);
+/* Allocations seen since the last dorm_test_fail_alloc_at call. */
+long dorm_test_alloc_count(void);
+/* Back to malloc/realloc/free. */
+void dorm_test_alloc_reset(void);
+
+/* Read a whole file into a malloc'd NUL-terminated string (NULL if absent). */
+char *dorm_test_read_file(const char *path);
+
+/* The conninfo of the suite's throwaway PostgreSQL, or NULL when
+ * DORM_TEST_PG is not set (tests that need it then fail loudly). */
+const char *dorm_test_pg_conninfo(void);
+
+#endif
