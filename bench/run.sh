@@ -1,0 +1,15 @@
+#!/bin/sh
+# bench/run.sh — run every benchmark program in build/bench/ in turn.
+# Each prints its medians and its ratio to a peer or ceiling measured in
+# the same run (see docs/performance.md).  Peers that need Node.js or
+# Python packages are run by bench/peers.sh when those are installed.
+set -u
+cd "$(dirname "$0")/.."
+status=0
+for b in build/bench/bench_*; do
+  case "$b" in *.o|*.d) continue ;; esac
+  [ -x "$b" ] || continue
+  echo "== $(basename "$b")"
+  "$b" || status=1
+done
+exit $status
