@@ -93,6 +93,10 @@ typedef struct dorm_field {
                                 ("<table>_<field>") */
   const struct dorm_model *model; /* the model this field belongs to */
   int line, col; /* position in models.json, or 0 */
+  /* Added after the first layout (append only): */
+  const char *const *choice_labels; /* one per choice: the label of a
+                                       [value, label] pair, or NULL; the
+                                       array is NULL when choices is */
 } dorm_field;
 
 typedef struct dorm_index {
@@ -169,10 +173,23 @@ int dorm_schema_builder_db_column(dorm_schema_builder *b, const char *column);
 int dorm_schema_builder_relation(dorm_schema_builder *b, const char *to,
                                  dorm_on_delete on_delete,
                                  const char *related_name);
-/* Index or unique_together on the current model; name NULL derives one. */
+/* Index or unique_together on the current model; name NULL derives one
+ * ("<table>_<fields joined by _>_idx", or "_uniq"; cut to 63 bytes with a
+ * stable hash when longer).  unique = 0 adds to model->indexes, unique != 0
+ * adds a unique_together entry (model->unique_together). */
 int dorm_schema_builder_index(dorm_schema_builder *b, const char *name,
                               const char *const *fields, size_t n,
                               int unique);
+/* A unique index in model->indexes (models.json: an "indexes" entry with
+ * "unique": true), as opposed to a unique_together constraint. */
+int dorm_schema_builder_unique_index(dorm_schema_builder *b, const char *name,
+                                     const char *const *fields, size_t n);
+/* "choices" of the current field: n values (converted at finish to the
+ * field's value type) and their labels (labels may be NULL, or hold NULL
+ * entries, for choices without one).  Everything is copied. */
+int dorm_schema_builder_choices(dorm_schema_builder *b,
+                                const dorm_value *values,
+                                const char *const *labels, size_t n);
 int dorm_schema_builder_ordering(dorm_schema_builder *b, const char *item);
 /* Check and resolve everything; frees b in every case. */
 dorm_schema *dorm_schema_builder_finish(dorm_schema_builder *b,
