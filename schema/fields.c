@@ -116,7 +116,7 @@ static int digits(const char *s, size_t n) {
 
 static int num2(const char *s) { return (s[0] - '0') * 10 + (s[1] - '0'); }
 
-int dorm__valid_date(const char *s, size_t n) {
+int dorm__schema_valid_date(const char *s, size_t n) {
   static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
   if (n != 10 || s[4] != '-' || s[7] != '-') return 0;
   if (!digits(s, 4) || !digits(s + 5, 2) || !digits(s + 8, 2)) return 0;
@@ -130,7 +130,7 @@ int dorm__valid_date(const char *s, size_t n) {
 }
 
 /* HH:MM[:SS[.ffffff]] */
-int dorm__valid_time(const char *s, size_t n) {
+int dorm__schema_valid_time(const char *s, size_t n) {
   if (n < 5 || s[2] != ':' || !digits(s, 2) || !digits(s + 3, 2)) return 0;
   if (num2(s) > 23 || num2(s + 3) > 59) return 0;
   if (n == 5) return 1;
@@ -141,8 +141,9 @@ int dorm__valid_time(const char *s, size_t n) {
 }
 
 /* YYYY-MM-DD[T ]HH:MM[:SS[.ffffff]][Z|±HH:MM] */
-int dorm__valid_datetime(const char *s, size_t n) {
-  if (n < 16 || !dorm__valid_date(s, 10) || (s[10] != 'T' && s[10] != ' '))
+int dorm__schema_valid_datetime(const char *s, size_t n) {
+  if (n < 16 || !dorm__schema_valid_date(s, 10) ||
+      (s[10] != 'T' && s[10] != ' '))
     return 0;
   const char *t = s + 11;
   size_t tn = n - 11;
@@ -155,7 +156,7 @@ int dorm__valid_datetime(const char *s, size_t n) {
       return 0;
     tn -= 6;
   }
-  return dorm__valid_time(t, tn);
+  return dorm__schema_valid_time(t, tn);
 }
 
 static int hexdig(char c) {
@@ -163,7 +164,7 @@ static int hexdig(char c) {
          (c >= 'A' && c <= 'F');
 }
 
-int dorm__valid_uuid(const char *s, size_t n) {
+int dorm__schema_valid_uuid(const char *s, size_t n) {
   if (n != 36) return 0;
   for (size_t i = 0; i < n; i++) {
     if (i == 8 || i == 13 || i == 18 || i == 23) {
@@ -176,7 +177,7 @@ int dorm__valid_uuid(const char *s, size_t n) {
 }
 
 /* [+-]digits[.digits], also ".5" and "5." */
-int dorm__valid_decimal(const char *s, size_t n) {
+int dorm__schema_valid_decimal(const char *s, size_t n) {
   size_t i = 0, nd = 0;
   if (i < n && (s[i] == '+' || s[i] == '-')) i++;
   for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) nd++;
@@ -325,7 +326,7 @@ int dorm__value_coerce(const dorm_field *f, dorm_value v, dorm__arena *a,
         v = dorm_textn(DORM_T_DECIMAL, p, (size_t)n);
       }
       if ((v.type != DORM_T_TEXT && v.type != DORM_T_DECIMAL) ||
-          !dorm__valid_decimal(v.u.s.ptr, v.u.s.len))
+          !dorm__schema_valid_decimal(v.u.s.ptr, v.u.s.len))
         return refuse(why, whylen,
                       "expected a decimal string such as \"12.50\"");
       if (!decimal_fits(v.u.s.ptr, v.u.s.len, vf->max_digits,
@@ -360,10 +361,12 @@ int dorm__value_coerce(const dorm_field *f, dorm_value v, dorm__arena *a,
         const char *s = v.u.s.ptr;
         size_t n = v.u.s.len;
         switch (vf->type) {
-          case DORM_FIELD_DATE: ok = dorm__valid_date(s, n); break;
-          case DORM_FIELD_TIME: ok = dorm__valid_time(s, n); break;
-          case DORM_FIELD_DATETIME: ok = dorm__valid_datetime(s, n); break;
-          default: ok = dorm__valid_uuid(s, n); break;
+          case DORM_FIELD_DATE: ok = dorm__schema_valid_date(s, n); break;
+          case DORM_FIELD_TIME: ok = dorm__schema_valid_time(s, n); break;
+          case DORM_FIELD_DATETIME:
+            ok = dorm__schema_valid_datetime(s, n);
+            break;
+          default: ok = dorm__schema_valid_uuid(s, n); break;
         }
       }
       if (!ok) {
