@@ -68,3 +68,17 @@ void dorm__arena_reset(dorm__arena *a);
 void dorm__arena_free(dorm__arena *a);
 
 #endif /* DORM_BASE_INT_H */
+
+/* ---- text formats (base/formats.c) ----------------------------------------
+ * Checks for the text forms of dates, times, uuids and decimals, and the
+ * canonical UTC form of a datetime that dorm stores and sends:
+ * "YYYY-MM-DD HH:MM:SS[.ffffff]" (so text comparison on SQLite orders
+ * correctly).  All return 1/0 or a length, never allocate. */
+int dorm__valid_date(const char *s, size_t n);
+int dorm__valid_time(const char *s, size_t n);
+int dorm__valid_uuid(const char *s, size_t n);
+int dorm__valid_decimal(const char *s, size_t n);
+/* ISO 8601 date-time (T or space, optional seconds, fraction, Z or ±HH:MM,
+ * or a plain date meaning midnight) -> canonical UTC text in out (at least
+ * 32 bytes).  Returns the length, or -1 when s is not a date-time. */
+int dorm__canon_datetime(const char *s, size_t n, char *out);

@@ -1,0 +1,1080 @@
+/* query/builder.c — recording model operations on a dorm_query.
+ *
+ * Each builder call checks its input against the model at once (unknown
+ * field, lookup or transform, a value of the wrong type) and records the
+ * resolved form in the query's arena.  The first error is kept and every
+ * later call becomes a no-op returning it (sticky, as SQLite's
+ * mallocFailed), so users check once, at compile time.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "query/query_int.h"
+
+/* ---- errors ------------------------------------------------------------- */
+
+int dorm__qerr(dorm_query *q, int code, const char *fmt, ...) {
+  if (q->has_err) return q->err.code;
+  q->has_err = 1;
+  q->err.code = code;
+  q->err.sqlstate[0] = '\0';
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(q->err.message, sizeof q->err.message, fmt, ap);
+  va_end(ap);
+  return code;
+}
+
+static int oom(dorm_query *q) {
+  return dorm__qerr(q, DORM_ENOMEM,
+                    "model '%s': out of memory building a query",
+                    q->model ? q->model->name : "?");
+}
+
+static void *qalloc(dorm_query *q, size_t n) {
+  void *p = dorm__arena_alloc(&q->arena, n);
+  if (!p) oom(q);
+  return p;
+}
+
+static const char *qstrdup(dorm_query *q, const char *s) {
+  char *d = dorm__arena_strndup(&q->arena, s, strlen(s));
+  if (!d) oom(q);
+  return d;
+}
+
+/* ---- life cycle --------------------------------------------------------- */
+
+static void init_query(dorm_query *q, dorm_query_kind kind,
+                       const dorm_model *model) {
+  /* Everything before inline_buf is state; inline_buf is the arena's. */
+  memset(q, 0, offsetof(dorm_query, inline_buf));
+  q->kind = kind;
+  q->model = model;
+  q->hi = -1;
+  dorm__arena_init(&q->arena, q->inline_buf, sizeof q->inline_buf);
+  if (!model) dorm__qerr(q, DORM_EINVAL, "query started on a NULL model");
+}
+
+static void add_default_ordering(dorm_query *q) {
+  if (q->kind != DORM_QUERY_SELECT || !q->model) return;
+  for (size_t i = 0; i < q->model->nordering; i++)
+    dorm_order_by(q, q->model->ordering[i]);
+  q->order_set = 0;
+  q->order_default = q->order != NULL;
+}
+
+static dorm_query *new_query(dorm_query_kind kind, const dorm_model *model) {
+  dorm_query *q = dorm__malloc(sizeof *q);
+  if (!q) return NULL;
+  init_query(q, kind, model);
+  add_default_ordering(q);
+  return q;
+}
+
+dorm_query *dorm_select(const dorm_model *m) {
+  return new_query(DORM_QUERY_SELECT, m);
+}
+dorm_query *dorm_insert(const dorm_model *m) {
+  return new_query(DORM_QUERY_INSERT, m);
+}
+dorm_query *dorm_update(const dorm_model *m) {
+  return new_query(DORM_QUERY_UPDATE, m);
+}
+dorm_query *dorm_delete(const dorm_model *m) {
+  return new_query(DORM_QUERY_DELETE, m);
+}
+
+void dorm_query_reset(dorm_query *q, dorm_query_kind kind,
+                      const dorm_model *model) {
+  dorm__arena arena = q->arena;
+  dorm__arena_reset(&arena);
+  init_query(q, kind, model);
+  q->arena.blocks = arena.blocks; /* keep the heap block for reuse */
+  add_default_ordering(q);
+}
+
+void dorm_query_free(dorm_query *q) {
+  if (!q) return;
+  dorm__arena_free(&q->arena);
+  dorm__free(q);
+}
+
+int dorm_query_error(const dorm_query *q, dorm_error *err) {
+  if (!q) return dorm_error_set(err, DORM_EINVAL, "NULL query");
+  if (!q->has_err) return 0;
+  return dorm_error_copy(err, &q->err);
+}
+
+const dorm_model *dorm_query_model(const dorm_query *q) { return q->model; }
+dorm_query_kind dorm_query_kind_of(const dorm_query *q) { return q->kind; }
+
+/* ---- field paths -------------------------------------------------------- */
+
+#define MAX_HOPS 8
+
+/* A model's reverse accessor name for field f (on another model). */
+static int reverse_name_is(const dorm_field *f, const char *s, size_t n) {
+  if (f->related_name)
+    return strlen(f->related_name) == n && !memcmp(f->related_name, s, n);
+  /* Django's default query name: the lower-cased model name. */
+  const char *mn = f->model->name;
+  if (strlen(mn) != n) return 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = mn[i];
+    if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+    if (c != s[i]) return 0;
+  }
+  return 1;
+}
+
+/* Find a relation on another model that points at `model` and is named
+ * s[0..n) from this side. */
+static const dorm_field *find_reverse(const dorm_model *model, const char *s,
+                                      size_t n) {
+  const dorm_schema *sc = model->schema;
+  if (!sc) return NULL;
+  for (size_t i = 0; i < sc->nmodels; i++) {
+    const dorm_model *m = &sc->models[i];
+    for (size_t j = 0; j < m->nfields; j++) {
+      const dorm_field *f = &m->fields[j];
+      if (f->target == model &&
+          (dorm_field_is_fk(f) || f->type == DORM_FIELD_MANY_TO_MANY) &&
+          reverse_name_is(f, s, n))
+        return f;
+    }
+  }
+  return NULL;
+}
+
+static const dorm_field *find_field(const dorm_model *m, const char *s,
+                                    size_t n) {
+  if (n == 2 && s[0] == 'p' && s[1] == 'k') return m->pk;
+  for (size_t i = 0; i < m->nfields; i++) {
+    const char *name = m->fields[i].name;
+    if (name[0] == s[0] && strlen(name) == n && !memcmp(name, s, n))
+      return &m->fields[i];
+  }
+  /* "author_id": a foreign key by its column's attribute name */
+  if (n > 3 && !memcmp(s + n - 3, "_id", 3)) {
+    for (size_t i = 0; i < m->nfields; i++) {
+      const dorm_field *f = &m->fields[i];
+      if (dorm_field_is_fk(f) && strlen(f->name) == n - 3 &&
+          !memcmp(f->name, s, n - 3))
+        return f;
+    }
+  }
+  return NULL;
+}
+
+static int is_date_like(const dorm_field *f) {
+  return f->type == DORM_FIELD_DATE || f->type == DORM_FIELD_DATETIME ||
+         f->type == DORM_FIELD_TIME;
+}
+
+static int transform_ok(const dorm_field *f, transform_kind t) {
+  switch (t) {
+    case TR_YEAR:
+    case TR_MONTH:
+    case TR_DAY:
+    case TR_WEEK_DAY:
+      return f->type == DORM_FIELD_DATE || f->type == DORM_FIELD_DATETIME;
+    case TR_HOUR:
+    case TR_MINUTE:
+      return f->type == DORM_FIELD_DATETIME || f->type == DORM_FIELD_TIME;
+    case TR_DATE: return f->type == DORM_FIELD_DATETIME;
+    default: return 0;
+  }
+}
+
+static const annotation *find_annotation(const dorm_query *q, const char *s,
+                                         size_t n, int *index) {
+  int i = 0;
+  for (const annotation *a = q->annots; a; a = a->next, i++)
+    if (strlen(a->alias) == n && !memcmp(a->alias, s, n)) {
+      *index = i;
+      return a;
+    }
+  return NULL;
+}
+
+int dorm__resolve_path(dorm_query *q, const dorm_model *model, const char *text,
+                       int allow_lookup, dorm_path *out) {
+  if (q->has_err) return q->err.code;
+  memset(out, 0, sizeof *out);
+  if (!text || !*text)
+    return dorm__qerr(q, DORM_EFIELD, "model '%s': empty field path",
+                      model->name);
+  out->text = qstrdup(q, text);
+  if (!out->text) return DORM_ENOMEM;
+  out->lookup = LK_EXACT;
+
+  dorm_hop hops[MAX_HOPS];
+  int nhops = 0;
+  const dorm_model *m = model;
+  const dorm_field *final = NULL;
+  const char *s = text;
+
+  /* An annotation alias as the first part (filter on annotate()). */
+  {
+    const char *e = strstr(s, "__");
+    size_t n = e ? (size_t)(e - s) : strlen(s);
+    int idx;
+    if (q->nannots && !find_field(m, s, n) && find_annotation(q, s, n, &idx)) {
+      out->annotation = 1;
+      out->annotation_index = idx;
+      out->model = m;
+      s = e ? e + 2 : s + n;
+      goto tail;
+    }
+  }
+
+  for (;;) {
+    const char *e = strstr(s, "__");
+    size_t n = e ? (size_t)(e - s) : strlen(s);
+    const dorm_field *f = find_field(m, s, n);
+    const dorm_field *rev = f ? NULL : find_reverse(m, s, n);
+    if (!f && !rev) {
+      if (final == NULL && nhops == 0)
+        return dorm__qerr(q, DORM_EFIELD,
+                          "model '%s', lookup '%s': unknown field '%.*s'",
+                          model->name, text, (int)n, s);
+      return dorm__qerr(q, DORM_EFIELD,
+                        "model '%s', lookup '%s': model '%s' has no field "
+                        "'%.*s'",
+                        model->name, text, m->name, (int)n, s);
+    }
+    const char *next = e ? e + 2 : NULL;
+    if (e && !*next)
+      return dorm__qerr(q, DORM_EFIELD,
+                        "model '%s', lookup '%s': trailing '__'", model->name,
+                        text);
+    if (nhops >= MAX_HOPS)
+      return dorm__qerr(q, DORM_EFIELD,
+                        "model '%s', lookup '%s': more than %d relations",
+                        model->name, text, MAX_HOPS);
+    dorm_hop *h = &hops[nhops];
+    if (rev) {
+      h->kind =
+          rev->type == DORM_FIELD_MANY_TO_MANY ? HOP_M2M_REVERSE : HOP_REVERSE;
+      h->field = rev;
+      h->from = m;
+      h->to = rev->model;
+      h->multi = rev->type != DORM_FIELD_ONE_TO_ONE;
+      h->nullable = 1;
+      nhops++;
+      m = rev->model;
+      if (!next) {
+        final = m->pk;
+        s = NULL;
+        break;
+      }
+      s = next;
+      continue;
+    }
+    if (f->type == DORM_FIELD_MANY_TO_MANY) {
+      h->kind = HOP_M2M;
+      h->field = f;
+      h->from = m;
+      h->to = f->target;
+      h->multi = 1;
+      h->nullable = 1;
+      nhops++;
+      m = f->target;
+      if (!next) {
+        final = m->pk;
+        s = NULL;
+        break;
+      }
+      s = next;
+      continue;
+    }
+    if (dorm_field_is_fk(f) && next) {
+      /* author__id / author__pk: the foreign key column itself, no join
+       * (as Django does).  Anything else continues on the target. */
+      const char *e2 = strstr(next, "__");
+      size_t n2 = e2 ? (size_t)(e2 - next) : strlen(next);
+      const dorm_field *tf = find_field(f->target, next, n2);
+      int is_lookup_next = !tf && (dorm__lookup_parse(next, n2) >= 0 ||
+                                   dorm__transform_parse(next, n2) >= 0);
+      if (is_lookup_next) {
+        final = f;
+        s = next;
+        break;
+      }
+      if (tf == f->target->pk) {
+        const char *after = e2 ? e2 + 2 : NULL;
+        int more_fields = 0;
+        if (after) {
+          const char *e3 = strstr(after, "__");
+          size_t n3 = e3 ? (size_t)(e3 - after) : strlen(after);
+          more_fields = find_field(f->target->pk->model, after, n3) != NULL;
+        }
+        if (!more_fields) {
+          final = f;
+          s = after;
+          break;
+        }
+      }
+      h->kind = HOP_FORWARD;
+      h->field = f;
+      h->from = m;
+      h->to = f->target;
+      h->multi = 0;
+      h->nullable = (f->flags & DORM_FIELD_NULL) != 0;
+      nhops++;
+      m = f->target;
+      s = next;
+      continue;
+    }
+    final = f;
+    s = next;
+    break;
+  }
+  out->field = final;
+  out->model = final->model ? final->model : m;
+
+tail:
+  /* s: NULL or "[transform__]lookup" */
+  if (s && *s) {
+    const char *e = strstr(s, "__");
+    size_t n = e ? (size_t)(e - s) : strlen(s);
+    int t = dorm__transform_parse(s, n);
+    if (t > 0 && !out->annotation) {
+      if (!transform_ok(out->field, (transform_kind)t))
+        return dorm__qerr(q, DORM_ELOOKUP,
+                          "model '%s', field '%s', lookup '%s': transform "
+                          "'%.*s' does not apply to a %s field",
+                          model->name, out->field->name, text, (int)n, s,
+                          dorm_field_type_name(out->field->type));
+      out->transform = (uint8_t)t;
+      s = e ? e + 2 : NULL;
+    }
+  }
+  if (s && *s) {
+    const char *e = strstr(s, "__");
+    size_t n = e ? (size_t)(e - s) : strlen(s);
+    int lk = dorm__lookup_parse(s, n);
+    const char *fname = out->annotation ? "(annotation)" : out->field->name;
+    if (lk < 0 || e) {
+      if (dorm__transform_parse(s, n) > 0 && out->field &&
+          !is_date_like(out->field))
+        return dorm__qerr(q, DORM_ELOOKUP,
+                          "model '%s', field '%s', lookup '%s': transform "
+                          "'%.*s' does not apply to a %s field",
+                          model->name, fname, text, (int)n, s,
+                          dorm_field_type_name(out->field->type));
+      return dorm__qerr(q, DORM_ELOOKUP,
+                        "model '%s', field '%s', lookup '%s': unknown lookup "
+                        "or transform '%s'",
+                        model->name, fname, text, s);
+    }
+    if (!allow_lookup)
+      return dorm__qerr(q, DORM_ELOOKUP,
+                        "model '%s', field '%s': '%s' names a lookup ('%.*s') "
+                        "where a field was expected",
+                        model->name, fname, text, (int)n, s);
+    out->lookup = (uint8_t)lk;
+  }
+
+  if (nhops) {
+    dorm_hop *hp = qalloc(q, sizeof(dorm_hop) * (size_t)nhops);
+    if (!hp) return DORM_ENOMEM;
+    memcpy(hp, hops, sizeof(dorm_hop) * (size_t)nhops);
+    out->hops = hp;
+    out->nhops = (uint8_t)nhops;
+  }
+  return 0;
+}
+
+/* ---- conditions --------------------------------------------------------- */
+
+static dorm_q *new_q(dorm_query *q, q_kind kind) {
+  dorm_q *n = qalloc(q, sizeof *n);
+  if (!n) return NULL;
+  memset(n, 0, sizeof *n);
+  n->kind = kind;
+  return n;
+}
+
+static dorm_q *make_leaf(dorm_query *q, dorm_expr *lhs, const char *lookup,
+                         dorm_value v) {
+  if (q->has_err) return NULL;
+  dorm_q *n = new_q(q, Q_LEAF);
+  if (!n) return NULL;
+  if (lhs) {
+    n->lhs = lhs;
+    int lk = lookup ? dorm__lookup_parse(lookup, strlen(lookup)) : LK_EXACT;
+    if (lk < 0) {
+      dorm__qerr(q, DORM_ELOOKUP,
+                 "model '%s', lookup '%s': unknown lookup on an expression",
+                 q->model->name, lookup);
+      return NULL;
+    }
+    n->path.text = "(expression)";
+    n->path.lookup = (uint8_t)lk;
+    n->path.model = q->model;
+    n->path.expr_type = lhs->type;
+  } else if (dorm__resolve_path(q, q->model, lookup, 1, &n->path)) {
+    return NULL;
+  }
+  /* exact=None is isnull=True, as in Django */
+  if (v.type == DORM_T_NULL && n->path.lookup == LK_EXACT) {
+    n->path.lookup = LK_ISNULL;
+    v = dorm_bool(1);
+  }
+  if (dorm__coerce_lookup_value(q, &n->path, v, &n->value)) return NULL;
+  if (n->lhs && n->path.lookup != LK_EXACT && n->path.lookup != LK_GT &&
+      n->path.lookup != LK_GTE && n->path.lookup != LK_LT &&
+      n->path.lookup != LK_LTE && n->path.lookup != LK_ISNULL &&
+      n->path.lookup != LK_IN && n->path.lookup != LK_RANGE) {
+    dorm__qerr(q, DORM_ELOOKUP,
+               "model '%s': lookup '%s' does not apply to an expression",
+               q->model->name, dorm__lookup_name((lookup_kind)n->path.lookup));
+    return NULL;
+  }
+  return n;
+}
+
+dorm_q *dorm_Q(dorm_query *q, const char *lookup, dorm_value v) {
+  if (!q) return NULL;
+  return make_leaf(q, NULL, lookup, v);
+}
+
+dorm_q *dorm_q_expr(dorm_query *q, dorm_expr *lhs, const char *lookup,
+                    dorm_value v) {
+  if (!q || q->has_err) return NULL;
+  if (!lhs) {
+    dorm__qerr(q, DORM_EINVAL, "model '%s': NULL expression in a lookup",
+               q->model->name);
+    return NULL;
+  }
+  return make_leaf(q, lhs, lookup, v);
+}
+
+static dorm_q *combine(dorm_query *q, q_kind k, dorm_q *a, dorm_q *b) {
+  if (!q || q->has_err) return NULL;
+  if (!a || (k != Q_NOT && !b)) {
+    dorm__qerr(q, DORM_EINVAL, "model '%s': NULL Q node combined",
+               q->model->name);
+    return NULL;
+  }
+  dorm_q *n = new_q(q, k);
+  if (!n) return NULL;
+  n->a = a;
+  n->b = b;
+  return n;
+}
+
+dorm_q *dorm_q_and(dorm_query *q, dorm_q *a, dorm_q *b) {
+  return combine(q, Q_AND, a, b);
+}
+dorm_q *dorm_q_or(dorm_query *q, dorm_q *a, dorm_q *b) {
+  return combine(q, Q_OR, a, b);
+}
+dorm_q *dorm_q_not(dorm_query *q, dorm_q *a) {
+  return combine(q, Q_NOT, a, NULL);
+}
+
+static int check_filterable(dorm_query *q) {
+  if (q->has_err) return q->err.code;
+  if (q->kind == DORM_QUERY_INSERT)
+    return dorm__qerr(q, DORM_ESTATE,
+                      "model '%s': an insert cannot be filtered",
+                      q->model->name);
+  return 0;
+}
+
+static int add_where(dorm_query *q, dorm_q *node) {
+  dorm_qlist *l = qalloc(q, sizeof *l);
+  if (!l) return DORM_ENOMEM;
+  l->q = node;
+  l->next = NULL;
+  if (q->where_tail)
+    q->where_tail->next = l;
+  else
+    q->where = l;
+  q->where_tail = l;
+  return 0;
+}
+
+int dorm_filter_q(dorm_query *q, dorm_q *node) {
+  if (!q) return DORM_EINVAL;
+  if (check_filterable(q)) return q->err.code;
+  if (!node)
+    return dorm__qerr(q, DORM_EINVAL, "model '%s': filter with a NULL Q",
+                      q->model->name);
+  return add_where(q, node);
+}
+
+int dorm_exclude_q(dorm_query *q, dorm_q *node) {
+  if (!q) return DORM_EINVAL;
+  if (check_filterable(q)) return q->err.code;
+  return dorm_filter_q(q, dorm_q_not(q, node));
+}
+
+int dorm_filter(dorm_query *q, const char *lookup, dorm_value v) {
+  if (!q) return DORM_EINVAL;
+  if (check_filterable(q)) return q->err.code;
+  dorm_q *n = make_leaf(q, NULL, lookup, v);
+  return n ? add_where(q, n) : q->err.code;
+}
+
+int dorm_exclude(dorm_query *q, const char *lookup, dorm_value v) {
+  if (!q) return DORM_EINVAL;
+  if (check_filterable(q)) return q->err.code;
+  dorm_q *n = make_leaf(q, NULL, lookup, v);
+  return n ? dorm_filter_q(q, dorm_q_not(q, n)) : q->err.code;
+}
+
+int dorm_filter_expr(dorm_query *q, dorm_expr *lhs, const char *lookup,
+                     dorm_value v) {
+  if (!q) return DORM_EINVAL;
+  if (check_filterable(q)) return q->err.code;
+  dorm_q *n = dorm_q_expr(q, lhs, lookup, v);
+  return n ? add_where(q, n) : q->err.code;
+}
+
+/* ---- F expressions ------------------------------------------------------ */
+
+dorm_expr *dorm_F(dorm_query *q, const char *path) {
+  if (!q || q->has_err) return NULL;
+  dorm_expr *e = qalloc(q, sizeof *e);
+  if (!e) return NULL;
+  memset(e, 0, sizeof *e);
+  e->kind = EXPR_FIELD;
+  if (dorm__resolve_path(q, q->model, path, 0, &e->path)) return NULL;
+  if (e->path.annotation) {
+    dorm__qerr(q, DORM_EFIELD,
+               "model '%s': F('%s') names an annotation; use a field",
+               q->model->name, path);
+    return NULL;
+  }
+  e->type = dorm__path_type(&e->path);
+  return e;
+}
+
+dorm_expr *dorm_lit(dorm_query *q, dorm_value v) {
+  if (!q || q->has_err) return NULL;
+  if (v.type != DORM_T_INT && v.type != DORM_T_FLOAT &&
+      v.type != DORM_T_DECIMAL && v.type != DORM_T_TEXT &&
+      v.type != DORM_T_NULL && v.type != DORM_T_BOOL && v.type != DORM_T_DATE &&
+      v.type != DORM_T_DATETIME && v.type != DORM_T_TIME) {
+    dorm__qerr(q, DORM_ETYPE,
+               "model '%s': a %s value cannot be used in an expression",
+               q->model->name, dorm_type_name(v.type));
+    return NULL;
+  }
+  dorm_expr *e = qalloc(q, sizeof *e);
+  if (!e) return NULL;
+  memset(e, 0, sizeof *e);
+  e->kind = EXPR_VALUE;
+  e->type = v.type;
+  e->value = v;
+  if (v.type >= DORM_T_TEXT && v.type <= DORM_T_JSON) {
+    char *s = dorm__arena_strndup(&q->arena, v.u.s.ptr, v.u.s.len);
+    if (!s) {
+      oom(q);
+      return NULL;
+    }
+    e->value.u.s.ptr = s;
+  }
+  return e;
+}
+
+dorm_expr *dorm_op(dorm_query *q, char op, dorm_expr *a, dorm_expr *b) {
+  if (!q || q->has_err) return NULL;
+  if (op != '+' && op != '-' && op != '*' && op != '/') {
+    dorm__qerr(q, DORM_EINVAL,
+               "model '%s': unknown operator '%c' (use + - * /)",
+               q->model->name, op >= 32 && op < 127 ? op : '?');
+    return NULL;
+  }
+  if (!a || !b) {
+    dorm__qerr(q, DORM_EINVAL, "model '%s': NULL operand to '%c'",
+               q->model->name, op);
+    return NULL;
+  }
+  dorm_expr *e = qalloc(q, sizeof *e);
+  if (!e) return NULL;
+  memset(e, 0, sizeof *e);
+  e->kind = EXPR_OP;
+  e->op = op;
+  e->a = a;
+  e->b = b;
+  e->type =
+      (a->type == DORM_T_FLOAT || b->type == DORM_T_FLOAT || op == '/')
+          ? (a->type == DORM_T_INT && b->type == DORM_T_INT ? DORM_T_INT
+                                                            : DORM_T_FLOAT)
+          : a->type;
+  return e;
+}
+
+/* ---- shaping ------------------------------------------------------------ */
+
+static int check_select(dorm_query *q, const char *what) {
+  if (q->has_err) return q->err.code;
+  if (q->kind != DORM_QUERY_SELECT)
+    return dorm__qerr(q, DORM_ESTATE, "model '%s': %s() applies to a select",
+                      q->model->name, what);
+  return 0;
+}
+
+int dorm_order_by(dorm_query *q, const char *item) {
+  if (!q) return DORM_EINVAL;
+  if (check_select(q, "order_by")) return q->err.code;
+  q->order_set = 1;
+  if (q->order_default) { /* an explicit order_by replaces the default */
+    q->order = q->order_tail = NULL;
+    q->order_default = 0;
+  }
+  if (!item) {
+    q->order = q->order_tail = NULL;
+    return 0;
+  }
+  order_item *o = qalloc(q, sizeof *o);
+  if (!o) return DORM_ENOMEM;
+  memset(o, 0, sizeof *o);
+  const char *p = item;
+  if (*p == '-') {
+    o->desc = 1;
+    p++;
+  } else if (*p == '?') {
+    return dorm__qerr(q, DORM_EUNSUPPORTED,
+                      "model '%s': order_by('?') (random order) is not "
+                      "supported",
+                      q->model->name);
+  }
+  if (dorm__resolve_path(q, q->model, p, 0, &o->path)) return q->err.code;
+  if (o->path.transform)
+    return dorm__qerr(q, DORM_EFIELD,
+                      "model '%s', order_by '%s': transforms cannot be "
+                      "ordered on",
+                      q->model->name, item);
+  if (q->order_tail)
+    q->order_tail->next = o;
+  else
+    q->order = o;
+  q->order_tail = o;
+  return 0;
+}
+
+int dorm_slice(dorm_query *q, int64_t start, int64_t stop) {
+  if (!q) return DORM_EINVAL;
+  if (check_select(q, "slice")) return q->err.code;
+  if (start < 0 || (stop >= 0 && stop < start))
+    return dorm__qerr(q, DORM_ERANGE,
+                      "model '%s': invalid slice [%lld:%lld] (negative "
+                      "indexing is not supported)",
+                      q->model->name, (long long)start, (long long)stop);
+  if (stop < -1)
+    return dorm__qerr(q, DORM_ERANGE, "model '%s': invalid slice stop %lld",
+                      q->model->name, (long long)stop);
+  /* compose with an earlier slice, as Django's set_limits does */
+  int64_t lo = q->lo + start;
+  int64_t hi;
+  if (stop < 0)
+    hi = q->hi;
+  else {
+    hi = q->lo + stop;
+    if (q->hi >= 0 && hi > q->hi) hi = q->hi;
+  }
+  if (hi >= 0 && lo > hi) lo = hi;
+  q->lo = lo;
+  q->hi = hi;
+  q->sliced = 1;
+  return 0;
+}
+
+int dorm_distinct(dorm_query *q) {
+  if (!q) return DORM_EINVAL;
+  if (check_select(q, "distinct")) return q->err.code;
+  q->distinct = 1;
+  return 0;
+}
+
+static int add_path_item(dorm_query *q, const char *path, path_item **head,
+                         path_item **tail, size_t *count) {
+  path_item *it = qalloc(q, sizeof *it);
+  if (!it) return DORM_ENOMEM;
+  memset(it, 0, sizeof *it);
+  if (dorm__resolve_path(q, q->model, path, 0, &it->path)) return q->err.code;
+  it->name = it->path.text;
+  if (*tail)
+    (*tail)->next = it;
+  else
+    *head = it;
+  *tail = it;
+  (*count)++;
+  return 0;
+}
+
+int dorm_values(dorm_query *q, const char *path) {
+  if (!q) return DORM_EINVAL;
+  if (check_select(q, "values")) return q->err.code;
+  if (q->nannots && !q->annots_after_values)
+    return dorm__qerr(q, DORM_ESTATE,
+                      "model '%s': values('%s') after annotate() is not "
+                      "supported; call values() first to group",
+                      q->model->name, path ? path : "");
+  if (add_path_item(q, path, &q->values, &q->values_tail, &q->nvalues))
+    return q->err.code;
+  if (q->values_tail->path.annotation)
+    return dorm__qerr(q, DORM_EFIELD,
+                      "model '%s': values('%s') names an annotation",
+                      q->model->name, path);
+  return 0;
+}
+
+int dorm_only(dorm_query *q, const char *field) {
+  if (!q) return DORM_EINVAL;
+  if (check_select(q, "only")) return q->err.code;
+  const dorm_field *f = field ? dorm_model_field(q->model, field) : NULL;
+  if (field && !f && !strcmp(field, "pk")) f = q->model->pk;
+  if (!f)
+    return dorm__qerr(q, DORM_EFIELD, "model '%s', only: unknown field '%s'",
+                      q->model->name, field ? field : "(null)");
+  if (f->type == DORM_FIELD_MANY_TO_MANY)
+    return dorm__qerr(q, DORM_EFIELD,
+                      "model '%s', only: '%s' is a many_to_many field",
+                      q->model->name, field);
+  field_item *it = qalloc(q, sizeof *it);
+  if (!it) return DORM_ENOMEM;
+  it->field = f;
+  it->next = NULL;
+  if (q->only_tail)
+    q->only_tail->next = it;
+  else
+    q->only = it;
+  q->only_tail = it;
+  return 0;
+}
+
+int dorm_select_related(dorm_query *q, const char *path) {
+  if (!q) return DORM_EINVAL;
+  if (check_select(q, "select_related")) return q->err.code;
+  /* Every step must be a forward single-valued relation. */
+  if (!path || !*path)
+    return dorm__qerr(q, DORM_EFIELD, "model '%s': empty select_related path",
+                      q->model->name);
+  path_item *it = qalloc(q, sizeof *it);
+  if (!it) return DORM_ENOMEM;
+  memset(it, 0, sizeof *it);
+  /* resolve "author" as a path that ends on the related model */
+  const dorm_model *m = q->model;
+  const char *s = path;
+  dorm_hop hops[MAX_HOPS];
+  int nh = 0;
+  while (s && *s) {
+    const char *e = strstr(s, "__");
+    size_t len = e ? (size_t)(e - s) : strlen(s);
+    const dorm_field *f = find_field(m, s, len);
+    if (!f || !dorm_field_is_fk(f))
+      return dorm__qerr(q, DORM_EFIELD,
+                        "model '%s', select_related '%s': '%.*s' is not a "
+                        "foreign key or one-to-one field of '%s'",
+                        q->model->name, path, (int)len, s, m->name);
+    if (nh >= MAX_HOPS)
+      return dorm__qerr(q, DORM_EFIELD,
+                        "model '%s', select_related '%s': too deep",
+                        q->model->name, path);
+    hops[nh].kind = HOP_FORWARD;
+    hops[nh].field = f;
+    hops[nh].from = m;
+    hops[nh].to = f->target;
+    hops[nh].multi = 0;
+    hops[nh].nullable = (f->flags & DORM_FIELD_NULL) != 0;
+    nh++;
+    m = f->target;
+    s = e ? e + 2 : NULL;
+  }
+  dorm_hop *hp = qalloc(q, sizeof(dorm_hop) * (size_t)nh);
+  if (!hp) return DORM_ENOMEM;
+  memcpy(hp, hops, sizeof(dorm_hop) * (size_t)nh);
+  it->path.hops = hp;
+  it->path.nhops = (uint8_t)nh;
+  it->path.field = m->pk;
+  it->path.model = m;
+  it->path.text = qstrdup(q, path);
+  it->name = it->path.text;
+  if (!it->name) return DORM_ENOMEM;
+  if (q->related_tail)
+    q->related_tail->next = it;
+  else
+    q->related = it;
+  q->related_tail = it;
+  q->nrelated++;
+  return 0;
+}
+
+static int add_annotation(dorm_query *q, const char *alias, int agg,
+                          const char *path, const char *what) {
+  if (check_select(q, what)) return q->err.code;
+  if (!alias || !dorm_ident_valid(alias))
+    return dorm__qerr(q, DORM_EIDENT,
+                      "model '%s', %s: alias '%s' is not a plain identifier",
+                      q->model->name, what, alias ? alias : "(null)");
+  if (find_field(q->model, alias, strlen(alias)))
+    return dorm__qerr(q, DORM_EIDENT,
+                      "model '%s', %s: alias '%s' conflicts with a field",
+                      q->model->name, what, alias);
+  int idx;
+  if (find_annotation(q, alias, strlen(alias), &idx))
+    return dorm__qerr(q, DORM_EIDENT, "model '%s', %s: alias '%s' used twice",
+                      q->model->name, what, alias);
+  int fn = agg & 0xff;
+  if (fn < DORM_AGG_COUNT || fn > DORM_AGG_MAX || (agg & ~0x1ff))
+    return dorm__qerr(q, DORM_EINVAL, "model '%s', %s '%s': unknown aggregate",
+                      q->model->name, what, alias);
+  annotation *a = qalloc(q, sizeof *a);
+  if (!a) return DORM_ENOMEM;
+  memset(a, 0, sizeof *a);
+  a->alias = qstrdup(q, alias);
+  if (!a->alias) return DORM_ENOMEM;
+  a->agg = agg;
+  if (path && !strcmp(path, "*")) {
+    if (fn != DORM_AGG_COUNT)
+      return dorm__qerr(q, DORM_EINVAL,
+                        "model '%s', %s '%s': '*' only works with count",
+                        q->model->name, what, alias);
+    a->star = 1;
+  } else {
+    if (dorm__resolve_path(q, q->model, path, 0, &a->path)) return q->err.code;
+    if (a->path.annotation)
+      return dorm__qerr(q, DORM_EFIELD,
+                        "model '%s', %s '%s': aggregates of annotations are "
+                        "not supported",
+                        q->model->name, what, alias);
+    dorm_type t = dorm__path_type(&a->path);
+    if ((fn == DORM_AGG_SUM || fn == DORM_AGG_AVG) && t != DORM_T_INT &&
+        t != DORM_T_FLOAT && t != DORM_T_DECIMAL)
+      return dorm__qerr(
+          q, DORM_ETYPE, "model '%s', %s '%s': %s of a %s field '%s'",
+          q->model->name, what, alias, fn == DORM_AGG_SUM ? "sum" : "avg",
+          dorm_type_name(t), path);
+  }
+  if (q->annots_tail)
+    q->annots_tail->next = a;
+  else
+    q->annots = a;
+  q->annots_tail = a;
+  q->nannots++;
+  return 0;
+}
+
+int dorm_annotate(dorm_query *q, const char *alias, int agg, const char *path) {
+  if (!q) return DORM_EINVAL;
+  if (q->aggregate && !q->has_err)
+    return dorm__qerr(q, DORM_ESTATE,
+                      "model '%s': annotate() after aggregate()",
+                      q->model->name);
+  if (q->nannots == 0) q->annots_after_values = q->nvalues > 0;
+  return add_annotation(q, alias, agg, path, "annotate");
+}
+
+int dorm_aggregate(dorm_query *q, const char *alias, int agg,
+                   const char *path) {
+  if (!q) return DORM_EINVAL;
+  if (q->nannots && !q->aggregate && !q->has_err)
+    return dorm__qerr(q, DORM_ESTATE,
+                      "model '%s': aggregate() after annotate() is not "
+                      "supported",
+                      q->model->name);
+  q->aggregate = 1;
+  return add_annotation(q, alias, agg, path, "aggregate");
+}
+
+int dorm_count(dorm_query *q) {
+  if (!q) return DORM_EINVAL;
+  if (check_select(q, "count")) return q->err.code;
+  q->count = 1;
+  return 0;
+}
+
+int dorm_exists(dorm_query *q) {
+  if (!q) return DORM_EINVAL;
+  if (check_select(q, "exists")) return q->err.code;
+  q->exists = 1;
+  return 0;
+}
+
+int dorm_select_for_update(dorm_query *q, unsigned flags) {
+  if (!q) return DORM_EINVAL;
+  if (check_select(q, "select_for_update")) return q->err.code;
+  if ((flags & DORM_LOCK_NOWAIT) && (flags & DORM_LOCK_SKIP_LOCKED))
+    return dorm__qerr(q, DORM_EINVAL,
+                      "model '%s': select_for_update with both nowait and "
+                      "skip_locked",
+                      q->model->name);
+  q->lock = 1;
+  q->lock_flags = flags;
+  return 0;
+}
+
+/* ---- writes ------------------------------------------------------------- */
+
+static const dorm_field *writable_field(dorm_query *q, const char *name,
+                                        const char *what) {
+  const dorm_field *f = name ? find_field(q->model, name, strlen(name)) : NULL;
+  if (!f) {
+    dorm__qerr(q, DORM_EFIELD, "model '%s', %s: unknown field '%s'",
+               q->model->name, what, name ? name : "(null)");
+    return NULL;
+  }
+  if (f->type == DORM_FIELD_MANY_TO_MANY) {
+    dorm__qerr(q, DORM_EFIELD,
+               "model '%s', %s: many_to_many field '%s' has no column",
+               q->model->name, what, name);
+    return NULL;
+  }
+  return f;
+}
+
+static set_item *make_set(dorm_query *q, const char *field, dorm_value v) {
+  const dorm_field *f = writable_field(q, field, "set");
+  if (!f) return NULL;
+  set_item *s = qalloc(q, sizeof *s);
+  if (!s) return NULL;
+  memset(s, 0, sizeof *s);
+  s->field = f;
+  if (dorm__coerce_field_value(q, f, v, &s->value)) return NULL;
+  return s;
+}
+
+int dorm_set(dorm_query *q, const char *field, dorm_value v) {
+  if (!q) return DORM_EINVAL;
+  if (q->has_err) return q->err.code;
+  if (q->kind == DORM_QUERY_INSERT) {
+    if (v.type == DORM_T_EXPR)
+      return dorm__qerr(q, DORM_ETYPE,
+                        "model '%s', field '%s': F expressions cannot be "
+                        "inserted",
+                        q->model->name, field ? field : "(null)");
+    if (!q->rows_tail) {
+      insert_row *r = qalloc(q, sizeof *r);
+      if (!r) return DORM_ENOMEM;
+      memset(r, 0, sizeof *r);
+      q->rows = q->rows_tail = r;
+      q->nrows = 1;
+    }
+    set_item *s = make_set(q, field, v);
+    if (!s) return q->err.code;
+    insert_row *r = q->rows_tail;
+    for (set_item *o = r->sets; o; o = o->next)
+      if (o->field == s->field)
+        return dorm__qerr(q, DORM_EINVAL,
+                          "model '%s', field '%s': set twice in one row",
+                          q->model->name, s->field->name);
+    if (r->sets_tail)
+      r->sets_tail->next = s;
+    else
+      r->sets = s;
+    r->sets_tail = s;
+    r->nsets++;
+    return 0;
+  }
+  if (q->kind == DORM_QUERY_UPDATE) {
+    set_item *s = make_set(q, field, v);
+    if (!s) return q->err.code;
+    for (set_item *o = q->sets; o; o = o->next)
+      if (o->field == s->field)
+        return dorm__qerr(q, DORM_EINVAL,
+                          "model '%s', field '%s': set twice in one update",
+                          q->model->name, s->field->name);
+    if (q->sets_tail)
+      q->sets_tail->next = s;
+    else
+      q->sets = s;
+    q->sets_tail = s;
+    return 0;
+  }
+  return dorm__qerr(q, DORM_ESTATE,
+                    "model '%s': set() applies to an insert or update",
+                    q->model->name);
+}
+
+int dorm_insert_next_row(dorm_query *q) {
+  if (!q) return DORM_EINVAL;
+  if (q->has_err) return q->err.code;
+  if (q->kind != DORM_QUERY_INSERT)
+    return dorm__qerr(q, DORM_ESTATE,
+                      "model '%s': insert_next_row() applies to an insert",
+                      q->model->name);
+  insert_row *r = qalloc(q, sizeof *r);
+  if (!r) return DORM_ENOMEM;
+  memset(r, 0, sizeof *r);
+  if (!q->rows_tail) {
+    /* an empty first row: all defaults */
+    insert_row *first = qalloc(q, sizeof *first);
+    if (!first) return DORM_ENOMEM;
+    memset(first, 0, sizeof *first);
+    q->rows = q->rows_tail = first;
+    q->nrows = 1;
+  }
+  q->rows_tail->next = r;
+  q->rows_tail = r;
+  q->nrows++;
+  return 0;
+}
+
+static int add_field_item(dorm_query *q, const char *name, const char *what,
+                          field_item **head, field_item **tail) {
+  if (q->has_err) return q->err.code;
+  const dorm_field *f = writable_field(q, name, what);
+  if (!f) return q->err.code;
+  field_item *it = qalloc(q, sizeof *it);
+  if (!it) return DORM_ENOMEM;
+  it->field = f;
+  it->next = NULL;
+  if (*tail)
+    (*tail)->next = it;
+  else
+    *head = it;
+  *tail = it;
+  return 0;
+}
+
+static int check_insert(dorm_query *q, const char *what) {
+  if (q->has_err) return q->err.code;
+  if (q->kind != DORM_QUERY_INSERT)
+    return dorm__qerr(q, DORM_ESTATE, "model '%s': %s() applies to an insert",
+                      q->model->name, what);
+  return 0;
+}
+
+int dorm_on_conflict(dorm_query *q, const char *field) {
+  if (!q) return DORM_EINVAL;
+  if (check_insert(q, "on_conflict")) return q->err.code;
+  return add_field_item(q, field, "on_conflict", &q->conflict,
+                        &q->conflict_tail);
+}
+
+int dorm_on_conflict_update(dorm_query *q, const char *field) {
+  if (!q) return DORM_EINVAL;
+  if (check_insert(q, "on_conflict_update")) return q->err.code;
+  return add_field_item(q, field, "on_conflict_update", &q->conflict_update,
+                        &q->conflict_update_tail);
+}
+
+int dorm_on_conflict_do_nothing(dorm_query *q) {
+  if (!q) return DORM_EINVAL;
+  if (check_insert(q, "on_conflict_do_nothing")) return q->err.code;
+  q->conflict_nothing = 1;
+  return 0;
+}
+
+int dorm_returning(dorm_query *q, const char *field) {
+  if (!q) return DORM_EINVAL;
+  if (q->has_err) return q->err.code;
+  if (q->kind == DORM_QUERY_SELECT)
+    return dorm__qerr(q, DORM_ESTATE,
+                      "model '%s': returning() applies to writes",
+                      q->model->name);
+  if (field && !strcmp(field, "*")) {
+    q->returning_all = 1;
+    return 0;
+  }
+  return add_field_item(q, field, "returning", &q->returning,
+                        &q->returning_tail);
+}

@@ -1,0 +1,677 @@
+/* query/compile.c — SELECT statements, and the joins and conditions every
+ * statement kind shares.
+ *
+ * Compiling walks the query twice: a registering pass finds every join the
+ * conditions, columns and ordering need and decides INNER or LEFT (a join
+ * may be INNER only if no use of it could be satisfied by a missing row:
+ * Django's join promotion), then the writing pass emits the statement in
+ * order, so parameters are numbered in text order on both dialects.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "query/query_int.h"
+
+/* ---- aliases and joins -------------------------------------------------- */
+
+void dorm__emit_alias(cctx *c, int alias) {
+  if (alias == 0) {
+    dorm__emit_ident(c, c->base_table);
+    return;
+  }
+  const join *j = &c->joins[alias - 1];
+  if (j->named) {
+    dorm__emit_ident(c, j->table);
+  } else {
+    char tmp[16];
+    int n = snprintf(tmp, sizeof tmp, "\"T%d\"", alias + 1);
+    dorm__emit(c, tmp, (size_t)n);
+  }
+}
+
+static int table_in_use(const cctx *c, const char *table) {
+  if (!strcmp(c->base_table, table)) return 1;
+  for (int i = 0; i < c->njoins; i++)
+    if (c->joins[i].named && !strcmp(c->joins[i].table, table)) return 1;
+  return 0;
+}
+
+/* Join table columns of a many_to_many field, Django's names:
+ * "<from model>_id" and "<to model>_id", or "from_<m>_id" / "to_<m>_id"
+ * when the field points at its own model. */
+static void m2m_columns(const dorm_field *f, char *from, char *to) {
+  char a[DORM_IDENT_MAX + 1], b[DORM_IDENT_MAX + 1];
+  const char *fm = f->model->name, *tm = f->target->name;
+  size_t i;
+  for (i = 0; fm[i] && i < DORM_IDENT_MAX; i++)
+    a[i] = (char)(fm[i] >= 'A' && fm[i] <= 'Z' ? fm[i] - 'A' + 'a' : fm[i]);
+  a[i] = '\0';
+  for (i = 0; tm[i] && i < DORM_IDENT_MAX; i++)
+    b[i] = (char)(tm[i] >= 'A' && tm[i] <= 'Z' ? tm[i] - 'A' + 'a' : tm[i]);
+  b[i] = '\0';
+  if (f->model == f->target) {
+    snprintf(from, DORM_IDENT_MAX + 16, "from_%s_id", a);
+    snprintf(to, DORM_IDENT_MAX + 16, "to_%s_id", b);
+  } else {
+    snprintf(from, DORM_IDENT_MAX + 16, "%s_id", a);
+    snprintf(to, DORM_IDENT_MAX + 16, "%s_id", b);
+  }
+}
+
+static int add_join(cctx *c, int parent, const dorm_hop *h, int part,
+                    int left) {
+  for (int i = 0; i < c->njoins; i++) {
+    join *j = &c->joins[i];
+    if (j->parent == parent && j->part == part && j->hop->kind == h->kind &&
+        j->hop->field == h->field) {
+      if (left) j->left = 1;
+      return i + 1;
+    }
+  }
+  if (c->registering == 0) {
+    /* every join is found in the registering pass; reaching here means a
+     * path was not registered, a compiler bug worth a clear error */
+    dorm__cfail(c, DORM_EINVAL, "internal error: unregistered join");
+    return 0;
+  }
+  if (c->njoins >= DORM_MAX_JOINS) {
+    dorm__cfail(c, DORM_EINVAL, "model '%s': more than %d joins in one query",
+                c->q->model->name, DORM_MAX_JOINS);
+    return 0;
+  }
+  join *j = &c->joins[c->njoins];
+  j->hop = h;
+  j->parent = parent;
+  j->part = part;
+  j->left = left;
+  if ((h->kind == HOP_M2M || h->kind == HOP_M2M_REVERSE) && part == 0)
+    j->table = h->field->through_table;
+  else
+    j->table = h->to->table;
+  j->named = !table_in_use(c, j->table);
+  c->njoins++;
+  return c->njoins;
+}
+
+int dorm__path_alias(cctx *c, const dorm_path *p, int want_left) {
+  int alias = 0;
+  for (int i = 0; i < p->nhops && !c->failed; i++) {
+    const dorm_hop *h = &p->hops[i];
+    if (c->no_joins) {
+      dorm__cfail(c, DORM_EINVAL,
+                  "model '%s', '%s': joined field references are not "
+                  "permitted in this query",
+                  c->q->model->name, p->text);
+      return 0;
+    }
+    int left =
+        (want_left && h->nullable) || (alias > 0 && c->joins[alias - 1].left);
+    if (h->kind == HOP_M2M || h->kind == HOP_M2M_REVERSE) {
+      alias = add_join(c, alias, h, 0, left);
+      if (!alias) return 0;
+      alias = add_join(c, alias, h, 1, left);
+    } else {
+      alias = add_join(c, alias, h, 0, left);
+    }
+    if (!alias) return 0;
+  }
+  return alias;
+}
+
+/* A parent that is LEFT makes its children LEFT: an INNER join after an
+ * outer one would drop the rows the outer join kept. */
+static void propagate_left(cctx *c) {
+  for (int i = 0; i < c->njoins; i++) {
+    int p = c->joins[i].parent;
+    if (p > 0 && c->joins[p - 1].left) c->joins[i].left = 1;
+  }
+}
+
+static void emit_col(cctx *c, int alias, const char *column) {
+  dorm__emit_alias(c, alias);
+  dorm__emit(c, ".", 1);
+  dorm__emit_ident(c, column);
+}
+
+static void emit_join(cctx *c, int idx) {
+  const join *j = &c->joins[idx];
+  const dorm_hop *h = j->hop;
+  int self = idx + 1;
+  dorm__emits(c, j->left ? " LEFT OUTER JOIN " : " INNER JOIN ");
+  dorm__emit_ident(c, j->table);
+  if (!j->named) {
+    dorm__emit(c, " ", 1);
+    dorm__emit_alias(c, self);
+  }
+  dorm__emits(c, " ON (");
+  char from[DORM_IDENT_MAX + 16], to[DORM_IDENT_MAX + 16];
+  switch (h->kind) {
+    case HOP_FORWARD: /* parent.fk = self.pk */
+      emit_col(c, j->parent, h->field->column);
+      dorm__emits(c, " = ");
+      emit_col(c, self, h->to->pk->column);
+      break;
+    case HOP_REVERSE: /* parent.pk = self.fk */
+      emit_col(c, j->parent, h->from->pk->column);
+      dorm__emits(c, " = ");
+      emit_col(c, self, h->field->column);
+      break;
+    case HOP_M2M:
+    case HOP_M2M_REVERSE: {
+      m2m_columns(h->field, from, to);
+      int fwd = h->kind == HOP_M2M;
+      if (j->part == 0) { /* parent.pk = through.<this side>_id */
+        emit_col(c, j->parent, h->from->pk->column);
+        dorm__emits(c, " = ");
+        emit_col(c, self, fwd ? from : to);
+      } else { /* through.<other side>_id = self.pk */
+        emit_col(c, j->parent, fwd ? to : from);
+        dorm__emits(c, " = ");
+        emit_col(c, self, h->to->pk->column);
+      }
+      break;
+    }
+  }
+  dorm__emits(c, ")");
+}
+
+void dorm__emit_from(cctx *c) {
+  dorm__emits(c, " FROM ");
+  dorm__emit_ident(c, c->base_table);
+  for (int i = 0; i < c->njoins; i++) emit_join(c, i);
+}
+
+/* ---- columns and expressions ------------------------------------------- */
+
+static const char *const agg_names[] = {"COUNT", "SUM", "AVG", "MIN", "MAX"};
+
+static void emit_aggregate(cctx *c, const annotation *a) {
+  int fn = a->agg & 0xff;
+  dorm__emits(c, agg_names[fn]);
+  dorm__emits(c, "(");
+  if (a->star) {
+    dorm__emits(c, "*");
+  } else {
+    if (a->agg & DORM_AGG_DISTINCT) dorm__emits(c, "DISTINCT ");
+    int alias = dorm__path_alias(c, &a->path, 1);
+    if (a->path.transform)
+      dorm__emit_transform(c, &a->path, alias);
+    else
+      dorm__emit_column_of(c, &a->path, alias);
+  }
+  dorm__emits(c, ")");
+}
+
+static const annotation *annotation_at(const dorm_query *q, int idx) {
+  const annotation *a = q->annots;
+  while (a && idx-- > 0) a = a->next;
+  return a;
+}
+
+void dorm__emit_column_of(cctx *c, const dorm_path *p, int alias) {
+  if (p->annotation) {
+    const annotation *a = annotation_at(c->q, p->annotation_index);
+    if (a) emit_aggregate(c, a);
+    return;
+  }
+  emit_col(c, alias, p->field->column);
+}
+
+void dorm__emit_expr(cctx *c, const dorm_expr *e) {
+  switch (e->kind) {
+    case EXPR_FIELD: {
+      int alias = dorm__path_alias(c, &e->path, 0);
+      if (e->path.transform)
+        dorm__emit_transform(c, &e->path, alias);
+      else
+        dorm__emit_column_of(c, &e->path, alias);
+      break;
+    }
+    case EXPR_VALUE: dorm__emit_param(c, e->value); break;
+    case EXPR_OP: {
+      char op[4] = {' ', e->op, ' ', 0};
+      dorm__emits(c, "(");
+      dorm__emit_expr(c, e->a);
+      dorm__emits(c, op);
+      dorm__emit_expr(c, e->b);
+      dorm__emits(c, ")");
+      break;
+    }
+  }
+}
+
+/* ---- conditions --------------------------------------------------------- */
+
+static void register_expr(cctx *c, const dorm_expr *e, int left) {
+  if (!e) return;
+  if (e->kind == EXPR_FIELD) dorm__path_alias(c, &e->path, left);
+  register_expr(c, e->a, left);
+  register_expr(c, e->b, left);
+}
+
+static void register_q(cctx *c, const dorm_q *n, int negated, int in_or) {
+  switch (n->kind) {
+    case Q_LEAF: {
+      int isnull_true = n->path.lookup == LK_ISNULL && n->value.u.b;
+      int left = negated || in_or || isnull_true;
+      if (n->lhs)
+        register_expr(c, n->lhs, left);
+      else if (!n->path.annotation)
+        dorm__path_alias(c, &n->path, left);
+      if (n->value.type == DORM_T_EXPR) register_expr(c, n->value.u.expr, left);
+      break;
+    }
+    case Q_AND:
+      register_q(c, n->a, negated, in_or);
+      register_q(c, n->b, negated, in_or);
+      break;
+    case Q_OR:
+      register_q(c, n->a, negated, 1);
+      register_q(c, n->b, negated, 1);
+      break;
+    case Q_NOT: register_q(c, n->a, !negated, in_or); break;
+  }
+}
+
+void dorm__register_where(cctx *c, const dorm_qlist *where) {
+  for (const dorm_qlist *l = where; l; l = l->next) register_q(c, l->q, 0, 0);
+}
+
+static int q_has_annotation(const dorm_q *n) {
+  if (!n) return 0;
+  if (n->kind == Q_LEAF) return n->path.annotation;
+  return q_has_annotation(n->a) || q_has_annotation(n->b);
+}
+
+static void emit_q(cctx *c, const dorm_q *n, int negated, q_kind parent) {
+  switch (n->kind) {
+    case Q_LEAF: dorm__emit_lookup(c, n, negated, parent == Q_OR); break;
+    case Q_AND:
+    case Q_OR: {
+      int paren = parent != n->kind && parent != Q_NOT && parent != Q_LEAF;
+      if (paren) dorm__emits(c, "(");
+      emit_q(c, n->a, negated, n->kind);
+      dorm__emits(c, n->kind == Q_AND ? " AND " : " OR ");
+      emit_q(c, n->b, negated, n->kind);
+      if (paren) dorm__emits(c, ")");
+      break;
+    }
+    case Q_NOT:
+      dorm__emits(c, "NOT (");
+      emit_q(c, n->a, !negated, Q_NOT);
+      dorm__emits(c, ")");
+      break;
+  }
+}
+
+int dorm__has_conditions(const dorm_qlist *where, int having) {
+  int n = 0;
+  for (const dorm_qlist *l = where; l; l = l->next)
+    if (q_has_annotation(l->q) == having) n++;
+  return n;
+}
+
+int dorm__emit_conditions(cctx *c, const dorm_qlist *where, int having) {
+  int n = 0;
+  /* the top level is an AND: an OR in it needs parentheses when there is
+   * more than one condition */
+  q_kind parent = dorm__has_conditions(where, having) > 1 ? Q_AND : Q_LEAF;
+  for (const dorm_qlist *l = where; l; l = l->next) {
+    if (q_has_annotation(l->q) != having) continue;
+    if (n++) dorm__emits(c, " AND ");
+    emit_q(c, l->q, 0, parent);
+  }
+  return n;
+}
+
+/* ---- SELECT ------------------------------------------------------------- */
+
+/* Every concrete field of m (or of only()), in declaration order. */
+static int field_selected(const dorm_query *q, const dorm_field *f) {
+  if (f->type == DORM_FIELD_MANY_TO_MANY) return 0;
+  if (!q->only) return 1;
+  if (f == q->model->pk) return 1;
+  for (const field_item *it = q->only; it; it = it->next)
+    if (it->field == f) return 1;
+  return 0;
+}
+
+static void register_select(cctx *c) {
+  const dorm_query *q = c->q;
+  for (const path_item *it = q->values; it; it = it->next)
+    dorm__path_alias(c, &it->path, 1);
+  for (const path_item *it = q->related; it; it = it->next)
+    dorm__path_alias(c, &it->path, 1);
+  for (const annotation *a = q->annots; a; a = a->next)
+    if (!a->star) dorm__path_alias(c, &a->path, 1);
+  dorm__register_where(c, q->where);
+  if (!q->count && !q->exists && !q->aggregate)
+    for (const order_item *o = q->order; o; o = o->next)
+      if (!o->path.annotation) dorm__path_alias(c, &o->path, 1);
+}
+
+static void emit_model_columns(cctx *c, const dorm_model *m, int alias,
+                               int relation, const char *prefix, int record,
+                               int *first) {
+  char name[256];
+  for (size_t i = 0; i < m->nfields; i++) {
+    const dorm_field *f = &m->fields[i];
+    if (relation == 0 ? !field_selected(c->q, f)
+                      : f->type == DORM_FIELD_MANY_TO_MANY)
+      continue;
+    if (!*first) dorm__emits(c, ", ");
+    *first = 0;
+    emit_col(c, alias, f->column);
+    if (record) {
+      if (prefix)
+        snprintf(name, sizeof name, "%s__%s", prefix, f->name);
+      else
+        snprintf(name, sizeof name, "%s", f->name);
+      dorm__add_column(c, name, f, m, relation, dorm_field_value_type(f));
+    }
+  }
+}
+
+static dorm_type agg_type(const annotation *a) {
+  int fn = a->agg & 0xff;
+  if (fn == DORM_AGG_COUNT) return DORM_T_INT;
+  dorm_type t = dorm__path_type(&a->path);
+  if (fn == DORM_AGG_AVG)
+    return t == DORM_T_DECIMAL ? DORM_T_DECIMAL : DORM_T_FLOAT;
+  return t;
+}
+
+static void emit_annotations(cctx *c, int record, int *first) {
+  for (const annotation *a = c->q->annots; a; a = a->next) {
+    if (!*first) dorm__emits(c, ", ");
+    *first = 0;
+    emit_aggregate(c, a);
+    dorm__emits(c, " AS ");
+    dorm__emit_ident(c, a->alias);
+    if (record)
+      dorm__add_column(c, a->alias, a->star ? NULL : a->path.field,
+                       a->star ? c->q->model : a->path.model, 0, agg_type(a));
+  }
+}
+
+static void emit_path_value(cctx *c, const dorm_path *p) {
+  int alias = dorm__path_alias(c, p, 1);
+  if (p->transform)
+    dorm__emit_transform(c, p, alias);
+  else
+    dorm__emit_column_of(c, p, alias);
+}
+
+/* The select list; record: describe the columns in out. */
+static void emit_select_list(cctx *c, int record) {
+  const dorm_query *q = c->q;
+  int first = 1;
+  if (q->aggregate) {
+    emit_annotations(c, record, &first);
+    return;
+  }
+  if (q->nvalues) {
+    for (const path_item *it = q->values; it; it = it->next) {
+      if (!first) dorm__emits(c, ", ");
+      first = 0;
+      emit_path_value(c, &it->path);
+      if (record)
+        dorm__add_column(c, it->name, it->path.field, it->path.model, 0,
+                         dorm__path_type(&it->path));
+    }
+  } else {
+    emit_model_columns(c, q->model, 0, 0, NULL, record, &first);
+    int rel = 1;
+    for (const path_item *it = q->related; it; it = it->next, rel++) {
+      int alias = dorm__path_alias(c, &it->path, 1);
+      emit_model_columns(c, it->path.model, alias, rel, it->name, record,
+                         &first);
+    }
+  }
+  emit_annotations(c, record, &first);
+  /* PostgreSQL: with DISTINCT, ORDER BY expressions must be selected.
+   * Django adds them too; they come after the described columns, so row
+   * decoding (which reads ncolumns) never sees them. */
+  if (q->distinct && !q->count && !q->exists) {
+    for (const order_item *o = q->order; o; o = o->next) {
+      if (o->path.annotation) continue;
+      if (!o->path.nhops && q->nvalues == 0 && !o->path.transform &&
+          field_selected(q, o->path.field))
+        continue;
+      int selected = 0;
+      for (const path_item *it = q->values; it; it = it->next)
+        if (!strcmp(it->path.text, o->path.text)) selected = 1;
+      if (selected) continue;
+      dorm__emits(c, ", ");
+      emit_path_value(c, &o->path);
+    }
+  }
+}
+
+static void emit_group_by(cctx *c) {
+  const dorm_query *q = c->q;
+  if (!q->nannots || q->aggregate) return;
+  dorm__emits(c, " GROUP BY ");
+  if (q->nvalues) {
+    int first = 1;
+    for (const path_item *it = q->values; it; it = it->next) {
+      if (!first) dorm__emits(c, ", ");
+      first = 0;
+      emit_path_value(c, &it->path);
+    }
+  } else {
+    int first = 1;
+    emit_model_columns(c, q->model, 0, 0, NULL, 0, &first);
+    for (const path_item *it = q->related; it; it = it->next) {
+      int alias = dorm__path_alias(c, &it->path, 1);
+      emit_model_columns(c, it->path.model, alias, 1, it->name, 0, &first);
+    }
+  }
+}
+
+static void emit_order_by(cctx *c) {
+  const dorm_query *q = c->q;
+  if (!q->order) return;
+  dorm__emits(c, " ORDER BY ");
+  int first = 1;
+  for (const order_item *o = q->order; o; o = o->next) {
+    if (!first) dorm__emits(c, ", ");
+    first = 0;
+    if (o->path.annotation) {
+      const annotation *a = annotation_at(q, o->path.annotation_index);
+      dorm__emit_ident(c, a->alias);
+    } else {
+      emit_path_value(c, &o->path);
+    }
+    if (o->desc)
+      dorm__emits(c, " DESC");
+    else
+      dorm__emits(c, " ASC");
+  }
+}
+
+static void emit_limit(cctx *c) {
+  const dorm_query *q = c->q;
+  if (!q->sliced) return;
+  if (q->hi >= 0) {
+    dorm__emits(c, " LIMIT ");
+    dorm__emit_param(c, dorm_int(q->hi - q->lo));
+  } else if (q->lo > 0 && c->d == DORM_DIALECT_SQLITE) {
+    dorm__emits(c, " LIMIT -1"); /* SQLite needs LIMIT before OFFSET */
+  }
+  if (q->lo > 0) {
+    dorm__emits(c, " OFFSET ");
+    dorm__emit_param(c, dorm_int(q->lo));
+  }
+}
+
+/* SELECT ... FROM ... WHERE ... GROUP BY ... HAVING ... ORDER BY ... LIMIT
+ * with flags for the forms that wrap it. */
+static void emit_plain_select(cctx *c, int record, int with_order) {
+  const dorm_query *q = c->q;
+  dorm__emits(c, "SELECT ");
+  if (q->distinct) dorm__emits(c, "DISTINCT ");
+  emit_select_list(c, record);
+  dorm__emit_from(c);
+  if (dorm__has_conditions(q->where, 0)) {
+    dorm__emits(c, " WHERE ");
+    dorm__emit_conditions(c, q->where, 0);
+  }
+  emit_group_by(c);
+  if (dorm__has_conditions(q->where, 1)) {
+    if (!q->nannots || q->aggregate) {
+      dorm__cfail(c, DORM_EINVAL,
+                  "model '%s': filter on an annotation needs "
+                  "annotate()",
+                  q->model->name);
+      return;
+    }
+    dorm__emits(c, " HAVING ");
+    dorm__emit_conditions(c, q->where, 1);
+  }
+  if (with_order) emit_order_by(c);
+  emit_limit(c);
+}
+
+int dorm__compile_select(cctx *c) {
+  const dorm_query *q = c->q;
+  c->registering = 1;
+  register_select(c);
+  c->registering = 0;
+  propagate_left(c);
+  if (c->failed) return c->failed;
+
+  if (q->lock && c->d == DORM_DIALECT_SQLITE)
+    return dorm__cfail(c, DORM_EUNSUPPORTED,
+                       "model '%s': select_for_update is not supported on "
+                       "SQLite (writes are serialised; use a transaction)",
+                       q->model->name);
+  if (q->lock &&
+      (q->count || q->exists || q->aggregate || q->distinct || q->nannots))
+    return dorm__cfail(c, DORM_EINVAL,
+                       "model '%s': select_for_update cannot be combined with "
+                       "count, exists, aggregates or distinct",
+                       q->model->name);
+
+  c->out->returns_rows = 1;
+  if (q->exists) {
+    dorm__emits(c, "SELECT 1 AS \"a\"");
+    dorm__emit_from(c);
+    if (dorm__has_conditions(q->where, 0)) {
+      dorm__emits(c, " WHERE ");
+      dorm__emit_conditions(c, q->where, 0);
+    }
+    if (q->sliced && q->lo > 0) {
+      /* exists() on a slice: is there a row at offset lo? */
+      dorm__emits(c, " LIMIT 1 OFFSET ");
+      dorm__emit_param(c, dorm_int(q->lo));
+    } else {
+      dorm__emits(c, " LIMIT 1");
+    }
+    dorm__add_column(c, "a", NULL, q->model, 0, DORM_T_INT);
+    return c->failed;
+  }
+  if (q->count) {
+    if (q->sliced || q->distinct || q->nannots) {
+      /* count what the inner query returns, as Django does */
+      dorm__emits(c, "SELECT COUNT(*) FROM (");
+      emit_plain_select(c, 0, 0);
+      dorm__emits(c, ") \"subquery\"");
+    } else {
+      dorm__emits(c, "SELECT COUNT(*) AS \"count\"");
+      dorm__emit_from(c);
+      if (dorm__has_conditions(q->where, 0)) {
+        dorm__emits(c, " WHERE ");
+        dorm__emit_conditions(c, q->where, 0);
+      }
+    }
+    dorm__add_column(c, "count", NULL, q->model, 0, DORM_T_INT);
+    return c->failed;
+  }
+  if (q->aggregate && (q->sliced || q->distinct)) {
+    return dorm__cfail(c, DORM_EUNSUPPORTED,
+                       "model '%s': aggregate() over a slice or distinct set "
+                       "is not supported yet",
+                       q->model->name);
+  }
+  emit_plain_select(c, 1, !q->aggregate);
+  if (q->lock) {
+    dorm__emits(c, " FOR UPDATE");
+    int any_left = 0;
+    for (int i = 0; i < c->njoins; i++) any_left |= c->joins[i].left;
+    /* PostgreSQL refuses to lock the nullable side of an outer join */
+    if ((q->lock_flags & DORM_LOCK_OF_SELF) || any_left) {
+      dorm__emits(c, " OF ");
+      dorm__emit_ident(c, c->base_table);
+    }
+    if (q->lock_flags & DORM_LOCK_NOWAIT) dorm__emits(c, " NOWAIT");
+    if (q->lock_flags & DORM_LOCK_SKIP_LOCKED) dorm__emits(c, " SKIP LOCKED");
+  }
+  /* select_related paths, for decoding related objects */
+  if (q->nrelated && !c->failed) {
+    dorm_sql *o = c->out;
+    if (o->related_cap < q->nrelated) {
+      const char **r = dorm__realloc(o->related, q->nrelated * sizeof *r);
+      if (!r) return dorm__cfail(c, DORM_ENOMEM, "out of memory");
+      o->related = r;
+      o->related_cap = q->nrelated;
+    }
+    for (const path_item *it = q->related; it; it = it->next)
+      o->related[o->nrelated++] =
+          dorm__sql_strdup(c, it->name, strlen(it->name));
+  }
+  return c->failed;
+}
+
+/* ---- entry point -------------------------------------------------------- */
+
+int dorm_compile(const dorm_query *q, dorm_dialect dialect, dorm_sql *out,
+                 dorm_error *err) {
+  if (!q || !out)
+    return dorm_error_set(err, DORM_EINVAL, "NULL query or output");
+  out->len = 0;
+  out->nparams = 0;
+  out->ncolumns = 0;
+  out->nrelated = 0;
+  out->arena_len = 0;
+  out->returns_rows = 0;
+  out->kind = q->kind;
+  if (out->text) out->text[0] = '\0';
+  if (q->has_err) return dorm_error_copy(err, &q->err);
+  if (dialect != DORM_DIALECT_POSTGRES && dialect != DORM_DIALECT_SQLITE)
+    return dorm_error_set(err, DORM_EINVAL, "unknown dialect %d", (int)dialect);
+
+  cctx c;
+  c.q = q;
+  c.d = dialect;
+  c.out = out;
+  c.err = err;
+  c.failed = 0;
+  c.njoins = 0;
+  c.nalias = 0;
+  c.no_joins = 0;
+  c.registering = 0;
+  c.base_table = q->model->table;
+  /* write straight into out's text buffer, keeping its capacity */
+  c.buf.data = out->text;
+  c.buf.cap = out->text_cap;
+  c.buf.len = 0;
+  c.buf.oom = 0;
+
+  int rc = q->kind == DORM_QUERY_SELECT ? dorm__compile_select(&c)
+                                        : dorm__compile_write(&c);
+  if (!rc) rc = dorm__sql_finish(&c);
+  out->text = c.buf.data;
+  out->text_cap = c.buf.cap;
+  if (rc) {
+    out->len = 0;
+    out->nparams = 0;
+    out->ncolumns = 0;
+    out->nrelated = 0;
+    if (out->text) out->text[0] = '\0';
+    if (err && err->code == 0) dorm_error_set(err, rc, "%s", dorm_strerror(rc));
+    return rc;
+  }
+  out->len = c.buf.len;
+  return 0;
+}

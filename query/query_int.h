@@ -1,0 +1,300 @@
+/* query/query_int.h — the query's internal representation, shared by the
+ * builder (which records and resolves), the lookup table and the compilers.
+ *
+ * Everything a query builds lives in its arena and dies with it.  Field
+ * paths are resolved when the builder call is made, so an unknown field or
+ * lookup is reported (sticky) at that call with the words the user typed;
+ * joins are assigned at compile time, because whether a join may be INNER
+ * depends on every condition that uses it.
+ */
+#ifndef DORM_QUERY_INT_H
+#define DORM_QUERY_INT_H
+
+#include <stdint.h>
+
+#include "base/base_int.h"
+#include "dorm/query.h"
+
+/* ---- lookups and transforms --------------------------------------------- */
+
+typedef enum lookup_kind {
+  LK_EXACT = 0,
+  LK_IEXACT,
+  LK_CONTAINS,
+  LK_ICONTAINS,
+  LK_IN,
+  LK_GT,
+  LK_GTE,
+  LK_LT,
+  LK_LTE,
+  LK_STARTSWITH,
+  LK_ISTARTSWITH,
+  LK_ENDSWITH,
+  LK_IENDSWITH,
+  LK_RANGE,
+  LK_ISNULL,
+  LK_REGEX,
+  LK_IREGEX,
+  LK__COUNT
+} lookup_kind;
+
+typedef enum transform_kind {
+  TR_NONE = 0,
+  TR_YEAR,
+  TR_MONTH,
+  TR_DAY,
+  TR_WEEK_DAY,
+  TR_HOUR,
+  TR_MINUTE,
+  TR_DATE,
+  TR__COUNT
+} transform_kind;
+
+/* Name -> kind; -1 when not a lookup / transform. */
+int dorm__lookup_parse(const char *s, size_t n);
+int dorm__transform_parse(const char *s, size_t n);
+const char *dorm__lookup_name(lookup_kind k);
+const char *dorm__transform_name(transform_kind k);
+
+/* ---- resolved field paths ----------------------------------------------- */
+
+typedef enum hop_kind {
+  HOP_FORWARD = 0, /* foreign_key / one_to_one on the source model */
+  HOP_REVERSE,     /* a foreign_key / one_to_one on the target pointing back */
+  HOP_M2M,         /* many_to_many on the source model */
+  HOP_M2M_REVERSE  /* many_to_many on the target model pointing back */
+} hop_kind;
+
+/* One step across a relation. */
+typedef struct dorm_hop {
+  hop_kind kind;
+  const dorm_field *field; /* the relation field that defines the hop */
+  const dorm_model *from, *to;
+  uint8_t multi;    /* may yield several rows (reverse, m2m) */
+  uint8_t nullable; /* the join may find no row (null fk, reverse, m2m) */
+} dorm_hop;
+
+/* "entry__author__name__year__gte" resolved. */
+typedef struct dorm_path {
+  const char *text;     /* the path as typed (arena copy) */
+  const dorm_hop *hops; /* relation steps, nhops of them */
+  uint8_t nhops;
+  uint8_t transform;  /* transform_kind */
+  uint8_t lookup;     /* lookup_kind (LK_EXACT when not given) */
+  uint8_t annotation; /* 1: refers to an annotation alias (HAVING) */
+  int annotation_index;
+  const dorm_field *field; /* the final field (never many_to_many) */
+  const dorm_model *model; /* the model field belongs to */
+  dorm_type expr_type;     /* with an expression on the left: its type */
+} dorm_path;
+
+/* ---- expressions and conditions ----------------------------------------- */
+
+typedef enum expr_kind { EXPR_FIELD = 0, EXPR_VALUE, EXPR_OP } expr_kind;
+
+struct dorm_expr {
+  expr_kind kind;
+  char op;          /* EXPR_OP: + - * / */
+  dorm_path path;   /* EXPR_FIELD */
+  dorm_value value; /* EXPR_VALUE (copied into the arena) */
+  dorm_expr *a, *b; /* EXPR_OP */
+  dorm_type type;   /* result type, for checks */
+};
+
+typedef enum q_kind { Q_LEAF = 0, Q_AND, Q_OR, Q_NOT } q_kind;
+
+struct dorm_q {
+  q_kind kind;
+  dorm_q *a, *b; /* AND/OR: both; NOT: a */
+  /* leaf */
+  dorm_path path;   /* the lookup (path.field may be NULL with lhs) */
+  dorm_expr *lhs;   /* expression on the left instead of a field */
+  dorm_value value; /* the right-hand side, coerced to the field's type */
+};
+
+/* A list node in the arena. */
+typedef struct dorm_qlist {
+  dorm_q *q;
+  struct dorm_qlist *next;
+} dorm_qlist;
+
+typedef struct order_item {
+  dorm_path path;
+  int desc;
+  struct order_item *next;
+} order_item;
+
+typedef struct path_item {
+  dorm_path path;
+  const char *name; /* output name */
+  struct path_item *next;
+} path_item;
+
+typedef struct annotation {
+  const char *alias;
+  int agg;  /* dorm_agg, | DORM_AGG_DISTINCT */
+  int star; /* COUNT(*) */
+  dorm_path path;
+  struct annotation *next;
+} annotation;
+
+typedef struct set_item {
+  const dorm_field *field;
+  dorm_value value; /* coerced; may be an EXPR */
+  struct set_item *next;
+} set_item;
+
+typedef struct insert_row {
+  set_item *sets, *sets_tail;
+  size_t nsets;
+  struct insert_row *next;
+} insert_row;
+
+typedef struct field_item {
+  const dorm_field *field;
+  struct field_item *next;
+} field_item;
+
+#define DORM_QUERY_INLINE 1536
+
+struct dorm_query {
+  dorm_query_kind kind;
+  const dorm_model *model;
+  dorm_error err;
+  int has_err;
+  dorm__arena arena;
+
+  /* conditions: top-level AND of these */
+  dorm_qlist *where, *where_tail;
+  /* select shape */
+  order_item *order, *order_tail;
+  int order_set;     /* order_by was called (default ordering off) */
+  int order_default; /* order holds the model's default ordering */
+  int64_t lo, hi;    /* slice: OFFSET lo, LIMIT hi-lo; hi < 0: none */
+  int sliced;
+  int distinct;
+  path_item *values, *values_tail;
+  size_t nvalues;
+  field_item *only, *only_tail;
+  path_item *related, *related_tail;
+  size_t nrelated;
+  annotation *annots, *annots_tail;
+  size_t nannots;
+  int annots_after_values; /* values() came before annotate(): GROUP BY */
+  int aggregate;           /* aggregate(): one row of aggregates */
+  int count, exists;
+  int lock; /* select_for_update */
+  unsigned lock_flags;
+  /* writes */
+  insert_row *rows, *rows_tail;
+  size_t nrows;
+  set_item *sets, *sets_tail; /* UPDATE */
+  field_item *conflict, *conflict_tail;
+  field_item *conflict_update, *conflict_update_tail;
+  int conflict_nothing;
+  field_item *returning, *returning_tail;
+  int returning_all;
+
+  _Alignas(16) char inline_buf[DORM_QUERY_INLINE];
+};
+
+/* Record the sticky error (first wins).  Returns code. */
+int dorm__qerr(dorm_query *q, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Resolve "a__b__c[__transform][__lookup]" from model.  allow_lookup: the
+ * tail may name a lookup (filters) or not (order_by, values, F).  Errors
+ * are recorded on q.  Returns 0 or the error. */
+int dorm__resolve_path(dorm_query *q, const dorm_model *model, const char *text,
+                       int allow_lookup, dorm_path *out);
+
+/* Check and copy a right-hand-side value for lookup on path; the copy lives
+ * in q's arena and is tagged with the field's value type. */
+int dorm__coerce_lookup_value(dorm_query *q, const dorm_path *path,
+                              dorm_value in, dorm_value *out);
+/* The same for a value stored into field (insert / update). */
+int dorm__coerce_field_value(dorm_query *q, const dorm_field *f, dorm_value in,
+                             dorm_value *out);
+
+/* Value type of an expression / of a path's output (after transform). */
+dorm_type dorm__path_type(const dorm_path *p);
+
+/* ---- compile context ---------------------------------------------------- */
+
+/* One JOIN.  A many-to-many hop takes two: the join table (part 0) and
+ * the target (part 1).  Aliases are numbers: 0 is the base table, j+1 is
+ * joins[j]; a join uses its table's name as alias when that table is not
+ * already in the statement (as Django does), else "T<n>". */
+typedef struct join {
+  const dorm_hop *hop;
+  int parent;        /* alias of the row this join hangs off */
+  int part;          /* m2m: 0 = join table, 1 = target */
+  int left;          /* LEFT OUTER rather than INNER */
+  int named;         /* alias is the table name */
+  const char *table; /* the table joined */
+} join;
+
+#define DORM_MAX_JOINS 32
+
+typedef struct cctx {
+  const dorm_query *q;
+  dorm_dialect d;
+  dorm_sql *out;
+  dorm_error *err;
+  int failed;
+  dorm__buf buf; /* the statement being written */
+  join joins[DORM_MAX_JOINS];
+  int njoins;
+  int nalias;             /* aliases handed out */
+  int no_joins;           /* UPDATE SET: joined references not allowed */
+  int registering;        /* pre-pass: record joins, write nothing */
+  const char *base_table; /* the base table's name (alias 0) */
+} cctx;
+
+/* sql.c: parameters, identifiers, output buffers */
+void dorm__emit(cctx *c, const char *s, size_t n);
+void dorm__emits(cctx *c, const char *s);
+void dorm__emit_ident(cctx *c, const char *ident);
+void dorm__emit_alias(cctx *c, int alias);
+/* Add a parameter (its strings copied into out's arena) and write its
+ * placeholder. */
+void dorm__emit_param(cctx *c, dorm_value v);
+/* Copy text into out's arena; NULL on OOM (c->failed set). */
+const char *dorm__sql_strdup(cctx *c, const char *s, size_t n);
+int dorm__add_column(cctx *c, const char *name, const dorm_field *f,
+                     const dorm_model *m, int relation, dorm_type t);
+/* Offsets recorded while compiling -> pointers, once at the end. */
+int dorm__sql_finish(cctx *c);
+int dorm__cfail(cctx *c, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* compile.c: joins and conditions, shared by every statement kind */
+/* The alias that holds p's final field, adding joins as needed. */
+int dorm__path_alias(cctx *c, const dorm_path *p, int want_left);
+/* "alias"."column" of p's final field (or the aggregate of an annotation). */
+void dorm__emit_column_of(cctx *c, const dorm_path *p, int alias);
+void dorm__emit_expr(cctx *c, const dorm_expr *e);
+/* Walk conditions, registering the joins they need (no output). */
+void dorm__register_where(cctx *c, const dorm_qlist *where);
+/* " FROM base [JOIN ...]" */
+void dorm__emit_from(cctx *c);
+/* the AND of the top-level conditions (no "WHERE"); having selects the
+ * conditions on annotations (1) or on fields (0); returns how many */
+int dorm__emit_conditions(cctx *c, const dorm_qlist *where, int having);
+int dorm__has_conditions(const dorm_qlist *where, int having);
+int dorm__compile_select(cctx *c);
+int dorm__compile_write(cctx *c);
+
+/* lookups.c: one condition */
+/* wrap: parenthesise when the condition grows an "AND col IS NOT NULL"
+ * (needed under OR for readability; NOT and AND parents need none) */
+void dorm__emit_lookup(cctx *c, const dorm_q *leaf, int negated, int wrap);
+void dorm__emit_transform(cctx *c, const dorm_path *p, int alias);
+
+#endif /* DORM_QUERY_INT_H */

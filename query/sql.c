@@ -1,0 +1,214 @@
+/* query/sql.c — the compiled statement: its buffers, parameters, result
+ * columns, and the small writers the compilers use.
+ *
+ * A dorm_sql is reused across compiles: its text, parameter and column
+ * arrays keep their capacity, so a loop that compiles into one dorm_sql
+ * allocates nothing after the first few queries.  Parameter strings are
+ * copied into the dorm_sql's own byte arena; because that arena may move
+ * when it grows, strings are recorded as offsets while compiling and turned
+ * into pointers once at the end (dorm__sql_finish).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "query/query_int.h"
+
+void dorm_sql_init(dorm_sql *sql) { memset(sql, 0, sizeof *sql); }
+
+void dorm_sql_free(dorm_sql *sql) {
+  if (!sql) return;
+  dorm__free(sql->text);
+  dorm__free(sql->params);
+  dorm__free(sql->columns);
+  dorm__free(sql->related);
+  dorm__free(sql->arena);
+  memset(sql, 0, sizeof *sql);
+}
+
+int dorm__cfail(cctx *c, int code, const char *fmt, ...) {
+  if (c->failed) return c->err ? c->err->code : code;
+  c->failed = code;
+  if (c->err && c->err->code == 0) {
+    c->err->code = code;
+    c->err->sqlstate[0] = '\0';
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err->message, sizeof c->err->message, fmt, ap);
+    va_end(ap);
+  }
+  return code;
+}
+
+void dorm__emit(cctx *c, const char *s, size_t n) {
+  dorm__buf_append(&c->buf, s, n);
+}
+
+void dorm__emits(cctx *c, const char *s) {
+  dorm__buf_append(&c->buf, s, strlen(s));
+}
+
+void dorm__emit_ident(cctx *c, const char *ident) {
+  /* Identifiers come from a checked schema or were checked by the builder
+   * (dorm_ident_valid), so they cannot contain a quote; quoting is for
+   * reserved words and case. */
+  size_t n = strlen(ident);
+  if (dorm__buf_reserve(&c->buf, n + 2)) return;
+  char *p = c->buf.data + c->buf.len;
+  p[0] = '"';
+  memcpy(p + 1, ident, n);
+  p[n + 1] = '"';
+  c->buf.len += n + 2;
+  c->buf.data[c->buf.len] = '\0';
+}
+
+/* Bytes into the dorm_sql's arena; returns the offset or (size_t)-1. */
+static size_t arena_put(cctx *c, const char *s, size_t n) {
+  dorm_sql *o = c->out;
+  if (o->arena_len + n + 1 > o->arena_cap) {
+    size_t cap = o->arena_cap ? o->arena_cap : 256;
+    while (cap < o->arena_len + n + 1) cap *= 2;
+    char *a = dorm__realloc(o->arena, cap);
+    if (!a) {
+      dorm__cfail(c, DORM_ENOMEM, "out of memory compiling a query");
+      return (size_t)-1;
+    }
+    o->arena = a;
+    o->arena_cap = cap;
+  }
+  size_t off = o->arena_len;
+  if (n) memcpy(o->arena + off, s, n);
+  o->arena[off + n] = '\0';
+  o->arena_len += n + 1;
+  return off;
+}
+
+const char *dorm__sql_strdup(cctx *c, const char *s, size_t n) {
+  size_t off = arena_put(c, s, n);
+  return off == (size_t)-1 ? NULL : (const char *)(uintptr_t)(off + 1);
+}
+
+static int is_textlike(dorm_type t) {
+  return t >= DORM_T_TEXT && t <= DORM_T_JSON;
+}
+
+void dorm__emit_param(cctx *c, dorm_value v) {
+  dorm_sql *o = c->out;
+  if (c->failed) return;
+  if (o->nparams == o->params_cap) {
+    size_t cap = o->params_cap ? o->params_cap * 2 : 16;
+    dorm_value *p = dorm__realloc(o->params, cap * sizeof *p);
+    if (!p) {
+      dorm__cfail(c, DORM_ENOMEM, "out of memory compiling a query");
+      return;
+    }
+    o->params = p;
+    o->params_cap = cap;
+  }
+  if (is_textlike(v.type)) {
+    size_t off = arena_put(c, v.u.s.ptr, v.u.s.len);
+    if (off == (size_t)-1) return;
+    v.u.s.ptr = (const char *)(uintptr_t)off; /* fixed up at the end */
+  }
+  o->params[o->nparams++] = v;
+  if (c->d == DORM_DIALECT_POSTGRES) {
+    char tmp[16];
+    tmp[0] = '$';
+    size_t n = o->nparams, i = sizeof tmp;
+    char rev[16];
+    size_t k = 0;
+    do {
+      rev[k++] = (char)('0' + n % 10);
+      n /= 10;
+    } while (n);
+    i = 1;
+    while (k) tmp[i++] = rev[--k];
+    dorm__emit(c, tmp, i);
+  } else {
+    dorm__emit(c, "?", 1);
+  }
+}
+
+int dorm__add_column(cctx *c, const char *name, const dorm_field *f,
+                     const dorm_model *m, int relation, dorm_type t) {
+  dorm_sql *o = c->out;
+  if (c->failed) return c->failed;
+  if (o->ncolumns == o->columns_cap) {
+    size_t cap = o->columns_cap ? o->columns_cap * 2 : 16;
+    dorm_column *p = dorm__realloc(o->columns, cap * sizeof *p);
+    if (!p)
+      return dorm__cfail(c, DORM_ENOMEM, "out of memory compiling a query");
+    o->columns = p;
+    o->columns_cap = cap;
+  }
+  const char *nm = dorm__sql_strdup(c, name, strlen(name));
+  if (!nm) return c->failed;
+  dorm_column *col = &o->columns[o->ncolumns++];
+  col->name = nm;
+  col->field = f;
+  col->model = m;
+  col->relation = relation;
+  col->type = t;
+  return 0;
+}
+
+/* Turn the recorded offsets into pointers; called once, at the end of a
+ * successful compile. */
+int dorm__sql_finish(cctx *c) {
+  dorm_sql *o = c->out;
+  if (c->buf.oom)
+    return dorm__cfail(c, DORM_ENOMEM, "out of memory compiling a query");
+  if (c->failed) return c->failed;
+  for (size_t i = 0; i < o->nparams; i++)
+    if (is_textlike(o->params[i].type))
+      o->params[i].u.s.ptr = o->arena + (uintptr_t)o->params[i].u.s.ptr;
+  for (size_t i = 0; i < o->ncolumns; i++)
+    o->columns[i].name = o->arena + ((uintptr_t)o->columns[i].name - 1);
+  for (size_t i = 0; i < o->nrelated; i++)
+    o->related[i] = o->arena + ((uintptr_t)o->related[i] - 1);
+  return 0;
+}
+
+char *dorm_sql_describe(const dorm_sql *sql, dorm_dialect dialect) {
+  dorm__buf b;
+  dorm__buf_init(&b);
+  dorm__buf_append(&b, sql->text ? sql->text : "", sql->len);
+  dorm__buf_putc(&b, '\n');
+  for (size_t i = 0; i < sql->nparams; i++) {
+    const dorm_value *v = &sql->params[i];
+    if (dialect == DORM_DIALECT_POSTGRES)
+      dorm__buf_printf(&b, "  $%zu = ", i + 1);
+    else
+      dorm__buf_printf(&b, "  ?%zu = ", i + 1);
+    switch (v->type) {
+      case DORM_T_NULL: dorm__buf_puts(&b, "NULL"); break;
+      case DORM_T_BOOL: dorm__buf_puts(&b, v->u.b ? "true" : "false"); break;
+      case DORM_T_INT: dorm__buf_put_int(&b, v->u.i); break;
+      case DORM_T_FLOAT: dorm__buf_printf(&b, "%.17g", v->u.f); break;
+      case DORM_T_BYTES: dorm__buf_printf(&b, "<%zu bytes>", v->u.s.len); break;
+      default:
+        if (is_textlike(v->type)) {
+          dorm__buf_putc(&b, '\'');
+          for (size_t k = 0; k < v->u.s.len; k++) {
+            char ch = v->u.s.ptr[k];
+            if (ch == '\'') dorm__buf_putc(&b, '\'');
+            if ((unsigned char)ch < 0x20)
+              dorm__buf_printf(&b, "\\x%02x", (unsigned char)ch);
+            else
+              dorm__buf_putc(&b, ch);
+          }
+          dorm__buf_putc(&b, '\'');
+        }
+        break;
+    }
+    dorm__buf_printf(&b, " (%s)\n", dorm_type_name(v->type));
+  }
+  if (b.oom) {
+    dorm__buf_free(&b);
+    return NULL;
+  }
+  /* hand back a malloc'd copy so callers can use free() */
+  char *s = strdup(dorm__buf_cstr(&b));
+  dorm__buf_free(&b);
+  return s;
+}
