@@ -24,10 +24,20 @@ static void assert_text(dorm_value v, dorm_type t, const char *s) {
 }
 
 /* Load text under the name "models.json" and expect a refusal. */
+static int g_soft; /* report every mismatch, not just the first */
+static int g_mismatches;
 static void refused(const char *json, int code, const char *message) {
   dorm_error err;
   dorm_error_clear(&err);
   dorm_schema *s = dorm_schema_load_string(json, "models.json", &err);
+  if ((s || err.code != code || strcmp(err.message, message) != 0) && g_soft) {
+    g_mismatches++;
+    print_message("expected %s \"%s\"\n     got %s \"%s\"\n",
+                  dorm_err_name(code), message, dorm_err_name(err.code),
+                  err.message);
+    dorm_schema_free(s);
+    return;
+  }
   if (s || err.code != code || strcmp(err.message, message) != 0)
     fail_msg("expected %s \"%s\"\n     got %s \"%s\"", dorm_err_name(code),
              message, dorm_err_name(err.code), err.message);
@@ -471,6 +481,499 @@ static void test_io_and_syntax(void **state) {
           "'\"models\"'");
 }
 
+/* A document whose field under test sits at line 4, column 5, after a
+ * valid field "name" of model Author (line 2, column 3). */
+static const char *doc_f(const char *fields) {
+  static char buf[4096];
+  snprintf(buf, sizeof buf,
+           "{\"models\": [\n"
+           "  {\"name\": \"Author\", \"fields\": [\n"
+           "    {\"name\": \"name\", \"type\": \"varchar\", \"max_length\": "
+           "10},\n"
+           "    %s\n"
+           "  ]}\n"
+           "]}\n",
+           fields);
+  return buf;
+}
+
+/* A document whose first model sits at line 2, column 3. */
+static const char *doc_m(const char *models) {
+  static char buf[4096];
+  snprintf(buf, sizeof buf, "{\"models\": [\n  %s\n]}\n", models);
+  return buf;
+}
+
+typedef struct refusal {
+  char kind; /* 'f': doc_f, 'm': doc_m, 'r': raw */
+  const char *text;
+  const char *message; /* all DORM_ESCHEMA */
+} refusal;
+
+#define P "models.json:4:5: model 'Author', "
+static const refusal field_refusals[] = {
+    /* types */
+    {'f', "{\"name\": \"x\", \"type\": \"intger\"}",
+     "models.json:4:19: model 'Author', field 'x': unknown type 'intger' "
+     "(did you mean 'integer'?)"},
+    {'f', "{\"name\": \"x\", \"type\": \"strange\"}",
+     "models.json:4:19: model 'Author', field 'x': unknown type 'strange'"},
+    {'f', "{\"name\": \"x\"}", P "field 'x': missing \"type\""},
+    {'f', "{\"type\": \"text\"}", P "field #2: missing \"name\""},
+    {'f', "[]", P "field #2: must be an object"},
+    {'f', "{\"name\": 7, \"type\": \"text\"}",
+     "models.json:4:6: model 'Author', field #2: \"name\" must be a string"},
+    /* unknown keys and JSON types of options */
+    {'f', "{\"name\": \"x\", \"type\": \"text\", \"nul\": true}",
+     "models.json:4:35: model 'Author', field 'x': unknown key 'nul' (did "
+     "you mean 'null'?)"},
+    {'f', "{\"name\": \"x\", \"type\": \"text\", \"blank\": true}",
+     "models.json:4:35: model 'Author', field 'x': unknown key 'blank'"},
+    {'f', "{\"name\": \"x\", \"type\": \"text\", \"null\": \"yes\"}",
+     "models.json:4:35: model 'Author', field 'x': \"null\" must be true or "
+     "false"},
+    {'f', "{\"name\": \"x\", \"type\": \"text\", \"unique\": 1}",
+     "models.json:4:35: model 'Author', field 'x': \"unique\" must be true "
+     "or false"},
+    {'f', "{\"name\": \"x\", \"type\": \"varchar\", \"max_length\": \"9\"}",
+     "models.json:4:38: model 'Author', field 'x': \"max_length\" must be "
+     "an integer"},
+    {'f', "{\"name\": \"x\", \"type\": \"varchar\", \"max_length\": 1e3}",
+     "models.json:4:38: model 'Author', field 'x': \"max_length\" must be "
+     "an integer"},
+    {'f',
+     "{\"name\": \"x\", \"type\": \"varchar\", \"max_length\": 9999999999}",
+     "models.json:4:38: model 'Author', field 'x': \"max_length\" is out of "
+     "range"},
+    {'f', "{\"name\": \"x\", \"type\": \"foreign_key\", \"to\": 3}",
+     "models.json:4:42: model 'Author', field 'x': \"to\" must be a string"},
+    {'f', "{\"name\": \"x\", \"type\": \"integer\", \"choices\": 3}",
+     "models.json:4:38: model 'Author', field 'x': \"choices\" must be an "
+     "array"},
+    {'f', "{\"name\": \"x\", \"type\": \"integer\", \"choices\": [{}]}",
+     "models.json:4:38: model 'Author', field 'x': \"choices\" entries must "
+     "be values or [value, label] pairs"},
+    /* names */
+    {'f', "{\"name\": \"first-name\", \"type\": \"text\"}",
+     P "field 'first-name': invalid field name 'first-name': identifiers "
+       "must match ^[A-Za-z_][A-Za-z0-9_]*$ and be at most 63 bytes"},
+    {'f', "{\"name\": \"1st\", \"type\": \"text\"}",
+     P "field '1st': invalid field name '1st': identifiers must match "
+       "^[A-Za-z_][A-Za-z0-9_]*$ and be at most 63 bytes"},
+    {'f',
+     "{\"name\": \"a234567890123456789012345678901234567890123456789012345678"
+     "901234\", \"type\": \"text\"}",
+     P "field 'a234567890123456789012345678901234567890123456789012345678901"
+       "234': invalid field name "
+       "'a234567890123456789012345678901234567890123456789012345678901234': "
+       "identifiers must match ^[A-Za-z_][A-Za-z0-9_]*$ and be at most 63 "
+       "bytes"},
+    {'f', "{\"name\": \"first__name\", \"type\": \"text\"}",
+     P "field 'first__name': field names must not contain \"__\" (it "
+       "separates lookups)"},
+    {'f', "{\"name\": \"pk\", \"type\": \"text\"}",
+     P "field 'pk': \"pk\" is reserved (it always means the primary key); "
+       "choose another name"},
+    {'f', "{\"name\": \"name\", \"type\": \"text\"}",
+     P "field 'name': duplicate field name"},
+    {'f', "{\"name\": \"x\", \"type\": \"text\", \"db_column\": \"a b\"}",
+     P "field 'x': invalid db_column 'a b': identifiers must match "
+       "^[A-Za-z_][A-Za-z0-9_]*$ and be at most 63 bytes"},
+    {'f', "{\"name\": \"x\", \"type\": \"text\", \"db_column\": \"NAME\"}",
+     P "field 'x': column 'NAME' is already used by field 'name'"},
+    {'f',
+     "{\"name\": \"boss\", \"type\": \"foreign_key\", \"to\": \"self\", "
+     "\"related_name\": \"has space\"}",
+     P "field 'boss': invalid related_name 'has space': identifiers must "
+       "match ^[A-Za-z_][A-Za-z0-9_]*$ and be at most 63 bytes"},
+    {'f',
+     "{\"name\": \"author\", \"type\": \"foreign_key\", \"to\": \"self\"},\n"
+     "    {\"name\": \"author_id\", \"type\": \"integer\"}",
+     "models.json:5:5: model 'Author', field 'author_id': column "
+     "'author_id' is already used by field 'author'"},
+    {'f', "{\"name\": \"id\", \"type\": \"integer\"}",
+     P "field 'id': a field named 'id' must be the primary key "
+       "(\"primary_key\": true): a model without one gets an automatic 'id'"},
+    /* options that need or refuse each other */
+    {'f', "{\"name\": \"x\", \"type\": \"varchar\"}",
+     P "field 'x': varchar needs \"max_length\""},
+    {'f', "{\"name\": \"x\", \"type\": \"varchar\", \"max_length\": 0}",
+     P "field 'x': \"max_length\" must be positive, not 0"},
+    {'f', "{\"name\": \"x\", \"type\": \"varchar\", \"max_length\": -5}",
+     P "field 'x': \"max_length\" must be positive, not -5"},
+    {'f', "{\"name\": \"x\", \"type\": \"integer\", \"max_length\": 5}",
+     P "field 'x': \"max_length\" does not apply to integer fields"},
+    {'f', "{\"name\": \"x\", \"type\": \"decimal\"}",
+     P "field 'x': decimal needs \"max_digits\" and \"decimal_places\""},
+    {'f', "{\"name\": \"x\", \"type\": \"decimal\", \"max_digits\": 5}",
+     P "field 'x': decimal needs \"max_digits\" and \"decimal_places\""},
+    {'f', "{\"name\": \"x\", \"type\": \"decimal\", \"decimal_places\": 2}",
+     P "field 'x': decimal needs \"max_digits\" and \"decimal_places\""},
+    {'f',
+     "{\"name\": \"x\", \"type\": \"decimal\", \"max_digits\": 2, "
+     "\"decimal_places\": 3}",
+     P "field 'x': \"decimal_places\" (3) must not exceed \"max_digits\" "
+       "(2)"},
+    {'f',
+     "{\"name\": \"x\", \"type\": \"decimal\", \"max_digits\": 0, "
+     "\"decimal_places\": 0}",
+     P "field 'x': \"max_digits\" must be positive, not 0"},
+    {'f', "{\"name\": \"x\", \"type\": \"float\", \"decimal_places\": 2}",
+     P "field 'x': \"decimal_places\" does not apply to float fields"},
+    {'f', "{\"name\": \"x\", \"type\": \"foreign_key\"}",
+     P "field 'x': foreign_key needs \"to\""},
+    {'f',
+     "{\"name\": \"x\", \"type\": \"many_to_many\", \"related_name\": \"y\"}",
+     P "field 'x': many_to_many needs \"to\""},
+    {'f', "{\"name\": \"x\", \"type\": \"integer\", \"to\": \"Author\"}",
+     P "field 'x': \"to\" does not apply to integer fields"},
+    {'f',
+     "{\"name\": \"x\", \"type\": \"integer\", \"on_delete\": \"cascade\"}",
+     P "field 'x': \"on_delete\" does not apply to integer fields"},
+    {'f',
+     "{\"name\": \"x\", \"type\": \"foreign_key\", \"to\": \"self\", "
+     "\"on_delete\": \"casade\"}",
+     "models.json:4:56: model 'Author', field 'x': unknown on_delete "
+     "'casade' (expected cascade, protect, restrict, set_null, set_default "
+     "or do_nothing)"},
+    {'f',
+     "{\"name\": \"x\", \"type\": \"foreign_key\", \"to\": \"self\", "
+     "\"on_delete\": \"set_null\"}",
+     P "field 'x': on_delete set_null needs \"null\": true"},
+    {'f',
+     "{\"name\": \"x\", \"type\": \"foreign_key\", \"to\": \"self\", "
+     "\"on_delete\": \"set_default\"}",
+     P "field 'x': on_delete set_default needs a \"default\""},
+    {'f', "{\"name\": \"x\", \"type\": \"foreign_key\", \"to\": \"Autor\"}",
+     P "field 'x': unknown model 'Autor'"},
+    {'f',
+     "{\"name\": \"x\", \"type\": \"many_to_many\", \"to\": \"self\", "
+     "\"null\": true}",
+     P "field 'x': \"null\" does not apply to many_to_many fields (they have "
+       "a join table, not a column)"},
+    {'f',
+     "{\"name\": \"x\", \"type\": \"many_to_many\", \"to\": \"self\", "
+     "\"on_delete\": \"cascade\"}",
+     P "field 'x': \"on_delete\" does not apply to many_to_many fields (they "
+       "have a join table, not a column)"},
+    {'f',
+     "{\"name\": \"x\", \"type\": \"many_to_many\", \"to\": \"self\", "
+     "\"db_column\": \"x\"}",
+     P "field 'x': \"db_column\" does not apply to many_to_many fields (they "
+       "have a join table, not a column)"},
+    {'f', "{\"name\": \"x\", \"type\": \"json\", \"choices\": [1]}",
+     P "field 'x': \"choices\" does not apply to json fields"},
+    {'f', "{\"name\": \"x\", \"type\": \"integer\", \"choices\": []}",
+     P "field 'x': \"choices\" must not be empty"},
+    /* primary keys */
+    {'f', "{\"name\": \"x\", \"type\": \"auto\"}",
+     P "field 'x': auto fields must be the primary key (\"primary_key\": "
+       "true)"},
+    {'f',
+     "{\"name\": \"x\", \"type\": \"integer\", \"primary_key\": true},\n"
+     "    {\"name\": \"y\", \"type\": \"integer\", \"primary_key\": true}",
+     "models.json:5:5: model 'Author', field 'y': a second primary key (the "
+     "first is 'x')"},
+    {'f',
+     "{\"name\": \"x\", \"type\": \"integer\", \"primary_key\": true, "
+     "\"null\": true}",
+     P "field 'x': a primary key cannot be null"},
+    {'f',
+     "{\"name\": \"x\", \"type\": \"many_to_many\", \"to\": \"self\", "
+     "\"primary_key\": true}",
+     P "field 'x': \"primary_key\" does not apply to many_to_many fields "
+       "(they have a join table, not a column)"},
+    /* defaults and choices */
+    {'f', "{\"name\": \"x\", \"type\": \"integer\", \"default\": \"abc\"}",
+     P "field 'x': invalid default \"abc\": expected an integer"},
+    {'f', "{\"name\": \"x\", \"type\": \"integer\", \"default\": 1.5}",
+     P "field 'x': invalid default 1.5: expected an integer"},
+    {'f', "{\"name\": \"x\", \"type\": \"integer\", \"default\": [1]}",
+     P "field 'x': invalid default [1]: expected an integer"},
+    {'f', "{\"name\": \"x\", \"type\": \"smallint\", \"default\": 70000}",
+     P "field 'x': invalid default 70000: out of range for smallint"},
+    {'f', "{\"name\": \"x\", \"type\": \"integer\", \"default\": 3000000000}",
+     P "field 'x': invalid default 3000000000: out of range for integer"},
+    {'f', "{\"name\": \"x\", \"type\": \"integer\", \"default\": null}",
+     P "field 'x': invalid default null: the field is not nullable "
+       "(\"null\": true)"},
+    {'f', "{\"name\": \"x\", \"type\": \"float\", \"default\": \"1\"}",
+     P "field 'x': invalid default \"1\": expected a number"},
+    {'f', "{\"name\": \"x\", \"type\": \"boolean\", \"default\": 1}",
+     P "field 'x': invalid default 1: expected true or false"},
+    {'f', "{\"name\": \"x\", \"type\": \"text\", \"default\": 1}",
+     P "field 'x': invalid default 1: expected a string"},
+    {'f',
+     "{\"name\": \"x\", \"type\": \"varchar\", \"max_length\": 3, "
+     "\"default\": \"abcd\"}",
+     P "field 'x': invalid default \"abcd\": longer than max_length 3"},
+    {'f', "{\"name\": \"x\", \"type\": \"date\", \"default\": \"2024-13-01\"}",
+     P "field 'x': invalid default \"2024-13-01\": expected a date "
+       "(YYYY-MM-DD)"},
+    {'f', "{\"name\": \"x\", \"type\": \"date\", \"default\": \"2023-02-29\"}",
+     P "field 'x': invalid default \"2023-02-29\": expected a date "
+       "(YYYY-MM-DD)"},
+    {'f', "{\"name\": \"x\", \"type\": \"time\", \"default\": \"24:00\"}",
+     P "field 'x': invalid default \"24:00\": expected a time "
+       "(HH:MM[:SS[.ffffff]])"},
+    {'f',
+     "{\"name\": \"x\", \"type\": \"datetime\", \"default\": \"2024-01-01 "
+     "10:00+1\"}",
+     P "field 'x': invalid default \"2024-01-01 10:00+1\": expected a "
+       "datetime (YYYY-MM-DD[T ]HH:MM[:SS[.ffffff]][Z|+HH:MM])"},
+    {'f', "{\"name\": \"x\", \"type\": \"uuid\", \"default\": \"1234\"}",
+     P "field 'x': invalid default \"1234\": expected a UUID (8-4-4-4-12 "
+       "hex digits)"},
+    {'f',
+     "{\"name\": \"x\", \"type\": \"decimal\", \"max_digits\": 5, "
+     "\"decimal_places\": 2, \"default\": \"1,5\"}",
+     P "field 'x': invalid default \"1,5\": expected a decimal string such "
+       "as \"12.50\""},
+    {'f',
+     "{\"name\": \"x\", \"type\": \"decimal\", \"max_digits\": 5, "
+     "\"decimal_places\": 2, \"default\": 1.5}",
+     P "field 'x': invalid default 1.5: expected a decimal string such as "
+       "\"12.50\""},
+    {'f',
+     "{\"name\": \"x\", \"type\": \"decimal\", \"max_digits\": 5, "
+     "\"decimal_places\": 2, \"default\": \"1.505\"}",
+     P "field 'x': invalid default \"1.505\": more than 2 decimal places"},
+    {'f',
+     "{\"name\": \"x\", \"type\": \"decimal\", \"max_digits\": 5, "
+     "\"decimal_places\": 2, \"default\": \"-1234.5\"}",
+     P "field 'x': invalid default \"-1234.5\": more than 3 digits before "
+       "the point"},
+    {'f',
+     "{\"name\": \"x\", \"type\": \"auto\", \"primary_key\": true, "
+     "\"default\": 1}",
+     P "field 'x': auto fields take no default (the database numbers rows)"},
+    {'f',
+     "{\"name\": \"x\", \"type\": \"foreign_key\", \"to\": \"self\", "
+     "\"default\": \"one\"}",
+     P "field 'x': invalid default \"one\": expected an integer"},
+    {'f', "{\"name\": \"x\", \"type\": \"integer\", \"choices\": [1, \"b\"]}",
+     P "field 'x': invalid choice \"b\": expected an integer"},
+    {'f',
+     "{\"name\": \"x\", \"type\": \"varchar\", \"max_length\": 1, "
+     "\"choices\": [[\"a\", \"A\"], [\"bb\", \"B\"]]}",
+     P "field 'x': invalid choice \"bb\": longer than max_length 1"},
+};
+#undef P
+
+#define P "models.json:2:3: model 'Author': "
+#define RULE \
+  "identifiers must match ^[A-Za-z_][A-Za-z0-9_]*$ and be at most 63 bytes"
+static const refusal model_refusals[] = {
+    {'m', "{\"name\": \"Author\", \"feilds\": []}",
+     "models.json:2:22: model 'Author': unknown key 'feilds' (did you mean "
+     "'fields'?)"},
+    {'m', "{\"table\": \"a\"}", "models.json:2:3: model #1: missing \"name\""},
+    {'m', "7", "models.json:2:3: model #1: must be an object"},
+    {'m', "{\"name\": \"Au thor\"}",
+     "models.json:2:3: model 'Au thor': invalid model name 'Au thor': " RULE},
+    {'m', "{\"name\": \"Author\", \"table\": \"a-b\"}",
+     P "invalid table name 'a-b': " RULE},
+    {'m', "{\"name\": \"Author\", \"table\": 5}",
+     "models.json:2:22: model 'Author': \"table\" must be a string"},
+    {'m', "{\"name\": \"Author\", \"fields\": {}}",
+     "models.json:2:22: model 'Author': \"fields\" must be an array of "
+     "objects"},
+    {'m', "{\"name\": \"Author\"},\n  {\"name\": \"Author\"}",
+     "models.json:3:3: model 'Author': duplicate model name: already used by "
+     "model 'Author'"},
+    {'m', "{\"name\": \"Author\"},\n  {\"name\": \"AUTHOR\", \"table\": \"b\"}",
+     "models.json:3:3: model 'AUTHOR': duplicate model name: already used by "
+     "model 'Author' (model names are matched without case)"},
+    {'m',
+     "{\"name\": \"Author\"},\n  {\"name\": \"Writer\", \"table\": \"author\"}",
+     "models.json:3:3: model 'Writer': table 'author' clashes with the table "
+     "of model 'Author'"},
+    {'m',
+     "{\"name\": \"Author\", \"indexes\": [{\"fields\": [\"nmae\"]}], "
+     "\"fields\": [{\"name\": \"name\", \"type\": \"text\"}]}",
+     "models.json:2:34: model 'Author': index names unknown field 'nmae'"},
+    {'m', "{\"name\": \"Author\", \"indexes\": [{\"fields\": []}]}",
+     "models.json:2:34: model 'Author': index needs at least one field"},
+    {'m',
+     "{\"name\": \"Author\", \"indexes\": [{\"fields\": [\"id\"], \"nmae\": "
+     "\"x\"}]}",
+     "models.json:2:34: model 'Author': unknown key 'nmae' in index #1 (did "
+     "you mean 'name'?)"},
+    {'m', "{\"name\": \"Author\", \"indexes\": [{\"name\": \"x\"}]}",
+     "models.json:2:34: model 'Author': index #1: missing \"fields\""},
+    {'m', "{\"name\": \"Author\", \"indexes\": [{\"fields\": \"id\"}]}",
+     "models.json:2:34: model 'Author': index #1: \"fields\" must be an "
+     "array of field names"},
+    {'m',
+     "{\"name\": \"Author\", \"indexes\": [{\"fields\": [\"id\"], \"name\": "
+     "\"bad name\"}]}",
+     "models.json:2:34: model 'Author': invalid index name 'bad name': " RULE},
+    {'m',
+     "{\"name\": \"Author\", \"indexes\": [{\"fields\": [\"id\"], \"name\": "
+     "\"author\"}]}",
+     "models.json:2:34: model 'Author': index name 'author' clashes with the "
+     "table of model 'Author'"},
+    {'m',
+     "{\"name\": \"Author\", \"indexes\": [{\"fields\": [\"id\", \"id\"]}]}",
+     "models.json:2:34: model 'Author': index names field 'id' twice"},
+    {'m', "{\"name\": \"Author\", \"unique_together\": [[\"id\", \"nmae\"]]}",
+     "models.json:2:42: model 'Author': unique_together names unknown field "
+     "'nmae'"},
+    {'m', "{\"name\": \"Author\", \"unique_together\": [[1]]}",
+     "models.json:2:42: model 'Author': each \"unique_together\" entry must "
+     "be an array of field names"},
+    {'m', "{\"name\": \"Author\", \"ordering\": [\"-joined\"]}",
+     "models.json:2:35: model 'Author': ordering names unknown field "
+     "'-joined'"},
+    {'m', "{\"name\": \"Author\", \"ordering\": \"id\"}",
+     "models.json:2:22: model 'Author': \"ordering\" must be an array of "
+     "field names"},
+    {'m',
+     "{\"name\": \"Author\", \"fields\": [{\"name\": \"t\", \"type\": "
+     "\"many_to_many\", \"to\": \"self\"}], \"indexes\": [{\"fields\": "
+     "[\"t\"]}]}",
+     "models.json:2:99: model 'Author': index names many_to_many field 't', "
+     "which has no column"},
+    {'m',
+     "{\"name\": \"Author\", \"fields\": [{\"name\": \"tags\", \"type\": "
+     "\"many_to_many\", \"to\": \"Tag\"}]},\n"
+     "  {\"name\": \"Tag\", \"table\": \"author_tags\"}",
+     "models.json:2:33: model 'Author', field 'tags': join table "
+     "'author_tags' clashes with the table of model 'Tag'"},
+    {'m',
+     "{\"name\": \"A\", \"fields\": [{\"name\": \"b\", \"type\": "
+     "\"one_to_one\", \"to\": \"B\", \"primary_key\": true}]},\n"
+     "  {\"name\": \"B\", \"fields\": [{\"name\": \"a\", \"type\": "
+     "\"one_to_one\", \"to\": \"A\", \"primary_key\": true}]}",
+     "models.json:2:28: model 'A', field 'b': primary key relations form a "
+     "cycle"},
+    /* the top level */
+    {'r', "[]",
+     "models.json:1:1: the top level must be an object with a \"models\" "
+     "array"},
+    {'r', "{}", "models.json: missing \"models\""},
+    {'r', "{\"models\": {}}", "models.json:1:12: \"models\" must be an array"},
+    {'r', "{\"models\": [], \"modles\": 1}",
+     "models.json:1:16: unknown key 'modles' at the top level (did you mean "
+     "'models'?)"},
+};
+#undef P
+#undef RULE
+
+static void run_refusals(const refusal *r, size_t n) {
+  g_soft = 1;
+  g_mismatches = 0;
+  for (size_t i = 0; i < n; i++) {
+    const char *text = r[i].kind == 'f'   ? doc_f(r[i].text)
+                       : r[i].kind == 'm' ? doc_m(r[i].text)
+                                          : r[i].text;
+    refused(text, DORM_ESCHEMA, r[i].message);
+  }
+  g_soft = 0;
+  assert_int_equal(g_mismatches, 0);
+}
+
+static void test_field_refusals(void **state) {
+  (void)state;
+  run_refusals(field_refusals, sizeof field_refusals / sizeof *field_refusals);
+}
+
+static void test_model_refusals(void **state) {
+  (void)state;
+  run_refusals(model_refusals, sizeof model_refusals / sizeof *model_refusals);
+}
+
+/* ---- allocation failure ------------------------------------------------- */
+
+/* Fail allocation N for N = 1, 2, ... while loading the blog file: each
+ * failure must come back as NULL + DORM_ENOMEM, and leak nothing (ASan and
+ * valgrind check that half). */
+static void test_alloc_failure_load(void **state) {
+  (void)state;
+  long n;
+  for (n = 1; n < 100000; n++) {
+    dorm_error err;
+    dorm_error_clear(&err);
+    dorm_test_fail_alloc_at(n);
+    dorm_schema *s = dorm_schema_load_file("tests/data/blog_models.json", &err);
+    dorm_test_alloc_reset();
+    if (s) {
+      assert_int_equal(err.code, 0);
+      assert_int_equal(s->nmodels, 5);
+      dorm_schema_free(s);
+      break;
+    }
+    if (err.code != DORM_ENOMEM)
+      fail_msg("allocation %ld: %s %s", n, dorm_err_name(err.code),
+               err.message);
+    assert_string_equal(err.message, "out of memory");
+  }
+  assert_true(n > 3); /* the loop did fail something */
+}
+
+/* The same for a refused file: out of memory wins or the refusal does,
+ * never a crash or a leak. */
+static void test_alloc_failure_refused(void **state) {
+  (void)state;
+  const char *text =
+      doc_f("{\"name\": \"x\", \"type\": \"foreign_key\", \"to\": \"Autor\"}");
+  for (long n = 1; n < 100000; n++) {
+    dorm_error err;
+    dorm_error_clear(&err);
+    dorm_test_fail_alloc_at(n);
+    dorm_schema *s = dorm_schema_load_string(text, "models.json", &err);
+    dorm_test_alloc_reset();
+    assert_null(s);
+    if (err.code == DORM_ESCHEMA) {
+      assert_string_equal(err.message,
+                          "models.json:4:5: model 'Author', field 'x': "
+                          "unknown model 'Autor'");
+      break;
+    }
+    assert_int_equal(err.code, DORM_ENOMEM);
+  }
+}
+
+/* And for a schema built in C, checking every call's result. */
+static void test_alloc_failure_builder(void **state) {
+  (void)state;
+  for (long n = 1; n < 100000; n++) {
+    dorm_error err;
+    dorm_error_clear(&err);
+    dorm_test_fail_alloc_at(n);
+    dorm_schema_builder *b = dorm_schema_builder_new();
+    dorm_schema_builder_model(b, "Author", NULL);
+    dorm_schema_builder_field(b, "name", DORM_FIELD_VARCHAR, 0);
+    dorm_schema_builder_max_length(b, 100);
+    dorm_schema_builder_default(b, dorm_str("anon"));
+    dorm_value ch[] = {dorm_str("anon"), dorm_str("bob")};
+    dorm_schema_builder_choices(b, ch, NULL, 2);
+    dorm_schema_builder_field(b, "meta", DORM_FIELD_JSON, DORM_FIELD_NULL);
+    dorm_schema_builder_default(b, dorm_json_text("[1, {\"b\": 2}]"));
+    const char *f[] = {"name"};
+    dorm_schema_builder_index(b, NULL, f, 1, 0);
+    dorm_schema_builder_ordering(b, "name");
+    dorm_schema_builder_model(b, "Entry", NULL);
+    dorm_schema_builder_field(b, "author", DORM_FIELD_FOREIGN_KEY, 0);
+    dorm_schema_builder_relation(b, "Author", DORM_ON_DELETE_CASCADE, NULL);
+    dorm_schema_builder_field(b, "tags", DORM_FIELD_MANY_TO_MANY, 0);
+    dorm_schema_builder_relation(b, "Author", DORM_ON_DELETE_CASCADE, NULL);
+    dorm_schema *s = dorm_schema_builder_finish(b, &err);
+    dorm_test_alloc_reset();
+    if (s) {
+      assert_string_equal(
+          dorm_model_field(dorm_schema_model(s, "Author"), "meta")
+              ->default_value.u.s.ptr,
+          "[1,{\"b\":2}]");
+      dorm_schema_free(s);
+      break;
+    }
+    if (err.code != DORM_ENOMEM)
+      fail_msg("allocation %ld: %s %s", n, dorm_err_name(err.code),
+               err.message);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_contract_example),
@@ -480,6 +983,11 @@ int main(void) {
       cmocka_unit_test(test_helpers),
       cmocka_unit_test(test_contract_message),
       cmocka_unit_test(test_io_and_syntax),
+      cmocka_unit_test(test_field_refusals),
+      cmocka_unit_test(test_model_refusals),
+      cmocka_unit_test(test_alloc_failure_load),
+      cmocka_unit_test(test_alloc_failure_refused),
+      cmocka_unit_test(test_alloc_failure_builder),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
