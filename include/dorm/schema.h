@@ -80,7 +80,8 @@ typedef struct dorm_field {
   int decimal_places; /* decimal */
   dorm_value default_value; /* when flags & DORM_FIELD_HAS_DEFAULT; its
                                type follows the field (DORM_T_JSON text for
-                               a json field) */
+                               a json field; DORM_T_NULL for "default":
+                               null on a nullable field) */
   const dorm_value *choices; /* "choices": allowed values, or NULL */
   size_t nchoices;
   /* relations (foreign_key, one_to_one, many_to_many) */
@@ -132,7 +133,8 @@ typedef struct dorm_schema {
  * or NULL with err filled ("models.json:14:9: model 'Entry', field
  * 'author': unknown model 'Autor'"). */
 dorm_schema *dorm_schema_load_file(const char *path, dorm_error *err);
-/* The same from a string in memory; name is used in messages. */
+/* The same from a string in memory; name is used in messages and as
+ * schema->source (NULL means "<memory>"). */
 dorm_schema *dorm_schema_load_string(const char *json, const char *name,
                                      dorm_error *err);
 void dorm_schema_free(dorm_schema *schema);
@@ -148,7 +150,12 @@ const dorm_field *dorm_model_field_by_column(const dorm_model *model,
 
 /* Building a schema in C.  The builder copies every string it is given.
  * Errors are sticky: the first one is kept and reported by
- * dorm_schema_builder_finish, which runs the same checks as the loader.
+ * dorm_schema_builder_finish, which runs the same checks as the loader
+ * (the rules and messages of docs/models.md, without file positions).
+ * Each call returns 0 or the first error; options apply to the field added
+ * last.  A NULL builder (dorm_schema_builder_new out of memory) is accepted
+ * everywhere and reads as DORM_ENOMEM, so calls need no check until
+ * finish.
  *
  *   dorm_schema_builder *b = dorm_schema_builder_new();
  *   dorm_schema_builder_model(b, "Author", NULL);           // table default
@@ -168,8 +175,15 @@ int dorm_schema_builder_field(dorm_schema_builder *b, const char *name,
 int dorm_schema_builder_max_length(dorm_schema_builder *b, int max_length);
 int dorm_schema_builder_decimal(dorm_schema_builder *b, int max_digits,
                                 int decimal_places);
+/* v is checked and converted at finish to the field's value type: e.g.
+ * dorm_int(0) for a float, dorm_str("2024-05-01") for a date, dorm_int(10)
+ * for a decimal; a json field takes dorm_json_text (stored re-serialized,
+ * compact with sorted keys) or a scalar (stored as that JSON scalar). */
 int dorm_schema_builder_default(dorm_schema_builder *b, dorm_value v);
 int dorm_schema_builder_db_column(dorm_schema_builder *b, const char *column);
+/* foreign_key / one_to_one / many_to_many: to is a model name (exact or
+ * any case, declared before or after) or "self"; related_name may be NULL.
+ * on_delete is ignored for many_to_many. */
 int dorm_schema_builder_relation(dorm_schema_builder *b, const char *to,
                                  dorm_on_delete on_delete,
                                  const char *related_name);
