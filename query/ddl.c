@@ -915,6 +915,12 @@ static void sqlite_constraint_rebuild(ddl_ctx *c, const dorm_model *m,
                                       const dorm_ddl_constraint *cons,
                                       size_t ncons,
                                       const dorm_ddl_constraint *k, int add) {
+  /* The name is checked even though SQLite never uses it, so both
+   * dialects refuse the same operations. */
+  if (!k->name || !dorm_ident_valid(k->name)) {
+    dorm__ddl_ident(c, k->name);
+    return;
+  }
   dorm_ddl_constraint *list = dorm__calloc(ncons + 1, sizeof *list);
   if (!list) {
     c->oom = 1;
