@@ -174,6 +174,13 @@ dorm_deferred *dorm_gather(dorm_loop *loop, dorm_deferred *const *ds, size_t n,
   g->building = 1;
   for (size_t i = 0; i < n; i++)
     if (g->inputs[i]) dorm__deferred_kick(g->inputs[i]);
+  if (n == 0) { /* nothing to wait for: an empty list */
+    dorm_result list = dorm_result_none();
+    list.kind = DORM_RESULT_LIST;
+    list.u.list.items = g->items;
+    g->items = NULL;
+    decide(g, list);
+  }
   g->building = 0;
   dorm_deferred *out = g->out;
   if (g->cancel_rest) cancel_unfinished(g);

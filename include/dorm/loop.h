@@ -91,8 +91,9 @@ dorm_poll *dorm_poll_new(dorm_loop *loop, int fd, dorm_poll_cb cb, void *arg);
 int dorm_poll_set(dorm_poll *p, int events);
 /* The socket changed (libpq may use a new one on each connection attempt,
  * possibly with the same number): stop watching the old one and watch fd
- * with the current interest.  Call it before closing the old socket if you
- * can.  Returns 0, DORM_ENOMEM, or a negative libuv error (then nothing is
+ * with the current interest.  Call it before returning to the loop once
+ * the old socket has been closed: libuv must never poll a closed
+ * descriptor.  Returns 0, DORM_ENOMEM, or a negative libuv error (then nothing is
  * watched and the interest is 0). */
 int dorm_poll_set_fd(dorm_poll *p, int fd);
 /* Stop watching and close.  cb never runs after this returns. */
