@@ -114,6 +114,13 @@ dorm_query_kind dorm_query_kind_of(const dorm_query *q) { return q->kind; }
 
 #define MAX_HOPS 8
 
+/* The next "__" separator, or NULL (strstr is slower for two bytes). */
+static const char *find_sep(const char *s) {
+  for (; *s; s++)
+    if (s[0] == '_' && s[1] == '_') return s;
+  return NULL;
+}
+
 /* A model's reverse accessor name for field f (on another model). */
 static int reverse_name_is(const dorm_field *f, const char *s, size_t n) {
   if (f->related_name)
@@ -218,7 +225,7 @@ int dorm__resolve_path(dorm_query *q, const dorm_model *model, const char *text,
 
   /* An annotation alias as the first part (filter on annotate()). */
   {
-    const char *e = strstr(s, "__");
+    const char *e = find_sep(s);
     size_t n = e ? (size_t)(e - s) : strlen(s);
     int idx;
     if (q->nannots && !find_field(m, s, n) && find_annotation(q, s, n, &idx)) {
@@ -231,7 +238,7 @@ int dorm__resolve_path(dorm_query *q, const dorm_model *model, const char *text,
   }
 
   for (;;) {
-    const char *e = strstr(s, "__");
+    const char *e = find_sep(s);
     size_t n = e ? (size_t)(e - s) : strlen(s);
     const dorm_field *f = find_field(m, s, n);
     const dorm_field *rev = f ? NULL : find_reverse(m, s, n);
@@ -293,7 +300,7 @@ int dorm__resolve_path(dorm_query *q, const dorm_model *model, const char *text,
     if (dorm_field_is_fk(f) && next) {
       /* author__id / author__pk: the foreign key column itself, no join
        * (as Django does).  Anything else continues on the target. */
-      const char *e2 = strstr(next, "__");
+      const char *e2 = find_sep(next);
       size_t n2 = e2 ? (size_t)(e2 - next) : strlen(next);
       const dorm_field *tf = find_field(f->target, next, n2);
       int is_lookup_next = !tf && (dorm__lookup_parse(next, n2) >= 0 ||
@@ -307,7 +314,7 @@ int dorm__resolve_path(dorm_query *q, const dorm_model *model, const char *text,
         const char *after = e2 ? e2 + 2 : NULL;
         int more_fields = 0;
         if (after) {
-          const char *e3 = strstr(after, "__");
+          const char *e3 = find_sep(after);
           size_t n3 = e3 ? (size_t)(e3 - after) : strlen(after);
           more_fields = find_field(f->target->pk->model, after, n3) != NULL;
         }
@@ -338,7 +345,7 @@ int dorm__resolve_path(dorm_query *q, const dorm_model *model, const char *text,
 tail:
   /* s: NULL or "[transform__]lookup" */
   if (s && *s) {
-    const char *e = strstr(s, "__");
+    const char *e = find_sep(s);
     size_t n = e ? (size_t)(e - s) : strlen(s);
     int t = dorm__transform_parse(s, n);
     if (t > 0 && !out->annotation) {
@@ -353,7 +360,7 @@ tail:
     }
   }
   if (s && *s) {
-    const char *e = strstr(s, "__");
+    const char *e = find_sep(s);
     size_t n = e ? (size_t)(e - s) : strlen(s);
     int lk = dorm__lookup_parse(s, n);
     const char *fname = out->annotation ? "(annotation)" : out->field->name;
@@ -486,11 +493,22 @@ static int check_filterable(dorm_query *q) {
   return 0;
 }
 
+static int q_has_annotation(const dorm_q *n) {
+  if (!n) return 0;
+  if (n->kind == Q_LEAF) return n->path.annotation;
+  return q_has_annotation(n->a) || q_has_annotation(n->b);
+}
+
 static int add_where(dorm_query *q, dorm_q *node) {
   dorm_qlist *l = qalloc(q, sizeof *l);
   if (!l) return DORM_ENOMEM;
   l->q = node;
   l->next = NULL;
+  l->having = q_has_annotation(node);
+  if (l->having)
+    q->nhaving++;
+  else
+    q->nwhere++;
   if (q->where_tail)
     q->where_tail->next = l;
   else
@@ -767,7 +785,7 @@ int dorm_select_related(dorm_query *q, const char *path) {
   dorm_hop hops[MAX_HOPS];
   int nh = 0;
   while (s && *s) {
-    const char *e = strstr(s, "__");
+    const char *e = find_sep(s);
     size_t len = e ? (size_t)(e - s) : strlen(s);
     const dorm_field *f = find_field(m, s, len);
     if (!f || !dorm_field_is_fk(f))

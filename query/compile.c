@@ -143,17 +143,17 @@ static void emit_join(cctx *c, int idx) {
     dorm__emit(c, " ", 1);
     dorm__emit_alias(c, self);
   }
-  dorm__emits(c, " ON (");
+  dorm__emitl(c, " ON (");
   char from[DORM_IDENT_MAX + 16], to[DORM_IDENT_MAX + 16];
   switch (h->kind) {
     case HOP_FORWARD: /* parent.fk = self.pk */
       emit_col(c, j->parent, h->field->column);
-      dorm__emits(c, " = ");
+      dorm__emitl(c, " = ");
       emit_col(c, self, h->to->pk->column);
       break;
     case HOP_REVERSE: /* parent.pk = self.fk */
       emit_col(c, j->parent, h->from->pk->column);
-      dorm__emits(c, " = ");
+      dorm__emitl(c, " = ");
       emit_col(c, self, h->field->column);
       break;
     case HOP_M2M:
@@ -162,21 +162,21 @@ static void emit_join(cctx *c, int idx) {
       int fwd = h->kind == HOP_M2M;
       if (j->part == 0) { /* parent.pk = through.<this side>_id */
         emit_col(c, j->parent, h->from->pk->column);
-        dorm__emits(c, " = ");
+        dorm__emitl(c, " = ");
         emit_col(c, self, fwd ? from : to);
       } else { /* through.<other side>_id = self.pk */
         emit_col(c, j->parent, fwd ? to : from);
-        dorm__emits(c, " = ");
+        dorm__emitl(c, " = ");
         emit_col(c, self, h->to->pk->column);
       }
       break;
     }
   }
-  dorm__emits(c, ")");
+  dorm__emitl(c, ")");
 }
 
 void dorm__emit_from(cctx *c) {
-  dorm__emits(c, " FROM ");
+  dorm__emitl(c, " FROM ");
   dorm__emit_ident(c, c->base_table);
   for (int i = 0; i < c->njoins; i++) emit_join(c, i);
 }
@@ -188,18 +188,18 @@ static const char *const agg_names[] = {"COUNT", "SUM", "AVG", "MIN", "MAX"};
 static void emit_aggregate(cctx *c, const annotation *a) {
   int fn = a->agg & 0xff;
   dorm__emits(c, agg_names[fn]);
-  dorm__emits(c, "(");
+  dorm__emitl(c, "(");
   if (a->star) {
-    dorm__emits(c, "*");
+    dorm__emitl(c, "*");
   } else {
-    if (a->agg & DORM_AGG_DISTINCT) dorm__emits(c, "DISTINCT ");
+    if (a->agg & DORM_AGG_DISTINCT) dorm__emitl(c, "DISTINCT ");
     int alias = dorm__path_alias(c, &a->path, 1);
     if (a->path.transform)
       dorm__emit_transform(c, &a->path, alias);
     else
       dorm__emit_column_of(c, &a->path, alias);
   }
-  dorm__emits(c, ")");
+  dorm__emitl(c, ")");
 }
 
 static const annotation *annotation_at(const dorm_query *q, int idx) {
@@ -230,11 +230,11 @@ void dorm__emit_expr(cctx *c, const dorm_expr *e) {
     case EXPR_VALUE: dorm__emit_param(c, e->value); break;
     case EXPR_OP: {
       char op[4] = {' ', e->op, ' ', 0};
-      dorm__emits(c, "(");
+      dorm__emitl(c, "(");
       dorm__emit_expr(c, e->a);
       dorm__emits(c, op);
       dorm__emit_expr(c, e->b);
-      dorm__emits(c, ")");
+      dorm__emitl(c, ")");
       break;
     }
   }
@@ -277,48 +277,35 @@ void dorm__register_where(cctx *c, const dorm_qlist *where) {
   for (const dorm_qlist *l = where; l; l = l->next) register_q(c, l->q, 0, 0);
 }
 
-static int q_has_annotation(const dorm_q *n) {
-  if (!n) return 0;
-  if (n->kind == Q_LEAF) return n->path.annotation;
-  return q_has_annotation(n->a) || q_has_annotation(n->b);
-}
-
 static void emit_q(cctx *c, const dorm_q *n, int negated, q_kind parent) {
   switch (n->kind) {
     case Q_LEAF: dorm__emit_lookup(c, n, negated, parent == Q_OR); break;
     case Q_AND:
     case Q_OR: {
       int paren = parent != n->kind && parent != Q_NOT && parent != Q_LEAF;
-      if (paren) dorm__emits(c, "(");
+      if (paren) dorm__emitl(c, "(");
       emit_q(c, n->a, negated, n->kind);
       dorm__emits(c, n->kind == Q_AND ? " AND " : " OR ");
       emit_q(c, n->b, negated, n->kind);
-      if (paren) dorm__emits(c, ")");
+      if (paren) dorm__emitl(c, ")");
       break;
     }
     case Q_NOT:
-      dorm__emits(c, "NOT (");
+      dorm__emitl(c, "NOT (");
       emit_q(c, n->a, !negated, Q_NOT);
-      dorm__emits(c, ")");
+      dorm__emitl(c, ")");
       break;
   }
-}
-
-int dorm__has_conditions(const dorm_qlist *where, int having) {
-  int n = 0;
-  for (const dorm_qlist *l = where; l; l = l->next)
-    if (q_has_annotation(l->q) == having) n++;
-  return n;
 }
 
 int dorm__emit_conditions(cctx *c, const dorm_qlist *where, int having) {
   int n = 0;
   /* the top level is an AND: an OR in it needs parentheses when there is
    * more than one condition */
-  q_kind parent = dorm__has_conditions(where, having) > 1 ? Q_AND : Q_LEAF;
+  q_kind parent = dorm__has_conditions(c->q, having) > 1 ? Q_AND : Q_LEAF;
   for (const dorm_qlist *l = where; l; l = l->next) {
-    if (q_has_annotation(l->q) != having) continue;
-    if (n++) dorm__emits(c, " AND ");
+    if (l->having != having) continue;
+    if (n++) dorm__emitl(c, " AND ");
     emit_q(c, l->q, 0, parent);
   }
   return n;
@@ -359,15 +346,18 @@ static void emit_model_columns(cctx *c, const dorm_model *m, int alias,
     if (relation == 0 ? !field_selected(c->q, f)
                       : f->type == DORM_FIELD_MANY_TO_MANY)
       continue;
-    if (!*first) dorm__emits(c, ", ");
+    if (!*first) dorm__emitl(c, ", ");
     *first = 0;
     emit_col(c, alias, f->column);
     if (record) {
-      if (prefix)
+      if (prefix) {
         snprintf(name, sizeof name, "%s__%s", prefix, f->name);
-      else
-        snprintf(name, sizeof name, "%s", f->name);
-      dorm__add_column(c, name, f, m, relation, dorm_field_value_type(f));
+        dorm__add_column(c, name, f, m, relation, dorm_field_value_type(f));
+      } else {
+        /* the schema's own string: it outlives the statement */
+        dorm__add_column_static(c, f->name, f, m, relation,
+                                dorm_field_value_type(f));
+      }
     }
   }
 }
@@ -383,10 +373,10 @@ static dorm_type agg_type(const annotation *a) {
 
 static void emit_annotations(cctx *c, int record, int *first) {
   for (const annotation *a = c->q->annots; a; a = a->next) {
-    if (!*first) dorm__emits(c, ", ");
+    if (!*first) dorm__emitl(c, ", ");
     *first = 0;
     emit_aggregate(c, a);
-    dorm__emits(c, " AS ");
+    dorm__emitl(c, " AS ");
     dorm__emit_ident(c, a->alias);
     if (record)
       dorm__add_column(c, a->alias, a->star ? NULL : a->path.field,
@@ -412,7 +402,7 @@ static void emit_select_list(cctx *c, int record) {
   }
   if (q->nvalues) {
     for (const path_item *it = q->values; it; it = it->next) {
-      if (!first) dorm__emits(c, ", ");
+      if (!first) dorm__emitl(c, ", ");
       first = 0;
       emit_path_value(c, &it->path);
       if (record)
@@ -442,7 +432,7 @@ static void emit_select_list(cctx *c, int record) {
       for (const path_item *it = q->values; it; it = it->next)
         if (!strcmp(it->path.text, o->path.text)) selected = 1;
       if (selected) continue;
-      dorm__emits(c, ", ");
+      dorm__emitl(c, ", ");
       emit_path_value(c, &o->path);
     }
   }
@@ -451,11 +441,11 @@ static void emit_select_list(cctx *c, int record) {
 static void emit_group_by(cctx *c) {
   const dorm_query *q = c->q;
   if (!q->nannots || q->aggregate) return;
-  dorm__emits(c, " GROUP BY ");
+  dorm__emitl(c, " GROUP BY ");
   if (q->nvalues) {
     int first = 1;
     for (const path_item *it = q->values; it; it = it->next) {
-      if (!first) dorm__emits(c, ", ");
+      if (!first) dorm__emitl(c, ", ");
       first = 0;
       emit_path_value(c, &it->path);
     }
@@ -472,10 +462,10 @@ static void emit_group_by(cctx *c) {
 static void emit_order_by(cctx *c) {
   const dorm_query *q = c->q;
   if (!q->order) return;
-  dorm__emits(c, " ORDER BY ");
+  dorm__emitl(c, " ORDER BY ");
   int first = 1;
   for (const order_item *o = q->order; o; o = o->next) {
-    if (!first) dorm__emits(c, ", ");
+    if (!first) dorm__emitl(c, ", ");
     first = 0;
     if (o->path.annotation) {
       const annotation *a = annotation_at(q, o->path.annotation_index);
@@ -484,9 +474,9 @@ static void emit_order_by(cctx *c) {
       emit_path_value(c, &o->path);
     }
     if (o->desc)
-      dorm__emits(c, " DESC");
+      dorm__emitl(c, " DESC");
     else
-      dorm__emits(c, " ASC");
+      dorm__emitl(c, " ASC");
   }
 }
 
@@ -494,13 +484,13 @@ static void emit_limit(cctx *c) {
   const dorm_query *q = c->q;
   if (!q->sliced) return;
   if (q->hi >= 0) {
-    dorm__emits(c, " LIMIT ");
+    dorm__emitl(c, " LIMIT ");
     dorm__emit_param(c, dorm_int(q->hi - q->lo));
   } else if (q->lo > 0 && c->d == DORM_DIALECT_SQLITE) {
-    dorm__emits(c, " LIMIT -1"); /* SQLite needs LIMIT before OFFSET */
+    dorm__emitl(c, " LIMIT -1"); /* SQLite needs LIMIT before OFFSET */
   }
   if (q->lo > 0) {
-    dorm__emits(c, " OFFSET ");
+    dorm__emitl(c, " OFFSET ");
     dorm__emit_param(c, dorm_int(q->lo));
   }
 }
@@ -509,16 +499,16 @@ static void emit_limit(cctx *c) {
  * with flags for the forms that wrap it. */
 static void emit_plain_select(cctx *c, int record, int with_order) {
   const dorm_query *q = c->q;
-  dorm__emits(c, "SELECT ");
-  if (q->distinct) dorm__emits(c, "DISTINCT ");
+  dorm__emitl(c, "SELECT ");
+  if (q->distinct) dorm__emitl(c, "DISTINCT ");
   emit_select_list(c, record);
   dorm__emit_from(c);
-  if (dorm__has_conditions(q->where, 0)) {
-    dorm__emits(c, " WHERE ");
+  if (dorm__has_conditions(q, 0)) {
+    dorm__emitl(c, " WHERE ");
     dorm__emit_conditions(c, q->where, 0);
   }
   emit_group_by(c);
-  if (dorm__has_conditions(q->where, 1)) {
+  if (dorm__has_conditions(q, 1)) {
     if (!q->nannots || q->aggregate) {
       dorm__cfail(c, DORM_EINVAL,
                   "model '%s': filter on an annotation needs "
@@ -526,7 +516,7 @@ static void emit_plain_select(cctx *c, int record, int with_order) {
                   q->model->name);
       return;
     }
-    dorm__emits(c, " HAVING ");
+    dorm__emitl(c, " HAVING ");
     dorm__emit_conditions(c, q->where, 1);
   }
   if (with_order) emit_order_by(c);
@@ -555,18 +545,18 @@ int dorm__compile_select(cctx *c) {
 
   c->out->returns_rows = 1;
   if (q->exists) {
-    dorm__emits(c, "SELECT 1 AS \"a\"");
+    dorm__emitl(c, "SELECT 1 AS \"a\"");
     dorm__emit_from(c);
-    if (dorm__has_conditions(q->where, 0)) {
-      dorm__emits(c, " WHERE ");
+    if (dorm__has_conditions(q, 0)) {
+      dorm__emitl(c, " WHERE ");
       dorm__emit_conditions(c, q->where, 0);
     }
     if (q->sliced && q->lo > 0) {
       /* exists() on a slice: is there a row at offset lo? */
-      dorm__emits(c, " LIMIT 1 OFFSET ");
+      dorm__emitl(c, " LIMIT 1 OFFSET ");
       dorm__emit_param(c, dorm_int(q->lo));
     } else {
-      dorm__emits(c, " LIMIT 1");
+      dorm__emitl(c, " LIMIT 1");
     }
     dorm__add_column(c, "a", NULL, q->model, 0, DORM_T_INT);
     return c->failed;
@@ -574,14 +564,14 @@ int dorm__compile_select(cctx *c) {
   if (q->count) {
     if (q->sliced || q->distinct || q->nannots) {
       /* count what the inner query returns, as Django does */
-      dorm__emits(c, "SELECT COUNT(*) FROM (");
+      dorm__emitl(c, "SELECT COUNT(*) FROM (");
       emit_plain_select(c, 0, 0);
-      dorm__emits(c, ") \"subquery\"");
+      dorm__emitl(c, ") \"subquery\"");
     } else {
-      dorm__emits(c, "SELECT COUNT(*) AS \"count\"");
+      dorm__emitl(c, "SELECT COUNT(*) AS \"count\"");
       dorm__emit_from(c);
-      if (dorm__has_conditions(q->where, 0)) {
-        dorm__emits(c, " WHERE ");
+      if (dorm__has_conditions(q, 0)) {
+        dorm__emitl(c, " WHERE ");
         dorm__emit_conditions(c, q->where, 0);
       }
     }
@@ -596,16 +586,16 @@ int dorm__compile_select(cctx *c) {
   }
   emit_plain_select(c, 1, !q->aggregate);
   if (q->lock) {
-    dorm__emits(c, " FOR UPDATE");
+    dorm__emitl(c, " FOR UPDATE");
     int any_left = 0;
     for (int i = 0; i < c->njoins; i++) any_left |= c->joins[i].left;
     /* PostgreSQL refuses to lock the nullable side of an outer join */
     if ((q->lock_flags & DORM_LOCK_OF_SELF) || any_left) {
-      dorm__emits(c, " OF ");
+      dorm__emitl(c, " OF ");
       dorm__emit_ident(c, c->base_table);
     }
-    if (q->lock_flags & DORM_LOCK_NOWAIT) dorm__emits(c, " NOWAIT");
-    if (q->lock_flags & DORM_LOCK_SKIP_LOCKED) dorm__emits(c, " SKIP LOCKED");
+    if (q->lock_flags & DORM_LOCK_NOWAIT) dorm__emitl(c, " NOWAIT");
+    if (q->lock_flags & DORM_LOCK_SKIP_LOCKED) dorm__emitl(c, " SKIP LOCKED");
   }
   /* select_related paths, for decoding related objects */
   if (q->nrelated && !c->failed) {

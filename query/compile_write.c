@@ -19,28 +19,28 @@ static void emit_returning(cctx *c) {
   const dorm_model *m = q->model;
   int all = q->returning_all || (q->kind == DORM_QUERY_INSERT && !q->returning);
   if (!all && !q->returning) return;
-  dorm__emits(c, " RETURNING ");
+  dorm__emitl(c, " RETURNING ");
   int first = 1;
   if (all) {
     for (size_t i = 0; i < m->nfields; i++) {
       const dorm_field *f = &m->fields[i];
       if (f->type == DORM_FIELD_MANY_TO_MANY) continue;
-      if (!first) dorm__emits(c, ", ");
+      if (!first) dorm__emitl(c, ", ");
       first = 0;
       dorm__emit_ident(c, m->table);
       dorm__emit(c, ".", 1);
       dorm__emit_ident(c, f->column);
-      dorm__add_column(c, f->name, f, m, 0, dorm_field_value_type(f));
+      dorm__add_column_static(c, f->name, f, m, 0, dorm_field_value_type(f));
     }
   } else {
     for (const field_item *it = q->returning; it; it = it->next) {
-      if (!first) dorm__emits(c, ", ");
+      if (!first) dorm__emitl(c, ", ");
       first = 0;
       dorm__emit_ident(c, m->table);
       dorm__emit(c, ".", 1);
       dorm__emit_ident(c, it->field->column);
-      dorm__add_column(c, it->field->name, it->field, m, 0,
-                       dorm_field_value_type(it->field));
+      dorm__add_column_static(c, it->field->name, it->field, m, 0,
+                              dorm_field_value_type(it->field));
     }
   }
   c->out->returns_rows = 1;
@@ -106,7 +106,7 @@ static int compile_insert(cctx *c) {
                          m->name, r_index);
   }
 
-  dorm__emits(c, "INSERT INTO ");
+  dorm__emitl(c, "INSERT INTO ");
   dorm__emit_ident(c, m->table);
   size_t nrows = q->nrows ? q->nrows : 1;
   if (ncols == 0) {
@@ -116,30 +116,30 @@ static int compile_insert(cctx *c) {
                            "model '%s': a bulk insert of rows with no values "
                            "is not supported on SQLite",
                            m->name);
-      dorm__emits(c, " (");
+      dorm__emitl(c, " (");
       dorm__emit_ident(c, m->pk->column);
-      dorm__emits(c, ") VALUES ");
+      dorm__emitl(c, ") VALUES ");
       for (size_t r = 0; r < nrows; r++)
         dorm__emits(c, r ? ", (DEFAULT)" : "(DEFAULT)");
     } else {
-      dorm__emits(c, " DEFAULT VALUES");
+      dorm__emitl(c, " DEFAULT VALUES");
     }
   } else {
-    dorm__emits(c, " (");
+    dorm__emitl(c, " (");
     for (size_t k = 0; k < ncols; k++) {
-      if (k) dorm__emits(c, ", ");
+      if (k) dorm__emitl(c, ", ");
       dorm__emit_ident(c, cols[k]->column);
     }
-    dorm__emits(c, ") VALUES ");
+    dorm__emitl(c, ") VALUES ");
     const insert_row *r = q->rows;
     for (size_t ri = 0; ri < nrows; ri++) {
       dorm__emits(c, ri ? ", (" : "(");
       for (size_t k = 0; k < ncols; k++) {
-        if (k) dorm__emits(c, ", ");
+        if (k) dorm__emitl(c, ", ");
         const set_item *s = r ? row_value(r, cols[k]) : NULL;
         dorm__emit_param(c, s ? s->value : cols[k]->default_value);
       }
-      dorm__emits(c, ")");
+      dorm__emitl(c, ")");
       if (r) r = r->next;
     }
   }
@@ -156,25 +156,25 @@ static int compile_insert(cctx *c) {
                          "model '%s': on_conflict_update and "
                          "on_conflict_do_nothing together",
                          m->name);
-    dorm__emits(c, " ON CONFLICT");
+    dorm__emitl(c, " ON CONFLICT");
     if (q->conflict) {
-      dorm__emits(c, " (");
+      dorm__emitl(c, " (");
       for (const field_item *it = q->conflict; it; it = it->next) {
-        if (it != q->conflict) dorm__emits(c, ", ");
+        if (it != q->conflict) dorm__emitl(c, ", ");
         dorm__emit_ident(c, it->field->column);
       }
-      dorm__emits(c, ")");
+      dorm__emitl(c, ")");
     }
     if (q->conflict_update) {
-      dorm__emits(c, " DO UPDATE SET ");
+      dorm__emitl(c, " DO UPDATE SET ");
       for (const field_item *it = q->conflict_update; it; it = it->next) {
-        if (it != q->conflict_update) dorm__emits(c, ", ");
+        if (it != q->conflict_update) dorm__emitl(c, ", ");
         dorm__emit_ident(c, it->field->column);
-        dorm__emits(c, " = EXCLUDED.");
+        dorm__emitl(c, " = EXCLUDED.");
         dorm__emit_ident(c, it->field->column);
       }
     } else {
-      dorm__emits(c, " DO NOTHING");
+      dorm__emitl(c, " DO NOTHING");
     }
   }
   emit_returning(c);
@@ -186,14 +186,14 @@ static int compile_insert(cctx *c) {
 /* WHERE for a write: direct when no joins are needed, else pk IN (...). */
 static void emit_write_where(cctx *c) {
   const dorm_query *q = c->q;
-  if (!dorm__has_conditions(q->where, 0)) {
-    if (dorm__has_conditions(q->where, 1))
+  if (!dorm__has_conditions(q, 0)) {
+    if (dorm__has_conditions(q, 1))
       dorm__cfail(c, DORM_EINVAL,
                   "model '%s': annotation filters in an update or delete",
                   q->model->name);
     return;
   }
-  dorm__emits(c, " WHERE ");
+  dorm__emitl(c, " WHERE ");
   if (c->njoins == 0) {
     dorm__emit_conditions(c, q->where, 0);
     return;
@@ -202,14 +202,14 @@ static void emit_write_where(cctx *c) {
   dorm__emit_ident(c, q->model->table);
   dorm__emit(c, ".", 1);
   dorm__emit_ident(c, pk);
-  dorm__emits(c, " IN (SELECT ");
+  dorm__emitl(c, " IN (SELECT ");
   dorm__emit_ident(c, q->model->table);
   dorm__emit(c, ".", 1);
   dorm__emit_ident(c, pk);
   dorm__emit_from(c);
-  dorm__emits(c, " WHERE ");
+  dorm__emitl(c, " WHERE ");
   dorm__emit_conditions(c, q->where, 0);
-  dorm__emits(c, ")");
+  dorm__emitl(c, ")");
 }
 
 static int compile_update(cctx *c) {
@@ -223,14 +223,14 @@ static int compile_update(cctx *c) {
   c->registering = 0;
   if (c->failed) return c->failed;
 
-  dorm__emits(c, "UPDATE ");
+  dorm__emitl(c, "UPDATE ");
   dorm__emit_ident(c, q->model->table);
-  dorm__emits(c, " SET ");
+  dorm__emitl(c, " SET ");
   c->no_joins = 1;
   for (const set_item *s = q->sets; s; s = s->next) {
-    if (s != q->sets) dorm__emits(c, ", ");
+    if (s != q->sets) dorm__emitl(c, ", ");
     dorm__emit_ident(c, s->field->column);
-    dorm__emits(c, " = ");
+    dorm__emitl(c, " = ");
     if (s->value.type == DORM_T_EXPR)
       dorm__emit_expr(c, s->value.u.expr);
     else
@@ -248,7 +248,7 @@ static int compile_delete(cctx *c) {
   dorm__register_where(c, q->where);
   c->registering = 0;
   if (c->failed) return c->failed;
-  dorm__emits(c, "DELETE FROM ");
+  dorm__emitl(c, "DELETE FROM ");
   dorm__emit_ident(c, q->model->table);
   emit_write_where(c);
   emit_returning(c);

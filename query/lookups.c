@@ -21,35 +21,48 @@
 
 #include "query/query_int.h"
 
-static const char *const lookup_names[LK__COUNT] = {
-    "exact",     "iexact", "contains", "icontains",  "in",          "gt",
-    "gte",       "lt",     "lte",      "startswith", "istartswith", "endswith",
-    "iendswith", "range",  "isnull",   "regex",      "iregex"};
+#define NAME(s) \
+  { s, sizeof(s) - 1 }
+typedef struct name_len {
+  const char *name;
+  size_t len;
+} name_len;
 
-static const char *const transform_names[TR__COUNT] = {
-    "", "year", "month", "day", "week_day", "hour", "minute", "date"};
+static const name_len lookup_names[LK__COUNT] = {
+    NAME("exact"),      NAME("iexact"),      NAME("contains"),
+    NAME("icontains"),  NAME("in"),          NAME("gt"),
+    NAME("gte"),        NAME("lt"),          NAME("lte"),
+    NAME("startswith"), NAME("istartswith"), NAME("endswith"),
+    NAME("iendswith"),  NAME("range"),       NAME("isnull"),
+    NAME("regex"),      NAME("iregex")};
 
+static const name_len transform_names[TR__COUNT] = {
+    NAME(""),         NAME("year"), NAME("month"),  NAME("day"),
+    NAME("week_day"), NAME("hour"), NAME("minute"), NAME("date")};
+
+/* Names are matched on length and first letter before memcmp: parsing a
+ * lookup is on the path of every filter call. */
 int dorm__lookup_parse(const char *s, size_t n) {
   for (int i = 0; i < LK__COUNT; i++)
-    if (lookup_names[i][0] == s[0] && strlen(lookup_names[i]) == n &&
-        !memcmp(lookup_names[i], s, n))
+    if (lookup_names[i].len == n && lookup_names[i].name[0] == s[0] &&
+        !memcmp(lookup_names[i].name, s, n))
       return i;
   return -1;
 }
 
 int dorm__transform_parse(const char *s, size_t n) {
   for (int i = 1; i < TR__COUNT; i++)
-    if (transform_names[i][0] == s[0] && strlen(transform_names[i]) == n &&
-        !memcmp(transform_names[i], s, n))
+    if (transform_names[i].len == n && transform_names[i].name[0] == s[0] &&
+        !memcmp(transform_names[i].name, s, n))
       return i;
   return -1;
 }
 
 const char *dorm__lookup_name(lookup_kind k) {
-  return k < LK__COUNT ? lookup_names[k] : "?";
+  return k < LK__COUNT ? lookup_names[k].name : "?";
 }
 const char *dorm__transform_name(transform_kind k) {
-  return k < TR__COUNT ? transform_names[k] : "?";
+  return k < TR__COUNT ? transform_names[k].name : "?";
 }
 
 /* ---- types -------------------------------------------------------------- */
@@ -384,27 +397,27 @@ void dorm__emit_transform(cctx *c, const dorm_path *p, int alias) {
                                                 "%w", "%H", "%M", ""};
   if (t == TR_DATE) {
     if (pg) {
-      dorm__emits(c, "(");
+      dorm__emitl(c, "(");
       dorm__emit_column_of(c, p, alias);
-      dorm__emits(c, ")::date");
+      dorm__emitl(c, ")::date");
     } else {
-      dorm__emits(c, "date(");
+      dorm__emitl(c, "date(");
       dorm__emit_column_of(c, p, alias);
-      dorm__emits(c, ")");
+      dorm__emitl(c, ")");
     }
     return;
   }
   if (pg) {
     /* EXTRACT gives numeric; compare as integer like Django's casts */
-    dorm__emits(c, "EXTRACT(");
+    dorm__emitl(c, "EXTRACT(");
     dorm__emits(c, pg_part[t]);
-    dorm__emits(c, " FROM ");
+    dorm__emitl(c, " FROM ");
     dorm__emit_column_of(c, p, alias);
     dorm__emits(c, t == TR_WEEK_DAY ? ")::integer + 1" : ")::integer");
   } else {
-    dorm__emits(c, "CAST(strftime('");
+    dorm__emitl(c, "CAST(strftime('");
     dorm__emits(c, sq_fmt[t]);
-    dorm__emits(c, "', ");
+    dorm__emitl(c, "', ");
     dorm__emit_column_of(c, p, alias);
     dorm__emits(c, t == TR_WEEK_DAY ? ") AS INTEGER) + 1" : ") AS INTEGER)");
   }
@@ -414,7 +427,7 @@ void dorm__emit_transform(cctx *c, const dorm_path *p, int alias) {
  * (HAVING) or an expression. */
 static void emit_lhs(cctx *c, const dorm_q *leaf, int alias, int upper) {
   int pg = c->d == DORM_DIALECT_POSTGRES;
-  if (upper) dorm__emits(c, "UPPER(");
+  if (upper) dorm__emitl(c, "UPPER(");
   if (leaf->lhs) {
     dorm__emit_expr(c, leaf->lhs);
   } else if (leaf->path.transform) {
@@ -424,13 +437,13 @@ static void emit_lhs(cctx *c, const dorm_q *leaf, int alias, int upper) {
     /* LIKE and ~ need text on PostgreSQL (uuid columns) */
     if (pg && upper && leaf->path.field &&
         leaf->path.field->type == DORM_FIELD_UUID)
-      dorm__emits(c, "::text");
+      dorm__emitl(c, "::text");
     else if (pg && !upper && leaf->path.field &&
              leaf->path.field->type == DORM_FIELD_UUID &&
              is_pattern_lookup(leaf->path.lookup))
-      dorm__emits(c, "::text");
+      dorm__emitl(c, "::text");
   }
-  if (upper) dorm__emits(c, ")");
+  if (upper) dorm__emitl(c, ")");
 }
 
 static void emit_rhs(cctx *c, dorm_value v) {
@@ -457,12 +470,12 @@ void dorm__emit_lookup(cctx *c, const dorm_q *leaf, int negated, int wrap) {
       if (p->hops[i].nullable) nullable = 1;
     nullable_extra = nullable;
   }
-  if (nullable_extra && wrap) dorm__emits(c, "(");
+  if (nullable_extra && wrap) dorm__emitl(c, "(");
 
   switch (lk) {
     case LK_EXACT:
       emit_lhs(c, leaf, alias, 0);
-      dorm__emits(c, " = ");
+      dorm__emitl(c, " = ");
       emit_rhs(c, v);
       break;
     case LK_GT:
@@ -477,18 +490,18 @@ void dorm__emit_lookup(cctx *c, const dorm_q *leaf, int negated, int wrap) {
     }
     case LK_IN:
       emit_lhs(c, leaf, alias, 0);
-      dorm__emits(c, " IN (");
+      dorm__emitl(c, " IN (");
       for (size_t i = 0; i < v.u.list.n; i++) {
-        if (i) dorm__emits(c, ", ");
+        if (i) dorm__emitl(c, ", ");
         dorm__emit_param(c, v.u.list.items[i]);
       }
-      dorm__emits(c, ")");
+      dorm__emitl(c, ")");
       break;
     case LK_RANGE:
       emit_lhs(c, leaf, alias, 0);
-      dorm__emits(c, " BETWEEN ");
+      dorm__emitl(c, " BETWEEN ");
       dorm__emit_param(c, v.u.list.items[0]);
-      dorm__emits(c, " AND ");
+      dorm__emitl(c, " AND ");
       dorm__emit_param(c, v.u.list.items[1]);
       break;
     case LK_ISNULL:
@@ -508,12 +521,12 @@ void dorm__emit_lookup(cctx *c, const dorm_q *leaf, int negated, int wrap) {
           dorm__emit_param(c, v);
         else
           emit_pattern_param(c, v, 0, lead, trail);
-        dorm__emits(c, ")");
+        dorm__emitl(c, ")");
       } else {
         emit_lhs(c, leaf, alias, 0);
-        dorm__emits(c, " LIKE ");
+        dorm__emitl(c, " LIKE ");
         emit_pattern_param(c, v, 0, lead, trail);
-        dorm__emits(c, " ESCAPE '\\'");
+        dorm__emitl(c, " ESCAPE '\\'");
       }
       break;
     }
@@ -540,7 +553,7 @@ void dorm__emit_lookup(cctx *c, const dorm_q *leaf, int negated, int wrap) {
     default: dorm__cfail(c, DORM_ELOOKUP, "unknown lookup"); return;
   }
   if (nullable_extra) {
-    dorm__emits(c, " AND ");
+    dorm__emitl(c, " AND ");
     emit_lhs(c, leaf, alias, 0);
     dorm__emits(c, wrap ? " IS NOT NULL)" : " IS NOT NULL");
   }

@@ -11,6 +11,7 @@
 #define DORM_QUERY_INT_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "base/base_int.h"
 #include "dorm/query.h"
@@ -115,6 +116,7 @@ struct dorm_q {
 /* A list node in the arena. */
 typedef struct dorm_qlist {
   dorm_q *q;
+  int having; /* refers to an annotation: goes to HAVING */
   struct dorm_qlist *next;
 } dorm_qlist;
 
@@ -166,6 +168,7 @@ struct dorm_query {
 
   /* conditions: top-level AND of these */
   dorm_qlist *where, *where_tail;
+  int nwhere, nhaving; /* how many entries go to WHERE / HAVING */
   /* select shape */
   order_item *order, *order_tail;
   int order_set;     /* order_by was called (default ordering off) */
@@ -255,8 +258,21 @@ typedef struct cctx {
 } cctx;
 
 /* sql.c: parameters, identifiers, output buffers */
-void dorm__emit(cctx *c, const char *s, size_t n);
+/* Append n bytes; the common case (room in the buffer) is inline, since a
+ * statement is written in many small pieces. */
+static inline void dorm__emit(cctx *c, const char *s, size_t n) {
+  dorm__buf *b = &c->buf;
+  if (b->len + n + 1 <= b->cap) {
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return;
+  }
+  dorm__buf_append(b, s, n);
+}
 void dorm__emits(cctx *c, const char *s);
+/* a string literal, its length known at compile time */
+#define dorm__emitl(c, lit) dorm__emit((c), "" lit, sizeof(lit) - 1)
 void dorm__emit_ident(cctx *c, const char *ident);
 void dorm__emit_alias(cctx *c, int alias);
 /* Add a parameter (its strings copied into out's arena) and write its
@@ -266,6 +282,10 @@ void dorm__emit_param(cctx *c, dorm_value v);
 const char *dorm__sql_strdup(cctx *c, const char *s, size_t n);
 int dorm__add_column(cctx *c, const char *name, const dorm_field *f,
                      const dorm_model *m, int relation, dorm_type t);
+/* The same for a name that outlives the statement (a schema string): no
+ * copy. */
+int dorm__add_column_static(cctx *c, const char *name, const dorm_field *f,
+                            const dorm_model *m, int relation, dorm_type t);
 /* Offsets recorded while compiling -> pointers, once at the end. */
 int dorm__sql_finish(cctx *c);
 int dorm__cfail(cctx *c, int code, const char *fmt, ...)
@@ -287,7 +307,7 @@ void dorm__emit_from(cctx *c);
 /* the AND of the top-level conditions (no "WHERE"); having selects the
  * conditions on annotations (1) or on fields (0); returns how many */
 int dorm__emit_conditions(cctx *c, const dorm_qlist *where, int having);
-int dorm__has_conditions(const dorm_qlist *where, int having);
+#define dorm__has_conditions(q, having) ((having) ? (q)->nhaving : (q)->nwhere)
 int dorm__compile_select(cctx *c);
 int dorm__compile_write(cctx *c);
 

@@ -40,10 +40,6 @@ int dorm__cfail(cctx *c, int code, const char *fmt, ...) {
   return code;
 }
 
-void dorm__emit(cctx *c, const char *s, size_t n) {
-  dorm__buf_append(&c->buf, s, n);
-}
-
 void dorm__emits(cctx *c, const char *s) {
   dorm__buf_append(&c->buf, s, strlen(s));
 }
@@ -129,6 +125,35 @@ void dorm__emit_param(cctx *c, dorm_value v) {
   }
 }
 
+static dorm_column *new_column(cctx *c) {
+  dorm_sql *o = c->out;
+  if (o->ncolumns == o->columns_cap) {
+    size_t cap = o->columns_cap ? o->columns_cap * 2 : 16;
+    dorm_column *p = dorm__realloc(o->columns, cap * sizeof *p);
+    if (!p) {
+      dorm__cfail(c, DORM_ENOMEM, "out of memory compiling a query");
+      return NULL;
+    }
+    o->columns = p;
+    o->columns_cap = cap;
+  }
+  return &o->columns[o->ncolumns++];
+}
+
+int dorm__add_column_static(cctx *c, const char *name, const dorm_field *f,
+                            const dorm_model *m, int relation, dorm_type t) {
+  if (c->failed) return c->failed;
+  dorm_column *col = new_column(c);
+  if (!col) return c->failed;
+  col->name = name;
+  col->name_pending = 0;
+  col->field = f;
+  col->model = m;
+  col->relation = relation;
+  col->type = t;
+  return 0;
+}
+
 int dorm__add_column(cctx *c, const char *name, const dorm_field *f,
                      const dorm_model *m, int relation, dorm_type t) {
   dorm_sql *o = c->out;
@@ -145,6 +170,7 @@ int dorm__add_column(cctx *c, const char *name, const dorm_field *f,
   if (!nm) return c->failed;
   dorm_column *col = &o->columns[o->ncolumns++];
   col->name = nm;
+  col->name_pending = 1;
   col->field = f;
   col->model = m;
   col->relation = relation;
@@ -163,7 +189,10 @@ int dorm__sql_finish(cctx *c) {
     if (is_textlike(o->params[i].type))
       o->params[i].u.s.ptr = o->arena + (uintptr_t)o->params[i].u.s.ptr;
   for (size_t i = 0; i < o->ncolumns; i++)
-    o->columns[i].name = o->arena + ((uintptr_t)o->columns[i].name - 1);
+    if (o->columns[i].name_pending) {
+      o->columns[i].name = o->arena + ((uintptr_t)o->columns[i].name - 1);
+      o->columns[i].name_pending = 0;
+    }
   for (size_t i = 0; i < o->nrelated; i++)
     o->related[i] = o->arena + ((uintptr_t)o->related[i] - 1);
   return 0;

@@ -200,6 +200,7 @@ typedef struct dorm_column {
   int relation;              /* 0 = the query's model; i>0 = the i-th
                                 select_related path (see related[]) */
   dorm_type type;            /* the value type to decode into */
+  int name_pending;          /* private to the compiler */
 } dorm_column;
 
 /* One compiled statement.  Buffers grow and are reused across compiles into
