@@ -1,0 +1,127 @@
+/* tests/test_layering.c — the pure layers stay pure.
+ *
+ * ARCHITECTURE.md: schema/ and query/ (and base/, below them) include no
+ * libuv, libpq or sqlite3 header and call nothing from those libraries.
+ * Two checks: no such #include in their sources or in the public headers
+ * they use, and no undefined reference to uv_*, PQ* or sqlite3_* in their
+ * compiled objects (so an indirect include cannot sneak one in).
+ */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "support/support.h"
+
+static const char *const pure_dirs[] = {"base", "schema", "query", NULL};
+static const char *const pure_headers[] = {
+    "include/dorm/error.h", "include/dorm/value.h", "include/dorm/schema.h",
+    "include/dorm/query.h", "include/dorm/ddl.h", NULL};
+static const char *const forbidden[] = {"uv.h", "libpq-fe.h", "sqlite3.h",
+                                        "uv/", NULL};
+
+/* 1 when text has an #include naming a forbidden header. */
+static const char *bad_include(const char *text) {
+  const char *p = text;
+  while ((p = strstr(p, "#")) != NULL) {
+    const char *q = p + 1;
+    while (*q == ' ' || *q == '\t') q++;
+    if (!strncmp(q, "include", 7)) {
+      const char *eol = strchr(q, '\n');
+      size_t len = eol ? (size_t)(eol - q) : strlen(q);
+      for (int i = 0; forbidden[i]; i++) {
+        const char *hit = strstr(q, forbidden[i]);
+        if (hit && hit < q + len) return forbidden[i];
+      }
+    }
+    p = q;
+  }
+  return NULL;
+}
+
+static void check_file(const char *path) {
+  char *text = dorm_test_read_file(path);
+  if (!text) fail_msg("cannot read %s", path);
+  const char *bad = bad_include(text);
+  if (bad) fail_msg("%s includes %s", path, bad);
+  free(text);
+}
+
+static void test_no_io_headers(void **state) {
+  (void)state;
+  int files = 0;
+  for (int d = 0; pure_dirs[d]; d++) {
+    DIR *dir = opendir(pure_dirs[d]);
+    assert_non_null(dir);
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+      size_t n = strlen(e->d_name);
+      if (n < 3 || (strcmp(e->d_name + n - 2, ".c") &&
+                    strcmp(e->d_name + n - 2, ".h")))
+        continue;
+      char path[512];
+      snprintf(path, sizeof path, "%s/%s", pure_dirs[d], e->d_name);
+      check_file(path);
+      files++;
+    }
+    closedir(dir);
+  }
+  for (int i = 0; pure_headers[i]; i++) {
+    FILE *f = fopen(pure_headers[i], "r");
+    if (!f) continue; /* a header not written yet */
+    fclose(f);
+    check_file(pure_headers[i]);
+  }
+  assert_true(files > 5);
+}
+
+/* The checker itself must catch a violation. */
+static void test_checker_catches(void **state) {
+  (void)state;
+  assert_string_equal(bad_include("#include <uv.h>\n"), "uv.h");
+  assert_string_equal(bad_include("# include \"libpq-fe.h\"\n"), "libpq-fe.h");
+  assert_null(bad_include("#include <stdio.h>\n/* sqlite3.h */\n"));
+}
+
+static void test_no_io_symbols(void **state) {
+  (void)state;
+  /* objects of the build this test belongs to: its own directory's
+   * sibling folders (build/ or build-san/) */
+  const char *build = getenv("DORM_BUILD_DIR");
+  char cmd[1024];
+  int found = 0;
+  static const char *const builds[] = {"build", "build-san", NULL};
+  for (int b = 0; builds[b]; b++) {
+    if (build && strcmp(build, builds[b])) continue;
+    snprintf(cmd, sizeof cmd,
+             "nm -u %s/base/*.o %s/schema/*.o %s/query/*.o 2>/dev/null",
+             builds[b], builds[b], builds[b]);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char line[512];
+    while (fgets(line, sizeof line, p)) {
+      char *sym = strrchr(line, ' ');
+      sym = sym ? sym + 1 : line;
+      if (!strncmp(sym, "uv_", 3) || !strncmp(sym, "PQ", 2) ||
+          !strncmp(sym, "sqlite3_", 8))
+        fail_msg("a pure layer references %s", sym);
+      found++;
+    }
+    pclose(p);
+  }
+  assert_true(found > 0); /* nm ran and listed something */
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_no_io_headers),
+      cmocka_unit_test(test_checker_catches),
+      cmocka_unit_test(test_no_io_symbols),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
