@@ -485,8 +485,11 @@ static int values(ctx *c) {
       dorm_field *f = (dorm_field *)&m->fields[j];
       if (!bf) continue;
       if (bf->opts & DORM__OPT_DEFAULT) {
-        int rc = dorm__value_coerce(f, bf->def, a, &f->default_value, why,
-                                    sizeof why);
+        int rc = (bf->opts & DORM__OPT_JSON_CANON)
+                     ? dorm__value_coerce_canon(
+                           f, bf->def, a, &f->default_value, why, sizeof why)
+                     : dorm__value_coerce(f, bf->def, a, &f->default_value, why,
+                                          sizeof why);
         if (rc == DORM_ENOMEM)
           return dorm_error_set(&c->b->err, DORM_ENOMEM, NULL);
         if (rc) {

@@ -12,6 +12,7 @@
  */
 #include <inttypes.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -243,15 +244,52 @@ static int json_to_arena(const json_t *j, dorm__arena *a, dorm_value *out) {
   return 0;
 }
 
+/* jansson's constructors return NULL both for bad input and for out of
+ * memory; checking the input first leaves NULL meaning only the latter. */
+static int utf8_valid(const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s, *end = p + n;
+  while (p < end) {
+    unsigned c = *p;
+    size_t k;
+    uint32_t cp, min;
+    if (c < 0x80) {
+      p++;
+      continue;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
+      k = 1, cp = c & 0x1F, min = 0x80;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      k = 2, cp = c & 0x0F, min = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      k = 3, cp = c & 0x07, min = 0x10000;
+    } else {
+      return 0;
+    }
+    if ((size_t)(end - p) <= k) return 0;
+    for (size_t q = 1; q <= k; q++) {
+      if ((p[q] & 0xC0) != 0x80) return 0;
+      cp = (cp << 6) | (p[q] & 0x3Fu);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    p += k + 1;
+  }
+  return 1;
+}
+
 static int coerce_json(dorm_value v, dorm__arena *a, dorm_value *out, char *why,
                        size_t whylen) {
   json_t *j = NULL;
   json_error_t jerr;
+  if (v.type == DORM_T_TEXT && !utf8_valid(v.u.s.ptr, v.u.s.len))
+    return refuse(why, whylen, "not valid UTF-8");
+  if (v.type == DORM_T_FLOAT && !isfinite(v.u.f))
+    return refuse(why, whylen, "not a finite number");
   switch (v.type) {
     case DORM_T_JSON:
       j = json_loadb(v.u.s.ptr, v.u.s.len, JSON_DECODE_ANY, &jerr);
       if (!j) {
-        if (json_error_code(&jerr) == json_error_out_of_memory)
+        if (json_error_code(&jerr) == json_error_out_of_memory ||
+            jerr.text[0] == '\0') /* see models_json.c */
           return DORM_ENOMEM;
         snprintf(why, whylen, "not valid JSON (%s)", jerr.text);
         return DORM_ESCHEMA;
@@ -263,13 +301,7 @@ static int coerce_json(dorm_value v, dorm__arena *a, dorm_value *out, char *why,
     case DORM_T_BOOL: j = json_boolean(v.u.b); break;
     default: return refuse(why, whylen, "expected JSON text or a scalar");
   }
-  if (!j) {
-    /* json_stringn refuses invalid UTF-8; json_real refuses NaN/inf. */
-    if (v.type == DORM_T_TEXT) return refuse(why, whylen, "not valid UTF-8");
-    if (v.type == DORM_T_FLOAT)
-      return refuse(why, whylen, "not a finite number");
-    return DORM_ENOMEM;
-  }
+  if (!j) return DORM_ENOMEM; /* the input was checked above */
   int rc = json_to_arena(j, a, out);
   json_decref(j);
   return rc;
@@ -390,6 +422,18 @@ int dorm__value_coerce(const dorm_field *f, dorm_value v, dorm__arena *a,
       return 0;
     default: return refuse(why, whylen, "this field type takes no value");
   }
+}
+
+int dorm__value_coerce_canon(const dorm_field *f, dorm_value v, dorm__arena *a,
+                             dorm_value *out, char *why, size_t whylen) {
+  /* Parsing it again could only fail for lack of memory, and jansson
+   * reports some of those as syntax errors. */
+  const dorm_field *vf = dorm__value_field(f);
+  if (vf && vf->type == DORM_FIELD_JSON && v.type == DORM_T_JSON) {
+    *out = v;
+    return 0;
+  }
+  return dorm__value_coerce(f, v, a, out, why, whylen);
 }
 
 void dorm__value_describe(dorm_value v, char *buf, size_t len) {

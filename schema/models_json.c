@@ -431,9 +431,11 @@ static int load_field(loader *L, json_t *jf, size_t fj) {
     char *tmp;
     if ((rc = to_value(def, type == DORM_FIELD_JSON, &v, &tmp)))
       return dorm_error_set(&b->err, rc, NULL);
+    int canon = tmp != NULL; /* text from json_dumpb */
     rc = dorm_schema_builder_default(b, v);
     dorm__free(tmp);
     if (rc) return rc;
+    if (canon) dorm__builder_cur_field(b)->opts |= DORM__OPT_JSON_CANON;
   }
   json_t *choices = json_object_get(jf, "choices");
   if (choices && (rc = load_choices(L, choices, fj, name))) {
@@ -648,7 +650,10 @@ static dorm_schema *load_text(const char *text, size_t len, const char *source,
   json_error_t jerr;
   json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
   if (!root) {
-    if (json_error_code(&jerr) == json_error_out_of_memory) {
+    /* jansson fails some allocations (its lexer's buffer) without saying
+     * why; every real syntax error comes with a text. */
+    if (json_error_code(&jerr) == json_error_out_of_memory ||
+        jerr.text[0] == '\0') {
       dorm_error_set(err, DORM_ENOMEM, NULL);
     } else if (jerr.line > 0) {
       dorm_error_set(err, DORM_EJSON, "%s:%d:%d: malformed JSON: %s", source,

@@ -36,7 +36,9 @@ enum {
   DORM__OPT_CHOICES = 1u << 6,
   DORM__OPT_MAX_DIGITS = 1u << 7,     /* loader: which half was given */
   DORM__OPT_DECIMAL_PLACES = 1u << 8, /* loader: which half was given */
-  DORM__OPT_IMPLICIT = 1u << 9        /* the automatic "id" */
+  DORM__OPT_IMPLICIT = 1u << 9,       /* the automatic "id" */
+  DORM__OPT_JSON_CANON = 1u << 10     /* default is json_dumpb output (the
+                                         loader's): no need to re-parse */
 };
 
 /* A field while building: the public struct plus what was given. */
@@ -128,6 +130,10 @@ const dorm_field *dorm__value_field(const dorm_field *f);
  * DORM_ENOMEM when the arena fails. */
 int dorm__value_coerce(const dorm_field *f, dorm_value v, dorm__arena *a,
                        dorm_value *out, char *why, size_t whylen);
+/* The same, for DORM_T_JSON text known to be canonical already (written by
+ * json_dumpb with the flags above): kept as is, not parsed again. */
+int dorm__value_coerce_canon(const dorm_field *f, dorm_value v, dorm__arena *a,
+                             dorm_value *out, char *why, size_t whylen);
 /* A short printable form of v for messages ("\"abc\"", "12", "true"). */
 void dorm__value_describe(dorm_value v, char *buf, size_t len);
 

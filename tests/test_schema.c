@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "dorm.h"
 #include "support/support.h"
@@ -974,6 +975,48 @@ static void test_alloc_failure_builder(void **state) {
   }
 }
 
+/* jansson allocates on its own (the library leaves its allocator alone,
+ * it is the application's).  When it runs out the load must fail cleanly:
+ * no crash, no leak, never a schema error.  While parsing, jansson itself
+ * reports some failed allocations as syntax errors ("string or '}'
+ * expected"), so DORM_EJSON is accepted there; after parsing (defaults
+ * serialized with json_dumpb) it must be DORM_ENOMEM. */
+static long g_json_fail_at, g_json_count;
+
+static void *json_fail_malloc(size_t n) {
+  g_json_count++;
+  if (g_json_fail_at > 0 && g_json_count >= g_json_fail_at) return NULL;
+  return malloc(n);
+}
+
+static void test_alloc_failure_jansson(void **state) {
+  (void)state;
+  char *text = dorm_test_read_file("tests/data/blog_models.json");
+  assert_non_null(text);
+  json_set_alloc_funcs(json_fail_malloc, free);
+  long n;
+  int last = 0;
+  for (n = 1; n < 100000; n++) {
+    dorm_error err;
+    dorm_error_clear(&err);
+    g_json_fail_at = n;
+    g_json_count = 0;
+    dorm_schema *s = dorm_schema_load_string(text, "blog_models.json", &err);
+    if (s) {
+      dorm_schema_free(s);
+      break;
+    }
+    if (err.code != DORM_ENOMEM && err.code != DORM_EJSON)
+      fail_msg("jansson allocation %ld: %s %s", n, dorm_err_name(err.code),
+               err.message);
+    last = err.code;
+  }
+  json_set_alloc_funcs(malloc, free);
+  assert_int_equal(last, DORM_ENOMEM); /* the json default, after parsing */
+  free(text);
+  assert_true(n > 10);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_contract_example),
@@ -988,6 +1031,7 @@ int main(void) {
       cmocka_unit_test(test_alloc_failure_load),
       cmocka_unit_test(test_alloc_failure_refused),
       cmocka_unit_test(test_alloc_failure_builder),
+      cmocka_unit_test(test_alloc_failure_jansson),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
