@@ -280,6 +280,8 @@ static int coerce_json(dorm_value v, dorm__arena *a, dorm_value *out, char *why,
                        size_t whylen) {
   json_t *j = NULL;
   json_error_t jerr;
+  /* json_error_code reads a byte jansson leaves unset when it fails early. */
+  memset(&jerr, 0, sizeof jerr);
   if (v.type == DORM_T_TEXT && !utf8_valid(v.u.s.ptr, v.u.s.len))
     return refuse(why, whylen, "not valid UTF-8");
   if (v.type == DORM_T_FLOAT && !isfinite(v.u.f))

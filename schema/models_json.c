@@ -648,6 +648,8 @@ static int load_root(loader *L, json_t *root) {
 static dorm_schema *load_text(const char *text, size_t len, const char *source,
                               dorm_error *err) {
   json_error_t jerr;
+  /* json_error_code reads a byte jansson leaves unset when it fails early. */
+  memset(&jerr, 0, sizeof jerr);
   json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
   if (!root) {
     /* jansson fails some allocations (its lexer's buffer) without saying
