@@ -50,6 +50,9 @@ SUPP_OBJ  := $(SUPP_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
+# keep objects make would otherwise treat as intermediate and delete
+.SECONDARY:
+
 .PHONY: all lib tests benches test check bench demo install clean deps format
 
 all: lib $(BUILD)/dorm

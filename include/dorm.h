@@ -21,5 +21,6 @@
 #include "dorm/value.h"
 #include "dorm/schema.h"
 #include "dorm/query.h"
+#include "dorm/ddl.h"
 
 #endif /* DORM_H */

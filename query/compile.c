@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dorm/ddl.h"
 #include "query/query_int.h"
 
 /* ---- aliases and joins -------------------------------------------------- */
@@ -34,28 +35,6 @@ static int table_in_use(const cctx *c, const char *table) {
   for (int i = 0; i < c->njoins; i++)
     if (c->joins[i].named && !strcmp(c->joins[i].table, table)) return 1;
   return 0;
-}
-
-/* Join table columns of a many_to_many field, Django's names:
- * "<from model>_id" and "<to model>_id", or "from_<m>_id" / "to_<m>_id"
- * when the field points at its own model. */
-static void m2m_columns(const dorm_field *f, char *from, char *to) {
-  char a[DORM_IDENT_MAX + 1], b[DORM_IDENT_MAX + 1];
-  const char *fm = f->model->name, *tm = f->target->name;
-  size_t i;
-  for (i = 0; fm[i] && i < DORM_IDENT_MAX; i++)
-    a[i] = (char)(fm[i] >= 'A' && fm[i] <= 'Z' ? fm[i] - 'A' + 'a' : fm[i]);
-  a[i] = '\0';
-  for (i = 0; tm[i] && i < DORM_IDENT_MAX; i++)
-    b[i] = (char)(tm[i] >= 'A' && tm[i] <= 'Z' ? tm[i] - 'A' + 'a' : tm[i]);
-  b[i] = '\0';
-  if (f->model == f->target) {
-    snprintf(from, DORM_IDENT_MAX + 16, "from_%s_id", a);
-    snprintf(to, DORM_IDENT_MAX + 16, "to_%s_id", b);
-  } else {
-    snprintf(from, DORM_IDENT_MAX + 16, "%s_id", a);
-    snprintf(to, DORM_IDENT_MAX + 16, "%s_id", b);
-  }
 }
 
 static int add_join(cctx *c, int parent, const dorm_hop *h, int part,
@@ -144,7 +123,7 @@ static void emit_join(cctx *c, int idx) {
     dorm__emit_alias(c, self);
   }
   dorm__emitl(c, " ON (");
-  char from[DORM_IDENT_MAX + 16], to[DORM_IDENT_MAX + 16];
+  char from[DORM_IDENT_MAX + 1], to[DORM_IDENT_MAX + 1];
   switch (h->kind) {
     case HOP_FORWARD: /* parent.fk = self.pk */
       emit_col(c, j->parent, h->field->column);
@@ -158,7 +137,13 @@ static void emit_join(cctx *c, int idx) {
       break;
     case HOP_M2M:
     case HOP_M2M_REVERSE: {
-      m2m_columns(h->field, from, to);
+      if (dorm_ddl_m2m_columns(h->field, from, to)) {
+        dorm__cfail(c, DORM_EIDENT,
+                    "model '%s', field '%s': join table column "
+                    "names too long",
+                    h->field->model->name, h->field->name);
+        return;
+      }
       int fwd = h->kind == HOP_M2M;
       if (j->part == 0) { /* parent.pk = through.<this side>_id */
         emit_col(c, j->parent, h->from->pk->column);
