@@ -848,6 +848,23 @@ static const refusal model_refusals[] = {
      "\"one_to_one\", \"to\": \"A\", \"primary_key\": true}]}",
      "models.json:2:28: model 'A', field 'b': primary key relations form a "
      "cycle"},
+    {'m',
+     "{\"name\": \"Author\", \"fields\": [{\"name\": \"entries\", \"type\": "
+     "\"integer\"}]},\n"
+     "  {\"name\": \"Entry\", \"fields\": [{\"name\": \"a\", \"type\": "
+     "\"foreign_key\", \"to\": \"Author\", \"related_name\": \"entries\"}]}",
+     "models.json:3:32: model 'Entry', field 'a': reverse name 'entries' "
+     "clashes with field 'entries' of model 'Author' (set \"related_name\")"},
+    {'m',
+     "{\"name\": \"Author\"},\n"
+     "  {\"name\": \"Entry\", \"fields\": [\n"
+     "    {\"name\": \"author\", \"type\": \"foreign_key\", \"to\": "
+     "\"Author\"},\n"
+     "    {\"name\": \"editor\", \"type\": \"foreign_key\", \"to\": "
+     "\"Author\"}]}",
+     "models.json:5:5: model 'Entry', field 'editor': reverse name 'entry' on "
+     "model 'Author' is already used by model 'Entry', field 'author' (set "
+     "\"related_name\")"},
     /* the top level */
     {'r', "[]",
      "models.json:1:1: the top level must be an object with a \"models\" "
@@ -958,7 +975,7 @@ static void test_alloc_failure_builder(void **state) {
     dorm_schema_builder_field(b, "author", DORM_FIELD_FOREIGN_KEY, 0);
     dorm_schema_builder_relation(b, "Author", DORM_ON_DELETE_CASCADE, NULL);
     dorm_schema_builder_field(b, "tags", DORM_FIELD_MANY_TO_MANY, 0);
-    dorm_schema_builder_relation(b, "Author", DORM_ON_DELETE_CASCADE, NULL);
+    dorm_schema_builder_relation(b, "self", DORM_ON_DELETE_CASCADE, NULL);
     dorm_schema *s = dorm_schema_builder_finish(b, &err);
     dorm_test_alloc_reset();
     if (s) {
