@@ -186,7 +186,13 @@ dorm_deferred *dorm_gather(dorm_loop *loop, dorm_deferred *const *ds, size_t n,
   if (g->cancel_rest) cancel_unfinished(g);
   if (g->have_outcome) {
     g->have_outcome = 0;
-    dorm_deferred_fire_soon(g->loop, out, dorm_result_take(&g->outcome));
+    dorm_result r = dorm_result_take(&g->outcome);
+    /* A loop that has finished closing cannot defer: firing now breaks R2
+     * but still runs every accepted step exactly once. */
+    if (dorm__loop_finished(g->loop))
+      dorm_deferred_fire(out, r);
+    else
+      dorm_deferred_fire_soon(g->loop, out, r);
   }
   unpend(g);
   return out;

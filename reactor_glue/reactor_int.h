@@ -73,6 +73,9 @@ int dorm__result_same_payload(const dorm_result *a, const dorm_result *b);
 
 /* uv_glue.c: every uv handle the glue opens is tracked on its loop so that
  * dorm_loop_close can close what the user left open. */
+/* Has the loop begun its very last close step (fire-soon refused)? */
+int dorm__loop_finished(const dorm_loop *loop);
+
 typedef struct dorm__handle {
   struct dorm__handle *prev, *next;
   dorm_loop *loop;

@@ -118,6 +118,8 @@ void dorm_loop_close(dorm_loop *loop, dorm_loop_close_cb cb, void *arg) {
 
 /* ---- fire soon ---- */
 
+int dorm__loop_finished(const dorm_loop *loop) { return loop->idle_closing; }
+
 static void idle_cb(uv_idle_t *h) {
   dorm_loop *loop = h->data;
   /* Only what was queued before this turn: a chain that keeps queueing
