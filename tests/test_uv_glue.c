@@ -283,6 +283,33 @@ static void test_gather_cancel(void **state) {
   assert_int_equal(g_reported, 0);
 }
 
+static dorm_result expect_count(dorm_result *res, void *arg) {
+  assert_int_equal(res->kind, DORM_RESULT_COUNT);
+  assert_int_equal(res->u.count, (int64_t)(intptr_t)arg);
+  log_add('c');
+  return *res;
+}
+
+static void test_gather_oom_changes_nothing(void **state) {
+  (void)state;
+  dorm_deferred *ds[2];
+  ds[0] = dorm_deferred_new(NULL, NULL);
+  ds[1] = dorm_deferred_new(NULL, NULL);
+  for (int i = 0; i < 4; i++) /* ds[1]'s inline steps are full */
+    dorm_deferred_add_callback(ds[1], cb_log, C('.'));
+  /* allocations: state, items, output, then ds[1]'s spill: fail that */
+  dorm_test_fail_alloc_at(4);
+  assert_null(dorm_gather(g_loop, ds, 2, 0));
+  dorm_test_alloc_reset();
+  /* the inputs behave as if the gather had never been asked for */
+  dorm_deferred_add_callback(ds[0], expect_count, C(7));
+  dorm_deferred_add_callback(ds[1], expect_count, C(8));
+  dorm_deferred_fire(ds[0], dorm_result_count(7));
+  dorm_deferred_fire(ds[1], dorm_result_count(8));
+  assert_string_equal(g_log, "c....c");
+  uv_run(&g_uv, UV_RUN_DEFAULT);
+}
+
 /* ---- timeouts ---- */
 
 static void test_timeout(void **state) {
@@ -664,6 +691,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_gather_failure, setup, teardown),
       cmocka_unit_test_setup_teardown(test_gather_all, setup, teardown),
       cmocka_unit_test_setup_teardown(test_gather_cancel, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_gather_oom_changes_nothing, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
       cmocka_unit_test_setup_teardown(test_thread_jobs, setup, teardown),
       cmocka_unit_test_setup_teardown(test_poll, setup, teardown),
