@@ -218,7 +218,7 @@ static int known(const char *key, const char *const *keys) {
 
 /* The first key of obj not in keys, reported at its position. */
 static int check_keys(loader *L, json_t *obj, const char *const *keys, long fj,
-                      const char *field, const char *where) {
+                      const char *field) {
   const char *key;
   json_t *val;
   json_object_foreach(obj, key, val) {
@@ -226,8 +226,7 @@ static int check_keys(loader *L, json_t *obj, const char *const *keys, long fj,
     if (known(key, keys)) continue;
     char hint[64];
     suggest(key, keys, hint, sizeof hint);
-    return fail_at_key(L, fj, field, key, "unknown key '%s'%s%s", key, where,
-                       hint);
+    return fail_at_key(L, fj, field, key, "unknown key '%s'%s", key, hint);
   }
   return 0;
 }
@@ -346,7 +345,7 @@ static int load_field(loader *L, json_t *jf, size_t fj) {
   int rc = get_str(L, jf, "name", (long)fj, num, &name);
   if (rc < 0) return rc;
   if (!name) return fail_at_key(L, (long)fj, num, NULL, "missing \"name\"");
-  if (check_keys(L, jf, field_keys, (long)fj, name, "")) return b->err.code;
+  if (check_keys(L, jf, field_keys, (long)fj, name)) return b->err.code;
   rc = get_str(L, jf, "type", (long)fj, name, &type_name);
   if (rc < 0) return rc;
   if (!type_name)
@@ -586,7 +585,7 @@ static int load_model(loader *L, json_t *jm) {
   if (rc < 0) return rc;
   if (!name) return fail_at_key(L, -1, NULL, NULL, "missing \"name\"");
   L->model = name;
-  if (check_keys(L, jm, model_keys, -1, NULL, "")) return b->err.code;
+  if (check_keys(L, jm, model_keys, -1, NULL)) return b->err.code;
   if (get_str(L, jm, "table", -1, NULL, &table) < 0) return b->err.code;
   if ((rc = dorm_schema_builder_model(b, name, table))) return rc;
   int line, col;

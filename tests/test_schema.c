@@ -826,6 +826,12 @@ static const refusal model_refusals[] = {
     {'m', "{\"name\": \"Author\", \"ordering\": [\"-joined\"]}",
      "models.json:2:35: model 'Author': ordering names unknown field "
      "'-joined'"},
+    {'m',
+     "{\"name\": \"Author\", \"fields\": [{\"name\": \"boss\", \"type\": "
+     "\"foreign_key\", \"to\": \"self\", \"null\": true, \"related_name\": "
+     "\"staff\"}], \"ordering\": [\"boss__boss__name\"]}",
+     "models.json:2:141: model 'Author': ordering names unknown field "
+     "'boss__boss__name'"},
     {'m', "{\"name\": \"Author\", \"ordering\": \"id\"}",
      "models.json:2:22: model 'Author': \"ordering\" must be an array of "
      "field names"},
@@ -899,6 +905,118 @@ static void test_field_refusals(void **state) {
 static void test_model_refusals(void **state) {
   (void)state;
   run_refusals(model_refusals, sizeof model_refusals / sizeof *model_refusals);
+}
+
+/* Values the light format checks must accept, and what they become. */
+static void test_accepted_values(void **state) {
+  (void)state;
+  dorm_error err;
+  dorm_error_clear(&err);
+  dorm_schema *s = dorm_schema_load_string(
+      doc_f("{\"name\": \"d1\", \"type\": \"decimal\", \"max_digits\": 5, "
+            "\"decimal_places\": 2, \"default\": \"-123.5\"},\n"
+            "    {\"name\": \"d2\", \"type\": \"decimal\", \"max_digits\": 5, "
+            "\"decimal_places\": 2, \"default\": \".5\", \"null\": true},\n"
+            "    {\"name\": \"t1\", \"type\": \"time\", \"default\": "
+            "\"23:59:59.123456\"},\n"
+            "    {\"name\": \"t2\", \"type\": \"time\", \"default\": "
+            "\"08:30\"},\n"
+            "    {\"name\": \"dt1\", \"type\": \"datetime\", \"default\": "
+            "\"2024-02-29 13:45:00.5+05:30\"},\n"
+            "    {\"name\": \"dt2\", \"type\": \"datetime\", \"default\": "
+            "\"2024-05-01T13:45Z\"},\n"
+            "    {\"name\": \"u\", \"type\": \"uuid\", \"default\": "
+            "\"123E4567-e89b-12d3-a456-426614174000\"},\n"
+            "    {\"name\": \"n\", \"type\": \"integer\", \"null\": true, "
+            "\"default\": null, \"choices\": [[1, \"one\"], [2, \"two\"]]},\n"
+            "    {\"name\": \"j\", \"type\": \"json\", \"default\": null},\n"
+            "    {\"name\": \"j2\", \"type\": \"json\", \"default\": \"x\"},\n"
+            "    {\"name\": \"bin\", \"type\": \"binary\", \"default\": "
+            "\"ab\"},\n"
+            "    {\"name\": \"big\", \"type\": \"bigint\", \"default\": "
+            "-9223372036854775808},\n"
+            "    {\"name\": \"f\", \"type\": \"float\", \"default\": 2.5}"),
+      NULL, &err);
+  if (!s) fail_msg("%s", err.message);
+  assert_string_equal(s->source, "<memory>");
+  const dorm_model *m = dorm_schema_model(s, "Author");
+  assert_text(dorm_model_field(m, "d1")->default_value, DORM_T_DECIMAL,
+              "-123.5");
+  assert_text(dorm_model_field(m, "d2")->default_value, DORM_T_DECIMAL, ".5");
+  assert_text(dorm_model_field(m, "t1")->default_value, DORM_T_TIME,
+              "23:59:59.123456");
+  assert_text(dorm_model_field(m, "t2")->default_value, DORM_T_TIME, "08:30");
+  assert_text(dorm_model_field(m, "dt1")->default_value, DORM_T_DATETIME,
+              "2024-02-29 13:45:00.5+05:30");
+  assert_text(dorm_model_field(m, "dt2")->default_value, DORM_T_DATETIME,
+              "2024-05-01T13:45Z");
+  assert_text(dorm_model_field(m, "u")->default_value, DORM_T_UUID,
+              "123E4567-e89b-12d3-a456-426614174000");
+  const dorm_field *n = dorm_model_field(m, "n");
+  assert_int_equal(n->flags, DORM_FIELD_NULL | DORM_FIELD_HAS_DEFAULT);
+  assert_int_equal(n->default_value.type, DORM_T_NULL);
+  assert_int_equal(n->nchoices, 2);
+  assert_int_equal(n->choices[1].type, DORM_T_INT);
+  assert_int_equal(n->choices[1].u.i, 2);
+  assert_string_equal(n->choice_labels[0], "one");
+  assert_text(dorm_model_field(m, "j")->default_value, DORM_T_JSON, "null");
+  assert_text(dorm_model_field(m, "j2")->default_value, DORM_T_JSON, "\"x\"");
+  assert_text(dorm_model_field(m, "bin")->default_value, DORM_T_BYTES, "ab");
+  assert_int_equal(dorm_model_field(m, "big")->default_value.u.i, INT64_MIN);
+  assert_true(dorm_model_field(m, "f")->default_value.u.f == 2.5);
+  dorm_schema_free(s);
+}
+
+/* Derived names longer than 63 bytes are cut with a stable hash. */
+static void test_long_derived_names(void **state) {
+  (void)state;
+  const char *t = "a_table_name_that_is_quite_long_already_really";
+  dorm_error err;
+  dorm_error_clear(&err);
+  dorm_schema_builder *b = dorm_schema_builder_new();
+  dorm_schema_builder_model(b, "M", t);
+  dorm_schema_builder_field(b, "first_long_field_name", DORM_FIELD_INTEGER, 0);
+  dorm_schema_builder_field(b, "second_long_field_name", DORM_FIELD_INTEGER, 0);
+  dorm_schema_builder_field(b, "a_many_to_many_field_with_a_long_name",
+                            DORM_FIELD_MANY_TO_MANY, 0);
+  dorm_schema_builder_relation(b, "self", DORM_ON_DELETE_CASCADE, "ms");
+  const char *f[] = {"first_long_field_name", "second_long_field_name"};
+  dorm_schema_builder_index(b, NULL, f, 2, 0);
+  dorm_schema_builder_index(b, NULL, f, 1, 0);
+  dorm_schema *s = dorm_schema_builder_finish(b, &err);
+  if (!s) fail_msg("%s", err.message);
+  const dorm_model *m = dorm_schema_model(s, "M");
+  const char *n0 = m->indexes[0].name, *n1 = m->indexes[1].name;
+  assert_int_equal(strlen(n0), 63);
+  assert_true(dorm_ident_valid(n0));
+  assert_memory_equal(n0, "a_table_name_that_is_quite_long_already_really_",
+                      47);
+  assert_string_equal(n0 + 59, "_idx");
+  assert_string_not_equal(n0, n1);
+  const char *jt = dorm_model_field(m, "a_many_to_many_field_with_a_long_name")
+                       ->through_table;
+  assert_int_equal(strlen(jt), 63);
+  assert_true(dorm_ident_valid(jt));
+
+  /* The same input gives the same names. */
+  char keep0[64], keepj[64];
+  strcpy(keep0, n0);
+  strcpy(keepj, jt);
+  dorm_schema_free(s);
+  b = dorm_schema_builder_new();
+  dorm_schema_builder_model(b, "M", t);
+  dorm_schema_builder_field(b, "first_long_field_name", DORM_FIELD_INTEGER, 0);
+  dorm_schema_builder_field(b, "second_long_field_name", DORM_FIELD_INTEGER, 0);
+  dorm_schema_builder_field(b, "a_many_to_many_field_with_a_long_name",
+                            DORM_FIELD_MANY_TO_MANY, 0);
+  dorm_schema_builder_relation(b, "self", DORM_ON_DELETE_CASCADE, "ms");
+  dorm_schema_builder_index(b, NULL, f, 2, 0);
+  s = dorm_schema_builder_finish(b, &err);
+  assert_non_null(s);
+  m = dorm_schema_model(s, "M");
+  assert_string_equal(m->indexes[0].name, keep0);
+  assert_string_equal(m->fields[3].through_table, keepj);
+  dorm_schema_free(s);
 }
 
 /* ---- allocation failure ------------------------------------------------- */
@@ -1045,6 +1163,8 @@ int main(void) {
       cmocka_unit_test(test_io_and_syntax),
       cmocka_unit_test(test_field_refusals),
       cmocka_unit_test(test_model_refusals),
+      cmocka_unit_test(test_accepted_values),
+      cmocka_unit_test(test_long_derived_names),
       cmocka_unit_test(test_alloc_failure_load),
       cmocka_unit_test(test_alloc_failure_refused),
       cmocka_unit_test(test_alloc_failure_builder),
