@@ -414,10 +414,10 @@ dorm_deferred *dorm_gather(struct dorm_loop *loop, dorm_deferred *const *ds,
 
 /* Runs when the deferred is cancelled before it fired; `arg` is the
  * canceller_arg given to dorm_deferred_new.  It should stop the work; it
- * may fire d (then that result is used), and otherwise d fires with
- * DORM_ECANCELED right after it returns.  Either way, the maker still owns
- * its reference and still calls dorm_deferred_fire exactly once (that
- * later result is then freed and ignored). */
+ * may fire d itself (then that result is used), and otherwise d fires with
+ * DORM_ECANCELED right after it returns.  The maker calls
+ * dorm_deferred_fire exactly once in all: inside the canceller, or later
+ * when its work ends (that late result is then freed and ignored). */
 typedef void (*dorm_canceller_fn)(dorm_deferred *d, void *arg);
 
 /* A new, unfired deferred.  The caller (the maker) holds one reference,
