@@ -6,8 +6,9 @@
  *   dorm/schema.h   models: load models.json or build them in C
  *   dorm/query.h    the pure query builder and compiler (no I/O)
  *   dorm/ddl.h      schema changes compiled to SQL (migrations)
- * and, for execution on a libuv loop, the headers added by reactor_glue/
- * and backends/ (deferreds, databases).
+ *   dorm/deferred.h deferreds: callback chains for results that come later
+ *   dorm/loop.h     the libuv glue (includes <uv.h>)
+ * and the headers of backends/ (databases, rows).
  *
  * Rule: when a function that takes a callback returns an error, the
  * callback is never called.
@@ -22,5 +23,7 @@
 #include "dorm/schema.h"
 #include "dorm/query.h"
 #include "dorm/ddl.h"
+#include "dorm/deferred.h"
+#include "dorm/loop.h"
 
 #endif /* DORM_H */
