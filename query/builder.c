@@ -160,15 +160,16 @@ static const dorm_field *find_field(const dorm_model *m, const char *s,
   if (n == 2 && s[0] == 'p' && s[1] == 'k') return m->pk;
   for (size_t i = 0; i < m->nfields; i++) {
     const char *name = m->fields[i].name;
-    if (name[0] == s[0] && strlen(name) == n && !memcmp(name, s, n))
+    /* compare without strlen: equal prefix and the name ends at n */
+    if (name[0] == s[0] && !strncmp(name, s, n) && name[n] == '\0')
       return &m->fields[i];
   }
   /* "author_id": a foreign key by its column's attribute name */
   if (n > 3 && !memcmp(s + n - 3, "_id", 3)) {
     for (size_t i = 0; i < m->nfields; i++) {
       const dorm_field *f = &m->fields[i];
-      if (dorm_field_is_fk(f) && strlen(f->name) == n - 3 &&
-          !memcmp(f->name, s, n - 3))
+      if (dorm_field_is_fk(f) && !strncmp(f->name, s, n - 3) &&
+          f->name[n - 3] == '\0')
         return f;
     }
   }
@@ -347,8 +348,10 @@ tail:
   if (s && *s) {
     const char *e = find_sep(s);
     size_t n = e ? (size_t)(e - s) : strlen(s);
-    int t = dorm__transform_parse(s, n);
-    if (t > 0 && !out->annotation) {
+    int t = !out->annotation && is_date_like(out->field)
+                ? dorm__transform_parse(s, n)
+                : -1;
+    if (t > 0) {
       if (!transform_ok(out->field, (transform_kind)t))
         return dorm__qerr(q, DORM_ELOOKUP,
                           "model '%s', field '%s', lookup '%s': transform "

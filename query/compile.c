@@ -106,12 +106,6 @@ static void propagate_left(cctx *c) {
   }
 }
 
-static void emit_col(cctx *c, int alias, const char *column) {
-  dorm__emit_alias(c, alias);
-  dorm__emit(c, ".", 1);
-  dorm__emit_ident(c, column);
-}
-
 static void emit_join(cctx *c, int idx) {
   const join *j = &c->joins[idx];
   const dorm_hop *h = j->hop;
@@ -126,14 +120,14 @@ static void emit_join(cctx *c, int idx) {
   char from[DORM_IDENT_MAX + 1], to[DORM_IDENT_MAX + 1];
   switch (h->kind) {
     case HOP_FORWARD: /* parent.fk = self.pk */
-      emit_col(c, j->parent, h->field->column);
+      dorm__emit_col(c, j->parent, h->field->column);
       dorm__emitl(c, " = ");
-      emit_col(c, self, h->to->pk->column);
+      dorm__emit_col(c, self, h->to->pk->column);
       break;
     case HOP_REVERSE: /* parent.pk = self.fk */
-      emit_col(c, j->parent, h->from->pk->column);
+      dorm__emit_col(c, j->parent, h->from->pk->column);
       dorm__emitl(c, " = ");
-      emit_col(c, self, h->field->column);
+      dorm__emit_col(c, self, h->field->column);
       break;
     case HOP_M2M:
     case HOP_M2M_REVERSE: {
@@ -146,13 +140,13 @@ static void emit_join(cctx *c, int idx) {
       }
       int fwd = h->kind == HOP_M2M;
       if (j->part == 0) { /* parent.pk = through.<this side>_id */
-        emit_col(c, j->parent, h->from->pk->column);
+        dorm__emit_col(c, j->parent, h->from->pk->column);
         dorm__emitl(c, " = ");
-        emit_col(c, self, fwd ? from : to);
+        dorm__emit_col(c, self, fwd ? from : to);
       } else { /* through.<other side>_id = self.pk */
-        emit_col(c, j->parent, fwd ? to : from);
+        dorm__emit_col(c, j->parent, fwd ? to : from);
         dorm__emitl(c, " = ");
-        emit_col(c, self, h->to->pk->column);
+        dorm__emit_col(c, self, h->to->pk->column);
       }
       break;
     }
@@ -199,7 +193,7 @@ void dorm__emit_column_of(cctx *c, const dorm_path *p, int alias) {
     if (a) emit_aggregate(c, a);
     return;
   }
-  emit_col(c, alias, p->field->column);
+  dorm__emit_col(c, alias, p->field->column);
 }
 
 void dorm__emit_expr(cctx *c, const dorm_expr *e) {
@@ -333,7 +327,7 @@ static void emit_model_columns(cctx *c, const dorm_model *m, int alias,
       continue;
     if (!*first) dorm__emitl(c, ", ");
     *first = 0;
-    emit_col(c, alias, f->column);
+    dorm__emit_col(c, alias, f->column);
     if (record) {
       if (prefix) {
         snprintf(name, sizeof name, "%s__%s", prefix, f->name);
@@ -627,6 +621,14 @@ int dorm_compile(const dorm_query *q, dorm_dialect dialect, dorm_sql *out,
   c.no_joins = 0;
   c.registering = 0;
   c.base_table = q->model->table;
+  {
+    size_t n = strlen(c.base_table);
+    c.base_ref[0] = '"';
+    memcpy(c.base_ref + 1, c.base_table, n);
+    c.base_ref[n + 1] = '"';
+    c.base_ref[n + 2] = '.';
+    c.base_ref_len = n + 3;
+  }
   /* write straight into out's text buffer, keeping its capacity */
   c.buf.data = out->text;
   c.buf.cap = out->text_cap;
@@ -648,5 +650,6 @@ int dorm_compile(const dorm_query *q, dorm_dialect dialect, dorm_sql *out,
     return rc;
   }
   out->len = c.buf.len;
+  out->text[out->len] = '\0'; /* the emitters leave room for it */
   return 0;
 }

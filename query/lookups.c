@@ -40,14 +40,43 @@ static const name_len transform_names[TR__COUNT] = {
     NAME(""),         NAME("year"), NAME("month"),  NAME("day"),
     NAME("week_day"), NAME("hour"), NAME("minute"), NAME("date")};
 
-/* Names are matched on length and first letter before memcmp: parsing a
- * lookup is on the path of every filter call. */
+/* Parsing a lookup is on the path of every filter call: dispatch on the
+ * length first, then compare. */
 int dorm__lookup_parse(const char *s, size_t n) {
-  for (int i = 0; i < LK__COUNT; i++)
-    if (lookup_names[i].len == n && lookup_names[i].name[0] == s[0] &&
-        !memcmp(lookup_names[i].name, s, n))
-      return i;
-  return -1;
+#define IS(lit) (n == sizeof(lit) - 1 && !memcmp(s, lit, n))
+  switch (n) {
+    case 2:
+      if (IS("in")) return LK_IN;
+      if (IS("gt")) return LK_GT;
+      if (IS("lt")) return LK_LT;
+      return -1;
+    case 3:
+      if (IS("gte")) return LK_GTE;
+      if (IS("lte")) return LK_LTE;
+      return -1;
+    case 5:
+      if (IS("exact")) return LK_EXACT;
+      if (IS("range")) return LK_RANGE;
+      if (IS("regex")) return LK_REGEX;
+      return -1;
+    case 6:
+      if (IS("iexact")) return LK_IEXACT;
+      if (IS("isnull")) return LK_ISNULL;
+      if (IS("iregex")) return LK_IREGEX;
+      return -1;
+    case 8:
+      if (IS("contains")) return LK_CONTAINS;
+      if (IS("endswith")) return LK_ENDSWITH;
+      return -1;
+    case 9:
+      if (IS("icontains")) return LK_ICONTAINS;
+      if (IS("iendswith")) return LK_IENDSWITH;
+      return -1;
+    case 10: return IS("startswith") ? LK_STARTSWITH : -1;
+    case 11: return IS("istartswith") ? LK_ISTARTSWITH : -1;
+    default: return -1;
+  }
+#undef IS
 }
 
 int dorm__transform_parse(const char *s, size_t n) {

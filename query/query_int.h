@@ -255,6 +255,8 @@ typedef struct cctx {
   int no_joins;           /* UPDATE SET: joined references not allowed */
   int registering;        /* pre-pass: record joins, write nothing */
   const char *base_table; /* the base table's name (alias 0) */
+  char base_ref[DORM_IDENT_MAX + 4]; /* "base_table". */
+  size_t base_ref_len;
 } cctx;
 
 /* sql.c: parameters, identifiers, output buffers */
@@ -262,15 +264,51 @@ typedef struct cctx {
  * statement is written in many small pieces. */
 static inline void dorm__emit(cctx *c, const char *s, size_t n) {
   dorm__buf *b = &c->buf;
-  if (b->len + n + 1 <= b->cap) {
+  if (b->len + n + 1 <= b->cap) { /* NUL is written once, at the end */
     memcpy(b->data + b->len, s, n);
     b->len += n;
-    b->data[b->len] = '\0';
     return;
   }
   dorm__buf_append(b, s, n);
 }
-void dorm__emits(cctx *c, const char *s);
+
+/* "ident": identifiers come from a checked schema or were checked by the
+ * builder (dorm_ident_valid), so they cannot contain a quote; quoting is
+ * for reserved words and case. */
+static inline void dorm__emit_ident(cctx *c, const char *ident) {
+  size_t n = strlen(ident);
+  dorm__buf *b = &c->buf;
+  if (b->len + n + 3 > b->cap && dorm__buf_reserve(b, n + 2)) return;
+  char *p = b->data + b->len;
+  p[0] = '"';
+  memcpy(p + 1, ident, n);
+  p[n + 1] = '"';
+  b->len += n + 2;
+}
+
+/* alias."column"; the base table's prefix is prepared once per compile */
+void dorm__emit_alias(cctx *c, int alias);
+static inline void dorm__emit_col(cctx *c, int alias, const char *column) {
+  if (alias != 0) {
+    dorm__emit_alias(c, alias);
+    dorm__emit(c, ".", 1);
+    dorm__emit_ident(c, column);
+    return;
+  }
+  size_t n = strlen(column), pre = c->base_ref_len;
+  dorm__buf *b = &c->buf;
+  if (b->len + pre + n + 3 > b->cap && dorm__buf_reserve(b, pre + n + 2))
+    return;
+  char *p = b->data + b->len;
+  memcpy(p, c->base_ref, pre);
+  p[pre] = '"';
+  memcpy(p + pre + 1, column, n);
+  p[pre + n + 1] = '"';
+  b->len += pre + n + 2;
+}
+static inline void dorm__emits(cctx *c, const char *s) {
+  dorm__emit(c, s, strlen(s));
+}
 /* a string literal, its length known at compile time */
 #define dorm__emitl(c, lit) dorm__emit((c), "" lit, sizeof(lit) - 1)
 void dorm__emit_ident(cctx *c, const char *ident);

@@ -40,24 +40,6 @@ int dorm__cfail(cctx *c, int code, const char *fmt, ...) {
   return code;
 }
 
-void dorm__emits(cctx *c, const char *s) {
-  dorm__buf_append(&c->buf, s, strlen(s));
-}
-
-void dorm__emit_ident(cctx *c, const char *ident) {
-  /* Identifiers come from a checked schema or were checked by the builder
-   * (dorm_ident_valid), so they cannot contain a quote; quoting is for
-   * reserved words and case. */
-  size_t n = strlen(ident);
-  if (dorm__buf_reserve(&c->buf, n + 2)) return;
-  char *p = c->buf.data + c->buf.len;
-  p[0] = '"';
-  memcpy(p + 1, ident, n);
-  p[n + 1] = '"';
-  c->buf.len += n + 2;
-  c->buf.data[c->buf.len] = '\0';
-}
-
 /* Bytes into the dorm_sql's arena; returns the offset or (size_t)-1. */
 static size_t arena_put(cctx *c, const char *s, size_t n) {
   dorm_sql *o = c->out;
