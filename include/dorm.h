@@ -25,5 +25,7 @@
 #include "dorm/ddl.h"
 #include "dorm/deferred.h"
 #include "dorm/loop.h"
+#include "dorm/db.h"
+#include "dorm/rows.h"
 
 #endif /* DORM_H */

@@ -1,0 +1,190 @@
+/* backends/backend_int.h — the private contract between the database
+ * facade (backends/db.c) and each backend (sqlite.c, pg.c), and the row
+ * builder they share (rows.c).
+ *
+ * The facade does everything that is the same for every database: it
+ * compiles queries, routes reads and writes to connections, pins one
+ * connection for a transaction, implements get / get_or_create /
+ * update_or_create / bulk_create on top of plain statements, maps errors,
+ * and fires deferreds.  A backend only runs statements: it is a table of
+ * functions (dorm__backend) that opens connections, runs a request (one or
+ * more statements, in order, on one connection) and hands the request back
+ * on the loop thread with its result.
+ *
+ * A backend exposes its connections as numbered slots with flags
+ * (DORM__CONN_READ / DORM__CONN_WRITE).  The facade sends reads to a slot
+ * with READ, writes to a slot with WRITE, and a transaction pins one WRITE
+ * slot: while it is pinned only that transaction's requests are sent to it
+ * (BEGIN/COMMIT/ROLLBACK/SAVEPOINT are ordinary statements of those
+ * requests).  Requests sent to one slot run in the order they were sent.
+ *
+ * Threads: every function in the table is called on the loop thread;
+ * req->done must be called on the loop thread, exactly once per submitted
+ * request, and never inside submit (rule R2 holds without the facade
+ * having to defer).  rows.c functions may be called on any thread (one
+ * thread per dorm_rows at a time); they allocate through dorm__malloc.
+ */
+#ifndef DORM_BACKEND_INT_H
+#define DORM_BACKEND_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dorm/db.h"
+#include "dorm/deferred.h"
+#include "dorm/error.h"
+#include "dorm/loop.h"
+#include "dorm/query.h"
+#include "dorm/rows.h"
+#include "dorm/value.h"
+
+/* ---- requests ----------------------------------------------------------- */
+
+/* One statement.  Everything is borrowed from the request's owner (the
+ * facade) and stays valid until req->done has run. */
+typedef struct dorm__stmt {
+  const char *sql; /* NUL-terminated, in the backend's dialect */
+  size_t len;
+  const dorm_value *params; /* nparams; never DORM_T_LIST / DORM_T_EXPR */
+  size_t nparams;
+  /* The result columns, typed (a compiled query's dorm_sql columns).
+   * NULL: a raw statement — the backend describes the columns from the
+   * database (names and the types the values come back as). */
+  const dorm_column *columns;
+  size_t ncolumns;
+  const char *const *related; /* select_related paths (dorm_sql.related) */
+  size_t nrelated;
+  /* 1: the statement yields rows (SELECT, or RETURNING): the result is
+   * DORM_RESULT_ROWS.  0: DORM_RESULT_COUNT, the rows changed.  With
+   * columns NULL the backend decides (rows when the statement has result
+   * columns). */
+  int returns_rows;
+} dorm__stmt;
+
+enum dorm__req_flags {
+  /* several statements: the result is the sum of their changes (bulk
+   * insert) rather than the last statement's result */
+  DORM__REQ_SUM_COUNTS = 1
+};
+
+/* A request: statements run in order on one connection, stopping at the
+ * first error.  The result is the last statement's (rows or count) unless
+ * DORM__REQ_SUM_COUNTS, or the first error.  Owned by the facade; lent to
+ * the backend from submit until done. */
+typedef struct dorm__req {
+  struct dorm__req *next; /* free for the backend's queues while lent */
+  const dorm__stmt *stmts;
+  size_t nstmts;
+  int64_t max_rows; /* > 0: read at most this many rows of the last
+                       statement (get reads 2), the rest is discarded */
+  unsigned flags;   /* dorm__req_flags */
+  /* Set by the backend before done: DORM_RESULT_ROWS (dorm__rows_result),
+   * DORM_RESULT_COUNT, or an error (dorm__db_error, with its SQLSTATE).
+   * The facade owns it once done runs. */
+  dorm_result result;
+  /* The facade's completion: on the loop thread, exactly once. */
+  void (*done)(struct dorm__req *req);
+  void *backend_data; /* the backend's */
+} dorm__req;
+
+/* ---- the backend table -------------------------------------------------- */
+
+#define DORM__CONN_READ 1u
+#define DORM__CONN_WRITE 2u
+
+typedef struct dorm__backend {
+  const char *name;      /* "sqlite", "postgresql" */
+  dorm_dialect dialect;  /* what the facade compiles for */
+  size_t max_params;     /* parameters per statement (bulk insert chunks) */
+  const char *begin_sql; /* "BEGIN IMMEDIATE" (SQLite), "BEGIN" */
+  /* 1 when url is this backend's. */
+  int (*accepts)(const char *url);
+  /* Check url and opts and start connecting in the background (never
+   * block).  On success *state is the backend's and the connection slots
+   * are known (nconns/conn_flags); the backend later calls
+   * dorm__db_backend_ready(db, err) exactly once, on the loop thread and
+   * not inside open.  Requests may be submitted at once; if connecting
+   * fails they complete with that error.  Returns 0 or an error code with
+   * err filled (DORM_EURL for a bad URL or option). */
+  int (*open)(dorm_db *db, dorm_loop *loop, const char *url,
+              const dorm_db_options *opts, void **state, dorm_error *err);
+  size_t (*nconns)(void *state);
+  unsigned (*conn_flags)(void *state, size_t conn);
+  /* Queue req on slot conn (0 <= conn < nconns).  Never fails: problems
+   * arrive as req->result. */
+  void (*submit)(void *state, size_t conn, dorm__req *req);
+  /* Stop: every submitted request still completes (done runs, with any
+   * result: the facade has already failed their deferreds with
+   * DORM_ECLOSED, so the backend may skip statements not started and give
+   * DORM_ECLOSED), an open transaction is rolled back, connections and
+   * threads are closed without blocking the loop, and finally
+   * dorm__db_backend_closed(db) runs on the loop thread (not inside
+   * close).  Nothing may be submitted afterwards. */
+  void (*close)(void *state);
+} dorm__backend;
+
+extern const dorm__backend dorm__sqlite_backend;
+
+/* ---- calls from a backend into the facade (loop thread) ----------------- */
+
+/* Connecting finished: err NULL on success, else why it failed (copied). */
+void dorm__db_backend_ready(dorm_db *db, const dorm_error *err);
+/* Everything the backend had is released; the facade may free db. */
+void dorm__db_backend_closed(dorm_db *db);
+
+/* ---- errors ------------------------------------------------------------- */
+
+/* The dorm code of a SQLSTATE: class 23 (integrity) is DORM_EINTEGRITY,
+ * 08 (connection) DORM_ECONN, 40P01/40001 and the rest DORM_EDB. */
+int dorm__sqlstate_code(const char *sqlstate);
+/* An error result from a database: code from the SQLSTATE (or DORM_EDB
+ * when sqlstate is NULL/""), the message as given ("sqlite: UNIQUE
+ * constraint failed: author.email"). */
+dorm_result dorm__db_error(const char *sqlstate, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* ---- building rows (rows.c) --------------------------------------------- */
+
+/* A new empty result set for statement st (its columns and related paths
+ * are copied: the rows outlive the statement).  For a raw statement
+ * (st->columns NULL) give the column count in nraw and describe each with
+ * dorm__rows_raw_column.  NULL when out of memory. */
+dorm_rows *dorm__rows_new(const dorm__stmt *st, size_t nraw);
+/* Raw column i: name (copied) and the type its values are decoded into
+ * (DORM_T_NULL: as each value comes).  0 or DORM_ENOMEM. */
+int dorm__rows_raw_column(dorm_rows *r, size_t i, const char *name,
+                          dorm_type type);
+/* Total columns (main and related) values are put into. */
+size_t dorm__rows_width(const dorm_rows *r);
+/* Start a new row, every column NULL.  0 or DORM_ENOMEM. */
+int dorm__rows_add_row(dorm_rows *r);
+/* Put column col of the row being built.  Conversions follow the column's
+ * type: an integer into a boolean, float or decimal column; a float into
+ * a decimal column (formatted with the field's decimal places); text is
+ * parsed as the column's type (PostgreSQL text format included: "t"/"f",
+ * "\\x..." bytea, "2024-05-01 13:45:00+02" timestamps), date-times are
+ * normalised to UTC ISO 8601.  Returns 0, DORM_ENOMEM, or DORM_ETYPE when
+ * the value cannot be read as the column's type (the value is then NULL
+ * and dorm__rows_error describes it). */
+int dorm__rows_put_int(dorm_rows *r, size_t col, int64_t v);
+int dorm__rows_put_float(dorm_rows *r, size_t col, double v);
+int dorm__rows_put_text(dorm_rows *r, size_t col, const char *s, size_t n);
+int dorm__rows_put_bytes(dorm_rows *r, size_t col, const void *p, size_t n);
+/* The last DORM_ETYPE's message ("column 'age': 'x' is not an integer"). */
+const char *dorm__rows_error(const dorm_rows *r);
+/* Done adding rows: builds the row handles.  0 or DORM_ENOMEM. */
+int dorm__rows_finish(dorm_rows *r);
+void dorm__rows_free(dorm_rows *r);
+/* Mark every row as created (get_or_create). */
+void dorm__rows_set_created(dorm_rows *r, int created);
+/* A DORM_RESULT_ROWS result that owns r (finished). */
+dorm_result dorm__rows_result(dorm_rows *r);
+/* A DORM_RESULT_ROW result for row i of r that owns all of r. */
+dorm_result dorm__row_result(dorm_rows *r, size_t i);
+/* The rows a dorm_row belongs to. */
+dorm_rows *dorm__row_rows(const dorm_row *row);
+
+#endif /* DORM_BACKEND_INT_H */

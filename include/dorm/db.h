@@ -1,0 +1,251 @@
+/* dorm/db.h — databases on a libuv loop: open, run queries asynchronously,
+ * transactions, close.
+ *
+ * A dorm_db is a long-lived handle on one database (libuv's "handle"); each
+ * dorm_async_* call is a one-shot request that returns at once with a
+ * deferred (dorm/deferred.h) and never blocks the loop thread.  The same
+ * calls work on every backend (SQLite on worker threads, PostgreSQL
+ * non-blocking on the loop) with the same behaviour: the facade in
+ * backends/db.c is written once over a table of backend functions.
+ *
+ *     dorm_db *db = dorm_db_open(loop, "sqlite:///blog.db", NULL, &err);
+ *     dorm_query *q = dorm_select(author);
+ *     dorm_filter(q, "age__gte", dorm_int(18));
+ *     dorm_deferred *d = dorm_async_filter(db, q);  // borrowed deferred
+ *     dorm_query_free(q);                 // the call compiled what it needs
+ *     dorm_deferred_add_callbacks(d, print_rows, print_error, NULL);
+ *     ...
+ *     dorm_db_close(db, NULL, NULL);      // pending requests fail ECLOSED
+ *
+ * RULES
+ *   - Every function here is called on the loop thread.
+ *   - A query passed to a dorm_async_* call is compiled during the call: the
+ *     query, its values and its strings may be freed as soon as the call
+ *     returns.  Calls that take `dorm_query *` (not const) may change the
+ *     query temporarily (count, exists, get add a clause) but always leave
+ *     it as it was before they return.
+ *   - Each call returns a BORROWED deferred (add steps to it before you
+ *     return to the loop; see dorm/deferred.h section 3), or NULL when the
+ *     request could not be made at all (out of memory, NULL arguments); then
+ *     nothing will run.  Every other failure — a query that does not
+ *     compile, a database error, a closed database — arrives through the
+ *     errback, never synchronously: the deferred never fires before the
+ *     call has returned (rule R2), and its steps run on the loop thread.
+ *   - Errors: DORM_EINTEGRITY for a unique, foreign key, not-null or check
+ *     violation (SQLSTATE 23505, 23503, 23502, 23514, on SQLite too),
+ *     DORM_EDB for other database errors (with the SQLSTATE when known),
+ *     DORM_ECLOSED once dorm_db_close was called, DORM_EIO when a SQLite
+ *     file cannot be opened or written, DORM_ECONN when a server cannot be
+ *     reached, DORM_ENOTFOUND / DORM_EMULTIPLE from get, and the builder's
+ *     and compiler's own codes (DORM_EFIELD, DORM_ETYPE, ...).
+ *   - Results are dorm_result values (dorm/deferred.h) whose rows are read
+ *     with dorm/rows.h.  The chain owns them; a step borrows them.
+ */
+#ifndef DORM_DB_H
+#define DORM_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dorm/deferred.h"
+#include "dorm/error.h"
+#include "dorm/loop.h"
+#include "dorm/query.h"
+#include "dorm/schema.h"
+#include "dorm/value.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct dorm_db dorm_db;
+
+/* ---------------------------------------------------------------------
+ * Opening and closing
+ * ------------------------------------------------------------------- */
+
+/* Options; zero means "the default", so a zeroed struct (or NULL) is
+ * fine.  URL query parameters (sqlite:///x.db?synchronous=FULL) override
+ * the matching field. */
+typedef struct dorm_db_options {
+  /* SQLite: reader threads, each with its own read-only connection
+   * (default 2; a memory database has none: one connection serves all). */
+  int readers;
+  /* SQLite: busy timeout in milliseconds (default 5000). */
+  int busy_timeout_ms;
+  /* SQLite: "OFF", "NORMAL" (default), "FULL" or "EXTRA". */
+  const char *synchronous;
+  /* PostgreSQL: connections in the pool (default 4). */
+  int pool_size;
+  /* Requests accepted but not finished, beyond which calls fail with
+   * DORM_EQUEUEFULL through their errback (default 0: no limit). */
+  size_t max_pending;
+} dorm_db_options;
+
+/* Fill o with the defaults (all zero). */
+void dorm_db_options_init(dorm_db_options *o);
+
+/* Open a database by URL (CONTRACT.md, "Database URLs"):
+ *   sqlite:///relative/path.db   sqlite:////abs/path.db
+ *   sqlite://   sqlite::memory:  (in memory; also sqlite:///:memory:)
+ *   postgresql://... postgres://... "host=... dbname=..."
+ * url NULL means $DATABASE_URL, else "sqlite:///db.sqlite3".
+ * The URL is checked now; connecting happens in the background (on worker
+ * threads for SQLite, on the loop for PostgreSQL), so this never blocks.
+ * Requests may be made at once: they wait for the connection, and if it
+ * cannot be made they fail with that error (DORM_EIO naming the file for
+ * SQLite, DORM_ECONN for a server).  dorm_db_ready tells when it is up.
+ * loop and opts are borrowed (opts for the call only; loop until the close
+ * callback).  Returns a new handle, closed with dorm_db_close, or NULL with
+ * err filled (DORM_EURL: bad URL or option; DORM_EUNSUPPORTED: backend not
+ * compiled in; DORM_ENOMEM; DORM_EIO: threads could not be started). */
+dorm_db *dorm_db_open(dorm_loop *loop, const char *url,
+                      const dorm_db_options *opts, dorm_error *err);
+
+/* A deferred that succeeds (DORM_RESULT_NONE) once the database is
+ * connected and usable, or fails with the reason it is not.  Borrowed. */
+dorm_deferred *dorm_db_ready(dorm_db *db);
+
+/* The SQL dialect of db's backend (what dorm_async_execute's SQL must be
+ * written in). */
+dorm_dialect dorm_db_dialect(const dorm_db *db);
+/* "sqlite" or "postgresql". */
+const char *dorm_db_backend_name(const dorm_db *db);
+
+typedef void (*dorm_db_close_cb)(void *arg);
+/* Close db.  Every request not yet finished fails with DORM_ECLOSED before
+ * this returns (its errbacks run inside this call): a statement that was
+ * already running may have been applied, as with a lost connection, but a
+ * transaction that had not committed is rolled back.  New requests fail
+ * with DORM_ECLOSED.  Connections and threads are then closed in the
+ * background; cb(arg) runs on the loop thread once they are all gone (cb
+ * may be NULL), after which the loop holds nothing of db.  Close every db
+ * before dorm_loop_close.  Calling it twice does nothing.  A transaction
+ * handle (see dorm_async_atomic) is not closed this way. */
+void dorm_db_close(dorm_db *db, dorm_db_close_cb cb, void *arg);
+
+/* ---------------------------------------------------------------------
+ * Reading.  q is a SELECT query (dorm_select); see RULES for ownership.
+ * ------------------------------------------------------------------- */
+
+/* Every row: DORM_RESULT_ROWS. */
+dorm_deferred *dorm_async_filter(dorm_db *db, const dorm_query *q);
+/* Exactly one row: DORM_RESULT_ROW; DORM_ENOTFOUND when none matches,
+ * DORM_EMULTIPLE when more than one does (at most two are read). */
+dorm_deferred *dorm_async_get(dorm_db *db, dorm_query *q);
+/* The first row in the query's order, or DORM_ENOTFOUND: DORM_RESULT_ROW. */
+dorm_deferred *dorm_async_first(dorm_db *db, dorm_query *q);
+/* SELECT COUNT(*) of the filtered set: DORM_RESULT_COUNT. */
+dorm_deferred *dorm_async_count(dorm_db *db, dorm_query *q);
+/* Whether any row matches: DORM_RESULT_VALUE holding dorm_bool(0 or 1). */
+dorm_deferred *dorm_async_exists(dorm_db *db, dorm_query *q);
+/* A query on which dorm_aggregate was called: DORM_RESULT_ROW with one
+ * column per alias (dorm_row_int / dorm_row_float / dorm_row_value by the
+ * alias; SUM and AVG of integers come back as numbers, NULL over no
+ * rows). */
+dorm_deferred *dorm_async_aggregate(dorm_db *db, const dorm_query *q);
+
+/* ---------------------------------------------------------------------
+ * Writing.  Writes go to the writer connection (SQLite) or any pooled
+ * connection (PostgreSQL); each runs in its own transaction unless made on
+ * a transaction handle.
+ * ------------------------------------------------------------------- */
+
+/* q is an INSERT of one row (dorm_insert + dorm_set): DORM_RESULT_ROW, the
+ * created row as stored (primary key and defaults included; RETURNING). */
+dorm_deferred *dorm_async_create(dorm_db *db, const dorm_query *q);
+/* q is an INSERT of any number of rows (dorm_insert_next_row between
+ * rows).  All rows go in one transaction, split into statements as the
+ * backend's parameter limit requires; DORM_RESULT_COUNT, the rows
+ * inserted.  Nothing is inserted when any row fails.  q may be changed
+ * during the call (it is split into chunks) and is restored before it
+ * returns. */
+dorm_deferred *dorm_async_bulk_create(dorm_db *db, dorm_query *q);
+/* q is an UPDATE (dorm_update + dorm_set, values may be F expressions):
+ * DORM_RESULT_COUNT, the rows changed; DORM_RESULT_ROWS when q asked for
+ * dorm_returning. */
+dorm_deferred *dorm_async_update(dorm_db *db, const dorm_query *q);
+/* q is a DELETE: DORM_RESULT_COUNT, or DORM_RESULT_ROWS with
+ * dorm_returning. */
+dorm_deferred *dorm_async_delete(dorm_db *db, const dorm_query *q);
+
+/* A field name (or "pk", or a lookup "age__gte" where only filtering uses
+ * it) and a value; strings borrowed for the call. */
+typedef struct dorm_kv {
+  const char *field;
+  dorm_value value;
+} dorm_kv;
+
+/* Django's get_or_create(defaults, **lookups), in one transaction: get the
+ * row matching every lookup (AND of exact matches unless the key names a
+ * lookup); if none, insert one from the lookups that are plain field names
+ * plus the defaults; if that insert hits a unique violation (another
+ * writer won the race), get again.  DORM_RESULT_ROW; dorm_row_created()
+ * tells which branch ran.  DORM_EMULTIPLE when several rows match. */
+dorm_deferred *dorm_async_get_or_create(dorm_db *db, const dorm_model *model,
+                                        const dorm_kv *lookups, size_t nlookups,
+                                        const dorm_kv *defaults,
+                                        size_t ndefaults);
+/* Django's update_or_create: in one transaction, set the defaults on the
+ * row matching the lookups, or create it as get_or_create does.
+ * DORM_RESULT_ROW (the row after the update), dorm_row_created() 1 when
+ * inserted.  DORM_EMULTIPLE (and nothing changed) when several match. */
+dorm_deferred *dorm_async_update_or_create(dorm_db *db, const dorm_model *model,
+                                           const dorm_kv *lookups,
+                                           size_t nlookups,
+                                           const dorm_kv *defaults,
+                                           size_t ndefaults);
+
+/* ---------------------------------------------------------------------
+ * Raw SQL
+ * ------------------------------------------------------------------- */
+
+/* One SQL statement in db's dialect (placeholders ? on SQLite, $1 on
+ * PostgreSQL) with n parameters (copied during the call).  Runs on the
+ * writer.  DORM_RESULT_ROWS when the statement yields columns (values
+ * typed by what the database returns: integers, floats, text, bytes,
+ * NULL; column names as the database names them), else DORM_RESULT_COUNT
+ * (rows changed).  More than one statement in sql is DORM_EINVAL. */
+dorm_deferred *dorm_async_execute(dorm_db *db, const char *sql,
+                                  const dorm_value *params, size_t n);
+/* n statements without parameters, run in order on the writer; stops at
+ * the first error (earlier ones stay applied unless inside a transaction).
+ * For DDL: dorm_ddl's stmts fit as they are.  DORM_RESULT_COUNT, the sum
+ * of rows changed.  The strings are copied during the call. */
+dorm_deferred *dorm_async_execute_many(dorm_db *db, const char *const *sqls,
+                                       size_t n);
+
+/* ---------------------------------------------------------------------
+ * Transactions
+ * ------------------------------------------------------------------- */
+
+/* The body of a transaction.  tx is a transaction handle: use it exactly
+ * like a dorm_db for every request that belongs to the transaction (they
+ * all run on the one connection the transaction holds, in order).  Return
+ * the deferred whose result ends the block (usually the last request's):
+ * on success the transaction commits and dorm_async_atomic's deferred
+ * succeeds with that result; on error (or NULL returned) it rolls back and
+ * fails with that error (DORM_EINVAL for NULL).  Requests made on tx after
+ * the block has ended fail with DORM_ESTATE.  Runs on the loop thread. */
+typedef dorm_deferred *(*dorm_atomic_fn)(dorm_db *tx, void *arg);
+
+/* Run fn inside a transaction.  On a database handle: wait for a writer
+ * connection (SQLite: the one writer; other writes of the db queue behind
+ * the transaction, reads go on on the readers), BEGIN (IMMEDIATE on
+ * SQLite), call fn(tx, arg), then COMMIT or ROLLBACK as above.  On a
+ * transaction handle: a nested block, as a SAVEPOINT that is released on
+ * success and rolled back to on error (the outer transaction goes on and
+ * sees the error through the nested block's deferred).  fn runs exactly
+ * once unless this returns NULL or the database closes before the
+ * transaction began (then the deferred fails with DORM_ECLOSED and fn
+ * never runs).  arg is borrowed until fn has run.  Returns a borrowed
+ * deferred, or NULL (out of memory). */
+dorm_deferred *dorm_async_atomic(dorm_db *db, dorm_atomic_fn fn, void *arg);
+
+/* 1 when db is a transaction handle given to a dorm_atomic_fn. */
+int dorm_db_in_transaction(const dorm_db *db);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DORM_DB_H */
