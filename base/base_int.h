@@ -61,7 +61,18 @@ typedef struct dorm__arena {
 } dorm__arena;
 
 void dorm__arena_init(dorm__arena *a, void *inline_buf, size_t inline_cap);
-void *dorm__arena_alloc(dorm__arena *a, size_t n); /* 8-byte aligned, NULL on OOM */
+/* 8-byte aligned, NULL on OOM; the inline block is tried inline because a
+ * query makes many small allocations */
+void *dorm__arena_alloc_slow(dorm__arena *a, size_t n);
+static inline void *dorm__arena_alloc(dorm__arena *a, size_t n) {
+  n = (n + 7u) & ~(size_t)7u;
+  if (n && a->inline_cap - a->inline_used >= n) {
+    void *p = a->inline_buf + a->inline_used;
+    a->inline_used += n;
+    return p;
+  }
+  return dorm__arena_alloc_slow(a, n);
+}
 char *dorm__arena_strndup(dorm__arena *a, const char *s, size_t n);
 /* Forget everything but keep the largest block for reuse. */
 void dorm__arena_reset(dorm__arena *a);

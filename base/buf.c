@@ -92,7 +92,7 @@ void dorm__arena_init(dorm__arena *a, void *inline_buf, size_t inline_cap) {
 
 #define ALIGN8(n) (((n) + 7u) & ~(size_t)7u)
 
-void *dorm__arena_alloc(dorm__arena *a, size_t n) {
+void *dorm__arena_alloc_slow(dorm__arena *a, size_t n) {
   n = ALIGN8(n ? n : 1);
   if (a->inline_cap - a->inline_used >= n) {
     void *p = a->inline_buf + a->inline_used;

@@ -208,13 +208,14 @@ static const annotation *find_annotation(const dorm_query *q, const char *s,
 }
 
 int dorm__resolve_path(dorm_query *q, const dorm_model *model, const char *text,
-                       int allow_lookup, dorm_path *out) {
+                       int flags, dorm_path *out) {
   if (q->has_err) return q->err.code;
+  int allow_lookup = flags & DORM__PATH_LOOKUP;
   memset(out, 0, sizeof *out);
   if (!text || !*text)
     return dorm__qerr(q, DORM_EFIELD, "model '%s': empty field path",
                       model->name);
-  out->text = qstrdup(q, text);
+  out->text = (flags & DORM__PATH_BORROW) ? text : qstrdup(q, text);
   if (!out->text) return DORM_ENOMEM;
   out->lookup = LK_EXACT;
 
@@ -403,8 +404,13 @@ tail:
 static dorm_q *new_q(dorm_query *q, q_kind kind) {
   dorm_q *n = qalloc(q, sizeof *n);
   if (!n) return NULL;
-  memset(n, 0, sizeof *n);
   n->kind = kind;
+  n->a = n->b = NULL;
+  n->lhs = NULL;
+  if (kind != Q_LEAF) { /* a leaf's path and value are set by make_leaf */
+    memset(&n->path, 0, sizeof n->path);
+    n->value = dorm_null();
+  }
   return n;
 }
 
@@ -415,6 +421,7 @@ static dorm_q *make_leaf(dorm_query *q, dorm_expr *lhs, const char *lookup,
   if (!n) return NULL;
   if (lhs) {
     n->lhs = lhs;
+    memset(&n->path, 0, sizeof n->path);
     int lk = lookup ? dorm__lookup_parse(lookup, strlen(lookup)) : LK_EXACT;
     if (lk < 0) {
       dorm__qerr(q, DORM_ELOOKUP,
@@ -426,7 +433,9 @@ static dorm_q *make_leaf(dorm_query *q, dorm_expr *lhs, const char *lookup,
     n->path.lookup = (uint8_t)lk;
     n->path.model = q->model;
     n->path.expr_type = lhs->type;
-  } else if (dorm__resolve_path(q, q->model, lookup, 1, &n->path)) {
+  } else if (dorm__resolve_path(q, q->model, lookup,
+                                DORM__PATH_LOOKUP | DORM__PATH_BORROW,
+                                &n->path)) {
     return NULL;
   }
   /* exact=None is isnull=True, as in Django */
@@ -435,6 +444,9 @@ static dorm_q *make_leaf(dorm_query *q, dorm_expr *lhs, const char *lookup,
     v = dorm_bool(1);
   }
   if (dorm__coerce_lookup_value(q, &n->path, v, &n->value)) return NULL;
+  /* the caller's string was borrowed for messages; keep a stable name */
+  if (!n->lhs)
+    n->path.text = n->path.field ? n->path.field->name : "(annotation)";
   if (n->lhs && n->path.lookup != LK_EXACT && n->path.lookup != LK_GT &&
       n->path.lookup != LK_GTE && n->path.lookup != LK_LT &&
       n->path.lookup != LK_LTE && n->path.lookup != LK_ISNULL &&

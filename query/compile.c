@@ -172,7 +172,7 @@ static void emit_aggregate(cctx *c, const annotation *a) {
     dorm__emitl(c, "*");
   } else {
     if (a->agg & DORM_AGG_DISTINCT) dorm__emitl(c, "DISTINCT ");
-    int alias = dorm__path_alias(c, &a->path, 1);
+    int alias = dorm__path_alias_of(c, &a->path, 1);
     if (a->path.transform)
       dorm__emit_transform(c, &a->path, alias);
     else
@@ -199,7 +199,7 @@ void dorm__emit_column_of(cctx *c, const dorm_path *p, int alias) {
 void dorm__emit_expr(cctx *c, const dorm_expr *e) {
   switch (e->kind) {
     case EXPR_FIELD: {
-      int alias = dorm__path_alias(c, &e->path, 0);
+      int alias = dorm__path_alias_of(c, &e->path, 0);
       if (e->path.transform)
         dorm__emit_transform(c, &e->path, alias);
       else
@@ -223,7 +223,7 @@ void dorm__emit_expr(cctx *c, const dorm_expr *e) {
 
 static void register_expr(cctx *c, const dorm_expr *e, int left) {
   if (!e) return;
-  if (e->kind == EXPR_FIELD) dorm__path_alias(c, &e->path, left);
+  if (e->kind == EXPR_FIELD) dorm__path_alias_of(c, &e->path, left);
   register_expr(c, e->a, left);
   register_expr(c, e->b, left);
 }
@@ -236,7 +236,7 @@ static void register_q(cctx *c, const dorm_q *n, int negated, int in_or) {
       if (n->lhs)
         register_expr(c, n->lhs, left);
       else if (!n->path.annotation)
-        dorm__path_alias(c, &n->path, left);
+        dorm__path_alias_of(c, &n->path, left);
       if (n->value.type == DORM_T_EXPR) register_expr(c, n->value.u.expr, left);
       break;
     }
@@ -305,15 +305,15 @@ static int field_selected(const dorm_query *q, const dorm_field *f) {
 static void register_select(cctx *c) {
   const dorm_query *q = c->q;
   for (const path_item *it = q->values; it; it = it->next)
-    dorm__path_alias(c, &it->path, 1);
+    dorm__path_alias_of(c, &it->path, 1);
   for (const path_item *it = q->related; it; it = it->next)
-    dorm__path_alias(c, &it->path, 1);
+    dorm__path_alias_of(c, &it->path, 1);
   for (const annotation *a = q->annots; a; a = a->next)
-    if (!a->star) dorm__path_alias(c, &a->path, 1);
+    if (!a->star) dorm__path_alias_of(c, &a->path, 1);
   dorm__register_where(c, q->where);
   if (!q->count && !q->exists && !q->aggregate)
     for (const order_item *o = q->order; o; o = o->next)
-      if (!o->path.annotation) dorm__path_alias(c, &o->path, 1);
+      if (!o->path.annotation) dorm__path_alias_of(c, &o->path, 1);
 }
 
 static void emit_model_columns(cctx *c, const dorm_model *m, int alias,
@@ -364,7 +364,7 @@ static void emit_annotations(cctx *c, int record, int *first) {
 }
 
 static void emit_path_value(cctx *c, const dorm_path *p) {
-  int alias = dorm__path_alias(c, p, 1);
+  int alias = dorm__path_alias_of(c, p, 1);
   if (p->transform)
     dorm__emit_transform(c, p, alias);
   else
@@ -392,7 +392,7 @@ static void emit_select_list(cctx *c, int record) {
     emit_model_columns(c, q->model, 0, 0, NULL, record, &first);
     int rel = 1;
     for (const path_item *it = q->related; it; it = it->next, rel++) {
-      int alias = dorm__path_alias(c, &it->path, 1);
+      int alias = dorm__path_alias_of(c, &it->path, 1);
       emit_model_columns(c, it->path.model, alias, rel, it->name, record,
                          &first);
     }
@@ -432,7 +432,7 @@ static void emit_group_by(cctx *c) {
     int first = 1;
     emit_model_columns(c, q->model, 0, 0, NULL, 0, &first);
     for (const path_item *it = q->related; it; it = it->next) {
-      int alias = dorm__path_alias(c, &it->path, 1);
+      int alias = dorm__path_alias_of(c, &it->path, 1);
       emit_model_columns(c, it->path.model, alias, 1, it->name, 0, &first);
     }
   }

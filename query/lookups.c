@@ -243,10 +243,20 @@ static int coerce_scalar(dorm_query *q, dorm_type t, dorm_value v,
 
 int dorm__coerce_lookup_value(dorm_query *q, const dorm_path *p, dorm_value in,
                               dorm_value *out) {
+  int lk = p->lookup;
+  /* the common case: a plain comparison of a number or boolean with the
+   * right type needs no check beyond the type and no copy */
+  if (p->field && !p->transform && lk <= LK_LTE && lk != LK_IN &&
+      lk != LK_IEXACT && lk != LK_CONTAINS && lk != LK_ICONTAINS &&
+      (in.type == DORM_T_INT || in.type == DORM_T_FLOAT ||
+       in.type == DORM_T_BOOL) &&
+      in.type == dorm_field_value_type(p->field)) {
+    *out = in;
+    return 0;
+  }
   const char *model = q->model->name;
   const char *field = path_field_name(p);
   const char *lookup = p->text;
-  int lk = p->lookup;
   dorm_type t = dorm__path_type(p);
   if (p->annotation) t = DORM_T_FLOAT; /* aggregates compare as numbers */
 
@@ -485,7 +495,7 @@ static void emit_rhs(cctx *c, dorm_value v) {
 void dorm__emit_lookup(cctx *c, const dorm_q *leaf, int negated, int wrap) {
   const dorm_path *p = &leaf->path;
   int pg = c->d == DORM_DIALECT_POSTGRES;
-  int alias = leaf->lhs ? 0 : dorm__path_alias(c, p, 0);
+  int alias = leaf->lhs ? 0 : dorm__path_alias_of(c, p, 0);
   dorm_value v = leaf->value;
   lookup_kind lk = (lookup_kind)p->lookup;
 

@@ -208,9 +208,13 @@ int dorm__qerr(dorm_query *q, int code, const char *fmt, ...)
 #endif
     ;
 
-/* Resolve "a__b__c[__transform][__lookup]" from model.  allow_lookup: the
- * tail may name a lookup (filters) or not (order_by, values, F).  Errors
- * are recorded on q.  Returns 0 or the error. */
+/* Resolve "a__b__c[__transform][__lookup]" from model.  flags:
+ * DORM__PATH_LOOKUP, the tail may name a lookup (filters; not order_by,
+ * values, F); DORM__PATH_BORROW, keep the caller's text instead of a copy
+ * (the caller replaces it before returning to the user).  Errors are
+ * recorded on q.  Returns 0 or the error. */
+#define DORM__PATH_LOOKUP 1
+#define DORM__PATH_BORROW 2
 int dorm__resolve_path(dorm_query *q, const dorm_model *model, const char *text,
                        int allow_lookup, dorm_path *out);
 
@@ -223,6 +227,8 @@ int dorm__coerce_field_value(dorm_query *q, const dorm_field *f, dorm_value in,
                              dorm_value *out);
 
 /* Value type of an expression / of a path's output (after transform). */
+#define dorm__path_alias_of(c, p, left) \
+  ((p)->nhops ? dorm__path_alias((c), (p), (left)) : 0)
 dorm_type dorm__path_type(const dorm_path *p);
 
 /* ---- compile context ---------------------------------------------------- */

@@ -642,7 +642,7 @@ static void rebind(mcopy *dst, const mcopy *src) {
     if (dst->f[i].target == &src->m) dst->f[i].target = &dst->m;
 }
 
-static void dup(mcopy *dst) { rebind(dst, &p_cur); }
+static void mcopy_dup(mcopy *dst) { rebind(dst, &p_cur); }
 
 static void person_next(mcopy *next) {
   mcopy tmp;
@@ -680,8 +680,8 @@ static void test_field_operations(void **state) {
             "INSERT INTO person (name, age) VALUES ('Ann', 30), ('Bob', NULL)");
 
   /* add_field: NOT NULL with a default (fills rows, then is dropped) */
-  dup(&b);
-  dup(&a);
+  mcopy_dup(&b);
+  mcopy_dup(&a);
   a.f[3] = F("nick", DORM_FIELD_VARCHAR, DORM_FIELD_HAS_DEFAULT);
   a.f[3].max_length = 20;
   a.f[3].default_value = dorm_str("n'a\\b");
@@ -710,7 +710,7 @@ static void test_field_operations(void **state) {
     db_refuses(&x[i], "INSERT INTO person (name) VALUES ('Cy')");
 
   /* add_field: nullable, no default (SQLite: ADD COLUMN) */
-  dup(&a);
+  mcopy_dup(&a);
   a.f[4] = F("note", DORM_FIELD_TEXT, DORM_FIELD_NULL);
   finish(&a.m, "Person", "person", a.f, 5);
   OK(dorm_ddl_add_field(&a.m, NULL, 0, &a.f[4], PG, &d, &e));
@@ -724,7 +724,7 @@ static void test_field_operations(void **state) {
   person_next(&a);
 
   /* add_field: a nullable foreign key to itself, with its index */
-  dup(&a);
+  mcopy_dup(&a);
   a.f[5] = REL("boss", "boss_id", DORM_FIELD_FOREIGN_KEY, &p_cur.m,
                DORM_ON_DELETE_SET_NULL, DORM_FIELD_NULL);
   finish(&a.m, "Person", "person", a.f, 6);
@@ -747,8 +747,8 @@ static void test_field_operations(void **state) {
     db_exec(&x[i], "UPDATE person SET boss_id = 1, note = 'hi' WHERE id = 2");
 
   /* alter_field: NULL -> NOT NULL with a default fills the NULLs */
-  dup(&b);
-  dup(&a);
+  mcopy_dup(&b);
+  mcopy_dup(&a);
   a.f[2].flags = DORM_FIELD_HAS_DEFAULT;
   a.f[2].default_value = dorm_int(0);
   OK(dorm_ddl_alter_field(&b.m, &a.m, NULL, 0, &b.f[2], &a.f[2], PG, &d, &e));
@@ -775,8 +775,8 @@ static void test_field_operations(void **state) {
         "1|Ann|30|n'a\\b|NULL|NULL\n2|Bob|0|n'a\\b|hi|1\n");
 
   /* alter_field: type and unique */
-  dup(&b);
-  dup(&a);
+  mcopy_dup(&b);
+  mcopy_dup(&a);
   a.f[1].max_length = 80;
   a.f[1].flags |= DORM_FIELD_UNIQUE;
   OK(dorm_ddl_alter_field(&b.m, &a.m, NULL, 0, &b.f[1], &a.f[1], PG, &d, &e));
@@ -806,8 +806,8 @@ static void test_field_operations(void **state) {
                "INSERT INTO person (name, age, nick) VALUES ('Ann', 1, 'x')");
 
   /* rename_field: the column and the names derived from it */
-  dup(&b);
-  dup(&a);
+  mcopy_dup(&b);
+  mcopy_dup(&a);
   a.f[1].name = a.f[1].column = "full_name";
   OK(dorm_ddl_rename_field(&b.m, &a.m, NULL, 0, &b.f[1], &a.f[1], PG, &d, &e));
   EXPECT("rename_name_pg", &d,
@@ -933,8 +933,8 @@ static void test_field_operations(void **state) {
             "'z')");
 
   /* alter_field: a foreign key's on_delete */
-  dup(&b);
-  dup(&a);
+  mcopy_dup(&b);
+  mcopy_dup(&a);
   a.f[5].on_delete = DORM_ON_DELETE_CASCADE;
   OK(dorm_ddl_alter_field(&b.m, &a.m, NULL, 0, &b.f[5], &a.f[5], PG, &d, &e));
   EXPECT("alter_boss_pg", &d,
@@ -947,8 +947,8 @@ static void test_field_operations(void **state) {
   person_next(&a);
 
   /* rename_model: the table, and the names dorm derived from it */
-  dup(&b);
-  dup(&a);
+  mcopy_dup(&b);
+  mcopy_dup(&a);
   a.m.name = "Human";
   a.m.table = "human";
   finish(&a.m, "Human", "human", a.f, a.m.nfields);
@@ -975,8 +975,8 @@ static void test_field_operations(void **state) {
   rows2(x, "SELECT full_name FROM human ORDER BY full_name", "Dee\n");
 
   /* remove_field: plain (SQLite: DROP COLUMN) and unique (rebuild) */
-  dup(&b);
-  dup(&a);
+  mcopy_dup(&b);
+  mcopy_dup(&a);
   copy_drop(&a, 4);
   OK(dorm_ddl_remove_field(&b.m, &a.m, NULL, 0, &b.f[4], PG, &d, &e));
   EXPECT("remove_note_pg", &d,
@@ -986,8 +986,8 @@ static void test_field_operations(void **state) {
   assert_int_equal(s.rebuilds, 0);
   apply2(x, &d, &s);
   person_next(&a);
-  dup(&b);
-  dup(&a);
+  mcopy_dup(&b);
+  mcopy_dup(&a);
   copy_drop(&a, 1);
   OK(dorm_ddl_remove_field(&b.m, &a.m, NULL, 0, &b.f[1], PG, &d, &e));
   EXPECT("remove_name_pg", &d,
