@@ -116,8 +116,10 @@ dorm_query_kind dorm_query_kind_of(const dorm_query *q) { return q->kind; }
 
 /* The next "__" separator, or NULL (strstr is slower for two bytes). */
 static const char *find_sep(const char *s) {
-  for (; *s; s++)
-    if (s[0] == '_' && s[1] == '_') return s;
+  while ((s = strchr(s, '_')) != NULL) {
+    if (s[1] == '_') return s;
+    s++;
+  }
   return NULL;
 }
 
@@ -226,11 +228,11 @@ int dorm__resolve_path(dorm_query *q, const dorm_model *model, const char *text,
   const char *s = text;
 
   /* An annotation alias as the first part (filter on annotate()). */
-  {
+  if (q->nannots) {
     const char *e = find_sep(s);
     size_t n = e ? (size_t)(e - s) : strlen(s);
     int idx;
-    if (q->nannots && !find_field(m, s, n) && find_annotation(q, s, n, &idx)) {
+    if (!find_field(m, s, n) && find_annotation(q, s, n, &idx)) {
       out->annotation = 1;
       out->annotation_index = idx;
       out->model = m;
