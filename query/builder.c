@@ -149,7 +149,7 @@ static const dorm_field *find_reverse(const dorm_model *model, const char *s,
     for (size_t j = 0; j < m->nfields; j++) {
       const dorm_field *f = &m->fields[j];
       if (f->target == model &&
-          (dorm_field_is_fk(f) || f->type == DORM_FIELD_MANY_TO_MANY) &&
+          (dorm__is_fk(f) || f->type == DORM_FIELD_MANY_TO_MANY) &&
           reverse_name_is(f, s, n))
         return f;
     }
@@ -170,7 +170,7 @@ static const dorm_field *find_field(const dorm_model *m, const char *s,
   if (n > 3 && !memcmp(s + n - 3, "_id", 3)) {
     for (size_t i = 0; i < m->nfields; i++) {
       const dorm_field *f = &m->fields[i];
-      if (dorm_field_is_fk(f) && !strncmp(f->name, s, n - 3) &&
+      if (dorm__is_fk(f) && !strncmp(f->name, s, n - 3) &&
           f->name[n - 3] == '\0')
         return f;
     }
@@ -301,7 +301,7 @@ int dorm__resolve_path(dorm_query *q, const dorm_model *model, const char *text,
       s = next;
       continue;
     }
-    if (dorm_field_is_fk(f) && next) {
+    if (dorm__is_fk(f) && next) {
       /* author__id / author__pk: the foreign key column itself, no join
        * (as Django does).  Anything else continues on the target. */
       const char *e2 = find_sep(next);
@@ -805,7 +805,7 @@ int dorm_select_related(dorm_query *q, const char *path) {
     const char *e = find_sep(s);
     size_t len = e ? (size_t)(e - s) : strlen(s);
     const dorm_field *f = find_field(m, s, len);
-    if (!f || !dorm_field_is_fk(f))
+    if (!f || !dorm__is_fk(f))
       return dorm__qerr(q, DORM_EFIELD,
                         "model '%s', select_related '%s': '%.*s' is not a "
                         "foreign key or one-to-one field of '%s'",

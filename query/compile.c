@@ -331,11 +331,10 @@ static void emit_model_columns(cctx *c, const dorm_model *m, int alias,
     if (record) {
       if (prefix) {
         snprintf(name, sizeof name, "%s__%s", prefix, f->name);
-        dorm__add_column(c, name, f, m, relation, dorm_field_value_type(f));
+        dorm__add_column(c, name, f, m, relation, dorm__vt(f));
       } else {
         /* the schema's own string: it outlives the statement */
-        dorm__add_column_static(c, f->name, f, m, relation,
-                                dorm_field_value_type(f));
+        dorm__add_column_static(c, f->name, f, m, relation, dorm__vt(f));
       }
     }
   }

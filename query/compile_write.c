@@ -30,7 +30,7 @@ static void emit_returning(cctx *c) {
       dorm__emit_ident(c, m->table);
       dorm__emit(c, ".", 1);
       dorm__emit_ident(c, f->column);
-      dorm__add_column_static(c, f->name, f, m, 0, dorm_field_value_type(f));
+      dorm__add_column_static(c, f->name, f, m, 0, dorm__vt(f));
     }
   } else {
     for (const field_item *it = q->returning; it; it = it->next) {
@@ -40,7 +40,7 @@ static void emit_returning(cctx *c) {
       dorm__emit(c, ".", 1);
       dorm__emit_ident(c, it->field->column);
       dorm__add_column_static(c, it->field->name, it->field, m, 0,
-                              dorm_field_value_type(it->field));
+                              dorm__vt(it->field));
     }
   }
   c->out->returns_rows = 1;

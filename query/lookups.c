@@ -104,7 +104,7 @@ dorm_type dorm__path_type(const dorm_path *p) {
     case TR_DATE: return DORM_T_DATE;
     default: return DORM_T_INT;
   }
-  return dorm_field_value_type(p->field);
+  return dorm__vt(p->field);
 }
 
 static int is_pattern_lookup(int lk) {
@@ -250,7 +250,7 @@ int dorm__coerce_lookup_value(dorm_query *q, const dorm_path *p, dorm_value in,
       lk != LK_IEXACT && lk != LK_CONTAINS && lk != LK_ICONTAINS &&
       (in.type == DORM_T_INT || in.type == DORM_T_FLOAT ||
        in.type == DORM_T_BOOL) &&
-      in.type == dorm_field_value_type(p->field)) {
+      in.type == dorm__vt(p->field)) {
     *out = in;
     return 0;
   }
@@ -387,8 +387,7 @@ int dorm__coerce_field_value(dorm_query *q, const dorm_field *f, dorm_value in,
                         "max_length %d",
                         q->model->name, f->name, chars, f->max_length);
   }
-  return coerce_scalar(q, dorm_field_value_type(f), in, out, q->model->name,
-                       f->name, "set");
+  return coerce_scalar(q, dorm__vt(f), in, out, q->model->name, f->name, "set");
 }
 
 /* ---- SQL ---------------------------------------------------------------- */

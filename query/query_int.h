@@ -16,6 +16,13 @@
 #include "base/base_int.h"
 #include "dorm/query.h"
 
+/* Field facts asked on every lookup and column, without a call: the value
+ * type is cached in the field when a schema is finished. */
+#define dorm__vt(f) \
+  ((f)->value_type ? (f)->value_type : dorm_field_value_type(f))
+#define dorm__is_fk(f) \
+  ((f)->type == DORM_FIELD_FOREIGN_KEY || (f)->type == DORM_FIELD_ONE_TO_ONE)
+
 /* ---- lookups and transforms --------------------------------------------- */
 
 typedef enum lookup_kind {

@@ -757,7 +757,16 @@ static int run(ctx *c) {
         check_ordering(c, i))
       return b->err.code;
   }
-  return check_relation_names(c);
+  if (check_relation_names(c)) return b->err.code;
+  /* the compiler asks for every column's value type; answer it once */
+  for (size_t i = 0; i < b->nmodels; i++) {
+    dorm_model *m = &c->models[i];
+    for (size_t j = 0; j < m->nfields; j++) {
+      dorm_field *f = (dorm_field *)&m->fields[j];
+      f->value_type = dorm_field_value_type(f);
+    }
+  }
+  return 0;
 }
 
 dorm_schema *dorm__builder_finish(dorm_schema_builder *b, dorm_error *err) {

@@ -84,6 +84,7 @@ const dorm_field *dorm__value_field(const dorm_field *f) {
 
 dorm_type dorm_field_value_type(const dorm_field *f) {
   if (!f) return DORM_T_NULL;
+  if (f->value_type) return f->value_type;
   const dorm_field *v = dorm__value_field(f);
   if (!v) return DORM_T_NULL;
   switch (v->type) {
@@ -109,84 +110,9 @@ dorm_type dorm_field_value_type(const dorm_field *f) {
 
 /* ---- text formats ------------------------------------------------------- */
 
-static int digits(const char *s, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    if (s[i] < '0' || s[i] > '9') return 0;
-  return 1;
-}
-
-static int num2(const char *s) { return (s[0] - '0') * 10 + (s[1] - '0'); }
-
-int dorm__schema_valid_date(const char *s, size_t n) {
-  static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  if (n != 10 || s[4] != '-' || s[7] != '-') return 0;
-  if (!digits(s, 4) || !digits(s + 5, 2) || !digits(s + 8, 2)) return 0;
-  int year = num2(s) * 100 + num2(s + 2);
-  int m = num2(s + 5), d = num2(s + 8);
-  if (m < 1 || m > 12 || d < 1 || d > mdays[m - 1]) return 0;
-  if (m == 2 && d == 29 &&
-      !((year % 4 == 0 && year % 100 != 0) || year % 400 == 0))
-    return 0;
-  return 1;
-}
-
-/* HH:MM[:SS[.ffffff]] */
-int dorm__schema_valid_time(const char *s, size_t n) {
-  if (n < 5 || s[2] != ':' || !digits(s, 2) || !digits(s + 3, 2)) return 0;
-  if (num2(s) > 23 || num2(s + 3) > 59) return 0;
-  if (n == 5) return 1;
-  if (n < 8 || s[5] != ':' || !digits(s + 6, 2) || num2(s + 6) > 59) return 0;
-  if (n == 8) return 1;
-  if (s[8] != '.' || n < 10 || n > 15) return 0;
-  return digits(s + 9, n - 9);
-}
-
-/* YYYY-MM-DD[T ]HH:MM[:SS[.ffffff]][Z|±HH:MM] */
-int dorm__schema_valid_datetime(const char *s, size_t n) {
-  if (n < 16 || !dorm__schema_valid_date(s, 10) ||
-      (s[10] != 'T' && s[10] != ' '))
-    return 0;
-  const char *t = s + 11;
-  size_t tn = n - 11;
-  if (tn > 0 && t[tn - 1] == 'Z') {
-    tn--;
-  } else if (tn >= 6 && (t[tn - 6] == '+' || t[tn - 6] == '-')) {
-    const char *z = t + tn - 5;
-    if (!digits(z, 2) || z[2] != ':' || !digits(z + 3, 2) || num2(z) > 23 ||
-        num2(z + 3) > 59)
-      return 0;
-    tn -= 6;
-  }
-  return dorm__schema_valid_time(t, tn);
-}
-
-static int hexdig(char c) {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-         (c >= 'A' && c <= 'F');
-}
-
-int dorm__schema_valid_uuid(const char *s, size_t n) {
-  if (n != 36) return 0;
-  for (size_t i = 0; i < n; i++) {
-    if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (s[i] != '-') return 0;
-    } else if (!hexdig(s[i])) {
-      return 0;
-    }
-  }
-  return 1;
-}
-
-/* [+-]digits[.digits], also ".5" and "5." */
-int dorm__schema_valid_decimal(const char *s, size_t n) {
-  size_t i = 0, nd = 0;
-  if (i < n && (s[i] == '+' || s[i] == '-')) i++;
-  for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) nd++;
-  if (i < n && s[i] == '.') {
-    for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++) nd++;
-  }
-  return i == n && nd > 0;
-}
+/* The date, time, uuid and decimal forms are checked by base/formats.c,
+ * which the query compiler uses too, so a default and a lookup value are
+ * held to the same rules. */
 
 /* Django's DecimalValidator: digits after the point must fit
  * decimal_places, digits before it max_digits - decimal_places (leading
@@ -360,7 +286,7 @@ int dorm__value_coerce(const dorm_field *f, dorm_value v, dorm__arena *a,
         v = dorm_textn(DORM_T_DECIMAL, p, (size_t)n);
       }
       if ((v.type != DORM_T_TEXT && v.type != DORM_T_DECIMAL) ||
-          !dorm__schema_valid_decimal(v.u.s.ptr, v.u.s.len))
+          !dorm__valid_decimal(v.u.s.ptr, v.u.s.len))
         return refuse(why, whylen,
                       "expected a decimal string such as \"12.50\"");
       if (!decimal_fits(v.u.s.ptr, v.u.s.len, vf->max_digits,
@@ -391,16 +317,20 @@ int dorm__value_coerce(const dorm_field *f, dorm_value v, dorm__arena *a,
     case DORM_FIELD_UUID: {
       dorm_type want = dorm_field_value_type(vf);
       int ok = (v.type == DORM_T_TEXT || v.type == want);
+      char canon[32];
+      int canon_len = -1;
       if (ok) {
         const char *s = v.u.s.ptr;
         size_t n = v.u.s.len;
         switch (vf->type) {
-          case DORM_FIELD_DATE: ok = dorm__schema_valid_date(s, n); break;
-          case DORM_FIELD_TIME: ok = dorm__schema_valid_time(s, n); break;
+          case DORM_FIELD_DATE: ok = dorm__valid_date(s, n); break;
+          case DORM_FIELD_TIME: ok = dorm__valid_time(s, n); break;
           case DORM_FIELD_DATETIME:
-            ok = dorm__schema_valid_datetime(s, n);
+            /* stored in the canonical UTC form the compiler sends */
+            canon_len = n >= 16 ? dorm__canon_datetime(s, n, canon) : -1;
+            ok = canon_len >= 0;
             break;
-          default: ok = dorm__schema_valid_uuid(s, n); break;
+          default: ok = dorm__valid_uuid(s, n); break;
         }
       }
       if (!ok) {
@@ -412,6 +342,12 @@ int dorm__value_coerce(const dorm_field *f, dorm_value v, dorm__arena *a,
                 : "a UUID (8-4-4-4-12 hex digits)";
         snprintf(why, whylen, "expected %s", shape);
         return DORM_ESCHEMA;
+      }
+      if (canon_len >= 0) {
+        char *c = dorm__arena_strndup(a, canon, (size_t)canon_len);
+        if (!c) return DORM_ENOMEM;
+        *out = dorm_textn(want, c, (size_t)canon_len);
+        return 0;
       }
       *out = dorm_textn(want, v.u.s.ptr, v.u.s.len);
       return 0;

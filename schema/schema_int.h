@@ -138,11 +138,6 @@ int dorm__value_coerce_canon(const dorm_field *f, dorm_value v, dorm__arena *a,
 void dorm__value_describe(dorm_value v, char *buf, size_t len);
 
 /* Light format checks of the text forms (1 = valid). */
-int dorm__schema_valid_date(const char *s, size_t n);
-int dorm__schema_valid_time(const char *s, size_t n);
-int dorm__schema_valid_datetime(const char *s, size_t n);
-int dorm__schema_valid_uuid(const char *s, size_t n);
-int dorm__schema_valid_decimal(const char *s, size_t n);
 
 /* 32-bit FNV-1a, for short stable suffixes of derived names. */
 uint32_t dorm__hash32(const char *s, size_t n, uint32_t h);

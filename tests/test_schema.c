@@ -233,8 +233,9 @@ static void test_blog_every_type(void **state) {
   const dorm_field *an = dorm_model_field(c, "author_name");
   assert_string_equal(an->column, "author");
   assert_ptr_equal(dorm_model_field_by_column(c, "author"), an);
+  /* date-times are kept in the canonical UTC form the compiler sends */
   assert_text(dorm_model_field(c, "posted_at")->default_value, DORM_T_DATETIME,
-              "2024-01-01T00:00:00Z");
+              "2024-01-01 00:00:00");
   assert_int_equal(dorm_field_value_type(dorm_model_field(c, "posted_time")),
                    DORM_T_TIME);
   dorm_schema_free(s);
@@ -947,9 +948,9 @@ static void test_accepted_values(void **state) {
               "23:59:59.123456");
   assert_text(dorm_model_field(m, "t2")->default_value, DORM_T_TIME, "08:30");
   assert_text(dorm_model_field(m, "dt1")->default_value, DORM_T_DATETIME,
-              "2024-02-29 13:45:00.5+05:30");
+              "2024-02-29 08:15:00.500000");
   assert_text(dorm_model_field(m, "dt2")->default_value, DORM_T_DATETIME,
-              "2024-05-01T13:45Z");
+              "2024-05-01 13:45:00");
   assert_text(dorm_model_field(m, "u")->default_value, DORM_T_UUID,
               "123E4567-e89b-12d3-a456-426614174000");
   const dorm_field *n = dorm_model_field(m, "n");

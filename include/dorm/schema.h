@@ -98,6 +98,8 @@ typedef struct dorm_field {
   const char *const *choice_labels; /* one per choice: the label of a
                                        [value, label] pair, or NULL; the
                                        array is NULL when choices is */
+  dorm_type value_type; /* dorm_field_value_type(), computed once when the
+                           schema is finished (0 in a hand-built struct) */
 } dorm_field;
 
 typedef struct dorm_index {
