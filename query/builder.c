@@ -161,10 +161,11 @@ static const dorm_field *find_field(const dorm_model *m, const char *s,
                                     size_t n) {
   if (n == 2 && s[0] == 'p' && s[1] == 'k') return m->pk;
   for (size_t i = 0; i < m->nfields; i++) {
+    /* compare in place: names are short, a call to strncmp costs more */
     const char *name = m->fields[i].name;
-    /* compare without strlen: equal prefix and the name ends at n */
-    if (name[0] == s[0] && !strncmp(name, s, n) && name[n] == '\0')
-      return &m->fields[i];
+    size_t k = 0;
+    while (k < n && name[k] == s[k]) k++;
+    if (k == n && name[k] == '\0') return &m->fields[i];
   }
   /* "author_id": a foreign key by its column's attribute name */
   if (n > 3 && !memcmp(s + n - 3, "_id", 3)) {
