@@ -228,11 +228,110 @@ static void register_expr(cctx *c, const dorm_expr *e, int left) {
   register_expr(c, e->b, left);
 }
 
+/* The first multi-valued hop (reverse foreign key, many-to-many) of p,
+ * or -1. */
+static int first_multi_hop(const dorm_path *p) {
+  for (int i = 0; i < p->nhops; i++)
+    if (p->hops[i].multi) return i;
+  return -1;
+}
+
+/* Django's split_exclude: a negated condition across a multi-valued
+ * relation means "no related row matches", which a join cannot express
+ * (it would mean "some related row does not match").  Such a leaf becomes
+ * "key IN (SELECT ...)" under the NOT.  (A right-hand F expression would
+ * need a correlated subquery; those keep the join.) */
+static int use_subquery(const dorm_q *n, int negated) {
+  return negated && !n->lhs && !n->path.annotation &&
+         n->value.type != DORM_T_EXPR && first_multi_hop(&n->path) >= 0;
+}
+
+static void emit_exclude_subquery(cctx *c, const dorm_q *leaf) {
+  const dorm_path *p = &leaf->path;
+  int k = first_multi_hop(p);
+  const dorm_hop *h = &p->hops[k];
+  dorm_path prefix = *p;
+  prefix.nhops = (uint8_t)k;
+  int outer = dorm__path_alias_of(c, &prefix, 1);
+  dorm__emit_col(c, outer, h->from->pk->column);
+  dorm__emitl(c, " IN (SELECT ");
+
+  /* an uncorrelated subquery with its own aliases and joins */
+  cctx sub = *c;
+  sub.njoins = 0;
+  sub.no_joins = 0;
+  sub.base_table = h->to->table;
+  size_t n = strlen(sub.base_table);
+  sub.base_ref[0] = '"';
+  memcpy(sub.base_ref + 1, sub.base_table, n);
+  sub.base_ref[n + 1] = '"';
+  sub.base_ref[n + 2] = '.';
+  sub.base_ref_len = n + 3;
+  dorm_q inner = *leaf;
+  inner.path.hops = p->hops + k + 1;
+  inner.path.nhops = (uint8_t)(p->nhops - k - 1);
+  sub.registering = 1;
+  dorm__path_alias_of(&sub, &inner.path, 0);
+  sub.registering = 0;
+
+  char from[DORM_IDENT_MAX + 1], to[DORM_IDENT_MAX + 1];
+  const char *key_table, *key_col;
+  if (h->kind == HOP_REVERSE) {
+    key_table = h->to->table;
+    key_col = h->field->column;
+    dorm__emit_col(&sub, 0, key_col);
+    dorm__emit_from(&sub);
+  } else {
+    if (dorm_ddl_m2m_columns(h->field, from, to)) {
+      dorm__cfail(c, DORM_EIDENT,
+                  "model '%s', field '%s': join table column "
+                  "names too long",
+                  h->field->model->name, h->field->name);
+      return;
+    }
+    int fwd = h->kind == HOP_M2M;
+    const char *through = h->field->through_table;
+    key_table = through;
+    key_col = fwd ? from : to;
+    dorm__emit_ident(&sub, through);
+    dorm__emitl(&sub, ".");
+    dorm__emit_ident(&sub, key_col);
+    dorm__emitl(&sub, " FROM ");
+    dorm__emit_ident(&sub, through);
+    dorm__emitl(&sub, " INNER JOIN ");
+    dorm__emit_ident(&sub, sub.base_table);
+    dorm__emitl(&sub, " ON (");
+    dorm__emit_ident(&sub, through);
+    dorm__emitl(&sub, ".");
+    dorm__emit_ident(&sub, fwd ? to : from);
+    dorm__emitl(&sub, " = ");
+    dorm__emit_col(&sub, 0, h->to->pk->column);
+    dorm__emitl(&sub, ")");
+    for (int i = 0; i < sub.njoins; i++) emit_join(&sub, i);
+  }
+  dorm__emitl(&sub, " WHERE ");
+  dorm__emit_lookup(&sub, &inner, 0, 0);
+  /* NOT IN with a NULL in the list is never true: keep NULLs out */
+  dorm__emitl(&sub, " AND ");
+  dorm__emit_ident(&sub, key_table);
+  dorm__emitl(&sub, ".");
+  dorm__emit_ident(&sub, key_col);
+  dorm__emitl(&sub, " IS NOT NULL)");
+  c->buf = sub.buf;
+  c->failed = sub.failed;
+}
+
 static void register_q(cctx *c, const dorm_q *n, int negated, int in_or) {
   switch (n->kind) {
     case Q_LEAF: {
       int isnull_true = n->path.lookup == LK_ISNULL && n->value.u.b;
       int left = negated || in_or || isnull_true;
+      if (use_subquery(n, negated)) { /* only the part before the hop */
+        dorm_path prefix = n->path;
+        prefix.nhops = (uint8_t)first_multi_hop(&n->path);
+        dorm__path_alias_of(c, &prefix, 1);
+        break;
+      }
       if (n->lhs)
         register_expr(c, n->lhs, left);
       else if (!n->path.annotation)
@@ -258,7 +357,12 @@ void dorm__register_where(cctx *c, const dorm_qlist *where) {
 
 static void emit_q(cctx *c, const dorm_q *n, int negated, q_kind parent) {
   switch (n->kind) {
-    case Q_LEAF: dorm__emit_lookup(c, n, negated, parent == Q_OR); break;
+    case Q_LEAF:
+      if (use_subquery(n, negated))
+        emit_exclude_subquery(c, n);
+      else
+        dorm__emit_lookup(c, n, negated, parent == Q_OR);
+      break;
     case Q_AND:
     case Q_OR: {
       int paren = parent != n->kind && parent != Q_NOT && parent != Q_LEAF;

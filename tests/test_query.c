@@ -648,6 +648,63 @@ static void test_joins(void **state) {
   dorm_query_free(q);
 }
 
+/* exclude across a multi-valued relation: "no related row matches"
+ * (Django's split_exclude), a subquery rather than a join */
+static void test_exclude_multi_valued(void **state) {
+  (void)state;
+  dorm_query *q = dorm_select(Author);
+  dorm_exclude(q, "entries__headline", dorm_str("x"));
+  dorm_filter(q, "name", dorm_str("a"));
+  expect_both(q,
+              A_FROM
+              " WHERE NOT (\"author\".\"id\" IN (SELECT "
+              "\"entry\".\"author_id\" FROM \"entry\" WHERE "
+              "\"entry\".\"headline\" = $1 AND \"entry\".\"author_id\" IS "
+              "NOT NULL)) AND \"author\".\"name\" = $2",
+              "'x', 'a'");
+  dorm_query_free(q);
+
+  q = dorm_select(Entry);
+  dorm_filter_q(q, dorm_q_not(q, dorm_Q(q, "tags__name", dorm_str("t"))));
+  expect_both(q,
+              E_FROM
+              " WHERE NOT (\"entry\".\"id\" IN (SELECT "
+              "\"entry_tags\".\"entry_id\" FROM \"entry_tags\" INNER JOIN "
+              "\"tag\" ON (\"entry_tags\".\"tag_id\" = \"tag\".\"id\") "
+              "WHERE \"tag\".\"name\" = $1 AND \"entry_tags\".\"entry_id\" "
+              "IS NOT NULL))",
+              "'t'");
+  dorm_query_free(q);
+
+  /* reverse many-to-many, then a join inside the subquery */
+  q = dorm_select(Tag);
+  dorm_exclude(q, "entry__author__name", dorm_str("a"));
+  expect_both(q,
+              "SELECT \"tag\".\"id\", \"tag\".\"name\" FROM \"tag\" WHERE "
+              "NOT (\"tag\".\"id\" IN (SELECT \"entry_tags\".\"tag_id\" "
+              "FROM \"entry_tags\" INNER JOIN \"entry\" ON "
+              "(\"entry_tags\".\"entry_id\" = \"entry\".\"id\") INNER "
+              "JOIN \"author\" ON (\"entry\".\"author_id\" = "
+              "\"author\".\"id\") WHERE \"author\".\"name\" = $1 AND "
+              "\"entry_tags\".\"tag_id\" IS NOT NULL))",
+              "'a'");
+  dorm_query_free(q);
+
+  /* a forward hop before the multi-valued one stays a join outside (INNER:
+   * the foreign key is not nullable) */
+  q = dorm_select(Entry);
+  dorm_exclude(q, "author__entries__rating__gt", dorm_int(3));
+  expect_both(q,
+              E_FROM
+              " INNER JOIN \"author\" ON (\"entry\".\"author_id\" = "
+              "\"author\".\"id\") WHERE NOT (\"author\".\"id\" IN (SELECT "
+              "\"entry\".\"author_id\" FROM \"entry\" WHERE "
+              "\"entry\".\"rating\" > $1 AND \"entry\".\"author_id\" IS "
+              "NOT NULL))",
+              "3");
+  dorm_query_free(q);
+}
+
 static void test_select_related(void **state) {
   (void)state;
   dorm_query *q = dorm_select(Entry);
@@ -1224,6 +1281,7 @@ int main(void) {
       cmocka_unit_test(test_q_nesting),
       cmocka_unit_test(test_f_expressions),
       cmocka_unit_test(test_joins),
+      cmocka_unit_test(test_exclude_multi_valued),
       cmocka_unit_test(test_select_related),
       cmocka_unit_test(test_order_slice_distinct),
       cmocka_unit_test(test_values_only),
