@@ -225,8 +225,12 @@ dorm_deferred *dorm_async_execute_many(dorm_db *db, const char *const *sqls,
  * the deferred whose result ends the block (usually the last request's):
  * on success the transaction commits and dorm_async_atomic's deferred
  * succeeds with that result; on error (or NULL returned) it rolls back and
- * fails with that error (DORM_EINVAL for NULL).  Requests made on tx after
- * the block has ended fail with DORM_ESTATE.  Runs on the loop thread. */
+ * fails with that error (DORM_EINVAL for NULL).  Requests still running on
+ * tx when the block's deferred fires finish before COMMIT (they run in
+ * order on one connection).  tx is valid until dorm_async_atomic's
+ * deferred fires: requests made on it once the block's deferred has fired
+ * fail with DORM_ESTATE, and after that it must not be used.  Runs on the
+ * loop thread. */
 typedef dorm_deferred *(*dorm_atomic_fn)(dorm_db *tx, void *arg);
 
 /* Run fn inside a transaction.  On a database handle: wait for a writer

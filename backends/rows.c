@@ -1,0 +1,687 @@
+/* backends/rows.c — result rows: built by a backend cell by cell, decoded
+ * by the columns' value types, read by users through dorm/rows.h.
+ *
+ * Every backend fills rows through the same few calls (put an integer, a
+ * float, a text form, bytes), so decoding rules live here once: SQLite
+ * hands over its storage classes, PostgreSQL its text format, and both
+ * come out as the same dorm_values (date-times in UTC ISO 8601, uuids
+ * dashed and lower-case, decimals with the field's decimal places).
+ *
+ * Memory: one dorm_rows is one allocation for a small result (header,
+ * columns, cells and strings share an arena whose first block is inline);
+ * bigger results add arena blocks and one growing cell array.  Column names
+ * that are the schema's own strings are borrowed, not copied: a result
+ * must not outlive the schema its query was built on (documented in
+ * rows.h's ownership rules through the schema's lifetime).  A dorm_row is
+ * a small handle (rows, index, relation) in an array built by finish.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/backend_int.h"
+#include "base/base_int.h"
+
+typedef struct rcol {
+  const char *name;    /* full name: "age", "author__name", an alias */
+  const char *local;   /* within its relation: "name" */
+  const char *attname; /* a foreign key's column ("author_id"), or NULL */
+  dorm_type type;      /* DORM_T_NULL: raw column, typed per value */
+  int relation;        /* 0 main, i: related[i - 1] */
+  int decimal_places;  /* decimal fields; -1 otherwise */
+  int is_pk;
+} rcol;
+
+struct dorm_row {
+  struct dorm_rows *rows;
+  size_t index;
+  int rel;
+};
+
+#define ROWS_INLINE 1024
+
+struct dorm_rows {
+  dorm__arena arena;
+  rcol *cols;
+  size_t ncols, nmain;
+  const char **related;
+  size_t nrelated;
+  int *rel_pk; /* per relation 1..nrelated: its pk column, or -1 */
+  dorm_value *cells;
+  size_t nrows, cap_rows;
+  int cells_in_arena;
+  struct dorm_row *rowv; /* nrows * (1 + nrelated) */
+  int created;
+  char err[160];
+  _Alignas(16) char inline_buf[ROWS_INLINE];
+};
+
+/* ---- building ----------------------------------------------------------- */
+
+dorm_rows *dorm__rows_new(const dorm__stmt *st, size_t nraw) {
+  dorm_rows *r = dorm__malloc(sizeof *r);
+  if (!r) return NULL;
+  memset(r, 0, offsetof(dorm_rows, inline_buf));
+  dorm__arena_init(&r->arena, r->inline_buf, sizeof r->inline_buf);
+  size_t n = st->columns ? st->ncolumns : nraw;
+  r->ncols = n;
+  r->cols = dorm__arena_alloc(&r->arena, (n ? n : 1) * sizeof *r->cols);
+  if (!r->cols) goto oom;
+  if (st->columns) {
+    r->nrelated = st->nrelated;
+    if (st->nrelated) {
+      r->related =
+          dorm__arena_alloc(&r->arena, st->nrelated * sizeof *r->related);
+      r->rel_pk =
+          dorm__arena_alloc(&r->arena, (st->nrelated + 1) * sizeof *r->rel_pk);
+      if (!r->related || !r->rel_pk) goto oom;
+      for (size_t j = 0; j < st->nrelated; j++) {
+        r->related[j] = dorm__arena_strndup(&r->arena, st->related[j],
+                                            strlen(st->related[j]));
+        if (!r->related[j]) goto oom;
+        r->rel_pk[j + 1] = -1;
+      }
+      r->rel_pk[0] = -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+      const dorm_column *c = &st->columns[i];
+      rcol *rc = &r->cols[i];
+      const dorm_field *f = c->field;
+      /* the schema's strings outlive the rows; anything else is copied */
+      if (f && c->name == f->name)
+        rc->name = c->name;
+      else if (!(rc->name =
+                     dorm__arena_strndup(&r->arena, c->name, strlen(c->name))))
+        goto oom;
+      rc->local = rc->name;
+      rc->relation = c->relation;
+      if (c->relation > 0 && (size_t)c->relation <= r->nrelated) {
+        size_t plen = strlen(r->related[c->relation - 1]);
+        if (strlen(rc->name) > plen + 2 && rc->name[plen] == '_')
+          rc->local = rc->name + plen + 2;
+      }
+      rc->type = c->type;
+      rc->decimal_places = -1;
+      if (f && f->type == DORM_FIELD_DECIMAL)
+        rc->decimal_places = f->decimal_places;
+      if (f && dorm_field_is_fk(f) && f->column && rc->local == f->name)
+        rc->attname = f->column;
+      rc->is_pk =
+          f && (f->flags & DORM_FIELD_PRIMARY_KEY) && rc->local == f->name;
+      if (c->relation == 0) r->nmain++;
+      if (rc->is_pk && c->relation > 0 && (size_t)c->relation <= r->nrelated)
+        r->rel_pk[c->relation] = (int)i;
+    }
+  } else {
+    for (size_t i = 0; i < n; i++) {
+      r->cols[i].name = r->cols[i].local = "";
+      r->cols[i].decimal_places = -1;
+    }
+    r->nmain = n;
+  }
+  return r;
+oom:
+  dorm__rows_free(r);
+  return NULL;
+}
+
+int dorm__rows_raw_column(dorm_rows *r, size_t i, const char *name,
+                          dorm_type type) {
+  if (i >= r->ncols) return DORM_EINVAL;
+  const char *s = dorm__arena_strndup(&r->arena, name, strlen(name));
+  if (!s) return DORM_ENOMEM;
+  r->cols[i].name = r->cols[i].local = s;
+  r->cols[i].type = type;
+  return 0;
+}
+
+size_t dorm__rows_width(const dorm_rows *r) { return r->ncols; }
+
+int dorm__rows_add_row(dorm_rows *r) {
+  size_t w = r->ncols;
+  if (r->nrows == r->cap_rows) {
+    size_t cap = r->cap_rows ? r->cap_rows * 2 : 4;
+    dorm_value *c;
+    if (!r->cap_rows && w * cap * sizeof *c <= 512) {
+      c = dorm__arena_alloc(&r->arena, (w ? w : 1) * cap * sizeof *c);
+      if (!c) return DORM_ENOMEM;
+      r->cells_in_arena = 1;
+    } else if (r->cells_in_arena) {
+      c = dorm__malloc((w ? w : 1) * cap * sizeof *c);
+      if (!c) return DORM_ENOMEM;
+      memcpy(c, r->cells, w * r->nrows * sizeof *c);
+      r->cells_in_arena = 0;
+    } else {
+      c = dorm__realloc(r->cells, (w ? w : 1) * cap * sizeof *c);
+      if (!c) return DORM_ENOMEM;
+    }
+    r->cells = c;
+    r->cap_rows = cap;
+  }
+  dorm_value *row = r->cells + w * r->nrows;
+  memset(row, 0, w * sizeof *row); /* DORM_T_NULL is 0 */
+  r->nrows++;
+  return 0;
+}
+
+static dorm_value *cell(dorm_rows *r, size_t col) {
+  if (!r->nrows || col >= r->ncols) return NULL;
+  return &r->cells[(r->nrows - 1) * r->ncols + col];
+}
+
+static int bad(dorm_rows *r, size_t col, const char *what, const char *s,
+               size_t n) {
+  snprintf(r->err, sizeof r->err, "column '%s': '%.*s' is not %s",
+           r->cols[col].name, (int)(n > 40 ? 40 : n), s, what);
+  return DORM_ETYPE;
+}
+
+/* Copy n bytes (NUL-terminated) into the arena as a value of type t. */
+static int put_str(dorm_rows *r, dorm_value *v, dorm_type t, const char *s,
+                   size_t n) {
+  char *p = dorm__arena_alloc(&r->arena, n + 1);
+  if (!p) return DORM_ENOMEM;
+  if (n) memcpy(p, s, n);
+  p[n] = '\0';
+  *v = dorm_textn(t, p, n);
+  return 0;
+}
+
+static int put_decimal_int(dorm_rows *r, dorm_value *v, int64_t x, int dp) {
+  char buf[64];
+  int n = snprintf(buf, sizeof buf, "%" PRId64, x);
+  if (dp > 0 && dp < 30) {
+    buf[n++] = '.';
+    for (int i = 0; i < dp; i++) buf[n++] = '0';
+    buf[n] = '\0';
+  }
+  return put_str(r, v, DORM_T_DECIMAL, buf, (size_t)n);
+}
+
+int dorm__rows_put_int(dorm_rows *r, size_t col, int64_t x) {
+  dorm_value *v = cell(r, col);
+  if (!v) return DORM_EINVAL;
+  switch (r->cols[col].type) {
+    case DORM_T_BOOL: *v = dorm_bool(x != 0); return 0;
+    case DORM_T_FLOAT: *v = dorm_float((double)x); return 0;
+    case DORM_T_DECIMAL:
+      return put_decimal_int(r, v, x, r->cols[col].decimal_places);
+    case DORM_T_TEXT: {
+      char buf[32];
+      int n = snprintf(buf, sizeof buf, "%" PRId64, x);
+      return put_str(r, v, DORM_T_TEXT, buf, (size_t)n);
+    }
+    case DORM_T_NULL:
+    case DORM_T_INT: *v = dorm_int(x); return 0;
+    default: {
+      char buf[32];
+      int n = snprintf(buf, sizeof buf, "%" PRId64, x);
+      return bad(r, col, dorm_type_name(r->cols[col].type), buf, (size_t)n);
+    }
+  }
+}
+
+int dorm__rows_put_float(dorm_rows *r, size_t col, double x) {
+  dorm_value *v = cell(r, col);
+  if (!v) return DORM_EINVAL;
+  char buf[64];
+  int n;
+  switch (r->cols[col].type) {
+    case DORM_T_NULL:
+    case DORM_T_FLOAT: *v = dorm_float(x); return 0;
+    case DORM_T_INT:
+      if (x != floor(x) || fabs(x) > 9.2e18)
+        return bad(r, col, "an integer", "(a float)", 9);
+      *v = dorm_int((int64_t)x);
+      return 0;
+    case DORM_T_BOOL: *v = dorm_bool(x != 0); return 0;
+    case DORM_T_DECIMAL: {
+      int dp = r->cols[col].decimal_places;
+      /* SQLite's NUMERIC affinity turned "12.50" into 12.5: the field's
+       * decimal places give the text back, as Django does */
+      if (dp >= 0 && dp < 30)
+        n = snprintf(buf, sizeof buf, "%.*f", dp, x);
+      else
+        n = snprintf(buf, sizeof buf, "%.17g", x);
+      return put_str(r, v, DORM_T_DECIMAL, buf, (size_t)n);
+    }
+    case DORM_T_TEXT:
+      n = snprintf(buf, sizeof buf, "%.17g", x);
+      return put_str(r, v, DORM_T_TEXT, buf, (size_t)n);
+    default:
+      n = snprintf(buf, sizeof buf, "%.17g", x);
+      return bad(r, col, dorm_type_name(r->cols[col].type), buf, (size_t)n);
+  }
+}
+
+static int hexval(int c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* "2024-05-01 13:45:00" (canonical UTC) -> "2024-05-01T13:45:00Z". */
+static int put_datetime(dorm_rows *r, size_t col, dorm_value *v, const char *s,
+                        size_t n) {
+  char canon[40];
+  int m = dorm__canon_datetime(s, n, canon);
+  if (m < 0 || m > 36) return bad(r, col, "a date-time", s, n);
+  canon[10] = 'T';
+  canon[m++] = 'Z';
+  canon[m] = '\0';
+  return put_str(r, v, DORM_T_DATETIME, canon, (size_t)m);
+}
+
+static int put_uuid(dorm_rows *r, size_t col, dorm_value *v, const char *s,
+                    size_t n) {
+  char hex[32], out[37];
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] == '-') continue;
+    int h = hexval((unsigned char)s[i]);
+    if (h < 0 || k >= 32) return bad(r, col, "a uuid", s, n);
+    hex[k++] = "0123456789abcdef"[h];
+  }
+  if (k != 32) return bad(r, col, "a uuid", s, n);
+  size_t o = 0;
+  for (size_t i = 0; i < 32; i++) {
+    if (i == 8 || i == 12 || i == 16 || i == 20) out[o++] = '-';
+    out[o++] = hex[i];
+  }
+  return put_str(r, v, DORM_T_UUID, out, 36);
+}
+
+static int parse_int(const char *s, size_t n, int64_t *out) {
+  char buf[32];
+  if (n == 0 || n >= sizeof buf) return -1;
+  memcpy(buf, s, n);
+  buf[n] = '\0';
+  char *end;
+  long long x = strtoll(buf, &end, 10);
+  if (*end) return -1;
+  *out = x;
+  return 0;
+}
+
+int dorm__rows_put_text(dorm_rows *r, size_t col, const char *s, size_t n) {
+  dorm_value *v = cell(r, col);
+  if (!v) return DORM_EINVAL;
+  dorm_type t = r->cols[col].type;
+  switch (t) {
+    case DORM_T_NULL:
+    case DORM_T_TEXT:
+    case DORM_T_DATE:
+    case DORM_T_TIME:
+    case DORM_T_JSON:
+      return put_str(r, v, t == DORM_T_NULL ? DORM_T_TEXT : t, s, n);
+    case DORM_T_DECIMAL: {
+      int dp = r->cols[col].decimal_places;
+      /* a decimal stored as text keeps its digits; pad to the declared
+       * places so SQLite and PostgreSQL read the same ("12.5" -> "12.50") */
+      const char *dot = memchr(s, '.', n);
+      size_t have = dot ? n - (size_t)(dot - s) - 1 : 0;
+      if (dp > 0 && dp < 30 && (size_t)dp > have && dorm__valid_decimal(s, n) &&
+          !memchr(s, 'e', n) && !memchr(s, 'E', n)) {
+        char buf[96];
+        if (n + 32 < sizeof buf) {
+          memcpy(buf, s, n);
+          size_t m = n;
+          if (!dot) buf[m++] = '.';
+          while (have < (size_t)dp) buf[m++] = '0', have++;
+          return put_str(r, v, t, buf, m);
+        }
+      }
+      return put_str(r, v, t, s, n);
+    }
+    case DORM_T_UUID: return put_uuid(r, col, v, s, n);
+    case DORM_T_DATETIME: return put_datetime(r, col, v, s, n);
+    case DORM_T_INT: {
+      int64_t x;
+      if (parse_int(s, n, &x)) return bad(r, col, "an integer", s, n);
+      *v = dorm_int(x);
+      return 0;
+    }
+    case DORM_T_BOOL:
+      if ((n == 1 && (s[0] == 't' || s[0] == '1')) ||
+          (n == 4 && !memcmp(s, "true", 4))) {
+        *v = dorm_bool(1);
+        return 0;
+      }
+      if ((n == 1 && (s[0] == 'f' || s[0] == '0')) ||
+          (n == 5 && !memcmp(s, "false", 5))) {
+        *v = dorm_bool(0);
+        return 0;
+      }
+      return bad(r, col, "a boolean", s, n);
+    case DORM_T_FLOAT: {
+      char buf[64];
+      if (n == 0 || n >= sizeof buf) return bad(r, col, "a float", s, n);
+      memcpy(buf, s, n);
+      buf[n] = '\0';
+      char *end;
+      double x = strtod(buf, &end);
+      if (*end) return bad(r, col, "a float", s, n);
+      *v = dorm_float(x);
+      return 0;
+    }
+    case DORM_T_BYTES:
+      if (n >= 2 && s[0] == '\\' && s[1] == 'x') { /* PostgreSQL bytea */
+        if ((n - 2) % 2) return bad(r, col, "bytea hex", s, n);
+        size_t m = (n - 2) / 2;
+        char *p = dorm__arena_alloc(&r->arena, m + 1);
+        if (!p) return DORM_ENOMEM;
+        for (size_t i = 0; i < m; i++) {
+          int hi = hexval((unsigned char)s[2 + 2 * i]);
+          int lo = hexval((unsigned char)s[3 + 2 * i]);
+          if (hi < 0 || lo < 0) return bad(r, col, "bytea hex", s, n);
+          p[i] = (char)(hi * 16 + lo);
+        }
+        p[m] = '\0';
+        *v = dorm_textn(DORM_T_BYTES, p, m);
+        return 0;
+      }
+      return put_str(r, v, DORM_T_BYTES, s, n);
+    default: return bad(r, col, dorm_type_name(t), s, n);
+  }
+}
+
+int dorm__rows_put_bytes(dorm_rows *r, size_t col, const void *p, size_t n) {
+  dorm_value *v = cell(r, col);
+  if (!v) return DORM_EINVAL;
+  dorm_type t = r->cols[col].type;
+  if (t == DORM_T_NULL || t == DORM_T_BYTES)
+    return put_str(r, v, DORM_T_BYTES, p, n);
+  return dorm__rows_put_text(r, col, p, n);
+}
+
+const char *dorm__rows_error(const dorm_rows *r) { return r->err; }
+
+int dorm__rows_finish(dorm_rows *r) {
+  size_t per = 1 + r->nrelated;
+  size_t n = r->nrows * per;
+  if (n == 0) return 0;
+  r->rowv = dorm__arena_alloc(&r->arena, n * sizeof *r->rowv);
+  if (!r->rowv) return DORM_ENOMEM;
+  for (size_t i = 0; i < r->nrows; i++)
+    for (size_t j = 0; j < per; j++) {
+      struct dorm_row *w = &r->rowv[i * per + j];
+      w->rows = r;
+      w->index = i;
+      w->rel = (int)j;
+    }
+  return 0;
+}
+
+void dorm__rows_free(dorm_rows *r) {
+  if (!r) return;
+  if (!r->cells_in_arena) dorm__free(r->cells);
+  dorm__arena_free(&r->arena);
+  dorm__free(r);
+}
+
+void dorm__rows_set_created(dorm_rows *r, int created) {
+  r->created = created ? 1 : 0;
+}
+
+static void rows_free_cb(struct dorm_rows *r) { dorm__rows_free(r); }
+static void row_free_cb(struct dorm_row *row) { dorm__rows_free(row->rows); }
+
+dorm_result dorm__rows_result(dorm_rows *r) {
+  return dorm_result_rows(r, rows_free_cb);
+}
+
+dorm_result dorm__row_result(dorm_rows *r, size_t i) {
+  if (i >= r->nrows || !r->rowv) {
+    dorm__rows_free(r);
+    return dorm_result_error(DORM_EINVAL, "row %zu out of range", i);
+  }
+  return dorm_result_row(&r->rowv[i * (1 + r->nrelated)], row_free_cb);
+}
+
+dorm_rows *dorm__row_rows(const dorm_row *row) { return row->rows; }
+
+/* ---- reading ------------------------------------------------------------ */
+
+size_t dorm_rows_count(const dorm_rows *rows) { return rows ? rows->nrows : 0; }
+
+const dorm_row *dorm_rows_row(const dorm_rows *rows, size_t i) {
+  if (!rows || i >= rows->nrows || !rows->rowv) return NULL;
+  return &rows->rowv[i * (1 + rows->nrelated)];
+}
+
+size_t dorm_rows_ncolumns(const dorm_rows *rows) {
+  return rows ? rows->nmain : 0;
+}
+
+/* Main columns come first in every compiled statement; raw statements
+ * have only main columns. */
+const char *dorm_rows_column_name(const dorm_rows *rows, size_t i) {
+  if (!rows || i >= rows->nmain) return NULL;
+  return rows->cols[i].name;
+}
+
+int dorm_rows_column_index(const dorm_rows *rows, const char *name) {
+  if (!rows || !name) return -1;
+  for (size_t i = 0; i < rows->ncols; i++) {
+    const rcol *c = &rows->cols[i];
+    if (c->relation) continue;
+    if (!strcmp(c->name, name) || (c->attname && !strcmp(c->attname, name)))
+      return (int)i;
+  }
+  if (!strcmp(name, "pk"))
+    for (size_t i = 0; i < rows->ncols; i++)
+      if (!rows->cols[i].relation && rows->cols[i].is_pk) return (int)i;
+  return -1;
+}
+
+const dorm_rows *dorm_result_rows_of(const dorm_result *res) {
+  if (!res || res->kind != DORM_RESULT_ROWS) return NULL;
+  return res->u.rows.rows;
+}
+
+const dorm_row *dorm_result_row_of(const dorm_result *res) {
+  if (!res) return NULL;
+  if (res->kind == DORM_RESULT_ROW) return res->u.row.row;
+  if (res->kind == DORM_RESULT_ROWS) return dorm_rows_row(res->u.rows.rows, 0);
+  return NULL;
+}
+
+static const dorm_value *row_cell(const dorm_row *row, size_t col) {
+  return &row->rows->cells[row->index * row->rows->ncols + col];
+}
+
+static int find_col(const dorm_row *row, const char *name) {
+  const dorm_rows *r = row->rows;
+  for (size_t i = 0; i < r->ncols; i++) {
+    const rcol *c = &r->cols[i];
+    if (c->relation != row->rel) continue;
+    if (!strcmp(c->local, name) || (c->attname && !strcmp(c->attname, name)))
+      return (int)i;
+  }
+  if (!strcmp(name, "pk"))
+    for (size_t i = 0; i < r->ncols; i++)
+      if (r->cols[i].relation == row->rel && r->cols[i].is_pk) return (int)i;
+  return -1;
+}
+
+const dorm_value *dorm_row_value(const dorm_row *row, const char *name) {
+  if (!row || !name) return NULL;
+  int i = find_col(row, name);
+  return i < 0 ? NULL : row_cell(row, (size_t)i);
+}
+
+const dorm_value *dorm_row_value_at(const dorm_row *row, size_t i) {
+  if (!row || i >= row->rows->ncols) return NULL;
+  return row_cell(row, i);
+}
+
+int dorm_row_is_null(const dorm_row *row, const char *name) {
+  const dorm_value *v = dorm_row_value(row, name);
+  return !v || v->type == DORM_T_NULL;
+}
+
+int64_t dorm_row_int(const dorm_row *row, const char *name) {
+  const dorm_value *v = dorm_row_value(row, name);
+  if (!v) return 0;
+  switch (v->type) {
+    case DORM_T_INT: return v->u.i;
+    case DORM_T_BOOL: return v->u.b;
+    case DORM_T_FLOAT: return (int64_t)v->u.f;
+    case DORM_T_DECIMAL:
+    case DORM_T_TEXT: return strtoll(v->u.s.ptr, NULL, 10);
+    default: return 0;
+  }
+}
+
+double dorm_row_float(const dorm_row *row, const char *name) {
+  const dorm_value *v = dorm_row_value(row, name);
+  if (!v) return 0.0;
+  switch (v->type) {
+    case DORM_T_INT: return (double)v->u.i;
+    case DORM_T_BOOL: return v->u.b;
+    case DORM_T_FLOAT: return v->u.f;
+    case DORM_T_DECIMAL:
+    case DORM_T_TEXT: return strtod(v->u.s.ptr, NULL);
+    default: return 0.0;
+  }
+}
+
+int dorm_row_bool(const dorm_row *row, const char *name) {
+  const dorm_value *v = dorm_row_value(row, name);
+  if (!v) return 0;
+  switch (v->type) {
+    case DORM_T_BOOL: return v->u.b;
+    case DORM_T_INT: return v->u.i != 0;
+    case DORM_T_FLOAT: return v->u.f != 0;
+    default: return 0;
+  }
+}
+
+static int text_like(dorm_type t) {
+  return t == DORM_T_TEXT || t == DORM_T_DECIMAL || t == DORM_T_DATE ||
+         t == DORM_T_TIME || t == DORM_T_DATETIME || t == DORM_T_UUID ||
+         t == DORM_T_JSON;
+}
+
+const char *dorm_row_text(const dorm_row *row, const char *name) {
+  const dorm_value *v = dorm_row_value(row, name);
+  if (!v || !text_like(v->type)) return NULL;
+  return v->u.s.ptr;
+}
+
+const void *dorm_row_bytes(const dorm_row *row, const char *name, size_t *len) {
+  const dorm_value *v = dorm_row_value(row, name);
+  if (!v || (v->type != DORM_T_BYTES && !text_like(v->type))) {
+    if (len) *len = 0;
+    return NULL;
+  }
+  if (len) *len = v->u.s.len;
+  return v->u.s.ptr;
+}
+
+json_t *dorm_row_json(const dorm_row *row, const char *name) {
+  const dorm_value *v = dorm_row_value(row, name);
+  if (!v || v->type != DORM_T_JSON) return NULL;
+  return json_loadb(v->u.s.ptr, v->u.s.len, JSON_DECODE_ANY, NULL);
+}
+
+const dorm_row *dorm_row_related(const dorm_row *row, const char *path) {
+  if (!row || !path) return NULL;
+  const dorm_rows *r = row->rows;
+  for (size_t j = 0; j < r->nrelated; j++) {
+    if (strcmp(r->related[j], path)) continue;
+    int rel = (int)j + 1;
+    int pk = r->rel_pk ? r->rel_pk[rel] : -1;
+    const dorm_row *base = &r->rowv[row->index * (1 + r->nrelated)];
+    if (pk >= 0) {
+      if (row_cell(base, (size_t)pk)->type == DORM_T_NULL) return NULL;
+    } else { /* no primary key selected: NULL when every column is */
+      int any = 0;
+      for (size_t i = 0; i < r->ncols && !any; i++)
+        if (r->cols[i].relation == rel &&
+            row_cell(base, i)->type != DORM_T_NULL)
+          any = 1;
+      if (!any) return NULL;
+    }
+    return &r->rowv[row->index * (1 + r->nrelated) + (size_t)rel];
+  }
+  return NULL;
+}
+
+int dorm_row_created(const dorm_row *row) {
+  return row ? row->rows->created : 0;
+}
+
+/* ---- JSON --------------------------------------------------------------- */
+
+static json_t *base64(const char *p, size_t n) {
+  static const char tab[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  size_t m = 4 * ((n + 2) / 3);
+  char *out = dorm__malloc(m + 1);
+  if (!out) return NULL;
+  size_t k = 0;
+  for (size_t i = 0; i < n; i += 3) {
+    unsigned a = (unsigned char)p[i];
+    unsigned b = i + 1 < n ? (unsigned char)p[i + 1] : 0;
+    unsigned c = i + 2 < n ? (unsigned char)p[i + 2] : 0;
+    unsigned x = (a << 16) | (b << 8) | c;
+    out[k++] = tab[(x >> 18) & 63];
+    out[k++] = tab[(x >> 12) & 63];
+    out[k++] = i + 1 < n ? tab[(x >> 6) & 63] : '=';
+    out[k++] = i + 2 < n ? tab[x & 63] : '=';
+  }
+  json_t *j = json_stringn(out, k);
+  dorm__free(out);
+  return j;
+}
+
+static json_t *value_json(const dorm_value *v) {
+  switch (v->type) {
+    case DORM_T_NULL: return json_null();
+    case DORM_T_BOOL: return json_boolean(v->u.b);
+    case DORM_T_INT: return json_integer(v->u.i);
+    case DORM_T_FLOAT:
+      return isfinite(v->u.f) ? json_real(v->u.f) : json_null();
+    case DORM_T_BYTES: return base64(v->u.s.ptr, v->u.s.len);
+    case DORM_T_JSON: {
+      json_t *j = json_loadb(v->u.s.ptr, v->u.s.len, JSON_DECODE_ANY, NULL);
+      return j ? j : json_stringn(v->u.s.ptr, v->u.s.len);
+    }
+    default:
+      if (text_like(v->type)) return json_stringn(v->u.s.ptr, v->u.s.len);
+      return json_null();
+  }
+}
+
+json_t *dorm_row_to_json(const dorm_row *row) {
+  if (!row) return NULL;
+  json_t *o = json_object();
+  if (!o) return NULL;
+  const dorm_rows *r = row->rows;
+  for (size_t i = 0; i < r->ncols; i++) {
+    if (r->cols[i].relation != row->rel) continue;
+    json_t *j = value_json(row_cell(row, i));
+    if (!j || json_object_set_new(o, r->cols[i].local, j)) {
+      json_decref(o);
+      return NULL;
+    }
+  }
+  return o;
+}
+
+json_t *dorm_rows_to_json(const dorm_rows *rows) {
+  json_t *a = json_array();
+  if (!a || !rows) return a;
+  for (size_t i = 0; i < rows->nrows; i++) {
+    json_t *o = dorm_row_to_json(dorm_rows_row(rows, i));
+    if (!o || json_array_append_new(a, o)) {
+      json_decref(a);
+      return NULL;
+    }
+  }
+  return a;
+}
