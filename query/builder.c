@@ -179,6 +179,16 @@ static const dorm_field *find_field(const dorm_model *m, const char *s,
   return NULL;
 }
 
+/* After a hop to model m: does "rest" name a lookup or transform (rather
+ * than a field of m)?  "entries__isnull" compares the related key. */
+static int ends_in_lookup(const dorm_model *m, const char *rest) {
+  const char *e = find_sep(rest);
+  size_t n = e ? (size_t)(e - rest) : strlen(rest);
+  if (find_field(m, rest, n) || find_reverse(m, rest, n)) return 0;
+  return dorm__lookup_parse(rest, n) >= 0 ||
+         dorm__transform_parse(rest, n) >= 0;
+}
+
 static int is_date_like(const dorm_field *f) {
   return f->type == DORM_FIELD_DATE || f->type == DORM_FIELD_DATETIME ||
          f->type == DORM_FIELD_TIME;
@@ -277,9 +287,9 @@ int dorm__resolve_path(dorm_query *q, const dorm_model *model, const char *text,
       h->nullable = 1;
       nhops++;
       m = rev->model;
-      if (!next) {
+      if (!next || ends_in_lookup(m, next)) { /* entries, entries__isnull */
         final = m->pk;
-        s = NULL;
+        s = next;
         break;
       }
       s = next;
@@ -294,9 +304,9 @@ int dorm__resolve_path(dorm_query *q, const dorm_model *model, const char *text,
       h->nullable = 1;
       nhops++;
       m = f->target;
-      if (!next) {
+      if (!next || ends_in_lookup(m, next)) { /* tags, tags__in */
         final = m->pk;
-        s = NULL;
+        s = next;
         break;
       }
       s = next;

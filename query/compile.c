@@ -487,6 +487,12 @@ static void emit_select_list(cctx *c, int record) {
       if (!first) dorm__emitl(c, ", ");
       first = 0;
       emit_path_value(c, &it->path);
+      /* a computed column gets its path as name ("joined__year": field
+       * and transform names, so a plain identifier) */
+      if (it->path.transform) {
+        dorm__emitl(c, " AS ");
+        dorm__emit_ident(c, it->name);
+      }
       if (record)
         dorm__add_column(c, it->name, it->path.field, it->path.model, 0,
                          dorm__path_type(&it->path));

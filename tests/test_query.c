@@ -705,6 +705,47 @@ static void test_exclude_multi_valued(void **state) {
   dorm_query_free(q);
 }
 
+/* a lookup right after a multi-valued hop compares the related key */
+static void test_relation_lookups(void **state) {
+  (void)state;
+  dorm_query *q = dorm_select(Author);
+  dorm_only(q, "name");
+  dorm_filter(q, "entries__isnull", dorm_bool(1));
+  expect_both(q,
+              "SELECT \"author\".\"id\", \"author\".\"name\" FROM "
+              "\"author\" LEFT OUTER JOIN \"entry\" ON (\"author\".\"id\" "
+              "= \"entry\".\"author_id\") WHERE \"entry\".\"id\" IS NULL",
+              "");
+  dorm_query_free(q);
+  q = dorm_select(Entry);
+  dorm_only(q, "headline");
+  dorm_filter(q, "tags__in",
+              dorm_list((dorm_value[]){dorm_int(1), dorm_int(2)}, 2));
+  expect_both(q,
+              "SELECT \"entry\".\"id\", \"entry\".\"headline\" FROM "
+              "\"entry\" INNER JOIN \"entry_tags\" ON (\"entry\".\"id\" = "
+              "\"entry_tags\".\"entry_id\") INNER JOIN \"tag\" ON "
+              "(\"entry_tags\".\"tag_id\" = \"tag\".\"id\") WHERE "
+              "\"tag\".\"id\" IN ($1, $2)",
+              "1, 2");
+  dorm_query_free(q);
+  /* values() of a transform is named by its path */
+  q = dorm_select(Author);
+  dorm_values(q, "joined__year");
+  dorm_annotate(q, "n", DORM_AGG_COUNT, "*");
+  expect(q, DORM_DIALECT_POSTGRES,
+         "SELECT EXTRACT(YEAR FROM \"author\".\"joined\")::integer AS "
+         "\"joined__year\", COUNT(*) AS \"n\" FROM \"author\" GROUP BY "
+         "EXTRACT(YEAR FROM \"author\".\"joined\")::integer",
+         "");
+  expect(q, DORM_DIALECT_SQLITE,
+         "SELECT CAST(strftime('%Y', \"author\".\"joined\") AS INTEGER) AS "
+         "\"joined__year\", COUNT(*) AS \"n\" FROM \"author\" GROUP BY "
+         "CAST(strftime('%Y', \"author\".\"joined\") AS INTEGER)",
+         "");
+  dorm_query_free(q);
+}
+
 static void test_select_related(void **state) {
   (void)state;
   dorm_query *q = dorm_select(Entry);
@@ -1282,6 +1323,7 @@ int main(void) {
       cmocka_unit_test(test_f_expressions),
       cmocka_unit_test(test_joins),
       cmocka_unit_test(test_exclude_multi_valued),
+      cmocka_unit_test(test_relation_lookups),
       cmocka_unit_test(test_select_related),
       cmocka_unit_test(test_order_slice_distinct),
       cmocka_unit_test(test_values_only),
