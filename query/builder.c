@@ -26,21 +26,21 @@ int dorm__qerr(dorm_query *q, int code, const char *fmt, ...) {
   return code;
 }
 
-static int oom(dorm_query *q) {
+int dorm__qoom(dorm_query *q) {
   return dorm__qerr(q, DORM_ENOMEM,
                     "model '%s': out of memory building a query",
                     q->model ? q->model->name : "?");
 }
 
-static void *qalloc(dorm_query *q, size_t n) {
+void *dorm__qalloc(dorm_query *q, size_t n) {
   void *p = dorm__arena_alloc(&q->arena, n);
-  if (!p) oom(q);
+  if (!p) dorm__qoom(q);
   return p;
 }
 
-static const char *qstrdup(dorm_query *q, const char *s) {
+const char *dorm__qstrdup(dorm_query *q, const char *s) {
   char *d = dorm__arena_strndup(&q->arena, s, strlen(s));
-  if (!d) oom(q);
+  if (!d) dorm__qoom(q);
   return d;
 }
 
@@ -110,312 +110,10 @@ int dorm_query_error(const dorm_query *q, dorm_error *err) {
 const dorm_model *dorm_query_model(const dorm_query *q) { return q->model; }
 dorm_query_kind dorm_query_kind_of(const dorm_query *q) { return q->kind; }
 
-/* ---- field paths -------------------------------------------------------- */
-
-#define MAX_HOPS 8
-
-/* The next "__" separator, or NULL (strstr is slower for two bytes). */
-static const char *find_sep(const char *s) {
-  while ((s = strchr(s, '_')) != NULL) {
-    if (s[1] == '_') return s;
-    s++;
-  }
-  return NULL;
-}
-
-/* A model's reverse accessor name for field f (on another model). */
-static int reverse_name_is(const dorm_field *f, const char *s, size_t n) {
-  if (f->related_name)
-    return strlen(f->related_name) == n && !memcmp(f->related_name, s, n);
-  /* Django's default query name: the lower-cased model name. */
-  const char *mn = f->model->name;
-  if (strlen(mn) != n) return 0;
-  for (size_t i = 0; i < n; i++) {
-    char c = mn[i];
-    if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
-    if (c != s[i]) return 0;
-  }
-  return 1;
-}
-
-/* Find a relation on another model that points at `model` and is named
- * s[0..n) from this side. */
-static const dorm_field *find_reverse(const dorm_model *model, const char *s,
-                                      size_t n) {
-  const dorm_schema *sc = model->schema;
-  if (!sc) return NULL;
-  for (size_t i = 0; i < sc->nmodels; i++) {
-    const dorm_model *m = &sc->models[i];
-    for (size_t j = 0; j < m->nfields; j++) {
-      const dorm_field *f = &m->fields[j];
-      if (f->target == model &&
-          (dorm__is_fk(f) || f->type == DORM_FIELD_MANY_TO_MANY) &&
-          reverse_name_is(f, s, n))
-        return f;
-    }
-  }
-  return NULL;
-}
-
-static const dorm_field *find_field(const dorm_model *m, const char *s,
-                                    size_t n) {
-  if (n == 2 && s[0] == 'p' && s[1] == 'k') return m->pk;
-  for (size_t i = 0; i < m->nfields; i++) {
-    /* compare in place: names are short, a call to strncmp costs more */
-    const char *name = m->fields[i].name;
-    size_t k = 0;
-    while (k < n && name[k] == s[k]) k++;
-    if (k == n && name[k] == '\0') return &m->fields[i];
-  }
-  /* "author_id": a foreign key by its column's attribute name */
-  if (n > 3 && !memcmp(s + n - 3, "_id", 3)) {
-    for (size_t i = 0; i < m->nfields; i++) {
-      const dorm_field *f = &m->fields[i];
-      if (dorm__is_fk(f) && !strncmp(f->name, s, n - 3) &&
-          f->name[n - 3] == '\0')
-        return f;
-    }
-  }
-  return NULL;
-}
-
-/* After a hop to model m: does "rest" name a lookup or transform (rather
- * than a field of m)?  "entries__isnull" compares the related key. */
-static int ends_in_lookup(const dorm_model *m, const char *rest) {
-  const char *e = find_sep(rest);
-  size_t n = e ? (size_t)(e - rest) : strlen(rest);
-  if (find_field(m, rest, n) || find_reverse(m, rest, n)) return 0;
-  return dorm__lookup_parse(rest, n) >= 0 ||
-         dorm__transform_parse(rest, n) >= 0;
-}
-
-static int is_date_like(const dorm_field *f) {
-  return f->type == DORM_FIELD_DATE || f->type == DORM_FIELD_DATETIME ||
-         f->type == DORM_FIELD_TIME;
-}
-
-static int transform_ok(const dorm_field *f, transform_kind t) {
-  switch (t) {
-    case TR_YEAR:
-    case TR_MONTH:
-    case TR_DAY:
-    case TR_WEEK_DAY:
-      return f->type == DORM_FIELD_DATE || f->type == DORM_FIELD_DATETIME;
-    case TR_HOUR:
-    case TR_MINUTE:
-      return f->type == DORM_FIELD_DATETIME || f->type == DORM_FIELD_TIME;
-    case TR_DATE: return f->type == DORM_FIELD_DATETIME;
-    default: return 0;
-  }
-}
-
-static const annotation *find_annotation(const dorm_query *q, const char *s,
-                                         size_t n, int *index) {
-  int i = 0;
-  for (const annotation *a = q->annots; a; a = a->next, i++)
-    if (strlen(a->alias) == n && !memcmp(a->alias, s, n)) {
-      *index = i;
-      return a;
-    }
-  return NULL;
-}
-
-int dorm__resolve_path(dorm_query *q, const dorm_model *model, const char *text,
-                       int flags, dorm_path *out) {
-  if (q->has_err) return q->err.code;
-  int allow_lookup = flags & DORM__PATH_LOOKUP;
-  memset(out, 0, sizeof *out);
-  if (!text || !*text)
-    return dorm__qerr(q, DORM_EFIELD, "model '%s': empty field path",
-                      model->name);
-  out->text = (flags & DORM__PATH_BORROW) ? text : qstrdup(q, text);
-  if (!out->text) return DORM_ENOMEM;
-  out->lookup = LK_EXACT;
-
-  dorm_hop hops[MAX_HOPS];
-  int nhops = 0;
-  const dorm_model *m = model;
-  const dorm_field *final = NULL;
-  const char *s = text;
-
-  /* An annotation alias as the first part (filter on annotate()). */
-  if (q->nannots) {
-    const char *e = find_sep(s);
-    size_t n = e ? (size_t)(e - s) : strlen(s);
-    int idx;
-    if (!find_field(m, s, n) && find_annotation(q, s, n, &idx)) {
-      out->annotation = 1;
-      out->annotation_index = idx;
-      out->model = m;
-      s = e ? e + 2 : s + n;
-      goto tail;
-    }
-  }
-
-  for (;;) {
-    const char *e = find_sep(s);
-    size_t n = e ? (size_t)(e - s) : strlen(s);
-    const dorm_field *f = find_field(m, s, n);
-    const dorm_field *rev = f ? NULL : find_reverse(m, s, n);
-    if (!f && !rev) {
-      if (final == NULL && nhops == 0)
-        return dorm__qerr(q, DORM_EFIELD,
-                          "model '%s', lookup '%s': unknown field '%.*s'",
-                          model->name, text, (int)n, s);
-      return dorm__qerr(q, DORM_EFIELD,
-                        "model '%s', lookup '%s': model '%s' has no field "
-                        "'%.*s'",
-                        model->name, text, m->name, (int)n, s);
-    }
-    const char *next = e ? e + 2 : NULL;
-    if (e && !*next)
-      return dorm__qerr(q, DORM_EFIELD,
-                        "model '%s', lookup '%s': trailing '__'", model->name,
-                        text);
-    if (nhops >= MAX_HOPS)
-      return dorm__qerr(q, DORM_EFIELD,
-                        "model '%s', lookup '%s': more than %d relations",
-                        model->name, text, MAX_HOPS);
-    dorm_hop *h = &hops[nhops];
-    if (rev) {
-      h->kind =
-          rev->type == DORM_FIELD_MANY_TO_MANY ? HOP_M2M_REVERSE : HOP_REVERSE;
-      h->field = rev;
-      h->from = m;
-      h->to = rev->model;
-      h->multi = rev->type != DORM_FIELD_ONE_TO_ONE;
-      h->nullable = 1;
-      nhops++;
-      m = rev->model;
-      if (!next || ends_in_lookup(m, next)) { /* entries, entries__isnull */
-        final = m->pk;
-        s = next;
-        break;
-      }
-      s = next;
-      continue;
-    }
-    if (f->type == DORM_FIELD_MANY_TO_MANY) {
-      h->kind = HOP_M2M;
-      h->field = f;
-      h->from = m;
-      h->to = f->target;
-      h->multi = 1;
-      h->nullable = 1;
-      nhops++;
-      m = f->target;
-      if (!next || ends_in_lookup(m, next)) { /* tags, tags__in */
-        final = m->pk;
-        s = next;
-        break;
-      }
-      s = next;
-      continue;
-    }
-    if (dorm__is_fk(f) && next) {
-      /* author__id / author__pk: the foreign key column itself, no join
-       * (as Django does).  Anything else continues on the target. */
-      const char *e2 = find_sep(next);
-      size_t n2 = e2 ? (size_t)(e2 - next) : strlen(next);
-      const dorm_field *tf = find_field(f->target, next, n2);
-      int is_lookup_next = !tf && (dorm__lookup_parse(next, n2) >= 0 ||
-                                   dorm__transform_parse(next, n2) >= 0);
-      if (is_lookup_next) {
-        final = f;
-        s = next;
-        break;
-      }
-      if (tf == f->target->pk) {
-        const char *after = e2 ? e2 + 2 : NULL;
-        int more_fields = 0;
-        if (after) {
-          const char *e3 = find_sep(after);
-          size_t n3 = e3 ? (size_t)(e3 - after) : strlen(after);
-          more_fields = find_field(f->target->pk->model, after, n3) != NULL;
-        }
-        if (!more_fields) {
-          final = f;
-          s = after;
-          break;
-        }
-      }
-      h->kind = HOP_FORWARD;
-      h->field = f;
-      h->from = m;
-      h->to = f->target;
-      h->multi = 0;
-      h->nullable = (f->flags & DORM_FIELD_NULL) != 0;
-      nhops++;
-      m = f->target;
-      s = next;
-      continue;
-    }
-    final = f;
-    s = next;
-    break;
-  }
-  out->field = final;
-  out->model = final->model ? final->model : m;
-
-tail:
-  /* s: NULL or "[transform__]lookup" */
-  if (s && *s) {
-    const char *e = find_sep(s);
-    size_t n = e ? (size_t)(e - s) : strlen(s);
-    int t = !out->annotation && is_date_like(out->field)
-                ? dorm__transform_parse(s, n)
-                : -1;
-    if (t > 0) {
-      if (!transform_ok(out->field, (transform_kind)t))
-        return dorm__qerr(q, DORM_ELOOKUP,
-                          "model '%s', field '%s', lookup '%s': transform "
-                          "'%.*s' does not apply to a %s field",
-                          model->name, out->field->name, text, (int)n, s,
-                          dorm_field_type_name(out->field->type));
-      out->transform = (uint8_t)t;
-      s = e ? e + 2 : NULL;
-    }
-  }
-  if (s && *s) {
-    const char *e = find_sep(s);
-    size_t n = e ? (size_t)(e - s) : strlen(s);
-    int lk = dorm__lookup_parse(s, n);
-    const char *fname = out->annotation ? "(annotation)" : out->field->name;
-    if (lk < 0 || e) {
-      if (dorm__transform_parse(s, n) > 0 && out->field &&
-          !is_date_like(out->field))
-        return dorm__qerr(q, DORM_ELOOKUP,
-                          "model '%s', field '%s', lookup '%s': transform "
-                          "'%.*s' does not apply to a %s field",
-                          model->name, fname, text, (int)n, s,
-                          dorm_field_type_name(out->field->type));
-      return dorm__qerr(q, DORM_ELOOKUP,
-                        "model '%s', field '%s', lookup '%s': unknown lookup "
-                        "or transform '%s'",
-                        model->name, fname, text, s);
-    }
-    if (!allow_lookup)
-      return dorm__qerr(q, DORM_ELOOKUP,
-                        "model '%s', field '%s': '%s' names a lookup ('%.*s') "
-                        "where a field was expected",
-                        model->name, fname, text, (int)n, s);
-    out->lookup = (uint8_t)lk;
-  }
-
-  if (nhops) {
-    dorm_hop *hp = qalloc(q, sizeof(dorm_hop) * (size_t)nhops);
-    if (!hp) return DORM_ENOMEM;
-    memcpy(hp, hops, sizeof(dorm_hop) * (size_t)nhops);
-    out->hops = hp;
-    out->nhops = (uint8_t)nhops;
-  }
-  return 0;
-}
-
 /* ---- conditions --------------------------------------------------------- */
 
 static dorm_q *new_q(dorm_query *q, q_kind kind) {
-  dorm_q *n = qalloc(q, sizeof *n);
+  dorm_q *n = dorm__qalloc(q, sizeof *n);
   if (!n) return NULL;
   n->kind = kind;
   n->a = n->b = NULL;
@@ -528,7 +226,7 @@ static int q_has_annotation(const dorm_q *n) {
 }
 
 static int add_where(dorm_query *q, dorm_q *node) {
-  dorm_qlist *l = qalloc(q, sizeof *l);
+  dorm_qlist *l = dorm__qalloc(q, sizeof *l);
   if (!l) return DORM_ENOMEM;
   l->q = node;
   l->next = NULL;
@@ -586,7 +284,7 @@ int dorm_filter_expr(dorm_query *q, dorm_expr *lhs, const char *lookup,
 
 dorm_expr *dorm_F(dorm_query *q, const char *path) {
   if (!q || q->has_err) return NULL;
-  dorm_expr *e = qalloc(q, sizeof *e);
+  dorm_expr *e = dorm__qalloc(q, sizeof *e);
   if (!e) return NULL;
   memset(e, 0, sizeof *e);
   e->kind = EXPR_FIELD;
@@ -612,7 +310,7 @@ dorm_expr *dorm_lit(dorm_query *q, dorm_value v) {
                q->model->name, dorm_type_name(v.type));
     return NULL;
   }
-  dorm_expr *e = qalloc(q, sizeof *e);
+  dorm_expr *e = dorm__qalloc(q, sizeof *e);
   if (!e) return NULL;
   memset(e, 0, sizeof *e);
   e->kind = EXPR_VALUE;
@@ -621,7 +319,7 @@ dorm_expr *dorm_lit(dorm_query *q, dorm_value v) {
   if (v.type >= DORM_T_TEXT && v.type <= DORM_T_JSON) {
     char *s = dorm__arena_strndup(&q->arena, v.u.s.ptr, v.u.s.len);
     if (!s) {
-      oom(q);
+      dorm__qoom(q);
       return NULL;
     }
     e->value.u.s.ptr = s;
@@ -642,7 +340,7 @@ dorm_expr *dorm_op(dorm_query *q, char op, dorm_expr *a, dorm_expr *b) {
                q->model->name, op);
     return NULL;
   }
-  dorm_expr *e = qalloc(q, sizeof *e);
+  dorm_expr *e = dorm__qalloc(q, sizeof *e);
   if (!e) return NULL;
   memset(e, 0, sizeof *e);
   e->kind = EXPR_OP;
@@ -679,7 +377,7 @@ int dorm_order_by(dorm_query *q, const char *item) {
     q->order = q->order_tail = NULL;
     return 0;
   }
-  order_item *o = qalloc(q, sizeof *o);
+  order_item *o = dorm__qalloc(q, sizeof *o);
   if (!o) return DORM_ENOMEM;
   memset(o, 0, sizeof *o);
   const char *p = item;
@@ -742,7 +440,7 @@ int dorm_distinct(dorm_query *q) {
 
 static int add_path_item(dorm_query *q, const char *path, path_item **head,
                          path_item **tail, size_t *count) {
-  path_item *it = qalloc(q, sizeof *it);
+  path_item *it = dorm__qalloc(q, sizeof *it);
   if (!it) return DORM_ENOMEM;
   memset(it, 0, sizeof *it);
   if (dorm__resolve_path(q, q->model, path, 0, &it->path)) return q->err.code;
@@ -785,7 +483,7 @@ int dorm_only(dorm_query *q, const char *field) {
     return dorm__qerr(q, DORM_EFIELD,
                       "model '%s', only: '%s' is a many_to_many field",
                       q->model->name, field);
-  field_item *it = qalloc(q, sizeof *it);
+  field_item *it = dorm__qalloc(q, sizeof *it);
   if (!it) return DORM_ENOMEM;
   it->field = f;
   it->next = NULL;
@@ -804,24 +502,24 @@ int dorm_select_related(dorm_query *q, const char *path) {
   if (!path || !*path)
     return dorm__qerr(q, DORM_EFIELD, "model '%s': empty select_related path",
                       q->model->name);
-  path_item *it = qalloc(q, sizeof *it);
+  path_item *it = dorm__qalloc(q, sizeof *it);
   if (!it) return DORM_ENOMEM;
   memset(it, 0, sizeof *it);
   /* resolve "author" as a path that ends on the related model */
   const dorm_model *m = q->model;
   const char *s = path;
-  dorm_hop hops[MAX_HOPS];
+  dorm_hop hops[DORM__MAX_HOPS];
   int nh = 0;
   while (s && *s) {
-    const char *e = find_sep(s);
+    const char *e = dorm__find_sep(s);
     size_t len = e ? (size_t)(e - s) : strlen(s);
-    const dorm_field *f = find_field(m, s, len);
+    const dorm_field *f = dorm__find_field(m, s, len);
     if (!f || !dorm__is_fk(f))
       return dorm__qerr(q, DORM_EFIELD,
                         "model '%s', select_related '%s': '%.*s' is not a "
                         "foreign key or one-to-one field of '%s'",
                         q->model->name, path, (int)len, s, m->name);
-    if (nh >= MAX_HOPS)
+    if (nh >= DORM__MAX_HOPS)
       return dorm__qerr(q, DORM_EFIELD,
                         "model '%s', select_related '%s': too deep",
                         q->model->name, path);
@@ -835,14 +533,14 @@ int dorm_select_related(dorm_query *q, const char *path) {
     m = f->target;
     s = e ? e + 2 : NULL;
   }
-  dorm_hop *hp = qalloc(q, sizeof(dorm_hop) * (size_t)nh);
+  dorm_hop *hp = dorm__qalloc(q, sizeof(dorm_hop) * (size_t)nh);
   if (!hp) return DORM_ENOMEM;
   memcpy(hp, hops, sizeof(dorm_hop) * (size_t)nh);
   it->path.hops = hp;
   it->path.nhops = (uint8_t)nh;
   it->path.field = m->pk;
   it->path.model = m;
-  it->path.text = qstrdup(q, path);
+  it->path.text = dorm__qstrdup(q, path);
   it->name = it->path.text;
   if (!it->name) return DORM_ENOMEM;
   if (q->related_tail)
@@ -861,22 +559,22 @@ static int add_annotation(dorm_query *q, const char *alias, int agg,
     return dorm__qerr(q, DORM_EIDENT,
                       "model '%s', %s: alias '%s' is not a plain identifier",
                       q->model->name, what, alias ? alias : "(null)");
-  if (find_field(q->model, alias, strlen(alias)))
+  if (dorm__find_field(q->model, alias, strlen(alias)))
     return dorm__qerr(q, DORM_EIDENT,
                       "model '%s', %s: alias '%s' conflicts with a field",
                       q->model->name, what, alias);
   int idx;
-  if (find_annotation(q, alias, strlen(alias), &idx))
+  if (dorm__find_annotation(q, alias, strlen(alias), &idx))
     return dorm__qerr(q, DORM_EIDENT, "model '%s', %s: alias '%s' used twice",
                       q->model->name, what, alias);
   int fn = agg & 0xff;
   if (fn < DORM_AGG_COUNT || fn > DORM_AGG_MAX || (agg & ~0x1ff))
     return dorm__qerr(q, DORM_EINVAL, "model '%s', %s '%s': unknown aggregate",
                       q->model->name, what, alias);
-  annotation *a = qalloc(q, sizeof *a);
+  annotation *a = dorm__qalloc(q, sizeof *a);
   if (!a) return DORM_ENOMEM;
   memset(a, 0, sizeof *a);
-  a->alias = qstrdup(q, alias);
+  a->alias = dorm__qstrdup(q, alias);
   if (!a->alias) return DORM_ENOMEM;
   a->agg = agg;
   if (path && !strcmp(path, "*")) {
@@ -956,171 +654,4 @@ int dorm_select_for_update(dorm_query *q, unsigned flags) {
   q->lock = 1;
   q->lock_flags = flags;
   return 0;
-}
-
-/* ---- writes ------------------------------------------------------------- */
-
-static const dorm_field *writable_field(dorm_query *q, const char *name,
-                                        const char *what) {
-  const dorm_field *f = name ? find_field(q->model, name, strlen(name)) : NULL;
-  if (!f) {
-    dorm__qerr(q, DORM_EFIELD, "model '%s', %s: unknown field '%s'",
-               q->model->name, what, name ? name : "(null)");
-    return NULL;
-  }
-  if (f->type == DORM_FIELD_MANY_TO_MANY) {
-    dorm__qerr(q, DORM_EFIELD,
-               "model '%s', %s: many_to_many field '%s' has no column",
-               q->model->name, what, name);
-    return NULL;
-  }
-  return f;
-}
-
-static set_item *make_set(dorm_query *q, const char *field, dorm_value v) {
-  const dorm_field *f = writable_field(q, field, "set");
-  if (!f) return NULL;
-  set_item *s = qalloc(q, sizeof *s);
-  if (!s) return NULL;
-  memset(s, 0, sizeof *s);
-  s->field = f;
-  if (dorm__coerce_field_value(q, f, v, &s->value)) return NULL;
-  return s;
-}
-
-int dorm_set(dorm_query *q, const char *field, dorm_value v) {
-  if (!q) return DORM_EINVAL;
-  if (q->has_err) return q->err.code;
-  if (q->kind == DORM_QUERY_INSERT) {
-    if (v.type == DORM_T_EXPR)
-      return dorm__qerr(q, DORM_ETYPE,
-                        "model '%s', field '%s': F expressions cannot be "
-                        "inserted",
-                        q->model->name, field ? field : "(null)");
-    if (!q->rows_tail) {
-      insert_row *r = qalloc(q, sizeof *r);
-      if (!r) return DORM_ENOMEM;
-      memset(r, 0, sizeof *r);
-      q->rows = q->rows_tail = r;
-      q->nrows = 1;
-    }
-    set_item *s = make_set(q, field, v);
-    if (!s) return q->err.code;
-    insert_row *r = q->rows_tail;
-    for (set_item *o = r->sets; o; o = o->next)
-      if (o->field == s->field)
-        return dorm__qerr(q, DORM_EINVAL,
-                          "model '%s', field '%s': set twice in one row",
-                          q->model->name, s->field->name);
-    if (r->sets_tail)
-      r->sets_tail->next = s;
-    else
-      r->sets = s;
-    r->sets_tail = s;
-    r->nsets++;
-    return 0;
-  }
-  if (q->kind == DORM_QUERY_UPDATE) {
-    set_item *s = make_set(q, field, v);
-    if (!s) return q->err.code;
-    for (set_item *o = q->sets; o; o = o->next)
-      if (o->field == s->field)
-        return dorm__qerr(q, DORM_EINVAL,
-                          "model '%s', field '%s': set twice in one update",
-                          q->model->name, s->field->name);
-    if (q->sets_tail)
-      q->sets_tail->next = s;
-    else
-      q->sets = s;
-    q->sets_tail = s;
-    return 0;
-  }
-  return dorm__qerr(q, DORM_ESTATE,
-                    "model '%s': set() applies to an insert or update",
-                    q->model->name);
-}
-
-int dorm_insert_next_row(dorm_query *q) {
-  if (!q) return DORM_EINVAL;
-  if (q->has_err) return q->err.code;
-  if (q->kind != DORM_QUERY_INSERT)
-    return dorm__qerr(q, DORM_ESTATE,
-                      "model '%s': insert_next_row() applies to an insert",
-                      q->model->name);
-  insert_row *r = qalloc(q, sizeof *r);
-  if (!r) return DORM_ENOMEM;
-  memset(r, 0, sizeof *r);
-  if (!q->rows_tail) {
-    /* an empty first row: all defaults */
-    insert_row *first = qalloc(q, sizeof *first);
-    if (!first) return DORM_ENOMEM;
-    memset(first, 0, sizeof *first);
-    q->rows = q->rows_tail = first;
-    q->nrows = 1;
-  }
-  q->rows_tail->next = r;
-  q->rows_tail = r;
-  q->nrows++;
-  return 0;
-}
-
-static int add_field_item(dorm_query *q, const char *name, const char *what,
-                          field_item **head, field_item **tail) {
-  if (q->has_err) return q->err.code;
-  const dorm_field *f = writable_field(q, name, what);
-  if (!f) return q->err.code;
-  field_item *it = qalloc(q, sizeof *it);
-  if (!it) return DORM_ENOMEM;
-  it->field = f;
-  it->next = NULL;
-  if (*tail)
-    (*tail)->next = it;
-  else
-    *head = it;
-  *tail = it;
-  return 0;
-}
-
-static int check_insert(dorm_query *q, const char *what) {
-  if (q->has_err) return q->err.code;
-  if (q->kind != DORM_QUERY_INSERT)
-    return dorm__qerr(q, DORM_ESTATE, "model '%s': %s() applies to an insert",
-                      q->model->name, what);
-  return 0;
-}
-
-int dorm_on_conflict(dorm_query *q, const char *field) {
-  if (!q) return DORM_EINVAL;
-  if (check_insert(q, "on_conflict")) return q->err.code;
-  return add_field_item(q, field, "on_conflict", &q->conflict,
-                        &q->conflict_tail);
-}
-
-int dorm_on_conflict_update(dorm_query *q, const char *field) {
-  if (!q) return DORM_EINVAL;
-  if (check_insert(q, "on_conflict_update")) return q->err.code;
-  return add_field_item(q, field, "on_conflict_update", &q->conflict_update,
-                        &q->conflict_update_tail);
-}
-
-int dorm_on_conflict_do_nothing(dorm_query *q) {
-  if (!q) return DORM_EINVAL;
-  if (check_insert(q, "on_conflict_do_nothing")) return q->err.code;
-  q->conflict_nothing = 1;
-  return 0;
-}
-
-int dorm_returning(dorm_query *q, const char *field) {
-  if (!q) return DORM_EINVAL;
-  if (q->has_err) return q->err.code;
-  if (q->kind == DORM_QUERY_SELECT)
-    return dorm__qerr(q, DORM_ESTATE,
-                      "model '%s': returning() applies to writes",
-                      q->model->name);
-  if (field && !strcmp(field, "*")) {
-    q->returning_all = 1;
-    return 0;
-  }
-  return add_field_item(q, field, "returning", &q->returning,
-                        &q->returning_tail);
 }

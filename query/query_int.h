@@ -82,6 +82,8 @@ typedef struct dorm_hop {
   uint8_t nullable; /* the join may find no row (null fk, reverse, m2m) */
 } dorm_hop;
 
+#define DORM__MAX_HOPS 8 /* relations in one path */
+
 /* "entry__author__name__year__gte" resolved. */
 typedef struct dorm_path {
   const char *text;     /* the path as typed (arena copy) */
@@ -207,6 +209,22 @@ struct dorm_query {
 
   _Alignas(16) char inline_buf[DORM_QUERY_INLINE];
 };
+
+/* builder.c: arena helpers that record DORM_ENOMEM on the query */
+int dorm__qoom(dorm_query *q);
+void *dorm__qalloc(dorm_query *q, size_t n);
+const char *dorm__qstrdup(dorm_query *q, const char *s);
+
+/* paths.c: names in a model */
+/* The next "__" separator in s, or NULL. */
+const char *dorm__find_sep(const char *s);
+/* A field of m by name, "pk", or a foreign key's "<name>_id"; NULL. */
+const dorm_field *dorm__find_field(const dorm_model *m, const char *s,
+                                   size_t n);
+/* The annotation called s[0..n) and its index, or NULL. */
+const struct annotation *dorm__find_annotation(const dorm_query *q,
+                                               const char *s, size_t n,
+                                               int *index);
 
 /* Record the sticky error (first wins).  Returns code. */
 int dorm__qerr(dorm_query *q, int code, const char *fmt, ...)
