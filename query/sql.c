@@ -83,28 +83,32 @@ void dorm__emit_param(cctx *c, dorm_value v) {
     o->params = p;
     o->params_cap = cap;
   }
+  dorm_value *slot = &o->params[o->nparams];
+  *slot = v;
   if (is_textlike(v.type)) {
     size_t off = arena_put(c, v.u.s.ptr, v.u.s.len);
     if (off == (size_t)-1) return;
-    v.u.s.ptr = (const char *)(uintptr_t)off; /* fixed up at the end */
+    slot->u.s.ptr = (const char *)(uintptr_t)off; /* fixed up at the end */
   }
-  o->params[o->nparams++] = v;
-  if (c->d == DORM_DIALECT_POSTGRES) {
-    char tmp[16];
-    tmp[0] = '$';
-    size_t n = o->nparams, i = sizeof tmp;
-    char rev[16];
-    size_t k = 0;
-    do {
-      rev[k++] = (char)('0' + n % 10);
-      n /= 10;
-    } while (n);
-    i = 1;
-    while (k) tmp[i++] = rev[--k];
-    dorm__emit(c, tmp, i);
-  } else {
-    dorm__emit(c, "?", 1);
+  size_t n = ++o->nparams;
+  dorm__buf *b = &c->buf;
+  if (b->len + 24 > b->cap && dorm__buf_reserve(b, 24)) return;
+  char *p = b->data + b->len;
+  if (c->d != DORM_DIALECT_POSTGRES) {
+    *p = '?';
+    b->len++;
+    return;
   }
+  /* "$n" written straight into the buffer: going through a small local
+   * array costs a store-forwarding stall on every parameter */
+  size_t digits = 1;
+  for (size_t t = n; t >= 10; t /= 10) digits++;
+  p[0] = '$';
+  for (size_t i = digits; i > 0; i--) {
+    p[i] = (char)('0' + n % 10);
+    n /= 10;
+  }
+  b->len += digits + 1;
 }
 
 static dorm_column *new_column(cctx *c) {

@@ -121,7 +121,7 @@ static int walk_value(walker *w, size_t depth, int kl, int kc) {
 
 void dorm__json_walk(const char *text, size_t len, size_t max_depth,
                      dorm__jvisit_fn visit, void *ud) {
-  dorm__jstep path[16];
+  dorm__jstep path[16] = {{0}}; /* visitors read only the filled prefix */
   if (max_depth > sizeof path / sizeof path[0])
     max_depth = sizeof path / sizeof path[0];
   walker w = {text, text + len, 1, 0, path, max_depth, visit, ud, 0};
