@@ -61,6 +61,7 @@ struct op {
   dorm__stmt stmt; /* the single-statement case */
   dorm__stmt *stmts;
   size_t nstmts;
+  int own_stmts;       /* stmts is an array this op allocated */
   dorm_sql sql;        /* compiled, owned (buffers kept when recycled) */
   const dorm_sql *use; /* the statement to run: &sql or borrowed */
   char *raw;           /* raw SQL text and parameter copies, owned */
@@ -180,7 +181,7 @@ static void op_free(op *o) {
   dorm_db *root = o->root;
   dorm__free(o->raw);
   dorm__free(o->raw_params);
-  if (o->stmts != &o->stmt) dorm__free(o->stmts);
+  if (o->own_stmts) dorm__free(o->stmts);
   dorm_result_free(&o->req.result);
   root->live--;
   if (root->nfree_ops < 256 && !root->closed) {
@@ -888,6 +889,7 @@ dorm_deferred *dorm_async_execute_many(dorm_db *db, const char *const *sqls,
   }
   o->raw = dorm__malloc(total);
   o->stmts = dorm__calloc(n, sizeof *o->stmts);
+  o->own_stmts = 1;
   if (!o->raw || !o->stmts) {
     dorm_error_set(&err, DORM_ENOMEM, "out of memory");
     return op_fail_err(o, &err);

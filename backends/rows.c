@@ -69,6 +69,7 @@ dorm_rows *dorm__rows_new(const dorm__stmt *st, size_t nraw) {
   r->ncols = n;
   r->cols = dorm__arena_alloc(&r->arena, (n ? n : 1) * sizeof *r->cols);
   if (!r->cols) goto oom;
+  memset(r->cols, 0, (n ? n : 1) * sizeof *r->cols);
   if (st->columns) {
     r->nrelated = st->nrelated;
     if (st->nrelated) {

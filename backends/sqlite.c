@@ -463,7 +463,8 @@ static sqlite3_stmt *prepare(sq_worker *w, const dorm__stmt *st,
   return s;
 }
 
-static int bind_params(sqlite3_stmt *s, const dorm__stmt *st, dorm_result *res) {
+static int bind_params(sqlite3_stmt *s, const dorm__stmt *st,
+                       dorm_result *res) {
   int want = sqlite3_bind_parameter_count(s);
   if ((size_t)want != st->nparams) {
     *res = dorm_result_error(DORM_EINVAL,
