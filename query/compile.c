@@ -15,6 +15,18 @@
 
 /* ---- aliases and joins -------------------------------------------------- */
 
+/* The table a statement (or subquery) selects from: alias 0, with its
+ * quoted prefix ("author".) prepared once for dorm__emit_col. */
+static void set_base_table(cctx *c, const char *table) {
+  size_t n = strlen(table);
+  c->base_table = table;
+  c->base_ref[0] = '"';
+  memcpy(c->base_ref + 1, table, n);
+  c->base_ref[n + 1] = '"';
+  c->base_ref[n + 2] = '.';
+  c->base_ref_len = n + 3;
+}
+
 void dorm__emit_alias(cctx *c, int alias) {
   if (alias == 0) {
     dorm__emit_ident(c, c->base_table);
@@ -260,13 +272,7 @@ static void emit_exclude_subquery(cctx *c, const dorm_q *leaf) {
   cctx sub = *c;
   sub.njoins = 0;
   sub.no_joins = 0;
-  sub.base_table = h->to->table;
-  size_t n = strlen(sub.base_table);
-  sub.base_ref[0] = '"';
-  memcpy(sub.base_ref + 1, sub.base_table, n);
-  sub.base_ref[n + 1] = '"';
-  sub.base_ref[n + 2] = '.';
-  sub.base_ref_len = n + 3;
+  set_base_table(&sub, h->to->table);
   dorm_q inner = *leaf;
   inner.path.hops = p->hops + k + 1;
   inner.path.nhops = (uint8_t)(p->nhops - k - 1);
@@ -729,15 +735,7 @@ int dorm_compile(const dorm_query *q, dorm_dialect dialect, dorm_sql *out,
   c.nalias = 0;
   c.no_joins = 0;
   c.registering = 0;
-  c.base_table = q->model->table;
-  {
-    size_t n = strlen(c.base_table);
-    c.base_ref[0] = '"';
-    memcpy(c.base_ref + 1, c.base_table, n);
-    c.base_ref[n + 1] = '"';
-    c.base_ref[n + 2] = '.';
-    c.base_ref_len = n + 3;
-  }
+  set_base_table(&c, q->model->table);
   /* write straight into out's text buffer, keeping its capacity */
   c.buf.data = out->text;
   c.buf.cap = out->text_cap;
