@@ -88,9 +88,14 @@ test: deps
 deps:
 	@sh tools/install-deps.sh
 
+# the threaded tests also run under ThreadSanitizer (run.sh runs
+# build-tsan/tests/* when present)
+TSAN_TESTS := test_db test_sqlite test_uv_glue
+
 check:
 	$(MAKE) --no-print-directory tests
 	$(MAKE) --no-print-directory SAN=1 tests
+	$(MAKE) --no-print-directory SAN=thread $(TSAN_TESTS:%=build-tsan/tests/%)
 	sh tests/run.sh
 
 bench: deps
@@ -100,6 +105,10 @@ bench: deps
 demo: deps
 	$(MAKE) --no-print-directory all
 	sh examples/demo.sh
+
+# the example programs (examples/demo.sh builds them)
+$(BUILD)/examples/%: $(BUILD)/examples/%.o $(BUILD)/libdorm.a
+	$(CC) -o $@ $< $(BUILD)/libdorm.a $(LDLIBS_ALL)
 
 install: lib $(BUILD)/dorm
 	install -d $(DESTDIR)$(PREFIX)/include/dorm $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
