@@ -124,6 +124,7 @@ typedef struct dorm__backend {
 } dorm__backend;
 
 extern const dorm__backend dorm__sqlite_backend;
+extern const dorm__backend dorm__pg_backend;
 
 /* ---- calls from a backend into the facade (loop thread) ----------------- */
 

@@ -40,6 +40,7 @@
 /* Backends compiled in; a new one adds a line here. */
 static const dorm__backend *const backends[] = {
     &dorm__sqlite_backend,
+    &dorm__pg_backend,
 };
 
 enum op_kind {

@@ -1,0 +1,480 @@
+/* backends/pg.c — the PostgreSQL backend: the URL, the pool of
+ * connections, the backend table the facade calls, and closing.
+ *
+ * The URL goes to libpq as it is (a postgresql:// or postgres:// URI, or a
+ * "host=... dbname=..." keyword string), read with PQconninfoParse so every
+ * libpq option works (multi-host lists, target_session_attrs, sslmode, ...)
+ * and so we can add ours: client_encoding UTF8, TimeZone UTC (dorm sends
+ * date-times as UTC text without an offset) and our own connect timeout
+ * (libpq's connect_timeout is only honoured by its blocking connect; we
+ * read it and run a timer).
+ *
+ * The pool is N connections (option pool_size, URI parameter pool_size,
+ * default 2 per core), each a slot the facade may use for reads and writes
+ * or pin for a transaction.  Work the connections cannot finish inside
+ * the call that caused it (a completion inside submit or cancel, the
+ * end-of-turn flush after a submit from user code, closing) runs from one
+ * zero-delay timer, `tick`, on the next loop turn.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backends/pg_int.h"
+
+/* ---- configuration ------------------------------------------------------- */
+
+static int is_uri(const char *url) {
+  return !strncmp(url, "postgresql://", 13) || !strncmp(url, "postgres://", 11);
+}
+
+static void one_line(char *s) {
+  size_t n = strlen(s);
+  while (n && (s[n - 1] == '\n' || s[n - 1] == ' ')) s[--n] = 0;
+  for (; *s; s++)
+    if (*s == '\n') *s = ' ';
+}
+
+static int default_pool_size(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  if (n < 1) n = 1;
+  if (n > 64) n = 64;
+  return (int)(2 * n);
+}
+
+/* Take dorm's own parameters out of a URI's query string (libpq refuses
+ * parameters it does not know).  u is modified in place. */
+static int strip_uri_params(char *u, int *pool_size, dorm_error *err) {
+  char *q = strchr(u, '?');
+  if (!q) return 0;
+  char *out = q + 1, *p = q + 1;
+  while (*p) {
+    char *amp = strchr(p, '&');
+    size_t n = amp ? (size_t)(amp - p) : strlen(p);
+    if (n > 10 && !strncmp(p, "pool_size=", 10)) {
+      char num[16];
+      size_t k = n - 10 < sizeof num - 1 ? n - 10 : sizeof num - 1;
+      memcpy(num, p + 10, k);
+      num[k] = 0;
+      char *end;
+      long v = strtol(num, &end, 10);
+      if (*end || v < 1 || v > 1000)
+        return dorm_error_set(err, DORM_EURL,
+                              "pool_size=%s: expected 1 to 1000", num);
+      *pool_size = (int)v;
+    } else {
+      if (out != q + 1) *out++ = '&';
+      memmove(out, p, n);
+      out += n;
+    }
+    p += n;
+    if (*p == '&') p++;
+  }
+  *out = 0;
+  if (out == q + 1) *q = 0; /* nothing left: drop the '?' */
+  return 0;
+}
+
+int dorm__pg_config_parse(const char *url, const dorm_db_options *opts,
+                          dorm__pg_config *cfg, dorm_error *err) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->pool_size =
+      opts && opts->pool_size > 0 ? opts->pool_size : default_pool_size();
+  char *u = dorm__strdup(url);
+  if (!u) return dorm_error_set(err, DORM_ENOMEM, "out of memory");
+  if (is_uri(u) && strip_uri_params(u, &cfg->pool_size, err)) {
+    dorm__free(u);
+    return err ? err->code : DORM_EURL;
+  }
+  char *msg = NULL;
+  PQconninfoOption *o = PQconninfoParse(u, &msg);
+  dorm__free(u);
+  if (!o) {
+    if (!msg) return dorm_error_set(err, DORM_ENOMEM, "out of memory");
+    char m[DORM_ERROR_MSG_MAX];
+    snprintf(m, sizeof m, "%s", msg);
+    PQfreemem(msg);
+    one_line(m);
+    /* the URL is not repeated: it may hold a password */
+    return dorm_error_set(err, DORM_EURL, "postgresql URL: %s", m);
+  }
+  size_t n = 0, k = 0;
+  for (PQconninfoOption *x = o; x->keyword; x++)
+    if (x->val) n++;
+  cfg->keys = dorm__calloc(n + 4, sizeof *cfg->keys);
+  cfg->vals = dorm__calloc(n + 4, sizeof *cfg->vals);
+  if (!cfg->keys || !cfg->vals) goto oom;
+  int have_app = 0, have_opts = 0;
+  cfg->connect_timeout_ms = 10000;
+  for (PQconninfoOption *x = o; x->keyword; x++) {
+    if (!x->val) continue;
+    const char *val = x->val;
+    char *own = NULL;
+    if (!strcmp(x->keyword, "client_encoding")) continue; /* ours: UTF8 */
+    if (!strcmp(x->keyword, "fallback_application_name")) have_app = 1;
+    if (!strcmp(x->keyword, "connect_timeout")) {
+      char *end;
+      long s = strtol(val, &end, 10);
+      if (*end) {
+        dorm_error_set(err, DORM_EURL,
+                       "postgresql URL: connect_timeout=%s is not a number",
+                       val);
+        goto fail;
+      }
+      /* libpq: 0 or less waits for ever, 1 means 2 */
+      cfg->connect_timeout_ms = s <= 0 ? 0 : (uint64_t)(s < 2 ? 2 : s) * 1000u;
+    }
+    if (!strcmp(x->keyword, "options")) {
+      /* appended last so it wins over a TimeZone the user set */
+      have_opts = 1;
+      size_t len = strlen(val) + 32;
+      own = dorm__malloc(len);
+      if (!own) goto oom;
+      snprintf(own, len, "%s -c TimeZone=UTC", val);
+    }
+    cfg->keys[k] = dorm__strdup(x->keyword);
+    cfg->vals[k] = own ? own : dorm__strdup(val);
+    if (!cfg->keys[k] || !cfg->vals[k]) {
+      k++;
+      goto oom;
+    }
+    k++;
+  }
+  struct {
+    const char *key, *val;
+    int skip;
+  } add[] = {{"client_encoding", "UTF8", 0},
+             {"options", "-c TimeZone=UTC", have_opts},
+             {"fallback_application_name", "dorm", have_app}};
+  for (size_t i = 0; i < sizeof add / sizeof add[0]; i++) {
+    if (add[i].skip) continue;
+    cfg->keys[k] = dorm__strdup(add[i].key);
+    cfg->vals[k] = dorm__strdup(add[i].val);
+    k++;
+    if (!cfg->keys[k - 1] || !cfg->vals[k - 1]) goto oom;
+  }
+  cfg->nkeys = k;
+  PQconninfoFree(o);
+  return 0;
+oom:
+  dorm_error_set(err, DORM_ENOMEM, "out of memory");
+fail:
+  cfg->nkeys = k;
+  PQconninfoFree(o);
+  dorm__pg_config_free(cfg);
+  return err ? err->code : DORM_ENOMEM;
+}
+
+void dorm__pg_config_free(dorm__pg_config *cfg) {
+  if (cfg->keys)
+    for (size_t i = 0; i < cfg->nkeys; i++) dorm__free((void *)cfg->keys[i]);
+  if (cfg->vals)
+    for (size_t i = 0; i < cfg->nkeys; i++) dorm__free((void *)cfg->vals[i]);
+  dorm__free((void *)cfg->keys);
+  dorm__free((void *)cfg->vals);
+  memset(cfg, 0, sizeof *cfg);
+}
+
+/* ---- the pool ------------------------------------------------------------ */
+
+static void tick_cb(dorm_timer *t, void *arg);
+
+static void arm_tick(dorm__pg_pool *p) {
+  if (p->tick_armed) return;
+  p->tick_armed = 1;
+  dorm_timer_start(p->tick, 0, 0);
+}
+
+int dorm__pg_pool_open(dorm_loop *loop, const char *url,
+                       const dorm_db_options *opts, dorm__pg_ready_fn on_ready,
+                       dorm__pg_closed_fn on_closed, void *cb_arg,
+                       dorm__pg_pool **out, dorm_error *err) {
+  *out = NULL;
+  dorm__pg_pool *p = dorm__calloc(1, sizeof *p);
+  if (!p) return dorm_error_set(err, DORM_ENOMEM, "out of memory");
+  p->loop = loop;
+  p->on_ready = on_ready;
+  p->on_closed = on_closed;
+  p->cb_arg = cb_arg;
+  int rc = dorm__pg_config_parse(url, opts, &p->cfg, err);
+  if (rc) {
+    dorm__free(p);
+    return rc;
+  }
+  p->nconns = (size_t)p->cfg.pool_size;
+  p->conns = dorm__calloc(p->nconns, sizeof *p->conns);
+  p->tick = dorm_timer_new(loop, tick_cb, p);
+  if (!p->conns || !p->tick) goto oom;
+  for (size_t i = 0; i < p->nconns; i++) {
+    p->conns[i] = dorm__pg_conn_new(p, i);
+    if (!p->conns[i]) goto oom;
+  }
+  /* connect every slot now: the pool is warm for the first burst, and
+   * readiness is known early */
+  p->no_direct++;
+  for (size_t i = 0; i < p->nconns; i++) dorm__pg_conn_kick(p->conns[i]);
+  p->no_direct--;
+  *out = p;
+  return 0;
+oom:
+  if (p->conns)
+    for (size_t i = 0; i < p->nconns; i++)
+      if (p->conns[i]) dorm__pg_conn_destroy(p->conns[i]);
+  if (p->tick) dorm_timer_close(p->tick);
+  dorm__free(p->conns);
+  dorm__pg_config_free(&p->cfg);
+  dorm__free(p);
+  return dorm_error_set(err, DORM_ENOMEM, "out of memory");
+}
+
+void dorm__pg_pool_submit(dorm__pg_pool *p, size_t conn, dorm__req *req) {
+  req->backend_data = NULL;
+  if (p->closing || conn >= p->nconns) {
+    dorm__pg_pool_complete_later(
+        p, req,
+        dorm_result_error(p->closing ? DORM_ECLOSED : DORM_EINVAL, NULL));
+    return;
+  }
+  p->no_direct++;
+  dorm__pg_conn_submit(p->conns[conn], req);
+  p->no_direct--;
+}
+
+void dorm__pg_pool_cancel(dorm__pg_pool *p, size_t conn, dorm__req *req) {
+  if (p->closing || conn >= p->nconns) return;
+  p->no_direct++;
+  dorm__pg_conn_cancel(p->conns[conn], req);
+  p->no_direct--;
+}
+
+size_t dorm__pg_pool_pick(dorm__pg_pool *p) {
+  size_t best = p->rr % p->nconns, load = (size_t)-1;
+  for (size_t k = 0; k < p->nconns; k++) {
+    size_t i = (p->rr + k) % p->nconns;
+    size_t l = dorm__pg_conn_load(p->conns[i]);
+    if (l < load) {
+      load = l;
+      best = i;
+    }
+  }
+  p->rr = best + 1;
+  return best;
+}
+
+void dorm__pg_pool_complete_later(dorm__pg_pool *p, dorm__req *req,
+                                  dorm_result res) {
+  req->result = res;
+  req->next = NULL;
+  if (p->done_tail)
+    p->done_tail->next = req;
+  else
+    p->done_head = req;
+  p->done_tail = req;
+  arm_tick(p);
+}
+
+void dorm__pg_pool_mark_dirty(dorm__pg_pool *p, dorm__pg_conn *c) {
+  if (!c->dirty) {
+    c->dirty = 1;
+    c->dirty_next = p->dirty_head;
+    p->dirty_head = c;
+  }
+  /* inside our own callbacks the flush happens on the way out */
+  if (!p->in_cb) arm_tick(p);
+}
+
+void dorm__pg_pool_flush_dirty(dorm__pg_pool *p) {
+  if (p->in_cb) return; /* the outermost callback flushes */
+  p->in_cb++;
+  while (p->dirty_head) {
+    dorm__pg_conn *c = p->dirty_head;
+    p->dirty_head = c->dirty_next;
+    c->dirty_next = NULL;
+    dorm__pg_conn_flush(c);
+  }
+  p->in_cb--;
+}
+
+static void report_ready(dorm__pg_pool *p, const char *msg) {
+  if (p->ready_reported) return;
+  p->ready_reported = 1;
+  if (!p->on_ready) return;
+  if (!msg) {
+    p->on_ready(p->cb_arg, NULL);
+    return;
+  }
+  dorm_error e;
+  dorm_error_clear(&e);
+  dorm_error_set(&e, DORM_ECONN, "postgresql: %s", msg);
+  p->on_ready(p->cb_arg, &e);
+}
+
+void dorm__pg_pool_conn_event(dorm__pg_pool *p, dorm__pg_conn *c,
+                              const char *err) {
+  if (p->closing || c->is_listener || p->ready_reported) return;
+  if (!err) {
+    report_ready(p, NULL);
+    return;
+  }
+  if (c->counted_fail) return;
+  c->counted_fail = 1;
+  if (++p->first_failures == p->nconns) report_ready(p, err);
+}
+
+void dorm__pg_pool_job(dorm__pg_pool *p, int delta) {
+  p->jobs = (size_t)((long)p->jobs + delta);
+  if (p->closing && !p->jobs) arm_tick(p);
+}
+
+static void run_done_queue(dorm__pg_pool *p) {
+  while (p->done_head) {
+    dorm__req *r = p->done_head;
+    p->done_head = r->next;
+    if (!p->done_head) p->done_tail = NULL;
+    r->next = NULL;
+    r->done(r);
+  }
+}
+
+/* Close step: once no cancel job is out, shut every connection (their
+ * requests complete with DORM_ECLOSED) and free the pool. */
+static void teardown(dorm__pg_pool *p) {
+  p->close_step = 1;
+  dorm__pg_listen_free(p);
+  for (size_t i = 0; i < p->nconns; i++) dorm__pg_conn_destroy(p->conns[i]);
+  run_done_queue(p);
+  dorm_timer_close(p->tick);
+  dorm__pg_closed_fn cb = p->on_closed;
+  void *arg = p->cb_arg;
+  dorm__free(p->conns);
+  dorm__pg_config_free(&p->cfg);
+  dorm__free(p);
+  if (cb) cb(arg);
+}
+
+static void tick_cb(dorm_timer *t, void *arg) {
+  dorm__pg_pool *p = arg;
+  (void)t;
+  p->tick_armed = 0;
+  p->in_cb++;
+  run_done_queue(p);
+  p->in_cb--;
+  dorm__pg_pool_flush_dirty(p);
+  p->in_cb++;
+  run_done_queue(p);
+  p->in_cb--;
+  if (p->closing && !p->close_step && !p->jobs) {
+    p->in_cb++;
+    teardown(p); /* frees p */
+    return;
+  }
+}
+
+void dorm__pg_pool_close(dorm__pg_pool *p) {
+  if (p->closing) return;
+  p->closing = 1;
+  arm_tick(p);
+}
+
+/* ---- the backend table --------------------------------------------------- */
+
+/* dorm_listen finds the pool of a dorm_db here: the facade's handle is
+ * opaque to backends.  Open databases are few; a list will do. */
+typedef struct registry_entry {
+  dorm_db *db;
+  dorm__pg_pool *pool;
+  struct registry_entry *next;
+} registry_entry;
+
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static registry_entry *reg_head;
+
+dorm__pg_pool *dorm__pg_pool_of(dorm_db *db) {
+  dorm__pg_pool *p = NULL;
+  pthread_mutex_lock(&reg_lock);
+  for (registry_entry *e = reg_head; e; e = e->next)
+    if (e->db == db) p = e->pool;
+  pthread_mutex_unlock(&reg_lock);
+  return p;
+}
+
+static void reg_remove(dorm_db *db) {
+  pthread_mutex_lock(&reg_lock);
+  for (registry_entry **pp = &reg_head; *pp; pp = &(*pp)->next) {
+    if ((*pp)->db == db) {
+      registry_entry *e = *pp;
+      *pp = e->next;
+      dorm__free(e);
+      break;
+    }
+  }
+  pthread_mutex_unlock(&reg_lock);
+}
+
+static int pg_accepts(const char *url) {
+  if (is_uri(url)) return 1;
+  /* a keyword string: "host=... dbname=..." */
+  return strncmp(url, "sqlite:", 7) != 0 && strchr(url, '=') != NULL;
+}
+
+static void be_ready(void *arg, const dorm_error *err) {
+  dorm__db_backend_ready((dorm_db *)arg, err);
+}
+
+static void be_closed(void *arg) {
+  reg_remove((dorm_db *)arg);
+  dorm__db_backend_closed((dorm_db *)arg);
+}
+
+static int pg_open(dorm_db *db, dorm_loop *loop, const char *url,
+                   const dorm_db_options *opts, void **state, dorm_error *err) {
+  registry_entry *e = dorm__malloc(sizeof *e);
+  if (!e) return dorm_error_set(err, DORM_ENOMEM, "out of memory");
+  dorm__pg_pool *p;
+  int rc =
+      dorm__pg_pool_open(loop, url, opts, be_ready, be_closed, db, &p, err);
+  if (rc) {
+    dorm__free(e);
+    return rc;
+  }
+  p->db = db;
+  e->db = db;
+  e->pool = p;
+  pthread_mutex_lock(&reg_lock);
+  e->next = reg_head;
+  reg_head = e;
+  pthread_mutex_unlock(&reg_lock);
+  *state = p;
+  return 0;
+}
+
+static size_t pg_nconns(void *state) {
+  return ((dorm__pg_pool *)state)->nconns;
+}
+
+static unsigned pg_conn_flags(void *state, size_t conn) {
+  (void)state;
+  (void)conn;
+  return DORM__CONN_READ | DORM__CONN_WRITE;
+}
+
+static void pg_submit(void *state, size_t conn, dorm__req *req) {
+  dorm__pg_pool_submit(state, conn, req);
+}
+
+static void pg_close(void *state) { dorm__pg_pool_close(state); }
+
+const dorm__backend dorm__pg_backend = {
+    .name = "postgresql",
+    .dialect = DORM_DIALECT_POSTGRES,
+    .max_params = 65535,
+    .begin_sql = "BEGIN",
+    .accepts = pg_accepts,
+    .open = pg_open,
+    .nconns = pg_nconns,
+    .conn_flags = pg_conn_flags,
+    .submit = pg_submit,
+    .close = pg_close,
+};

@@ -1,0 +1,1157 @@
+/* backends/pg_conn.c — one PostgreSQL connection on the loop: the connect
+ * state machine, pipeline mode, the FIFO that matches results to what was
+ * sent, prepared statements cached by SQL text, and losing the connection.
+ *
+ * Connecting uses PQconnectStartParams / PQconnectPoll driven by the
+ * socket watcher, with our own timer for the connect timeout (libpq only
+ * honours connect_timeout in its blocking calls).  libpq may switch
+ * sockets between attempts (multi-host URLs, several addresses), so the
+ * watcher is re-pointed after every PQconnectPoll.
+ *
+ * Once up, the connection is non-blocking and in pipeline mode.  Requests
+ * wait in `wait` until the end of the loop turn, when they are written
+ * out together: each statement as PQsendQueryPrepared (preceded, the
+ * first time its SQL is seen on this connection, by a PQsendPrepare in a
+ * segment of its own, so that a failing prepare never aborts a neighbour)
+ * and each request closed by PQpipelineSync, so an error aborts only that
+ * request.  The ring of entries records what was sent; results are read
+ * with PQconsumeInput / PQisBusy / PQgetResult, every result until NULL,
+ * and matched against the ring head.
+ *
+ * A lost connection fails what was in flight with DORM_ECONN (a request
+ * that was sent may or may not have been applied), keeps what had not been
+ * sent, and reconnects at once; a failed attempt fails what is waiting and
+ * retries with a growing backoff when work arrives.  A transaction that
+ * was open when the connection went is gone: the slot then refuses every
+ * request with DORM_ECONN until the facade ends the transaction (ROLLBACK
+ * or COMMIT), so no later statement of it can run outside it.
+ *
+ * Never blocks: no PQexec, no PQconnectdb, PQgetResult only when PQisBusy
+ * says it will not wait, PQcancel on a worker thread.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/pg_int.h"
+
+/* Requests in flight per connection before the rest wait in `wait`:
+ * deep enough to keep the server busy, shallow enough that a cancel of a
+ * waiting request costs nothing. */
+#define PG_MAX_FLY 512
+/* Prepared statements per connection; beyond that, unnamed statements. */
+#define PG_CACHE_MAX 1024
+#define PG_BACKOFF_MIN_MS 50
+#define PG_BACKOFF_MAX_MS 2000
+
+struct dorm__pg_stmt_cache_entry {
+  uint64_t hash;
+  char *sql; /* owned; the key, with types */
+  size_t len;
+  Oid *types; /* owned, ntypes */
+  size_t ntypes;
+  char name[24];
+  enum { SCE_NEW, SCE_PENDING, SCE_READY, SCE_FAILED } state;
+  /* why the last prepare failed: given to executions that relied on it */
+  char fail_state[6];
+  char *fail_msg; /* owned or NULL */
+};
+
+/* OIDs (pg_type.h, stable since forever). */
+#define OID_BOOL 16
+#define OID_BYTEA 17
+#define OID_INT8 20
+#define OID_INT2 21
+#define OID_INT4 23
+#define OID_TEXT 25
+#define OID_OID 26
+#define OID_JSON 114
+#define OID_FLOAT4 700
+#define OID_FLOAT8 701
+#define OID_VARCHAR 1043
+#define OID_DATE 1082
+#define OID_TIME 1083
+#define OID_TIMESTAMP 1114
+#define OID_TIMESTAMPTZ 1184
+#define OID_NUMERIC 1700
+#define OID_UUID 2950
+#define OID_JSONB 3802
+
+static void conn_start(dorm__pg_conn *c);
+static void conn_lost(dorm__pg_conn *c, const char *why);
+static void conn_dispatch(dorm__pg_conn *c);
+static void conn_update_interest(dorm__pg_conn *c);
+static void poll_cb(dorm_poll *p, int status, int events, void *arg);
+static void timer_cb(dorm_timer *t, void *arg);
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static uintptr_t rflags(const dorm__req *r) {
+  return (uintptr_t)r->backend_data;
+}
+static void rflag_set(dorm__req *r, uintptr_t f) {
+  r->backend_data = (void *)(rflags(r) | f);
+}
+
+/* The request is done: give it back to the facade.  Inside our own
+ * callbacks done runs now; elsewhere (a submit, a cancel) on the next
+ * turn, so the facade is never re-entered from its own call. */
+static void complete(dorm__pg_conn *c, dorm__req *req, dorm_result res) {
+  if (rflags(req) & DORM__PG_R_CANCELLED) {
+    dorm_result_free(&res);
+    res = dorm_result_error(DORM_ECANCELED, NULL);
+  }
+  dorm__pg_pool *p = c->pool;
+  if (!p->in_cb || p->no_direct) {
+    dorm__pg_pool_complete_later(p, req, res);
+    return;
+  }
+  req->result = res;
+  req->done(req);
+}
+
+static int ring_push(dorm__pg_conn *c, dorm__pg_entry_kind kind,
+                     dorm__pg_sce *sce) {
+  if (c->ring_count == c->ring_cap) {
+    size_t ncap = c->ring_cap ? c->ring_cap * 2 : 64;
+    dorm__pg_entry *n = dorm__malloc(ncap * sizeof *n);
+    if (!n) return DORM_ENOMEM;
+    for (size_t i = 0; i < c->ring_count; i++)
+      n[i] = c->ring[(c->ring_head + i) % c->ring_cap];
+    dorm__free(c->ring);
+    c->ring = n;
+    c->ring_cap = ncap;
+    c->ring_head = 0;
+  }
+  dorm__pg_entry *e = &c->ring[(c->ring_head + c->ring_count) % c->ring_cap];
+  e->kind = kind;
+  e->sce = sce;
+  c->ring_count++;
+  return 0;
+}
+
+static void ring_pop(dorm__pg_conn *c) {
+  c->ring_head = (c->ring_head + 1) % c->ring_cap;
+  c->ring_count--;
+}
+
+static void set_error_text(dorm__pg_conn *c, const char *msg) {
+  snprintf(c->last_error, sizeof c->last_error, "%s", msg ? msg : "");
+  /* libpq's messages end with a newline; ours are one line */
+  size_t n = strlen(c->last_error);
+  while (n && (c->last_error[n - 1] == '\n' || c->last_error[n - 1] == ' '))
+    c->last_error[--n] = 0;
+  for (char *p = c->last_error; *p; p++)
+    if (*p == '\n') *p = ' ';
+}
+
+/* Case-insensitive "does the statement start with this keyword". */
+static int starts_kw(const char *s, size_t n, const char *kw) {
+  size_t i = 0;
+  while (i < n && isspace((unsigned char)s[i])) i++;
+  size_t k = strlen(kw);
+  if (n - i < k || strncasecmp(s + i, kw, k)) return 0;
+  return n - i == k || !isalnum((unsigned char)s[i + k]);
+}
+
+/* ---- the statement cache ------------------------------------------------- */
+
+static uint64_t fnv(const void *p, size_t n, uint64_t h) {
+  const unsigned char *s = p;
+  for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 1099511628211ull;
+  return h;
+}
+
+static void sce_free(dorm__pg_sce *e) {
+  if (!e) return;
+  dorm__free(e->sql);
+  dorm__free(e->types);
+  dorm__free(e->fail_msg);
+  dorm__free(e);
+}
+
+static void cache_clear(dorm__pg_conn *c) {
+  for (size_t i = 0; i < c->cache_cap; i++) {
+    sce_free(c->cache[i]);
+    c->cache[i] = NULL;
+  }
+  c->cache_count = 0;
+}
+
+/* Find or add the entry for (sql, types).  NULL when the cache is full or
+ * out of memory: the statement then goes unnamed. */
+static dorm__pg_sce *cache_get(dorm__pg_conn *c, const char *sql, size_t len,
+                               const Oid *types, size_t n) {
+  uint64_t h = fnv(sql, len, 1469598103934665603ull);
+  h = fnv(types, n * sizeof *types, h);
+  if (!c->cache_cap) {
+    c->cache = dorm__calloc(64, sizeof *c->cache);
+    if (!c->cache) return NULL;
+    c->cache_cap = 64;
+  }
+  size_t mask = c->cache_cap - 1, i = (size_t)h & mask;
+  for (; c->cache[i]; i = (i + 1) & mask) {
+    dorm__pg_sce *e = c->cache[i];
+    if (e->hash == h && e->len == len && e->ntypes == n &&
+        !memcmp(e->sql, sql, len) &&
+        (!n || !memcmp(e->types, types, n * sizeof *types)))
+      return e;
+  }
+  if (c->cache_count >= PG_CACHE_MAX) return NULL;
+  if ((c->cache_count + 1) * 2 > c->cache_cap) {
+    /* grow (open addressing, half full at most) */
+    size_t ncap = c->cache_cap * 2;
+    dorm__pg_sce **nt = dorm__calloc(ncap, sizeof *nt);
+    if (!nt) return NULL;
+    for (size_t j = 0; j < c->cache_cap; j++) {
+      dorm__pg_sce *e = c->cache[j];
+      if (!e) continue;
+      size_t k = (size_t)e->hash & (ncap - 1);
+      while (nt[k]) k = (k + 1) & (ncap - 1);
+      nt[k] = e;
+    }
+    dorm__free(c->cache);
+    c->cache = nt;
+    c->cache_cap = ncap;
+    mask = ncap - 1;
+    for (i = (size_t)h & mask; c->cache[i]; i = (i + 1) & mask) {
+    }
+  }
+  dorm__pg_sce *e = dorm__calloc(1, sizeof *e);
+  if (!e) return NULL;
+  e->sql = dorm__strndup(sql, len);
+  e->types = n ? dorm__malloc(n * sizeof *types) : NULL;
+  if (!e->sql || (n && !e->types)) {
+    sce_free(e);
+    return NULL;
+  }
+  if (n) memcpy(e->types, types, n * sizeof *types);
+  e->hash = h;
+  e->len = len;
+  e->ntypes = n;
+  e->state = SCE_NEW;
+  c->cache[i] = e;
+  c->cache_count++;
+  return e;
+}
+
+/* ---- parameters ---------------------------------------------------------- */
+
+static int params_reserve(dorm__pg_conn *c, size_t n) {
+  if (n <= c->pcap) return 0;
+  size_t cap = n < 16 ? 16 : n;
+  size_t *off = dorm__realloc(c->poff, cap * sizeof *off);
+  if (off) c->poff = off;
+  const char **val = dorm__realloc((void *)c->pval, cap * sizeof *val);
+  if (val) c->pval = val;
+  int *len = dorm__realloc(c->plen, cap * sizeof *len);
+  if (len) c->plen = len;
+  int *fmt = dorm__realloc(c->pfmt, cap * sizeof *fmt);
+  if (fmt) c->pfmt = fmt;
+  Oid *types = dorm__realloc(c->ptypes, cap * sizeof *types);
+  if (types) c->ptypes = types;
+  if (!off || !val || !len || !fmt || !types) return DORM_ENOMEM;
+  c->pcap = cap;
+  return 0;
+}
+
+static void put_be64(dorm__buf *b, uint64_t v) {
+  char x[8];
+  for (int i = 7; i >= 0; i--) {
+    x[i] = (char)(v & 0xff);
+    v >>= 8;
+  }
+  dorm__buf_append(b, x, 8);
+}
+
+/* The wire type of a dorm value.  Text goes as "unknown" so the server
+ * infers the column's own type (varchar, text, citext, an enum). */
+static Oid param_oid(dorm_type t) {
+  switch (t) {
+    case DORM_T_BOOL: return OID_BOOL;
+    case DORM_T_INT: return OID_INT8;
+    case DORM_T_FLOAT: return OID_FLOAT8;
+    case DORM_T_BYTES: return OID_BYTEA;
+    case DORM_T_DECIMAL: return OID_NUMERIC;
+    case DORM_T_DATE: return OID_DATE;
+    case DORM_T_TIME: return OID_TIME;
+    case DORM_T_DATETIME: return OID_TIMESTAMPTZ;
+    case DORM_T_UUID: return OID_UUID;
+    case DORM_T_JSON: return OID_JSONB;
+    default: return 0;
+  }
+}
+
+/* Encode st's parameters into c's scratch arrays: integers, floats,
+ * booleans and bytes in binary (no formatting, no escaping), the rest as
+ * NUL-terminated text.  0 or DORM_ENOMEM / DORM_ETYPE (message in why). */
+static int params_encode(dorm__pg_conn *c, const dorm__stmt *st, char *why,
+                         size_t whylen) {
+  size_t n = st->nparams;
+  if (params_reserve(c, n)) return DORM_ENOMEM;
+  dorm__buf *b = &c->scratch;
+  b->len = 0;
+  for (size_t i = 0; i < n; i++) {
+    const dorm_value *v = &st->params[i];
+    c->ptypes[i] = param_oid(v->type);
+    c->poff[i] = b->len;
+    c->pfmt[i] = 0;
+    c->plen[i] = 0;
+    switch (v->type) {
+      case DORM_T_NULL: c->poff[i] = (size_t)-1; break;
+      case DORM_T_BOOL:
+        dorm__buf_putc(b, v->u.b ? 1 : 0);
+        c->pfmt[i] = 1;
+        c->plen[i] = 1;
+        break;
+      case DORM_T_INT:
+        put_be64(b, (uint64_t)v->u.i);
+        c->pfmt[i] = 1;
+        c->plen[i] = 8;
+        break;
+      case DORM_T_FLOAT: {
+        uint64_t u;
+        double f = v->u.f;
+        memcpy(&u, &f, 8);
+        put_be64(b, u);
+        c->pfmt[i] = 1;
+        c->plen[i] = 8;
+        break;
+      }
+      case DORM_T_BYTES:
+        if (v->u.s.len > 0x7fffffff) {
+          snprintf(why, whylen, "parameter $%zu: too large", i + 1);
+          return DORM_ETYPE;
+        }
+        dorm__buf_append(b, v->u.s.ptr, v->u.s.len);
+        c->pfmt[i] = 1;
+        c->plen[i] = (int)v->u.s.len;
+        break;
+      case DORM_T_LIST:
+      case DORM_T_EXPR:
+        snprintf(why, whylen, "parameter $%zu: a %s cannot be sent", i + 1,
+                 dorm_type_name(v->type));
+        return DORM_ETYPE;
+      default:
+        if (memchr(v->u.s.ptr, 0, v->u.s.len)) {
+          snprintf(why, whylen,
+                   "parameter $%zu: PostgreSQL text cannot contain NUL", i + 1);
+          return DORM_ETYPE;
+        }
+        dorm__buf_append(b, v->u.s.ptr, v->u.s.len);
+        dorm__buf_putc(b, 0);
+        break;
+    }
+  }
+  if (b->oom) {
+    b->oom = 0;
+    return DORM_ENOMEM;
+  }
+  for (size_t i = 0; i < n; i++)
+    c->pval[i] = c->poff[i] == (size_t)-1 ? NULL : b->data + c->poff[i];
+  return 0;
+}
+
+/* ---- sending ------------------------------------------------------------- */
+
+/* Append req's statements and its Sync to libpq's output.  0, or -1 when
+ * libpq refused (the connection is broken: the caller handles the loss),
+ * or 1 when the request failed locally (completed already). */
+static int send_req(dorm__pg_conn *c, dorm__req *req) {
+  PGconn *pg = c->pg;
+  /* refuse what cannot be sent before anything of the request is */
+  for (size_t s = 0; s < req->nstmts; s++) {
+    const dorm__stmt *st = &req->stmts[s];
+    if (st->nparams > 65535) {
+      complete(c, req,
+               dorm_result_error(DORM_ETYPE,
+                                 "postgresql: %zu parameters (at most 65535)",
+                                 st->nparams));
+      return 1;
+    }
+    for (size_t i = 0; i < st->nparams; i++) {
+      const dorm_value *v = &st->params[i];
+      const char *bad = NULL;
+      if (v->type == DORM_T_LIST || v->type == DORM_T_EXPR)
+        bad = "cannot be sent as a parameter";
+      else if (v->type >= DORM_T_TEXT && v->type != DORM_T_BYTES &&
+               memchr(v->u.s.ptr, 0, v->u.s.len))
+        bad = "contains a NUL byte, which PostgreSQL text cannot hold";
+      else if (v->type == DORM_T_BYTES && v->u.s.len > 0x7fffffff)
+        bad = "is too large";
+      if (bad) {
+        complete(c, req,
+                 dorm_result_error(DORM_ETYPE, "postgresql: parameter $%zu %s",
+                                   i + 1, bad));
+        return 1;
+      }
+    }
+  }
+  for (size_t s = 0; s < req->nstmts; s++) {
+    const dorm__stmt *st = &req->stmts[s];
+    char why[160];
+    why[0] = 0;
+    if (params_encode(c, st, why, sizeof why)) {
+      if (s == 0) {
+        complete(c, req, dorm_result_error(DORM_ENOMEM, NULL));
+        return 1;
+      }
+      /* half a request is in libpq's buffer: only a new session undoes
+       * it (the server drops a segment that never got its Sync) */
+      return -1;
+    }
+    int n = (int)st->nparams;
+    dorm__pg_sce *e = cache_get(c, st->sql, st->len, c->ptypes, st->nparams);
+    if (e && (e->state == SCE_NEW || e->state == SCE_FAILED)) {
+      snprintf(e->name, sizeof e->name, "dorm_%lu", c->next_name++);
+      if (!PQsendPrepare(pg, e->name, e->sql, n, n ? e->types : NULL))
+        return -1;
+      if (!PQpipelineSync(pg)) return -1;
+      if (ring_push(c, DORM__PG_E_PREPARE, e) ||
+          ring_push(c, DORM__PG_E_SYNC, NULL))
+        return -1;
+      e->state = SCE_PENDING;
+    }
+    int ok;
+    if (e)
+      ok = PQsendQueryPrepared(pg, e->name, n, c->pval, c->plen, c->pfmt, 0);
+    else
+      ok = PQsendQueryParams(pg, st->sql, n, c->ptypes, c->pval, c->plen,
+                             c->pfmt, 0);
+    if (!ok || ring_push(c, DORM__PG_E_EXEC, e)) return -1;
+    /* transaction bookkeeping, by the statements the facade sends */
+    if (starts_kw(st->sql, st->len, "BEGIN") ||
+        starts_kw(st->sql, st->len, "START"))
+      c->tx_open = 1;
+    else if (starts_kw(st->sql, st->len, "COMMIT") ||
+             starts_kw(st->sql, st->len, "END") ||
+             starts_kw(st->sql, st->len, "ABORT") ||
+             (starts_kw(st->sql, st->len, "ROLLBACK") &&
+              !strstr(st->sql, " TO ")))
+      c->tx_open = 0;
+  }
+  if (!PQpipelineSync(pg)) return -1;
+  /* the SYNC entry marks the request's end; the request itself is on the
+   * fly list */
+  if (ring_push(c, DORM__PG_E_SYNC, (dorm__pg_sce *)req)) return -1;
+  req->next = NULL;
+  if (c->fly_tail)
+    c->fly_tail->next = req;
+  else
+    c->fly_head = req;
+  c->fly_tail = req;
+  c->nfly++;
+  return 0;
+}
+
+static dorm__req *wait_pop(dorm__pg_conn *c) {
+  dorm__req *r = c->wait_head;
+  if (!r) return NULL;
+  c->wait_head = r->next;
+  if (!c->wait_head) c->wait_tail = NULL;
+  r->next = NULL;
+  c->nwait--;
+  return r;
+}
+
+/* After a lost transaction: refuse its statements until it ends. */
+static int tx_broken_filter(dorm__pg_conn *c, dorm__req *r) {
+  const dorm__stmt *st = r->nstmts ? &r->stmts[0] : NULL;
+  if (!st) return 0;
+  if (starts_kw(st->sql, st->len, "ROLLBACK") && !strstr(st->sql, " TO ")) {
+    c->tx_open = 0;
+    /* the server rolled back when the connection went: nothing to do */
+    complete(c, r, dorm_result_count(0));
+    return 1;
+  }
+  if (starts_kw(st->sql, st->len, "BEGIN") ||
+      starts_kw(st->sql, st->len, "START")) {
+    c->tx_open = 0; /* a new transaction: send it */
+    return 0;
+  }
+  int ending = starts_kw(st->sql, st->len, "COMMIT") ||
+               starts_kw(st->sql, st->len, "END");
+  if (ending) c->tx_open = 0;
+  complete(c, r,
+           dorm_result_error(DORM_ECONN,
+                             "postgresql: the connection was lost during the "
+                             "transaction; it was rolled back"));
+  return 1;
+}
+
+/* Send what waits, if the connection can take it. */
+static void conn_dispatch(dorm__pg_conn *c) {
+  if (c->state != DORM__PG_READY || c->hold) return;
+  int sent = 0;
+  while (c->wait_head && c->nfly < PG_MAX_FLY && !c->hold) {
+    dorm__req *r = wait_pop(c);
+    if (c->tx_open < 0 && tx_broken_filter(c, r)) continue;
+    int rc = send_req(c, r);
+    if (rc < 0) {
+      /* put it back first: it was not sent, it runs after the reconnect */
+      r->next = c->wait_head;
+      c->wait_head = r;
+      if (!c->wait_tail) c->wait_tail = r;
+      c->nwait++;
+      char msg[300];
+      snprintf(msg, sizeof msg, "sending failed: %s", PQerrorMessage(c->pg));
+      conn_lost(c, msg);
+      return;
+    }
+    if (rc == 0) sent = 1;
+    if (c->state != DORM__PG_READY) return; /* a completion closed us */
+  }
+  if (sent) dorm__pg_pool_mark_dirty(c->pool, c);
+}
+
+/* ---- results ------------------------------------------------------------- */
+
+static dorm_result error_from_res(dorm__pg_conn *c, const PGresult *res) {
+  const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+  const char *prim = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+  const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+  if (!prim) {
+    set_error_text(c, PQresultErrorMessage(res));
+    prim = c->last_error[0] ? c->last_error : "unknown error";
+  }
+  dorm_result r = dorm__db_error(state, "postgresql: %s%s%s", prim,
+                                 detail ? " (" : "", detail ? detail : "");
+  if (detail && r.kind == DORM_RESULT_ERROR && r.u.error.message) {
+    size_t n = strlen(r.u.error.message);
+    if (n + 2 < DORM_ERROR_MSG_MAX) {
+      /* close the parenthesis dorm__db_error's format left open */
+      char *m = dorm__realloc(r.u.error.message, n + 2);
+      if (m) {
+        m[n] = ')';
+        m[n + 1] = 0;
+        r.u.error.message = m;
+      }
+    }
+  }
+  if (state && !strcmp(state, "25P02")) r.u.error.code = DORM_ETXABORTED;
+  if (state && !strcmp(state, "57014")) {
+    /* query_canceled: ours (the request was cancelled) or the server's
+     * statement_timeout */
+    if (prim && strstr(prim, "timeout")) r.u.error.code = DORM_ETIMEDOUT;
+  }
+  return r;
+}
+
+static dorm_type raw_type(Oid t) {
+  switch (t) {
+    case OID_BOOL: return DORM_T_BOOL;
+    case OID_INT2:
+    case OID_INT4:
+    case OID_INT8:
+    case OID_OID: return DORM_T_INT;
+    case OID_FLOAT4:
+    case OID_FLOAT8: return DORM_T_FLOAT;
+    case OID_NUMERIC: return DORM_T_DECIMAL;
+    case OID_BYTEA: return DORM_T_BYTES;
+    case OID_DATE: return DORM_T_DATE;
+    case OID_TIME: return DORM_T_TIME;
+    case OID_TIMESTAMP:
+    case OID_TIMESTAMPTZ: return DORM_T_DATETIME;
+    case OID_UUID: return DORM_T_UUID;
+    case OID_JSON:
+    case OID_JSONB: return DORM_T_JSON;
+    default: return DORM_T_TEXT;
+  }
+}
+
+/* Rows of a PGresult decoded by st's columns (or described from res for
+ * a raw statement), at most max_rows (> 0). */
+static dorm_result rows_from_res(const dorm__stmt *st, const PGresult *res,
+                                 int64_t max_rows) {
+  int nf = PQnfields(res);
+  dorm_rows *r = dorm__rows_new(st, st->columns ? 0 : (size_t)nf);
+  if (!r) return dorm_result_error(DORM_ENOMEM, NULL);
+  if (!st->columns) {
+    for (int i = 0; i < nf; i++)
+      if (dorm__rows_raw_column(r, (size_t)i, PQfname(res, i),
+                                raw_type(PQftype(res, i)))) {
+        dorm__rows_free(r);
+        return dorm_result_error(DORM_ENOMEM, NULL);
+      }
+  } else if (dorm__rows_width(r) != (size_t)nf) {
+    size_t w = dorm__rows_width(r);
+    dorm__rows_free(r);
+    return dorm_result_error(DORM_EDB,
+                             "postgresql: the statement returned %d columns, "
+                             "%zu expected",
+                             nf, w);
+  }
+  int nt = PQntuples(res);
+  if (max_rows > 0 && nt > max_rows) nt = (int)max_rows;
+  for (int row = 0; row < nt; row++) {
+    if (dorm__rows_add_row(r)) goto oom;
+    for (int col = 0; col < nf; col++) {
+      if (PQgetisnull(res, row, col)) continue;
+      int rc = dorm__rows_put_text(r, (size_t)col, PQgetvalue(res, row, col),
+                                   (size_t)PQgetlength(res, row, col));
+      if (rc == DORM_ENOMEM) goto oom;
+      if (rc) {
+        dorm_result e = dorm_result_error(DORM_ETYPE, "postgresql: %s",
+                                          dorm__rows_error(r));
+        dorm__rows_free(r);
+        return e;
+      }
+    }
+  }
+  if (dorm__rows_finish(r)) goto oom;
+  return dorm__rows_result(r);
+oom:
+  dorm__rows_free(r);
+  return dorm_result_error(DORM_ENOMEM, NULL);
+}
+
+static void head_fail(dorm__pg_conn *c, dorm_result err) {
+  if (c->cur_failed) {
+    dorm_result_free(&err);
+    return;
+  }
+  dorm_result_free(&c->cur);
+  c->cur = err;
+  c->cur_failed = 1;
+}
+
+/* A result of the head request's statement number c->cur_stmt. */
+static void on_exec_result(dorm__pg_conn *c, dorm__pg_sce *e, PGresult *res) {
+  dorm__req *req = c->fly_head;
+  if (!req || c->cur_stmt >= req->nstmts) return;
+  const dorm__stmt *st = &req->stmts[c->cur_stmt];
+  int last = c->cur_stmt + 1 == req->nstmts;
+  switch (PQresultStatus(res)) {
+    case PGRES_TUPLES_OK:
+      if (c->cur_failed) break;
+      if (st->returns_rows || (!st->columns && PQnfields(res) > 0)) {
+        if (req->flags & DORM__REQ_SUM_COUNTS) c->cur_sum += PQntuples(res);
+        if (last && !(req->flags & DORM__REQ_SUM_COUNTS)) {
+          dorm_result r = rows_from_res(st, res, req->max_rows);
+          if (r.kind == DORM_RESULT_ERROR) {
+            head_fail(c, r);
+          } else {
+            dorm_result_free(&c->cur);
+            c->cur = r;
+          }
+        }
+        break;
+      }
+      /* not rows: a count */
+      __attribute__((fallthrough));
+    case PGRES_COMMAND_OK:
+    case PGRES_EMPTY_QUERY: {
+      if (c->cur_failed) break;
+      const char *t = PQcmdTuples(res);
+      int64_t n = t && *t ? strtoll(t, NULL, 10) : 0;
+      c->cur_sum += n;
+      if (last) {
+        dorm_result_free(&c->cur);
+        c->cur = dorm_result_count(
+            (req->flags & DORM__REQ_SUM_COUNTS) ? c->cur_sum : n);
+      }
+      break;
+    }
+    case PGRES_PIPELINE_ABORTED:
+      /* an earlier statement of this request failed: its error stands */
+      head_fail(c, dorm_result_error(DORM_EDB, "postgresql: pipeline aborted"));
+      break;
+    case PGRES_FATAL_ERROR:
+    case PGRES_NONFATAL_ERROR:
+    default: {
+      const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+      if (e && state && !strcmp(state, "26000") && e->fail_msg) {
+        /* its prepare failed: that is the real error */
+        head_fail(c, dorm__db_error(e->fail_state, "%s", e->fail_msg));
+        if (c->cur.kind == DORM_RESULT_ERROR && !strcmp(e->fail_state, "25P02"))
+          c->cur.u.error.code = DORM_ETXABORTED;
+      } else if (PQresultStatus(res) == PGRES_COPY_IN ||
+                 PQresultStatus(res) == PGRES_COPY_OUT ||
+                 PQresultStatus(res) == PGRES_COPY_BOTH) {
+        head_fail(c, dorm_result_error(DORM_EUNSUPPORTED,
+                                       "postgresql: COPY is not supported"));
+      } else {
+        head_fail(c, error_from_res(c, res));
+      }
+      /* a statement that no longer exists on the server (DEALLOCATE,
+       * DISCARD) or whose plan went stale is prepared again next time */
+      if (e && state && (!strcmp(state, "26000") || !strcmp(state, "0A000")) &&
+          e->state == SCE_READY)
+        e->state = SCE_NEW;
+      break;
+    }
+  }
+}
+
+static void on_prepare_result(dorm__pg_conn *c, dorm__pg_sce *e,
+                              PGresult *res) {
+  ExecStatusType s = PQresultStatus(res);
+  if (s == PGRES_COMMAND_OK) {
+    e->state = SCE_READY;
+    return;
+  }
+  e->state = SCE_FAILED;
+  dorm_result r = error_from_res(c, res);
+  const char *st = dorm_result_sqlstate(&r);
+  snprintf(e->fail_state, sizeof e->fail_state, "%s", st);
+  dorm__free(e->fail_msg);
+  e->fail_msg = dorm__strdup(dorm_result_message(&r));
+  dorm_result_free(&r);
+}
+
+static void release_hold(dorm__pg_conn *c) {
+  if (c->hold && !c->cancel_running) {
+    c->hold = 0;
+    conn_dispatch(c);
+  }
+}
+
+/* The head request's Sync arrived: it is done. */
+static void finish_head(dorm__pg_conn *c) {
+  dorm__req *req = c->fly_head;
+  if (!req) return;
+  c->fly_head = req->next;
+  if (!c->fly_head) c->fly_tail = NULL;
+  c->nfly--;
+  req->next = NULL;
+  dorm_result r = c->cur;
+  if (r.kind == DORM_RESULT_NONE) {
+    r = dorm_result_count(0);
+  }
+  c->cur = dorm_result_none();
+  c->cur_failed = 0;
+  c->cur_stmt = 0;
+  c->cur_sum = 0;
+  int was_held = (rflags(req) & DORM__PG_R_CANCELLED) && c->hold;
+  complete(c, req, r);
+  if (was_held) release_hold(c);
+}
+
+/* Read every result that is ready.  Returns -1 if the connection broke. */
+static int read_results(dorm__pg_conn *c) {
+  PGconn *pg = c->pg;
+  while (c->pg == pg && c->ring_count > 0) {
+    if (PQisBusy(pg)) break;
+    PGresult *res = PQgetResult(pg);
+    dorm__pg_entry e = c->ring[c->ring_head];
+    if (e.kind == DORM__PG_E_SYNC) {
+      if (!res) {
+        if (PQstatus(pg) == CONNECTION_BAD) return -1;
+        continue; /* a stray NULL between entries */
+      }
+      ExecStatusType s = PQresultStatus(res);
+      if (s != PGRES_PIPELINE_SYNC) {
+        /* an error outside any statement (the server is terminating us) */
+        if (e.sce) head_fail(c, error_from_res(c, res));
+        PQclear(res);
+        if (PQstatus(pg) == CONNECTION_BAD) return -1;
+        continue;
+      }
+      PQclear(res);
+      ring_pop(c);
+      if (e.sce) finish_head(c); /* a request's Sync, not a prepare's */
+      continue;
+    }
+    if (!res) {
+      /* this entry's results are complete */
+      ring_pop(c);
+      if (e.kind == DORM__PG_E_EXEC) c->cur_stmt++;
+      continue;
+    }
+    if (e.kind == DORM__PG_E_PREPARE)
+      on_prepare_result(c, e.sce, res);
+    else
+      on_exec_result(c, e.sce, res);
+    PQclear(res);
+  }
+  if (c->pg == pg && PQstatus(pg) == CONNECTION_BAD) return -1;
+  return 0;
+}
+
+/* ---- the socket ---------------------------------------------------------- */
+
+static void conn_update_interest(dorm__pg_conn *c) {
+  if (!c->poll) return;
+  dorm_poll_set(c->poll, c->interest);
+}
+
+static void watch_fd(dorm__pg_conn *c) {
+  int fd = c->pg ? PQsocket(c->pg) : -1;
+  /* always re-point during connect: libpq may have closed the old socket
+   * and opened a new one with the same number */
+  if (dorm_poll_set_fd(c->poll, fd) == 0) {
+    c->fd = fd;
+  } else {
+    c->fd = -1;
+  }
+  conn_update_interest(c);
+}
+
+void dorm__pg_conn_flush(dorm__pg_conn *c) {
+  c->dirty = 0;
+  if (c->state != DORM__PG_READY || !c->pg) return;
+  conn_dispatch(c);
+  if (c->state != DORM__PG_READY) return;
+  int rc = PQflush(c->pg);
+  if (rc < 0) {
+    char msg[300];
+    snprintf(msg, sizeof msg, "sending failed: %s", PQerrorMessage(c->pg));
+    conn_lost(c, msg);
+    return;
+  }
+  c->interest = DORM_READABLE | (rc == 1 ? DORM_WRITABLE : 0);
+  conn_update_interest(c);
+}
+
+/* ---- connecting ---------------------------------------------------------- */
+
+static void fail_waiting(dorm__pg_conn *c, int code, const char *msg) {
+  dorm__req *r;
+  while ((r = wait_pop(c)))
+    complete(c, r, dorm_result_error(code, "postgresql: %s", msg));
+}
+
+/* An attempt failed: report it, fail what waits, back off. */
+static void attempt_failed(dorm__pg_conn *c, const char *why) {
+  set_error_text(c, why);
+  if (c->pg) {
+    dorm_poll_set_fd(c->poll, -1);
+    c->fd = -1;
+    PQfinish(c->pg);
+    c->pg = NULL;
+  }
+  dorm_timer_stop(c->timer);
+  c->state = DORM__PG_DOWN;
+  c->had_failure = 1;
+  if (c->backoff_ms < PG_BACKOFF_MIN_MS)
+    c->backoff_ms = PG_BACKOFF_MIN_MS;
+  else if (c->backoff_ms < PG_BACKOFF_MAX_MS)
+    c->backoff_ms *= 2;
+  if (c->backoff_ms > PG_BACKOFF_MAX_MS) c->backoff_ms = PG_BACKOFF_MAX_MS;
+  char msg[300];
+  snprintf(msg, sizeof msg, "%s", c->last_error);
+  dorm__pg_pool_conn_event(c->pool, c, msg);
+  if (c->pool->closing) return;
+  fail_waiting(c, DORM_ECONN, msg);
+  /* next attempt after the backoff, only if work arrives meanwhile */
+  c->state = DORM__PG_BACKOFF;
+  dorm_timer_start(c->timer, c->backoff_ms, 0);
+}
+
+static void connected(dorm__pg_conn *c) {
+  dorm_timer_stop(c->timer);
+  if (PQsetnonblocking(c->pg, 1) != 0 || PQenterPipelineMode(c->pg) != 1) {
+    attempt_failed(c, PQerrorMessage(c->pg));
+    return;
+  }
+  int reconnect = c->ever_ready;
+  c->state = DORM__PG_READY;
+  c->ever_ready = 1;
+  c->had_failure = 0;
+  c->backoff_ms = 0;
+  c->interest = DORM_READABLE;
+  watch_fd(c);
+  dorm__pg_pool_conn_event(c->pool, c, NULL);
+  if (c->is_listener) dorm__pg_listen_connected(c->pool, reconnect);
+  if (c->state == DORM__PG_READY && c->wait_head)
+    dorm__pg_pool_mark_dirty(c->pool, c);
+}
+
+static void connect_step(dorm__pg_conn *c) {
+  PostgresPollingStatusType st = PQconnectPoll(c->pg);
+  switch (st) {
+    case PGRES_POLLING_OK: connected(c); return;
+    case PGRES_POLLING_FAILED: attempt_failed(c, PQerrorMessage(c->pg)); return;
+    case PGRES_POLLING_READING: c->interest = DORM_READABLE; break;
+    default: c->interest = DORM_WRITABLE; break;
+  }
+  watch_fd(c);
+}
+
+static void conn_start(dorm__pg_conn *c) {
+  dorm__pg_pool *p = c->pool;
+  if (p->closing) return;
+  c->state = DORM__PG_CONNECTING;
+  c->pg = PQconnectStartParams(p->cfg.keys, p->cfg.vals, 0);
+  if (!c->pg) {
+    attempt_failed(c, "out of memory");
+    return;
+  }
+  if (PQstatus(c->pg) == CONNECTION_BAD) {
+    attempt_failed(c, PQerrorMessage(c->pg));
+    return;
+  }
+  if (p->cfg.connect_timeout_ms)
+    dorm_timer_start(c->timer, p->cfg.connect_timeout_ms, 0);
+  /* libpq: before the first PQconnectPoll, behave as if it asked to
+   * write */
+  c->interest = DORM_WRITABLE;
+  watch_fd(c);
+}
+
+static void timer_cb(dorm_timer *t, void *arg) {
+  dorm__pg_conn *c = arg;
+  (void)t;
+  c->pool->in_cb++;
+  if (c->state == DORM__PG_CONNECTING) {
+    char msg[200];
+    snprintf(msg, sizeof msg,
+             "connection timed out after %llu ms (connect_timeout)",
+             (unsigned long long)c->pool->cfg.connect_timeout_ms);
+    attempt_failed(c, msg);
+  } else if (c->state == DORM__PG_BACKOFF) {
+    c->state = DORM__PG_DOWN;
+    if (c->wait_head || c->is_listener) conn_start(c);
+  }
+  c->pool->in_cb--;
+  dorm__pg_pool_flush_dirty(c->pool);
+}
+
+/* ---- losing the connection ----------------------------------------------- */
+
+static void conn_lost(dorm__pg_conn *c, const char *why) {
+  char msg[300];
+  snprintf(msg, sizeof msg, "connection lost: %s", why);
+  set_error_text(c, msg);
+  snprintf(msg, sizeof msg, "%s", c->last_error);
+  /* libpq closes the socket on EOF: stop watching before the loop polls */
+  dorm_poll_set_fd(c->poll, -1);
+  c->fd = -1;
+  if (c->pg) {
+    PQfinish(c->pg);
+    c->pg = NULL;
+  }
+  c->state = DORM__PG_DOWN;
+  c->interest = 0;
+  /* what was in flight may or may not have run: fail it */
+  dorm__req *fly = c->fly_head;
+  c->fly_head = c->fly_tail = NULL;
+  c->nfly = 0;
+  c->ring_count = c->ring_head = 0;
+  dorm_result_free(&c->cur);
+  c->cur_failed = 0;
+  c->cur_stmt = 0;
+  c->cur_sum = 0;
+  cache_clear(c);
+  c->next_name = 0;
+  c->hold = 0;
+  if (c->tx_open) c->tx_open = -1; /* broken until the facade ends it */
+  int busy = fly != NULL || c->wait_head != NULL;
+  while (fly) {
+    dorm__req *next = fly->next;
+    fly->next = NULL;
+    dorm_result_free(&fly->result);
+    complete(c, fly, dorm_result_error(DORM_ECONN, "postgresql: %s", msg));
+    fly = next;
+  }
+  if (c->pool->closing || c->state != DORM__PG_DOWN) return;
+  /* reconnect at once: a connection killed while idle is replaced before
+   * the next query needs it */
+  (void)busy;
+  conn_start(c);
+}
+
+/* ---- the watcher --------------------------------------------------------- */
+
+static void poll_cb(dorm_poll *p, int status, int events, void *arg) {
+  dorm__pg_conn *c = arg;
+  (void)p;
+  c->pool->in_cb++;
+  if (status < 0) {
+    if (c->state == DORM__PG_CONNECTING)
+      attempt_failed(c, "socket error");
+    else if (c->state == DORM__PG_READY)
+      conn_lost(c, "socket error");
+  } else if (c->state == DORM__PG_CONNECTING) {
+    connect_step(c);
+  } else if (c->state == DORM__PG_READY) {
+    if (events & DORM_READABLE) {
+      if (!PQconsumeInput(c->pg)) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "%s", PQerrorMessage(c->pg));
+        conn_lost(c, msg);
+      } else {
+        if (c->is_listener) dorm__pg_listen_drain(c->pool, c->pg);
+        if (c->state == DORM__PG_READY && read_results(c) < 0) {
+          char msg[300];
+          snprintf(msg, sizeof msg, "%s",
+                   c->pg ? PQerrorMessage(c->pg) : "closed");
+          conn_lost(c, msg);
+        }
+      }
+    }
+    if (c->state == DORM__PG_READY && (events & DORM_WRITABLE))
+      dorm__pg_pool_mark_dirty(c->pool, c);
+  }
+  c->pool->in_cb--;
+  /* the end-of-turn flush for whatever the callbacks above submitted */
+  dorm__pg_pool_flush_dirty(c->pool);
+}
+
+/* ---- the cancel job ------------------------------------------------------ */
+
+typedef struct cancel_job {
+  PGcancel *pc;
+  dorm__pg_conn *c;
+  char err[256];
+} cancel_job;
+
+/* Worker thread: PQcancel blocks until the postmaster has taken the
+ * request (it opens its own connection). */
+static dorm_result cancel_work(void *arg) {
+  cancel_job *j = arg;
+  if (!PQcancel(j->pc, j->err, sizeof j->err))
+    return dorm_result_error(DORM_ECONN, "%s", j->err);
+  return dorm_result_none();
+}
+
+static dorm_result cancel_done(dorm_result *res, void *arg) {
+  cancel_job *j = arg;
+  dorm__pg_conn *c = j->c;
+  (void)res;
+  PQfreeCancel(j->pc);
+  dorm__free(j);
+  c->cancel_running = 0;
+  dorm__pg_pool_job(c->pool, -1);
+  if (!c->pool->closing) {
+    c->pool->in_cb++;
+    /* the server has the cancel; hold until the request answered */
+    int answered = 1;
+    for (dorm__req *r = c->fly_head; r; r = r->next)
+      if (rflags(r) & DORM__PG_R_CANCELLED) answered = 0;
+    if (answered) release_hold(c);
+    c->pool->in_cb--;
+    dorm__pg_pool_flush_dirty(c->pool);
+  }
+  return dorm_result_none();
+}
+
+void dorm__pg_conn_cancel(dorm__pg_conn *c, dorm__req *req) {
+  /* still waiting: take it out, it never reaches the server */
+  dorm__req *prev = NULL;
+  for (dorm__req *r = c->wait_head; r; prev = r, r = r->next) {
+    if (r != req) continue;
+    if (prev)
+      prev->next = r->next;
+    else
+      c->wait_head = r->next;
+    if (c->wait_tail == r) c->wait_tail = prev;
+    c->nwait--;
+    r->next = NULL;
+    rflag_set(r, DORM__PG_R_CANCELLED);
+    dorm__pg_pool_complete_later(c->pool, r,
+                                 dorm_result_error(DORM_ECANCELED, NULL));
+    return;
+  }
+  int found = 0;
+  for (dorm__req *r = c->fly_head; r; r = r->next)
+    if (r == req) found = 1;
+  if (!found) return;
+  rflag_set(req, DORM__PG_R_CANCELLED);
+  /* Interrupt the server only when this is the one request on the wire
+   * and it is still running: a cancel reaches whatever the backend runs
+   * when it arrives, so with neighbours in the pipeline it could hit
+   * one of them.  Otherwise the request runs and its result is dropped. */
+  if (req != c->fly_head || c->nfly != 1 || c->cancel_running ||
+      c->state != DORM__PG_READY || c->cur_stmt >= req->nstmts)
+    return;
+  cancel_job *j = dorm__calloc(1, sizeof *j);
+  if (!j) return;
+  j->pc = PQgetCancel(c->pg);
+  j->c = c;
+  if (!j->pc) {
+    dorm__free(j);
+    return;
+  }
+  dorm_deferred *d = dorm_run_in_thread(c->pool->loop, cancel_work, j);
+  if (!d) {
+    PQfreeCancel(j->pc);
+    dorm__free(j);
+    return;
+  }
+  c->cancel_running = 1;
+  c->hold = 1; /* nothing new on this connection until the server answered */
+  dorm__pg_pool_job(c->pool, +1);
+  if (dorm_deferred_add_both(d, cancel_done, j)) {
+    /* cannot happen with the first step; keep the books straight */
+    c->cancel_running = 0;
+    c->hold = 0;
+    dorm__pg_pool_job(c->pool, -1);
+  }
+}
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+dorm__pg_conn *dorm__pg_conn_new(dorm__pg_pool *pool, size_t index) {
+  dorm__pg_conn *c = dorm__calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->pool = pool;
+  c->index = index;
+  c->fd = -1;
+  dorm__buf_init(&c->scratch);
+  c->poll = dorm_poll_new(pool->loop, -1, poll_cb, c);
+  c->timer = dorm_timer_new(pool->loop, timer_cb, c);
+  if (!c->poll || !c->timer) {
+    if (c->poll) dorm_poll_close(c->poll);
+    if (c->timer) dorm_timer_close(c->timer);
+    dorm__free(c);
+    return NULL;
+  }
+  return c;
+}
+
+void dorm__pg_conn_kick(dorm__pg_conn *c) {
+  if (c->state == DORM__PG_DOWN) conn_start(c);
+}
+
+void dorm__pg_conn_submit(dorm__pg_conn *c, dorm__req *req) {
+  req->next = NULL;
+  req->backend_data = (void *)(rflags(req) & DORM__PG_R_INTERNAL);
+  if (c->wait_tail)
+    c->wait_tail->next = req;
+  else
+    c->wait_head = req;
+  c->wait_tail = req;
+  c->nwait++;
+  switch (c->state) {
+    case DORM__PG_READY: dorm__pg_pool_mark_dirty(c->pool, c); break;
+    case DORM__PG_DOWN: conn_start(c); break;
+    default: break; /* sent when connected / after the backoff */
+  }
+}
+
+size_t dorm__pg_conn_load(const dorm__pg_conn *c) { return c->nwait + c->nfly; }
+
+void dorm__pg_conn_destroy(dorm__pg_conn *c) {
+  /* every request gets DORM_ECLOSED; the facade has failed their
+   * deferreds already */
+  dorm__req *r;
+  while ((r = wait_pop(c)))
+    complete(c, r, dorm_result_error(DORM_ECLOSED, NULL));
+  while ((r = c->fly_head)) {
+    c->fly_head = r->next;
+    r->next = NULL;
+    dorm_result_free(&r->result);
+    complete(c, r, dorm_result_error(DORM_ECLOSED, NULL));
+  }
+  c->fly_tail = NULL;
+  dorm_result_free(&c->cur);
+  if (c->poll) dorm_poll_close(c->poll);
+  if (c->timer) dorm_timer_close(c->timer);
+  /* PQfinish sends Terminate without waiting (non-blocking socket); the
+   * server rolls back an open transaction when the session ends */
+  if (c->pg) PQfinish(c->pg);
+  cache_clear(c);
+  dorm__free(c->cache);
+  dorm__free(c->ring);
+  dorm__buf_free(&c->scratch);
+  dorm__free(c->poff);
+  dorm__free((void *)c->pval);
+  dorm__free(c->plen);
+  dorm__free(c->pfmt);
+  dorm__free(c->ptypes);
+  dorm__free(c);
+}

@@ -1,0 +1,235 @@
+/* backends/pg_int.h — private structures of the PostgreSQL backend
+ * (pg.c: the pool and the backend table; pg_conn.c: one connection;
+ * pg_listen.c: LISTEN/NOTIFY).
+ *
+ * A pool owns N connections ("slots" for the facade) and, once dorm_listen
+ * is used, one more connection for notifications.  Every connection runs
+ * libpq in non-blocking pipeline mode on the loop: a request's statements
+ * are appended to libpq's output buffer when the request is dispatched,
+ * each followed by a Sync so an error aborts only that request, and the
+ * buffer is flushed once per loop turn (or when a read made room).  What
+ * was sent is remembered as a FIFO of pipeline entries (prepare, execute,
+ * sync) so every result libpq hands back is matched to the statement that
+ * produced it.
+ *
+ * The pool can be used without the facade (tests/test_pg.c does): the
+ * pool reports "connected" and "closed" through the callbacks given to
+ * dorm__pg_pool_open, which the backend table points at the facade.
+ *
+ * Everything here runs on the loop thread, except the cancel job (a
+ * PGcancel and nothing else crosses to a worker thread).
+ */
+#ifndef DORM_PG_INT_H
+#define DORM_PG_INT_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backends/backend_int.h"
+#include "base/base_int.h"
+
+typedef struct dorm__pg_pool dorm__pg_pool;
+typedef struct dorm__pg_conn dorm__pg_conn;
+typedef struct dorm__pg_listener dorm__pg_listener;
+
+/* ---- configuration (pg.c) ------------------------------------------------ */
+
+typedef struct dorm__pg_config {
+  /* NULL-terminated keyword / value arrays for PQconnectStartParams: the
+   * user's options as PQconninfoParse read them, plus ours
+   * (client_encoding, TimeZone, fallback_application_name).  Owned. */
+  const char **keys;
+  const char **vals;
+  size_t nkeys;
+  uint64_t connect_timeout_ms; /* our own: libpq ignores it when polling */
+  int pool_size;
+} dorm__pg_config;
+
+/* Parse url (postgresql:// or postgres:// URI, or a keyword string) and
+ * opts into cfg.  dorm's own URI parameter pool_size is taken out before
+ * libpq sees the URI.  0, or DORM_EURL / DORM_ENOMEM with err filled. */
+int dorm__pg_config_parse(const char *url, const dorm_db_options *opts,
+                          dorm__pg_config *cfg, dorm_error *err);
+void dorm__pg_config_free(dorm__pg_config *cfg);
+
+/* ---- one connection (pg_conn.c) ------------------------------------------ */
+
+typedef enum dorm__pg_state {
+  DORM__PG_DOWN = 0,   /* no connection; one starts when work arrives */
+  DORM__PG_CONNECTING, /* PQconnectPoll running */
+  DORM__PG_READY,      /* pipeline mode, requests flow */
+  DORM__PG_BACKOFF,    /* waiting before the next attempt */
+  DORM__PG_CLOSED      /* pool closing: nothing more */
+} dorm__pg_state;
+
+/* What was sent, in order.  Results come back in this order. */
+typedef enum dorm__pg_entry_kind {
+  DORM__PG_E_PREPARE, /* PQsendPrepare of a cached statement */
+  DORM__PG_E_EXEC,    /* one statement of the head request */
+  DORM__PG_E_SYNC     /* the head request's end */
+} dorm__pg_entry_kind;
+
+typedef struct dorm__pg_stmt_cache_entry dorm__pg_sce;
+
+typedef struct dorm__pg_entry {
+  dorm__pg_entry_kind kind;
+  dorm__pg_sce *sce; /* PREPARE: the statement being prepared */
+} dorm__pg_entry;
+
+/* Per-request flags kept in req->backend_data (no allocation per query). */
+enum dorm__pg_req_flags {
+  DORM__PG_R_CANCELLED = 1u, /* give DORM_ECANCELED whatever comes back */
+  DORM__PG_R_INTERNAL = 2u   /* the backend's own (LISTEN): not counted */
+};
+
+struct dorm__pg_conn {
+  dorm__pg_pool *pool;
+  size_t index; /* slot number; the listener is pool->nconns */
+  dorm__pg_state state;
+  PGconn *pg;
+  dorm_poll *poll;
+  int fd;            /* the socket poll watches (-1 none) */
+  int interest;      /* DORM_READABLE / DORM_WRITABLE asked of poll */
+  dorm_timer *timer; /* connect timeout, or backoff */
+  uint64_t backoff_ms;
+  int ever_ready;  /* reached READY at least once */
+  int had_failure; /* the last attempt failed: fail queued work at once */
+  char last_error[256];
+
+  /* requests not sent yet, in order (linked through req->next) */
+  dorm__req *wait_head, *wait_tail;
+  size_t nwait;
+  /* requests sent, in order; the head is the one results belong to */
+  dorm__req *fly_head, *fly_tail;
+  size_t nfly;
+  /* pipeline entries, a ring */
+  dorm__pg_entry *ring;
+  size_t ring_cap, ring_head, ring_count;
+
+  /* the head request's progress */
+  size_t cur_stmt;      /* statements of the head finished */
+  dorm_result cur;      /* its result so far (NONE, rows, count, error) */
+  int64_t cur_sum;      /* DORM__REQ_SUM_COUNTS */
+  int cur_failed;       /* cur holds an error */
+  int cur_done_reading; /* every EXEC of the head has been read */
+
+  /* prepared statements of this connection, by SQL text + parameter types */
+  dorm__pg_sce **cache;
+  size_t cache_cap, cache_count;
+  unsigned long next_name;
+
+  /* scratch for parameters (reused; grows to the largest statement) */
+  dorm__buf scratch;
+  size_t *poff;
+  const char **pval;
+  int *plen, *pfmt;
+  Oid *ptypes;
+  size_t pcap;
+
+  /* cancel: a PQcancel job is running on a worker thread; hold: nothing
+   * new is sent until the cancelled request has its answer */
+  int cancel_running;
+  int hold;
+  int tx_open; /* a transaction is open (BEGIN seen at the last sync) */
+
+  int dirty; /* output waiting for the end-of-turn flush */
+  dorm__pg_conn *dirty_next;
+  int counted_fail; /* its first failure was counted for readiness */
+  int is_listener;
+};
+
+dorm__pg_conn *dorm__pg_conn_new(dorm__pg_pool *pool, size_t index);
+/* Queue req (the pool's submit); dispatched now or when connected. */
+void dorm__pg_conn_submit(dorm__pg_conn *c, dorm__req *req);
+/* Cancel req if it is queued or in flight on c (the facade's canceller).
+ * A queued request completes with DORM_ECANCELED on the next turn; one in
+ * flight completes with DORM_ECANCELED when the server has answered, and
+ * if it is the only request in flight the server is asked to stop it. */
+void dorm__pg_conn_cancel(dorm__pg_conn *c, dorm__req *req);
+/* Start connecting if down (used at open). */
+void dorm__pg_conn_kick(dorm__pg_conn *c);
+/* Flush libpq's output (the end-of-turn flush). */
+void dorm__pg_conn_flush(dorm__pg_conn *c);
+/* Closing: fail everything with DORM_ECLOSED (through the pool's
+ * completion queue), PQfinish, close the watcher and timer.  Frees c. */
+void dorm__pg_conn_destroy(dorm__pg_conn *c);
+/* Requests waiting or in flight. */
+size_t dorm__pg_conn_load(const dorm__pg_conn *c);
+
+/* ---- the pool (pg.c) ----------------------------------------------------- */
+
+typedef void (*dorm__pg_ready_fn)(void *arg, const dorm_error *err);
+typedef void (*dorm__pg_closed_fn)(void *arg);
+
+struct dorm__pg_pool {
+  dorm_loop *loop;
+  dorm__pg_config cfg;
+  dorm__pg_ready_fn on_ready;
+  dorm__pg_closed_fn on_closed;
+  void *cb_arg;
+  dorm_db *db; /* the facade's handle (NULL when used directly) */
+
+  dorm__pg_conn **conns;
+  size_t nconns;
+  int ready_reported;
+  size_t first_failures;
+
+  /* completions that must not run inside the call that caused them
+   * (a cancel, close) run from `tick` on the next turn */
+  dorm__req *done_head, *done_tail;
+  dorm_timer *tick;
+  int tick_armed;
+  dorm__pg_conn *dirty_head; /* connections with output to flush */
+
+  int in_cb;     /* inside one of our loop callbacks: done may run now */
+  int no_direct; /* inside submit / cancel: done must wait a turn */
+  int closing;
+  int close_step; /* teardown has run */
+  size_t jobs;    /* cancel jobs on worker threads */
+
+  dorm__pg_listener *listener; /* pg_listen.c, NULL until used */
+  size_t rr;                   /* round robin for dorm__pg_pool_pick */
+};
+
+/* Open a pool (never blocks).  on_ready runs once, on a later turn: err
+ * NULL when the first connection is up, else why none could be made.
+ * on_closed runs after dorm__pg_pool_close once everything is released
+ * (pool freed).  0, or an error code with err filled. */
+int dorm__pg_pool_open(dorm_loop *loop, const char *url,
+                       const dorm_db_options *opts, dorm__pg_ready_fn on_ready,
+                       dorm__pg_closed_fn on_closed, void *cb_arg,
+                       dorm__pg_pool **out, dorm_error *err);
+void dorm__pg_pool_submit(dorm__pg_pool *p, size_t conn, dorm__req *req);
+void dorm__pg_pool_cancel(dorm__pg_pool *p, size_t conn, dorm__req *req);
+/* The least loaded slot (ties: round robin). */
+size_t dorm__pg_pool_pick(dorm__pg_pool *p);
+void dorm__pg_pool_close(dorm__pg_pool *p);
+
+/* The pool behind a facade handle (NULL: not a PostgreSQL database). */
+dorm__pg_pool *dorm__pg_pool_of(dorm_db *db);
+
+/* Called by connections. */
+/* Complete req with res on the next turn (not now). */
+void dorm__pg_pool_complete_later(dorm__pg_pool *p, dorm__req *req,
+                                  dorm_result res);
+/* c has output for the end-of-turn flush. */
+void dorm__pg_pool_mark_dirty(dorm__pg_pool *p, dorm__pg_conn *c);
+/* Flush every dirty connection now (end of an I/O callback). */
+void dorm__pg_pool_flush_dirty(dorm__pg_pool *p);
+/* A connection attempt ended (err NULL: up). */
+void dorm__pg_pool_conn_event(dorm__pg_pool *p, dorm__pg_conn *c,
+                              const char *err);
+/* A cancel job started / ended. */
+void dorm__pg_pool_job(dorm__pg_pool *p, int delta);
+
+/* ---- LISTEN / NOTIFY (pg_listen.c) --------------------------------------- */
+
+/* The listener connection (re)connected: LISTEN again, tell of the gap. */
+void dorm__pg_listen_connected(dorm__pg_pool *p, int reconnect);
+/* Deliver what PQnotifies has for the listener connection. */
+void dorm__pg_listen_drain(dorm__pg_pool *p, PGconn *pg);
+/* Pool closing: drop subscriptions (no callback runs afterwards). */
+void dorm__pg_listen_free(dorm__pg_pool *p);
+
+#endif /* DORM_PG_INT_H */
