@@ -15,6 +15,7 @@
  * when its server is not configured).  A backend that is not compiled in
  * (dorm_db_open says DORM_EUNSUPPORTED) is skipped with a message.
  */
+#include <libpq-fe.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -51,7 +52,24 @@ static int memory_url(char *buf, size_t cap) {
 static int pg_url(char *buf, size_t cap) {
   const char *c = dorm_test_pg_conninfo();
   if (!c) return -1;
-  snprintf(buf, cap, "%s", c);
+  /* a fresh schema per test, first on the search_path (blocking libpq is
+   * fine in a test's set-up) */
+  static int n;
+  char schema[64], sql[128];
+  snprintf(schema, sizeof schema, "t_%d_%d", (int)getpid(), ++n);
+  PGconn *pg = PQconnectdb(c);
+  if (PQstatus(pg) != CONNECTION_OK) {
+    fprintf(stderr, "pg_url: %s", PQerrorMessage(pg));
+    PQfinish(pg);
+    return -1;
+  }
+  snprintf(sql, sizeof sql, "CREATE SCHEMA %s", schema);
+  PGresult *r = PQexec(pg, sql);
+  int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+  PQclear(r);
+  PQfinish(pg);
+  if (!ok) return -1;
+  snprintf(buf, cap, "%s options='-csearch_path=%s'", c, schema);
   return 0;
 }
 
