@@ -286,8 +286,10 @@ static void test_filter(void **state) {
   dorm_filter(q, "age__gt", dorm_int(100));
   expect_names(q, "");
 
-  /* first() */
+  /* first(); NULLs sort first on PostgreSQL and last on SQLite in a
+   * descending order, so leave them out */
   q = dorm_select(Author);
+  dorm_filter(q, "age__isnull", dorm_bool(0));
   dorm_order_by(q, "-age");
   dorm_result r = t_ok(dorm_async_first(DB, q));
   assert_string_equal(dorm_row_text(r.u.row.row, "name"), "Cid");
