@@ -23,10 +23,9 @@
  * call.  Ops are recycled with their compile buffers (a free list), so a
  * steady stream of queries does few allocations.
  *
- * Reaching into query internals (query/query_int.h): count, exists, get and
- * first compile a user's query with one clause changed and put it back;
- * bulk_create compiles a many-row INSERT in chunks by windowing its row
- * list.  Both restore the query before returning.
+ * count, exists, get and first compile the user's query with one clause
+ * changed, and bulk_create compiles a many-row INSERT in chunks, through
+ * dorm_compile_ex: the query itself is never changed.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,7 +34,6 @@
 
 #include "backends/backend_int.h"
 #include "base/base_int.h"
-#include "query/query_int.h"
 
 /* Backends compiled in; a new one adds a line here. */
 static const dorm__backend *const backends[] = {
@@ -678,30 +676,16 @@ static int check_select_q(op *o, const dorm_query *q, const char *what,
   return 0;
 }
 
-/* Compile q with a LIMIT (composed with its slice) and optionally an
- * ordering by pk, then put q back as it was. */
-static int compile_limited(op *o, dorm_query *q, int64_t limit, int order_pk,
-                           dorm_error *err) {
-  int64_t lo = q->lo, hi = q->hi;
-  int sliced = q->sliced;
-  order_item *order = q->order, *order_tail = q->order_tail;
-  int order_set = q->order_set, order_default = q->order_default;
-  int rc = 0;
-  if (!q->has_err) {
-    dorm_slice(q, 0, limit);
-    if (order_pk && !q->order && !q->aggregate && !q->model->nordering)
-      dorm_order_by(q, "pk");
-  }
-  rc = dorm_compile(q, o->db->root->be->dialect, &o->sql, err);
-  q->lo = lo;
-  q->hi = hi;
-  q->sliced = sliced;
-  q->order = order;
-  q->order_tail = order_tail;
-  if (order_tail) order_tail->next = NULL;
-  q->order_set = order_set;
-  q->order_default = order_default;
-  return rc;
+/* Compile q with a LIMIT (composed with its slice) and, for first(), an
+ * ordering by pk when it has none; q itself is not changed. */
+static int compile_limited(op *o, const dorm_query *q, int64_t limit,
+                           int order_pk, dorm_error *err) {
+  dorm_compile_opts opts;
+  memset(&opts, 0, sizeof opts);
+  opts.limit = limit;
+  if (order_pk && !dorm_query_model(q)->nordering)
+    opts.flags |= DORM_COMPILE_ORDER_PK;
+  return dorm_compile_ex(q, o->db->root->be->dialect, &opts, &o->sql, err);
 }
 
 static dorm_deferred *get_like(dorm_db *db, dorm_query *q, int kind) {
@@ -743,14 +727,10 @@ static dorm_deferred *count_like(dorm_db *db, dorm_query *q, int kind) {
   }
   if (check_select_q(o, q, kind == OP_COUNT ? "count" : "exists", &err))
     return op_fail_err(o, &err);
-  int was_count = q->count, was_exists = q->exists;
-  if (kind == OP_COUNT)
-    q->count = 1;
-  else
-    q->exists = 1;
-  int rc = dorm_compile(q, o->db->root->be->dialect, &o->sql, &err);
-  q->count = was_count;
-  q->exists = was_exists;
+  dorm_compile_opts opts;
+  memset(&opts, 0, sizeof opts);
+  opts.flags = kind == OP_COUNT ? DORM_COMPILE_COUNT : DORM_COMPILE_EXISTS;
+  int rc = dorm_compile_ex(q, o->db->root->be->dialect, &opts, &o->sql, &err);
   if (rc) return op_fail_err(o, &err);
   o->model_name = dorm_query_model(q)->name;
   op_stmt_from_sql(o);
@@ -1339,27 +1319,19 @@ static dorm_deferred *bulk_body(dorm_db *tx, void *arg) {
   return d;
 }
 
-static int bulk_compile(dorm_query *q, dorm_dialect dl, size_t max_params,
+static int bulk_compile(const dorm_query *q, dorm_dialect dl, size_t max_params,
                         bulk *b, dorm_error *err) {
-  insert_row *rows = q->rows, *rows_tail = q->rows_tail;
-  size_t nrows = q->nrows;
-  field_item *ret = q->returning, *ret_tail = q->returning_tail;
-  int ret_all = q->returning_all;
-  int rc = 0;
   /* the inserted rows are not read back: RETURNING only the key keeps
    * the statement cheap */
-  if (!q->returning && !q->returning_all) dorm_returning(q, q->model->pk->name);
+  dorm_compile_opts opts;
+  memset(&opts, 0, sizeof opts);
+  opts.flags = DORM_COMPILE_RETURN_PK;
+  size_t nrows = dorm_query_row_count(q);
   /* parameters per row: compile the first row alone */
   dorm_sql one;
   dorm_sql_init(&one);
-  insert_row *after = rows ? rows->next : NULL;
-  if (rows) {
-    rows->next = NULL;
-    q->rows_tail = rows;
-    q->nrows = 1;
-  }
-  rc = dorm_compile(q, dl, &one, err);
-  if (rows) rows->next = after;
+  opts.row_count = 1;
+  int rc = dorm_compile_ex(q, dl, &opts, &one, err);
   size_t per = one.nparams ? one.nparams : 1;
   dorm_sql_free(&one);
   size_t chunk = max_params / per;
@@ -1372,21 +1344,12 @@ static int bulk_compile(dorm_query *q, dorm_dialect dl, size_t max_params,
     if (!b->chunks || !b->stmts)
       rc = dorm_error_set(err, DORM_ENOMEM, "out of memory");
   }
-  insert_row *r = rows;
   for (size_t c = 0; !rc && c < nchunks; c++) {
-    insert_row *first = r, *last = r;
-    size_t k = 1;
-    while (k < chunk && last->next) last = last->next, k++;
-    insert_row *next = last->next;
-    last->next = NULL;
-    q->rows = first;
-    q->rows_tail = last;
-    q->nrows = k;
+    opts.row_first = c * chunk;
+    opts.row_count = chunk;
     dorm_sql_init(&b->chunks[c]);
     b->n = c + 1;
-    rc = dorm_compile(q, dl, &b->chunks[c], err);
-    last->next = next;
-    r = next;
+    rc = dorm_compile_ex(q, dl, &opts, &b->chunks[c], err);
     dorm__stmt *st = &b->stmts[c];
     st->sql = b->chunks[c].text;
     st->len = b->chunks[c].len;
@@ -1396,13 +1359,6 @@ static int bulk_compile(dorm_query *q, dorm_dialect dl, size_t max_params,
     st->ncolumns = b->chunks[c].ncolumns;
     st->returns_rows = 0;
   }
-  q->rows = rows;
-  q->rows_tail = rows_tail;
-  q->nrows = nrows;
-  q->returning = ret;
-  q->returning_tail = ret_tail;
-  if (ret_tail) ret_tail->next = NULL;
-  q->returning_all = ret_all;
   return rc;
 }
 
@@ -1415,7 +1371,7 @@ dorm_deferred *dorm_async_bulk_create(dorm_db *db, dorm_query *q) {
   int rc = 0;
   if (!q || dorm_query_kind_of(q) != DORM_QUERY_INSERT)
     rc = dorm_error_set(&err, DORM_EINVAL, "bulk_create: not an INSERT query");
-  else if (q->has_err)
+  else if (dorm_query_error(q, NULL))
     rc = dorm_query_error(q, &err);
   else
     rc = bulk_compile(q, db->root->be->dialect, db->root->be->max_params, b,

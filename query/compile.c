@@ -7,6 +7,7 @@
  * Django's join promotion), then the writing pass emits the statement in
  * order, so parameters are numbered in text order on both dialects.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -708,6 +709,58 @@ int dorm__compile_select(cctx *c) {
 }
 
 /* ---- entry point -------------------------------------------------------- */
+
+size_t dorm_query_row_count(const dorm_query *q) {
+  return q->kind != DORM_QUERY_INSERT ? 0 : q->nrows ? q->nrows : 1;
+}
+
+int dorm_compile_ex(const dorm_query *q, dorm_dialect dialect,
+                    const dorm_compile_opts *opts, dorm_sql *out,
+                    dorm_error *err) {
+  if (!opts || !q || q->has_err) return dorm_compile(q, dialect, out, err);
+  /* a view of q: its state copied (not the arena, which the view's
+   * pointers still reach in q), then changed as asked */
+  dorm_query view;
+  memcpy(&view, q, offsetof(dorm_query, inline_buf));
+  order_item by_pk;
+  field_item ret_pk;
+  if (opts->flags & DORM_COMPILE_COUNT) view.count = 1;
+  if (opts->flags & DORM_COMPILE_EXISTS) view.exists = 1;
+  if (opts->limit > 0) {
+    int64_t hi = view.lo + opts->limit;
+    if (view.sliced && view.hi >= 0 && view.hi < hi) hi = view.hi;
+    view.hi = hi;
+    view.sliced = 1;
+  }
+  if ((opts->flags & DORM_COMPILE_ORDER_PK) && !view.order && !view.aggregate &&
+      view.kind == DORM_QUERY_SELECT) {
+    memset(&by_pk, 0, sizeof by_pk);
+    by_pk.path.field = q->model->pk;
+    by_pk.path.model = q->model;
+    by_pk.path.text = q->model->pk->name;
+    view.order = view.order_tail = &by_pk;
+  }
+  if ((opts->flags & DORM_COMPILE_RETURN_PK) && !view.returning &&
+      !view.returning_all && view.kind == DORM_QUERY_INSERT) {
+    ret_pk.field = q->model->pk;
+    ret_pk.next = NULL;
+    view.returning = view.returning_tail = &ret_pk;
+  }
+  if (view.kind == DORM_QUERY_INSERT && (opts->row_first || opts->row_count)) {
+    size_t total = dorm_query_row_count(q);
+    if (opts->row_first >= total)
+      return dorm_error_set(err, DORM_ERANGE,
+                            "model '%s': insert rows from %zu of %zu",
+                            q->model->name, opts->row_first, total);
+    insert_row *r = view.rows;
+    for (size_t i = 0; r && i < opts->row_first; i++) r = r->next;
+    size_t left = total - opts->row_first;
+    view.rows = r;
+    view.nrows =
+        opts->row_count && opts->row_count < left ? opts->row_count : left;
+  }
+  return dorm_compile(&view, dialect, out, err);
+}
 
 int dorm_compile(const dorm_query *q, dorm_dialect dialect, dorm_sql *out,
                  dorm_error *err) {

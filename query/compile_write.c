@@ -88,7 +88,10 @@ static int compile_insert(cctx *c) {
   }
   /* every row sets the same fields */
   size_t r_index = 0;
-  for (const insert_row *r = q->rows; r; r = r->next, r_index++) {
+  /* q->nrows bounds the walk: a compile window (dorm_compile_ex) may
+   * start in the middle of the row list */
+  for (const insert_row *r = q->rows; r && r_index < q->nrows;
+       r = r->next, r_index++) {
     size_t explicit_n = 0;
     for (size_t k = 0; k < ncols; k++) {
       const set_item *s = row_value(r, cols[k]);

@@ -746,6 +746,65 @@ static void test_relation_lookups(void **state) {
   dorm_query_free(q);
 }
 
+/* dorm_compile_ex: variations of one query without changing it */
+static void test_compile_ex(void **state) {
+  (void)state;
+  dorm_query *q = dorm_select(Tag);
+  dorm_filter(q, "name__startswith", dorm_str("a"));
+  dorm_slice(q, 5, 7);
+  dorm_sql out;
+  dorm_sql_init(&out);
+  dorm_compile_opts o;
+  memset(&o, 0, sizeof o);
+  o.flags = DORM_COMPILE_COUNT;
+  assert_int_equal(dorm_compile_ex(q, DORM_DIALECT_POSTGRES, &o, &out, NULL),
+                   0);
+  assert_string_equal(out.text,
+                      "SELECT COUNT(*) FROM (SELECT \"tag\".\"id\", "
+                      "\"tag\".\"name\" FROM \"tag\" WHERE \"tag\".\"name\" "
+                      "LIKE $1 LIMIT $2 OFFSET $3) \"subquery\"");
+  o.flags = DORM_COMPILE_ORDER_PK;
+  o.limit = 1; /* first(): within the slice [5:7] */
+  assert_int_equal(dorm_compile_ex(q, DORM_DIALECT_SQLITE, &o, &out, NULL), 0);
+  assert_string_equal(out.text,
+                      "SELECT \"tag\".\"id\", \"tag\".\"name\" FROM \"tag\" "
+                      "WHERE \"tag\".\"name\" GLOB ? ORDER BY \"tag\".\"id\" "
+                      "ASC LIMIT ? OFFSET ?");
+  assert_int_equal(out.params[1].u.i, 1);
+  assert_int_equal(out.params[2].u.i, 5);
+  /* the query itself is unchanged */
+  expect(q, DORM_DIALECT_POSTGRES,
+         "SELECT \"tag\".\"id\", \"tag\".\"name\" FROM \"tag\" WHERE "
+         "\"tag\".\"name\" LIKE $1 LIMIT $2 OFFSET $3",
+         "'a%', 2, 5");
+  dorm_query_free(q);
+
+  /* a window of a bulk insert, returning only the key */
+  q = dorm_insert(Tag);
+  const char *names[] = {"a", "b", "c", "d", "e"};
+  for (int i = 0; i < 5; i++) {
+    if (i) dorm_insert_next_row(q);
+    dorm_set(q, "name", dorm_str(names[i]));
+  }
+  assert_int_equal(dorm_query_row_count(q), 5);
+  memset(&o, 0, sizeof o);
+  o.flags = DORM_COMPILE_RETURN_PK;
+  o.row_first = 3;
+  o.row_count = 10;
+  assert_int_equal(dorm_compile_ex(q, DORM_DIALECT_POSTGRES, &o, &out, NULL),
+                   0);
+  assert_string_equal(out.text,
+                      "INSERT INTO \"tag\" (\"name\") VALUES ($1), ($2) "
+                      "RETURNING \"tag\".\"id\"");
+  assert_int_equal(out.nparams, 2);
+  assert_memory_equal(out.params[0].u.s.ptr, "d", 1);
+  o.row_first = 5;
+  assert_int_equal(dorm_compile_ex(q, DORM_DIALECT_POSTGRES, &o, &out, NULL),
+                   DORM_ERANGE);
+  dorm_sql_free(&out);
+  dorm_query_free(q);
+}
+
 static void test_select_related(void **state) {
   (void)state;
   dorm_query *q = dorm_select(Entry);
@@ -1324,6 +1383,7 @@ int main(void) {
       cmocka_unit_test(test_joins),
       cmocka_unit_test(test_exclude_multi_valued),
       cmocka_unit_test(test_relation_lookups),
+      cmocka_unit_test(test_compile_ex),
       cmocka_unit_test(test_select_related),
       cmocka_unit_test(test_order_slice_distinct),
       cmocka_unit_test(test_values_only),

@@ -154,8 +154,7 @@ typedef enum dorm_agg {
 int dorm_annotate(dorm_query *q, const char *alias, int agg, const char *path);
 /* aggregate(alias=Sum("age")): turns the query into one row of aggregates
  * over the filtered set. */
-int dorm_aggregate(dorm_query *q, const char *alias, int agg,
-                   const char *path);
+int dorm_aggregate(dorm_query *q, const char *alias, int agg, const char *path);
 /* SELECT COUNT(*) over the filtered (and sliced, distinct) set. */
 int dorm_count(dorm_query *q);
 /* SELECT 1 ... LIMIT 1. */
@@ -193,30 +192,30 @@ int dorm_returning(dorm_query *q, const char *field);
 /* What a result column holds: a field of some model (possibly reached
  * through a relation), an aggregate, or a count. */
 typedef struct dorm_column {
-  const char *name;          /* key in a row: "name", "author__name",
-                                or an alias; owned by the dorm_sql */
-  const dorm_field *field;   /* the model field, or NULL for aggregates */
-  const dorm_model *model;   /* the model the field belongs to */
-  int relation;              /* 0 = the query's model; i>0 = the i-th
-                                select_related path (see related[]) */
-  dorm_type type;            /* the value type to decode into */
-  int name_pending;          /* private to the compiler */
+  const char *name;        /* key in a row: "name", "author__name",
+                              or an alias; owned by the dorm_sql */
+  const dorm_field *field; /* the model field, or NULL for aggregates */
+  const dorm_model *model; /* the model the field belongs to */
+  int relation;            /* 0 = the query's model; i>0 = the i-th
+                              select_related path (see related[]) */
+  dorm_type type;          /* the value type to decode into */
+  int name_pending;        /* private to the compiler */
 } dorm_column;
 
 /* One compiled statement.  Buffers grow and are reused across compiles into
  * the same dorm_sql: keep one per loop for zero allocations per query. */
 typedef struct dorm_sql {
-  char *text;           /* NUL-terminated SQL; owned */
+  char *text; /* NUL-terminated SQL; owned */
   size_t len;
-  dorm_value *params;   /* nparams typed parameters; strings point into
-                           memory owned by this dorm_sql */
+  dorm_value *params; /* nparams typed parameters; strings point into
+                         memory owned by this dorm_sql */
   size_t nparams;
   dorm_column *columns; /* result columns, ncolumns of them; owned */
   size_t ncolumns;
   const char **related; /* select_related paths in column order; owned */
   size_t nrelated;
   dorm_query_kind kind;
-  int returns_rows;     /* 1 when the statement yields rows */
+  int returns_rows; /* 1 when the statement yields rows */
   /* private */
   size_t text_cap, params_cap, columns_cap, related_cap;
   char *arena;
@@ -232,6 +231,34 @@ void dorm_sql_free(dorm_sql *sql);
  * filled; on error out holds no statement (out->len == 0). */
 int dorm_compile(const dorm_query *q, dorm_dialect dialect, dorm_sql *out,
                  dorm_error *err);
+
+/* Variations a caller (the database facade) compiles without changing the
+ * query: the query is read, never written, so one query may be compiled
+ * several ways, and by several threads. */
+#define DORM_COMPILE_COUNT 0x1  /* as if dorm_count() had been called */
+#define DORM_COMPILE_EXISTS 0x2 /* as if dorm_exists() had been called */
+#define DORM_COMPILE_ORDER_PK                  \
+  0x4 /* ORDER BY pk when there is no ordering \
+         (first()) */
+#define DORM_COMPILE_RETURN_PK                  \
+  0x8 /* INSERT: RETURNING only the primary key \
+         unless dorm_returning() was called */
+typedef struct dorm_compile_opts {
+  unsigned flags;   /* DORM_COMPILE_* */
+  int64_t limit;    /* > 0: at most this many rows, within the query's own
+                       slice (get() uses 2, first() 1) */
+  size_t row_first; /* INSERT: compile rows [row_first, row_first +
+                       row_count) of a bulk insert; row_count 0 = to the
+                       end */
+  size_t row_count;
+} dorm_compile_opts;
+
+/* dorm_compile with opts (NULL: none).  Same contract as dorm_compile. */
+int dorm_compile_ex(const dorm_query *q, dorm_dialect dialect,
+                    const dorm_compile_opts *opts, dorm_sql *out,
+                    dorm_error *err);
+/* Rows of an INSERT (1 for a plain create). */
+size_t dorm_query_row_count(const dorm_query *q);
 
 /* Render a compiled statement with its parameters for people (dorm query
  * --sql): the SQL, then one line per parameter "$1 = 18 (integer)".
