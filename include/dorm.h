@@ -27,5 +27,6 @@
 #include "dorm/loop.h"
 #include "dorm/db.h"
 #include "dorm/rows.h"
+#include "dorm/http.h"
 
 #endif /* DORM_H */
