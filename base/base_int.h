@@ -89,6 +89,10 @@ int dorm__valid_date(const char *s, size_t n);
 int dorm__valid_time(const char *s, size_t n);
 int dorm__valid_uuid(const char *s, size_t n);
 int dorm__valid_decimal(const char *s, size_t n);
+/* A uuid (36 characters with dashes, or 32 hex digits, any case) in its
+ * canonical form, lower case with dashes, into out (at least 37 bytes).
+ * Returns 36, or -1 when s is not a uuid. */
+int dorm__canon_uuid(const char *s, size_t n, char *out);
 /* ISO 8601 date-time (T or space, optional seconds, fraction, Z or ±HH:MM,
  * or a plain date meaning midnight) -> canonical UTC text in out (at least
  * 32 bytes).  Returns the length, or -1 when s is not a date-time. */

@@ -100,6 +100,19 @@ int dorm__valid_uuid(const char *s, size_t n) {
   return 1;
 }
 
+int dorm__canon_uuid(const char *s, size_t n, char *out) {
+  if (!dorm__valid_uuid(s, n)) return -1;
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] == '-') continue;
+    if (k == 8 || k == 13 || k == 18 || k == 23) out[k++] = '-';
+    char c = s[i];
+    out[k++] = (char)(c >= 'A' && c <= 'F' ? c - 'A' + 'a' : c);
+  }
+  out[36] = '\0';
+  return 36;
+}
+
 int dorm__valid_decimal(const char *s, size_t n) {
   size_t i = 0, nd = 0;
   if (i < n && (s[i] == '-' || s[i] == '+')) i++;

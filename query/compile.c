@@ -554,6 +554,20 @@ static void emit_group_by(cctx *c) {
   }
 }
 
+/* May the value of p be NULL (a nullable field, or one reached through a
+ * relation that may find no row, or an aggregate)? */
+static int path_nullable(const dorm_query *q, const dorm_path *p) {
+  if (p->annotation) { /* COUNT is never NULL; SUM of no rows is */
+    const annotation *a = annotation_at(q, p->annotation_index);
+    return !a || (a->agg & 0xff) != DORM_AGG_COUNT;
+  }
+  if (!p->field) return 1;
+  if (p->field->flags & DORM_FIELD_NULL) return 1;
+  for (int i = 0; i < p->nhops; i++)
+    if (p->hops[i].nullable) return 1;
+  return 0;
+}
+
 static void emit_order_by(cctx *c) {
   const dorm_query *q = c->q;
   if (!q->order) return;
@@ -572,6 +586,11 @@ static void emit_order_by(cctx *c) {
       dorm__emitl(c, " DESC");
     else
       dorm__emitl(c, " ASC");
+    /* PostgreSQL sorts NULLs as larger than any value (last ascending,
+     * first descending), SQLite as smaller: say PostgreSQL's order on
+     * SQLite so both backends return rows in the same order */
+    if (c->d == DORM_DIALECT_SQLITE && path_nullable(q, &o->path))
+      dorm__emits(c, o->desc ? " NULLS FIRST" : " NULLS LAST");
   }
 }
 

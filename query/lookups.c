@@ -219,15 +219,21 @@ static int coerce_scalar(dorm_query *q, dorm_type t, dorm_value v,
       *out = dorm_textn(DORM_T_DATETIME, s, (size_t)n);
       return 0;
     }
-    case DORM_T_UUID:
+    case DORM_T_UUID: {
       if (v.type != DORM_T_UUID && v.type != DORM_T_TEXT) return WRONG();
-      if (!dorm__valid_uuid(v.u.s.ptr, v.u.s.len))
+      /* one spelling, so SQLite (which compares text) finds what
+       * PostgreSQL (which compares uuids) finds */
+      char canon[37];
+      if (dorm__canon_uuid(v.u.s.ptr, v.u.s.len, canon) < 0)
         return dorm__qerr(q, DORM_ETYPE,
                           "model '%s', field '%s', lookup '%s': '%.*s' is not "
                           "a uuid",
                           model, field, lookup, (int)v.u.s.len, v.u.s.ptr);
-      out->type = DORM_T_UUID;
-      break;
+      const char *c = adup(q, canon, 36);
+      if (!c) return DORM_ENOMEM;
+      *out = dorm_textn(DORM_T_UUID, c, 36);
+      return 0;
+    }
     case DORM_T_JSON:
       if (v.type != DORM_T_JSON) return WRONG();
       break;

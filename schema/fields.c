@@ -317,7 +317,7 @@ int dorm__value_coerce(const dorm_field *f, dorm_value v, dorm__arena *a,
     case DORM_FIELD_UUID: {
       dorm_type want = dorm_field_value_type(vf);
       int ok = (v.type == DORM_T_TEXT || v.type == want);
-      char canon[32];
+      char canon[37];
       int canon_len = -1;
       if (ok) {
         const char *s = v.u.s.ptr;
@@ -330,7 +330,10 @@ int dorm__value_coerce(const dorm_field *f, dorm_value v, dorm__arena *a,
             canon_len = n >= 16 ? dorm__canon_datetime(s, n, canon) : -1;
             ok = canon_len >= 0;
             break;
-          default: ok = dorm__valid_uuid(s, n); break;
+          default: /* uuids too are kept in one canonical spelling */
+            canon_len = dorm__canon_uuid(s, n, canon);
+            ok = canon_len >= 0;
+            break;
         }
       }
       if (!ok) {

@@ -876,13 +876,19 @@ static void test_order_slice_distinct(void **state) {
   dorm_order_by(q, "editor__name");
   dorm_slice(q, 0, 10);
   dorm_slice(q, 2, 5);
-  expect_both(
-      q,
-      E_FROM
-      " LEFT OUTER JOIN \"author\" ON (\"entry\".\"editor_id\" = "
-      "\"author\".\"id\") ORDER BY \"author\".\"name\" ASC LIMIT $1 OFFSET "
-      "$2",
-      "3, 2");
+  expect(q, DORM_DIALECT_POSTGRES,
+         E_FROM
+         " LEFT OUTER JOIN \"author\" ON (\"entry\".\"editor_id\" = "
+         "\"author\".\"id\") ORDER BY \"author\".\"name\" ASC LIMIT $1 "
+         "OFFSET $2",
+         "3, 2");
+  /* SQLite is told PostgreSQL's NULL order (the editor may be missing) */
+  expect(q, DORM_DIALECT_SQLITE,
+         E_FROM
+         " LEFT OUTER JOIN \"author\" ON (\"entry\".\"editor_id\" = "
+         "\"author\".\"id\") ORDER BY \"author\".\"name\" ASC NULLS LAST "
+         "LIMIT ? OFFSET ?",
+         "3, 2");
   dorm_query_free(q);
 }
 
