@@ -1,0 +1,90 @@
+/* tools/cli.h — what the dorm command's files share: option parsing,
+ * messages and exit statuses, reading files, running a loop until a
+ * deferred fires, and turning migration operations into SQL.
+ *
+ * Exit statuses (CONTRACT.md): 0 success, 1 an error ("dorm: error: ..."
+ * on stderr), 2 a usage error.  Tools may use malloc; everything returned
+ * here is malloc'd unless said otherwise.
+ */
+#ifndef DORM_TOOLS_CLI_H
+#define DORM_TOOLS_CLI_H
+
+#include <stdio.h>
+
+#include "dorm.h"
+#include "dorm/migration.h"
+
+enum { CLI_OK = 0, CLI_ERROR = 1, CLI_USAGE = 2 };
+
+/* "dorm: error: <message>\n" on stderr; returns CLI_ERROR. */
+int cli_error(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+/* "dorm <cmd>: <message>\n" and the command's usage line on stderr;
+ * returns CLI_USAGE. */
+int cli_usage_error(const char *usage, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* "dorm: warning: ..." / "dorm: note: ..." on stderr. */
+void cli_warn(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
+/* Option scanning.  For argv[*i]: when it is `name` and a value follows
+ * (or it is `name=value`), store the value (borrowed from argv), advance *i
+ * and return 1; return -1 when the value is missing; 0 when argv[*i] is
+ * another option. */
+int cli_opt_value(int argc, char **argv, int *i, const char *name,
+                  const char **value);
+/* 1 when argv[i] is --help or -h. */
+int cli_is_help(const char *arg);
+
+/* The database URL: the option, else $DATABASE_URL, else the default. */
+const char *cli_db_url(const char *opt);
+/* The dialect a URL names (postgresql:// postgres:// or a conninfo with
+ * '=' : PostgreSQL; anything else SQLite). */
+dorm_dialect cli_url_dialect(const char *url);
+
+/* ---- migrations ---------------------------------------------------------- */
+
+/* Load the folder and replay migrations [0, upto) into a new state;
+ * *set and *st are the caller's (free both).  0 or CLI_ERROR (reported). */
+int cli_load_migrations(const char *dir, dorm_migration_set **set);
+int cli_replay(const dorm_migration_set *set, size_t upto, dorm_mstate **st);
+
+/* The SQL of one operation on state st, which is advanced past it.
+ * out is filled (dorm_ddl); returns 0 or an error code with err filled. */
+int cli_op_sql(dorm_mstate *st, const json_t *op, dorm_dialect d, dorm_ddl *out,
+               dorm_error *err);
+
+/* ---- running on a loop ----------------------------------------------------
+ */
+
+/* A loop for one command: init, run until done, close. */
+typedef struct cli_loop {
+  uv_loop_t uv;
+  dorm_loop *loop;
+} cli_loop;
+int cli_loop_init(cli_loop *l);
+void cli_loop_close(cli_loop *l);
+/* Run the loop until d has fired; the result is moved into *out (free
+ * with dorm_result_free).  d is borrowed (as dorm_async_* return it). */
+int cli_wait(cli_loop *l, dorm_deferred *d, dorm_result *out);
+/* Close db and run the loop until it is closed. */
+void cli_db_close(cli_loop *l, dorm_db *db);
+
+/* Commands (one file each). */
+int cmd_makemigrations(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
+int cmd_showmigrations(int argc, char **argv);
+int cmd_sqlmigrate(int argc, char **argv);
+int cmd_inspectdb(int argc, char **argv);
+int cmd_query(int argc, char **argv);
+
+#endif /* DORM_TOOLS_CLI_H */

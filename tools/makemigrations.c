@@ -1,0 +1,308 @@
+/* tools/makemigrations.c — `dorm makemigrations`: compare the models file
+ * with what the migrations build and write the next migration file.
+ *
+ * Like Django's: "No changes detected" when nothing differs; --check exits
+ * 1 (writing nothing) when a migration is missing; --empty writes a
+ * migration with no operations, for hand-written run_sql.  Renames are
+ * never guessed silently: --rename-model Old=New and --rename
+ * Model.old=new ask for them, an unambiguous pairing is detected and
+ * reported on stderr, and --no-detect-renames turns detection off.
+ *
+ * The new migration is replayed onto the state and the result loaded as a
+ * schema before the file is written, so a migration that would not apply
+ * is never written.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "tools/cli.h"
+
+static const char usage[] =
+    "usage: dorm makemigrations [--models FILE] [--migrations DIR] "
+    "[--name NAME]\n"
+    "                           [--empty] [--check] [--dry-run]\n"
+    "                           [--rename-model OLD=NEW]... "
+    "[--rename MODEL.OLD=NEW]...\n"
+    "                           [--no-detect-renames]\n";
+
+static const char help[] =
+    "\n"
+    "Write the next migration: the operations that carry the models the\n"
+    "migrations describe to the models file.\n"
+    "\n"
+    "options:\n"
+    "  --models FILE          the models file (default models.json)\n"
+    "  --migrations DIR       the migrations folder (default migrations)\n"
+    "  --name NAME            name the migration NNNN_NAME (default: from\n"
+    "                         its operations, as Django does)\n"
+    "  --empty                write a migration with no operations\n"
+    "  --check                write nothing; exit 1 when a migration is\n"
+    "                         missing, 0 when the models match\n"
+    "  --dry-run              print what would be written, write nothing\n"
+    "  --rename-model OLD=NEW the model OLD was renamed NEW\n"
+    "  --rename MODEL.OLD=NEW field OLD of MODEL was renamed NEW\n"
+    "  --no-detect-renames    never pair a removal with an addition\n"
+    "\n"
+    "exit status: 0 done (or no changes), 1 error (or --check found\n"
+    "changes), 2 usage error\n";
+
+static int name_ok(const char *s) {
+  if (!*s || strlen(s) > 100) return 0;
+  for (; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+          (*s >= '0' && *s <= '9') || *s == '_'))
+      return 0;
+  return 1;
+}
+
+static int mkdir_p(const char *dir) {
+  char buf[4096];
+  snprintf(buf, sizeof buf, "%s", dir);
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = '\0';
+    if (mkdir(buf, 0777) && errno != EEXIST) return -1;
+    *p = '/';
+  }
+  if (mkdir(buf, 0777) && errno != EEXIST) return -1;
+  return 0;
+}
+
+/* Write j for people: a value that fits on one line of about 100
+ * characters stays on one line ({"name": "age", "type": "integer"}),
+ * anything longer is opened up one level at a time, so a field reads as
+ * in models.json and the file diffs well. */
+static void pretty(FILE *f, json_t *j, int indent) {
+  size_t flags = JSON_PRESERVE_ORDER | JSON_ENCODE_ANY;
+  char *one = json_dumps(j, flags);
+  if (one &&
+      (strlen(one) <= 100 || !(json_is_object(j) || json_is_array(j)) ||
+       (json_is_object(j) ? json_object_size(j) : json_array_size(j)) == 0)) {
+    fputs(one, f);
+    free(one);
+    return;
+  }
+  free(one);
+  if (json_is_array(j)) {
+    fputs("[\n", f);
+    for (size_t i = 0; i < json_array_size(j); i++) {
+      fprintf(f, "%*s", indent + 2, "");
+      pretty(f, json_array_get(j, i), indent + 2);
+      fputs(i + 1 < json_array_size(j) ? ",\n" : "\n", f);
+    }
+    fprintf(f, "%*s]", indent, "");
+    return;
+  }
+  fputs("{\n", f);
+  size_t n = json_object_size(j), i = 0;
+  const char *k;
+  json_t *v;
+  json_object_foreach(j, k, v) {
+    json_t *key = json_string(k);
+    char *ks = key ? json_dumps(key, JSON_ENCODE_ANY) : NULL;
+    fprintf(f, "%*s%s: ", indent + 2, "", ks ? ks : "\"?\"");
+    free(ks);
+    json_decref(key);
+    pretty(f, v, indent + 2);
+    fputs(++i < n ? ",\n" : "\n", f);
+  }
+  fprintf(f, "%*s}", indent, "");
+}
+
+int cmd_makemigrations(int argc, char **argv) {
+  const char *models = "models.json", *dir = "migrations", *name = NULL;
+  int empty = 0, check = 0, dry = 0, no_detect = 0;
+  dorm_rename mren[64], fren[64];
+  size_t nm = 0, nf = 0;
+  char *owned[128];
+  size_t nowned = 0;
+  int rc = CLI_ERROR;
+  for (int i = 1; i < argc; i++) {
+    const char *v = NULL;
+    int r;
+    if (cli_is_help(argv[i])) {
+      printf("%s%s", usage, help);
+      return CLI_OK;
+    } else if ((r = cli_opt_value(argc, argv, &i, "--models", &v))) {
+      if (r < 0) return cli_usage_error(usage, "--models needs a file");
+      models = v;
+    } else if ((r = cli_opt_value(argc, argv, &i, "--migrations", &v))) {
+      if (r < 0) return cli_usage_error(usage, "--migrations needs a folder");
+      dir = v;
+    } else if ((r = cli_opt_value(argc, argv, &i, "--name", &v))) {
+      if (r < 0) return cli_usage_error(usage, "--name needs a name");
+      if (!name_ok(v))
+        return cli_usage_error(
+            usage, "--name '%s': use letters, digits and _ only", v);
+      name = v;
+    } else if ((r = cli_opt_value(argc, argv, &i, "--rename-model", &v))) {
+      const char *eq = r > 0 ? strchr(v, '=') : NULL;
+      if (!eq || eq == v || !eq[1] || nm == 64)
+        return cli_usage_error(usage, "--rename-model needs OLD=NEW");
+      char *o = strndup(v, (size_t)(eq - v));
+      owned[nowned++] = o;
+      mren[nm++] = (dorm_rename){NULL, o, eq + 1};
+    } else if ((r = cli_opt_value(argc, argv, &i, "--rename", &v))) {
+      const char *dot = r > 0 ? strchr(v, '.') : NULL;
+      const char *eq = dot ? strchr(dot, '=') : NULL;
+      if (!eq || dot == v || eq == dot + 1 || !eq[1] || nf == 64)
+        return cli_usage_error(usage, "--rename needs MODEL.OLD=NEW");
+      char *m = strndup(v, (size_t)(dot - v));
+      char *o = strndup(dot + 1, (size_t)(eq - dot - 1));
+      owned[nowned++] = m;
+      owned[nowned++] = o;
+      fren[nf++] = (dorm_rename){m, o, eq + 1};
+    } else if (!strcmp(argv[i], "--empty")) {
+      empty = 1;
+    } else if (!strcmp(argv[i], "--check")) {
+      check = 1;
+    } else if (!strcmp(argv[i], "--dry-run")) {
+      dry = 1;
+    } else if (!strcmp(argv[i], "--no-detect-renames")) {
+      no_detect = 1;
+    } else {
+      rc = cli_usage_error(usage, "makemigrations: unknown argument '%s'",
+                           argv[i]);
+      goto done_args;
+    }
+  }
+
+  dorm_migration_set *set = NULL;
+  dorm_mstate *st = NULL;
+  dorm_schema *from = NULL, *to = NULL;
+  json_t *ops = NULL, *notes = NULL, *doc = NULL;
+  dorm_error err;
+  dorm_error_clear(&err);
+  if (cli_load_migrations(dir, &set)) goto out;
+  size_t leaves[4];
+  size_t nleaves = dorm_migrations_leaves(set, leaves, 4);
+  if (nleaves > 1) {
+    cli_error(
+        "conflicting migrations: %s and %s both end the history "
+        "(make one depend on the other)",
+        set->migs[leaves[0]].name, set->migs[leaves[1]].name);
+    goto out;
+  }
+  if (cli_replay(set, set->n, &st)) goto out;
+  if (!(from = dorm_mstate_schema(st, NULL, 0, &err))) {
+    cli_error("the migrations do not describe valid models: %s", err.message);
+    goto out;
+  }
+  if (!(to = dorm_schema_load_file(models, &err))) {
+    cli_error("%s", err.message);
+    goto out;
+  }
+  if (empty) {
+    ops = json_array();
+  } else {
+    dorm_autodetect_options o = {mren, nm, fren, nf, no_detect};
+    ops = dorm_autodetect(from, to, &o, &notes, &err);
+    if (!ops) {
+      cli_error("%s", err.message);
+      goto out;
+    }
+  }
+  for (size_t i = 0; i < json_array_size(notes); i++)
+    cli_warn("note: %s", json_string_value(json_array_get(notes, i)));
+  if (!empty && json_array_size(ops) == 0) {
+    printf("No changes detected\n");
+    rc = CLI_OK;
+    goto out;
+  }
+  /* The new migration must apply to the state and give valid models. */
+  for (size_t i = 0; i < json_array_size(ops); i++)
+    if (dorm_mstate_apply(st, json_array_get(ops, i), &err)) {
+      cli_error("internal: operation %zu does not apply: %s", i + 1,
+                err.message);
+      goto out;
+    }
+  {
+    dorm_schema *check_s = dorm_mstate_schema(st, NULL, 0, &err);
+    if (!check_s) {
+      cli_error("internal: the new migration gives invalid models: %s",
+                err.message);
+      goto out;
+    }
+    dorm_schema_free(check_s);
+  }
+
+  int number = 0;
+  for (size_t i = 0; i < set->n; i++)
+    if (set->migs[i].number > number) number = set->migs[i].number;
+  number++;
+  char frag[128];
+  if (name)
+    snprintf(frag, sizeof frag, "%s", name);
+  else if (dorm_migration_auto_name(ops, set->n == 0, frag, sizeof frag)) {
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(frag, sizeof frag, "auto_%04d%02d%02d_%02d%02d", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min);
+  }
+  char mname[160], path[4300];
+  snprintf(mname, sizeof mname, "%04d_%s", number, frag);
+  snprintf(path, sizeof path, "%s/%s.json", dir, mname);
+  json_t *deps = json_array();
+  if (nleaves == 1)
+    json_array_append_new(deps, json_string(set->migs[leaves[0]].name));
+  doc = json_pack("{sssoso}", "name", mname, "dependencies", deps, "operations",
+                  json_incref(ops));
+  if (!doc) {
+    cli_error("out of memory");
+    goto out;
+  }
+  printf("Migrations for '%s':\n  %s\n", models, path);
+  for (size_t i = 0; i < json_array_size(ops); i++) {
+    char what[256];
+    printf("    - %s\n", dorm_migration_op_describe(json_array_get(ops, i),
+                                                    what, sizeof what));
+  }
+  if (check) {
+    rc = CLI_ERROR; /* Django: a missing migration is a failure */
+    goto out;
+  }
+  if (dry) {
+    pretty(stdout, doc, 0);
+    printf("\n");
+    rc = CLI_OK;
+    goto out;
+  }
+  if (mkdir_p(dir)) {
+    cli_error("%s: cannot create: %s", dir, strerror(errno));
+    goto out;
+  }
+  char tmp[4400];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  FILE *f = fopen(tmp, "w");
+  if (f) {
+    pretty(f, doc, 0);
+    fputc('\n', f);
+  }
+  if (!f || fclose(f)) {
+    cli_error("%s: cannot write: %s", path, strerror(errno));
+    remove(tmp);
+    goto out;
+  }
+  if (rename(tmp, path)) {
+    cli_error("%s: cannot write: %s", path, strerror(errno));
+    remove(tmp);
+    goto out;
+  }
+  rc = CLI_OK;
+out:
+  json_decref(doc);
+  json_decref(ops);
+  json_decref(notes);
+  dorm_schema_free(from);
+  dorm_schema_free(to);
+  dorm_mstate_free(st);
+  dorm_migration_set_free(set);
+done_args:
+  for (size_t i = 0; i < nowned; i++) free(owned[i]);
+  return rc;
+}

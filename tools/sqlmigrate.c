@@ -1,0 +1,149 @@
+/* tools/sqlmigrate.c — `dorm sqlmigrate NAME`: the SQL a migration runs,
+ * forwards or (--backwards) backwards, for PostgreSQL or SQLite, without a
+ * database.
+ *
+ * The state before the migration is replayed from the migrations that
+ * come before it; each operation is then compiled on the state it meets,
+ * exactly as `dorm migrate` does, so what is printed is what would run
+ * (wrapped in BEGIN/COMMIT, and on SQLite in the PRAGMA foreign_keys
+ * dance that a table rebuild needs).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tools/cli.h"
+
+static const char usage[] =
+    "usage: dorm sqlmigrate [--migrations DIR] [--dialect postgresql|sqlite]"
+    " [--backwards] NAME\n";
+
+static const char help[] =
+    "\n"
+    "Print the SQL of migration NAME (a full name or a unique prefix such\n"
+    "as 0002) without touching a database.\n"
+    "\n"
+    "options:\n"
+    "  --migrations DIR   the migrations folder (default migrations)\n"
+    "  --dialect D        postgresql or sqlite (default: the dialect of\n"
+    "                     $DATABASE_URL, else sqlite)\n"
+    "  --backwards        the SQL that unapplies the migration\n"
+    "\n"
+    "exit status: 0 done, 1 error, 2 usage error\n";
+
+/* One migration's statements, forwards or backwards, from state st (the
+ * state before it when forwards, after it when backwards; advanced).
+ * Prints SQL to out; errors name the operation. */
+int cli_print_migration_sql(FILE *out, dorm_mstate *st, const dorm_migration *m,
+                            int backwards, dorm_dialect d);
+
+int cli_print_migration_sql(FILE *out, dorm_mstate *st, const dorm_migration *m,
+                            int backwards, dorm_dialect d) {
+  size_t n = json_array_size(m->ops);
+  dorm_ddl *ddls = calloc(n ? n : 1, sizeof *ddls);
+  if (!ddls) return cli_error("out of memory");
+  int rc = 0, rebuilds = 0;
+  for (size_t k = 0; k < n && !rc; k++) {
+    size_t i = backwards ? n - 1 - k : k;
+    const json_t *op = json_array_get(m->ops, i);
+    dorm_error err;
+    dorm_error_clear(&err);
+    json_t *inv = NULL;
+    if (backwards && !(inv = dorm_migration_op_invert(op, &err))) {
+      rc = cli_error("%s: operation %zu: %s", m->file, i + 1, err.message);
+      break;
+    }
+    dorm_ddl_init(&ddls[i]);
+    if (cli_op_sql(st, inv ? inv : op, d, &ddls[i], &err)) {
+      char what[256];
+      rc = cli_error("%s: operation %zu (%s): %s", m->file, i + 1,
+                     dorm_migration_op_describe(op, what, sizeof what),
+                     err.message);
+    }
+    rebuilds += ddls[i].rebuilds;
+    json_decref(inv);
+  }
+  if (!rc) {
+    int sqlite = d == DORM_DIALECT_SQLITE;
+    if (sqlite) fprintf(out, "PRAGMA foreign_keys = OFF;\n");
+    fprintf(out, "BEGIN;\n");
+    for (size_t k = 0; k < n; k++) {
+      size_t i = backwards ? n - 1 - k : k;
+      char what[256];
+      const json_t *op = json_array_get(m->ops, i);
+      json_t *inv = backwards ? dorm_migration_op_invert(op, NULL) : NULL;
+      fprintf(out, "--\n-- %s\n--\n",
+              dorm_migration_op_describe(inv ? inv : op, what, sizeof what));
+      json_decref(inv);
+      if (ddls[i].n == 0) fprintf(out, "-- (no SQL to run)\n");
+      for (size_t s = 0; s < ddls[i].n; s++)
+        fprintf(out, "%s;\n", ddls[i].stmts[s]);
+    }
+    if (sqlite) fprintf(out, "PRAGMA foreign_key_check;\n");
+    fprintf(out, "COMMIT;\n");
+    if (sqlite) fprintf(out, "PRAGMA foreign_keys = ON;\n");
+    (void)rebuilds;
+  }
+  for (size_t i = 0; i < n; i++) dorm_ddl_free(&ddls[i]);
+  free(ddls);
+  return rc;
+}
+
+int cmd_sqlmigrate(int argc, char **argv) {
+  const char *dir = "migrations", *dialect = NULL, *name = NULL;
+  int backwards = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *v = NULL;
+    int r;
+    if (cli_is_help(argv[i])) {
+      printf("%s%s", usage, help);
+      return CLI_OK;
+    } else if ((r = cli_opt_value(argc, argv, &i, "--migrations", &v))) {
+      if (r < 0) return cli_usage_error(usage, "--migrations needs a folder");
+      dir = v;
+    } else if ((r = cli_opt_value(argc, argv, &i, "--dialect", &v))) {
+      if (r < 0) return cli_usage_error(usage, "--dialect needs a value");
+      dialect = v;
+    } else if (!strcmp(argv[i], "--backwards")) {
+      backwards = 1;
+    } else if (argv[i][0] == '-') {
+      return cli_usage_error(usage, "sqlmigrate: unknown option '%s'", argv[i]);
+    } else if (name) {
+      return cli_usage_error(usage, "sqlmigrate: one migration name only");
+    } else {
+      name = argv[i];
+    }
+  }
+  if (!name) return cli_usage_error(usage, "sqlmigrate: which migration?");
+  dorm_dialect d;
+  if (!dialect)
+    d = cli_url_dialect(cli_db_url(NULL));
+  else if (!strcmp(dialect, "postgresql") || !strcmp(dialect, "postgres"))
+    d = DORM_DIALECT_POSTGRES;
+  else if (!strcmp(dialect, "sqlite"))
+    d = DORM_DIALECT_SQLITE;
+  else
+    return cli_usage_error(usage, "--dialect '%s': use postgresql or sqlite",
+                           dialect);
+  dorm_migration_set *set = NULL;
+  dorm_mstate *st = NULL;
+  int rc = CLI_ERROR;
+  if (cli_load_migrations(dir, &set)) goto out;
+  long idx = dorm_migrations_find(set, name);
+  if (idx == -2) {
+    cli_error("more than one migration starts with '%s'", name);
+    goto out;
+  }
+  if (idx < 0) {
+    cli_error("no migration named '%s' in %s", name, dir);
+    goto out;
+  }
+  if (cli_replay(set, (size_t)idx + (backwards ? 1 : 0), &st)) goto out;
+  if (cli_print_migration_sql(stdout, st, &set->migs[idx], backwards, d))
+    goto out;
+  rc = CLI_OK;
+out:
+  dorm_mstate_free(st);
+  dorm_migration_set_free(set);
+  return rc;
+}
