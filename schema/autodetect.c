@@ -550,6 +550,8 @@ out:
   json_decref(created);
 }
 
+static int differs_in_db(const json_t *f, const json_t *t);
+
 /* ---- fields of models on both sides
  * ------------------------------------------ */
 
@@ -600,7 +602,7 @@ static void field_ops(detector *d, int phase) {
       for (size_t i = 0; i < json_array_size(tfs); i++) {
         json_t *t = json_array_get(tfs, i);
         json_t *f = field_named(fm, sget(t, "name"), NULL);
-        if (!f || json_equal(f, t)) continue;
+        if (!f || !differs_in_db(f, t)) continue;
         if ((is_m2m(f) || is_m2m(t)) &&
             (strcmp(sget(f, "type"), sget(t, "type")) ||
              strcmp(sget(f, "to") ? sget(f, "to") : "",
@@ -611,6 +613,35 @@ static void field_ops(detector *d, int phase) {
       }
     }
   }
+}
+
+/* 1 when two definitions of a field differ in what the database sees.
+ * A default is dropped from the schema once it has filled the existing
+ * rows (Django's rule, docs/ddl.md), and choices and related_name live
+ * only in the models, so a change of those alone needs no migration; the
+ * next operation on the field carries the new definition anyway.  (A
+ * set_default foreign key keeps its default in the database, so there it
+ * counts.) */
+static int differs_in_db(const json_t *f, const json_t *t) {
+  if (json_equal(f, t)) return 0;
+  json_t *x = json_deep_copy(f), *y = json_deep_copy(t);
+  int differ = 1;
+  if (x && y) {
+    static const char *const model_only[] = {"choices", "related_name"};
+    for (size_t i = 0; i < 2; i++) {
+      json_object_del(x, model_only[i]);
+      json_object_del(y, model_only[i]);
+    }
+    const char *od = sget(y, "on_delete");
+    if (!od || strcmp(od, "set_default")) {
+      json_object_del(x, "default");
+      json_object_del(y, "default");
+    }
+    differ = !json_equal(x, y);
+  }
+  json_decref(x);
+  json_decref(y);
+  return differ;
 }
 
 /* ---- deleted models ---------------------------------------------------------
