@@ -1,0 +1,285 @@
+/* tools/serve_api.c — the routes of `dorm serve` (CONTRACT.md, "dorm serve
+ * — the HTTP API") and their answers.
+ *
+ * A request is routed, its input turned into a query (tools/serve_input.c)
+ * on the one reusable dorm_query, and the query sent with a dorm_async_*
+ * call; the answer is written from the deferred's callback or errback —
+ * exactly one of them runs, and it always completes the response, even
+ * when the client has gone (the server then drops it).  Nothing blocks the
+ * loop.  Database errors become fixed texts (serve_db_error) so no answer
+ * ever carries SQL or the database's message; the operator sees the real
+ * message on stderr for 5xx answers.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "tools/serve.h"
+
+enum op {
+  OP_LIST,
+  OP_COUNT,
+  OP_GET,
+  OP_CREATE,
+  OP_UPDATE,
+  OP_DELETE,
+  OP_HEALTH
+};
+
+/* What a deferred's step needs to answer: one small allocation per
+ * request, freed by whichever of callback and errback runs. */
+typedef struct call {
+  dorm_http_response *res;
+  dorm_http_request *req;
+  const dorm_model *model;
+  enum op op;
+  char pk[96]; /* the key as the user wrote it, for a 404's message */
+} call;
+
+static void answer_error(dorm_http_response *res, int status, const char *msg) {
+  dorm_http_respond_error(res, status, msg);
+}
+
+static const char *model_label(const call *c) {
+  /* the name the user used in the URL: the lower-cased model name */
+  return c->req->path + 5;
+}
+
+static void not_found(call *c) {
+  char msg[256];
+  const char *name = model_label(c);
+  const char *slash = strchr(name, '/');
+  int n = slash ? (int)(slash - name) : (int)strlen(name);
+  snprintf(msg, sizeof msg, "no %.*s with primary key '%s'", n > 64 ? 64 : n,
+           name, c->pk);
+  answer_error(c->res, 404, msg);
+}
+
+static dorm_result on_done(dorm_result *r, void *arg) {
+  call *c = arg;
+  json_t *body = NULL;
+  switch (c->op) {
+    case OP_LIST:
+      body = json_pack("{s:o*}", "results",
+                       dorm_rows_to_json(dorm_result_rows_of(r)));
+      dorm_http_respond_json(c->res, 200, body);
+      break;
+    case OP_COUNT:
+      dorm_http_respond_json(
+          c->res, 200,
+          json_pack(
+              "{s:I}", "count",
+              (json_int_t)(r->kind == DORM_RESULT_COUNT ? r->u.count : 0)));
+      break;
+    case OP_GET:
+    case OP_CREATE: {
+      const dorm_row *row = dorm_result_row_of(r);
+      if (!row) {
+        not_found(c);
+        break;
+      }
+      dorm_http_respond_json(c->res, c->op == OP_CREATE ? 201 : 200,
+                             dorm_row_to_json(row));
+      break;
+    }
+    case OP_UPDATE: {
+      const dorm_row *row = dorm_result_row_of(r);
+      if (!row)
+        not_found(c);
+      else
+        dorm_http_respond_json(c->res, 200, dorm_row_to_json(row));
+      break;
+    }
+    case OP_DELETE:
+      if (r->kind == DORM_RESULT_COUNT && r->u.count == 0)
+        not_found(c);
+      else
+        dorm_http_respond(c->res, 204, NULL, NULL, 0);
+      break;
+    case OP_HEALTH:
+      dorm_http_respond_json(c->res, 200, json_pack("{s:b}", "ok", 1));
+      break;
+  }
+  free(c);
+  return dorm_result_none();
+}
+
+static dorm_result on_failed(dorm_result *r, void *arg) {
+  call *c = arg;
+  const char *text;
+  int status = serve_db_error(r, &text);
+  if (c->op == OP_HEALTH) {
+    dorm_http_respond_json(
+        c->res, 503,
+        json_pack("{s:b, s:s}", "ok", 0, "error", "database unavailable"));
+  } else if (status == 404) {
+    not_found(c);
+  } else {
+    if (status >= 500)
+      fprintf(stderr, "dorm serve: %s %s: %s: %s\n", c->req->method,
+              c->req->path, dorm_err_name(dorm_result_code(r)),
+              dorm_result_message(r));
+    answer_error(c->res, status, text);
+  }
+  free(c);
+  return dorm_result_none(); /* handled: not an unhandled error */
+}
+
+/* Attach the answer to d (or answer 503 when the request could not be
+ * made at all). */
+static void await(call *c, dorm_deferred *d) {
+  if (!d || dorm_deferred_add_callbacks(d, on_done, on_failed, c) != 0) {
+    /* no step will run: answer now (a NULL deferred means nothing was
+     * started) */
+    answer_error(c->res, 503, "database unavailable");
+    free(c);
+  }
+}
+
+/* ---- routes -----------------------------------------------------------------
+ */
+
+static void method_not_allowed(dorm_http_response *res, const char *method,
+                               const char *allow) {
+  char msg[128];
+  snprintf(msg, sizeof msg, "method %s not allowed here", method);
+  dorm_http_response_header(res, "Allow", allow);
+  answer_error(res, 405, msg);
+}
+
+static call *call_new(dorm_http_request *req, dorm_http_response *res,
+                      const dorm_model *m, enum op op) {
+  call *c = malloc(sizeof *c);
+  if (!c) {
+    answer_error(res, 503, "out of memory");
+    return NULL;
+  }
+  c->res = res;
+  c->req = req;
+  c->model = m;
+  c->op = op;
+  c->pk[0] = '\0';
+  return c;
+}
+
+static void refused(dorm_http_response *res, call *c, const serve_refusal *w) {
+  answer_error(res, w->status, w->message);
+  free(c);
+}
+
+static void route_collection(serve_state *st, dorm_http_request *req,
+                             dorm_http_response *res, const dorm_model *m,
+                             int is_count) {
+  int get = !strcmp(req->method, "GET");
+  int post = !strcmp(req->method, "POST");
+  if (is_count ? !get : !(get || post))
+    return method_not_allowed(res, req->method, is_count ? "GET" : "GET, POST");
+  serve_refusal why;
+  dorm_query *q = st->q;
+  if (post) {
+    call *c = call_new(req, res, m, OP_CREATE);
+    if (!c) return;
+    dorm_query_reset(q, DORM_QUERY_INSERT, m);
+    size_t nset;
+    if (serve_apply_body(m, q, req->body, req->body_len, 1, &nset, &why))
+      return refused(res, c, &why);
+    return await(c, dorm_async_create(st->db, q));
+  }
+  call *c = call_new(req, res, m, is_count ? OP_COUNT : OP_LIST);
+  if (!c) return;
+  dorm_query_reset(q, DORM_QUERY_SELECT, m);
+  if (serve_apply_params(st, q, req, !is_count, &why))
+    return refused(res, c, &why);
+  await(c,
+        is_count ? dorm_async_count(st->db, q) : dorm_async_filter(st->db, q));
+}
+
+static void route_object(serve_state *st, dorm_http_request *req,
+                         dorm_http_response *res, const dorm_model *m,
+                         char *pktext) {
+  enum op op;
+  if (!strcmp(req->method, "GET"))
+    op = OP_GET;
+  else if (!strcmp(req->method, "PATCH"))
+    op = OP_UPDATE;
+  else if (!strcmp(req->method, "DELETE"))
+    op = OP_DELETE;
+  else
+    return method_not_allowed(res, req->method, "GET, PATCH, DELETE");
+  call *c = call_new(req, res, m, op);
+  if (!c) return;
+  size_t n = dorm_http_url_decode(pktext, strlen(pktext));
+  snprintf(c->pk, sizeof c->pk, "%.80s", pktext);
+  dorm_value pk;
+  if (n != strlen(pktext) || serve_parse_pk(m, pktext, &pk) != 0) {
+    not_found(c); /* not even a key of the right type */
+    free(c);
+    return;
+  }
+  dorm_query *q = st->q;
+  serve_refusal why;
+  if (op == OP_UPDATE) {
+    dorm_query_reset(q, DORM_QUERY_UPDATE, m);
+    size_t nset;
+    if (serve_apply_body(m, q, req->body, req->body_len, 0, &nset, &why))
+      return refused(res, c, &why);
+    if (nset) {
+      dorm_filter(q, "pk", pk);
+      dorm_returning(q, "*");
+      if (dorm_query_error(q, NULL)) {
+        why.status = 404;
+        not_found(c);
+        free(c);
+        return;
+      }
+      return await(c, dorm_async_update(st->db, q));
+    }
+    op = c->op = OP_GET; /* nothing to change: answer the object */
+  }
+  if (op == OP_DELETE) {
+    dorm_query_reset(q, DORM_QUERY_DELETE, m);
+    dorm_filter(q, "pk", pk);
+    return await(c, dorm_async_delete(st->db, q));
+  }
+  dorm_query_reset(q, DORM_QUERY_SELECT, m);
+  dorm_filter(q, "pk", pk);
+  await(c, dorm_async_get(st->db, q));
+}
+
+void serve_handle(dorm_http_request *req, dorm_http_response *res, void *arg) {
+  serve_state *st = arg;
+  const char *path = req->path;
+  if (!strcmp(path, "/healthz")) {
+    if (strcmp(req->method, "GET"))
+      return method_not_allowed(res, req->method, "GET");
+    call *c = call_new(req, res, NULL, OP_HEALTH);
+    if (c) await(c, dorm_async_execute(st->db, "SELECT 1", NULL, 0));
+    return;
+  }
+  if (strncmp(path, "/api/", 5)) return answer_error(res, 404, "not found");
+  /* /api/<model>[/count | /<pk>][/] */
+  char buf[512];
+  size_t len = strlen(path + 5);
+  if (len >= sizeof buf) return answer_error(res, 404, "not found");
+  memcpy(buf, path + 5, len + 1);
+  if (len && buf[len - 1] == '/') buf[--len] = '\0';
+  char *second = strchr(buf, '/');
+  if (second) {
+    *second++ = '\0';
+    if (!*second || strchr(second, '/'))
+      return answer_error(res, 404, "not found");
+  }
+  const dorm_model *m = NULL;
+  for (size_t i = 0; i < st->schema->nmodels; i++)
+    if (!strcmp(st->names[i], buf)) m = &st->schema->models[i];
+  if (!m) {
+    char msg[160];
+    dorm_http_url_decode(buf, strlen(buf));
+    snprintf(msg, sizeof msg, "unknown model '%.100s'", buf);
+    return answer_error(res, 404, msg);
+  }
+  if (!second) return route_collection(st, req, res, m, 0);
+  if (!strcmp(second, "count")) return route_collection(st, req, res, m, 1);
+  route_object(st, req, res, m, second);
+}
