@@ -440,6 +440,47 @@ out:
   return rc;
 }
 
+/* Write j for people: a value that fits on one line of about 100
+ * characters stays on one line ({"name": "age", "type": "integer"}),
+ * anything longer is opened up one level at a time, so a field reads as
+ * in models.json and the file diffs well. */
+void cli_print_json(FILE *f, json_t *j, int indent) {
+  size_t flags = JSON_PRESERVE_ORDER | JSON_ENCODE_ANY;
+  char *one = json_dumps(j, flags);
+  if (one &&
+      (strlen(one) <= 100 || !(json_is_object(j) || json_is_array(j)) ||
+       (json_is_object(j) ? json_object_size(j) : json_array_size(j)) == 0)) {
+    fputs(one, f);
+    free(one);
+    return;
+  }
+  free(one);
+  if (json_is_array(j)) {
+    fputs("[\n", f);
+    for (size_t i = 0; i < json_array_size(j); i++) {
+      fprintf(f, "%*s", indent + 2, "");
+      cli_print_json(f, json_array_get(j, i), indent + 2);
+      fputs(i + 1 < json_array_size(j) ? ",\n" : "\n", f);
+    }
+    fprintf(f, "%*s]", indent, "");
+    return;
+  }
+  fputs("{\n", f);
+  size_t n = json_object_size(j), i = 0;
+  const char *k;
+  json_t *v;
+  json_object_foreach(j, k, v) {
+    json_t *key = json_string(k);
+    char *ks = key ? json_dumps(key, JSON_ENCODE_ANY) : NULL;
+    fprintf(f, "%*s%s: ", indent + 2, "", ks ? ks : "\"?\"");
+    free(ks);
+    json_decref(key);
+    cli_print_json(f, v, indent + 2);
+    fputs(++i < n ? ",\n" : "\n", f);
+  }
+  fprintf(f, "%*s}", indent, "");
+}
+
 /* ---- loop -------------------------------------------------------------------
  */
 

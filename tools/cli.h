@@ -51,6 +51,11 @@ const char *cli_db_url(const char *opt);
  * '=' : PostgreSQL; anything else SQLite). */
 dorm_dialect cli_url_dialect(const char *url);
 
+/* Print JSON for people: values that fit on a line of 100 characters stay
+ * on one line, longer ones open one level at a time (indent: the current
+ * column).  No newline at the end. */
+void cli_print_json(FILE *f, json_t *j, int indent);
+
 /* ---- migrations ---------------------------------------------------------- */
 
 /* Load the folder and replay migrations [0, upto) into a new state;

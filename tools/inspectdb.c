@@ -1,2 +1,588 @@
+/* tools/inspectdb.c — `dorm inspectdb`: models.json of an existing SQLite
+ * or PostgreSQL database, on stdout.
+ *
+ * Each table becomes a model (Author for author, BlogEntry for
+ * blog_entry) with its columns, types, nullability, primary key, foreign
+ * keys (a unique one as one_to_one), unique columns, unique_together and
+ * indexes.  Catalog queries take the table name as a parameter (SQLite's
+ * pragma table functions, PostgreSQL's catalogs), so no name read from the
+ * database is ever pasted into SQL.  The result goes through the models
+ * loader and is printed in the canonical form, so what is printed is a
+ * models file dorm accepts; dorm's own tables (dorm_migrations) are left
+ * out.  Defaults are not in the database (dorm drops them once existing
+ * rows are filled, as Django does) and so not in the output.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
 #include "tools/cli.h"
-int cmd_inspectdb(int argc, char **argv) { return cli_error("inspectdb: not yet"); }
+
+static const char usage[] = "usage: dorm inspectdb [--db URL]\n";
+static const char help[] =
+    "\n"
+    "Print a models.json for the tables of an existing database: columns,\n"
+    "types, nullability, primary and foreign keys, unique columns,\n"
+    "unique_together and indexes.\n"
+    "\n"
+    "exit status: 0 done, 1 error, 2 usage error\n";
+
+typedef struct ctx {
+  cli_loop *l;
+  dorm_db *db;
+  int pg;
+} ctx;
+
+/* Rows of one catalog query with one text parameter (or none). */
+static int query(ctx *c, const char *sql, const char *param, dorm_result *res) {
+  dorm_value p = dorm_str(param ? param : "");
+  if (cli_wait(c->l,
+               dorm_async_execute(c->db, sql, param ? &p : NULL, param ? 1 : 0),
+               res)) {
+    cli_error("inspectdb: %s", dorm_result_message(res));
+    dorm_result_free(res);
+    return -1;
+  }
+  return 0;
+}
+
+/* Column i of a row as text ("" for NULL) / as an integer. */
+static const char *vtext(const dorm_row *r, size_t i, char *buf, size_t len) {
+  const dorm_value *v = dorm_row_value_at(r, i);
+  if (!v || v->type == DORM_T_NULL) return "";
+  if (v->type == DORM_T_INT) {
+    snprintf(buf, len, "%lld", (long long)v->u.i);
+    return buf;
+  }
+  if (v->type == DORM_T_BOOL) return v->u.b ? "1" : "0";
+  snprintf(buf, len, "%.*s", (int)v->u.s.len, v->u.s.ptr);
+  return buf;
+}
+
+static long long vint(const dorm_row *r, size_t i) {
+  char buf[64];
+  const char *s = vtext(r, i, buf, sizeof buf);
+  if (!strcmp(s, "t") || !strcmp(s, "true")) return 1;
+  return strtoll(s, NULL, 10);
+}
+
+static void camel(const char *table, char *out, size_t cap) {
+  size_t o = 0;
+  int up = 1;
+  for (const char *p = table; *p && o + 1 < cap; p++) {
+    if (*p == '_') {
+      up = 1;
+      continue;
+    }
+    out[o++] = up && *p >= 'a' && *p <= 'z' ? (char)(*p - 'a' + 'A') : *p;
+    up = 0;
+  }
+  out[o] = '\0';
+  if (!o) snprintf(out, cap, "%s", table);
+}
+
+/* A table's facts, as JSON for convenience:
+ *   columns: [{name, type, notnull, pk, maxlen, digits, places, auto, json}]
+ *   fks: {column: [table, on_delete]}
+ *   uniques: [[columns]] (pk excluded); indexes: [{name, columns, unique}] */
+typedef struct table {
+  char name[256];
+  json_t *columns, *fks, *uniques, *indexes;
+} table;
+
+static void table_free(table *t) {
+  json_decref(t->columns);
+  json_decref(t->fks);
+  json_decref(t->uniques);
+  json_decref(t->indexes);
+}
+
+static json_t *split(const char *csv) {
+  json_t *a = json_array();
+  const char *p = csv;
+  while (a && *p) {
+    const char *e = strchr(p, ',');
+    size_t n = e ? (size_t)(e - p) : strlen(p);
+    json_array_append_new(a, json_stringn(p, n));
+    p += n + (e ? 1 : 0);
+  }
+  return a;
+}
+
+static const char *on_delete_name(const char *db) {
+  if (!strcasecmp(db, "CASCADE") || !strcmp(db, "c")) return "cascade";
+  if (!strcasecmp(db, "SET NULL") || !strcmp(db, "n")) return "set_null";
+  if (!strcasecmp(db, "SET DEFAULT") || !strcmp(db, "d")) return "set_default";
+  if (!strcasecmp(db, "RESTRICT") || !strcmp(db, "r")) return "restrict";
+  return "do_nothing";
+}
+
+/* ---- SQLite ------------------------------------------------------------- */
+
+static int sqlite_type(const char *decl, json_t *col) {
+  char t[64];
+  size_t i = 0;
+  for (; decl[i] && i + 1 < sizeof t; i++)
+    t[i] = (decl[i] >= 'A' && decl[i] <= 'Z') ? (char)(decl[i] + 32) : decl[i];
+  t[i] = '\0';
+  int n = 0;
+  const char *type = "text";
+  if (!strcmp(t, "integer") || !strcmp(t, "int"))
+    type = "integer";
+  else if (!strcmp(t, "bigint"))
+    type = "bigint";
+  else if (!strcmp(t, "smallint"))
+    type = "smallint";
+  else if (!strcmp(t, "real") || !strcmp(t, "double") || !strcmp(t, "float"))
+    type = "float";
+  else if (!strncmp(t, "decimal", 7) || !strncmp(t, "numeric", 7))
+    type = "decimal";
+  else if (!strcmp(t, "bool") || !strcmp(t, "boolean"))
+    type = "boolean";
+  else if (!strcmp(t, "char(36)"))
+    type = "uuid";
+  else if (sscanf(t, "varchar(%d)", &n) == 1 ||
+           sscanf(t, "char(%d)", &n) == 1) {
+    type = "varchar";
+    json_object_set_new(col, "maxlen", json_integer(n));
+  } else if (!strcmp(t, "date"))
+    type = "date";
+  else if (!strcmp(t, "datetime") || !strcmp(t, "timestamp"))
+    type = "datetime";
+  else if (!strcmp(t, "time"))
+    type = "time";
+  else if (!strcmp(t, "blob"))
+    type = "binary";
+  json_object_set_new(col, "type", json_string(type));
+  return 0;
+}
+
+static int sqlite_table(ctx *c, table *t, const char *create_sql) {
+  dorm_result res;
+  char b1[512], b2[512];
+  if (query(c,
+            "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?) "
+            "ORDER BY cid",
+            t->name, &res))
+    return -1;
+  const dorm_rows *rows = dorm_result_rows_of(&res);
+  for (size_t i = 0; rows && i < dorm_rows_count(rows); i++) {
+    const dorm_row *r = dorm_rows_row(rows, i);
+    json_t *col = json_object();
+    const char *name = vtext(r, 0, b1, sizeof b1);
+    json_object_set_new(col, "name", json_string(name));
+    sqlite_type(vtext(r, 1, b2, sizeof b2), col);
+    json_object_set_new(col, "notnull", json_boolean(vint(r, 2)));
+    json_object_set_new(col, "pk", json_boolean(vint(r, 3)));
+    if (vint(r, 3) && strstr(create_sql, "AUTOINCREMENT"))
+      json_object_set_new(col, "auto", json_true());
+    char needle[600];
+    snprintf(needle, sizeof needle, "JSON_VALID(\"%s\")", name);
+    if (strstr(create_sql, needle))
+      json_object_set_new(col, "type", json_string("json"));
+    json_array_append_new(t->columns, col);
+  }
+  dorm_result_free(&res);
+  if (query(c,
+            "SELECT \"from\", \"table\", on_delete FROM "
+            "pragma_foreign_key_list(?)",
+            t->name, &res))
+    return -1;
+  rows = dorm_result_rows_of(&res);
+  for (size_t i = 0; rows && i < dorm_rows_count(rows); i++) {
+    const dorm_row *r = dorm_rows_row(rows, i);
+    char b3[64];
+    json_object_set_new(t->fks, vtext(r, 0, b1, sizeof b1),
+                        json_pack("[ss]", vtext(r, 1, b2, sizeof b2),
+                                  on_delete_name(vtext(r, 2, b3, sizeof b3))));
+  }
+  dorm_result_free(&res);
+  if (query(c, "SELECT name, \"unique\", origin FROM pragma_index_list(?)",
+            t->name, &res))
+    return -1;
+  rows = dorm_result_rows_of(&res);
+  for (size_t i = 0; rows && i < dorm_rows_count(rows); i++) {
+    const dorm_row *r = dorm_rows_row(rows, i);
+    char iname[512], origin[8];
+    vtext(r, 0, iname, sizeof iname);
+    vtext(r, 2, origin, sizeof origin);
+    int unique = (int)vint(r, 1);
+    if (!strcmp(origin, "pk")) continue;
+    dorm_result ir;
+    if (query(c, "SELECT name FROM pragma_index_info(?) ORDER BY seqno", iname,
+              &ir)) {
+      dorm_result_free(&res);
+      return -1;
+    }
+    const dorm_rows *irows = dorm_result_rows_of(&ir);
+    json_t *cols = json_array();
+    for (size_t k = 0; irows && k < dorm_rows_count(irows); k++)
+      json_array_append_new(
+          cols, json_string(vtext(dorm_rows_row(irows, k), 0, b1, sizeof b1)));
+    dorm_result_free(&ir);
+    if (!strcmp(origin, "u"))
+      json_array_append_new(t->uniques, cols);
+    else
+      json_array_append_new(
+          t->indexes, json_pack("{sssosb}", "name", iname, "columns", cols,
+                                "unique", unique));
+  }
+  dorm_result_free(&res);
+  return 0;
+}
+
+/* ---- PostgreSQL -------------------------------------------------------------
+ */
+
+#define PG_REL \
+  "(quote_ident(current_schema()) || '.' || quote_ident($1))::regclass"
+
+static int pg_table(ctx *c, table *t) {
+  dorm_result res;
+  char b1[512], b2[512];
+  if (query(c,
+            "SELECT a.attname::text, t.typname::text, a.attnotnull::int, "
+            "a.attidentity::text, CASE WHEN t.typname IN ('varchar', "
+            "'bpchar') AND a.atttypmod > 0 THEN a.atttypmod - 4 ELSE 0 END, "
+            "CASE WHEN t.typname = 'numeric' AND a.atttypmod > 0 THEN "
+            "((a.atttypmod - 4) >> 16) & 65535 ELSE 0 END, CASE WHEN "
+            "t.typname = 'numeric' AND a.atttypmod > 0 THEN (a.atttypmod - 4) "
+            "& 65535 ELSE 0 END FROM pg_catalog.pg_attribute a JOIN "
+            "pg_catalog.pg_type t ON t.oid = a.atttypid WHERE a.attrelid "
+            "= " PG_REL
+            " AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            t->name, &res))
+    return -1;
+  const dorm_rows *rows = dorm_result_rows_of(&res);
+  for (size_t i = 0; rows && i < dorm_rows_count(rows); i++) {
+    const dorm_row *r = dorm_rows_row(rows, i);
+    json_t *col = json_object();
+    json_object_set_new(col, "name", json_string(vtext(r, 0, b1, sizeof b1)));
+    const char *tn = vtext(r, 1, b2, sizeof b2);
+    const char *type = "text";
+    if (!strcmp(tn, "int4"))
+      type = "integer";
+    else if (!strcmp(tn, "int8"))
+      type = "bigint";
+    else if (!strcmp(tn, "int2"))
+      type = "smallint";
+    else if (!strcmp(tn, "float8") || !strcmp(tn, "float4"))
+      type = "float";
+    else if (!strcmp(tn, "numeric"))
+      type = "decimal";
+    else if (!strcmp(tn, "bool"))
+      type = "boolean";
+    else if (!strcmp(tn, "varchar") || !strcmp(tn, "bpchar"))
+      type = vint(r, 4) > 0 ? "varchar" : "text";
+    else if (!strcmp(tn, "date"))
+      type = "date";
+    else if (!strcmp(tn, "time"))
+      type = "time";
+    else if (!strcmp(tn, "timestamptz") || !strcmp(tn, "timestamp"))
+      type = "datetime";
+    else if (!strcmp(tn, "uuid"))
+      type = "uuid";
+    else if (!strcmp(tn, "jsonb") || !strcmp(tn, "json"))
+      type = "json";
+    else if (!strcmp(tn, "bytea"))
+      type = "binary";
+    json_object_set_new(col, "type", json_string(type));
+    if (!strcmp(type, "varchar"))
+      json_object_set_new(col, "maxlen", json_integer(vint(r, 4)));
+    if (!strcmp(type, "decimal") && vint(r, 5)) {
+      json_object_set_new(col, "digits", json_integer(vint(r, 5)));
+      json_object_set_new(col, "places", json_integer(vint(r, 6)));
+    }
+    json_object_set_new(col, "notnull", json_boolean(vint(r, 2)));
+    char idb[8];
+    if (vtext(r, 3, idb, sizeof idb)[0])
+      json_object_set_new(col, "auto", json_true());
+    json_array_append_new(t->columns, col);
+  }
+  dorm_result_free(&res);
+  if (query(c,
+            "SELECT con.contype::text, array_to_string(ARRAY(SELECT "
+            "a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(n, o) "
+            "JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND "
+            "a.attnum = k.n ORDER BY k.o), ','), COALESCE(fc.relname::text, "
+            "''), con.confdeltype::text FROM pg_catalog.pg_constraint con LEFT "
+            "JOIN pg_catalog.pg_class fc ON fc.oid = con.confrelid WHERE "
+            "con.conrelid = " PG_REL " AND con.contype IN ('p', 'u', 'f') "
+            "ORDER BY con.conname",
+            t->name, &res))
+    return -1;
+  rows = dorm_result_rows_of(&res);
+  for (size_t i = 0; rows && i < dorm_rows_count(rows); i++) {
+    const dorm_row *r = dorm_rows_row(rows, i);
+    char kind[8], cols[2048], target[512], od[8];
+    vtext(r, 0, kind, sizeof kind);
+    vtext(r, 1, cols, sizeof cols);
+    vtext(r, 2, target, sizeof target);
+    vtext(r, 3, od, sizeof od);
+    if (kind[0] == 'p') {
+      json_t *pk = split(cols);
+      for (size_t k = 0; k < json_array_size(t->columns); k++) {
+        json_t *col = json_array_get(t->columns, k);
+        if (json_array_size(pk) == 1 &&
+            !strcmp(json_string_value(json_object_get(col, "name")),
+                    json_string_value(json_array_get(pk, 0))))
+          json_object_set_new(col, "pk", json_true());
+      }
+      json_decref(pk);
+    } else if (kind[0] == 'u') {
+      json_array_append_new(t->uniques, split(cols));
+    } else if (kind[0] == 'f' && !strchr(cols, ',')) {
+      json_object_set_new(t->fks, cols,
+                          json_pack("[ss]", target, on_delete_name(od)));
+    }
+  }
+  dorm_result_free(&res);
+  if (query(c,
+            "SELECT i.relname::text, ix.indisunique::int, "
+            "array_to_string(ARRAY(SELECT a.attname::text FROM "
+            "unnest(ix.indkey::int2[]) WITH ORDINALITY k(n, o) JOIN "
+            "pg_catalog.pg_attribute a ON a.attrelid = ix.indrelid AND "
+            "a.attnum = k.n ORDER BY k.o), ',') FROM pg_catalog.pg_index ix "
+            "JOIN pg_catalog.pg_class i ON i.oid = ix.indexrelid WHERE "
+            "ix.indrelid = " PG_REL " AND NOT EXISTS (SELECT 1 FROM "
+            "pg_catalog.pg_constraint c WHERE c.conindid = ix.indexrelid) "
+            "ORDER BY i.relname",
+            t->name, &res))
+    return -1;
+  rows = dorm_result_rows_of(&res);
+  for (size_t i = 0; rows && i < dorm_rows_count(rows); i++) {
+    const dorm_row *r = dorm_rows_row(rows, i);
+    char cols[2048];
+    vtext(r, 2, cols, sizeof cols);
+    json_array_append_new(
+        t->indexes,
+        json_pack("{sssosb}", "name", vtext(r, 0, b1, sizeof b1), "columns",
+                  split(cols), "unique", (int)vint(r, 1)));
+  }
+  dorm_result_free(&res);
+  return 0;
+}
+
+/* ---- the model --------------------------------------------------------------
+ */
+
+static const char *sget(const json_t *o, const char *k) {
+  const char *s = json_string_value(json_object_get(o, k));
+  return s ? s : "";
+}
+
+/* The field name of a column: a foreign key's "<name>_id" loses "_id". */
+static void field_name(const table *t, const char *col, char *out, size_t cap) {
+  size_t n = strlen(col);
+  if (json_object_get(t->fks, col) && n > 3 && !strcmp(col + n - 3, "_id"))
+    snprintf(out, cap, "%.*s", (int)(n - 3), col);
+  else
+    snprintf(out, cap, "%s", col);
+}
+
+static int unique_single(const table *t, const char *col) {
+  for (size_t i = 0; i < json_array_size(t->uniques); i++) {
+    json_t *u = json_array_get(t->uniques, i);
+    if (json_array_size(u) == 1 &&
+        !strcmp(json_string_value(json_array_get(u, 0)), col))
+      return 1;
+  }
+  for (size_t i = 0; i < json_array_size(t->indexes); i++) {
+    json_t *x = json_array_get(t->indexes, i);
+    json_t *cols = json_object_get(x, "columns");
+    if (json_is_true(json_object_get(x, "unique")) &&
+        json_array_size(cols) == 1 &&
+        !strcmp(json_string_value(json_array_get(cols, 0)), col))
+      return 1;
+  }
+  return 0;
+}
+
+static json_t *model_of(const table *t) {
+  char mname[256];
+  camel(t->name, mname, sizeof mname);
+  json_t *fields = json_array();
+  for (size_t i = 0; i < json_array_size(t->columns); i++) {
+    json_t *col = json_array_get(t->columns, i);
+    const char *cn = sget(col, "name");
+    char fname[300];
+    field_name(t, cn, fname, sizeof fname);
+    json_t *f = json_object();
+    json_object_set_new(f, "name", json_string(fname));
+    int pk = json_is_true(json_object_get(col, "pk"));
+    json_t *fk = json_object_get(t->fks, cn);
+    const char *type = sget(col, "type");
+    if (pk && json_is_true(json_object_get(col, "auto")))
+      type = !strcmp(type, "bigint") ? "bigauto" : "auto";
+    int uniq = unique_single(t, cn);
+    if (fk) type = uniq && !pk ? "one_to_one" : "foreign_key";
+    json_object_set_new(f, "type", json_string(type));
+    if (pk) json_object_set_new(f, "primary_key", json_true());
+    if (!strcmp(type, "varchar"))
+      json_object_set(f, "max_length", json_object_get(col, "maxlen"));
+    if (!strcmp(type, "decimal") && json_object_get(col, "digits")) {
+      json_object_set(f, "max_digits", json_object_get(col, "digits"));
+      json_object_set(f, "decimal_places", json_object_get(col, "places"));
+    }
+    if (fk) {
+      char target[256];
+      camel(json_string_value(json_array_get(fk, 0)), target, sizeof target);
+      json_object_set_new(f, "to", json_string(target));
+      json_object_set(f, "on_delete", json_array_get(fk, 1));
+      char derived[320];
+      snprintf(derived, sizeof derived, "%s_id", fname);
+      if (strcmp(derived, cn))
+        json_object_set_new(f, "db_column", json_string(cn));
+    }
+    if (!json_is_true(json_object_get(col, "notnull")) && !pk)
+      json_object_set_new(f, "null", json_true());
+    if (uniq && !pk && !fk) json_object_set_new(f, "unique", json_true());
+    /* dorm's own index of a db_index column: <table>_<column>_idx */
+    char idx[600];
+    snprintf(idx, sizeof idx, "%s_%s_idx", t->name, cn);
+    for (size_t k = 0; k < json_array_size(t->indexes); k++) {
+      json_t *x = json_array_get(t->indexes, k);
+      if (!strcmp(sget(x, "name"), idx) && !fk)
+        json_object_set_new(f, "db_index", json_true());
+    }
+    json_array_append_new(fields, f);
+  }
+  json_t *m =
+      json_pack("{sssssO}", "name", mname, "table", t->name, "fields", fields);
+  json_decref(fields);
+  /* Model indexes: every other index, by field names. */
+  json_t *ixs = json_array();
+  for (size_t k = 0; k < json_array_size(t->indexes); k++) {
+    json_t *x = json_array_get(t->indexes, k);
+    json_t *cols = json_object_get(x, "columns");
+    char own[600];
+    snprintf(own, sizeof own, "%s_%s_idx", t->name,
+             json_string_value(json_array_get(cols, 0)));
+    if (json_array_size(cols) == 1 && !strcmp(sget(x, "name"), own)) continue;
+    if (json_is_true(json_object_get(x, "unique")) &&
+        json_array_size(cols) == 1)
+      continue; /* shown as "unique": true */
+    json_t *names = json_array();
+    for (size_t q = 0; q < json_array_size(cols); q++) {
+      char fname[300];
+      field_name(t, json_string_value(json_array_get(cols, q)), fname,
+                 sizeof fname);
+      json_array_append_new(names, json_string(fname));
+    }
+    json_t *ix = json_pack("{sssO}", "name", sget(x, "name"), "fields", names);
+    if (json_is_true(json_object_get(x, "unique")))
+      json_object_set_new(ix, "unique", json_true());
+    json_decref(names);
+    json_array_append_new(ixs, ix);
+  }
+  if (json_array_size(ixs)) json_object_set(m, "indexes", ixs);
+  json_decref(ixs);
+  json_t *ut = json_array();
+  for (size_t k = 0; k < json_array_size(t->uniques); k++) {
+    json_t *u = json_array_get(t->uniques, k);
+    if (json_array_size(u) < 2) continue;
+    json_t *names = json_array();
+    for (size_t q = 0; q < json_array_size(u); q++) {
+      char fname[300];
+      field_name(t, json_string_value(json_array_get(u, q)), fname,
+                 sizeof fname);
+      json_array_append_new(names, json_string(fname));
+    }
+    json_array_append_new(ut, names);
+  }
+  if (json_array_size(ut)) json_object_set(m, "unique_together", ut);
+  json_decref(ut);
+  return m;
+}
+
+int cmd_inspectdb(int argc, char **argv) {
+  const char *dbo = NULL;
+  for (int i = 1; i < argc; i++) {
+    const char *v = NULL;
+    int r;
+    if (cli_is_help(argv[i])) {
+      printf("%s%s", usage, help);
+      return CLI_OK;
+    } else if ((r = cli_opt_value(argc, argv, &i, "--db", &v))) {
+      if (r < 0) return cli_usage_error(usage, "--db needs a URL");
+      dbo = v;
+    } else {
+      return cli_usage_error(usage, "inspectdb: unknown argument '%s'",
+                             argv[i]);
+    }
+  }
+  cli_loop l;
+  if (cli_loop_init(&l)) return CLI_ERROR;
+  dorm_error err;
+  dorm_error_clear(&err);
+  int rc = CLI_ERROR;
+  ctx c = {&l, NULL, 0};
+  json_t *models = json_array();
+  dorm_result res = dorm_result_none();
+  c.db = dorm_db_open(l.loop, cli_db_url(dbo), NULL, &err);
+  if (!c.db) {
+    cli_error("%s", err.message);
+    goto out;
+  }
+  c.pg = dorm_db_dialect(c.db) == DORM_DIALECT_POSTGRES;
+  if (query(c.pg ? &c : &c,
+            c.pg ? "SELECT c.relname::text, '' FROM pg_catalog.pg_class c JOIN "
+                   "pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE "
+                   "c.relkind IN ('r', 'p') AND n.nspname = current_schema() "
+                   "AND c.relname <> 'dorm_migrations' ORDER BY 1"
+                 : "SELECT name, sql FROM sqlite_master WHERE type = 'table' "
+                   "AND name NOT LIKE 'sqlite_%' AND name <> "
+                   "'dorm_migrations' ORDER BY name",
+            NULL, &res))
+    goto out;
+  const dorm_rows *rows = dorm_result_rows_of(&res);
+  for (size_t i = 0; rows && i < dorm_rows_count(rows); i++) {
+    const dorm_row *r = dorm_rows_row(rows, i);
+    table t;
+    memset(&t, 0, sizeof t);
+    vtext(r, 0, t.name, sizeof t.name);
+    char *sql = NULL;
+    const dorm_value *sv = dorm_row_value_at(r, 1);
+    if (sv && sv->type == DORM_T_TEXT) sql = strndup(sv->u.s.ptr, sv->u.s.len);
+    t.columns = json_array();
+    t.fks = json_object();
+    t.uniques = json_array();
+    t.indexes = json_array();
+    int bad = c.pg ? pg_table(&c, &t) : sqlite_table(&c, &t, sql ? sql : "");
+    free(sql);
+    if (!bad) json_array_append_new(models, model_of(&t));
+    table_free(&t);
+    if (bad) goto out;
+  }
+  /* Through the loader: only a models file dorm accepts is printed, in its
+   * canonical form. */
+  json_t *doc = json_pack("{sO}", "models", models);
+  char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+  json_decref(doc);
+  dorm_schema *s =
+      text ? dorm_schema_load_string(text, "inspectdb", &err) : NULL;
+  if (!s) {
+    cli_warn(
+        "warning: the database does not map onto valid models (%s); "
+        "printing it as read",
+        err.message);
+    if (text) printf("%s\n", text);
+  } else {
+    json_t *canon = dorm_schema_to_json(s);
+    if (canon) {
+      cli_print_json(stdout, canon, 0);
+      printf("\n");
+    }
+    json_decref(canon);
+    dorm_schema_free(s);
+  }
+  free(text);
+  rc = CLI_OK;
+out:
+  dorm_result_free(&res);
+  json_decref(models);
+  if (c.db) cli_db_close(&l, c.db);
+  cli_loop_close(&l);
+  return rc;
+}

@@ -72,47 +72,6 @@ static int mkdir_p(const char *dir) {
   return 0;
 }
 
-/* Write j for people: a value that fits on one line of about 100
- * characters stays on one line ({"name": "age", "type": "integer"}),
- * anything longer is opened up one level at a time, so a field reads as
- * in models.json and the file diffs well. */
-static void pretty(FILE *f, json_t *j, int indent) {
-  size_t flags = JSON_PRESERVE_ORDER | JSON_ENCODE_ANY;
-  char *one = json_dumps(j, flags);
-  if (one &&
-      (strlen(one) <= 100 || !(json_is_object(j) || json_is_array(j)) ||
-       (json_is_object(j) ? json_object_size(j) : json_array_size(j)) == 0)) {
-    fputs(one, f);
-    free(one);
-    return;
-  }
-  free(one);
-  if (json_is_array(j)) {
-    fputs("[\n", f);
-    for (size_t i = 0; i < json_array_size(j); i++) {
-      fprintf(f, "%*s", indent + 2, "");
-      pretty(f, json_array_get(j, i), indent + 2);
-      fputs(i + 1 < json_array_size(j) ? ",\n" : "\n", f);
-    }
-    fprintf(f, "%*s]", indent, "");
-    return;
-  }
-  fputs("{\n", f);
-  size_t n = json_object_size(j), i = 0;
-  const char *k;
-  json_t *v;
-  json_object_foreach(j, k, v) {
-    json_t *key = json_string(k);
-    char *ks = key ? json_dumps(key, JSON_ENCODE_ANY) : NULL;
-    fprintf(f, "%*s%s: ", indent + 2, "", ks ? ks : "\"?\"");
-    free(ks);
-    json_decref(key);
-    pretty(f, v, indent + 2);
-    fputs(++i < n ? ",\n" : "\n", f);
-  }
-  fprintf(f, "%*s}", indent, "");
-}
-
 int cmd_makemigrations(int argc, char **argv) {
   const char *models = "models.json", *dir = "migrations", *name = NULL;
   int empty = 0, check = 0, dry = 0, no_detect = 0;
@@ -267,7 +226,7 @@ int cmd_makemigrations(int argc, char **argv) {
     goto out;
   }
   if (dry) {
-    pretty(stdout, doc, 0);
+    cli_print_json(stdout, doc, 0);
     printf("\n");
     rc = CLI_OK;
     goto out;
@@ -280,7 +239,7 @@ int cmd_makemigrations(int argc, char **argv) {
   snprintf(tmp, sizeof tmp, "%s.tmp", path);
   FILE *f = fopen(tmp, "w");
   if (f) {
-    pretty(f, doc, 0);
+    cli_print_json(f, doc, 0);
     fputc('\n', f);
   }
   if (!f || fclose(f)) {
