@@ -1,0 +1,298 @@
+#!/bin/sh
+# tests/test_cli.sh — the walk of a real project through the dorm binary.
+#
+#   sh tests/test_cli.sh DORM_BINARY sqlite|postgresql
+#
+# Initial models; migrate; add a nullable field, a field with a default,
+# an index, a model with a foreign key; rename a field; alter a type; drop a
+# field — each step makemigrations, sqlmigrate (both dialects), migrate,
+# showmigrations, with rows inserted between steps checked after each.
+# Then "No changes detected", inspectdb round-tripping through
+# makemigrations --check, migrate zero and forward again, a failing
+# migration that leaves everything untouched, two migrates at once,
+# malformed migration files and refused names, --help and usage errors.
+# PostgreSQL uses DORM_TEST_PG with a schema of its own (search_path).
+# Prints "ok"/"FAIL" lines; exits 1 on the first failure.
+set -u
+DORM=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+KIND=$2
+W=$(mktemp -d /tmp/dorm-cli.XXXXXX)
+trap 'cleanup' EXIT INT TERM
+cd "$W"
+
+if [ "$KIND" = postgresql ]; then
+  [ -n "${DORM_TEST_PG:-}" ] || { echo "FAIL DORM_TEST_PG is not set"; exit 1; }
+  SCHEMA="walk_$$_$(date +%s)"
+  psql "$DORM_TEST_PG" -qAt -c "CREATE SCHEMA $SCHEMA" >/dev/null || exit 1
+  DB="$DORM_TEST_PG options='-csearch_path=$SCHEMA'"
+  sql() { psql "$DB" -qAt -v ON_ERROR_STOP=1 -c "$1"; }
+else
+  DB="sqlite:///$W/walk.db"
+  sql() { sqlite3 "$W/walk.db" "$1"; }
+fi
+cleanup() {
+  [ "$KIND" = postgresql ] && psql "$DORM_TEST_PG" -qAt -c "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null 2>&1
+  rm -rf "$W"
+}
+
+n=0
+fail() { echo "FAIL [$KIND] $*"; echo "--- last output:"; cat "$W/out" "$W/err" 2>/dev/null | tail -n 30; exit 1; }
+ok() { n=$((n + 1)); }
+# run EXPECTED_STATUS command...: output in $W/out, $W/err
+run() {
+  want=$1; shift
+  "$@" >"$W/out" 2>"$W/err"
+  got=$?
+  [ "$got" = "$want" ] || fail "exit $got (wanted $want): $*"
+  ok
+}
+has() { grep -q -- "$1" "$W/$2" || fail "'$1' not in $2"; ok; }
+hasnt() { grep -q -- "$1" "$W/$2" && fail "'$1' unexpectedly in $2"; ok; }
+eq() { [ "$1" = "$2" ] || fail "got '$1', wanted '$2' ($3)"; ok; }
+
+models() { cat > models.json; }
+dorm() { "$DORM" "$@"; }
+
+# One step: makemigrations, sqlmigrate in both dialects (forwards and
+# backwards), migrate, showmigrations.  $1: the migration's name prefix.
+step() {
+  run 0 dorm makemigrations
+  has "$1" out
+  name=$(ls migrations | grep "^$1" | sed 's/\.json$//')
+  [ -n "$name" ] || fail "no migration $1"
+  run 0 dorm sqlmigrate --dialect sqlite "$name"
+  has "BEGIN;" out
+  run 0 dorm sqlmigrate --dialect postgresql "$name"
+  run 0 dorm sqlmigrate --dialect postgresql --backwards "$name"
+  run 0 dorm sqlmigrate --dialect sqlite --backwards "$name"
+  run 0 dorm migrate --db "$DB"
+  has "Applying $name... OK" err
+  run 0 dorm showmigrations --db "$DB"
+  has "\[X\] $name" out
+  hasnt "\[ \]" out
+}
+
+count() { dorm query --db "$DB" "$1.count()"; }
+
+# ---- 1. initial models -----------------------------------------------------
+models <<'EOF'
+{"models": [
+  {"name": "Author", "fields": [
+    {"name": "name", "type": "varchar", "max_length": 100},
+    {"name": "email", "type": "varchar", "max_length": 254, "unique": true}]}
+]}
+EOF
+run 0 dorm showmigrations --db "$DB"
+has "(no migrations)" out
+step 0001_initial
+sql "INSERT INTO author (name, email) VALUES ('Ann', 'ann@x.org'), ('Bob', 'bob@x.org')"
+eq "$(count Author)" 2 "rows after the initial migration"
+
+# ---- 2. a nullable field -------------------------------------------------------
+models <<'EOF'
+{"models": [
+  {"name": "Author", "fields": [
+    {"name": "name", "type": "varchar", "max_length": 100},
+    {"name": "email", "type": "varchar", "max_length": 254, "unique": true},
+    {"name": "age", "type": "integer", "null": true}]}
+]}
+EOF
+step 0002_author_age
+sql "UPDATE author SET age = 30 WHERE name = 'Ann'"
+eq "$(count Author)" 2 "rows after add_field"
+
+# ---- 3. a field with a default (a rebuild on SQLite) ------------------------------
+models <<'EOF'
+{"models": [
+  {"name": "Author", "fields": [
+    {"name": "name", "type": "varchar", "max_length": 100},
+    {"name": "email", "type": "varchar", "max_length": 254, "unique": true},
+    {"name": "age", "type": "integer", "null": true},
+    {"name": "bio", "type": "text", "default": "none yet"}]}
+]}
+EOF
+step 0003_author_bio
+eq "$(dorm query --db "$DB" 'Author.filter(bio="none yet").count()')" 2 "default filled the rows"
+eq "$(dorm query --db "$DB" 'Author.filter(age=30).count()')" 1 "age kept through the rebuild"
+
+# ---- 4. an index -------------------------------------------------------------------
+models <<'EOF'
+{"models": [
+  {"name": "Author", "fields": [
+    {"name": "name", "type": "varchar", "max_length": 100},
+    {"name": "email", "type": "varchar", "max_length": 254, "unique": true},
+    {"name": "age", "type": "integer", "null": true},
+    {"name": "bio", "type": "text", "default": "none yet"}],
+   "indexes": [{"fields": ["name", "age"]}]}
+]}
+EOF
+step 0004_author_name_age
+
+# ---- 5. a model with a foreign key ---------------------------------------------------
+models <<'EOF'
+{"models": [
+  {"name": "Author", "fields": [
+    {"name": "name", "type": "varchar", "max_length": 100},
+    {"name": "email", "type": "varchar", "max_length": 254, "unique": true},
+    {"name": "age", "type": "integer", "null": true},
+    {"name": "bio", "type": "text", "default": "none yet"}],
+   "indexes": [{"fields": ["name", "age"]}]},
+  {"name": "Book", "fields": [
+    {"name": "title", "type": "varchar", "max_length": 200},
+    {"name": "author", "type": "foreign_key", "to": "Author", "on_delete": "cascade"}]}
+]}
+EOF
+step 0005_book
+sql "INSERT INTO book (title, author_id) SELECT 'Ann''s book', id FROM author WHERE name = 'Ann'"
+eq "$(count Book)" 1 "a book"
+
+# ---- 6. rename a field (asked for explicitly) --------------------------------------------
+sed -e 's/"name", "type": "varchar", "max_length": 100/"full_name", "type": "varchar", "max_length": 100/' \
+    -e 's/"fields": \["name", "age"\]/"fields": ["full_name", "age"]/' models.json > m2 && mv m2 models.json
+run 0 dorm makemigrations --rename Author.name=full_name --name rename_author_name
+has "Rename field name on Author to full_name" out
+run 0 dorm sqlmigrate --dialect postgresql 0006
+has 'RENAME COLUMN "name" TO "full_name"' out
+run 0 dorm sqlmigrate --dialect sqlite 0006
+run 0 dorm migrate --db "$DB"
+run 0 dorm showmigrations --db "$DB"
+has "\[X\] 0006_rename_author_name" out
+eq "$(dorm query --db "$DB" 'Author.filter(full_name="Ann").count()')" 1 "renamed column kept its data"
+eq "$(dorm query --db "$DB" 'Book.filter(author__full_name="Ann").count()')" 1 "foreign key kept"
+
+# ---- 7. alter a type ----------------------------------------------------------------------
+sed -e 's/"name": "age", "type": "integer"/"name": "age", "type": "bigint"/' models.json > m2 && mv m2 models.json
+step 0007_alter_author_age
+eq "$(dorm query --db "$DB" 'Author.filter(age__gte=30).count()')" 1 "altered column kept its data"
+eq "$(count Book)" 1 "book kept through the rebuild of its target"
+
+# ---- 8. drop a field -------------------------------------------------------------------------
+sed -e 's/,\n* *{"name": "bio", "type": "text", "default": "none yet"}//' models.json > m2 && mv m2 models.json
+python3 - <<'EOF' 2>/dev/null || sed -i '/"bio"/d; s/"null": true},$/"null": true}],/' models.json
+import json
+m = json.load(open("models.json"))
+m["models"][0]["fields"] = [f for f in m["models"][0]["fields"] if f["name"] != "bio"]
+json.dump(m, open("models.json", "w"), indent=1)
+EOF
+step 0008_remove_author_bio
+eq "$(count Author)" 2 "rows after remove_field"
+eq "$(count Book)" 1 "book after remove_field"
+run 0 dorm query --db "$DB" --json 'Author.filter(email="ann@x.org").values("full_name", "age")'
+has '"full_name": "Ann"' out
+has '"age": 30' out
+run 0 dorm query --db "$DB" 'Author.order_by("email")'
+has "Bob" out
+if [ "$KIND" = sqlite ]; then
+  eq "$(sql 'PRAGMA foreign_key_check')" "" "foreign_key_check after the walk"
+fi
+
+# ---- no changes, inspectdb round trip -------------------------------------------------------
+run 0 dorm makemigrations
+has "No changes detected" out
+run 0 dorm makemigrations --check
+run 0 dorm inspectdb --db "$DB"
+mkdir rt && cp out rt/models.json && cp -r migrations rt/
+(cd rt && "$DORM" makemigrations --check >"$W/out" 2>"$W/err"); st=$?
+eq "$st" 0 "inspectdb output accepted by makemigrations --check"
+has "No changes detected" out
+
+# ---- zero and forward again ----------------------------------------------------------------------
+run 0 dorm migrate --db "$DB" zero
+has "Unapplying 0001_initial... OK" err
+run 0 dorm showmigrations --db "$DB"
+hasnt "\[X\]" out
+run 0 dorm migrate --db "$DB" --plan
+has "0008_remove_author_bio" out
+run 0 dorm migrate --db "$DB"
+run 0 dorm showmigrations --db "$DB"
+hasnt "\[ \]" out
+eq "$(count Author)" 0 "empty after zero and forward"
+run 0 dorm migrate --db "$DB"
+has "No migrations to apply" out
+# backwards to a named target, forwards again
+run 0 dorm migrate --db "$DB" 0005
+has "Unapplying 0006_rename_author_name... OK" err
+run 0 dorm showmigrations --db "$DB"
+has "\[ \] 0006" out
+has "\[X\] 0005" out
+run 0 dorm migrate --db "$DB"
+
+# ---- a failing migration changes nothing -------------------------------------------------------------
+cat > migrations/0009_broken.json <<'EOF'
+{"name": "0009_broken", "dependencies": ["0008_remove_author_bio"],
+ "operations": [
+   {"op": "add_field", "model": "Author", "field": {"name": "nick", "type": "text", "null": true}},
+   {"op": "run_sql", "sql": "INSERT INTO no_such_table VALUES (1)", "reverse_sql": []}
+ ]}
+EOF
+run 1 dorm migrate --db "$DB"
+has "0009_broken failed at operation 2" err
+has "nothing of it was applied" err
+run 0 dorm showmigrations --db "$DB"
+has "\[ \] 0009_broken" out
+run 1 dorm query --db "$DB" 'Author.filter(nick=None).count()' --models /dev/null
+run 0 dorm inspectdb --db "$DB"
+hasnt '"nick"' out
+rm migrations/0009_broken.json
+
+# ---- malformed files and refused names, through the command ------------------------------------------
+mkdir bad
+printf '{"name": "0001_x", "operations": [\n' > bad/0001_x.json
+run 1 dorm migrate --db "$DB" --migrations bad
+has "bad/0001_x.json" err
+has "malformed JSON" err
+run 1 dorm makemigrations --migrations bad
+has "bad/0001_x.json" err
+printf '{"name": "0001_x", "dependencies": [], "operations": [{"op": "add_colum", "model": "A"}]}\n' > bad/0001_x.json
+run 1 dorm showmigrations --db "$DB" --migrations bad
+has "bad/0001_x.json:1:.*operation 1 (add_colum): unknown operation 'add_colum'" err
+printf '{"name": "0001_x", "dependencies": ["0000_nope"], "operations": []}\n' > bad/0001_x.json
+run 1 dorm migrate --db "$DB" --migrations bad --plan
+has "unknown dependency '0000_nope'" err
+printf '{"name": "0001_x", "dependencies": ["0002_y"], "operations": []}\n' > bad/0001_x.json
+printf '{"name": "0002_y", "dependencies": ["0001_x"], "operations": []}\n' > bad/0002_y.json
+run 1 dorm migrate --db "$DB" --migrations bad
+has "dependency cycle" err
+rm bad/0002_y.json
+printf '{"name": "0001_x", "dependencies": [], "operations": [{"op": "create_model", "name": "A\\"; DROP TABLE author; --", "fields": []}]}\n' > bad/0001_x.json
+run 1 dorm migrate --db "$DB" --migrations bad
+has "invalid name" err
+printf '{"models": [{"name": "Author", "fields": [{"name": "x\\"; DROP TABLE author; --", "type": "text"}]}]}\n' > bad/models.json
+run 1 dorm makemigrations --models bad/models.json --migrations bad/none
+has "bad/models.json" err
+run 1 dorm sqlmigrate --dialect sqlite 0042
+has "no migration named '0042'" err
+eq "$(count Author)" 0 "nothing ran for the refused files"
+
+# ---- two migrates at once apply each migration once ------------------------------------------------------
+run 0 dorm migrate --db "$DB" zero
+"$DORM" migrate --db "$DB" >"$W/a.out" 2>"$W/a.err" & pa=$!
+"$DORM" migrate --db "$DB" >"$W/b.out" 2>"$W/b.err" & pb=$!
+wait $pa; sa=$?
+wait $pb; sb=$?
+[ "$sa" = 0 ] && [ "$sb" = 0 ] || { cat "$W/a.err" "$W/b.err"; fail "concurrent migrates: $sa $sb"; }
+ok
+eq "$(sql 'SELECT COUNT(*) FROM dorm_migrations')" 8 "each migration recorded once"
+
+# ---- --fake, --help, usage errors ------------------------------------------------------------------------
+run 0 dorm migrate --db "$DB" 0007 --fake
+has "FAKED" err
+run 0 dorm showmigrations --db "$DB"
+has "\[ \] 0008" out
+run 0 dorm migrate --db "$DB" --fake
+for c in makemigrations migrate sqlmigrate showmigrations inspectdb query; do
+  run 0 dorm $c --help
+  has "usage: dorm $c" out
+  run 2 dorm $c --no-such-option
+done
+run 2 dorm
+run 2 dorm frobnicate
+run 0 dorm --version
+run 2 dorm makemigrations --name 'bad name'
+run 0 dorm query --sql 'Author.filter(Q(age__gte=18) | ~Q(full_name__startswith="A")).order_by("-age")[0:10]'
+has "LIMIT" out
+run 1 dorm query --sql 'Author.filter(agee=1)'
+has "unknown field 'agee'" err
+
+echo "ok    test_cli.sh [$KIND]: $n checks"
+exit 0
