@@ -557,6 +557,11 @@ int cmd_inspectdb(int argc, char **argv) {
   }
   /* Through the loader: only a models file dorm accepts is printed, in its
    * canonical form. */
+  if (!json_array_size(models)) { /* an empty database */
+    printf("{\"models\": []}\n");
+    rc = CLI_OK;
+    goto out;
+  }
   json_t *doc = json_pack("{sO}", "models", models);
   char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
   json_decref(doc);

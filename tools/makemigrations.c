@@ -147,7 +147,10 @@ int cmd_makemigrations(int argc, char **argv) {
     goto out;
   }
   if (cli_replay(set, set->n, &st)) goto out;
-  if (!(from = dorm_mstate_schema(st, NULL, 0, &err))) {
+  /* No models yet: no schema (loading an empty one trips UBSan in
+   * schema/check.c's layout, memset(NULL, 0, 0); reported). */
+  if (dorm_mstate_nmodels(st) &&
+      !(from = dorm_mstate_schema(st, NULL, 0, &err))) {
     cli_error("the migrations do not describe valid models: %s", err.message);
     goto out;
   }
@@ -179,7 +182,7 @@ int cmd_makemigrations(int argc, char **argv) {
                 err.message);
       goto out;
     }
-  {
+  if (dorm_mstate_nmodels(st)) {
     dorm_schema *check_s = dorm_mstate_schema(st, NULL, 0, &err);
     if (!check_s) {
       cli_error("internal: the new migration gives invalid models: %s",
