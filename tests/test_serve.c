@@ -1,0 +1,790 @@
+/* tests/test_serve.c — `dorm serve` through a real socket, on SQLite and on
+ * PostgreSQL (the suite's DORM_TEST_PG, in a schema of its own).
+ *
+ * Each group creates the tables of tests/data/contract_models.json with the
+ * DDL compiler (in-process, through libdorm), starts the dorm binary built
+ * beside this test (build/dorm, or build-san/dorm for the sanitizer build,
+ * so the server itself runs sanitized) on a free port, and talks HTTP to
+ * it: every route and every error status, the refused names of the query
+ * layer sent as lookup keys, order_by and fields values (400, table
+ * intact), a client that disconnects mid-request, the access log, and a
+ * SIGTERM with requests in flight (they are answered; exit status 0 —
+ * under ASan, which also means no leak at exit).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "dorm.h"
+#include "support/support.h"
+
+#define MODELS "tests/data/contract_models.json"
+#define PG_SCHEMA "dorm_serve_test"
+
+static char g_url[PATH_MAX + 1024];
+static char g_log[PATH_MAX];
+static char g_dbfile[PATH_MAX];
+static pid_t g_pid;
+static int g_port;
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* ---- database set-up, in-process ------------------------------------------
+ */
+
+typedef struct waiter {
+  int done;
+  int code;
+} waiter;
+
+static dorm_result wait_ok(dorm_result *r, void *arg) {
+  ((waiter *)arg)->done = 1;
+  return dorm_result_none();
+}
+static dorm_result wait_err(dorm_result *r, void *arg) {
+  waiter *w = arg;
+  w->done = 1;
+  w->code = dorm_result_code(r);
+  fprintf(stderr, "setup: %s\n", dorm_result_message(r));
+  return dorm_result_none();
+}
+
+static void run_until(uv_loop_t *uv, dorm_deferred *d) {
+  assert_non_null(d);
+  waiter w = {0, 0};
+  assert_int_equal(dorm_deferred_add_callbacks(d, wait_ok, wait_err, &w), 0);
+  while (!w.done) uv_run(uv, UV_RUN_ONCE);
+  assert_int_equal(w.code, 0);
+}
+
+static void set_flag(void *arg) { *(int *)arg = 1; }
+
+/* Run sql statements on url, then (when models) create every table. */
+static void setup_db(const char *url, const char *const *sql, size_t nsql,
+                     int create_tables) {
+  uv_loop_t uv;
+  assert_int_equal(uv_loop_init(&uv), 0);
+  dorm_loop *loop = dorm_loop_new(&uv);
+  dorm_error err;
+  dorm_error_clear(&err);
+  dorm_db *db = dorm_db_open(loop, url, NULL, &err);
+  if (!db) fail_msg("open %s: %s", url, err.message);
+  if (nsql) run_until(&uv, dorm_async_execute_many(db, sql, nsql));
+  if (create_tables) {
+    dorm_schema *s = dorm_schema_load_file(MODELS, &err);
+    assert_non_null(s);
+    for (size_t i = 0; i < s->nmodels; i++) {
+      dorm_ddl ddl;
+      dorm_ddl_init(&ddl);
+      assert_int_equal(dorm_ddl_create_model(&s->models[i], NULL, 0,
+                                             dorm_db_dialect(db), &ddl, &err),
+                       0);
+      run_until(&uv, dorm_async_execute_many(db, (const char *const *)ddl.stmts,
+                                             ddl.n));
+      dorm_ddl_free(&ddl);
+    }
+    dorm_schema_free(s);
+  }
+  int closed = 0;
+  dorm_db_close(db, set_flag, &closed);
+  while (!closed) uv_run(&uv, UV_RUN_ONCE); /* the db first, then the loop */
+  dorm_loop_close(loop, NULL, NULL);
+  uv_run(&uv, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&uv), 0);
+}
+
+/* ---- the server process
+ * ------------------------------------------------------ */
+
+/* build/dorm beside build/tests/test_serve. */
+static void dorm_path(char *out, size_t cap) {
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  assert_true(n > 0);
+  self[n] = '\0';
+  char *dir = dirname(dirname(self));
+  snprintf(out, cap, "%s/dorm", dir);
+}
+
+static char *read_log(void) {
+  char *t = dorm_test_read_file(g_log);
+  return t ? t : strdup("");
+}
+
+/* Start `dorm serve` with extra options (NULL-terminated). */
+static void start_server(const char *extra, ...) {
+  if (g_pid > 0) { /* left over from a failed test */
+    kill(g_pid, SIGKILL);
+    waitpid(g_pid, NULL, 0);
+    g_pid = 0;
+  }
+  char exe[PATH_MAX];
+  dorm_path(exe, sizeof exe);
+  snprintf(g_log, sizeof g_log, "/tmp/dorm-serve-log.XXXXXX");
+  int fd = mkstemp(g_log);
+  assert_true(fd >= 0);
+  const char *argv[32] = {exe,    "serve", "--models", MODELS,
+                          "--db", g_url,   "--port",   "0"};
+  int argc = 8;
+  va_list ap;
+  va_start(ap, extra);
+  for (const char *a = extra; a && argc < 30; a = va_arg(ap, const char *))
+    argv[argc++] = a;
+  va_end(ap);
+  argv[argc] = NULL;
+  g_pid = fork();
+  assert_true(g_pid >= 0);
+  if (g_pid == 0) {
+    dup2(fd, 2);
+    int nul = open("/dev/null", O_RDWR);
+    dup2(nul, 0);
+    dup2(nul, 1);
+    execv(exe, (char *const *)argv);
+    _exit(127);
+  }
+  close(fd);
+  g_port = 0;
+  for (int i = 0; i < 1000 && !g_port; i++) {
+    char *log = read_log();
+    const char *p = strstr(log, "listening on http://127.0.0.1:");
+    if (p) g_port = atoi(p + strlen("listening on http://127.0.0.1:"));
+    free(log);
+    if (!g_port) {
+      int st;
+      if (waitpid(g_pid, &st, WNOHANG) == g_pid) {
+        char *l = read_log();
+        fail_msg("dorm serve exited: %s", l);
+      }
+      sleep_ms(10);
+    }
+  }
+  assert_true(g_port > 0);
+}
+
+/* SIGTERM and wait: returns the exit status. */
+static int stop_server(void) {
+  kill(g_pid, SIGTERM);
+  int st = 0;
+  assert_int_equal(waitpid(g_pid, &st, 0), g_pid);
+  g_pid = 0;
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+    char *l = read_log();
+    fprintf(stderr, "--- server log ---\n%s\n", l);
+    free(l);
+  }
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* ---- a small HTTP client
+ * ------------------------------------------------------- */
+
+typedef struct client {
+  int fd;
+  char buf[1 << 17];
+  size_t len;
+} client;
+
+typedef struct response {
+  int status;
+  char headers[4096];
+  char body[1 << 16];
+  size_t body_len;
+  json_t *json;
+} response;
+
+static client *cli_new(void) {
+  client *c = calloc(1, sizeof *c);
+  c->fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)g_port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(connect(c->fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  struct timeval tv = {20, 0};
+  setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return c;
+}
+
+static void cli_free(client *c) {
+  close(c->fd);
+  free(c);
+}
+
+static void cli_send(client *c, const char *s, size_t n) {
+  while (n) {
+    ssize_t w = send(c->fd, s, n, MSG_NOSIGNAL);
+    if (w <= 0) return;
+    s += w;
+    n -= (size_t)w;
+  }
+}
+
+static int cli_fill(client *c) {
+  ssize_t r = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
+  if (r <= 0) return 0;
+  c->len += (size_t)r;
+  return 1;
+}
+
+static void cli_consume(client *c, size_t n) {
+  memmove(c->buf, c->buf + n, c->len - n);
+  c->len -= n;
+}
+
+static void resp_clear(response *r) {
+  if (r->json) json_decref(r->json);
+  r->json = NULL;
+}
+
+/* One response with a Content-Length (every answer of dorm serve has
+ * one); 0 when the connection closed first. */
+static int cli_read(client *c, response *r) {
+  resp_clear(r);
+  memset(r, 0, sizeof *r);
+  char *end;
+  while (!(end = memmem(c->buf, c->len, "\r\n\r\n", 4)))
+    if (!cli_fill(c)) return 0;
+  size_t hlen = (size_t)(end - c->buf) + 4;
+  memcpy(r->headers, c->buf, hlen);
+  r->headers[hlen] = '\0';
+  cli_consume(c, hlen);
+  assert_int_equal(sscanf(r->headers, "HTTP/1.1 %d", &r->status), 1);
+  const char *cl = strcasestr(r->headers, "\r\ncontent-length:");
+  size_t n = cl ? (size_t)atol(cl + 17) : 0;
+  while (c->len < n)
+    if (!cli_fill(c)) fail_msg("short body");
+  memcpy(r->body, c->buf, n);
+  r->body[n] = '\0';
+  r->body_len = n;
+  cli_consume(c, n);
+  if (n) r->json = json_loads(r->body, 0, NULL);
+  return 1;
+}
+
+/* Send one request on c and read its answer into r; returns the status.
+ * Checks the rules every answer obeys: JSON error bodies that carry no
+ * SQL and no database message. */
+static int call(client *c, response *r, const char *method, const char *path,
+                const char *body) {
+  char head[8192];
+  int n = snprintf(head, sizeof head,
+                   "%s %s HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n"
+                   "Content-Type: application/json\r\n\r\n",
+                   method, path, body ? strlen(body) : 0);
+  cli_send(c, head, (size_t)n);
+  if (body) cli_send(c, body, strlen(body));
+  if (!cli_read(c, r)) fail_msg("%s %s: connection closed", method, path);
+  if (r->status >= 400) {
+    if (!r->json || !json_is_string(json_object_get(r->json, "error")))
+      fail_msg("%s %s: %d without a JSON error: %s", method, path, r->status,
+               r->body);
+    /* SQL as dorm writes it (upper case; the user's own input echoed in
+     * a message may contain anything), and the databases' phrases */
+    static const char *const sql[] = {"SELECT ",     "INSERT INTO", "UPDATE \"",
+                                      "DELETE FROM", " WHERE ",     NULL};
+    for (int i = 0; sql[i]; i++)
+      if (strstr(r->body, sql[i]))
+        fail_msg("%s %s: answer leaks '%s': %s", method, path, sql[i], r->body);
+    static const char *const leaks[] = {
+        "constraint failed", "duplicate key", "violates", "SQLSTATE", "sqlite",
+        "syntax error",      "relation \"",   NULL};
+    for (int i = 0; leaks[i]; i++)
+      if (strcasestr(r->body, leaks[i]))
+        fail_msg("%s %s: answer leaks '%s': %s", method, path, leaks[i],
+                 r->body);
+  }
+  return r->status;
+}
+
+static const char *err_text(const response *r) {
+  return json_string_value(json_object_get(r->json, "error"));
+}
+
+static json_int_t jint(const json_t *o, const char *k) {
+  return json_integer_value(json_object_get(o, k));
+}
+
+static size_t nresults(const response *r) {
+  return json_array_size(json_object_get(r->json, "results"));
+}
+
+/* ---- groups: one per database
+ * ------------------------------------------------ */
+
+static int setup_sqlite(void **state) {
+  snprintf(g_dbfile, sizeof g_dbfile, "/tmp/dorm-serve-db.XXXXXX");
+  int fd = mkstemp(g_dbfile);
+  close(fd);
+  unlink(g_dbfile);
+  snprintf(g_url, sizeof g_url, "sqlite:///%s", g_dbfile);
+  setup_db(g_url, NULL, 0, 1);
+  return 0;
+}
+
+static int teardown_sqlite(void **state) {
+  char p[PATH_MAX + 8];
+  unlink(g_dbfile);
+  snprintf(p, sizeof p, "%s-wal", g_dbfile);
+  unlink(p);
+  snprintf(p, sizeof p, "%s-shm", g_dbfile);
+  unlink(p);
+  return 0;
+}
+
+static int setup_pg(void **state) {
+  const char *pg = dorm_test_pg_conninfo();
+  if (!pg) {
+    fprintf(stderr, "DORM_TEST_PG is not set (run tests/run.sh)\n");
+    return -1;
+  }
+  static const char *const reset[] = {"DROP SCHEMA IF EXISTS " PG_SCHEMA
+                                      " CASCADE",
+                                      "CREATE SCHEMA " PG_SCHEMA};
+  setup_db(pg, reset, 2, 0);
+  snprintf(g_url, sizeof g_url, "%s options=-csearch_path=%s", pg, PG_SCHEMA);
+  setup_db(g_url, NULL, 0, 1);
+  return 0;
+}
+
+static int teardown_pg(void **state) {
+  if (!dorm_test_pg_conninfo()) return 0;
+  static const char *const drop[] = {"DROP SCHEMA IF EXISTS " PG_SCHEMA
+                                     " CASCADE"};
+  setup_db(dorm_test_pg_conninfo(), drop, 1, 0);
+  return 0;
+}
+
+/* ---- tests
+ * ---------------------------------------------------------------------- */
+
+static void test_routes(void **state) {
+  start_server(NULL);
+  client *c = cli_new();
+  response r;
+  memset(&r, 0, sizeof r);
+  assert_int_equal(call(c, &r, "GET", "/healthz", NULL), 200);
+  assert_string_equal(r.body, "{\"ok\":true}");
+
+  /* POST: 201 with the key and defaults */
+  assert_int_equal(
+      call(c, &r, "POST", "/api/author",
+           "{\"name\":\"Ann\",\"email\":\"ann@example.org\",\"age\":30,"
+           "\"joined\":\"2024-05-01T10:00:00Z\"}"),
+      201);
+  json_int_t ann = jint(r.json, "id");
+  assert_true(ann > 0);
+  assert_string_equal(json_string_value(json_object_get(r.json, "bio")), "");
+  assert_string_equal(json_string_value(json_object_get(r.json, "joined")),
+                      "2024-05-01T10:00:00Z");
+  assert_int_equal(
+      call(c, &r, "POST", "/api/author",
+           "{\"name\":\"Bob\",\"email\":\"bob@example.org\",\"age\":null,"
+           "\"bio\":\"b\",\"joined\":\"2023-01-02 03:04:05\"}"),
+      201);
+  json_int_t bob = jint(r.json, "id");
+  assert_int_equal(call(c, &r, "POST", "/api/author",
+                        "{\"name\":\"Cy\",\"email\":\"cy@example.org\",\"age\":"
+                        "17,\"joined\":\"2024-07-01T00:00:00Z\"}"),
+                   201);
+  char body[256], path[256];
+  /* a foreign key as "author" and as "author_id" */
+  snprintf(body, sizeof body,
+           "{\"author\":%lld,\"headline\":\"First\",\"tags\":[\"a\",1]}",
+           (long long)ann);
+  assert_int_equal(call(c, &r, "POST", "/api/entry", body), 201);
+  assert_int_equal(jint(r.json, "author"), ann);
+  assert_true(json_is_array(json_object_get(r.json, "tags")));
+  json_int_t entry = jint(r.json, "id");
+  snprintf(body, sizeof body,
+           "{\"author_id\":%lld,\"headline\":\"Second\",\"rating\":4.5}",
+           (long long)bob);
+  assert_int_equal(call(c, &r, "POST", "/api/entry", body), 201);
+  assert_int_equal(jint(r.json, "author"), bob);
+
+  /* GET lists: lookups parsed by type, ordering, slicing, fields */
+  assert_int_equal(call(c, &r, "GET", "/api/author", NULL), 200);
+  assert_int_equal(nresults(&r), 3);
+  /* default ordering -joined: Cy, Ann, Bob */
+  json_t *res = json_object_get(r.json, "results");
+  assert_string_equal(
+      json_string_value(json_object_get(json_array_get(res, 0), "name")), "Cy");
+  assert_int_equal(call(c, &r, "GET", "/api/author?age__gte=18", NULL), 200);
+  assert_int_equal(nresults(&r), 1);
+  assert_int_equal(call(c, &r, "GET", "/api/author?name__icontains=AN", NULL),
+                   200);
+  assert_int_equal(nresults(&r), 1);
+  assert_int_equal(call(c, &r, "GET", "/api/author?age__isnull=true", NULL),
+                   200);
+  assert_int_equal(nresults(&r), 1);
+  assert_int_equal(call(c, &r, "GET", "/api/author?age__isnull=0", NULL), 200);
+  assert_int_equal(nresults(&r), 2);
+  assert_int_equal(
+      call(c, &r, "GET", "/api/author?email__in=ann@example.org,cy@example.org",
+           NULL),
+      200);
+  assert_int_equal(nresults(&r), 2);
+  assert_int_equal(call(c, &r, "GET", "/api/author?joined__year=2024", NULL),
+                   200);
+  assert_int_equal(nresults(&r), 2);
+  assert_int_equal(
+      call(c, &r, "GET", "/api/author?joined__gte=2024-06-01T00:00:00Z", NULL),
+      200);
+  assert_int_equal(nresults(&r), 1);
+  assert_int_equal(call(c, &r, "GET", "/api/author?age__range=10,20", NULL),
+                   200);
+  assert_int_equal(nresults(&r), 1);
+  assert_int_equal(call(c, &r, "GET", "/api/entry?author__name=Ann", NULL),
+                   200);
+  assert_int_equal(nresults(&r), 1);
+  assert_int_equal(call(c, &r, "GET", "/api/entry?rating__gt=1.5", NULL), 200);
+  assert_int_equal(nresults(&r), 1);
+  assert_int_equal(
+      call(c, &r, "GET", "/api/author?entries__headline=Second", NULL), 200);
+  assert_int_equal(nresults(&r), 1);
+  assert_int_equal(
+      call(c, &r, "GET", "/api/author?order_by=-age,name&fields=id,name,age",
+           NULL),
+      200);
+  res = json_object_get(r.json, "results");
+  assert_int_equal(json_array_size(res), 3);
+  assert_int_equal(json_object_size(json_array_get(res, 0)), 3);
+  assert_null(json_object_get(json_array_get(res, 0), "email"));
+  assert_int_equal(
+      call(c, &r, "GET", "/api/author?order_by=name&limit=1&offset=1", NULL),
+      200);
+  assert_int_equal(nresults(&r), 1);
+  assert_string_equal(
+      json_string_value(json_object_get(
+          json_array_get(json_object_get(r.json, "results"), 0), "name")),
+      "Bob");
+  assert_int_equal(call(c, &r, "GET", "/api/author?limit=0", NULL), 200);
+  assert_int_equal(nresults(&r), 0);
+
+  /* count */
+  assert_int_equal(call(c, &r, "GET", "/api/author/count", NULL), 200);
+  assert_int_equal(jint(r.json, "count"), 3);
+  assert_int_equal(call(c, &r, "GET", "/api/author/count?age__lt=20", NULL),
+                   200);
+  assert_int_equal(jint(r.json, "count"), 1);
+
+  /* one object */
+  snprintf(path, sizeof path, "/api/author/%lld", (long long)ann);
+  assert_int_equal(call(c, &r, "GET", path, NULL), 200);
+  assert_string_equal(json_string_value(json_object_get(r.json, "name")),
+                      "Ann");
+  assert_int_equal(call(c, &r, "GET", "/api/author/999999", NULL), 404);
+  assert_int_equal(call(c, &r, "GET", "/api/author/abc", NULL), 404);
+  assert_int_equal(call(c, &r, "GET", "/api/author/", NULL), 200); /* list */
+
+  /* PATCH */
+  assert_int_equal(call(c, &r, "PATCH", path, "{\"age\":31,\"bio\":\"x\"}"),
+                   200);
+  assert_int_equal(jint(r.json, "age"), 31);
+  assert_string_equal(json_string_value(json_object_get(r.json, "bio")), "x");
+  assert_int_equal(call(c, &r, "PATCH", path, "{}"), 200);
+  assert_int_equal(jint(r.json, "age"), 31);
+  assert_int_equal(call(c, &r, "PATCH", "/api/author/999999", "{\"age\":1}"),
+                   404);
+  snprintf(body, sizeof body, "{\"author\":%lld}", (long long)bob);
+  snprintf(path, sizeof path, "/api/entry/%lld", (long long)entry);
+  assert_int_equal(call(c, &r, "PATCH", path, body), 200);
+  assert_int_equal(jint(r.json, "author"), bob);
+
+  /* DELETE */
+  assert_int_equal(call(c, &r, "DELETE", path, NULL), 204);
+  assert_int_equal(r.body_len, 0);
+  assert_int_equal(call(c, &r, "DELETE", path, NULL), 404);
+  assert_int_equal(call(c, &r, "GET", path, NULL), 404);
+
+  /* 404 and 405 */
+  assert_int_equal(call(c, &r, "GET", "/api/nomodel", NULL), 404);
+  assert_non_null(strstr(err_text(&r), "nomodel"));
+  assert_int_equal(call(c, &r, "GET", "/nothing", NULL), 404);
+  assert_int_equal(call(c, &r, "GET", "/api/author/1/extra", NULL), 404);
+  assert_int_equal(call(c, &r, "PUT", "/api/author/1", "{}"), 405);
+  assert_non_null(strstr(r.headers, "Allow: GET, PATCH, DELETE"));
+  assert_int_equal(call(c, &r, "DELETE", "/api/author", NULL), 405);
+  assert_int_equal(call(c, &r, "POST", "/api/author/count", "{}"), 405);
+  assert_int_equal(call(c, &r, "POST", "/healthz", "{}"), 405);
+
+  resp_clear(&r);
+  cli_free(c);
+  assert_int_equal(stop_server(), 0);
+  /* one access-log line per request */
+  char *log = read_log();
+  assert_non_null(strstr(log, "\"GET /healthz HTTP/1.1\" 200 "));
+  assert_non_null(strstr(log, "\"POST /api/author HTTP/1.1\" 201 "));
+  assert_non_null(strstr(log, "\"PUT /api/author/1 HTTP/1.1\" 405 "));
+  assert_non_null(strstr(log, "dorm serve: stopped"));
+  free(log);
+  unlink(g_log);
+}
+
+static void test_errors(void **state) {
+  start_server("--max-body", "2048", "--max-header", "4096", NULL);
+  client *c = cli_new();
+  response r;
+  memset(&r, 0, sizeof r);
+  assert_int_equal(call(c, &r, "POST", "/api/author",
+                        "{\"name\":\"Dee\",\"email\":\"dee@example.org\","
+                        "\"joined\":\"2024-01-01T00:00:00Z\"}"),
+                   201);
+  json_int_t dee = jint(r.json, "id");
+  /* bodies */
+  assert_int_equal(call(c, &r, "POST", "/api/author",
+                        "{\"name\":\"E\",\"email\":\"e@x.org\",\"joined\":"
+                        "\"2024-01-01\",\"nickname\":\"e\"}"),
+                   400);
+  assert_non_null(strstr(err_text(&r), "'nickname'"));
+  assert_int_equal(call(c, &r, "POST", "/api/author",
+                        "{\"name\":\"E\",\"email\":\"e@x.org\",\"joined\":"
+                        "\"2024-01-01\",\"age\":\"ten\"}"),
+                   400);
+  assert_non_null(strstr(err_text(&r), "'age'"));
+  assert_int_equal(call(c, &r, "POST", "/api/author",
+                        "{\"name\":\"E\",\"joined\":\"2024-01-01\"}"),
+                   400);
+  assert_non_null(strstr(err_text(&r), "'email'"));
+  assert_int_equal(call(c, &r, "POST", "/api/author",
+                        "{\"name\":null,\"email\":\"e@x.org\",\"joined\":"
+                        "\"2024-01-01\"}"),
+                   400);
+  assert_non_null(strstr(err_text(&r), "'name'"));
+  assert_int_equal(call(c, &r, "POST", "/api/author",
+                        "{\"name\":\"E\",\"email\":\"e@x.org\",\"joined\":"
+                        "\"yesterday\"}"),
+                   400);
+  assert_non_null(strstr(err_text(&r), "joined"));
+  char longname[300] = "{\"name\":\"";
+  memset(longname + 9, 'n', 101);
+  strcpy(longname + 110, "\",\"email\":\"l@x.org\",\"joined\":\"2024-01-01\"}");
+  assert_int_equal(call(c, &r, "POST", "/api/author", longname), 400);
+  assert_non_null(strstr(err_text(&r), "name"));
+  assert_int_equal(call(c, &r, "POST", "/api/author", "{\"name\": "), 400);
+  assert_non_null(strstr(err_text(&r), "malformed JSON"));
+  assert_int_equal(call(c, &r, "POST", "/api/author", "[1,2]"), 400);
+  assert_int_equal(call(c, &r, "POST", "/api/author", ""), 400);
+  assert_int_equal(call(c, &r, "POST", "/api/entry",
+                        "{\"author\":1,\"author_id\":1,\"headline\":\"h\"}"),
+                   400);
+  assert_int_equal(call(c, &r, "POST", "/api/entry",
+                        "{\"author\":\"one\",\"headline\":\"h\"}"),
+                   400);
+  assert_non_null(strstr(err_text(&r), "'author'"));
+  char path[64];
+  snprintf(path, sizeof path, "/api/author/%lld", (long long)dee);
+  assert_int_equal(call(c, &r, "PATCH", path, "{\"id\":5}"), 400);
+  assert_int_equal(call(c, &r, "PATCH", path, "{\"age\":true}"), 400);
+  assert_int_equal(call(c, &r, "PATCH", path, "{\"age\":99999999999}"), 400);
+  /* 409: unique, unique_together, foreign key */
+  assert_int_equal(call(c, &r, "POST", "/api/author",
+                        "{\"name\":\"Dee2\",\"email\":\"dee@example.org\","
+                        "\"joined\":\"2024-01-01\"}"),
+                   409);
+  assert_int_equal(call(c, &r, "POST", "/api/entry",
+                        "{\"author\":424242,\"headline\":\"h\"}"),
+                   409);
+  assert_int_equal(call(c, &r, "POST", "/api/author",
+                        "{\"name\":\"Eve\",\"email\":\"eve@example.org\","
+                        "\"joined\":\"2024-01-01\"}"),
+                   201);
+  json_int_t eve = jint(r.json, "id");
+  snprintf(path, sizeof path, "/api/author/%lld", (long long)eve);
+  assert_int_equal(
+      call(c, &r, "PATCH", path, "{\"email\":\"dee@example.org\"}"), 409);
+  /* query strings */
+  assert_int_equal(call(c, &r, "GET", "/api/author?agee=1", NULL), 400);
+  assert_non_null(strstr(err_text(&r), "agee"));
+  assert_int_equal(call(c, &r, "GET", "/api/author?age__foo=1", NULL), 400);
+  assert_int_equal(call(c, &r, "GET", "/api/author?age=abc", NULL), 400);
+  assert_non_null(strstr(err_text(&r), "'age'"));
+  assert_int_equal(call(c, &r, "GET", "/api/author?age__in=1,x", NULL), 400);
+  assert_int_equal(call(c, &r, "GET", "/api/author?age__isnull=maybe", NULL),
+                   400);
+  assert_int_equal(call(c, &r, "GET", "/api/author?joined=notadate", NULL),
+                   400);
+  assert_int_equal(call(c, &r, "GET", "/api/author?limit=-1", NULL), 400);
+  assert_int_equal(call(c, &r, "GET", "/api/author?offset=x", NULL), 400);
+  assert_int_equal(call(c, &r, "GET", "/api/author?order_by=nope", NULL), 400);
+  assert_int_equal(call(c, &r, "GET", "/api/author?fields=id,nope", NULL), 400);
+  assert_int_equal(call(c, &r, "GET", "/api/author?order_by=", NULL), 400);
+  /* 413 and 431 come from the HTTP layer and close the connection */
+  static char big[3000];
+  memset(big, ' ', sizeof big - 1);
+  big[0] = '{';
+  big[sizeof big - 2] = '}';
+  assert_int_equal(call(c, &r, "POST", "/api/author", big), 413);
+  cli_free(c);
+  c = cli_new();
+  static char longpath[5000];
+  memcpy(longpath, "/api/author?name=", 17);
+  memset(longpath + 17, 'a', sizeof longpath - 18);
+  assert_int_equal(call(c, &r, "GET", longpath, NULL), 431);
+  cli_free(c);
+  resp_clear(&r);
+  assert_int_equal(stop_server(), 0);
+  unlink(g_log);
+}
+
+/* The names the query layer refuses, as lookup keys, order_by and fields
+ * values: 400 every time, and the table as it was. */
+static void test_refused_names(void **state) {
+  start_server(NULL);
+  client *c = cli_new();
+  response r;
+  memset(&r, 0, sizeof r);
+  assert_int_equal(call(c, &r, "POST", "/api/author",
+                        "{\"name\":\"Kim\",\"email\":\"kim@example.org\","
+                        "\"joined\":\"2024-01-01\"}"),
+                   201);
+  assert_int_equal(call(c, &r, "GET", "/api/author/count", NULL), 200);
+  json_int_t before = jint(r.json, "count");
+  /* percent-encoded: name"; DROP TABLE author; --   -name);select 1--
+   * a.b  $1  ?  tab  newline  \x01  ""  1abc  café  64 bytes */
+  static const char *const bad[] = {
+      "name%22%3B%20DROP%20TABLE%20author%3B%20--",
+      "-name)%3Bselect%201--",
+      "a.b",
+      "%241",
+      "%3F",
+      "na%09me",
+      "na%0Ame",
+      "x%01",
+      "1abc",
+      "caf%C3%A9",
+      "name%00",
+      "0123456789012345678901234567890123456789012345678901234567890123",
+      "name__%22%3B%20DROP%20TABLE%20author%3B%20--",
+      "author%22.%22name",
+  };
+  char path[512];
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    snprintf(path, sizeof path, "/api/author?%s=1", bad[i]);
+    assert_int_equal(call(c, &r, "GET", path, NULL), 400);
+    snprintf(path, sizeof path, "/api/author/count?%s=1", bad[i]);
+    assert_int_equal(call(c, &r, "GET", path, NULL), 400);
+    snprintf(path, sizeof path, "/api/author?order_by=%s", bad[i]);
+    assert_int_equal(call(c, &r, "GET", path, NULL), 400);
+    snprintf(path, sizeof path, "/api/author?order_by=name,%s", bad[i]);
+    assert_int_equal(call(c, &r, "GET", path, NULL), 400);
+    snprintf(path, sizeof path, "/api/author?fields=%s", bad[i]);
+    assert_int_equal(call(c, &r, "GET", path, NULL), 400);
+    snprintf(path, sizeof path, "/api/author/%s", bad[i]);
+    assert_int_equal(call(c, &r, "GET", path, NULL), 404);
+  }
+  /* empty key */
+  assert_int_equal(call(c, &r, "GET", "/api/author?=1", NULL), 400);
+  /* the table is intact */
+  assert_int_equal(call(c, &r, "GET", "/api/author/count", NULL), 200);
+  assert_int_equal(jint(r.json, "count"), before);
+  assert_int_equal(call(c, &r, "GET", "/api/author?name=Kim", NULL), 200);
+  assert_int_equal(nresults(&r), 1);
+  resp_clear(&r);
+  cli_free(c);
+  assert_int_equal(stop_server(), 0);
+  unlink(g_log);
+}
+
+/* Clients that vanish with queries in flight cost nothing: the server goes
+ * on, and exits 0 (clean under ASan) at the end. */
+static void test_disconnect_mid_request(void **state) {
+  start_server(NULL);
+  char req[] =
+      "GET /api/author?order_by=name HTTP/1.1\r\nHost: t\r\n\r\n"
+      "GET /api/author/count HTTP/1.1\r\nHost: t\r\n\r\n"
+      "POST /api/entry HTTP/1.1\r\nHost: t\r\nContent-Length: 40\r\n"
+      "\r\n{\"author\":";
+  for (int i = 0; i < 20; i++) {
+    client *c = cli_new();
+    for (int k = 0; k < 10; k++) cli_send(c, req, sizeof req - 1);
+    if (i % 2) sleep_ms(1);
+    struct linger lg = {1, 0}; /* reset: the rudest goodbye */
+    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    cli_free(c);
+  }
+  sleep_ms(100);
+  client *c = cli_new();
+  response r;
+  memset(&r, 0, sizeof r);
+  assert_int_equal(call(c, &r, "GET", "/healthz", NULL), 200);
+  assert_int_equal(call(c, &r, "GET", "/api/author/count", NULL), 200);
+  resp_clear(&r);
+  cli_free(c);
+  assert_int_equal(stop_server(), 0);
+  char *log = read_log();
+  assert_non_null(strstr(log, "(client gone)"));
+  free(log);
+  unlink(g_log);
+}
+
+/* SIGTERM while a pipelined burst is being answered: every answer that
+ * comes is whole and in order, the connection then closes, exit 0. */
+static void test_shutdown_in_flight(void **state) {
+  start_server(NULL);
+  client *c = cli_new();
+  static char burst[64 * 64];
+  size_t n = 0;
+  for (int i = 0; i < 60; i++)
+    n += (size_t)snprintf(
+        burst + n, sizeof burst - n,
+        "GET /api/author?limit=%d HTTP/1.1\r\nHost: t\r\n\r\n", i + 1);
+  cli_send(c, burst, n);
+  response r;
+  memset(&r, 0, sizeof r);
+  assert_true(cli_read(c, &r)); /* the server is at work */
+  assert_int_equal(r.status, 200);
+  kill(g_pid, SIGTERM);
+  int got = 1;
+  while (cli_read(c, &r)) {
+    assert_int_equal(r.status, 200);
+    got++;
+  }
+  assert_true(got >= 1 && got <= 60);
+  resp_clear(&r);
+  cli_free(c);
+  int st = 0;
+  assert_int_equal(waitpid(g_pid, &st, 0), g_pid);
+  g_pid = 0;
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 0);
+  char *log = read_log();
+  assert_non_null(strstr(log, "shutting down"));
+  free(log);
+  unlink(g_log);
+}
+
+int main(void) {
+  signal(SIGPIPE, SIG_IGN);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_routes),
+      cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_refused_names),
+      cmocka_unit_test(test_disconnect_mid_request),
+      cmocka_unit_test(test_shutdown_in_flight),
+  };
+  int failed = cmocka_run_group_tests_name("sqlite", tests, setup_sqlite,
+                                           teardown_sqlite);
+  failed +=
+      cmocka_run_group_tests_name("postgresql", tests, setup_pg, teardown_pg);
+  return failed;
+}
