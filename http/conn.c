@@ -73,7 +73,8 @@ static dorm__http_ex *ex_new(dorm__http_conn *c) {
   dorm__buf_init(&ex->raw);
   dorm__buf_init(&ex->extra);
   dorm__buf_init(&ex->out);
-  ex->req.peer = c->peer;
+  memcpy(ex->peer, c->peer, sizeof ex->peer);
+  ex->req.peer = ex->peer;
   ex->req.start_ns = uv_hrtime();
   ex->req.http_major = 1;
   ex->req.http_minor = 1;

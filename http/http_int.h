@@ -59,6 +59,7 @@ struct dorm_http_response {
   dorm__buf out;   /* answer bytes not yet handed to a write */
   dorm_http_gone_fn gone;
   void *gone_arg;
+  char peer[64]; /* a copy: req.peer must outlive the connection */
 };
 typedef struct dorm_http_response dorm__http_ex;
 

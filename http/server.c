@@ -62,7 +62,7 @@ void dorm__http_log(dorm_http_server *s, const dorm__http_ex *ex) {
   const dorm_http_request *r = &ex->req;
   dorm__buf *b = &s->log;
   double ms = r->start_ns ? (double)(uv_hrtime() - r->start_ns) / 1e6 : 0.0;
-  dorm__buf_puts(b, ex->conn ? ex->conn->peer : (r->peer ? r->peer : "-"));
+  dorm__buf_puts(b, r->peer ? r->peer : "-");
   dorm__buf_puts(b, " \"");
   dorm__buf_puts(b, r->method ? r->method : "-");
   dorm__buf_putc(b, ' ');
