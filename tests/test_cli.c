@@ -45,8 +45,7 @@ int main(int argc, char **argv) {
   const char *self = argc > 0 ? argv[0] : "build/tests/test_cli";
   const char *slash = strstr(self, "/tests/");
   if (slash)
-    snprintf(dorm_bin, sizeof dorm_bin, "%.*s/dorm", (int)(slash - self),
-             self);
+    snprintf(dorm_bin, sizeof dorm_bin, "%.*s/dorm", (int)(slash - self), self);
   else
     snprintf(dorm_bin, sizeof dorm_bin, "build/dorm");
   const struct CMUnitTest tests[] = {
