@@ -171,7 +171,10 @@ static void start_server(const char *extra, ...) {
     if (!g_port) {
       int st;
       if (waitpid(g_pid, &st, WNOHANG) == g_pid) {
-        char *l = read_log();
+        static char l[4096];
+        char *t = read_log();
+        snprintf(l, sizeof l, "%s", t);
+        free(t);
         fail_msg("dorm serve exited: %s", l);
       }
       sleep_ms(10);
@@ -532,11 +535,12 @@ static void test_routes(void **state) {
   assert_int_equal(stop_server(), 0);
   /* one access-log line per request */
   char *log = read_log();
-  assert_non_null(strstr(log, "\"GET /healthz HTTP/1.1\" 200 "));
-  assert_non_null(strstr(log, "\"POST /api/author HTTP/1.1\" 201 "));
-  assert_non_null(strstr(log, "\"PUT /api/author/1 HTTP/1.1\" 405 "));
-  assert_non_null(strstr(log, "dorm serve: stopped"));
+  int ok = strstr(log, "\"GET /healthz HTTP/1.1\" 200 ") &&
+           strstr(log, "\"POST /api/author HTTP/1.1\" 201 ") &&
+           strstr(log, "\"PUT /api/author/1 HTTP/1.1\" 405 ") &&
+           strstr(log, "dorm serve: stopped");
   free(log);
+  assert_true(ok);
   unlink(g_log);
 }
 
@@ -709,20 +713,33 @@ static void test_refused_names(void **state) {
  * on, and exits 0 (clean under ASan) at the end. */
 static void test_disconnect_mid_request(void **state) {
   start_server(NULL);
-  char req[] =
-      "GET /api/author?order_by=name HTTP/1.1\r\nHost: t\r\n\r\n"
-      "GET /api/author/count HTTP/1.1\r\nHost: t\r\n\r\n"
-      "POST /api/entry HTTP/1.1\r\nHost: t\r\nContent-Length: 40\r\n"
-      "\r\n{\"author\":";
-  for (int i = 0; i < 20; i++) {
-    client *c = cli_new();
-    for (int k = 0; k < 10; k++) cli_send(c, req, sizeof req - 1);
-    if (i % 2) sleep_ms(1);
-    struct linger lg = {1, 0}; /* reset: the rudest goodbye */
-    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    cli_free(c);
+  static char burst[200 * 64];
+  size_t n = 0;
+  for (int k = 0; k < 200; k++)
+    n += (size_t)snprintf(
+        burst + n, sizeof burst - n, "%s",
+        k % 2 ? "GET /api/author/count HTTP/1.1\r\n\r\n"
+              : "GET /api/author?order_by=name HTTP/1.1\r\n\r\n");
+  /* and a request cut in the middle of its body */
+  static const char cut[] =
+      "POST /api/entry HTTP/1.1\r\nContent-Length: 40\r\n\r\n{\"author\":";
+  int gone = 0;
+  for (int round = 0; round < 20 && !gone; round++) {
+    for (int i = 0; i < 5; i++) {
+      client *c = cli_new();
+      cli_send(c, burst, n);
+      cli_send(c, cut, sizeof cut - 1);
+      struct linger lg = {1, 0}; /* reset: the rudest goodbye */
+      setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+      cli_free(c);
+    }
+    sleep_ms(100);
+    char *log = read_log();
+    gone = strstr(log, "(client gone)") != NULL;
+    free(log);
   }
-  sleep_ms(100);
+  /* some answers were dropped because their client had gone */
+  assert_true(gone);
   client *c = cli_new();
   response r;
   memset(&r, 0, sizeof r);
@@ -731,9 +748,6 @@ static void test_disconnect_mid_request(void **state) {
   resp_clear(&r);
   cli_free(c);
   assert_int_equal(stop_server(), 0);
-  char *log = read_log();
-  assert_non_null(strstr(log, "(client gone)"));
-  free(log);
   unlink(g_log);
 }
 
@@ -768,8 +782,9 @@ static void test_shutdown_in_flight(void **state) {
   assert_true(WIFEXITED(st));
   assert_int_equal(WEXITSTATUS(st), 0);
   char *log = read_log();
-  assert_non_null(strstr(log, "shutting down"));
+  int ok = strstr(log, "shutting down") != NULL;
   free(log);
+  assert_true(ok);
   unlink(g_log);
 }
 
