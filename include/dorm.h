@@ -6,6 +6,7 @@
  *   dorm/schema.h   models: load models.json or build them in C
  *   dorm/query.h    the pure query builder and compiler (no I/O)
  *   dorm/ddl.h      schema changes compiled to SQL (migrations)
+ *   dorm/migration.h migration files, model state, the autodetector
  *   dorm/deferred.h deferreds: callback chains for results that come later
  *   dorm/loop.h     the libuv glue (includes <uv.h>)
  * and the headers of backends/ (databases, rows).
@@ -27,6 +28,7 @@
 #include "dorm/loop.h"
 #include "dorm/db.h"
 #include "dorm/rows.h"
+#include "dorm/migration.h"
 #include "dorm/http.h"
 
 #endif /* DORM_H */

@@ -381,7 +381,7 @@ static int layout(ctx *c) {
       b->nmodels ? dorm__arena_alloc(a, b->nmodels * sizeof(dorm_model)) : NULL;
   if (b->nmodels && !c->models)
     return dorm_error_set(&b->err, DORM_ENOMEM, NULL);
-  memset(c->models, 0, b->nmodels * sizeof(dorm_model));
+  if (b->nmodels) memset(c->models, 0, b->nmodels * sizeof(dorm_model));
   for (size_t i = 0; i < b->nmodels; i++) {
     dorm__bmodel *bm = &b->models[i];
     dorm_model *m = &c->models[i];

@@ -243,6 +243,18 @@ static void test_blog_every_type(void **state) {
 
 /* ---- built in C ---------------------------------------------------------- */
 
+/* a project with no models yet is a valid (empty) schema */
+static void test_empty_models(void **state) {
+  (void)state;
+  dorm_error err;
+  dorm_error_clear(&err);
+  dorm_schema *s = dorm_schema_load_string("{\"models\": []}", NULL, &err);
+  if (!s) fail_msg("%s", err.message);
+  assert_int_equal(s->nmodels, 0);
+  assert_null(dorm_schema_model(s, "Author"));
+  dorm_schema_free(s);
+}
+
 static void test_builder(void **state) {
   (void)state;
   dorm_error err;
@@ -1158,6 +1170,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_contract_example),
       cmocka_unit_test(test_blog_every_type),
+      cmocka_unit_test(test_empty_models),
       cmocka_unit_test(test_builder),
       cmocka_unit_test(test_builder_sticky_error),
       cmocka_unit_test(test_helpers),
