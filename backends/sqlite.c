@@ -699,7 +699,11 @@ static void *worker_main(void *arg) {
   pthread_mutex_lock(&be->mu);
   be->nexited++;
   pthread_mutex_unlock(&be->mu);
-  dorm_wakeup_send(be->wake);
+  /* the loop may have been closed under us: the send then does nothing,
+   * and the reference taken for this thread keeps the handle's memory */
+  dorm_wakeup *wake = be->wake;
+  dorm_wakeup_send(wake);
+  dorm_wakeup_release(wake);
   return NULL;
 }
 
@@ -814,9 +818,11 @@ static int sq_open(dorm_db *db, dorm_loop *loop, const char *url,
                           "sqlite: cannot create the loop wake-up");
   }
   for (size_t i = 0; i < be->nworkers; i++) {
+    dorm_wakeup_retain(be->wake); /* released as the thread exits */
     if (pthread_create(&be->w[i].tid, NULL, worker_main, &be->w[i]) != 0) {
       /* stop the ones that started; their exit finishes the close */
       int e = errno;
+      dorm_wakeup_release(be->wake);
       if (i == 0) {
         dorm_wakeup_close(be->wake);
         be_free(be);

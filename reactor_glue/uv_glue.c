@@ -345,11 +345,18 @@ void dorm_timer_close(dorm_timer *t) {
 
 /* ---- wake-up ---- */
 
+/* A wake-up may be sent from threads that outlive it: the loop may be
+ * closed (and the handle with it) while a worker still runs.  So sending
+ * checks a closed flag under a lock, and the memory lives until the
+ * handle is closed and every thread that retained it has released it. */
 struct dorm_wakeup {
   dorm__handle h;
   uv_async_t uv;
   dorm_wakeup_cb cb;
   void *arg;
+  uv_mutex_t lock;
+  int closed; /* 1: closing, 2: closed (the uv handle is gone) */
+  int refs;   /* the handle's own reference + dorm_wakeup_retain()s */
 };
 
 static void wakeup_cb(uv_async_t *h) {
@@ -357,16 +364,31 @@ static void wakeup_cb(uv_async_t *h) {
   w->cb(w, w->arg);
 }
 
+/* Drop one reference; the last one frees w. */
+static void wakeup_unref_mem(dorm_wakeup *w, int closed_now) {
+  uv_mutex_lock(&w->lock);
+  if (closed_now) w->closed = 2;
+  int last = --w->refs == 0;
+  uv_mutex_unlock(&w->lock);
+  if (last) {
+    uv_mutex_destroy(&w->lock);
+    dorm__free(w);
+  }
+}
+
 static void wakeup_close_cb(uv_handle_t *h) {
   dorm_wakeup *w = h->data;
   dorm_loop *loop = w->h.loop;
-  dorm__free(w);
+  wakeup_unref_mem(w, 1);
   live_done(loop);
 }
 
 static void wakeup_close(dorm__handle *h) {
   dorm_wakeup *w = (dorm_wakeup *)h;
   unlink_handle(h);
+  uv_mutex_lock(&w->lock);
+  w->closed = 1; /* no uv_async_send from now on */
+  uv_mutex_unlock(&w->lock);
   uv_close((uv_handle_t *)&w->uv, wakeup_close_cb);
 }
 
@@ -374,19 +396,39 @@ dorm_wakeup *dorm_wakeup_new(dorm_loop *loop, dorm_wakeup_cb cb, void *arg) {
   if (!loop || !cb || loop->closing) return NULL;
   dorm_wakeup *w = dorm__malloc(sizeof *w);
   if (!w) return NULL;
+  if (uv_mutex_init(&w->lock)) {
+    dorm__free(w);
+    return NULL;
+  }
   if (uv_async_init(loop->uv, &w->uv, wakeup_cb)) {
+    uv_mutex_destroy(&w->lock);
     dorm__free(w);
     return NULL;
   }
   w->uv.data = w;
   w->cb = cb;
   w->arg = arg;
+  w->closed = 0;
+  w->refs = 1;
   loop->live++;
   link_handle(loop, &w->h, wakeup_close);
   return w;
 }
 
-int dorm_wakeup_send(dorm_wakeup *w) { return uv_async_send(&w->uv); }
+int dorm_wakeup_send(dorm_wakeup *w) {
+  uv_mutex_lock(&w->lock);
+  int rc = w->closed ? DORM_ECLOSED : uv_async_send(&w->uv);
+  uv_mutex_unlock(&w->lock);
+  return rc;
+}
+
+void dorm_wakeup_retain(dorm_wakeup *w) {
+  uv_mutex_lock(&w->lock);
+  w->refs++;
+  uv_mutex_unlock(&w->lock);
+}
+
+void dorm_wakeup_release(dorm_wakeup *w) { wakeup_unref_mem(w, 0); }
 
 void dorm_wakeup_unref(dorm_wakeup *w) { uv_unref((uv_handle_t *)&w->uv); }
 

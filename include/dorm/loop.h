@@ -93,8 +93,8 @@ int dorm_poll_set(dorm_poll *p, int events);
  * possibly with the same number): stop watching the old one and watch fd
  * with the current interest.  Call it before returning to the loop once
  * the old socket has been closed: libuv must never poll a closed
- * descriptor.  Returns 0, DORM_ENOMEM, or a negative libuv error (then nothing is
- * watched and the interest is 0). */
+ * descriptor.  Returns 0, DORM_ENOMEM, or a negative libuv error (then nothing
+ * is watched and the interest is 0). */
 int dorm_poll_set_fd(dorm_poll *p, int fd);
 /* Stop watching and close.  cb never runs after this returns. */
 void dorm_poll_close(dorm_poll *p);
@@ -143,9 +143,18 @@ typedef void (*dorm_wakeup_cb)(dorm_wakeup *w, void *arg);
  * arg is borrowed.  NULL when out of memory or if libuv refused. */
 dorm_wakeup *dorm_wakeup_new(dorm_loop *loop, dorm_wakeup_cb cb, void *arg);
 /* Any thread: make cb run soon on the loop thread.  Sends that arrive
- * before cb runs are merged into one call.  Must not race with
- * dorm_wakeup_close.  Returns 0 or a negative libuv error. */
+ * before cb runs are merged into one call.  Safe against a concurrent
+ * close (dorm_wakeup_close, or dorm_loop_close closing everything): once
+ * the handle is closing it returns DORM_ECLOSED and does nothing.  A
+ * thread that may send after the loop side could have closed w must hold
+ * a reference (dorm_wakeup_retain) so the memory stays valid.  Returns 0,
+ * DORM_ECLOSED or a negative libuv error. */
 int dorm_wakeup_send(dorm_wakeup *w);
+/* Any thread: keep w's memory alive past its close, for a thread that may
+ * still call dorm_wakeup_send; each retain needs one dorm_wakeup_release,
+ * and the last of them (or the close, whichever comes later) frees w. */
+void dorm_wakeup_retain(dorm_wakeup *w);
+void dorm_wakeup_release(dorm_wakeup *w);
 /* Let the loop end while w is open (uv_unref). */
 void dorm_wakeup_unref(dorm_wakeup *w);
 /* Close: cb never runs after this returns. */
