@@ -230,7 +230,7 @@ static int add_where(dorm_query *q, dorm_q *node) {
   if (!l) return DORM_ENOMEM;
   l->q = node;
   l->next = NULL;
-  l->having = q_has_annotation(node);
+  l->having = q->nannots ? q_has_annotation(node) : 0;
   if (l->having)
     q->nhaving++;
   else
@@ -538,6 +538,7 @@ int dorm_select_related(dorm_query *q, const char *path) {
   memcpy(hp, hops, sizeof(dorm_hop) * (size_t)nh);
   it->path.hops = hp;
   it->path.nhops = (uint8_t)nh;
+  q->has_hops = 1;
   it->path.field = m->pk;
   it->path.model = m;
   it->path.text = dorm__qstrdup(q, path);

@@ -639,10 +639,12 @@ static void emit_plain_select(cctx *c, int record, int with_order) {
 
 int dorm__compile_select(cctx *c) {
   const dorm_query *q = c->q;
-  c->registering = 1;
-  register_select(c);
-  c->registering = 0;
-  propagate_left(c);
+  if (q->has_hops) { /* no relation anywhere: no joins to find */
+    c->registering = 1;
+    register_select(c);
+    c->registering = 0;
+    propagate_left(c);
+  }
   if (c->failed) return c->failed;
 
   if (q->lock && c->d == DORM_DIALECT_SQLITE)

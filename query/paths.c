@@ -307,6 +307,7 @@ tail:
     memcpy(hp, hops, sizeof(dorm_hop) * (size_t)nhops);
     out->hops = hp;
     out->nhops = (uint8_t)nhops;
+    q->has_hops = 1; /* the compiler's join pass is needed */
   }
   return 0;
 }

@@ -178,6 +178,7 @@ struct dorm_query {
   /* conditions: top-level AND of these */
   dorm_qlist *where, *where_tail;
   int nwhere, nhaving; /* how many entries go to WHERE / HAVING */
+  int has_hops;        /* some path crosses a relation: joins to find */
   /* select shape */
   order_item *order, *order_tail;
   int order_set;     /* order_by was called (default ordering off) */
