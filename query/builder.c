@@ -48,8 +48,11 @@ const char *dorm__qstrdup(dorm_query *q, const char *s) {
 
 static void init_query(dorm_query *q, dorm_query_kind kind,
                        const dorm_model *model) {
-  /* Everything before inline_buf is state; inline_buf is the arena's. */
-  memset(q, 0, offsetof(dorm_query, inline_buf));
+  /* Everything before err is state; inline_buf is the arena's. */
+  memset(q, 0, offsetof(dorm_query, err));
+  q->err.code = 0;
+  q->err.sqlstate[0] = '\0';
+  q->err.message[0] = '\0';
   q->kind = kind;
   q->model = model;
   q->hi = -1;

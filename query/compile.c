@@ -742,7 +742,7 @@ int dorm_compile_ex(const dorm_query *q, dorm_dialect dialect,
   /* a view of q: its state copied (not the arena, which the view's
    * pointers still reach in q), then changed as asked */
   dorm_query view;
-  memcpy(&view, q, offsetof(dorm_query, inline_buf));
+  memcpy(&view, q, offsetof(dorm_query, err)); /* q has no error here */
   order_item by_pk;
   field_item ret_pk;
   if (opts->flags & DORM_COMPILE_COUNT) view.count = 1;

@@ -171,7 +171,6 @@ typedef struct field_item {
 struct dorm_query {
   dorm_query_kind kind;
   const dorm_model *model;
-  dorm_error err;
   int has_err;
   dorm__arena arena;
 
@@ -208,6 +207,9 @@ struct dorm_query {
   field_item *returning, *returning_tail;
   int returning_all;
 
+  /* the sticky error, last among the state: init clears its code, not its
+   * 512-byte message, which is written only when an error happens */
+  dorm_error err;
   _Alignas(16) char inline_buf[DORM_QUERY_INLINE];
 };
 
