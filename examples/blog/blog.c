@@ -1,12 +1,20 @@
-/* examples/blog/blog.c — dorm's async API on the embedded default, SQLite.
+/* examples/blog/blog.c — seed the blog and query it, asynchronously: what
+ * `make demo` runs on a fresh SQLite file.
  *
- * Loads examples/blog/models.json, opens a database by URL, creates the
- * tables with the DDL compiler, inserts authors and entries, runs a few
- * filters and aggregates, prints the results and closes — every step a
- * deferred chained to the next, so the loop thread never waits.
+ *   blog [database URL] [models.json]
+ *   (defaults: $DATABASE_URL, else sqlite:///db.sqlite3;
+ *    examples/blog/models.json)
  *
- *   blog [models.json] [database URL]
- *   (defaults: examples/blog/models.json, sqlite:///blog.db)
+ * The database must be migrated first (`dorm migrate --migrations
+ * examples/blog/migrations`).  Then, each step a deferred chained to the
+ * next so the loop thread never waits:
+ *   1. four authors and four tags, eight dorm_async_create in flight at
+ *      once, gathered (dorm_gather) to learn their ids;
+ *   2. forty-eight entries in one dorm_async_bulk_create, then one raw
+ *      statement that tags them (the join table Entry.tags);
+ *   3. four queries in flight at once — a select_related, a lookup across
+ *      the many-to-many, a GROUP BY annotation, an aggregate — each timed
+ *      on its own, then gathered and printed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,214 +22,234 @@
 
 #include "dorm.h"
 
-static const dorm_schema *schema;
-static const dorm_model *Author, *Entry;
+#define NAUTHORS 4
+#define NTAGS 4
+#define PER_AUTHOR 12
+
+static const char *const author_names[NAUTHORS] = {"Ann", "Bob", "Cid", "Dee"};
+static const char *const tag_names[NTAGS] = {"async", "c", "sql", "libuv"};
+static const char *const topics[PER_AUTHOR] = {
+    "Deferreds",     "Event loops",  "Prepared statements",
+    "WAL mode",      "Pipelining",   "Migrations",
+    "Joins",         "Aggregates",   "Savepoints",
+    "LISTEN/NOTIFY", "Backpressure", "Thread pools"};
+
+static dorm_loop *loop;
 static dorm_db *db;
+static const dorm_model *Author, *Entry, *Tag;
+static uint64_t t_start;
 static int status = 1;
 
-/* Every step is a callback: it reads the previous result and returns the
- * next request's deferred, so the chain waits for it (dorm/deferred.h). */
+static double ms_since(uint64_t t) { return (double)(uv_hrtime() - t) / 1e6; }
+
+/* A callback returns the next request's deferred: the chain waits for it. */
 static dorm_result next(dorm_deferred *d) {
   return d ? dorm_result_deferred(d) : dorm_result_error(DORM_ENOMEM, NULL);
 }
 
-static dorm_result insert_authors(dorm_result *res, void *arg) {
-  (void)res;
-  (void)arg;
-  static const char *const names[] = {"Ann", "Bob", "Cid"};
-  static const int ages[] = {34, 27, 51};
+/* ---- 1. authors and tags: eight creates at once ------------------------- */
+
+static dorm_deferred *create_people(void) {
+  dorm_deferred *ds[NAUTHORS + NTAGS];
+  int ok = 1;
   dorm_query *q = dorm_insert(Author);
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < NAUTHORS; i++) {
     char email[64];
-    snprintf(email, sizeof email, "%s@example.org", names[i]);
-    if (i) dorm_insert_next_row(q);
-    dorm_set(q, "name", dorm_str(names[i]));
-    dorm_set(q, "email", dorm_str(email)); /* copied: email may go */
-    dorm_set(q, "age", dorm_int(ages[i]));
-    dorm_set(q, "joined", dorm_datetime("2024-05-01T09:00:00+02:00"));
+    snprintf(email, sizeof email, "%s@example.org", author_names[i]);
+    dorm_query_reset(q, DORM_QUERY_INSERT, Author);
+    dorm_set(q, "name", dorm_str(author_names[i]));
+    dorm_set(q, "email", dorm_str(email)); /* values are copied */
+    dorm_set(q, "joined", dorm_datetime("2024-05-01T09:00:00Z"));
+    ok &= (ds[i] = dorm_async_create(db, q)) != NULL; /* returns at once */
   }
-  dorm_deferred *d = dorm_async_bulk_create(db, q);
-  dorm_query_free(q); /* the call compiled what it needs */
-  return next(d);
-}
-
-static dorm_result list_authors(dorm_result *res, void *arg) {
-  (void)arg;
-  printf("inserted %lld authors\n", (long long)res->u.count);
-  dorm_query *q = dorm_select(Author); /* ordered by name (models.json) */
-  dorm_deferred *d = dorm_async_filter(db, q);
+  for (int i = 0; i < NTAGS; i++) {
+    dorm_query_reset(q, DORM_QUERY_INSERT, Tag);
+    dorm_set(q, "name", dorm_str(tag_names[i]));
+    ok &= (ds[NAUTHORS + i] = dorm_async_create(db, q)) != NULL;
+  }
   dorm_query_free(q);
-  return next(d);
+  /* all eight are queued now; the gather fires when every one is in */
+  return ok ? dorm_gather(loop, ds, NAUTHORS + NTAGS, 0) : NULL;
 }
 
-static dorm_result insert_entries(dorm_result *res, void *arg) {
-  (void)arg;
-  const dorm_rows *authors = dorm_result_rows_of(res);
+/* ---- 2. entries in one bulk create, then their tags --------------------- */
+
+static dorm_result create_entries(dorm_result *res, void *arg) {
+  printf(
+      "seeded %d authors and %d tags: %d creates in flight at once, "
+      "%.1f ms\n",
+      NAUTHORS, NTAGS, NAUTHORS + NTAGS, ms_since(t_start));
+  t_start = uv_hrtime();
   dorm_query *q = dorm_insert(Entry);
-  for (size_t i = 0; i < dorm_rows_count(authors); i++) {
-    const dorm_row *a = dorm_rows_row(authors, i);
-    for (int k = 0; k < 2; k++) {
-      char headline[128];
-      snprintf(headline, sizeof headline, "%s's post #%d",
-               dorm_row_text(a, "name"), k + 1);
-      if (i || k) dorm_insert_next_row(q);
-      dorm_set(q, "author", dorm_int(dorm_row_int(a, "id")));
+  for (int a = 0; a < NAUTHORS; a++) {
+    /* the gathered results, in the order given: the created rows */
+    const dorm_row *author = dorm_result_row_of(&res->u.list.items[a]);
+    for (int k = 0; k < PER_AUTHOR; k++) {
+      char headline[128], when[32];
+      snprintf(headline, sizeof headline, "%s, part %d", topics[k], a + 1);
+      snprintf(when, sizeof when, "2024-06-%02dT%02d:00:00Z", k + 1, 8 + a);
+      if (a || k) dorm_insert_next_row(q);
+      dorm_set(q, "author", dorm_int(dorm_row_int(author, "id")));
       dorm_set(q, "headline", dorm_str(headline));
-      dorm_set(q, "rating", dorm_float(1.5 + (double)i + k));
-      dorm_set(q, "tags", dorm_json_text(k ? "[\"c\", \"async\"]" : "[]"));
+      dorm_set(q, "rating",
+               dorm_float(1 + (double)((a * 13 + k * 7) % 41) / 10));
+      dorm_set(q, "published", dorm_datetime(when));
     }
   }
-  dorm_deferred *d = dorm_async_bulk_create(db, q);
+  dorm_deferred *d = dorm_async_bulk_create(db, q); /* one transaction */
   dorm_query_free(q);
   return next(d);
 }
 
-static dorm_result good_entries(dorm_result *res, void *arg) {
-  (void)arg;
-  printf("inserted %lld entries\n", (long long)res->u.count);
+static dorm_result tag_entries(dorm_result *res, void *arg) {
+  printf("seeded %lld entries (one bulk create)", (long long)res->u.count);
+  /* No ORM call adds many-to-many rows yet: one raw statement gives each
+   * entry one or two tags (works on SQLite and PostgreSQL alike). */
+  return next(dorm_async_execute(
+      db,
+      "INSERT INTO entry_tags (entry_id, tag_id) SELECT entry.id, tag.id "
+      "FROM entry, tag WHERE (entry.id + tag.id) % 3 = 0",
+      NULL, 0));
+}
+
+/* ---- 3. four queries at once, each timed -------------------------------- */
+
+typedef struct timed {
+  const char *what;
+  uint64_t start;
+  double ms;
+} timed;
+static timed times[4];
+
+/* A step on one query's own deferred: note when it finished and pass the
+ * result on unchanged (to the gather). */
+static dorm_result stamp(dorm_result *res, void *arg) {
+  timed *t = arg;
+  t->ms = ms_since(t->start);
+  return *res;
+}
+
+static dorm_deferred *timed_query(int i, const char *what, dorm_deferred *d) {
+  times[i].what = what;
+  times[i].start = uv_hrtime();
+  if (d && dorm_deferred_add_both(d, stamp, &times[i])) return NULL;
+  return d;
+}
+
+static dorm_result run_queries(dorm_result *res, void *arg) {
+  printf(" and tagged them (%lld links): %.1f ms\n", (long long)res->u.count,
+         ms_since(t_start));
+  t_start = uv_hrtime();
+  dorm_deferred *ds[4];
   dorm_query *q = dorm_select(Entry);
-  dorm_filter(q, "rating__gte", dorm_float(3));
-  dorm_filter(q, "author__age__lt", dorm_int(50));
-  dorm_select_related(q, "author"); /* one query, related rows filled */
-  dorm_order_by(q, "-rating");
-  dorm_deferred *d = dorm_async_filter(db, q);
+  dorm_select_related(q, "author"); /* one JOIN, not a query per entry */
+  dorm_slice(q, 0, 3);              /* ordered by -published (models) */
+  ds[0] = timed_query(0, "latest entries, with their authors",
+                      dorm_async_filter(db, q));
+
+  dorm_query_reset(q, DORM_QUERY_SELECT, Entry);
+  dorm_filter(q, "tags__name", dorm_str("async")); /* across entry_tags */
+  ds[1] = timed_query(1, "entries tagged 'async'", dorm_async_count(db, q));
+
+  dorm_query_reset(q, DORM_QUERY_SELECT, Author);
+  dorm_annotate(q, "avg_rating", DORM_AGG_AVG, "entries__rating");
+  dorm_order_by(q, "-avg_rating");
+  ds[2] = timed_query(2, "authors by average rating", dorm_async_filter(db, q));
+
+  dorm_query_reset(q, DORM_QUERY_SELECT, Entry);
+  dorm_aggregate(q, "n", DORM_AGG_COUNT, "*");
+  dorm_aggregate(q, "avg", DORM_AGG_AVG, "rating");
+  dorm_aggregate(q, "best", DORM_AGG_MAX, "rating");
+  ds[3] = timed_query(3, "all entries", dorm_async_aggregate(db, q));
   dorm_query_free(q);
-  return next(d);
+
+  int ok = ds[0] && ds[1] && ds[2] && ds[3];
+  return next(ok ? dorm_gather(loop, ds, 4, 0) : NULL);
 }
 
-static dorm_result print_entries(dorm_result *res, void *arg) {
-  (void)arg;
-  const dorm_rows *rows = dorm_result_rows_of(res);
-  printf("entries rated 3 or more by authors under 50:\n");
+static dorm_result print_results(dorm_result *res, void *arg) {
+  double total = ms_since(t_start), sum = 0;
+  const dorm_result *r = res->u.list.items;
+  printf("4 queries in flight at once:\n");
+
+  const dorm_rows *rows = dorm_result_rows_of(&r[0]);
+  printf("  %5.2f ms  %s:\n", times[0].ms, times[0].what);
   for (size_t i = 0; i < dorm_rows_count(rows); i++) {
     const dorm_row *e = dorm_rows_row(rows, i);
-    const dorm_row *a = dorm_row_related(e, "author");
-    printf("  %-16s by %s (joined %s), rating %.1f\n",
-           dorm_row_text(e, "headline"), dorm_row_text(a, "name"),
-           dorm_row_text(a, "joined"), dorm_row_float(e, "rating"));
+    printf("             %-24s by %s, rating %.1f\n",
+           dorm_row_text(e, "headline"),
+           dorm_row_text(dorm_row_related(e, "author"), "name"),
+           dorm_row_float(e, "rating"));
   }
-  json_t *j = dorm_row_to_json(dorm_rows_row(rows, 0));
-  char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-  printf("first as JSON: %s\n", s);
-  free(s);
-  json_decref(j);
-  dorm_query *q = dorm_select(Entry);
-  dorm_aggregate(q, "entries", DORM_AGG_COUNT, "*");
-  dorm_aggregate(q, "avg_rating", DORM_AGG_AVG, "rating");
-  dorm_aggregate(q, "best", DORM_AGG_MAX, "rating");
-  dorm_deferred *d = dorm_async_aggregate(db, q);
-  dorm_query_free(q);
-  return next(d);
-}
-
-static dorm_result print_stats(dorm_result *res, void *arg) {
-  (void)arg;
-  const dorm_row *r = dorm_result_row_of(res);
-  printf("%lld entries, average rating %.2f, best %.1f\n",
-         (long long)dorm_row_int(r, "entries"), dorm_row_float(r, "avg_rating"),
-         dorm_row_float(r, "best"));
-  dorm_kv look[] = {{"email", dorm_str("dee@example.org")}};
-  dorm_kv defaults[] = {{"name", dorm_str("Dee")}, {"age", dorm_int(40)}};
-  return next(dorm_async_get_or_create(db, Author, look, 1, defaults, 2));
-}
-
-static dorm_result print_created(dorm_result *res, void *arg) {
-  (void)arg;
-  const dorm_row *r = dorm_result_row_of(res);
-  printf("get_or_create: %s (id %lld, %s)\n", dorm_row_text(r, "name"),
-         (long long)dorm_row_int(r, "id"),
-         dorm_row_created(r) ? "created" : "found");
-  dorm_query *q = dorm_select(Author);
-  dorm_filter(q, "entries__rating__gt", dorm_float(4));
-  dorm_distinct(q);
-  dorm_deferred *d = dorm_async_count(db, q);
-  dorm_query_free(q);
-  return next(d);
-}
-
-static dorm_result print_count(dorm_result *res, void *arg) {
-  (void)arg;
-  printf("authors with an entry rated above 4: %lld\n",
-         (long long)res->u.count);
+  printf("  %5.2f ms  %s: %lld\n", times[1].ms, times[1].what,
+         (long long)r[1].u.count);
+  rows = dorm_result_rows_of(&r[2]);
+  printf("  %5.2f ms  %s:", times[2].ms, times[2].what);
+  for (size_t i = 0; i < dorm_rows_count(rows); i++) {
+    const dorm_row *a = dorm_rows_row(rows, i);
+    printf(" %s %.2f", dorm_row_text(a, "name"),
+           dorm_row_float(a, "avg_rating"));
+  }
+  const dorm_row *agg = dorm_result_row_of(&r[3]);
+  printf("\n  %5.2f ms  %s: %lld, average rating %.2f, best %.1f\n",
+         times[3].ms, times[3].what, (long long)dorm_row_int(agg, "n"),
+         dorm_row_float(agg, "avg"), dorm_row_float(agg, "best"));
+  for (int i = 0; i < 4; i++) sum += times[i].ms;
+  printf("  total %.2f ms for the four (%.2f ms added up one by one)\n", total,
+         sum);
   status = 0;
   return dorm_result_none();
 }
 
+/* ---- the end of every path ---------------------------------------------- */
+
 static dorm_result on_error(dorm_result *res, void *arg) {
-  (void)arg;
   fprintf(stderr, "blog: error: %s: %s\n", dorm_err_name(dorm_result_code(res)),
           dorm_result_message(res));
-  return dorm_result_none();
+  return dorm_result_none(); /* handled */
 }
 
 static dorm_result close_db(dorm_result *res, void *arg) {
-  (void)arg;
-  dorm_db_close(db, NULL, NULL); /* the loop ends once it has closed */
+  dorm_db_close(db, NULL, NULL); /* uv_run returns once it has closed */
   return *res;
 }
 
-/* The DDL of both models, as one list of statements. */
-static dorm_deferred *create_tables(void) {
-  dorm_ddl a, e;
-  dorm_ddl_init(&a);
-  dorm_ddl_init(&e);
-  dorm_error err;
-  dorm_error_clear(&err);
-  if (dorm_ddl_create_model(Author, NULL, 0, dorm_db_dialect(db), &a, &err) ||
-      dorm_ddl_create_model(Entry, NULL, 0, dorm_db_dialect(db), &e, &err)) {
-    fprintf(stderr, "blog: %s\n", err.message);
-    return NULL;
-  }
-  const char *stmts[32];
-  size_t n = 0;
-  for (size_t i = 0; i < a.n && n < 32; i++) stmts[n++] = a.stmts[i];
-  for (size_t i = 0; i < e.n && n < 32; i++) stmts[n++] = e.stmts[i];
-  dorm_deferred *d = dorm_async_execute_many(db, stmts, n); /* copied */
-  dorm_ddl_free(&a);
-  dorm_ddl_free(&e);
-  return d;
-}
-
 int main(int argc, char **argv) {
-  const char *models = argc > 1 ? argv[1] : "examples/blog/models.json";
-  const char *url = argc > 2 ? argv[2] : "sqlite:///blog.db";
+  const char *url = argc > 1 ? argv[1] : NULL; /* NULL: the default */
+  const char *models = argc > 2 ? argv[2] : "examples/blog/models.json";
   dorm_error err;
   dorm_error_clear(&err);
-  dorm_schema *s = dorm_schema_load_file(models, &err);
-  if (!s) {
+  dorm_schema *schema = dorm_schema_load_file(models, &err);
+  if (!schema) {
     fprintf(stderr, "blog: %s\n", err.message);
     return 1;
   }
-  schema = s;
   Author = dorm_schema_model(schema, "Author");
   Entry = dorm_schema_model(schema, "Entry");
+  Tag = dorm_schema_model(schema, "Tag");
 
   uv_loop_t uv;
   uv_loop_init(&uv);
-  dorm_loop *loop = dorm_loop_new(&uv);
-  db = dorm_db_open(loop, url, NULL, &err);
+  loop = dorm_loop_new(&uv);
+  db = dorm_db_open(loop, url, NULL, &err); /* connects in the background */
   if (!db) {
     fprintf(stderr, "blog: %s\n", err.message);
     return 1;
   }
-  printf("database: %s (%s)\n", url, dorm_db_backend_name(db));
-  dorm_deferred *d = create_tables();
+  t_start = uv_hrtime();
+  dorm_deferred *d = create_people();
   if (!d) return 1;
-  dorm_deferred_add_callback(d, insert_authors, NULL);
-  dorm_deferred_add_callback(d, list_authors, NULL);
-  dorm_deferred_add_callback(d, insert_entries, NULL);
-  dorm_deferred_add_callback(d, good_entries, NULL);
-  dorm_deferred_add_callback(d, print_entries, NULL);
-  dorm_deferred_add_callback(d, print_stats, NULL);
-  dorm_deferred_add_callback(d, print_created, NULL);
-  dorm_deferred_add_callback(d, print_count, NULL);
+  dorm_deferred_add_callback(d, create_entries, NULL);
+  dorm_deferred_add_callback(d, tag_entries, NULL);
+  dorm_deferred_add_callback(d, run_queries, NULL);
+  dorm_deferred_add_callback(d, print_results, NULL);
   dorm_deferred_add_errback(d, on_error, NULL);
   dorm_deferred_add_both(d, close_db, NULL);
 
-  uv_run(&uv, UV_RUN_DEFAULT); /* returns when the db has closed */
+  uv_run(&uv, UV_RUN_DEFAULT); /* returns when the database has closed */
   dorm_loop_close(loop, NULL, NULL);
   uv_run(&uv, UV_RUN_DEFAULT);
   uv_loop_close(&uv);
-  dorm_schema_free(s);
+  dorm_schema_free(schema);
   return status;
 }
