@@ -179,12 +179,16 @@ void dorm__pg_config_free(dorm__pg_config *cfg) {
 
 /* ---- the pool ------------------------------------------------------------ */
 
-static void tick_cb(dorm_timer *t, void *arg);
+static void tick_cb(dorm_wakeup *w, void *arg);
 
+/* The tick is a wake-up (an async handle), not a zero timer: it runs in
+ * the loop's poll phase, so a uv_run(UV_RUN_ONCE) that waits for a
+ * completion returns right after it (timers run before the poll, which
+ * would then block). */
 static void arm_tick(dorm__pg_pool *p) {
   if (p->tick_armed) return;
   p->tick_armed = 1;
-  dorm_timer_start(p->tick, 0, 0);
+  dorm_wakeup_send(p->tick);
 }
 
 int dorm__pg_pool_open(dorm_loop *loop, const char *url,
@@ -205,7 +209,7 @@ int dorm__pg_pool_open(dorm_loop *loop, const char *url,
   }
   p->nconns = (size_t)p->cfg.pool_size;
   p->conns = dorm__calloc(p->nconns, sizeof *p->conns);
-  p->tick = dorm_timer_new(loop, tick_cb, p);
+  p->tick = dorm_wakeup_new(loop, tick_cb, p);
   if (!p->conns || !p->tick) goto oom;
   for (size_t i = 0; i < p->nconns; i++) {
     p->conns[i] = dorm__pg_conn_new(p, i);
@@ -222,7 +226,7 @@ oom:
   if (p->conns)
     for (size_t i = 0; i < p->nconns; i++)
       if (p->conns[i]) dorm__pg_conn_destroy(p->conns[i]);
-  if (p->tick) dorm_timer_close(p->tick);
+  if (p->tick) dorm_wakeup_close(p->tick);
   dorm__free(p->conns);
   dorm__pg_config_free(&p->cfg);
   dorm__free(p);
@@ -345,7 +349,7 @@ static void teardown(dorm__pg_pool *p) {
   dorm__pg_listen_free(p);
   for (size_t i = 0; i < p->nconns; i++) dorm__pg_conn_destroy(p->conns[i]);
   run_done_queue(p);
-  dorm_timer_close(p->tick);
+  dorm_wakeup_close(p->tick);
   dorm__pg_closed_fn cb = p->on_closed;
   void *arg = p->cb_arg;
   dorm__free(p->conns);
@@ -354,9 +358,9 @@ static void teardown(dorm__pg_pool *p) {
   if (cb) cb(arg);
 }
 
-static void tick_cb(dorm_timer *t, void *arg) {
+static void tick_cb(dorm_wakeup *w, void *arg) {
   dorm__pg_pool *p = arg;
-  (void)t;
+  (void)w;
   p->tick_armed = 0;
   p->in_cb++;
   run_done_queue(p);

@@ -768,6 +768,9 @@ static int read_results(dorm__pg_conn *c) {
     PQclear(res);
   }
   if (c->pg == pg && PQstatus(pg) == CONNECTION_BAD) return -1;
+  /* room in the pipeline again: send what waits at the end of the turn */
+  if (c->wait_head && c->nfly < PG_MAX_FLY)
+    dorm__pg_pool_mark_dirty(c->pool, c);
   return 0;
 }
 

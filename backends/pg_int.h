@@ -178,7 +178,7 @@ struct dorm__pg_pool {
   /* completions that must not run inside the call that caused them
    * (a cancel, close) run from `tick` on the next turn */
   dorm__req *done_head, *done_tail;
-  dorm_timer *tick;
+  dorm_wakeup *tick;
   int tick_armed;
   dorm__pg_conn *dirty_head; /* connections with output to flush */
 
