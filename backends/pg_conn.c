@@ -874,6 +874,11 @@ static void connect_step(dorm__pg_conn *c) {
   watch_fd(c);
 }
 
+static void quiet_notices(void *arg, const char *message) {
+  (void)arg;
+  (void)message;
+}
+
 static void conn_start(dorm__pg_conn *c) {
   dorm__pg_pool *p = c->pool;
   if (p->closing) return;
@@ -887,6 +892,8 @@ static void conn_start(dorm__pg_conn *c) {
     attempt_failed(c, PQerrorMessage(c->pg));
     return;
   }
+  /* a library does not print the server's notices on stderr */
+  PQsetNoticeProcessor(c->pg, quiet_notices, NULL);
   if (p->cfg.connect_timeout_ms)
     dorm_timer_start(c->timer, p->cfg.connect_timeout_ms, 0);
   /* libpq: before the first PQconnectPoll, behave as if it asked to
@@ -977,7 +984,14 @@ static void poll_cb(dorm_poll *p, int status, int events, void *arg) {
         snprintf(msg, sizeof msg, "%s", PQerrorMessage(c->pg));
         conn_lost(c, msg);
       } else {
-        if (c->is_listener) dorm__pg_listen_drain(c->pool, c->pg);
+        if (c->is_listener) {
+          dorm__pg_listen_drain(c->pool, c->pg);
+        } else {
+          /* a LISTEN run through dorm_async_execute: not ours to deliver,
+           * but libpq keeps them until read */
+          PGnotify *n;
+          while ((n = PQnotifies(c->pg))) PQfreemem(n);
+        }
         if (c->state == DORM__PG_READY && read_results(c) < 0) {
           char msg[300];
           snprintf(msg, sizeof msg, "%s",

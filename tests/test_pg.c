@@ -775,6 +775,87 @@ static void test_close_in_flight(void **state) {
   assert_int_equal(b.code[0], DORM_ECLOSED);
 }
 
+/* ---- LISTEN / NOTIFY ----------------------------------------------------- */
+
+typedef struct heard {
+  int n, gaps;
+  char last[64];
+  char channel[64];
+} heard;
+
+static void on_notify(dorm_db *db, const dorm_notification *n, void *arg) {
+  heard *h = arg;
+  t_on_loop_thread();
+  assert_non_null(db);
+  if (n->gap) {
+    assert_null(n->payload);
+    h->gaps++;
+  } else {
+    h->n++;
+    snprintf(h->last, sizeof h->last, "%s", n->payload);
+    assert_true(n->pid > 0);
+  }
+  snprintf(h->channel, sizeof h->channel, "%s", n->channel);
+}
+
+static void wait_until(int *v, int want) {
+  for (int i = 0; i < 500 && *v < want; i++) run_for(10);
+  assert_int_equal(*v, want);
+}
+
+static void test_listen(void **state) {
+  (void)state;
+  dorm_db *db = open_db(NULL, 1, 0);
+  heard a = {0}, b = {0};
+  dorm_result r = t_ok(dorm_listen(db, "Jobs", on_notify, &a));
+  dorm_result_free(&r);
+  r = t_ok(dorm_listen(db, "Jobs", on_notify, &b));
+  dorm_result_free(&r);
+  admin_exec("SELECT pg_notify('Jobs', 'first')");
+  wait_until(&a.n, 1);
+  wait_until(&b.n, 1);
+  assert_string_equal(a.last, "first");
+  assert_string_equal(a.channel, "Jobs");
+  /* an unquoted NOTIFY folds to lower case: another channel */
+  admin_exec("NOTIFY Jobs, 'lower'");
+  /* NOTIFY from dorm itself, in a transaction: delivered at commit */
+  dorm_value v[] = {dorm_str("Jobs"), dorm_str("from dorm")};
+  r = t_ok(dorm_async_execute(db, "SELECT pg_notify($1, $2)", v, 2));
+  dorm_result_free(&r);
+  wait_until(&a.n, 2);
+  assert_string_equal(a.last, "from dorm");
+
+  /* the channel is an identifier */
+  assert_int_equal(
+      t_err(dorm_listen(db, "no-such; DROP", on_notify, &a), NULL, 0),
+      DORM_EIDENT);
+  /* one subscriber goes, the other stays */
+  r = t_ok(dorm_unlisten(db, "Jobs", on_notify, &b));
+  dorm_result_free(&r);
+  assert_int_equal(t_err(dorm_unlisten(db, "Jobs", on_notify, &b), NULL, 0),
+                   DORM_EINVAL);
+
+  /* the listener's connection is killed: restored, and told of the gap */
+  kill_dorm_sessions();
+  wait_until(&a.gaps, 1);
+  assert_int_equal(b.gaps, 0);
+  admin_exec("SELECT pg_notify('Jobs', 'after')");
+  wait_until(&a.n, 3);
+  assert_string_equal(a.last, "after");
+  assert_int_equal(b.n, 2);
+
+  r = t_ok(dorm_unlisten(db, "Jobs", on_notify, &a));
+  dorm_result_free(&r);
+  admin_exec("SELECT pg_notify('Jobs', 'unheard')");
+  run_for(200);
+  assert_int_equal(a.n, 3);
+
+  /* a subscription left open is dropped by the close */
+  r = t_ok(dorm_listen(db, "other", on_notify, &a));
+  dorm_result_free(&r);
+  t_loop_close(db);
+}
+
 int main(void) {
   (void)t_create_tables;
   if (!dorm_test_pg_conninfo()) {
@@ -796,6 +877,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_connect_failures, setup, teardown),
       cmocka_unit_test_setup_teardown(test_load, setup, teardown),
       cmocka_unit_test_setup_teardown(test_close_in_flight, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_listen, setup, teardown),
       cmocka_unit_test_setup_teardown(test_server_restart, setup, teardown),
   };
   /* DORM_TEST_FILTER=test_cancel runs one test (cmocka's pattern) */

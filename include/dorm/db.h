@@ -249,6 +249,53 @@ dorm_deferred *dorm_async_atomic(dorm_db *db, dorm_atomic_fn fn, void *arg);
 /* 1 when db is a transaction handle given to a dorm_atomic_fn. */
 int dorm_db_in_transaction(const dorm_db *db);
 
+/* ---------------------------------------------------------------------
+ * LISTEN / NOTIFY (PostgreSQL only)
+ *
+ * Notifications arrive on one connection of the database's own, opened
+ * the first time dorm_listen is called, and are delivered on the loop
+ * thread.  If that connection is lost it is re-opened (with backoff, for
+ * as long as the database is open), every channel is listened to again,
+ * and then each subscriber is called once with gap = 1: notifications
+ * sent while the connection was down are lost, so re-read whatever they
+ * stood for.
+ * ------------------------------------------------------------------- */
+
+typedef struct dorm_notification {
+  const char *channel; /* the channel, as given to dorm_listen */
+  const char *payload; /* the NOTIFY payload ("" when none); NULL for a gap */
+  int pid;             /* the notifying server process (0 for a gap) */
+  int gap;             /* 1: the connection was lost and restored; anything
+                          sent meanwhile was missed */
+} dorm_notification;
+
+/* n and its strings are borrowed for the call.  May call dorm_unlisten
+ * (even for itself) and dorm_db_close. */
+typedef void (*dorm_notify_fn)(dorm_db *db, const dorm_notification *n,
+                               void *arg);
+
+/* Subscribe fn(db, n, arg) to `channel`, an identifier
+ * (^[A-Za-z_][A-Za-z0-9_]*$, at most 63 bytes), quoted so it is exact:
+ * NOTIFY "Jobs" or pg_notify('Jobs', ...) reach "Jobs", an unquoted
+ * NOTIFY Jobs reaches "jobs".  The payload is not interpreted.  The
+ * deferred succeeds (DORM_RESULT_NONE) once the server listens, so a
+ * NOTIFY committed after that is delivered; it fails with DORM_EIDENT
+ * (bad channel), DORM_ECLOSED, or DORM_ECONN (the subscription stays and
+ * is restored, with a gap, when the connection comes back).  Several
+ * subscribers may share a channel; each is called.  arg is borrowed until
+ * dorm_unlisten or the database is closed.  Returns a borrowed deferred,
+ * or NULL (out of memory, NULL arguments, or db is not a PostgreSQL
+ * database: see dorm_db_backend_name). */
+dorm_deferred *dorm_listen(dorm_db *db, const char *channel, dorm_notify_fn fn,
+                           void *arg);
+/* Remove the subscription (channel, fn, arg): fn is not called for it
+ * after this returns.  The channel is UNLISTENed when its last subscriber
+ * goes; the deferred succeeds once that is done, or fails with
+ * DORM_EINVAL when there was no such subscription.  Returns a borrowed
+ * deferred or NULL (as dorm_listen). */
+dorm_deferred *dorm_unlisten(dorm_db *db, const char *channel,
+                             dorm_notify_fn fn, void *arg);
+
 #ifdef __cplusplus
 }
 #endif
