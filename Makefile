@@ -103,7 +103,7 @@ bench: deps
 	sh bench/run.sh
 
 demo: deps
-	$(MAKE) --no-print-directory all
+	$(MAKE) -s --no-print-directory all
 	sh examples/demo.sh
 
 # the example programs (examples/demo.sh builds them)

@@ -85,7 +85,7 @@ static dorm_result create_entries(dorm_result *res, void *arg) {
     /* the gathered results, in the order given: the created rows */
     const dorm_row *author = dorm_result_row_of(&res->u.list.items[a]);
     for (int k = 0; k < PER_AUTHOR; k++) {
-      char headline[128], when[32];
+      char headline[128], when[48];
       snprintf(headline, sizeof headline, "%s, part %d", topics[k], a + 1);
       snprintf(when, sizeof when, "2024-06-%02dT%02d:00:00Z", k + 1, 8 + a);
       if (a || k) dorm_insert_next_row(q);

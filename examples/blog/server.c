@@ -232,7 +232,7 @@ static dorm_result add_tags(dorm_result *res, void *arg) {
   ne->out = dorm_row_to_json(row);
   json_t *tags = json_object_get(ne->in, "tags");
   size_t n = json_array_size(tags);
-  json_object_set(ne->out, "tags", tags ? tags : json_array());
+  json_object_set_new(ne->out, "tags", tags ? json_incref(tags) : json_array());
   if (!n) return dorm_result_none();
   /* Raw SQL in the database's dialect: $1 on PostgreSQL, ?1 on SQLite;
    * the values are parameters, never pasted into the text. */
