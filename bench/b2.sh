@@ -1,0 +1,62 @@
+#!/bin/sh
+# bench/b2.sh — B2 (PERF.md): PostgreSQL primary-key lookups, many in
+# flight, dorm beside its ceiling and peers, all in the same run on a
+# throwaway server (tests/pg_harness.sh: private socket, fsync off).
+#
+#   sh bench/b2.sh [seconds]
+#
+# 1. pgbench -i -s 1 (100,000 accounts)
+# 2. the ceiling: pgbench with ../shared/peers/pipe.sql (10 point selects
+#    per \startpipeline), 2 clients, -M prepared
+# 3. pgbench -S -M prepared, 4 clients (no pipelining), for reference
+# 4. dorm: build/bench/bench_pg, dorm_async_get with rows decoded, 256 in
+#    flight, pools of 2 and 4
+# 5. postgres.js and node-postgres (../shared/peers/node/pg_pk.js) when
+#    their packages are in build/peers/node/node_modules
+# and prints dorm's ratio to the ceiling.
+set -u
+cd "$(dirname "$0")/.."
+SECS=${1:-10}
+PEERS=${DORM_PEERS:-../shared/peers}
+[ -d "$PEERS" ] || PEERS=/work/shared/peers
+. tests/pg_harness.sh
+trap 'pg_harness_stop' EXIT INT TERM
+pg_harness_start >/dev/null || { echo "b2: could not start PostgreSQL" >&2; exit 1; }
+H="-h $DORM_TEST_PGSOCK -p $DORM_TEST_PGPORT -U dorm"
+BIN=$DORM_TEST_PGBIN
+pg_harness_run "'$BIN/createdb' $H bench" || exit 1
+pg_harness_run "'$BIN/pgbench' $H -i -s 1 -q bench >/dev/null 2>&1" || {
+  echo "b2: pgbench -i failed" >&2; exit 1; }
+CONN="host=$DORM_TEST_PGSOCK port=$DORM_TEST_PGPORT user=dorm dbname=bench"
+[ -x build/bench/bench_pg ] || make --no-print-directory build/bench/bench_pg >/dev/null
+
+cp "$PEERS/pipe.sql" "$PG_TMP/pipe.sql"
+chmod 644 "$PG_TMP/pipe.sql"
+pgb() {  # label, pgbench arguments; prints queries/s
+  out=$(pg_harness_run "'$BIN/pgbench' $H -n -T $SECS $* bench 2>&1")
+  echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -n 1
+}
+echo "B2 — primary-key lookups on pgbench_accounts (scale 1), ${SECS}s each"
+tps=$(pgb -M prepared -c 2 -j 2 -f "$PG_TMP/pipe.sql")
+ceiling=$(awk "BEGIN { printf \"%.0f\", ${tps:-0} * 10 }")
+echo "pgbench pipeline (10 selects per pipeline, 2 clients): $ceiling queries/s  [ceiling]"
+tps=$(pgb -M prepared -S -c 4 -j 2)
+echo "pgbench -S -M prepared, 4 clients: $(awk "BEGIN { printf \"%.0f\", ${tps:-0} }") queries/s"
+
+out=$(DORM_BENCH_PG="$CONN" build/bench/bench_pg "$SECS" 256)
+echo "$out"
+echo "$out" | while IFS= read -r line; do
+  q=$(echo "$line" | sed -n 's/.*: \([0-9]*\) queries\/s.*/\1/p')
+  pool=$(echo "$line" | sed -n 's/.*pool \([0-9]*\),.*/\1/p')
+  [ -n "$q" ] && awk "BEGIN { printf \"  pool %s: %.1f%% of the pgbench pipeline ceiling\n\", \"$pool\", 100 * $q / $ceiling }"
+done
+
+if [ -d build/peers/node/node_modules/postgres ] && command -v node >/dev/null; then
+  sed -e "s|database: 'bench'|database: 'bench', port: $DORM_TEST_PGPORT, username: 'dorm', user: 'dorm'|g" \
+      -e "s|host: '/var/run/postgresql'|host: '$DORM_TEST_PGSOCK'|g" \
+      -e "s|user: 'root', ||" \
+      "$PEERS/node/pg_pk.js" > build/peers/node/pg_pk_b2.js
+  (cd build/peers/node && node pg_pk_b2.js) 2>&1 | sed 's/^/peer: /'
+else
+  echo "peer: postgres.js not installed (cd build/peers/node && npm install postgres pg)"
+fi
