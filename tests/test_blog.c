@@ -40,9 +40,13 @@
 
 static char g_url[PATH_MAX + 1024];
 static char g_dbfile[PATH_MAX];
-static char g_log[PATH_MAX];
-static pid_t g_pid;
-static int g_port;
+/* A blog server process: its pid, port and log file. */
+typedef struct server_proc {
+  pid_t pid;
+  int port;
+  char log[PATH_MAX];
+} server_proc;
+static server_proc g_main, g_second; /* g_second: PostgreSQL's NOTIFY test */
 
 static void sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -167,22 +171,22 @@ static int64_t count_of(const char *model, const char *lookup, dorm_value v) {
 
 /* ---- the server process ------------------------------------------------- */
 
-static char *read_log(void) {
-  char *t = dorm_test_read_file(g_log);
+static char *read_log(const server_proc *sp) {
+  char *t = dorm_test_read_file(sp->log);
   return t ? t : strdup("");
 }
 
-static void start_server(void) {
+static void start_server_proc(server_proc *sp) {
   char exe[PATH_MAX];
   build_path(exe, sizeof exe, "examples/blog/server");
-  snprintf(g_log, sizeof g_log, "/tmp/dorm-blog-log.XXXXXX");
-  int fd = mkstemp(g_log);
+  snprintf(sp->log, sizeof sp->log, "/tmp/dorm-blog-log.XXXXXX");
+  int fd = mkstemp(sp->log);
   assert_true(fd >= 0);
   const char *argv[] = {exe, "--db",     g_url,  "--port",
                         "0", "--models", MODELS, NULL};
-  g_pid = fork();
-  assert_true(g_pid >= 0);
-  if (g_pid == 0) {
+  sp->pid = fork();
+  assert_true(sp->pid >= 0);
+  if (sp->pid == 0) {
     dup2(fd, 2);
     int nul = open("/dev/null", O_RDWR);
     dup2(nul, 0);
@@ -192,38 +196,41 @@ static void start_server(void) {
   }
   close(fd);
   static const char tag[] = "listening on http://127.0.0.1:";
-  g_port = 0;
-  for (int i = 0; i < 2000 && !g_port; i++) {
-    char *log = read_log();
+  sp->port = 0;
+  for (int i = 0; i < 2000 && !sp->port; i++) {
+    char *log = read_log(sp);
     const char *p = strstr(log, tag);
-    if (p) g_port = atoi(p + strlen(tag));
+    if (p) sp->port = atoi(p + strlen(tag));
     free(log);
     int st;
-    if (!g_port && waitpid(g_pid, &st, WNOHANG) == g_pid) {
-      char *l = read_log();
+    if (!sp->port && waitpid(sp->pid, &st, WNOHANG) == sp->pid) {
+      char *l = read_log(sp);
       fprintf(stderr, "%s\n", l);
       free(l);
-      g_pid = 0;
+      sp->pid = 0;
       fail_msg("the blog server exited");
     }
-    if (!g_port) sleep_ms(10);
+    if (!sp->port) sleep_ms(10);
   }
-  assert_true(g_port > 0);
+  assert_true(sp->port > 0);
 }
 
 /* SIGTERM and wait: the exit status. */
-static int stop_server(void) {
-  kill(g_pid, SIGTERM);
+static int stop_server_proc(server_proc *sp) {
+  kill(sp->pid, SIGTERM);
   int st = 0;
-  assert_int_equal(waitpid(g_pid, &st, 0), g_pid);
-  g_pid = 0;
-  char *l = read_log();
+  assert_int_equal(waitpid(sp->pid, &st, 0), sp->pid);
+  sp->pid = 0;
+  char *l = read_log(sp);
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
     fprintf(stderr, "--- server log ---\n%s\n", l);
   free(l);
-  unlink(g_log);
+  unlink(sp->log);
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
+
+static void start_server(void) { start_server_proc(&g_main); }
+static int stop_server(void) { return stop_server_proc(&g_main); }
 
 /* ---- a small HTTP client ------------------------------------------------ */
 
@@ -238,13 +245,13 @@ typedef struct response {
   json_t *json;
 } response;
 
-static client *cli_new(void) {
+static client *cli_new(int port) {
   client *c = calloc(1, sizeof *c);
   c->fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in sa;
   memset(&sa, 0, sizeof sa);
   sa.sin_family = AF_INET;
-  sa.sin_port = htons((uint16_t)g_port);
+  sa.sin_port = htons((uint16_t)port);
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   assert_int_equal(connect(c->fd, (struct sockaddr *)&sa, sizeof sa), 0);
   struct timeval tv = {20, 0};
@@ -289,7 +296,7 @@ static int call(response *r, const char *method, const char *path,
                 const char *body) {
   if (r->json) json_decref(r->json);
   r->json = NULL;
-  client *c = cli_new();
+  client *c = cli_new(g_main.port);
   char head[1024];
   snprintf(head, sizeof head,
            "%s %s HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n"
@@ -319,15 +326,16 @@ static int call(response *r, const char *method, const char *path,
   return r->status;
 }
 
-/* A feed client, once subscribed. */
-static client *feed_open(void) {
-  client *c = cli_new();
+/* A feed client of the server on port, once subscribed. */
+static client *feed_open_port(int port) {
+  client *c = cli_new(port);
   cli_send(c, "GET /feed HTTP/1.1\r\nHost: t\r\n\r\n");
   assert_true(cli_wait_for(c, ": connected"));
   assert_non_null(strstr(c->buf, "HTTP/1.1 200"));
   assert_non_null(strcasestr(c->buf, "content-type: text/event-stream"));
   return c;
 }
+static client *feed_open(void) { return feed_open_port(g_main.port); }
 
 /* ---- groups: one per database ------------------------------------------ */
 
@@ -359,6 +367,8 @@ static int setup_sqlite(void **state) {
   close(fd);
   unlink(g_dbfile);
   snprintf(g_url, sizeof g_url, "sqlite:///%s", g_dbfile);
+  static int pg = 0;
+  *state = &pg;
   migrate_and_seed();
   return 0;
 }
@@ -384,6 +394,8 @@ static int setup_pg(void **state) {
                                       "CREATE SCHEMA " PG_SCHEMA};
   exec_sql(pg, reset, 2);
   snprintf(g_url, sizeof g_url, "%s options=-csearch_path=%s", pg, PG_SCHEMA);
+  static int is_pg = 1;
+  *state = &is_pg;
   migrate_and_seed();
   return 0;
 }
@@ -544,6 +556,58 @@ static void test_feed_clients_leave(void **state) {
   cli_free(f);
 }
 
+/* PostgreSQL: the feed is LISTEN/NOTIFY, so it crosses processes: an
+ * entry posted to one server reaches the feed of another, and a NOTIFY
+ * sent by anyone (here a plain SQL client) is announced too. */
+static void test_notify_across_servers(void **state) {
+  if (!*(int *)*state) skip(); /* SQLite: no LISTEN */
+  start_server();
+  start_server_proc(&g_second);
+  client *mine = feed_open(), *other = feed_open_port(g_second.port);
+  response r = {0, NULL};
+  assert_int_equal(call(&r, "POST", "/entries",
+                        "{\"author\": 1, \"headline\": \"Cross talk\"}"),
+                   201);
+  assert_true(cli_wait_for(other, "Cross talk")); /* through NOTIFY only */
+  assert_true(cli_wait_for(mine, "Cross talk"));
+  /* exactly once each: NOTIFY, and no in-process announcement besides */
+  assert_null(strstr(strstr(mine->buf, "Cross talk") + 1, "Cross talk"));
+  /* a NOTIFY from outside the servers, with an existing entry's id */
+  char sql[128];
+  snprintf(sql, sizeof sql, "SELECT pg_notify('blog_entries', '%lld')",
+           (long long)json_integer_value(json_object_get(r.json, "id")) - 1);
+  const char *const notify[] = {sql};
+  exec_sql(g_url, notify, 1);
+  assert_true(cli_wait_for(other, "event: entry\ndata: {\"id\":"));
+  assert_true(cli_wait_for(other, "Still")); /* the previous test's entry */
+  json_decref(r.json);
+  cli_free(mine);
+  cli_free(other);
+  assert_int_equal(stop_server_proc(&g_second), 0);
+  assert_int_equal(stop_server(), 0);
+}
+
+/* PostgreSQL: the listening connection is killed; dorm restores it and the
+ * feed is told of the gap, then hears new entries again. */
+static void test_notify_gap(void **state) {
+  if (!*(int *)*state) skip();
+  start_server();
+  client *f = feed_open();
+  static const char *const kill_listener[] = {
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+      "WHERE query LIKE 'LISTEN %blog_entries%' AND pid <> pg_backend_pid()"};
+  exec_sql(g_url, kill_listener, 1);
+  assert_true(cli_wait_for(f, "event: gap\n"));
+  response r = {0, NULL};
+  assert_int_equal(
+      call(&r, "POST", "/entries", "{\"author\": 2, \"headline\": \"Back\"}"),
+      201);
+  assert_true(cli_wait_for(f, "Back"));
+  json_decref(r.json);
+  cli_free(f);
+  assert_int_equal(stop_server(), 0);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
@@ -551,6 +615,8 @@ int main(void) {
       cmocka_unit_test(test_create_and_feed),
       cmocka_unit_test(test_create_rolls_back),
       cmocka_unit_test(test_feed_clients_leave),
+      cmocka_unit_test(test_notify_across_servers),
+      cmocka_unit_test(test_notify_gap),
   };
   int failed = cmocka_run_group_tests_name("sqlite", tests, setup_sqlite,
                                            teardown_sqlite);

@@ -8,7 +8,8 @@
  *                   tags are created in one transaction (201, or 409 and
  *                   nothing created)
  *   GET  /feed      server-sent events: an "entry" event for each entry
- *                   created from now on
+ *                   created from now on ("gap" when some may have been
+ *                   missed: PostgreSQL's listening connection was lost)
  *
  *   server [--db URL] [--host 127.0.0.1] [--port 8000] [--models FILE]
  *
@@ -201,6 +202,17 @@ static void announce_entry(int64_t id) {
   dorm_deferred *d = dorm_async_get(app.db, q);
   dorm_query_free(q);
   if (d) dorm_deferred_add_callbacks(d, entry_to_feed, feed_error, NULL);
+}
+
+/* PostgreSQL: a NOTIFY on CHANNEL, from any process's POST (see notify()
+ * below).  The payload is the new entry's id.  After the listening
+ * connection was lost and restored (gap), entries made meanwhile were
+ * missed: tell the clients, who re-read the dashboard. */
+static void on_notify(dorm_db *db, const dorm_notification *n, void *arg) {
+  if (n->gap)
+    feed_send("event: gap\ndata: {}\n\n");
+  else
+    announce_entry(strtoll(n->payload, NULL, 10));
 }
 
 /* ==== POST /entries : a create inside a transaction ==================== */
@@ -400,8 +412,16 @@ static void on_signal(uv_signal_t *s, int signum) {
   shutdown_all();
 }
 
-/* The database answers: start serving. */
-static dorm_result on_ready(dorm_result *res, void *arg) {
+/* The database answers.  On PostgreSQL, LISTEN before serving, so every
+ * entry committed once we serve reaches our feed. */
+static dorm_result listen_for_entries(dorm_result *res, void *arg) {
+  if (!app.pg) return dorm_result_none(); /* SQLite: no LISTEN */
+  dorm_deferred *d = dorm_listen(app.db, CHANNEL, on_notify, NULL);
+  return d ? dorm_result_deferred(d) : dorm_result_error(DORM_ENOMEM, NULL);
+}
+
+static dorm_result start_serving(dorm_result *res, void *arg) {
+  app.listening = app.pg;
   dorm_error err;
   dorm_error_clear(&err);
   dorm_http_options opts;
@@ -475,8 +495,9 @@ int main(int argc, char **argv) {
   uv_signal_start(&app.sigterm, on_signal, SIGTERM);
   app.heartbeat = dorm_timer_new(app.loop, on_heartbeat, NULL);
   dorm_timer_start(app.heartbeat, 15000, 15000);
-  dorm_deferred_add_callbacks(dorm_db_ready(app.db), on_ready, on_not_ready,
-                              NULL);
+  dorm_deferred *ready = dorm_db_ready(app.db);
+  dorm_deferred_add_callback(ready, listen_for_entries, NULL);
+  dorm_deferred_add_callbacks(ready, start_serving, on_not_ready, NULL);
 
   uv_run(&uv, UV_RUN_DEFAULT); /* returns once everything has closed */
   uv_loop_close(&uv);
