@@ -357,36 +357,39 @@ static void post_entry(dorm_http_request *req, dorm_http_response *http) {
     return (void)dorm_http_respond_error(http, 400, bad);
   }
   new_entry *ne = calloc(1, sizeof *ne);
-  dorm_deferred *d = ne ? dorm_async_atomic(app.db, create_entry, ne) : NULL;
-  if (ne)
+  if (ne) {
     ne->in = in;
-  else
-    json_decref(in);
-  if (!d || dorm_deferred_add_callbacks(d, entry_created, entry_failed, ne)) {
-    /* Nothing will run (out of memory).  (A failed add on a deferred
-     * that exists would leave create_entry to run: never seen in practice,
-     * and the handler must still answer now.) */
-    if (ne && !d) new_entry_free(ne);
+    ne->http = http;
+  }
+  dorm_deferred *d = ne ? dorm_async_atomic(app.db, create_entry, ne) : NULL;
+  if (!d) { /* out of memory: create_entry will not run */
+    if (ne)
+      new_entry_free(ne);
+    else
+      json_decref(in);
     dorm_http_respond_error(http, 503, "out of memory");
     return;
   }
-  ne->http = http;
+  /* The transaction's outcome answers: exactly one of the two runs (the
+   * first step added to a new deferred is always accepted). */
+  dorm_deferred_add_callbacks(d, entry_created, entry_failed, ne);
 }
 
 /* ==== routing, start-up, shut-down ===================================== */
 
-static void handle(dorm_http_request *req, dorm_http_response *res, void *arg) {
-  int get = !strcmp(req->method, "GET"), post = !strcmp(req->method, "POST");
-  if (!strcmp(req->path, "/"))
-    return get ? dashboard(res)
-               : (void)dorm_http_respond_error(res, 405, "GET only");
-  if (!strcmp(req->path, "/entries"))
-    return post ? post_entry(req, res)
-                : (void)dorm_http_respond_error(res, 405, "POST only");
-  if (!strcmp(req->path, "/feed"))
-    return get ? feed(res)
-               : (void)dorm_http_respond_error(res, 405, "GET only");
-  dorm_http_respond_error(res, 404, "not found");
+static void handle(dorm_http_request *req, dorm_http_response *http,
+                   void *arg) {
+  const char *m = req->method, *p = req->path;
+  if (!strcmp(p, "/") && !strcmp(m, "GET"))
+    dashboard(http);
+  else if (!strcmp(p, "/entries") && !strcmp(m, "POST"))
+    post_entry(req, http);
+  else if (!strcmp(p, "/feed") && !strcmp(m, "GET"))
+    feed(http);
+  else if (!strcmp(p, "/") || !strcmp(p, "/entries") || !strcmp(p, "/feed"))
+    dorm_http_respond_error(http, 405, "method not allowed");
+  else
+    dorm_http_respond_error(http, 404, "not found");
 }
 
 static void db_closed(void *arg) { dorm_loop_close(app.loop, NULL, NULL); }
