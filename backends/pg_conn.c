@@ -159,10 +159,22 @@ static int starts_kw(const char *s, size_t n, const char *kw) {
 
 /* ---- the statement cache ------------------------------------------------- */
 
-static uint64_t fnv(const void *p, size_t n, uint64_t h) {
+/* A hash of the SQL text, 8 bytes at a time: this runs for every
+ * statement sent. */
+static uint64_t hash_bytes(const void *p, size_t n, uint64_t h) {
   const unsigned char *s = p;
-  for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 1099511628211ull;
-  return h;
+  while (n >= 8) {
+    uint64_t w;
+    memcpy(&w, s, 8);
+    h = (h ^ w) * 0x9E3779B97F4A7C15ull;
+    h ^= h >> 29;
+    s += 8;
+    n -= 8;
+  }
+  uint64_t w = 0;
+  memcpy(&w, s, n);
+  h = (h ^ w ^ n) * 0x9E3779B97F4A7C15ull;
+  return h ^ (h >> 32);
 }
 
 static void sce_free(dorm__pg_sce *e) {
@@ -185,8 +197,8 @@ static void cache_clear(dorm__pg_conn *c) {
  * out of memory: the statement then goes unnamed. */
 static dorm__pg_sce *cache_get(dorm__pg_conn *c, const char *sql, size_t len,
                                const Oid *types, size_t n) {
-  uint64_t h = fnv(sql, len, 1469598103934665603ull);
-  h = fnv(types, n * sizeof *types, h);
+  uint64_t h = hash_bytes(sql, len, 1469598103934665603ull);
+  if (n) h = hash_bytes(types, n * sizeof *types, h);
   if (!c->cache_cap) {
     c->cache = dorm__calloc(64, sizeof *c->cache);
     if (!c->cache) return NULL;
@@ -357,11 +369,40 @@ static int params_encode(dorm__pg_conn *c, const dorm__stmt *st, char *why,
 
 /* ---- sending ------------------------------------------------------------- */
 
+/* Reads that may share a Sync: one compiled SELECT (the facade's, so no
+ * user function with side effects), no row lock, outside a transaction.
+ * A Sync per request costs a write (PQpipelineSync flushes, libpq < 17)
+ * and a server wake-up; sharing one is what pipelining is for.  The price:
+ * if one read of a group fails, the reads after it in the group are
+ * aborted by the server and sent again, so they may run after requests
+ * that were sent later (never inside a transaction). */
+#define PG_GROUP_MAX 64
+
+static int groupable(const dorm__pg_conn *c, const dorm__req *req) {
+  if (c->tx_open || req->nstmts != 1 || req->flags) return 0;
+  const dorm__stmt *st = &req->stmts[0];
+  if (!st->columns || !st->returns_rows || st->len < 7) return 0;
+  if (strncmp(st->sql, "SELECT ", 7)) return 0;
+  size_t tail = st->len > 48 ? 48 : st->len;
+  const char *t = st->sql + st->len - tail;
+  return !memmem(t, tail, " FOR ", 5);
+}
+
+/* End the open group with its Sync.  0 or -1 (libpq refused). */
+static int group_close(dorm__pg_conn *c) {
+  if (!c->group_n) return 0;
+  c->group_n = 0;
+  if (!PQpipelineSync(c->pg)) return -1;
+  return ring_push(c, DORM__PG_E_SYNC, NULL);
+}
+
 /* Append req's statements and its Sync to libpq's output.  0, or -1 when
  * libpq refused (the connection is broken: the caller handles the loss),
  * or 1 when the request failed locally (completed already). */
 static int send_req(dorm__pg_conn *c, dorm__req *req) {
   PGconn *pg = c->pg;
+  int grouped = groupable(c, req);
+  if (!grouped && group_close(c)) return -1;
   /* refuse what cannot be sent before anything of the request is */
   for (size_t s = 0; s < req->nstmts; s++) {
     const dorm__stmt *st = &req->stmts[s];
@@ -406,6 +447,8 @@ static int send_req(dorm__pg_conn *c, dorm__req *req) {
     int n = (int)st->nparams;
     dorm__pg_sce *e = cache_get(c, st->sql, st->len, c->ptypes, st->nparams);
     if (e && (e->state == SCE_NEW || e->state == SCE_FAILED)) {
+      /* a prepare starts a segment of its own */
+      if (group_close(c)) return -1;
       snprintf(e->name, sizeof e->name, "dorm_%lu", c->next_name++);
       if (!PQsendPrepare(pg, e->name, e->sql, n, n ? e->types : NULL))
         return -1;
@@ -422,7 +465,9 @@ static int send_req(dorm__pg_conn *c, dorm__req *req) {
       ok = PQsendQueryParams(pg, st->sql, n, c->ptypes, c->pval, c->plen,
                              c->pfmt, 0);
     if (!ok || ring_push(c, DORM__PG_E_EXEC, e)) return -1;
-    /* transaction bookkeeping, by the statements the facade sends */
+    /* transaction bookkeeping, by the statements the facade sends (raw
+     * ones: a compiled query is never BEGIN or COMMIT) */
+    if (st->columns) continue;
     if (starts_kw(st->sql, st->len, "BEGIN") ||
         starts_kw(st->sql, st->len, "START"))
       c->tx_open = 1;
@@ -433,10 +478,16 @@ static int send_req(dorm__pg_conn *c, dorm__req *req) {
               !strstr(st->sql, " TO ")))
       c->tx_open = 0;
   }
-  if (!PQpipelineSync(pg)) return -1;
-  /* the SYNC entry marks the request's end; the request itself is on the
-   * fly list */
-  if (ring_push(c, DORM__PG_E_SYNC, (dorm__pg_sce *)req)) return -1;
+  if (grouped) {
+    if (ring_push(c, DORM__PG_E_END, NULL)) return -1;
+    rflag_set(req, DORM__PG_R_GROUPED);
+    if (++c->group_n >= PG_GROUP_MAX && group_close(c)) return -1;
+  } else {
+    if (!PQpipelineSync(pg)) return -1;
+    /* the SYNC entry marks the request's end; the request itself is on
+     * the fly list */
+    if (ring_push(c, DORM__PG_E_SYNC, (dorm__pg_sce *)req)) return -1;
+  }
   req->next = NULL;
   if (c->fly_tail)
     c->fly_tail->next = req;
@@ -503,6 +554,12 @@ static void conn_dispatch(dorm__pg_conn *c) {
     }
     if (rc == 0) sent = 1;
     if (c->state != DORM__PG_READY) return; /* a completion closed us */
+  }
+  if (group_close(c)) {
+    char msg[300];
+    snprintf(msg, sizeof msg, "sending failed: %s", PQerrorMessage(c->pg));
+    conn_lost(c, msg);
+    return;
   }
   if (sent) dorm__pg_pool_mark_dirty(c->pool, c);
 }
@@ -656,6 +713,11 @@ static void on_exec_result(dorm__pg_conn *c, dorm__pg_sce *e, PGresult *res) {
       break;
     }
     case PGRES_PIPELINE_ABORTED:
+      if (rflags(req) & DORM__PG_R_GROUPED) {
+        /* a neighbour in the group failed; this never ran */
+        c->cur_retry = 1;
+        break;
+      }
       /* an earlier statement of this request failed: its error stands */
       head_fail(c, dorm_result_error(DORM_EDB, "postgresql: pipeline aborted"));
       break;
@@ -725,15 +787,47 @@ static void finish_head(dorm__pg_conn *c) {
   c->cur_failed = 0;
   c->cur_stmt = 0;
   c->cur_sum = 0;
+  if (c->cur_retry) {
+    c->cur_retry = 0;
+    dorm_result_free(&r);
+    if (!(rflags(req) & DORM__PG_R_CANCELLED)) {
+      req->backend_data =
+          (void *)(rflags(req) & ~(uintptr_t)DORM__PG_R_GROUPED);
+      if (c->retry_tail)
+        c->retry_tail->next = req;
+      else
+        c->retry_head = req;
+      c->retry_tail = req;
+      return;
+    }
+    r = dorm_result_error(DORM_ECANCELED, NULL);
+  }
   int was_held = (rflags(req) & DORM__PG_R_CANCELLED) && c->hold;
   complete(c, req, r);
   if (was_held) release_hold(c);
+}
+
+/* Reads a failed neighbour aborted go first in the queue again, in
+ * order. */
+static void requeue_retries(dorm__pg_conn *c) {
+  c->retry_tail->next = c->wait_head;
+  if (!c->wait_head) c->wait_tail = c->retry_tail;
+  c->wait_head = c->retry_head;
+  for (dorm__req *r = c->retry_head; r && r != c->retry_tail->next; r = r->next)
+    c->nwait++;
+  c->retry_head = c->retry_tail = NULL;
+  dorm__pg_pool_mark_dirty(c->pool, c);
 }
 
 /* Read every result that is ready.  Returns -1 if the connection broke. */
 static int read_results(dorm__pg_conn *c) {
   PGconn *pg = c->pg;
   while (c->pg == pg && c->ring_count > 0) {
+    if (c->ring[c->ring_head].kind == DORM__PG_E_END) {
+      ring_pop(c); /* nothing on the wire: the grouped request is done */
+      finish_head(c);
+      continue;
+    }
     if (PQisBusy(pg)) break;
     PGresult *res = PQgetResult(pg);
     dorm__pg_entry e = c->ring[c->ring_head];
@@ -752,7 +846,10 @@ static int read_results(dorm__pg_conn *c) {
       }
       PQclear(res);
       ring_pop(c);
-      if (e.sce) finish_head(c); /* a request's Sync, not a prepare's */
+      if (e.sce)
+        finish_head(c); /* a request's Sync, not a prepare's */
+      else if (c->retry_head)
+        requeue_retries(c);
       continue;
     }
     if (!res) {
@@ -948,6 +1045,17 @@ static void conn_lost(dorm__pg_conn *c, const char *why) {
   cache_clear(c);
   c->next_name = 0;
   c->hold = 0;
+  c->group_n = 0;
+  c->cur_retry = 0;
+  if (c->retry_head) {
+    /* they never ran: they go first after the reconnect */
+    c->retry_tail->next = c->wait_head;
+    if (!c->wait_head) c->wait_tail = c->retry_tail;
+    for (dorm__req *r = c->retry_head; r != c->retry_tail->next; r = r->next)
+      c->nwait++;
+    c->wait_head = c->retry_head;
+    c->retry_head = c->retry_tail = NULL;
+  }
   if (c->tx_open) c->tx_open = -1; /* broken until the facade ends it */
   int busy = fly != NULL || c->wait_head != NULL;
   while (fly) {
@@ -1155,6 +1263,11 @@ void dorm__pg_conn_destroy(dorm__pg_conn *c) {
     complete(c, r, dorm_result_error(DORM_ECLOSED, NULL));
   }
   c->fly_tail = NULL;
+  while ((r = c->retry_head)) {
+    c->retry_head = r->next;
+    r->next = NULL;
+    complete(c, r, dorm_result_error(DORM_ECLOSED, NULL));
+  }
   dorm_result_free(&c->cur);
   if (c->poll) dorm_poll_close(c->poll);
   if (c->timer) dorm_timer_close(c->timer);

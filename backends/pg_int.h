@@ -67,7 +67,9 @@ typedef enum dorm__pg_state {
 typedef enum dorm__pg_entry_kind {
   DORM__PG_E_PREPARE, /* PQsendPrepare of a cached statement */
   DORM__PG_E_EXEC,    /* one statement of the head request */
-  DORM__PG_E_SYNC     /* the head request's end */
+  DORM__PG_E_SYNC,    /* a Sync: the head request's end (sce = the request),
+                         or a prepare's or a group's (sce NULL) */
+  DORM__PG_E_END      /* no message: a grouped request ends here */
 } dorm__pg_entry_kind;
 
 typedef struct dorm__pg_stmt_cache_entry dorm__pg_sce;
@@ -80,7 +82,8 @@ typedef struct dorm__pg_entry {
 /* Per-request flags kept in req->backend_data (no allocation per query). */
 enum dorm__pg_req_flags {
   DORM__PG_R_CANCELLED = 1u, /* give DORM_ECANCELED whatever comes back */
-  DORM__PG_R_INTERNAL = 2u   /* the backend's own (LISTEN): not counted */
+  DORM__PG_R_INTERNAL = 2u,  /* the backend's own (LISTEN): not counted */
+  DORM__PG_R_GROUPED = 4u    /* shares a Sync with its neighbours */
 };
 
 struct dorm__pg_conn {
@@ -132,6 +135,11 @@ struct dorm__pg_conn {
   int cancel_running;
   int hold;
   int tx_open; /* a transaction is open (BEGIN seen at the last sync) */
+  /* pure reads sent since the last Sync, and the ones a neighbour's error
+   * aborted (sent again, in order, once that Sync is back) */
+  size_t group_n;
+  int cur_retry;
+  dorm__req *retry_head, *retry_tail;
 
   int dirty; /* output waiting for the end-of-turn flush */
   dorm__pg_conn *dirty_next;
