@@ -121,6 +121,13 @@ typedef struct dorm__backend {
    * dorm__db_backend_closed(db) runs on the loop thread (not inside
    * close).  Nothing may be submitted afterwards. */
   void (*close)(void *state);
+  /* Optional (NULL: queries run to the end).  The deferred of req was
+   * cancelled while req is submitted on slot conn: stop it if it has not
+   * finished (a request not yet sent is never sent; a running one is
+   * cancelled on the server).  req still completes through done, exactly
+   * once, with whatever result it got (DORM_ECANCELED when stopped); the
+   * facade has already failed its deferred. */
+  void (*cancel)(void *state, size_t conn, dorm__req *req);
 } dorm__backend;
 
 extern const dorm__backend dorm__sqlite_backend;

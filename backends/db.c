@@ -78,6 +78,7 @@ struct op {
   op_then_fn then;
   void *then_ctx;
   op *prev, *next; /* root's pending list */
+  int submitted;   /* lent to the backend (between submit and done) */
 };
 
 /* Something waiting for a writer: an op or a transaction to begin. */
@@ -314,6 +315,7 @@ static void pending_remove(dorm_db *root, op *o) {
 static void op_done(dorm__req *req) {
   op *o = (op *)req;
   dorm_db *root = o->root;
+  o->submitted = 0;
   if (o->conn < root->nconns) root->conns[o->conn].inflight--;
   if (o->orphan) {
     op_free(o);
@@ -337,6 +339,7 @@ static void send_to(dorm_db *root, op *o, size_t conn) {
   if (root->pending) root->pending->prev = o;
   root->pending = o;
   root->npending++;
+  o->submitted = 1;
   root->be->submit(root->bstate, conn, &o->req);
 }
 
@@ -424,12 +427,25 @@ static void dispatch(op *o) {
     wait_push(root, o, NULL);
 }
 
+/* The deferred of o was cancelled (dorm_deferred_cancel, or a timeout):
+ * if the backend has o, ask it to stop the query.  o still completes
+ * through op_done, which fires the (already failed) deferred: the maker's
+ * exactly-once rule.  An op still waiting for a writer runs when its turn
+ * comes and its result is dropped. */
+static void op_cancel(dorm_deferred *d, void *arg) {
+  op *o = arg;
+  (void)d;
+  dorm_db *root = o->root;
+  if (o->submitted && root->be->cancel && !root->closed)
+    root->be->cancel(root->bstate, o->conn, &o->req);
+}
+
 /* A new op with a deferred, for the public calls. */
 static op *op_public(dorm_db *db, int kind) {
   if (!db) return NULL;
   op *o = op_new(db, kind);
   if (!o) return NULL;
-  o->d = dorm_deferred_new(NULL, NULL);
+  o->d = dorm_deferred_new(op_cancel, o);
   if (!o->d) {
     op_free(o);
     return NULL;

@@ -470,6 +470,10 @@ static void pg_submit(void *state, size_t conn, dorm__req *req) {
 
 static void pg_close(void *state) { dorm__pg_pool_close(state); }
 
+static void pg_cancel(void *state, size_t conn, dorm__req *req) {
+  dorm__pg_pool_cancel(state, conn, req);
+}
+
 const dorm__backend dorm__pg_backend = {
     .name = "postgresql",
     .dialect = DORM_DIALECT_POSTGRES,
@@ -481,4 +485,5 @@ const dorm__backend dorm__pg_backend = {
     .conn_flags = pg_conn_flags,
     .submit = pg_submit,
     .close = pg_close,
+    .cancel = pg_cancel,
 };

@@ -589,6 +589,36 @@ static void test_cancel(void **state) {
   pool_close(pool);
 }
 
+/* Cancelling through the deferred reaches the server: on a pool of one
+ * connection, the query after a cancelled pg_sleep(30) answers at once
+ * (without the cancel it would wait 30 s); a timeout cancels too. */
+static void test_cancel_through_deferred(void **state) {
+  (void)state;
+  dorm_db *db = open_db(NULL, 1, 0);
+  uint64_t t0 = uv_now(&T_uv);
+  dorm_deferred *d = dorm_async_execute(db, "SELECT pg_sleep(30)", NULL, 0);
+  batch b;
+  memset(&b, 0, sizeof b);
+  batch_add(&b, d);
+  run_for(200);
+  dorm_deferred_cancel(d);
+  batch_wait(&b);
+  assert_int_equal(b.code[0], DORM_ECANCELED);
+  assert_int_equal(scalar(db, "SELECT 7"), 7);
+  assert_true(uv_now(&T_uv) - t0 < 5000);
+  assert_int_equal(admin_exec("SELECT count(*) FROM pg_stat_activity WHERE "
+                              "query LIKE 'SELECT pg_sleep%' AND state = "
+                              "'active'"),
+                   0);
+  t0 = uv_now(&T_uv);
+  d = dorm_async_execute(db, "SELECT pg_sleep(30)", NULL, 0);
+  assert_int_equal(dorm_deferred_set_timeout(d, T_loop, 100), 0);
+  assert_int_equal(t_err(d, NULL, 0), DORM_ETIMEDOUT);
+  assert_int_equal(scalar(db, "SELECT 8"), 8);
+  assert_true(uv_now(&T_uv) - t0 < 5000);
+  t_loop_close(db);
+}
+
 /* The facade's timeout: the deferred fails with DORM_ETIMEDOUT, the pool
  * stays usable. */
 static void test_timeout(void **state) {
@@ -874,6 +904,8 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
       cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_cancel_through_deferred, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_connect_failures, setup, teardown),
       cmocka_unit_test_setup_teardown(test_load, setup, teardown),
       cmocka_unit_test_setup_teardown(test_close_in_flight, setup, teardown),
