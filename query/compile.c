@@ -206,7 +206,7 @@ void dorm__emit_column_of(cctx *c, const dorm_path *p, int alias) {
     if (a) emit_aggregate(c, a);
     return;
   }
-  dorm__emit_col(c, alias, p->field->column);
+  dorm__emit_fcol(c, alias, p->field);
 }
 
 void dorm__emit_expr(cctx *c, const dorm_expr *e) {
@@ -438,7 +438,7 @@ static void emit_model_columns(cctx *c, const dorm_model *m, int alias,
       continue;
     if (!*first) dorm__emitl(c, ", ");
     *first = 0;
-    dorm__emit_col(c, alias, f->column);
+    dorm__emit_fcol(c, alias, f);
     if (record) {
       if (prefix) {
         snprintf(name, sizeof name, "%s__%s", prefix, f->name);

@@ -340,6 +340,22 @@ static inline void dorm__emit_col(cctx *c, int alias, const char *column) {
   p[pre + n + 1] = '"';
   b->len += pre + n + 2;
 }
+
+/* The same for a model field, using the quoted name the schema prepared
+ * (one copy instead of a strlen, two copies and two quotes). */
+static inline void dorm__emit_fcol(cctx *c, int alias, const dorm_field *f) {
+  if (alias != 0 || !f->qcolumn) {
+    dorm__emit_col(c, alias, f->column);
+    return;
+  }
+  size_t n = f->qcolumn_len, pre = c->base_ref_len;
+  dorm__buf *b = &c->buf;
+  if (b->len + pre + n + 1 > b->cap && dorm__buf_reserve(b, pre + n)) return;
+  char *p = b->data + b->len;
+  memcpy(p, c->base_ref, pre);
+  memcpy(p + pre, f->qcolumn, n);
+  b->len += pre + n;
+}
 static inline void dorm__emits(cctx *c, const char *s) {
   dorm__emit(c, s, strlen(s));
 }

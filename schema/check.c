@@ -740,6 +740,22 @@ static int check_relation_names(ctx *c) {
 
 /* ---- finish -------------------------------------------------------------- */
 
+/* "name" + suffix, in the schema's arena.  Names were checked against the
+ * identifier rule, so they hold no quote to escape. */
+static int quoted(dorm__arena *a, const char *name, const char *suffix,
+                  const char **out, size_t *len) {
+  size_t n = strlen(name), sn = strlen(suffix);
+  char *q = dorm__arena_alloc(a, n + sn + 3);
+  if (!q) return -1;
+  q[0] = '"';
+  memcpy(q + 1, name, n);
+  q[n + 1] = '"';
+  memcpy(q + n + 2, suffix, sn + 1);
+  *out = q;
+  *len = n + 2 + sn;
+  return 0;
+}
+
 static int run(ctx *c) {
   dorm_schema_builder *b = c->b;
   for (size_t i = 0; i < b->nmodels; i++)
@@ -758,12 +774,18 @@ static int run(ctx *c) {
       return b->err.code;
   }
   if (check_relation_names(c)) return b->err.code;
-  /* the compiler asks for every column's value type; answer it once */
+  /* the compiler asks for every column's value type and writes quoted
+   * names into every statement; prepare both once */
+  dorm__arena *a = &b->arena;
   for (size_t i = 0; i < b->nmodels; i++) {
     dorm_model *m = &c->models[i];
+    if (quoted(a, m->table, ".", &m->qtable, &m->qtable_len))
+      return dorm_error_set(&b->err, DORM_ENOMEM, NULL);
     for (size_t j = 0; j < m->nfields; j++) {
       dorm_field *f = (dorm_field *)&m->fields[j];
       f->value_type = dorm_field_value_type(f);
+      if (f->column && quoted(a, f->column, "", &f->qcolumn, &f->qcolumn_len))
+        return dorm_error_set(&b->err, DORM_ENOMEM, NULL);
     }
   }
   return 0;

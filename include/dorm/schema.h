@@ -60,9 +60,9 @@ typedef enum dorm_on_delete {
 } dorm_on_delete;
 
 /* Field flags */
-#define DORM_FIELD_NULL 0x01        /* "null": true */
-#define DORM_FIELD_UNIQUE 0x02      /* "unique": true (implied by primary key) */
-#define DORM_FIELD_DB_INDEX 0x04    /* "db_index": true */
+#define DORM_FIELD_NULL 0x01     /* "null": true */
+#define DORM_FIELD_UNIQUE 0x02   /* "unique": true (implied by primary key) */
+#define DORM_FIELD_DB_INDEX 0x04 /* "db_index": true */
 #define DORM_FIELD_PRIMARY_KEY 0x08 /* "primary_key": true */
 #define DORM_FIELD_HAS_DEFAULT 0x10 /* "default" given: see default_value */
 
@@ -74,32 +74,36 @@ typedef struct dorm_field {
   const char *column; /* column: db_column, else name (name_id for FKs);
                          NULL for many_to_many, which has no column */
   dorm_field_type type;
-  unsigned flags;     /* DORM_FIELD_* above */
-  int max_length;     /* varchar; 0 otherwise */
-  int max_digits;     /* decimal */
-  int decimal_places; /* decimal */
-  dorm_value default_value; /* when flags & DORM_FIELD_HAS_DEFAULT; its
-                               type follows the field (DORM_T_JSON text for
-                               a json field; DORM_T_NULL for "default":
-                               null on a nullable field) */
+  unsigned flags;            /* DORM_FIELD_* above */
+  int max_length;            /* varchar; 0 otherwise */
+  int max_digits;            /* decimal */
+  int decimal_places;        /* decimal */
+  dorm_value default_value;  /* when flags & DORM_FIELD_HAS_DEFAULT; its
+                                type follows the field (DORM_T_JSON text for
+                                a json field; DORM_T_NULL for "default":
+                                null on a nullable field) */
   const dorm_value *choices; /* "choices": allowed values, or NULL */
   size_t nchoices;
   /* relations (foreign_key, one_to_one, many_to_many) */
-  const char *to;                 /* target model name as written */
+  const char *to;                  /* target model name as written */
   const struct dorm_model *target; /* resolved target model */
   dorm_on_delete on_delete;
-  const char *related_name; /* reverse accessor; NULL = lower-cased
-                               model name (Django's default query name) */
-  const char *through_table; /* many_to_many: the join table
-                                ("<table>_<field>") */
+  const char *related_name;       /* reverse accessor; NULL = lower-cased
+                                     model name (Django's default query name) */
+  const char *through_table;      /* many_to_many: the join table
+                                     ("<table>_<field>") */
   const struct dorm_model *model; /* the model this field belongs to */
-  int line, col; /* position in models.json, or 0 */
+  int line, col;                  /* position in models.json, or 0 */
   /* Added after the first layout (append only): */
   const char *const *choice_labels; /* one per choice: the label of a
                                        [value, label] pair, or NULL; the
                                        array is NULL when choices is */
   dorm_type value_type; /* dorm_field_value_type(), computed once when the
                            schema is finished (0 in a hand-built struct) */
+  const char *qcolumn;  /* the column double-quoted ("\"age\""), for the SQL
+                           compiler; NULL in a hand-built struct and for
+                           many_to_many */
+  size_t qcolumn_len;
 } dorm_field;
 
 typedef struct dorm_index {
@@ -110,8 +114,8 @@ typedef struct dorm_index {
 } dorm_index;
 
 typedef struct dorm_model {
-  const char *name;  /* "Author" */
-  const char *table; /* "author" */
+  const char *name;         /* "Author" */
+  const char *table;        /* "author" */
   const dorm_field *fields; /* in declaration order; the implicit id first */
   size_t nfields;
   const dorm_field *pk; /* the primary key field */
@@ -123,6 +127,10 @@ typedef struct dorm_model {
   size_t nordering;
   const struct dorm_schema *schema;
   int line, col;
+  const char *qtable; /* the table double-quoted and followed by a dot
+                         ("\"author\"."), for the SQL compiler; NULL in a
+                         hand-built struct */
+  size_t qtable_len;
 } dorm_model;
 
 typedef struct dorm_schema {
@@ -194,8 +202,7 @@ int dorm_schema_builder_relation(dorm_schema_builder *b, const char *to,
  * stable hash when longer).  unique = 0 adds to model->indexes, unique != 0
  * adds a unique_together entry (model->unique_together). */
 int dorm_schema_builder_index(dorm_schema_builder *b, const char *name,
-                              const char *const *fields, size_t n,
-                              int unique);
+                              const char *const *fields, size_t n, int unique);
 /* A unique index in model->indexes (models.json: an "indexes" entry with
  * "unique": true), as opposed to a unique_together constraint. */
 int dorm_schema_builder_unique_index(dorm_schema_builder *b, const char *name,
