@@ -61,7 +61,8 @@ const dorm_field *dorm__find_field(const dorm_model *m, const char *s,
   for (size_t i = 0; i < m->nfields; i++) {
     /* compare in place: names are short, a call to strncmp costs more */
     const char *name = m->fields[i].name;
-    size_t k = 0;
+    if (name[0] != s[0]) continue;
+    size_t k = 1;
     while (k < n && name[k] == s[k]) k++;
     if (k == n && name[k] == '\0') return &m->fields[i];
   }
