@@ -119,6 +119,16 @@ static void propagate_left(cctx *c) {
   }
 }
 
+/* The join table's two columns for a many-to-many hop (the DDL's names);
+ * -1 with the error recorded when they cannot be formed. */
+static int m2m_columns(cctx *c, const dorm_hop *h, char *from, char *to) {
+  if (!dorm_ddl_m2m_columns(h->field, from, to)) return 0;
+  dorm__cfail(c, DORM_EIDENT,
+              "model '%s', field '%s': join table column names too long",
+              h->field->model->name, h->field->name);
+  return -1;
+}
+
 static void emit_join(cctx *c, int idx) {
   const join *j = &c->joins[idx];
   const dorm_hop *h = j->hop;
@@ -144,13 +154,7 @@ static void emit_join(cctx *c, int idx) {
       break;
     case HOP_M2M:
     case HOP_M2M_REVERSE: {
-      if (dorm_ddl_m2m_columns(h->field, from, to)) {
-        dorm__cfail(c, DORM_EIDENT,
-                    "model '%s', field '%s': join table column "
-                    "names too long",
-                    h->field->model->name, h->field->name);
-        return;
-      }
+      if (m2m_columns(c, h, from, to)) return;
       int fwd = h->kind == HOP_M2M;
       if (j->part == 0) { /* parent.pk = through.<this side>_id */
         dorm__emit_col(c, j->parent, h->from->pk->column);
@@ -289,13 +293,7 @@ static void emit_exclude_subquery(cctx *c, const dorm_q *leaf) {
     dorm__emit_col(&sub, 0, key_col);
     dorm__emit_from(&sub);
   } else {
-    if (dorm_ddl_m2m_columns(h->field, from, to)) {
-      dorm__cfail(c, DORM_EIDENT,
-                  "model '%s', field '%s': join table column "
-                  "names too long",
-                  h->field->model->name, h->field->name);
-      return;
-    }
+    if (m2m_columns(c, h, from, to)) return;
     int fwd = h->kind == HOP_M2M;
     const char *through = h->field->through_table;
     key_table = through;
