@@ -119,6 +119,35 @@ const annotation *dorm__find_annotation(const dorm_query *q, const char *s,
   return NULL;
 }
 
+/* The lookup at the end of a path (s, its first part of length n ending
+ * at e): set out->lookup or record why it is refused. */
+static int lookup_tail(dorm_query *q, const dorm_model *model, const char *text,
+                       dorm_path *out, const char *s, const char *e, size_t n,
+                       int allow_lookup) {
+  int lk = dorm__lookup_parse(s, n);
+  const char *fname = out->annotation ? "(annotation)" : out->field->name;
+  if (lk < 0 || e) {
+    if (dorm__transform_parse(s, n) > 0 && out->field &&
+        !is_date_like(out->field))
+      return dorm__qerr(q, DORM_ELOOKUP,
+                        "model '%s', field '%s', lookup '%s': transform "
+                        "'%.*s' does not apply to a %s field",
+                        model->name, fname, text, (int)n, s,
+                        dorm_field_type_name(out->field->type));
+    return dorm__qerr(q, DORM_ELOOKUP,
+                      "model '%s', field '%s', lookup '%s': unknown lookup "
+                      "or transform '%s'",
+                      model->name, fname, text, s);
+  }
+  if (!allow_lookup)
+    return dorm__qerr(q, DORM_ELOOKUP,
+                      "model '%s', field '%s': '%s' names a lookup ('%.*s') "
+                      "where a field was expected",
+                      model->name, fname, text, (int)n, s);
+  out->lookup = (uint8_t)lk;
+  return 0;
+}
+
 int dorm__resolve_path(dorm_query *q, const dorm_model *model, const char *text,
                        int flags, dorm_path *out) {
   if (q->has_err) return q->err.code;
@@ -258,7 +287,7 @@ int dorm__resolve_path(dorm_query *q, const dorm_model *model, const char *text,
   out->model = final->model ? final->model : m;
 
 tail:
-  /* s: NULL or "[transform__]lookup" */
+  /* s: NULL or "[transform__]lookup"; e and n delimit its first part */
   if (s && *s) {
     const char *e = dorm__find_sep(s);
     size_t n = e ? (size_t)(e - s) : strlen(s);
@@ -274,32 +303,13 @@ tail:
                           dorm_field_type_name(out->field->type));
       out->transform = (uint8_t)t;
       s = e ? e + 2 : NULL;
+      if (s) {
+        e = dorm__find_sep(s);
+        n = e ? (size_t)(e - s) : strlen(s);
+      }
     }
-  }
-  if (s && *s) {
-    const char *e = dorm__find_sep(s);
-    size_t n = e ? (size_t)(e - s) : strlen(s);
-    int lk = dorm__lookup_parse(s, n);
-    const char *fname = out->annotation ? "(annotation)" : out->field->name;
-    if (lk < 0 || e) {
-      if (dorm__transform_parse(s, n) > 0 && out->field &&
-          !is_date_like(out->field))
-        return dorm__qerr(q, DORM_ELOOKUP,
-                          "model '%s', field '%s', lookup '%s': transform "
-                          "'%.*s' does not apply to a %s field",
-                          model->name, fname, text, (int)n, s,
-                          dorm_field_type_name(out->field->type));
-      return dorm__qerr(q, DORM_ELOOKUP,
-                        "model '%s', field '%s', lookup '%s': unknown lookup "
-                        "or transform '%s'",
-                        model->name, fname, text, s);
-    }
-    if (!allow_lookup)
-      return dorm__qerr(q, DORM_ELOOKUP,
-                        "model '%s', field '%s': '%s' names a lookup ('%.*s') "
-                        "where a field was expected",
-                        model->name, fname, text, (int)n, s);
-    out->lookup = (uint8_t)lk;
+    if (s && *s && lookup_tail(q, model, text, out, s, e, n, allow_lookup))
+      return q->err.code;
   }
 
   if (nhops) {
