@@ -624,7 +624,24 @@ static dorm_type raw_type(Oid t) {
 static dorm_result rows_from_res(const dorm__stmt *st, const PGresult *res,
                                  int64_t max_rows) {
   int nf = PQnfields(res);
-  dorm_rows *r = dorm__rows_new(st, st->columns ? 0 : (size_t)nf);
+  int nt = PQntuples(res);
+  if (max_rows > 0 && nt > max_rows) nt = (int)max_rows;
+  /* the result's size is known: a small one is a single allocation.
+   * Values kept as text take their length (+ slack for the forms rows.c
+   * rewrites: padded decimals, dashed uuids) */
+  size_t text = 0;
+  if (nt <= 64)
+    for (int col = 0; col < nf; col++) {
+      dorm_type t =
+          st->columns
+              ? (size_t)col < st->ncolumns ? st->columns[col].type : DORM_T_TEXT
+              : raw_type(PQftype(res, col));
+      if (t == DORM_T_INT || t == DORM_T_BOOL || t == DORM_T_FLOAT) continue;
+      for (int row = 0; row < nt; row++)
+        text += (((size_t)PQgetlength(res, row, col) + 8u) & ~(size_t)7u) + 8;
+    }
+  dorm_rows *r =
+      dorm__rows_new_sized(st, st->columns ? 0 : (size_t)nf, (size_t)nt, text);
   if (!r) return dorm_result_error(DORM_ENOMEM, NULL);
   if (!st->columns) {
     for (int i = 0; i < nf; i++)
@@ -641,8 +658,6 @@ static dorm_result rows_from_res(const dorm__stmt *st, const PGresult *res,
                              "%zu expected",
                              nf, w);
   }
-  int nt = PQntuples(res);
-  if (max_rows > 0 && nt > max_rows) nt = (int)max_rows;
   for (int row = 0; row < nt; row++) {
     if (dorm__rows_add_row(r)) goto oom;
     for (int col = 0; col < nf; col++) {

@@ -9,7 +9,12 @@
  *
  * Memory: one dorm_rows is one allocation for a small result (header,
  * columns, cells and strings share an arena whose first block is inline);
- * bigger results add arena blocks and one growing cell array.  Column names
+ * bigger results add arena blocks and one growing cell array.  A backend
+ * that knows the result's size before building it (PostgreSQL: the rows
+ * and their text lengths are all in the PGresult) asks for an inline
+ * block of that size (dorm__rows_new_sized), so a point lookup is one
+ * small allocation that malloc serves from its per-thread cache rather
+ * than a fixed 1 KiB block that bypasses it.  Column names
  * that are the schema's own strings are borrowed, not copied: a result
  * must not outlive the schema its query was built on (documented in
  * rows.h's ownership rules through the schema's lifetime).  A dorm_row is
@@ -40,6 +45,7 @@ struct dorm_row {
   int rel;
 };
 
+/* The inline block when the size is not known in advance (SQLite). */
 #define ROWS_INLINE 1024
 
 struct dorm_rows {
@@ -51,20 +57,26 @@ struct dorm_rows {
   int *rel_pk; /* per relation 1..nrelated: its pk column, or -1 */
   dorm_value *cells;
   size_t nrows, cap_rows;
+  size_t hint_rows; /* rows the first cell array is sized for (0: 4) */
   int cells_in_arena;
   struct dorm_row *rowv; /* nrows * (1 + nrelated) */
   int created;
   char err[160];
-  _Alignas(16) char inline_buf[ROWS_INLINE];
+  _Alignas(16) char inline_buf[]; /* the arena's first block */
 };
 
 /* ---- building ----------------------------------------------------------- */
 
-dorm_rows *dorm__rows_new(const dorm__stmt *st, size_t nraw) {
-  dorm_rows *r = dorm__malloc(sizeof *r);
+#define ALIGN8(n) (((n) + 7u) & ~(size_t)7u)
+
+static dorm_rows *rows_alloc(const dorm__stmt *st, size_t nraw,
+                             size_t inline_cap, size_t hint_rows) {
+  inline_cap = ALIGN8(inline_cap);
+  dorm_rows *r = dorm__malloc(sizeof *r + inline_cap);
   if (!r) return NULL;
   memset(r, 0, offsetof(dorm_rows, inline_buf));
-  dorm__arena_init(&r->arena, r->inline_buf, sizeof r->inline_buf);
+  dorm__arena_init(&r->arena, r->inline_buf, inline_cap);
+  r->hint_rows = hint_rows;
   size_t n = st->columns ? st->ncolumns : nraw;
   r->ncols = n;
   r->cols = dorm__arena_alloc(&r->arena, (n ? n : 1) * sizeof *r->cols);
@@ -128,6 +140,32 @@ oom:
   return NULL;
 }
 
+dorm_rows *dorm__rows_new(const dorm__stmt *st, size_t nraw) {
+  return rows_alloc(st, nraw, ROWS_INLINE, 0);
+}
+
+dorm_rows *dorm__rows_new_sized(const dorm__stmt *st, size_t nraw, size_t nrows,
+                                size_t text_bytes) {
+  size_t n = st->columns ? st->ncolumns : nraw;
+  size_t per = 1 + (st->columns ? st->nrelated : 0);
+  /* what rows_alloc, add_row, the puts and finish will take from the
+   * arena, each piece 8-aligned as the arena rounds it */
+  size_t need = ALIGN8((n ? n : 1) * sizeof(rcol));
+  if (st->columns && st->nrelated) {
+    need += ALIGN8(st->nrelated * sizeof(const char *));
+    need += ALIGN8((st->nrelated + 1) * sizeof(int));
+    for (size_t j = 0; j < st->nrelated; j++)
+      need += ALIGN8(strlen(st->related[j]) + 1);
+  }
+  if (!st->columns) need += n * 8; /* raw column names, short ones */
+  size_t rows = nrows ? nrows : 1;
+  need += ALIGN8((n ? n : 1) * rows * sizeof(dorm_value));
+  need += ALIGN8(rows * per * sizeof(struct dorm_row));
+  need += text_bytes;
+  if (need > 64 * 1024) need = ROWS_INLINE; /* big: arena blocks grow */
+  return rows_alloc(st, nraw, need, nrows);
+}
+
 int dorm__rows_raw_column(dorm_rows *r, size_t i, const char *name,
                           dorm_type type) {
   if (i >= r->ncols) return DORM_EINVAL;
@@ -143,9 +181,11 @@ size_t dorm__rows_width(const dorm_rows *r) { return r->ncols; }
 int dorm__rows_add_row(dorm_rows *r) {
   size_t w = r->ncols;
   if (r->nrows == r->cap_rows) {
-    size_t cap = r->cap_rows ? r->cap_rows * 2 : 4;
+    size_t cap = r->cap_rows    ? r->cap_rows * 2
+                 : r->hint_rows ? r->hint_rows
+                                : 4;
     dorm_value *c;
-    if (!r->cap_rows && w * cap * sizeof *c <= 512) {
+    if (!r->cap_rows && (r->hint_rows || w * cap * sizeof *c <= 512)) {
       c = dorm__arena_alloc(&r->arena, (w ? w : 1) * cap * sizeof *c);
       if (!c) return DORM_ENOMEM;
       r->cells_in_arena = 1;
@@ -296,6 +336,19 @@ static int put_uuid(dorm_rows *r, size_t col, dorm_value *v, const char *s,
 }
 
 static int parse_int(const char *s, size_t n, int64_t *out) {
+  /* the common form, an optional '-' and up to 18 digits (cannot
+   * overflow), without strtoll's copy and locale machinery; anything
+   * else (a '+', spaces, 19 digits) goes through strtoll as before */
+  size_t i = n && s[0] == '-';
+  if (n > i && n - i <= 18) {
+    int64_t x = 0;
+    size_t k = i;
+    for (; k < n && (unsigned)(s[k] - '0') <= 9; k++) x = x * 10 + (s[k] - '0');
+    if (k == n) {
+      *out = i ? -x : x;
+      return 0;
+    }
+  }
   char buf[32];
   if (n == 0 || n >= sizeof buf) return -1;
   memcpy(buf, s, n);
@@ -494,12 +547,19 @@ static const dorm_value *row_cell(const dorm_row *row, size_t col) {
   return &row->rows->cells[row->index * row->rows->ncols + col];
 }
 
+/* The first byte is compared inline: most columns differ there, and a
+ * row is read by name once per value. */
+static int same_name(const char *a, const char *b) {
+  return a[0] == b[0] && !strcmp(a, b);
+}
+
 static int find_col(const dorm_row *row, const char *name) {
   const dorm_rows *r = row->rows;
   for (size_t i = 0; i < r->ncols; i++) {
     const rcol *c = &r->cols[i];
     if (c->relation != row->rel) continue;
-    if (!strcmp(c->local, name) || (c->attname && !strcmp(c->attname, name)))
+    if (same_name(c->local, name) ||
+        (c->attname && same_name(c->attname, name)))
       return (int)i;
   }
   if (!strcmp(name, "pk"))

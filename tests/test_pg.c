@@ -269,6 +269,47 @@ static void test_types(void **state) {
   assert_int_equal(dorm_row_bool(row, "utc"), 1);
   dorm_result_free(&r);
 
+  /* integers as the server prints them: up to 18 digits are read
+   * directly, int8's extremes through strtoll */
+  r = t_ok(dorm_async_execute(
+      db,
+      "SELECT 0::int8 AS z, -7 AS m, 999999999999999999 AS e18, "
+      "-999999999999999999 AS me18, 9223372036854775807 AS mx, "
+      "(-9223372036854775807 - 1) AS mn, 32767::int2 AS s",
+      NULL, 0));
+  row = dorm_result_row_of(&r);
+  assert_true(dorm_row_int(row, "z") == 0);
+  assert_true(dorm_row_int(row, "m") == -7);
+  assert_true(dorm_row_int(row, "e18") == 999999999999999999LL);
+  assert_true(dorm_row_int(row, "me18") == -999999999999999999LL);
+  assert_true(dorm_row_int(row, "mx") == INT64_MAX);
+  assert_true(dorm_row_int(row, "mn") == INT64_MIN);
+  assert_true(dorm_row_int(row, "s") == 32767);
+  dorm_result_free(&r);
+  /* results sized from the PGresult: small ones in one block, more text
+   * or more rows than fit spill into the arena's blocks */
+  for (int k = 0; k < 3; k++) {
+    static const char *const q[] = {
+        "SELECT g AS i, repeat('x', g) AS s FROM generate_series(1, 3) g",
+        "SELECT g AS i, repeat('x', 1000 * g) AS s "
+        "FROM generate_series(1, 50) g",
+        "SELECT g AS i, repeat('x', g % 97) AS s "
+        "FROM generate_series(1, 3000) g"};
+    static const int rows[] = {3, 50, 3000};
+    r = t_ok(dorm_async_execute(db, q[k], NULL, 0));
+    const dorm_rows *rs = dorm_result_rows_of(&r);
+    assert_int_equal(dorm_rows_count(rs), rows[k]);
+    for (int i = 0; i < rows[k]; i++) {
+      const dorm_row *w = dorm_rows_row(rs, (size_t)i);
+      assert_true(dorm_row_int(w, "i") == i + 1);
+      size_t want = k == 0   ? (size_t)i + 1
+                    : k == 1 ? 1000u * (size_t)(i + 1)
+                             : (size_t)((i + 1) % 97);
+      assert_int_equal(strlen(dorm_row_text(w, "s")), want);
+    }
+    dorm_result_free(&r);
+  }
+
   /* text goes untyped: the server infers the column's type */
   r = t_ok(dorm_async_execute(db, "SELECT 1 WHERE 5 = $1 AND 'a' = $2",
                               (dorm_value[]){dorm_str("5"), dorm_str("a")}, 2));
