@@ -55,6 +55,7 @@ struct dorm__pg_stmt_cache_entry {
   size_t ntypes;
   char name[24];
   enum { SCE_NEW, SCE_PENDING, SCE_READY, SCE_FAILED } state;
+  int row_lock; /* the SQL ends with a row lock (" FOR ..."): not grouped */
   /* why the last prepare failed: given to executions that relied on it */
   char fail_state[6];
   char *fail_msg; /* owned or NULL */
@@ -126,7 +127,9 @@ static int ring_push(dorm__pg_conn *c, dorm__pg_entry_kind kind,
     c->ring_cap = ncap;
     c->ring_head = 0;
   }
-  dorm__pg_entry *e = &c->ring[(c->ring_head + c->ring_count) % c->ring_cap];
+  /* the capacity is a power of two: a mask, not a division */
+  dorm__pg_entry *e =
+      &c->ring[(c->ring_head + c->ring_count) & (c->ring_cap - 1)];
   e->kind = kind;
   e->sce = sce;
   c->ring_count++;
@@ -134,7 +137,7 @@ static int ring_push(dorm__pg_conn *c, dorm__pg_entry_kind kind,
 }
 
 static void ring_pop(dorm__pg_conn *c) {
-  c->ring_head = (c->ring_head + 1) % c->ring_cap;
+  c->ring_head = (c->ring_head + 1) & (c->ring_cap - 1);
   c->ring_count--;
 }
 
@@ -186,6 +189,7 @@ static void sce_free(dorm__pg_sce *e) {
 }
 
 static void cache_clear(dorm__pg_conn *c) {
+  c->mru = NULL;
   for (size_t i = 0; i < c->cache_cap; i++) {
     sce_free(c->cache[i]);
     c->cache[i] = NULL;
@@ -193,10 +197,23 @@ static void cache_clear(dorm__pg_conn *c) {
   c->cache_count = 0;
 }
 
+/* A row lock in a compiled SELECT comes last (FOR UPDATE [OF ...]
+ * [NOWAIT | SKIP LOCKED]): look in the tail. */
+static int has_row_lock(const char *sql, size_t len) {
+  size_t tail = len > 48 ? 48 : len;
+  return memmem(sql + len - tail, tail, " FOR ", 5) != NULL;
+}
+
 /* Find or add the entry for (sql, types).  NULL when the cache is full or
- * out of memory: the statement then goes unnamed. */
+ * out of memory: the statement then goes unnamed.  The entry found last
+ * is tried first with two memcmp, cheaper than hashing the text: a
+ * stream of queries often repeats one statement. */
 static dorm__pg_sce *cache_get(dorm__pg_conn *c, const char *sql, size_t len,
                                const Oid *types, size_t n) {
+  dorm__pg_sce *m = c->mru;
+  if (m && m->len == len && m->ntypes == n && !memcmp(m->sql, sql, len) &&
+      (!n || !memcmp(m->types, types, n * sizeof *types)))
+    return m;
   uint64_t h = hash_bytes(sql, len, 1469598103934665603ull);
   if (n) h = hash_bytes(types, n * sizeof *types, h);
   if (!c->cache_cap) {
@@ -210,7 +227,7 @@ static dorm__pg_sce *cache_get(dorm__pg_conn *c, const char *sql, size_t len,
     if (e->hash == h && e->len == len && e->ntypes == n &&
         !memcmp(e->sql, sql, len) &&
         (!n || !memcmp(e->types, types, n * sizeof *types)))
-      return e;
+      return c->mru = e;
   }
   if (c->cache_count >= PG_CACHE_MAX) return NULL;
   if ((c->cache_count + 1) * 2 > c->cache_cap) {
@@ -245,9 +262,10 @@ static dorm__pg_sce *cache_get(dorm__pg_conn *c, const char *sql, size_t len,
   e->len = len;
   e->ntypes = n;
   e->state = SCE_NEW;
+  e->row_lock = has_row_lock(sql, len);
   c->cache[i] = e;
   c->cache_count++;
-  return e;
+  return c->mru = e;
 }
 
 /* ---- parameters ---------------------------------------------------------- */
@@ -271,12 +289,13 @@ static int params_reserve(dorm__pg_conn *c, size_t n) {
 }
 
 static void put_be64(dorm__buf *b, uint64_t v) {
-  char x[8];
+  if (dorm__buf_reserve(b, 8)) return; /* b->oom is set */
+  unsigned char *x = (unsigned char *)b->data + b->len;
   for (int i = 7; i >= 0; i--) {
-    x[i] = (char)(v & 0xff);
+    x[i] = (unsigned char)(v & 0xff);
     v >>= 8;
   }
-  dorm__buf_append(b, x, 8);
+  b->len += 8;
 }
 
 /* The wire type of a dorm value.  Text goes as "unknown" so the server
@@ -378,14 +397,14 @@ static int params_encode(dorm__pg_conn *c, const dorm__stmt *st, char *why,
  * that were sent later (never inside a transaction). */
 #define PG_GROUP_MAX 64
 
-static int groupable(const dorm__pg_conn *c, const dorm__req *req) {
+static int groupable(const dorm__pg_conn *c, const dorm__req *req,
+                     const dorm__pg_sce *e) {
   if (c->tx_open || req->nstmts != 1 || req->flags) return 0;
   const dorm__stmt *st = &req->stmts[0];
   if (!st->columns || !st->returns_rows || st->len < 7) return 0;
-  if (strncmp(st->sql, "SELECT ", 7)) return 0;
-  size_t tail = st->len > 48 ? 48 : st->len;
-  const char *t = st->sql + st->len - tail;
-  return !memmem(t, tail, " FOR ", 5);
+  if (memcmp(st->sql, "SELECT ", 7)) return 0;
+  /* e: the statement's cache entry, which knows (NULL: uncached) */
+  return e ? !e->row_lock : !has_row_lock(st->sql, st->len);
 }
 
 /* End the open group with its Sync.  0 or -1 (libpq refused). */
@@ -401,8 +420,7 @@ static int group_close(dorm__pg_conn *c) {
  * or 1 when the request failed locally (completed already). */
 static int send_req(dorm__pg_conn *c, dorm__req *req) {
   PGconn *pg = c->pg;
-  int grouped = groupable(c, req);
-  if (!grouped && group_close(c)) return -1;
+  int grouped = 0;
   /* refuse what cannot be sent before anything of the request is */
   for (size_t s = 0; s < req->nstmts; s++) {
     const dorm__stmt *st = &req->stmts[s];
@@ -446,6 +464,12 @@ static int send_req(dorm__pg_conn *c, dorm__req *req) {
     }
     int n = (int)st->nparams;
     dorm__pg_sce *e = cache_get(c, st->sql, st->len, c->ptypes, st->nparams);
+    if (s == 0) {
+      /* nothing of the request is sent yet: end the open group unless
+       * this request joins it */
+      grouped = groupable(c, req, e);
+      if (!grouped && group_close(c)) return -1;
+    }
     if (e && (e->state == SCE_NEW || e->state == SCE_FAILED)) {
       /* a prepare starts a segment of its own */
       if (group_close(c)) return -1;

@@ -108,7 +108,7 @@ struct dorm__pg_conn {
   size_t nfly;
   /* pipeline entries, a ring */
   dorm__pg_entry *ring;
-  size_t ring_cap, ring_head, ring_count;
+  size_t ring_cap, ring_head, ring_count; /* ring_cap: 0 or a power of 2 */
 
   /* the head request's progress */
   size_t cur_stmt;      /* statements of the head finished */
@@ -120,6 +120,7 @@ struct dorm__pg_conn {
   /* prepared statements of this connection, by SQL text + parameter types */
   dorm__pg_sce **cache;
   size_t cache_cap, cache_count;
+  dorm__pg_sce *mru; /* the entry found last (NULL after cache_clear) */
   unsigned long next_name;
 
   /* scratch for parameters (reused; grows to the largest statement) */
