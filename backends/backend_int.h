@@ -162,9 +162,10 @@ dorm_result dorm__db_error(const char *sqlstate, const char *fmt, ...)
  * dorm__rows_raw_column.  NULL when out of memory. */
 dorm_rows *dorm__rows_new(const dorm__stmt *st, size_t nraw);
 /* The same, sized for nrows rows whose text values (the ones kept as
- * strings: text, decimals, dates, ...) take about text_bytes (each value's
- * length + 1, rounded up to 8): a small result is then one allocation.
- * Only a hint: more rows or bytes still fit, in more allocations. */
+ * strings: text, decimals, dates, ...) and, for a raw statement, column
+ * names take about text_bytes (each one's length + 1, rounded up to 8): a
+ * small result is then one allocation.  Only a hint: more rows or bytes
+ * still fit, in more allocations. */
 dorm_rows *dorm__rows_new_sized(const dorm__stmt *st, size_t nraw, size_t nrows,
                                 size_t text_bytes);
 /* Raw column i: name (copied) and the type its values are decoded into

@@ -652,8 +652,12 @@ static dorm_result rows_from_res(const dorm__stmt *st, const PGresult *res,
   if (max_rows > 0 && nt > max_rows) nt = (int)max_rows;
   /* the result's size is known: a small one is a single allocation.
    * Values kept as text take their length (+ slack for the forms rows.c
-   * rewrites: padded decimals, dashed uuids) */
+   * rewrites: padded decimals, dashed uuids); a raw statement's column
+   * names are copied too */
   size_t text = 0;
+  if (!st->columns)
+    for (int col = 0; col < nf; col++)
+      text += (strlen(PQfname(res, col)) + 8u) & ~(size_t)7u;
   if (nt <= 64)
     for (int col = 0; col < nf; col++) {
       dorm_type t =

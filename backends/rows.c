@@ -157,7 +157,6 @@ dorm_rows *dorm__rows_new_sized(const dorm__stmt *st, size_t nraw, size_t nrows,
     for (size_t j = 0; j < st->nrelated; j++)
       need += ALIGN8(strlen(st->related[j]) + 1);
   }
-  if (!st->columns) need += n * 8; /* raw column names, short ones */
   size_t rows = nrows ? nrows : 1;
   need += ALIGN8((n ? n : 1) * rows * sizeof(dorm_value));
   need += ALIGN8(rows * per * sizeof(struct dorm_row));
