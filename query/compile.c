@@ -804,7 +804,6 @@ int dorm_compile(const dorm_query *q, dorm_dialect dialect, dorm_sql *out,
   c.err = err;
   c.failed = 0;
   c.njoins = 0;
-  c.nalias = 0;
   c.no_joins = 0;
   c.registering = 0;
   set_base_table(&c, q->model->table);

@@ -285,7 +285,6 @@ typedef struct cctx {
   dorm__buf buf; /* the statement being written */
   join joins[DORM_MAX_JOINS];
   int njoins;
-  int nalias;             /* aliases handed out */
   int no_joins;           /* UPDATE SET: joined references not allowed */
   int registering;        /* pre-pass: record joins, write nothing */
   const char *base_table; /* the base table's name (alias 0) */
