@@ -362,11 +362,8 @@ static void migrate_and_seed(void) {
 }
 
 static int setup_sqlite(void **state) {
-  snprintf(g_dbfile, sizeof g_dbfile, "/tmp/dorm-blog-db.XXXXXX");
-  int fd = mkstemp(g_dbfile);
-  close(fd);
-  unlink(g_dbfile);
-  snprintf(g_url, sizeof g_url, "sqlite:///%s", g_dbfile);
+  dorm_test_sqlite_temp("dorm-blog-db", g_dbfile, sizeof g_dbfile, g_url,
+                        sizeof g_url);
   static int pg = 0;
   *state = &pg;
   migrate_and_seed();
@@ -374,12 +371,8 @@ static int setup_sqlite(void **state) {
 }
 
 static int teardown_sqlite(void **state) {
-  char p[PATH_MAX + 8];
-  unlink(g_dbfile);
-  snprintf(p, sizeof p, "%s-wal", g_dbfile);
-  unlink(p);
-  snprintf(p, sizeof p, "%s-shm", g_dbfile);
-  unlink(p);
+  (void)state;
+  dorm_test_sqlite_remove(g_dbfile);
   return 0;
 }
 

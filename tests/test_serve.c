@@ -335,22 +335,15 @@ static size_t nresults(const response *r) {
  * ------------------------------------------------ */
 
 static int setup_sqlite(void **state) {
-  snprintf(g_dbfile, sizeof g_dbfile, "/tmp/dorm-serve-db.XXXXXX");
-  int fd = mkstemp(g_dbfile);
-  close(fd);
-  unlink(g_dbfile);
-  snprintf(g_url, sizeof g_url, "sqlite:///%s", g_dbfile);
+  dorm_test_sqlite_temp("dorm-serve-db", g_dbfile, sizeof g_dbfile, g_url,
+                        sizeof g_url);
   setup_db(g_url, NULL, 0, 1);
   return 0;
 }
 
 static int teardown_sqlite(void **state) {
-  char p[PATH_MAX + 8];
-  unlink(g_dbfile);
-  snprintf(p, sizeof p, "%s-wal", g_dbfile);
-  unlink(p);
-  snprintf(p, sizeof p, "%s-shm", g_dbfile);
-  unlink(p);
+  (void)state;
+  dorm_test_sqlite_remove(g_dbfile);
   return 0;
 }
 

@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "dorm/error.h"
 
@@ -53,3 +54,21 @@ char *dorm_test_read_file(const char *path) {
 }
 
 const char *dorm_test_pg_conninfo(void) { return getenv("DORM_TEST_PG"); }
+
+void dorm_test_sqlite_temp(const char *prefix, char *path, size_t path_cap,
+                           char *url, size_t url_cap) {
+  snprintf(path, path_cap, "/tmp/%s.XXXXXX", prefix);
+  int fd = mkstemp(path);
+  if (fd >= 0) close(fd);
+  unlink(path); /* SQLite creates it; only the unique name was wanted */
+  snprintf(url, url_cap, "sqlite:///%s", path);
+}
+
+void dorm_test_sqlite_remove(const char *path) {
+  char p[4096];
+  unlink(path);
+  snprintf(p, sizeof p, "%s-wal", path);
+  unlink(p);
+  snprintf(p, sizeof p, "%s-shm", path);
+  unlink(p);
+}

@@ -21,6 +21,13 @@ void dorm_test_alloc_reset(void);
 /* Read a whole file into a malloc'd NUL-terminated string (NULL if absent). */
 char *dorm_test_read_file(const char *path);
 
+/* A fresh SQLite database file name under /tmp (the file itself does not
+ * exist yet) and its sqlite:/// URL; prefix names the test. */
+void dorm_test_sqlite_temp(const char *prefix, char *path, size_t path_cap,
+                           char *url, size_t url_cap);
+/* Remove a SQLite database file with its -wal and -shm companions. */
+void dorm_test_sqlite_remove(const char *path);
+
 /* The conninfo of the suite's throwaway PostgreSQL, or NULL when
  * DORM_TEST_PG is not set (tests that need it then fail loudly). */
 const char *dorm_test_pg_conninfo(void);
