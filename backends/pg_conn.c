@@ -142,7 +142,9 @@ static void ring_pop(dorm__pg_conn *c) {
 }
 
 static void set_error_text(dorm__pg_conn *c, const char *msg) {
-  snprintf(c->last_error, sizeof c->last_error, "%s", msg ? msg : "");
+  /* cut to the buffer on purpose (the precision says so to the compiler) */
+  snprintf(c->last_error, sizeof c->last_error, "%.*s",
+           (int)sizeof c->last_error - 1, msg ? msg : "");
   /* libpq's messages end with a newline; ours are one line */
   size_t n = strlen(c->last_error);
   while (n && (c->last_error[n - 1] == '\n' || c->last_error[n - 1] == ' '))

@@ -208,23 +208,21 @@ static void run_pg(PGconn *c, const dorm_ddl *d) {
 
 static void expect_rows_sqlite(sqlite3 *db, const char *sql, const char *want) {
   char *got = dorm_test_sqlite_rows(db, sql);
-  if (strcmp(got, want) != 0) {
+  int same = strcmp(got, want) == 0;
+  if (!same)
     fprintf(stderr, "SQLite %s\n--- want\n%s--- got\n%s---\n", sql, want, got);
-    free(got);
-    fail_msg("rows differ");
-  }
   free(got);
+  if (!same) fail_msg("rows differ");
 }
 
 static void expect_rows_pg(PGconn *c, const char *sql, const char *want) {
   char *got = dorm_test_pg_rows(c, sql);
-  if (strcmp(got, want) != 0) {
+  int same = strcmp(got, want) == 0;
+  if (!same)
     fprintf(stderr, "PostgreSQL %s\n--- want\n%s--- got\n%s---\n", sql, want,
             got);
-    free(got);
-    fail_msg("rows differ");
-  }
   free(got);
+  if (!same) fail_msg("rows differ");
 }
 
 /* The call must succeed (its dorm_error is `e`). */
