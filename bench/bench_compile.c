@@ -5,10 +5,11 @@
  *         .order_by("-name")[20:30]
  *
  * built from scratch and compiled for PostgreSQL on every iteration (see
- * the README's Performance section).  Two variants: a fresh dorm_select/dorm_query_free
- * per query, and one query object reset per iteration (the loop a server
- * would run).  Prints the median of 9 runs in ns per query; bench/peers.sh
- * runs Knex and Django on the same query for the ratio.
+ * the README's Performance section).  Two variants: a fresh
+ * dorm_select/dorm_query_free per query, and one query object reset per
+ * iteration (the loop a server would run).  Prints the median of 9 runs in ns
+ * per query; bench/peers.sh runs Knex and Django on the same query for the
+ * ratio.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,13 +87,15 @@ int main(void) {
   qsort(fresh, RUNS, sizeof fresh[0], cmp);
   qsort(reuse, RUNS, sizeof reuse[0], cmp);
   printf("%s\n", sql.text);
-  printf("B1 dorm build+compile (fresh query each time): %.0f ns/query "
-         "(median of %d runs of %d)\n",
-         fresh[RUNS / 2], RUNS, N);
+  printf(
+      "B1 dorm build+compile (fresh query each time): %.0f ns/query "
+      "(median of %d runs of %d)\n",
+      fresh[RUNS / 2], RUNS, N);
   printf("B1 dorm build+compile (query reset and reused): %.0f ns/query\n",
          reuse[RUNS / 2]);
-  printf("B1 target: <= 500 ns/query; Knex and Django in the same run: "
-         "bench/peers.sh b1\n");
+  printf(
+      "B1 target: <= 500 ns/query; Knex and Django in the same run: "
+      "bench/peers.sh b1\n");
   (void)check;
   dorm_sql_free(&sql);
   dorm_schema_free(s);
