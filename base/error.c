@@ -15,7 +15,7 @@ const char *dorm_strerror(int code) {
     case 0: return "success";
 #define XX(name, c, msg) \
   case c: return msg;
-    DORM_ERRNO_MAP(XX)
+      DORM_ERRNO_MAP(XX)
 #undef XX
   }
   return "unknown error";
@@ -26,7 +26,7 @@ const char *dorm_err_name(int code) {
     case 0: return "DORM_OK";
 #define XX(name, c, msg) \
   case c: return "DORM_" #name;
-    DORM_ERRNO_MAP(XX)
+      DORM_ERRNO_MAP(XX)
 #undef XX
   }
   return "DORM_EUNKNOWN";

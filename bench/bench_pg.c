@@ -140,10 +140,11 @@ static void run(const char *conninfo, int pool, int inflight, double secs) {
   qsort(lat, nlat, sizeof *lat, cmp_u64);
   double p50 = nlat ? lat[nlat / 2] / 1e6 : 0;
   double p99 = nlat ? lat[nlat * 99 / 100] / 1e6 : 0;
-  printf("dorm_async_get, pool %d, %d in flight: %.0f queries/s  "
-         "p50 %.2f ms  p99 %.2f ms  (%llu queries, %llu errors)\n",
-         pool, inflight, completed / dt, p50, p99,
-         (unsigned long long)completed, (unsigned long long)failed);
+  printf(
+      "dorm_async_get, pool %d, %d in flight: %.0f queries/s  "
+      "p50 %.2f ms  p99 %.2f ms  (%llu queries, %llu errors)\n",
+      pool, inflight, completed / dt, p50, p99, (unsigned long long)completed,
+      (unsigned long long)failed);
   fflush(stdout);
   dorm_db_close(db, closed, NULL);
   dorm_loop_close(loop, NULL, NULL);

@@ -73,10 +73,8 @@ static void test_arena(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_strerror),
-      cmocka_unit_test(test_first_error_wins),
-      cmocka_unit_test(test_buf),
-      cmocka_unit_test(test_buf_oom_is_sticky),
+      cmocka_unit_test(test_strerror), cmocka_unit_test(test_first_error_wins),
+      cmocka_unit_test(test_buf),      cmocka_unit_test(test_buf_oom_is_sticky),
       cmocka_unit_test(test_arena),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

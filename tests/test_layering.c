@@ -21,7 +21,7 @@
 static const char *const pure_dirs[] = {"base", "schema", "query", NULL};
 static const char *const pure_headers[] = {
     "include/dorm/error.h", "include/dorm/value.h", "include/dorm/schema.h",
-    "include/dorm/query.h", "include/dorm/ddl.h", NULL};
+    "include/dorm/query.h", "include/dorm/ddl.h",   NULL};
 static const char *const forbidden[] = {"uv.h", "libpq-fe.h", "sqlite3.h",
                                         "uv/", NULL};
 
@@ -61,8 +61,8 @@ static void test_no_io_headers(void **state) {
     struct dirent *e;
     while ((e = readdir(dir)) != NULL) {
       size_t n = strlen(e->d_name);
-      if (n < 3 || (strcmp(e->d_name + n - 2, ".c") &&
-                    strcmp(e->d_name + n - 2, ".h")))
+      if (n < 3 ||
+          (strcmp(e->d_name + n - 2, ".c") && strcmp(e->d_name + n - 2, ".h")))
         continue;
       char path[512];
       snprintf(path, sizeof path, "%s/%s", pure_dirs[d], e->d_name);

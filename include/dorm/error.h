@@ -20,30 +20,30 @@ extern "C" {
 #endif
 
 /* XX(name, code, message) */
-#define DORM_ERRNO_MAP(XX)                                                    \
-  XX(ENOMEM, -1, "out of memory")                                             \
-  XX(EINVAL, -2, "invalid argument")                                          \
-  XX(EJSON, -3, "malformed JSON")                                             \
-  XX(ESCHEMA, -4, "invalid model definition")                                 \
-  XX(EIO, -5, "input/output error")                                           \
-  XX(EFIELD, -6, "unknown field")                                             \
-  XX(ELOOKUP, -7, "unknown lookup or transform")                              \
-  XX(ETYPE, -8, "value of the wrong type")                                    \
-  XX(EIDENT, -9, "invalid identifier")                                        \
-  XX(EUNSUPPORTED, -10, "not supported by this dialect")                      \
-  XX(ECANCELED, -11, "operation canceled")                                    \
-  XX(ETIMEDOUT, -12, "operation timed out")                                   \
-  XX(ECLOSED, -13, "database is closed")                                      \
-  XX(ECONN, -14, "connection failed or lost")                                 \
-  XX(EDB, -15, "database error")                                              \
-  XX(ENOTFOUND, -16, "object does not exist")                                 \
-  XX(EMULTIPLE, -17, "get() returned more than one object")                   \
-  XX(EINTEGRITY, -18, "integrity constraint violated")                        \
-  XX(EQUEUEFULL, -19, "request queue is full")                                \
-  XX(ETXABORTED, -20, "transaction aborted")                                  \
-  XX(EURL, -21, "invalid database URL")                                       \
-  XX(EMIGRATION, -22, "invalid migration")                                    \
-  XX(ESTATE, -23, "operation not valid in this state")                        \
+#define DORM_ERRNO_MAP(XX)                                  \
+  XX(ENOMEM, -1, "out of memory")                           \
+  XX(EINVAL, -2, "invalid argument")                        \
+  XX(EJSON, -3, "malformed JSON")                           \
+  XX(ESCHEMA, -4, "invalid model definition")               \
+  XX(EIO, -5, "input/output error")                         \
+  XX(EFIELD, -6, "unknown field")                           \
+  XX(ELOOKUP, -7, "unknown lookup or transform")            \
+  XX(ETYPE, -8, "value of the wrong type")                  \
+  XX(EIDENT, -9, "invalid identifier")                      \
+  XX(EUNSUPPORTED, -10, "not supported by this dialect")    \
+  XX(ECANCELED, -11, "operation canceled")                  \
+  XX(ETIMEDOUT, -12, "operation timed out")                 \
+  XX(ECLOSED, -13, "database is closed")                    \
+  XX(ECONN, -14, "connection failed or lost")               \
+  XX(EDB, -15, "database error")                            \
+  XX(ENOTFOUND, -16, "object does not exist")               \
+  XX(EMULTIPLE, -17, "get() returned more than one object") \
+  XX(EINTEGRITY, -18, "integrity constraint violated")      \
+  XX(EQUEUEFULL, -19, "request queue is full")              \
+  XX(ETXABORTED, -20, "transaction aborted")                \
+  XX(EURL, -21, "invalid database URL")                     \
+  XX(EMIGRATION, -22, "invalid migration")                  \
+  XX(ESTATE, -23, "operation not valid in this state")      \
   XX(ERANGE, -24, "value out of range")
 
 typedef enum dorm_errno {
@@ -64,8 +64,8 @@ const char *dorm_err_name(int code);
  * The first error recorded wins (dorm_error_set is a no-op once code != 0).
  * sqlstate is "" unless the database gave one. */
 typedef struct dorm_error {
-  int code;                        /* DORM_E*, or 0 */
-  char sqlstate[6];                /* five characters and NUL, or "" */
+  int code;                         /* DORM_E*, or 0 */
+  char sqlstate[6];                 /* five characters and NUL, or "" */
   char message[DORM_ERROR_MSG_MAX]; /* names what was wrong */
 } dorm_error;
 
