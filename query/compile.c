@@ -425,10 +425,68 @@ static void register_select(cctx *c) {
       if (!o->path.annotation) dorm__path_alias_of(c, &o->path, 1);
 }
 
+/* The common case of emit_model_columns: every column of the base model,
+ * named by the schema's quoted names, written with one reservation.
+ * Returns 0 when it does not apply (a field without a prepared name). */
+static int emit_base_columns_fast(cctx *c, const dorm_model *m, int record,
+                                  int *first) {
+  size_t total = 0, n = 0;
+  for (size_t i = 0; i < m->nfields; i++) {
+    const dorm_field *f = &m->fields[i];
+    if (f->type == DORM_FIELD_MANY_TO_MANY) continue;
+    if (!f->qcolumn) return 0;
+    total += c->base_ref_len + f->qcolumn_len + 2;
+    n++;
+  }
+  dorm__buf *b = &c->buf;
+  if (b->len + total + 1 > b->cap && dorm__buf_reserve(b, total)) return 1;
+  dorm_sql *o = c->out;
+  if (record && o->ncolumns + n > o->columns_cap) {
+    size_t cap = o->columns_cap ? o->columns_cap : 16;
+    while (cap < o->ncolumns + n) cap *= 2;
+    dorm_column *p = dorm__realloc(o->columns, cap * sizeof *p);
+    if (!p) {
+      dorm__cfail(c, DORM_ENOMEM, "out of memory compiling a query");
+      return 1;
+    }
+    o->columns = p;
+    o->columns_cap = cap;
+  }
+  char *p = b->data + b->len;
+  for (size_t i = 0; i < m->nfields; i++) {
+    const dorm_field *f = &m->fields[i];
+    if (f->type == DORM_FIELD_MANY_TO_MANY) continue;
+    if (!*first) {
+      p[0] = ',';
+      p[1] = ' ';
+      p += 2;
+    }
+    *first = 0;
+    memcpy(p, c->base_ref, c->base_ref_len);
+    p += c->base_ref_len;
+    memcpy(p, f->qcolumn, f->qcolumn_len);
+    p += f->qcolumn_len;
+    if (record) {
+      dorm_column *col = &o->columns[o->ncolumns++];
+      col->name = f->name; /* the schema's: it outlives the statement */
+      col->name_pending = 0;
+      col->field = f;
+      col->model = m;
+      col->relation = 0;
+      col->type = dorm__vt(f);
+    }
+  }
+  b->len = (size_t)(p - b->data);
+  return 1;
+}
+
 static void emit_model_columns(cctx *c, const dorm_model *m, int alias,
                                int relation, const char *prefix, int record,
                                int *first) {
   char name[256];
+  if (alias == 0 && relation == 0 && !prefix && !c->q->only &&
+      emit_base_columns_fast(c, m, record, first))
+    return;
   for (size_t i = 0; i < m->nfields; i++) {
     const dorm_field *f = &m->fields[i];
     if (relation == 0 ? !field_selected(c->q, f)
