@@ -461,8 +461,15 @@ static dorm_deferred *op_fail_err(op *o, const dorm_error *err) {
   return d;
 }
 
-/* Compile q into o and send it. */
-static dorm_deferred *run_query(op *o, const dorm_query *q) {
+static int check_select_q(const dorm_query *q, const char *what,
+                          dorm_error *err);
+
+/* Compile q (with opts, NULL for none) into o and send it.  select_what:
+ * the call's name when q must be a SELECT (checked after "closed", so a
+ * closed database answers DORM_ECLOSED first). */
+static dorm_deferred *run_query(op *o, const dorm_query *q,
+                                const dorm_compile_opts *opts,
+                                const char *select_what) {
   dorm_error err;
   dorm_error_clear(&err);
   dorm_deferred *d = o->d;
@@ -470,7 +477,8 @@ static dorm_deferred *run_query(op *o, const dorm_query *q) {
     op_fail_soon(o, dorm_result_error(DORM_ECLOSED, NULL));
     return d;
   }
-  if (dorm_compile(q, o->db->root->be->dialect, &o->sql, &err))
+  if ((select_what && check_select_q(q, select_what, &err)) ||
+      dorm_compile_ex(q, o->db->root->be->dialect, opts, &o->sql, &err))
     return op_fail_err(o, &err);
   o->model_name = dorm_query_model(q) ? dorm_query_model(q)->name : NULL;
   op_stmt_from_sql(o);
@@ -680,47 +688,28 @@ static void maybe_free_root(dorm_db *root) {
 dorm_deferred *dorm_async_filter(dorm_db *db, const dorm_query *q) {
   op *o = op_public(db, OP_ROWS);
   if (!o) return NULL;
-  return run_query(o, q);
+  return run_query(o, q, NULL, NULL);
 }
 
-static int check_select_q(op *o, const dorm_query *q, const char *what,
+static int check_select_q(const dorm_query *q, const char *what,
                           dorm_error *err) {
   if (!q) return dorm_error_set(err, DORM_EINVAL, "%s: no query", what);
   if (dorm_query_kind_of(q) != DORM_QUERY_SELECT)
     return dorm_error_set(err, DORM_EINVAL, "%s: not a SELECT query", what);
-  (void)o;
   return 0;
 }
 
-/* Compile q with a LIMIT (composed with its slice) and, for first(), an
- * ordering by pk when it has none; q itself is not changed. */
-static int compile_limited(op *o, const dorm_query *q, int64_t limit,
-                           int order_pk, dorm_error *err) {
-  dorm_compile_opts opts;
-  memset(&opts, 0, sizeof opts);
-  opts.limit = limit;
-  if (order_pk && !dorm_query_model(q)->nordering)
-    opts.flags |= DORM_COMPILE_ORDER_PK;
-  return dorm_compile_ex(q, o->db->root->be->dialect, &opts, &o->sql, err);
-}
-
+/* get() reads at most two rows (to tell one from several), first() one,
+ * ordered by pk when the query has no ordering; q itself is not changed. */
 static dorm_deferred *get_like(dorm_db *db, dorm_query *q, int kind) {
   op *o = op_public(db, kind);
   if (!o) return NULL;
-  dorm_deferred *d = o->d;
-  dorm_error err;
-  dorm_error_clear(&err);
-  if (o->db->root->closed) {
-    op_fail_soon(o, dorm_result_error(DORM_ECLOSED, NULL));
-    return d;
-  }
-  if (check_select_q(o, q, kind == OP_GET ? "get" : "first", &err) ||
-      compile_limited(o, q, kind == OP_GET ? 2 : 1, kind == OP_FIRST, &err))
-    return op_fail_err(o, &err);
-  o->model_name = dorm_query_model(q)->name;
-  op_stmt_from_sql(o);
-  dispatch(o);
-  return d;
+  dorm_compile_opts opts;
+  memset(&opts, 0, sizeof opts);
+  opts.limit = kind == OP_GET ? 2 : 1;
+  if (kind == OP_FIRST && q && !dorm_query_model(q)->nordering)
+    opts.flags |= DORM_COMPILE_ORDER_PK;
+  return run_query(o, q, &opts, kind == OP_GET ? "get" : "first");
 }
 
 dorm_deferred *dorm_async_get(dorm_db *db, dorm_query *q) {
@@ -734,24 +723,10 @@ dorm_deferred *dorm_async_first(dorm_db *db, dorm_query *q) {
 static dorm_deferred *count_like(dorm_db *db, dorm_query *q, int kind) {
   op *o = op_public(db, kind);
   if (!o) return NULL;
-  dorm_deferred *d = o->d;
-  dorm_error err;
-  dorm_error_clear(&err);
-  if (o->db->root->closed) {
-    op_fail_soon(o, dorm_result_error(DORM_ECLOSED, NULL));
-    return d;
-  }
-  if (check_select_q(o, q, kind == OP_COUNT ? "count" : "exists", &err))
-    return op_fail_err(o, &err);
   dorm_compile_opts opts;
   memset(&opts, 0, sizeof opts);
   opts.flags = kind == OP_COUNT ? DORM_COMPILE_COUNT : DORM_COMPILE_EXISTS;
-  int rc = dorm_compile_ex(q, o->db->root->be->dialect, &opts, &o->sql, &err);
-  if (rc) return op_fail_err(o, &err);
-  o->model_name = dorm_query_model(q)->name;
-  op_stmt_from_sql(o);
-  dispatch(o);
-  return d;
+  return run_query(o, q, &opts, kind == OP_COUNT ? "count" : "exists");
 }
 
 dorm_deferred *dorm_async_count(dorm_db *db, dorm_query *q) {
@@ -765,7 +740,7 @@ dorm_deferred *dorm_async_exists(dorm_db *db, dorm_query *q) {
 dorm_deferred *dorm_async_aggregate(dorm_db *db, const dorm_query *q) {
   op *o = op_public(db, OP_ROW);
   if (!o) return NULL;
-  return run_query(o, q);
+  return run_query(o, q, NULL, NULL);
 }
 
 /* ---- writing ------------------------------------------------------------ */
@@ -781,7 +756,7 @@ static dorm_deferred *write_query(dorm_db *db, const dorm_query *q, int kind,
     dorm_error_set(&err, DORM_EINVAL, "%s: wrong kind of query", what);
     return op_fail_err(o, &err);
   }
-  return run_query(o, q);
+  return run_query(o, q, NULL, NULL);
 }
 
 dorm_deferred *dorm_async_create(dorm_db *db, const dorm_query *q) {
