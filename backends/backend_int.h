@@ -91,6 +91,9 @@ typedef struct dorm__req {
 
 #define DORM__CONN_READ 1u
 #define DORM__CONN_WRITE 2u
+/* a read replica's slot: READ too, but it may lag behind the primary and
+ * may be unusable for a while (slot_usable says) */
+#define DORM__CONN_REPLICA 4u
 
 typedef struct dorm__backend {
   const char *name;      /* "sqlite", "postgresql" */
@@ -128,6 +131,15 @@ typedef struct dorm__backend {
    * once, with whatever result it got (DORM_ECANCELED when stopped); the
    * facade has already failed its deferred. */
   void (*cancel)(void *state, size_t conn, dorm__req *req);
+  /* Optional, for backends with read replicas (NULL: none).  May replica
+   * slot conn take a read that must see the primary's position min_lsn
+   * (0: any position)?  0 when its server is down, not yet checked, or
+   * lagging beyond the configured bound. */
+  int (*slot_usable)(void *state, size_t conn, uint64_t min_lsn);
+  /* The statement that reads the primary's current position after a
+   * write (one row, one text column), and how to read that text. */
+  const char *lsn_sql;
+  uint64_t (*parse_lsn)(const char *text);
 } dorm__backend;
 
 extern const dorm__backend dorm__sqlite_backend;

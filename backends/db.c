@@ -10,7 +10,14 @@
  * backend hands it back, it is freed unseen).
  *
  * Routing: reads go to the least busy READ slot; writes to a WRITE slot
- * that no transaction holds.  A transaction pins a WRITE slot from BEGIN to
+ * that no transaction holds.  With read replicas (REPLICA slots), reads go
+ * to the least busy usable replica slot and fall back to the primary's;
+ * after a write through the database its reads stay on the primary until
+ * a replica has replayed past that write (read-your-writes: the backend's
+ * lsn_sql read after the write, compared with each replica's position by
+ * slot_usable), and a read that loses its replica is sent once more,
+ * elsewhere.  dorm_db_primary gives a handle whose requests all go to the
+ * primary.  A transaction pins a WRITE slot from BEGIN to
  * COMMIT/ROLLBACK; writes (and transactions) of the database that arrive
  * meanwhile wait in a FIFO and are sent, in order, when it is released.  A
  * transaction handle (given to the atomic block) is a dorm_db whose
@@ -31,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "backends/backend_int.h"
 #include "base/base_int.h"
@@ -79,6 +87,9 @@ struct op {
   void *then_ctx;
   op *prev, *next; /* root's pending list */
   int submitted;   /* lent to the backend (between submit and done) */
+  int primary;     /* a read that must run on the primary */
+  int retried;     /* a read already sent again after losing its replica */
+  int counted;     /* counted in root->writes_out */
 };
 
 /* Something waiting for a writer: an op or a transaction to begin. */
@@ -125,7 +136,25 @@ struct dorm_db {
   ready_wait *ready_waits;
   op *free_ops;
   size_t nfree_ops;
+  /* dorm_db_primary: a view of the root whose requests all go to the
+   * primary (is_view set; made on first use, freed with the root) */
+  int is_view;
+  dorm_db *view;
+  /* replicas (root): REPLICA slots exist; read-your-writes state */
+  int has_replicas;
+  int ryw_mode;          /* DORM_RYW_* */
+  uint64_t ryw_window_ms;
+  size_t writes_out;     /* writes and transactions not finished */
+  size_t lsn_out;        /* position queries after a write not answered */
+  uint64_t ryw_lsn;      /* reads must see the primary at this position */
+  uint64_t ryw_until_ms; /* reads stay on the primary until then */
 };
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 static void maybe_free_root(dorm_db *root);
 struct atx;
@@ -312,15 +341,39 @@ static void pending_remove(dorm_db *root, op *o) {
 }
 
 /* The backend gives o back (loop thread). */
+static void ryw_after_write(dorm_db *root);
+static void dispatch(op *o);
+
+/* A read whose replica went away while it ran is sent once more (to
+ * another replica or the primary): it changed nothing, so running it again
+ * is safe.  Writes never are: they may have been applied. */
+static int retry_elsewhere(dorm_db *root, op *o) {
+  if (o->write || o->retried || root->closed || o->conn >= root->nconns ||
+      !(root->conns[o->conn].flags & DORM__CONN_REPLICA) ||
+      dorm_result_code(&o->req.result) != DORM_ECONN)
+    return 0;
+  o->retried = 1;
+  dorm_result_free(&o->req.result);
+  pending_remove(root, o);
+  dispatch(o);
+  return 1;
+}
+
 static void op_done(dorm__req *req) {
   op *o = (op *)req;
   dorm_db *root = o->root;
   o->submitted = 0;
   if (o->conn < root->nconns) root->conns[o->conn].inflight--;
+  if (o->counted) {
+    o->counted = 0;
+    root->writes_out--;
+    if (!o->orphan) ryw_after_write(root);
+  }
   if (o->orphan) {
     op_free(o);
     return;
   }
+  if (retry_elsewhere(root, o)) return;
   pending_remove(root, o);
   dorm_result res = o->req.result;
   o->req.result = dorm_result_none();
@@ -330,6 +383,11 @@ static void op_done(dorm__req *req) {
 
 static void send_to(dorm_db *root, op *o, size_t conn) {
   o->conn = conn;
+  if (o->write && root->has_replicas && (o->db == root || o->db->is_view)) {
+    /* reads stay on the primary until this write is done and replayed */
+    o->counted = 1;
+    root->writes_out++;
+  }
   o->req.stmts = o->stmts;
   o->req.nstmts = o->nstmts;
   o->req.result = dorm_result_none();
@@ -354,18 +412,97 @@ static long free_writer(dorm_db *root) {
   return best;
 }
 
-/* The least busy READ slot that no transaction holds, or -1. */
-static long free_reader(dorm_db *root) {
+/* The least busy READ slot that no transaction holds, or -1: among the
+ * usable replica slots that have replayed min_lsn (replica 1), or among
+ * the primary's (replica 0). */
+static long free_reader(dorm_db *root, int replica, uint64_t min_lsn) {
   long best = -1;
   size_t n = root->nconns;
   for (size_t k = 0; k < n; k++) {
     size_t i = (root->rr + k) % n;
     conn_state *c = &root->conns[i];
     if (!(c->flags & DORM__CONN_READ) || c->pinned) continue;
-    if (best < 0 || c->inflight < root->conns[best].inflight) best = (long)i;
+    if (!(c->flags & DORM__CONN_REPLICA) != !replica) continue;
+    if (best >= 0 && c->inflight >= root->conns[best].inflight) continue;
+    if (replica && !root->be->slot_usable(root->bstate, i, min_lsn)) continue;
+    best = (long)i;
   }
   if (best >= 0) root->rr = (size_t)best + 1;
   return best;
+}
+
+/* Where a read of the database goes: a replica slot when one may serve
+ * it (read-your-writes allowing), else a primary slot, else -1. */
+static long pick_reader(dorm_db *root, op *o) {
+  if (root->has_replicas && !o->primary) {
+    uint64_t need = 0;
+    int primary = 0;
+    if (root->ryw_mode != DORM_RYW_OFF) {
+      primary = root->writes_out > 0 || root->lsn_out > 0 ||
+                (root->ryw_until_ms && now_ms() < root->ryw_until_ms);
+      if (root->ryw_mode == DORM_RYW_LSN) need = root->ryw_lsn;
+    }
+    long c = primary ? -1 : free_reader(root, 1, need);
+    if (c >= 0) return c;
+  }
+  return free_reader(root, 0, 0);
+}
+
+/* A row lock (select_for_update) must be taken on the primary.  Compiled
+ * SQL only: its identifiers are checked names, so the text " FOR UPDATE"
+ * can only be the lock clause. */
+static int takes_row_lock(const dorm__stmt *st) {
+  if (!st->columns || !st->returns_rows) return 0;
+  const char *kw[] = {" FOR UPDATE", " FOR NO KEY UPDATE", " FOR SHARE",
+                      " FOR KEY SHARE"};
+  for (size_t i = 0; i < sizeof kw / sizeof kw[0]; i++)
+    if (strstr(st->sql, kw[i])) return 1;
+  return 0;
+}
+
+/* ---- read-your-writes --------------------------------------------------- */
+
+/* The primary's position after a write came back: reads need a replica
+ * that has replayed it.  Unknown (an error): keep reads on the primary
+ * for the window instead. */
+static void ryw_lsn_then(op *o, dorm_result *res, void *ctx) {
+  (void)o;
+  dorm_db *root = ctx;
+  root->lsn_out--;
+  uint64_t lsn = 0;
+  if (res->kind == DORM_RESULT_ROWS) {
+    const dorm_row *row = dorm_rows_row(res->u.rows.rows, 0);
+    const dorm_value *v = row ? dorm_row_value_at(row, 0) : NULL;
+    if (v && v->type == DORM_T_TEXT) lsn = root->be->parse_lsn(v->u.s.ptr);
+  }
+  if (lsn) {
+    if (lsn > root->ryw_lsn) root->ryw_lsn = lsn;
+  } else if (!root->closed) {
+    root->ryw_until_ms = now_ms() + root->ryw_window_ms;
+  }
+}
+
+/* A write (or a transaction) of the database finished: note where the
+ * primary is now, so later reads see the write. */
+static void ryw_after_write(dorm_db *root) {
+  if (!root->has_replicas || root->closed) return;
+  if (root->ryw_mode == DORM_RYW_WINDOW) {
+    root->ryw_until_ms = now_ms() + root->ryw_window_ms;
+    return;
+  }
+  if (root->ryw_mode != DORM_RYW_LSN || !root->be->lsn_sql) return;
+  op *o = op_new(root, OP_CTL);
+  if (!o) {
+    root->ryw_until_ms = now_ms() + root->ryw_window_ms;
+    return;
+  }
+  /* asked after the write's commit, so the answer covers it */
+  root->lsn_out++;
+  o->then = ryw_lsn_then;
+  o->then_ctx = root;
+  o->primary = 1;
+  op_stmt_text(o, root->be->lsn_sql);
+  dispatch(o);
 }
 
 /* 0, or DORM_ENOMEM (an op is then failed; for a transaction the caller
@@ -401,7 +538,8 @@ static void dispatch(op *o) {
     return;
   }
   o->req.max_rows = 0;
-  if (db != root) {
+  if (db->is_view) o->primary = 1;
+  if (db != root && !db->is_view) {
     if (!db->tx_active) {
       op_fail_soon(o,
                    dorm_result_error(DORM_ESTATE, "the transaction has ended"));
@@ -410,8 +548,11 @@ static void dispatch(op *o) {
     send_to(root, o, db->tx_conn);
     return;
   }
+  if (!o->write && root->has_replicas && o->nstmts == 1 &&
+      takes_row_lock(&o->stmts[0]))
+    o->primary = 1;
   if (!o->write) {
-    long c = free_reader(root);
+    long c = pick_reader(root, o);
     /* a memory database: reads share the one connection, and wait like
      * writes while a transaction holds it */
     if (c >= 0 &&
@@ -524,6 +665,17 @@ dorm_db *dorm_db_open(dorm_loop *loop, const char *url,
   db->be = be;
   db->loop = loop;
   db->max_pending = opts ? opts->max_pending : 0;
+  db->ryw_mode = opts ? opts->read_your_writes : DORM_RYW_LSN;
+  db->ryw_window_ms =
+      opts && opts->read_your_writes_ms > 0 ? (uint64_t)opts->read_your_writes_ms
+                                            : 1000;
+  if (db->ryw_mode < DORM_RYW_LSN || db->ryw_mode > DORM_RYW_OFF) {
+    dorm_error_set(err, DORM_EURL,
+                   "read_your_writes: %d is not DORM_RYW_LSN, _WINDOW or _OFF",
+                   db->ryw_mode);
+    dorm__free(db);
+    return NULL;
+  }
   dorm_error tmp;
   dorm_error_clear(&tmp);
   if (be->open(db, loop, url, opts, &db->bstate, &tmp)) {
@@ -541,8 +693,10 @@ dorm_db *dorm_db_open(dorm_loop *loop, const char *url,
     dorm_error_set(err, DORM_ENOMEM, "out of memory");
     return NULL;
   }
-  for (size_t i = 0; i < db->nconns; i++)
+  for (size_t i = 0; i < db->nconns; i++) {
     db->conns[i].flags = be->conn_flags(db->bstate, i);
+    if (db->conns[i].flags & DORM__CONN_REPLICA) db->has_replicas = 1;
+  }
   return db;
 }
 
@@ -606,7 +760,22 @@ const char *dorm_db_backend_name(const dorm_db *db) {
   return db->root->be->name;
 }
 
-int dorm_db_in_transaction(const dorm_db *db) { return db && db != db->root; }
+int dorm_db_in_transaction(const dorm_db *db) {
+  return db && db != db->root && !db->is_view;
+}
+
+dorm_db *dorm_db_primary(dorm_db *db) {
+  if (!db || db->is_view) return db;
+  if (db != db->root) return db; /* a transaction is on the primary */
+  if (!db->view) {
+    dorm_db *v = dorm__calloc(1, sizeof *v);
+    if (!v) return NULL;
+    v->root = db;
+    v->is_view = 1;
+    db->view = v;
+  }
+  return db->view;
+}
 
 static void atx_fail_waiting(struct atx *a);
 
@@ -680,6 +849,7 @@ static void maybe_free_root(dorm_db *root) {
     dorm__free(o);
   }
   dorm__free(root->conns);
+  dorm__free(root->view);
   dorm__free(root);
 }
 
@@ -787,12 +957,12 @@ static size_t value_bytes(const dorm_value *v) {
   }
 }
 
-dorm_deferred *dorm_async_execute(dorm_db *db, const char *sql,
-                                  const dorm_value *params, size_t n) {
+static dorm_deferred *execute(dorm_db *db, const char *sql,
+                              const dorm_value *params, size_t n, int write) {
   op *o = op_public(db, OP_PLAIN);
   if (!o) return NULL;
   dorm_deferred *d = o->d;
-  o->write = 1;
+  o->write = write;
   dorm_error err;
   dorm_error_clear(&err);
   if (!sql || (n && !params)) {
@@ -836,6 +1006,16 @@ dorm_deferred *dorm_async_execute(dorm_db *db, const char *sql,
   }
   dispatch(o);
   return d;
+}
+
+dorm_deferred *dorm_async_execute(dorm_db *db, const char *sql,
+                                  const dorm_value *params, size_t n) {
+  return execute(db, sql, params, n, 1);
+}
+
+dorm_deferred *dorm_async_execute_read(dorm_db *db, const char *sql,
+                                       const dorm_value *params, size_t n) {
+  return execute(db, sql, params, n, 0);
 }
 
 dorm_deferred *dorm_async_execute_many(dorm_db *db, const char *const *sqls,
@@ -907,6 +1087,10 @@ static void atx_finish(atx *a, dorm_result res) {
   }
   if (!a->sp && a->conn < root->nconns && root->conns[a->conn].pinned) {
     root->conns[a->conn].pinned = 0;
+    if (root->has_replicas) {
+      root->writes_out--;
+      ryw_after_write(root);
+    }
   }
   dorm_result_free(&a->block);
   dorm__free(a);
@@ -1067,7 +1251,10 @@ static void atx_after_begin(op *o, dorm_result *res, void *ctx) {
 static void atx_begin(atx *a, size_t conn) {
   dorm_db *root = a->parent->root;
   a->conn = conn;
-  if (!a->sp) root->conns[conn].pinned = 1;
+  if (!a->sp) {
+    root->conns[conn].pinned = 1;
+    if (root->has_replicas) root->writes_out++;
+  }
   if (a->sp) {
     snprintf(a->sql, sizeof a->sql, "SAVEPOINT \"dorm_sp%d\"", a->sp);
     snprintf(a->sql2, sizeof a->sql2, "ROLLBACK TO SAVEPOINT \"dorm_sp%d\"",
@@ -1089,6 +1276,7 @@ dorm_deferred *dorm_async_atomic(dorm_db *db, dorm_atomic_fn fn, void *arg) {
     return NULL;
   }
   dorm_deferred *d = a->d;
+  if (db->is_view) db = root; /* a transaction runs on the primary anyway */
   a->parent = db;
   a->fn = fn;
   a->arg = arg;

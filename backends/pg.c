@@ -44,9 +44,32 @@ static int default_pool_size(void) {
   return (int)(2 * n);
 }
 
+static int parse_flag(const char *val, size_t n, int *out) {
+  if ((n == 1 && *val == '1') || (n == 4 && !strncmp(val, "true", 4)) ||
+      (n == 2 && !strncmp(val, "on", 2))) {
+    *out = 1;
+    return 0;
+  }
+  if ((n == 1 && *val == '0') || (n == 5 && !strncmp(val, "false", 5)) ||
+      (n == 3 && !strncmp(val, "off", 3))) {
+    *out = 0;
+    return 0;
+  }
+  return -1;
+}
+
+static void nodes_free(dorm__pg_pool *p) {
+  if (!p->nodes) return;
+  for (size_t i = 1; i < p->nnodes; i++) dorm__pg_config_free(&p->nodes[i].own);
+  dorm__free(p->nodes);
+  p->nodes = NULL;
+  p->nnodes = 0;
+}
+
 /* Take dorm's own parameters out of a URI's query string (libpq refuses
  * parameters it does not know).  u is modified in place. */
-static int strip_uri_params(char *u, int *pool_size, dorm_error *err) {
+static int strip_uri_params(char *u, int *pool_size, int *pgbouncer,
+                            dorm_error *err) {
   char *q = strchr(u, '?');
   if (!q) return 0;
   char *out = q + 1, *p = q + 1;
@@ -64,6 +87,11 @@ static int strip_uri_params(char *u, int *pool_size, dorm_error *err) {
         return dorm_error_set(err, DORM_EURL,
                               "pool_size=%s: expected 1 to 1000", num);
       *pool_size = (int)v;
+    } else if (n >= 10 && !strncmp(p, "pgbouncer=", 10)) {
+      if (parse_flag(p + 10, n - 10, pgbouncer))
+        return dorm_error_set(err, DORM_EURL,
+                              "pgbouncer=%.*s: expected 1, 0, true or false",
+                              (int)(n - 10 > 8 ? 8 : n - 10), p + 10);
     } else {
       if (out != q + 1) *out++ = '&';
       memmove(out, p, n);
@@ -82,9 +110,11 @@ int dorm__pg_config_parse(const char *url, const dorm_db_options *opts,
   memset(cfg, 0, sizeof *cfg);
   cfg->pool_size =
       opts && opts->pool_size > 0 ? opts->pool_size : default_pool_size();
+  cfg->pgbouncer = opts && opts->pgbouncer;
   char *u = dorm__strdup(url);
   if (!u) return dorm_error_set(err, DORM_ENOMEM, "out of memory");
-  if (is_uri(u) && strip_uri_params(u, &cfg->pool_size, err)) {
+  if (is_uri(u) &&
+      strip_uri_params(u, &cfg->pool_size, &cfg->pgbouncer, err)) {
     dorm__free(u);
     return err ? err->code : DORM_EURL;
   }
@@ -126,7 +156,7 @@ int dorm__pg_config_parse(const char *url, const dorm_db_options *opts,
       /* libpq: 0 or less waits for ever, 1 means 2 */
       cfg->connect_timeout_ms = s <= 0 ? 0 : (uint64_t)(s < 2 ? 2 : s) * 1000u;
     }
-    if (!strcmp(x->keyword, "options")) {
+    if (!strcmp(x->keyword, "options") && !cfg->pgbouncer) {
       /* appended last so it wins over a TimeZone the user set */
       have_opts = 1;
       size_t len = strlen(val) + 32;
@@ -146,7 +176,11 @@ int dorm__pg_config_parse(const char *url, const dorm_db_options *opts,
     const char *key, *val;
     int skip;
   } add[] = {{"client_encoding", "UTF8", 0},
-             {"options", "-c TimeZone=UTC", have_opts},
+             /* PgBouncer refuses startup options; dorm's date-time
+              * parameters carry their offset, so the session's time zone
+              * only changes how the server prints them, which dorm
+              * reads whatever the offset */
+             {"options", "-c TimeZone=UTC", have_opts || cfg->pgbouncer},
              {"fallback_application_name", "dorm", have_app}};
   for (size_t i = 0; i < sizeof add / sizeof add[0]; i++) {
     if (add[i].skip) continue;
@@ -167,6 +201,57 @@ fail:
   return err ? err->code : DORM_ENOMEM;
 }
 
+int dorm__pg_split_urls(const char *list, char ***out, size_t *n,
+                        dorm_error *err) {
+  *out = NULL;
+  *n = 0;
+  if (!list) return 0;
+  size_t cap = 1;
+  for (const char *q = list; *q; q++)
+    if (*q == ',') cap++;
+  char **urls = dorm__calloc(cap, sizeof *urls);
+  if (!urls) return dorm_error_set(err, DORM_ENOMEM, "out of memory");
+  const char *start = list;
+  size_t k = 0;
+  for (const char *q = list;; q++) {
+    int end = !*q || (*q == ',' && is_uri(q + 1));
+    if (!end) continue;
+    const char *a = start, *b = q;
+    while (a < b && (*a == ' ' || *a == '\t')) a++;
+    while (b > a && (b[-1] == ' ' || b[-1] == '\t')) b--;
+    if (b > a) {
+      char *u = dorm__malloc((size_t)(b - a) + 1);
+      if (!u) {
+        dorm__pg_urls_free(urls, k);
+        return dorm_error_set(err, DORM_ENOMEM, "out of memory");
+      }
+      memcpy(u, a, (size_t)(b - a));
+      u[b - a] = 0;
+      urls[k++] = u;
+      if (!is_uri(u)) {
+        /* not echoed whole: it may hold a password */
+        dorm_error_set(err, DORM_EURL,
+                       "replica %zu: not a postgresql:// URI (replicas are "
+                       "URIs separated by commas)",
+                       k);
+        dorm__pg_urls_free(urls, k);
+        return DORM_EURL;
+      }
+    }
+    if (!*q) break;
+    start = q + 1;
+  }
+  *out = urls;
+  *n = k;
+  return 0;
+}
+
+void dorm__pg_urls_free(char **urls, size_t n) {
+  if (!urls) return;
+  for (size_t i = 0; i < n; i++) dorm__free(urls[i]);
+  dorm__free(urls);
+}
+
 void dorm__pg_config_free(dorm__pg_config *cfg) {
   if (cfg->keys)
     for (size_t i = 0; i < cfg->nkeys; i++) dorm__free((void *)cfg->keys[i]);
@@ -180,6 +265,60 @@ void dorm__pg_config_free(dorm__pg_config *cfg) {
 /* ---- the pool ------------------------------------------------------------ */
 
 static void tick_cb(dorm_wakeup *w, void *arg);
+
+/* The primary (node 0, p->cfg) and the replicas of opts->replicas, each
+ * with its slots: the primary's first, then each replica's in order. */
+static int nodes_open(dorm__pg_pool *p, const dorm_db_options *opts,
+                      dorm_error *err) {
+  char **urls;
+  size_t nurls;
+  int rc = dorm__pg_split_urls(opts ? opts->replicas : NULL, &urls, &nurls,
+                               err);
+  if (rc) return rc;
+  p->nodes = dorm__calloc(1 + nurls, sizeof *p->nodes);
+  if (!p->nodes) {
+    dorm__pg_urls_free(urls, nurls);
+    return dorm_error_set(err, DORM_ENOMEM, "out of memory");
+  }
+  p->nnodes = 1;
+  p->nodes[0].pool = p;
+  p->nodes[0].cfg = &p->cfg;
+  p->nodes[0].n = (size_t)p->cfg.pool_size;
+  p->nconns = p->nprimary = p->nodes[0].n;
+  dorm_db_options ro;
+  if (opts)
+    ro = *opts;
+  else
+    dorm_db_options_init(&ro);
+  ro.pool_size =
+      ro.replica_pool_size > 0 ? ro.replica_pool_size : p->cfg.pool_size;
+  for (size_t i = 0; i < nurls; i++) {
+    dorm__pg_node *node = &p->nodes[1 + i];
+    dorm_error e;
+    dorm_error_clear(&e);
+    if (dorm__pg_config_parse(urls[i], &ro, &node->own, &e)) {
+      dorm_error_set(err, e.code, "replica %zu: %s", i + 1, e.message);
+      nodes_free(p);
+      dorm__pg_urls_free(urls, nurls);
+      return err ? err->code : DORM_EURL;
+    }
+    p->nnodes++;
+    node->pool = p;
+    node->index = 1 + i;
+    node->cfg = &node->own;
+    node->first = p->nconns;
+    node->n = (size_t)node->own.pool_size;
+    p->nconns += node->n;
+  }
+  dorm__pg_urls_free(urls, nurls);
+  p->check_ms = opts && opts->replica_check_ms > 0
+                    ? (uint64_t)opts->replica_check_ms
+                    : 100;
+  p->max_lag_ms = opts && opts->replica_max_lag_ms > 0
+                      ? (uint64_t)opts->replica_max_lag_ms
+                      : 0;
+  return 0;
+}
 
 /* The tick is a wake-up (an async handle), not a zero timer: it runs in
  * the loop's poll phase, so a uv_run(UV_RUN_ONCE) that waits for a
@@ -207,14 +346,23 @@ int dorm__pg_pool_open(dorm_loop *loop, const char *url,
     dorm__free(p);
     return rc;
   }
-  p->nconns = (size_t)p->cfg.pool_size;
+  rc = nodes_open(p, opts, err);
+  if (rc) {
+    dorm__pg_config_free(&p->cfg);
+    dorm__free(p);
+    return rc;
+  }
   p->conns = dorm__calloc(p->nconns, sizeof *p->conns);
   p->tick = dorm_wakeup_new(loop, tick_cb, p);
   if (!p->conns || !p->tick) goto oom;
-  for (size_t i = 0; i < p->nconns; i++) {
-    p->conns[i] = dorm__pg_conn_new(p, i);
-    if (!p->conns[i]) goto oom;
+  for (size_t k = 0; k < p->nnodes; k++) {
+    dorm__pg_node *node = &p->nodes[k];
+    for (size_t i = node->first; i < node->first + node->n; i++) {
+      p->conns[i] = dorm__pg_conn_new(p, node, i);
+      if (!p->conns[i]) goto oom;
+    }
   }
+  if (dorm__pg_nodes_start(p)) goto oom;
   /* connect every slot now: the pool is warm for the first burst, and
    * readiness is known early */
   p->no_direct++;
@@ -227,7 +375,9 @@ oom:
     for (size_t i = 0; i < p->nconns; i++)
       if (p->conns[i]) dorm__pg_conn_destroy(p->conns[i]);
   if (p->tick) dorm_wakeup_close(p->tick);
+  dorm__pg_nodes_stop(p);
   dorm__free(p->conns);
+  nodes_free(p);
   dorm__pg_config_free(&p->cfg);
   dorm__free(p);
   return dorm_error_set(err, DORM_ENOMEM, "out of memory");
@@ -317,14 +467,17 @@ static void report_ready(dorm__pg_pool *p, const char *msg) {
 
 void dorm__pg_pool_conn_event(dorm__pg_pool *p, dorm__pg_conn *c,
                               const char *err) {
+  if (!c->is_listener) dorm__pg_node_conn_state(c->node, err == NULL);
+  /* readiness is the primary's: replicas only serve reads when they can */
   if (p->closing || c->is_listener || p->ready_reported) return;
+  if (c->node->index != 0) return;
   if (!err) {
     report_ready(p, NULL);
     return;
   }
   if (c->counted_fail) return;
   c->counted_fail = 1;
-  if (++p->first_failures == p->nconns) report_ready(p, err);
+  if (++p->first_failures == p->nprimary) report_ready(p, err);
 }
 
 void dorm__pg_pool_job(dorm__pg_pool *p, int delta) {
@@ -347,12 +500,14 @@ static void run_done_queue(dorm__pg_pool *p) {
 static void teardown(dorm__pg_pool *p) {
   p->close_step = 1;
   dorm__pg_listen_free(p);
+  dorm__pg_nodes_stop(p);
   for (size_t i = 0; i < p->nconns; i++) dorm__pg_conn_destroy(p->conns[i]);
   run_done_queue(p);
   dorm_wakeup_close(p->tick);
   dorm__pg_closed_fn cb = p->on_closed;
   void *arg = p->cb_arg;
   dorm__free(p->conns);
+  nodes_free(p);
   dorm__pg_config_free(&p->cfg);
   dorm__free(p);
   if (cb) cb(arg);
@@ -459,9 +614,13 @@ static size_t pg_nconns(void *state) {
 }
 
 static unsigned pg_conn_flags(void *state, size_t conn) {
-  (void)state;
-  (void)conn;
+  dorm__pg_pool *p = state;
+  if (conn >= p->nprimary) return DORM__CONN_READ | DORM__CONN_REPLICA;
   return DORM__CONN_READ | DORM__CONN_WRITE;
+}
+
+static int pg_slot_usable(void *state, size_t conn, uint64_t min_lsn) {
+  return dorm__pg_slot_usable(state, conn, min_lsn);
 }
 
 static void pg_submit(void *state, size_t conn, dorm__req *req) {
@@ -486,4 +645,8 @@ const dorm__backend dorm__pg_backend = {
     .submit = pg_submit,
     .close = pg_close,
     .cancel = pg_cancel,
+    .slot_usable = pg_slot_usable,
+    /* after the write's commit, so the position covers it */
+    .lsn_sql = "SELECT pg_current_wal_lsn()::text",
+    .parse_lsn = dorm__pg_parse_lsn,
 };

@@ -212,6 +212,10 @@ static int has_row_lock(const char *sql, size_t len) {
  * stream of queries often repeats one statement. */
 static dorm__pg_sce *cache_get(dorm__pg_conn *c, const char *sql, size_t len,
                                const Oid *types, size_t n) {
+  /* PgBouncer's transaction pooling gives each transaction whichever
+   * server connection is free: a statement prepared on one is unknown on
+   * the next, so every statement goes unnamed (Parse/Bind/Execute) */
+  if (c->node->cfg->pgbouncer) return NULL;
   dorm__pg_sce *m = c->mru;
   if (m && m->len == len && m->ntypes == n && !memcmp(m->sql, sql, len) &&
       (!n || !memcmp(m->types, types, n * sizeof *types)))
@@ -318,6 +322,17 @@ static Oid param_oid(dorm_type t) {
   }
 }
 
+/* A date-time text ends with an offset: Z, +HH[:MM] or -HH[:MM] after
+ * the time (a '-' before position 10 is the date's). */
+static int has_utc_offset(const char *s, size_t n) {
+  for (size_t i = n; i > 10; i--) {
+    char ch = s[i - 1];
+    if (ch == 'Z' || ch == 'z' || ch == '+' || ch == '-') return 1;
+    if (ch == ' ' || ch == 'T') return 0; /* reached the time's start */
+  }
+  return 0;
+}
+
 /* Encode st's parameters into c's scratch arrays: integers, floats,
  * booleans and bytes in binary (no formatting, no escaping), the rest as
  * NUL-terminated text.  0 or DORM_ENOMEM / DORM_ETYPE (message in why). */
@@ -375,6 +390,10 @@ static int params_encode(dorm__pg_conn *c, const dorm__stmt *st, char *why,
           return DORM_ETYPE;
         }
         dorm__buf_append(b, v->u.s.ptr, v->u.s.len);
+        /* dorm's date-times are UTC: say so, so the session's TimeZone
+         * (not set behind PgBouncer) cannot shift them */
+        if (v->type == DORM_T_DATETIME && !has_utc_offset(v->u.s.ptr, v->u.s.len))
+          dorm__buf_append(b, "+00", 3);
         dorm__buf_putc(b, 0);
         break;
     }
@@ -563,7 +582,15 @@ static int tx_broken_filter(dorm__pg_conn *c, dorm__req *r) {
 static void conn_dispatch(dorm__pg_conn *c) {
   if (c->state != DORM__PG_READY || c->hold) return;
   int sent = 0;
+  /* PgBouncer (1.18, transaction pooling) may hand the server connection
+   * to another client at the first ReadyForQuery outside a transaction,
+   * while later segments of our pipeline are still on it: one segment
+   * (one Sync, a group of reads or one request) in flight at a time */
+  int one_segment = c->node->cfg->pgbouncer;
   while (c->wait_head && c->nfly < PG_MAX_FLY && !c->hold) {
+    if (one_segment && c->ring_count &&
+        !(c->group_n && groupable(c, c->wait_head, NULL)))
+      break; /* only reads join the open group; the rest wait */
     dorm__req *r = wait_pop(c);
     if (c->tx_open < 0 && tx_broken_filter(c, r)) continue;
     int rc = send_req(c, r);
@@ -1025,7 +1052,8 @@ static void conn_start(dorm__pg_conn *c) {
   dorm__pg_pool *p = c->pool;
   if (p->closing) return;
   c->state = DORM__PG_CONNECTING;
-  c->pg = PQconnectStartParams(p->cfg.keys, p->cfg.vals, 0);
+  const dorm__pg_config *cfg = c->node->cfg;
+  c->pg = PQconnectStartParams(cfg->keys, cfg->vals, 0);
   if (!c->pg) {
     attempt_failed(c, "out of memory");
     return;
@@ -1036,8 +1064,8 @@ static void conn_start(dorm__pg_conn *c) {
   }
   /* a library does not print the server's notices on stderr */
   PQsetNoticeProcessor(c->pg, quiet_notices, NULL);
-  if (p->cfg.connect_timeout_ms)
-    dorm_timer_start(c->timer, p->cfg.connect_timeout_ms, 0);
+  if (cfg->connect_timeout_ms)
+    dorm_timer_start(c->timer, cfg->connect_timeout_ms, 0);
   /* libpq: before the first PQconnectPoll, behave as if it asked to
    * write */
   c->interest = DORM_WRITABLE;
@@ -1052,7 +1080,7 @@ static void timer_cb(dorm_timer *t, void *arg) {
     char msg[200];
     snprintf(msg, sizeof msg,
              "connection timed out after %llu ms (connect_timeout)",
-             (unsigned long long)c->pool->cfg.connect_timeout_ms);
+             (unsigned long long)c->node->cfg->connect_timeout_ms);
     attempt_failed(c, msg);
   } else if (c->state == DORM__PG_BACKOFF) {
     c->state = DORM__PG_DOWN;
@@ -1065,6 +1093,8 @@ static void timer_cb(dorm_timer *t, void *arg) {
 /* ---- losing the connection ----------------------------------------------- */
 
 static void conn_lost(dorm__pg_conn *c, const char *why) {
+  /* first: a read that fails below is retried elsewhere, not here */
+  if (!c->is_listener) dorm__pg_node_conn_state(c->node, 0);
   char msg[300];
   snprintf(msg, sizeof msg, "connection lost: %s", why);
   set_error_text(c, msg);
@@ -1255,10 +1285,12 @@ void dorm__pg_conn_cancel(dorm__pg_conn *c, dorm__req *req) {
 
 /* ---- life cycle ---------------------------------------------------------- */
 
-dorm__pg_conn *dorm__pg_conn_new(dorm__pg_pool *pool, size_t index) {
+dorm__pg_conn *dorm__pg_conn_new(dorm__pg_pool *pool, dorm__pg_node *node,
+                                 size_t index) {
   dorm__pg_conn *c = dorm__calloc(1, sizeof *c);
   if (!c) return NULL;
   c->pool = pool;
+  c->node = node;
   c->index = index;
   c->fd = -1;
   dorm__buf_init(&c->scratch);

@@ -31,6 +31,7 @@
 
 typedef struct dorm__pg_pool dorm__pg_pool;
 typedef struct dorm__pg_conn dorm__pg_conn;
+typedef struct dorm__pg_node dorm__pg_node;
 typedef struct dorm__pg_listener dorm__pg_listener;
 
 /* ---- configuration (pg.c) ------------------------------------------------ */
@@ -44,13 +45,27 @@ typedef struct dorm__pg_config {
   size_t nkeys;
   uint64_t connect_timeout_ms; /* our own: libpq ignores it when polling */
   int pool_size;
+  /* PgBouncer transaction pooling: no named prepared statements, no
+   * session state (no startup options; date-times are sent with their
+   * offset), one Sync in flight per connection. */
+  int pgbouncer;
 } dorm__pg_config;
 
 /* Parse url (postgresql:// or postgres:// URI, or a keyword string) and
- * opts into cfg.  dorm's own URI parameter pool_size is taken out before
- * libpq sees the URI.  0, or DORM_EURL / DORM_ENOMEM with err filled. */
+ * opts into cfg.  dorm's own URI parameters (pool_size, pgbouncer) are
+ * taken out before libpq sees the URI.  0, or DORM_EURL / DORM_ENOMEM
+ * with err filled. */
 int dorm__pg_config_parse(const char *url, const dorm_db_options *opts,
                           dorm__pg_config *cfg, dorm_error *err);
+/* Split a comma-separated list of URIs (dorm_db_options.replicas,
+ * DATABASE_REPLICA_URLS).  A comma starts a new URL only when a
+ * postgresql:// or postgres:// scheme follows, so a multi-host URI
+ * (postgresql://h1:5432,h2:5432/db) stays whole.  *out is an owned array
+ * of owned strings (dorm__pg_urls_free).  0, DORM_EURL (a part is not a
+ * URI) or DORM_ENOMEM, err filled. */
+int dorm__pg_split_urls(const char *list, char ***out, size_t *n,
+                        dorm_error *err);
+void dorm__pg_urls_free(char **urls, size_t n);
 void dorm__pg_config_free(dorm__pg_config *cfg);
 
 /* ---- one connection (pg_conn.c) ------------------------------------------ */
@@ -88,7 +103,8 @@ enum dorm__pg_req_flags {
 
 struct dorm__pg_conn {
   dorm__pg_pool *pool;
-  size_t index; /* slot number; the listener is pool->nconns */
+  dorm__pg_node *node; /* the server it connects to */
+  size_t index;        /* slot number; the listener is pool->nconns */
   dorm__pg_state state;
   PGconn *pg;
   dorm_poll *poll;
@@ -148,7 +164,8 @@ struct dorm__pg_conn {
   int is_listener;
 };
 
-dorm__pg_conn *dorm__pg_conn_new(dorm__pg_pool *pool, size_t index);
+dorm__pg_conn *dorm__pg_conn_new(dorm__pg_pool *pool, dorm__pg_node *node,
+                                 size_t index);
 /* Queue req (the pool's submit); dispatched now or when connected. */
 void dorm__pg_conn_submit(dorm__pg_conn *c, dorm__req *req);
 /* Cancel req if it is queued or in flight on c (the facade's canceller).
@@ -166,6 +183,44 @@ void dorm__pg_conn_destroy(dorm__pg_conn *c);
 /* Requests waiting or in flight. */
 size_t dorm__pg_conn_load(const dorm__pg_conn *c);
 
+/* ---- servers (pg_node.c) ------------------------------------------------- */
+
+/* One server: the primary (node 0, the URL given to dorm_db_open) or a
+ * read replica.  Its connections are the slots first .. first + n - 1.
+ * A node's health and replay position are read by a probe, one small
+ * query sent every check interval on the node's first connection; a
+ * replica is used for reads only once a probe has answered, while none of
+ * its connections has failed since, and while it is not lagging beyond
+ * the configured bound. */
+struct dorm__pg_node {
+  dorm__pg_pool *pool;
+  size_t index;                /* 0: the primary */
+  dorm__pg_config own;         /* a replica's configuration */
+  const dorm__pg_config *cfg;  /* &pool->cfg (primary) or &own */
+  size_t first, n;             /* its slots */
+  int down;                    /* a connection failed, none came up since */
+  int probing;                 /* a probe is in flight */
+  int probed;                  /* a probe answered since it came up */
+  int in_recovery;             /* the last probe said so */
+  uint64_t lsn;                /* replay (replica) or current (primary) */
+  uint64_t lag_ms;             /* a replica's, as of its last probe */
+  uint64_t probed_at;          /* when the last probe answered (ms) */
+  dorm__req probe;             /* internal request, reused */
+  dorm__stmt probe_stmt;
+};
+
+/* Start the probes (a repeating timer) when there are replicas. */
+int dorm__pg_nodes_start(dorm__pg_pool *p);
+/* A connection of node went down (failed attempt or loss) or came up. */
+void dorm__pg_node_conn_state(dorm__pg_node *node, int up);
+/* May slot conn serve a read that must see min_lsn (0: any)?  The
+ * primary's slots always may. */
+int dorm__pg_slot_usable(dorm__pg_pool *p, size_t conn, uint64_t min_lsn);
+/* "16/B374D848" -> 0x16B374D848; 0 when s is not an LSN. */
+uint64_t dorm__pg_parse_lsn(const char *s);
+/* Stop the probes (closing). */
+void dorm__pg_nodes_stop(dorm__pg_pool *p);
+
 /* ---- the pool (pg.c) ----------------------------------------------------- */
 
 typedef void (*dorm__pg_ready_fn)(void *arg, const dorm_error *err);
@@ -179,8 +234,18 @@ struct dorm__pg_pool {
   void *cb_arg;
   dorm_db *db; /* the facade's handle (NULL when used directly) */
 
-  dorm__pg_conn **conns;
+  dorm__pg_conn **conns; /* the primary's slots, then each replica's */
   size_t nconns;
+  dorm__pg_node *nodes; /* nodes[0] is the primary (its cfg is cfg) */
+  size_t nnodes;
+  size_t nprimary; /* the primary's slots: 0 .. nprimary - 1 */
+  /* probes and lag (pg_node.c) */
+  dorm_timer *probe_timer;
+  uint64_t check_ms, max_lag_ms;
+  struct dorm__pg_lsn_sample {
+    uint64_t lsn, at_ms;
+  } *samples; /* the primary's positions as probes saw them, a ring */
+  size_t samples_cap, samples_head, samples_count;
   int ready_reported;
   size_t first_failures;
 

@@ -134,7 +134,7 @@ static dorm__pg_listener *listener_get(dorm__pg_pool *p) {
   dorm__pg_listener *l = dorm__calloc(1, sizeof *l);
   if (!l) return NULL;
   l->pool = p;
-  l->conn = dorm__pg_conn_new(p, p->nconns);
+  l->conn = dorm__pg_conn_new(p, &p->nodes[0], p->nconns);
   if (!l->conn) {
     dorm__free(l);
     return NULL;
@@ -166,6 +166,15 @@ dorm_deferred *dorm_listen(dorm_db *db, const char *channel, dorm_notify_fn fn,
                                      "dorm_listen: '%.80s' is not a valid "
                                      "channel name",
                                      channel));
+  if (p->cfg.pgbouncer)
+    /* transaction pooling hands the session to others between
+     * transactions: a LISTEN there would hear nothing, or another
+     * client's channels */
+    return soon(p, dorm_result_error(DORM_EUNSUPPORTED,
+                                     "dorm_listen: LISTEN needs a session of "
+                                     "its own, which PgBouncer's transaction "
+                                     "pooling does not give; open a database "
+                                     "on the server itself for it"));
   dorm__pg_listener *l = listener_get(p);
   if (!l) return NULL;
   sub *s = dorm__calloc(1, sizeof *s);

@@ -80,7 +80,41 @@ typedef struct dorm_db_options {
   /* Requests accepted but not finished, beyond which calls fail with
    * DORM_EQUEUEFULL through their errback (default 0: no limit). */
   size_t max_pending;
+
+  /* ---- PostgreSQL scale-out (docs/scaleout.md) ---- */
+  /* Read replicas: postgresql:// URIs separated by commas, the format of
+   * $DATABASE_REPLICA_URLS (a comma starts the next URL only when a
+   * postgresql:// or postgres:// scheme follows, so a multi-host URI stays
+   * whole).  Reads (filter, get, count, exists, aggregate,
+   * dorm_async_execute_read) go to the replicas, least outstanding
+   * requests first; writes, transactions, select_for_update and LISTEN go
+   * to the primary (the url).  NULL or "": no replicas. */
+  const char *replicas;
+  /* Connections per replica (default: the pool size). */
+  int replica_pool_size;
+  /* How often each server's WAL position is read, in ms (default 100). */
+  int replica_check_ms;
+  /* Replicas further behind the primary than this, in ms, are skipped
+   * (default 0: no bound). */
+  int replica_max_lag_ms;
+  /* Read-your-writes after a write through a handle: DORM_RYW_LSN (the
+   * default: reads go to the primary until a replica has replayed past
+   * the write's commit), DORM_RYW_WINDOW (reads go to the primary for
+   * read_your_writes_ms after each write), DORM_RYW_OFF. */
+  int read_your_writes;
+  /* The window of DORM_RYW_WINDOW, and the fallback when the commit
+   * position could not be read (default 1000 ms). */
+  int read_your_writes_ms;
+  /* PostgreSQL behind PgBouncer in transaction pooling mode (also the URI
+   * parameter pgbouncer=1): no named prepared statements, no session
+   * state, one pipeline Sync in flight per connection; LISTEN is refused
+   * (it needs a session: give dorm_listen a direct database). */
+  int pgbouncer;
 } dorm_db_options;
+
+#define DORM_RYW_LSN 0
+#define DORM_RYW_WINDOW 1
+#define DORM_RYW_OFF 2
 
 /* Fill o with the defaults (all zero). */
 void dorm_db_options_init(dorm_db_options *o);
@@ -111,6 +145,14 @@ dorm_deferred *dorm_db_ready(dorm_db *db);
 dorm_dialect dorm_db_dialect(const dorm_db *db);
 /* "sqlite" or "postgresql". */
 const char *dorm_db_backend_name(const dorm_db *db);
+
+/* A handle on the same database whose requests all go to the primary,
+ * never to a read replica (Django's using()): for a read that must see
+ * the latest data whatever the replicas' state.  Owned by db, valid until
+ * db is closed; not closed itself.  Without replicas it behaves exactly
+ * as db.  A transaction handle is returned as it is (it is on the
+ * primary).  NULL when out of memory. */
+dorm_db *dorm_db_primary(dorm_db *db);
 
 typedef void (*dorm_db_close_cb)(void *arg);
 /* Close db.  Every request not yet finished fails with DORM_ECLOSED before
@@ -208,6 +250,11 @@ dorm_deferred *dorm_async_update_or_create(dorm_db *db, const dorm_model *model,
  * (rows changed).  More than one statement in sql is DORM_EINVAL. */
 dorm_deferred *dorm_async_execute(dorm_db *db, const char *sql,
                                   const dorm_value *params, size_t n);
+/* The same for a statement that only reads: with read replicas it may run
+ * on one (docs/scaleout.md); on SQLite it runs on a read-only reader
+ * connection, so a write in it fails. */
+dorm_deferred *dorm_async_execute_read(dorm_db *db, const char *sql,
+                                       const dorm_value *params, size_t n);
 /* n statements without parameters, run in order on the writer; stops at
  * the first error (earlier ones stay applied unless inside a transaction).
  * For DDL: dorm_ddl's stmts fit as they are.  DORM_RESULT_COUNT, the sum
