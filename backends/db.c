@@ -665,6 +665,12 @@ dorm_db *dorm_db_open(dorm_loop *loop, const char *url,
   db->be = be;
   db->loop = loop;
   db->max_pending = opts ? opts->max_pending : 0;
+  if (opts && opts->replicas && *opts->replicas && !be->slot_usable) {
+    dorm_error_set(err, DORM_EURL, "replicas: the %s backend has none",
+                   be->name);
+    dorm__free(db);
+    return NULL;
+  }
   db->ryw_mode = opts ? opts->read_your_writes : DORM_RYW_LSN;
   db->ryw_window_ms =
       opts && opts->read_your_writes_ms > 0 ? (uint64_t)opts->read_your_writes_ms

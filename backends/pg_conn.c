@@ -1153,10 +1153,12 @@ static void poll_cb(dorm_poll *p, int status, int events, void *arg) {
   dorm__pg_conn *c = arg;
   (void)p;
   c->pool->in_cb++;
-  if (status < 0) {
-    if (c->state == DORM__PG_CONNECTING)
-      attempt_failed(c, "socket error");
-    else if (c->state == DORM__PG_READY)
+  if (status < 0 && c->state == DORM__PG_CONNECTING) {
+    /* libpq reads the socket's error itself and, with a multi-host URL,
+     * goes on to the next host (a refused TCP connection shows here) */
+    connect_step(c);
+  } else if (status < 0) {
+    if (c->state == DORM__PG_READY)
       conn_lost(c, "socket error");
   } else if (c->state == DORM__PG_CONNECTING) {
     connect_step(c);

@@ -72,6 +72,13 @@ const char *cli_db_url(const char *opt) {
   return "sqlite:///db.sqlite3";
 }
 
+const char *cli_db_replicas(const char *url) {
+  const char *env = getenv("DATABASE_REPLICA_URLS");
+  if (!env || !*env || cli_url_dialect(url) != DORM_DIALECT_POSTGRES)
+    return NULL;
+  return env;
+}
+
 dorm_dialect cli_url_dialect(const char *url) {
   if (!strncmp(url, "postgresql:", 11) || !strncmp(url, "postgres:", 9))
     return DORM_DIALECT_POSTGRES;

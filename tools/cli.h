@@ -47,6 +47,9 @@ int cli_is_help(const char *arg);
 
 /* The database URL: the option, else $DATABASE_URL, else the default. */
 const char *cli_db_url(const char *opt);
+/* $DATABASE_REPLICA_URLS when url is a PostgreSQL database (read-only
+ * commands send their reads to the replicas), else NULL. */
+const char *cli_db_replicas(const char *url);
 /* The dialect a URL names (postgresql:// postgres:// or a conninfo with
  * '=' : PostgreSQL; anything else SQLite). */
 dorm_dialect cli_url_dialect(const char *url);

@@ -16,6 +16,10 @@ need_pc libpq libpq-dev
 [ -f /usr/include/http_parser.h ] || missing="$missing libhttp-parser-dev"
 command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
+# tests/pg_cluster.sh runs its own /usr/sbin/pgbouncer with its own ini on a
+# free port; the package's system service (localhost:6432, started where
+# systemd runs) is never used and does not get in the way.
+[ -x /usr/sbin/pgbouncer ] || missing="$missing pgbouncer"
 command -v valgrind >/dev/null 2>&1 || missing="$missing valgrind"
 command -v sqlite3 >/dev/null 2>&1 || missing="$missing sqlite3"
 

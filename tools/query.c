@@ -33,7 +33,8 @@ static const char help[] =
     "  --models FILE  the models file (default models.json)\n"
     "  --db URL       the database (default $DATABASE_URL, else\n"
     "                 sqlite:///db.sqlite3); with --sql, only its dialect\n"
-    "                 is used\n"
+    "                 is used; reads go to $DATABASE_REPLICA_URLS when set\n"
+    "                 (PostgreSQL read replicas, comma-separated URIs)\n"
     "  --sql          print the SQL and its parameters; no database\n"
     "  --json         print {\"results\": [...]} (an object for first() and\n"
     "                 get(); a number for count())\n"
@@ -120,7 +121,10 @@ static int run_on_db(const char *url, qx_result *r, int as_json) {
   dorm_error err;
   dorm_error_clear(&err);
   int rc = CLI_ERROR;
-  dorm_db *db = dorm_db_open(l.loop, url, NULL, &err);
+  dorm_db_options o;
+  dorm_db_options_init(&o);
+  o.replicas = cli_db_replicas(url);
+  dorm_db *db = dorm_db_open(l.loop, url, &o, &err);
   if (!db) {
     cli_error("%s", err.message);
     cli_loop_close(&l);

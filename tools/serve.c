@@ -50,6 +50,8 @@ static const char usage_text[] =
     "\n"
     "--db defaults to $DATABASE_URL, else sqlite:///db.sqlite3; --models to "
     "models.json.\n"
+    "Reads go to $DATABASE_REPLICA_URLS when set (PostgreSQL read replicas, "
+    "comma-separated URIs).\n"
     "Limits: --max-body 1048576 (413), --max-header 16384 (431), "
     "--max-connections 1024 (503),\n"
     "--idle-timeout 30000, --request-timeout 15000 (408), --shutdown-timeout "
@@ -275,6 +277,9 @@ int cmd_serve(int argc, char **argv) {
   dorm_db_options dbo;
   dorm_db_options_init(&dbo);
   dbo.pool_size = (int)pool;
+  /* reads to the PostgreSQL read replicas, when there are some */
+  const char *reps = getenv("DATABASE_REPLICA_URLS");
+  if (reps && *reps && strncmp(url, "sqlite:", 7)) dbo.replicas = reps;
   st->db = dorm_db_open(r->loop, url, &dbo, &err);
   if (!st->db) {
     fprintf(stderr, "dorm: error: %s\n", err.message);
