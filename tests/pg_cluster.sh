@@ -104,7 +104,9 @@ s.bind(('127.0.0.1', int(sys.argv[1])))" "$1" 2>/dev/null
   fi
 }
 
-# Print a free port at or above 55400.  The scan starts at a random offset
+# Print a free port at or above 25400: below Linux's ephemeral range
+# (32768-60999), so no outgoing connection can take a node's port while it
+# is down and `restart` can always have it back.  The scan starts at a random offset
 # so that clusters started at the same moment rarely probe the same ports;
 # when they do, the loser's bind fails and the callers retry with another
 # port (pgc_start_server, pgc_start_bouncer), which closes the window between
@@ -114,7 +116,7 @@ pgc_free_port() {
   local taken off p n
   taken=$(pgc_get "$1" PORTS_USED)
   off=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-  p=$((55400 + off % 2000))
+  p=$((25400 + off % 2000))
   n=0
   while [ $n -lt 500 ]; do
     case ",$taken," in
@@ -128,7 +130,7 @@ pgc_free_port() {
     p=$((p + 1))
     n=$((n + 1))
   done
-  echo "pg_cluster: no free TCP port found from 55400" >&2
+  echo "pg_cluster: no free TCP port found from 25400" >&2
   return 1
 }
 
@@ -200,8 +202,7 @@ pgc_dump_logs() {
 
 # Start NODE's server on a new free port, retrying when the port was taken
 # between probing and binding (by another cluster starting at the same
-# time, or by some connection's ephemeral port: 55400+ lies inside Linux's
-# default ephemeral range).  The port goes into the node's postgresql.conf,
+# time).  The port goes into the node's postgresql.conf,
 # where a later line wins, so `restart` needs no options.
 pgc_start_server() {
   local dir="$1" node="$2" attempt=0 port
@@ -222,11 +223,9 @@ pgc_start_server() {
 # PgBouncer in front of the primary, transaction pooling.  The primary's
 # port must be known.  Notes on the settings:
 #   auth_type trust still needs the user listed in auth_file;
-#   ignore_startup_parameters: dorm always sends options=-c TimeZone=UTC and
-#     JDBC-style clients extra_float_digits, and PgBouncer 1.18 refuses a
-#     startup packet with parameters it does not know.  `options` is thereby
-#     dropped, so the server-side timezone is set to UTC (in the servers'
-#     configuration and on the pool's connections) to keep what dorm asks for;
+#   ignore_startup_parameters: a client that sends options (dorm does not
+#     in its pgbouncer mode) or extra_float_digits (JDBC-style clients) is
+#     let in rather than refused by PgBouncer 1.18, the options dropped;
 #   server_reset_query empty: unused in transaction mode anyway;
 #   server_login_retry 1: after a primary restart the pool reconnects within
 #     a second instead of refusing clients for the default 15 s;
@@ -239,9 +238,14 @@ pgc_write_bouncer_ini() {
   p0=$(pgc_get "$dir" PORT_primary)
   cat >"$dir/pgbouncer.ini" <<EOF
 ; written by tests/pg_cluster.sh
+;; no timezone= here: dorm sends date-times with their offset, and the
+;; scale-out test checks that with the database set to another time zone.
+;; "*": any database of the primary (the behavioural suite makes one per
+;; test, since the bouncer drops startup options such as search_path).
 [databases]
-dorm_test = host=127.0.0.1 port=$p0 dbname=dorm_test timezone=UTC
-postgres = host=127.0.0.1 port=$p0 dbname=postgres timezone=UTC
+dorm_test = host=127.0.0.1 port=$p0 dbname=dorm_test
+postgres = host=127.0.0.1 port=$p0 dbname=postgres
+* = host=127.0.0.1 port=$p0
 
 [pgbouncer]
 listen_addr = 127.0.0.1

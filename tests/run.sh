@@ -1,13 +1,21 @@
 #!/bin/sh
 # tests/run.sh — run every test program: the plain build, the ASan+UBSan
 # build, and valgrind over the plain build, against a throwaway PostgreSQL
-# that this script starts and removes.  Ends with "N passed, N failed".
+# and a throwaway scale-out cluster that this script starts and removes.  Ends with "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
 . tests/pg_harness.sh
 
-trap 'pg_harness_stop' EXIT INT TERM
+# the scale-out cluster (primary, two replicas, PgBouncer) for test_db's
+# replica and PgBouncer runs; test_scaleout starts its own, since it kills
+# and promotes servers
+CLUSTER_DIR=/tmp/dorm-run-cluster.$$
+trap 'pg_harness_stop; sh tests/pg_cluster.sh stop "$CLUSTER_DIR"' EXIT INT TERM
 pg_harness_start || { echo "run.sh: could not start PostgreSQL" >&2; exit 1; }
+sh tests/pg_cluster.sh start "$CLUSTER_DIR" || {
+  echo "run.sh: could not start the scale-out cluster" >&2; exit 1; }
+eval "$(sh tests/pg_cluster.sh env "$CLUSTER_DIR")"
+export DORM_CLUSTER_PRIMARY DORM_CLUSTER_REPLICAS DORM_CLUSTER_BOUNCER
 
 passed=0
 failed=0

@@ -12,7 +12,11 @@
  *
  * Adding a backend is one line in `backends`: a name and a function that
  * gives a URL for a fresh, empty database (or returns -1 to skip it, e.g.
- * when its server is not configured).  A backend that is not compiled in
+ * when its server is not configured).  PostgreSQL runs three ways: on the
+ * suite's server, on the scale-out cluster's primary with its two
+ * replicas (reads on the replicas, read-your-writes keeping every result
+ * the same), and through PgBouncer in transaction pooling mode (the
+ * cluster comes from tests/run.sh: tests/pg_cluster.sh).  A backend that is not compiled in
  * (dorm_db_open says DORM_EUNSUPPORTED) is skipped with a message.
  */
 #include <libpq-fe.h>
@@ -25,6 +29,8 @@
 /* ---- backends ----------------------------------------------------------- */
 
 static char T_dir[256];
+/* dorm_db_options.replicas for the database the url function gave */
+static char T_replicas[1024];
 
 static void rm_dir(void) {
   if (!T_dir[0]) return;
@@ -78,10 +84,73 @@ typedef struct backend_case {
   int (*url)(char *buf, size_t cap);
 } backend_case;
 
+/* Run sql on the cluster's primary (blocking: a test's set-up). */
+static int cluster_admin(const char *sql) {
+  const char *primary = getenv("DORM_CLUSTER_PRIMARY");
+  if (!primary) return -1;
+  PGconn *pg = PQconnectdb(primary);
+  int ok = PQstatus(pg) == CONNECTION_OK;
+  if (ok) {
+    PGresult *r = PQexec(pg, sql);
+    ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok) fprintf(stderr, "cluster: %s: %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
+  } else {
+    fprintf(stderr, "cluster: %s", PQerrorMessage(pg));
+  }
+  PQfinish(pg);
+  return ok ? 0 : -1;
+}
+
+/* The cluster's primary and replicas, a fresh schema per test: every URI
+ * gets options=-csearch_path=<schema> (percent-encoded). */
+static int replicas_url(char *buf, size_t cap) {
+  const char *primary = getenv("DORM_CLUSTER_PRIMARY");
+  const char *replicas = getenv("DORM_CLUSTER_REPLICAS");
+  if (!primary || !replicas) return -1;
+  static int n;
+  char schema[64], sql[128];
+  snprintf(schema, sizeof schema, "r_%d_%d", (int)getpid(), ++n);
+  snprintf(sql, sizeof sql, "CREATE SCHEMA %s", schema);
+  if (cluster_admin(sql)) return -1;
+  snprintf(buf, cap, "%s?options=-csearch_path%%3D%s", primary, schema);
+  size_t off = 0;
+  T_replicas[0] = 0;
+  const char *p = replicas;
+  while (*p) {
+    const char *comma = strchr(p + 1, ',');
+    size_t len = comma ? (size_t)(comma - p) : strlen(p);
+    off += (size_t)snprintf(T_replicas + off, sizeof T_replicas - off,
+                            "%s%.*s?options=-csearch_path%%3D%s",
+                            off ? "," : "", (int)len, p, schema);
+    p += len;
+    if (*p == ',') p++;
+  }
+  return 0;
+}
+
+/* Through PgBouncer (transaction pooling): a fresh database per test,
+ * since the bouncer drops startup options such as search_path. */
+static int bouncer_url(char *buf, size_t cap) {
+  const char *bouncer = getenv("DORM_CLUSTER_BOUNCER");
+  if (!bouncer) return -1;
+  static int n;
+  char name[64], sql[128];
+  snprintf(name, sizeof name, "b_%d_%d", (int)getpid(), ++n);
+  snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+  if (cluster_admin(sql)) return -1;
+  const char *slash = strrchr(bouncer, '/');
+  snprintf(buf, cap, "%.*s/%s?pgbouncer=1", (int)(slash - bouncer), bouncer,
+           name);
+  return 0;
+}
+
 static const backend_case backends[] = {
     {"sqlite (file)", sqlite_url},
     {"sqlite (memory)", memory_url},
     {"postgresql", pg_url},
+    {"postgresql (primary + 2 replicas)", replicas_url},
+    {"postgresql (pgbouncer)", bouncer_url},
 };
 
 static const backend_case *B; /* the backend being tested */
@@ -96,10 +165,15 @@ static int setup(void **state) {
   (void)state;
   char url[512];
   t_loop_open();
+  T_replicas[0] = 0;
   if (B->url(url, sizeof url)) return -1;
   dorm_error err;
   dorm_error_clear(&err);
-  DB = dorm_db_open(T_loop, url, NULL, &err);
+  dorm_db_options o;
+  dorm_db_options_init(&o);
+  o.replicas = T_replicas;
+  o.replica_check_ms = 20;
+  DB = dorm_db_open(T_loop, url, &o, &err);
   if (!DB) {
     fprintf(stderr, "open %s: %s\n", url, err.message);
     return -1;
