@@ -146,6 +146,7 @@ struct dorm_db {
   uint64_t ryw_window_ms;
   size_t writes_out;     /* writes and transactions not finished */
   size_t lsn_out;        /* position queries after a write not answered */
+  int lsn_again;         /* a write finished while one was out: ask again */
   uint64_t ryw_lsn;      /* reads must see the primary at this position */
   uint64_t ryw_until_ms; /* reads stay on the primary until then */
 };
@@ -438,7 +439,7 @@ static long pick_reader(dorm_db *root, op *o) {
     uint64_t need = 0;
     int primary = 0;
     if (root->ryw_mode != DORM_RYW_OFF) {
-      primary = root->writes_out > 0 || root->lsn_out > 0 ||
+      primary = root->writes_out > 0 || root->lsn_out > 0 || root->lsn_again ||
                 (root->ryw_until_ms && now_ms() < root->ryw_until_ms);
       if (root->ryw_mode == DORM_RYW_LSN) need = root->ryw_lsn;
     }
@@ -465,6 +466,8 @@ static int takes_row_lock(const dorm__stmt *st) {
 /* The primary's position after a write came back: reads need a replica
  * that has replayed it.  Unknown (an error): keep reads on the primary
  * for the window instead. */
+static void ryw_ask_lsn(dorm_db *root);
+
 static void ryw_lsn_then(op *o, dorm_result *res, void *ctx) {
   (void)o;
   dorm_db *root = ctx;
@@ -480,6 +483,10 @@ static void ryw_lsn_then(op *o, dorm_result *res, void *ctx) {
   } else if (!root->closed) {
     root->ryw_until_ms = now_ms() + root->ryw_window_ms;
   }
+  if (root->lsn_again && !root->closed) {
+    root->lsn_again = 0;
+    ryw_ask_lsn(root);
+  }
 }
 
 /* A write (or a transaction) of the database finished: note where the
@@ -491,6 +498,17 @@ static void ryw_after_write(dorm_db *root) {
     return;
   }
   if (root->ryw_mode != DORM_RYW_LSN || !root->be->lsn_sql) return;
+  /* one question at a time: writes that finish while it is out are
+   * covered by one more, asked when it is answered (a steady stream of
+   * writes costs at most two position reads in flight) */
+  if (root->lsn_out) {
+    root->lsn_again = 1;
+    return;
+  }
+  ryw_ask_lsn(root);
+}
+
+static void ryw_ask_lsn(dorm_db *root) {
   op *o = op_new(root, OP_CTL);
   if (!o) {
     root->ryw_until_ms = now_ms() + root->ryw_window_ms;

@@ -8,6 +8,8 @@
 # 1. pgbench -i -s 1 (100,000 accounts)
 # 2. the ceiling: pgbench with ../shared/peers/pipe.sql (10 point selects
 #    per \startpipeline), 2 clients, -M prepared
+#    and the same pipeline with B2's own query (PERF.md: aid, bid, abalance,
+#    filler; a new random key per select), the server work dorm asks for
 # 3. pgbench -S -M prepared, 4 clients (no pipelining), for reference
 # 4. dorm: build/bench/bench_pg, dorm_async_get with rows decoded, 256 in
 #    flight, pools of 2 and 4
@@ -40,6 +42,21 @@ echo "B2 — primary-key lookups on pgbench_accounts (scale 1), ${SECS}s each"
 tps=$(pgb -M prepared -c 2 -j 2 -f "$PG_TMP/pipe.sql")
 ceiling=$(awk "BEGIN { printf \"%.0f\", ${tps:-0} * 10 }")
 echo "pgbench pipeline (10 selects per pipeline, 2 clients): $ceiling queries/s  [ceiling]"
+# the ceiling with B2's query: pipe.sql selects one int column of the same
+# key ten times; B2 reads the whole row (84-byte filler included) of a new
+# key each time, which costs the server more per query
+{
+  for i in 1 2 3 4 5 6 7 8 9 10; do echo "\\set a$i random(1, 100000)"; done
+  echo '\startpipeline'
+  for i in 1 2 3 4 5 6 7 8 9 10; do
+    echo "SELECT aid, bid, abalance, filler FROM pgbench_accounts WHERE aid = :a$i;"
+  done
+  echo '\endpipeline'
+} >"$PG_TMP/pipe_b2.sql"
+chmod 644 "$PG_TMP/pipe_b2.sql"
+tps=$(pgb -M prepared -c 2 -j 2 -f "$PG_TMP/pipe_b2.sql")
+same=$(awk "BEGIN { printf \"%.0f\", ${tps:-0} * 10 }")
+echo "pgbench pipeline with B2's query (whole row, new key each): $same queries/s"
 tps=$(pgb -M prepared -S -c 4 -j 2)
 echo "pgbench -S -M prepared, 4 clients: $(awk "BEGIN { printf \"%.0f\", ${tps:-0} }") queries/s"
 
@@ -48,7 +65,7 @@ echo "$out"
 echo "$out" | while IFS= read -r line; do
   q=$(echo "$line" | sed -n 's/.*: \([0-9]*\) queries\/s.*/\1/p')
   pool=$(echo "$line" | sed -n 's/.*pool \([0-9]*\),.*/\1/p')
-  [ -n "$q" ] && awk "BEGIN { printf \"  pool %s: %.1f%% of the pgbench pipeline ceiling\n\", \"$pool\", 100 * $q / $ceiling }"
+  [ -n "$q" ] && awk "BEGIN { printf \"  pool %s: %.1f%% of the pgbench pipeline ceiling, %.1f%% of the same pipeline with B2's query\n\", \"$pool\", 100 * $q / $ceiling, 100 * $q / $same }"
 done
 
 if [ -d build/peers/node/node_modules/postgres ] && command -v node >/dev/null; then

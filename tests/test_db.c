@@ -725,6 +725,16 @@ static void test_raw_execute(void **state) {
   assert_true(dorm_row_is_null(row, "n"));
   dorm_result_free(&r);
 
+  /* the same as a read (a reader, a replica): the seed is visible */
+  r = t_ok(dorm_async_execute_read(
+      DB,
+      sq ? "SELECT count(*) AS n FROM author WHERE age > ?"
+         : "SELECT count(*) AS n FROM author WHERE age > $1",
+      p, 1));
+  assert_int_equal(r.kind, DORM_RESULT_ROWS);
+  assert_int_equal(dorm_row_int(dorm_rows_row(r.u.rows.rows, 0), "n"), 3);
+  dorm_result_free(&r);
+
   dorm_value p2[] = {dorm_str("x")};
   assert_int_equal(
       t_count(dorm_async_execute(
