@@ -45,13 +45,13 @@ echo "pgbench pipeline (10 selects per pipeline, 2 clients): $ceiling queries/s 
 # the ceiling with B2's query: pipe.sql selects one int column of the same
 # key ten times; B2 reads the whole row (84-byte filler included) of a new
 # key each time, which costs the server more per query
-{
-  for i in 1 2 3 4 5 6 7 8 9 10; do echo "\\set a$i random(1, 100000)"; done
-  echo '\startpipeline'
+{ # printf, not echo: dash's echo reads "\e" as an escape
+  for i in 1 2 3 4 5 6 7 8 9 10; do printf '\\set a%s random(1, 100000)\n' $i; done
+  printf '%s\n' '\startpipeline'
   for i in 1 2 3 4 5 6 7 8 9 10; do
-    echo "SELECT aid, bid, abalance, filler FROM pgbench_accounts WHERE aid = :a$i;"
+    printf 'SELECT aid, bid, abalance, filler FROM pgbench_accounts WHERE aid = :a%s;\n' $i
   done
-  echo '\endpipeline'
+  printf '%s\n' '\endpipeline'
 } >"$PG_TMP/pipe_b2.sql"
 chmod 644 "$PG_TMP/pipe_b2.sql"
 tps=$(pgb -M prepared -c 2 -j 2 -f "$PG_TMP/pipe_b2.sql")

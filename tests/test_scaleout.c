@@ -111,6 +111,19 @@ static long admin_on(int i, const char *sql) {
   return v;
 }
 
+/* Pause replica i's replay and wait until it has really stopped (the
+ * request takes effect asynchronously). */
+static void pause_replay(int i) {
+  admin_on(i, "SELECT pg_wal_replay_pause()");
+  for (int k = 0; k < 500; k++) {
+    if (admin_on(i, "SELECT pg_get_wal_replay_pause_state() = 'paused'"))
+      return;
+    usleep(10000);
+  }
+  fprintf(stderr, "%s: replay did not pause\n", node_name(i));
+  fail();
+}
+
 /* ---- dorm on the cluster ------------------------------------------------- */
 
 static dorm_schema *S;
@@ -308,8 +321,8 @@ static void test_read_your_writes(void **state) {
   (void)state;
   dorm_db *db = open_with(g_primary, g_replicas, DORM_RYW_LSN, 0, 0);
   assert_true(wait_replica_read(db, 10000) > 0);
-  admin_on(1, "SELECT pg_wal_replay_pause()");
-  admin_on(2, "SELECT pg_wal_replay_pause()");
+  pause_replay(1);
+  pause_replay(2);
   add_author(db, "ryw-1");
   /* both replicas are paused: the write is only on the primary, and the
    * reads that follow it see it */
@@ -361,7 +374,7 @@ static void test_lag_bound(void **state) {
   (void)state;
   dorm_db *db = open_with(g_primary, g_replicas, DORM_RYW_OFF, 0, 300);
   assert_true(wait_replica_read(db, 10000) > 0);
-  admin_on(2, "SELECT pg_wal_replay_pause()");
+  pause_replay(2);
   /* the primary moves on (writes behind dorm's back) */
   for (int i = 0; i < 12; i++) {
     admin_on(0, "INSERT INTO tick VALUES (1)");
