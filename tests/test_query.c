@@ -779,6 +779,53 @@ static void test_compile_ex(void **state) {
          "'a%', 2, 5");
   dorm_query_free(q);
 
+  /* get() on a query that pins one row needs no LIMIT (a LIMIT costs a
+   * PostgreSQL lookup a node and a parameter) */
+  memset(&o, 0, sizeof o);
+  o.limit = 2;
+  q = dorm_select(Author);
+  dorm_filter(q, "pk", dorm_int(7));
+  dorm_filter(q, "age__gte", dorm_int(18));
+  assert_int_equal(dorm_compile_ex(q, DORM_DIALECT_POSTGRES, &o, &out, NULL),
+                   0);
+  assert_null(strstr(out.text, "LIMIT"));
+  assert_int_equal(out.nparams, 2);
+  dorm_query_free(q);
+  q = dorm_select(Author);
+  dorm_filter(q, "email", dorm_str("a@x.org")); /* unique */
+  assert_int_equal(dorm_compile_ex(q, DORM_DIALECT_SQLITE, &o, &out, NULL), 0);
+  assert_null(strstr(out.text, "LIMIT"));
+  dorm_query_free(q);
+  /* ... but every other shape keeps it: a NULL (several rows may be
+   * NULL), a transform, another lookup, a join that may multiply rows, an
+   * expression, an OR, a non-unique field, a slice */
+  for (int k = 0; k < 8; k++) {
+    q = dorm_select(Author);
+    switch (k) {
+      case 0: dorm_filter(q, "email", dorm_null()); break;
+      case 1: dorm_filter(q, "email__iexact", dorm_str("a@x.org")); break;
+      case 2: dorm_filter(q, "pk__gte", dorm_int(7)); break;
+      case 3:
+        dorm_filter(q, "pk", dorm_int(7));
+        dorm_filter(q, "entries__headline", dorm_str("x"));
+        break;
+      case 4: dorm_filter(q, "pk", dorm_fval(dorm_F(q, "age"))); break;
+      case 5:
+        dorm_filter_q(q, dorm_q_or(q, dorm_Q(q, "pk", dorm_int(1)),
+                                   dorm_Q(q, "pk", dorm_int(2))));
+        break;
+      case 6: dorm_filter(q, "name", dorm_str("Ann")); break;
+      case 7:
+        dorm_filter(q, "pk", dorm_int(7));
+        dorm_slice(q, 0, 5);
+        break;
+    }
+    assert_int_equal(dorm_compile_ex(q, DORM_DIALECT_POSTGRES, &o, &out, NULL),
+                     0);
+    if (!strstr(out.text, "LIMIT")) fail_msg("case %d: %s", k, out.text);
+    dorm_query_free(q);
+  }
+
   /* a window of a bulk insert, returning only the key */
   q = dorm_insert(Tag);
   const char *names[] = {"a", "b", "c", "d", "e"};

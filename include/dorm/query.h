@@ -246,7 +246,10 @@ int dorm_compile(const dorm_query *q, dorm_dialect dialect, dorm_sql *out,
 typedef struct dorm_compile_opts {
   unsigned flags;   /* DORM_COMPILE_* */
   int64_t limit;    /* > 0: at most this many rows, within the query's own
-                       slice (get() uses 2, first() 1) */
+                       slice (get() uses 2, first() 1); left out when the
+                       query cannot yield more than one row (an exact
+                       match on the primary key or a unique field, no
+                       join, no slice, no grouping) */
   size_t row_first; /* INSERT: compile rows [row_first, row_first +
                        row_count) of a bulk insert; row_count 0 = to the
                        end */
