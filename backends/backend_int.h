@@ -47,6 +47,9 @@ typedef struct dorm__stmt {
   size_t len;
   const dorm_value *params; /* nparams; never DORM_T_LIST / DORM_T_EXPR */
   size_t nparams;
+  /* per parameter, 1: an integer the database may take as 32-bit
+   * (dorm_sql.param_int4); NULL: none */
+  const unsigned char *param_int4;
   /* The result columns, typed (a compiled query's dorm_sql columns).
    * NULL: a raw statement — the backend describes the columns from the
    * database (names and the types the values come back as). */

@@ -235,6 +235,7 @@ static void op_stmt_from_sql(op *o) {
   o->stmt.len = s->len;
   o->stmt.params = s->params;
   o->stmt.nparams = s->nparams;
+  o->stmt.param_int4 = s->param_int4;
   o->stmt.columns = s->columns;
   o->stmt.ncolumns = s->ncolumns;
   o->stmt.related = s->related;

@@ -310,6 +310,16 @@ static void put_be64(dorm__buf *b, uint64_t v) {
   b->len += 8;
 }
 
+static void put_be32(dorm__buf *b, uint32_t v) {
+  if (dorm__buf_reserve(b, 4)) return; /* b->oom is set */
+  unsigned char *x = (unsigned char *)b->data + b->len;
+  x[0] = (unsigned char)(v >> 24);
+  x[1] = (unsigned char)(v >> 16);
+  x[2] = (unsigned char)(v >> 8);
+  x[3] = (unsigned char)v;
+  b->len += 4;
+}
+
 /* The wire type of a dorm value.  Text goes as "unknown" so the server
  * infers the column's own type (varchar, text, citext, an enum). */
 static Oid param_oid(dorm_type t) {
@@ -362,9 +372,17 @@ static int params_encode(dorm__pg_conn *c, const dorm__stmt *st, char *why,
         c->plen[i] = 1;
         break;
       case DORM_T_INT:
-        put_be64(b, (uint64_t)v->u.i);
         c->pfmt[i] = 1;
-        c->plen[i] = 8;
+        if (st->param_int4 && st->param_int4[i]) {
+          /* compared with an int4 column: an int8 would make every index
+           * comparison a cross-type one */
+          put_be32(b, (uint32_t)(int32_t)v->u.i);
+          c->ptypes[i] = OID_INT4;
+          c->plen[i] = 4;
+        } else {
+          put_be64(b, (uint64_t)v->u.i);
+          c->plen[i] = 8;
+        }
         break;
       case DORM_T_FLOAT: {
         uint64_t u;

@@ -491,10 +491,28 @@ static void emit_lhs(cctx *c, const dorm_q *leaf, int alias, int upper) {
 }
 
 static void emit_rhs(cctx *c, dorm_value v) {
-  if (v.type == DORM_T_EXPR)
+  if (v.type == DORM_T_EXPR) {
+    /* an expression's literals take part in arithmetic: they keep int8,
+     * so F("n") * 100000 cannot overflow in int4 */
+    int keep = c->int4_rhs;
+    c->int4_rhs = 0;
     dorm__emit_expr(c, v.u.expr);
-  else
+    c->int4_rhs = keep;
+  } else {
     dorm__emit_param(c, v);
+  }
+}
+
+/* The column a plain lookup compares is a 32-bit integer (integer, auto,
+ * or a relation to such a key): its parameters may go as int4. */
+static int int4_column(const dorm_q *leaf) {
+  const dorm_field *f = leaf->path.field;
+  if (leaf->lhs || leaf->path.transform || leaf->path.annotation || !f)
+    return 0;
+  if ((f->type == DORM_FIELD_FOREIGN_KEY || f->type == DORM_FIELD_ONE_TO_ONE) &&
+      f->target && f->target->pk)
+    f = f->target->pk;
+  return f->type == DORM_FIELD_INTEGER || f->type == DORM_FIELD_AUTO;
 }
 
 void dorm__emit_lookup(cctx *c, const dorm_q *leaf, int negated, int wrap) {
@@ -516,6 +534,7 @@ void dorm__emit_lookup(cctx *c, const dorm_q *leaf, int negated, int wrap) {
   }
   if (nullable_extra && wrap) dorm__emitl(c, "(");
 
+  c->int4_rhs = pg && int4_column(leaf);
   switch (lk) {
     case LK_EXACT:
       emit_lhs(c, leaf, alias, 0);
@@ -594,8 +613,12 @@ void dorm__emit_lookup(cctx *c, const dorm_q *leaf, int negated, int wrap) {
       }
       dorm__emit_param(c, v);
       break;
-    default: dorm__cfail(c, DORM_ELOOKUP, "unknown lookup"); return;
+    default:
+      c->int4_rhs = 0;
+      dorm__cfail(c, DORM_ELOOKUP, "unknown lookup");
+      return;
   }
+  c->int4_rhs = 0;
   if (nullable_extra) {
     dorm__emitl(c, " AND ");
     emit_lhs(c, leaf, alias, 0);

@@ -290,6 +290,8 @@ typedef struct cctx {
   const char *base_table; /* the base table's name (alias 0) */
   char base_ref[DORM_IDENT_MAX + 4]; /* "base_table". */
   size_t base_ref_len;
+  int int4_rhs; /* the parameters being written are compared with an int4
+                   column (dorm_sql.param_int4) */
 } cctx;
 
 /* sql.c: parameters, identifiers, output buffers */

@@ -20,6 +20,7 @@ void dorm_sql_free(dorm_sql *sql) {
   if (!sql) return;
   dorm__free(sql->text);
   dorm__free(sql->params);
+  dorm__free(sql->param_int4);
   dorm__free(sql->columns);
   dorm__free(sql->related);
   dorm__free(sql->arena);
@@ -81,10 +82,30 @@ void dorm__emit_param(cctx *c, dorm_value v) {
       return;
     }
     o->params = p;
+    /* the hints grow with the parameters (they are allocated once the
+     * first hint is set) */
+    if (o->param_int4) {
+      unsigned char *h = dorm__realloc(o->param_int4, cap);
+      if (!h) {
+        dorm__cfail(c, DORM_ENOMEM, "out of memory compiling a query");
+        return;
+      }
+      o->param_int4 = h;
+    }
     o->params_cap = cap;
   }
   dorm_value *slot = &o->params[o->nparams];
   *slot = v;
+  int int4 = c->int4_rhs && v.type == DORM_T_INT && v.u.i >= INT32_MIN &&
+             v.u.i <= INT32_MAX;
+  if (int4 && !o->param_int4) {
+    o->param_int4 = dorm__calloc(o->params_cap, 1);
+    if (!o->param_int4) {
+      dorm__cfail(c, DORM_ENOMEM, "out of memory compiling a query");
+      return;
+    }
+  }
+  if (o->param_int4) o->param_int4[o->nparams] = (unsigned char)int4;
   if (is_textlike(v.type)) {
     size_t off = arena_put(c, v.u.s.ptr, v.u.s.len);
     if (off == (size_t)-1) return;

@@ -702,6 +702,31 @@ static void test_select_related_values(void **state) {
   }
 }
 
+/* Integers beyond 32 bits against 32-bit columns: no error, no match
+ * (PostgreSQL gets small ones as int4, the others as int8), and an
+ * expression's literal keeps 64-bit arithmetic. */
+static void test_integer_ranges(void **state) {
+  (void)state;
+  seed();
+  dorm_query *q = dorm_select(Author);
+  dorm_filter(q, "age__gte", dorm_int(5000000000));
+  assert_int_equal(t_count(dorm_async_count(DB, q)), 0);
+  dorm_query_free(q);
+  q = dorm_select(Author);
+  dorm_filter(q, "pk", dorm_int(-5000000000));
+  assert_int_equal(t_err(dorm_async_get(DB, q), NULL, 0), DORM_ENOTFOUND);
+  dorm_query_free(q);
+  q = dorm_select(Author);
+  dorm_filter(q, "age__lt", dorm_fval(dorm_op(q, '*', dorm_F(q, "age"),
+                                               dorm_lit(q, dorm_int(3000000000)))));
+  assert_int_equal(t_count(dorm_async_count(DB, q)), 4); /* age > 0 */
+  dorm_query_free(q);
+  q = dorm_select(Author);
+  dorm_filter(q, "age", dorm_int(30));
+  assert_int_equal(t_count(dorm_async_count(DB, q)), 1);
+  dorm_query_free(q);
+}
+
 static void test_raw_execute(void **state) {
   (void)state;
   seed();
@@ -1055,6 +1080,7 @@ int main(void) {
       T(test_bulk_create),
       T(test_get_or_create),
       T(test_select_related_values),
+      T(test_integer_ranges),
       T(test_raw_execute),
       T(test_transactions),
       T(test_callbacks_once),

@@ -826,6 +826,29 @@ static void test_compile_ex(void **state) {
     dorm_query_free(q);
   }
 
+  /* integers compared with an int4 column are marked for PostgreSQL to
+   * take as int4 (when they fit); the others stay int8 */
+  q = dorm_select(Author);
+  dorm_filter(q, "pk", dorm_int(7));
+  dorm_filter(q, "age__gte", dorm_int(5000000000)); /* does not fit */
+  dorm_filter(q, "age__lt", dorm_fval(dorm_op(q, '*', dorm_F(q, "age"),
+                                               dorm_lit(q, dorm_int(3)))));
+  dorm_value two[] = {dorm_int(1), dorm_int(2)};
+  dorm_filter(q, "age__in", dorm_list(two, 2));
+  dorm_slice(q, 0, 10);
+  assert_int_equal(dorm_compile(q, DORM_DIALECT_POSTGRES, &out, NULL), 0);
+  assert_int_equal(out.nparams, 6); /* pk, age, 3, 1, 2, LIMIT */
+  assert_non_null(out.param_int4);
+  static const unsigned char want[] = {1, 0, 0, 1, 1, 0};
+  assert_memory_equal(out.param_int4, want, 6);
+  /* SQLite has one integer type: nothing is marked */
+  dorm_sql lite;
+  dorm_sql_init(&lite);
+  assert_int_equal(dorm_compile(q, DORM_DIALECT_SQLITE, &lite, NULL), 0);
+  assert_null(lite.param_int4);
+  dorm_sql_free(&lite);
+  dorm_query_free(q);
+
   /* a window of a bulk insert, returning only the key */
   q = dorm_insert(Tag);
   const char *names[] = {"a", "b", "c", "d", "e"};

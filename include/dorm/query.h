@@ -217,6 +217,10 @@ typedef struct dorm_sql {
   dorm_query_kind kind;
   int returns_rows; /* 1 when the statement yields rows */
   /* private */
+  /* per parameter, 1 when it is an integer compared with a 32-bit integer
+   * column and fits in 32 bits: PostgreSQL gets it as int4, so the index
+   * comparison is not a cross-type one (NULL until a query has one) */
+  unsigned char *param_int4;
   size_t text_cap, params_cap, columns_cap, related_cap;
   char *arena;
   size_t arena_len, arena_cap;
