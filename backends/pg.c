@@ -11,7 +11,11 @@
  *
  * The pool is N connections (option pool_size, URI parameter pool_size,
  * default 2 per core), each a slot the facade may use for reads and writes
- * or pin for a transaction.  Work the connections cannot finish inside
+ * or pin for a transaction; with read replicas (option replicas), each
+ * replica adds its own slots, for reads only, after the primary's
+ * (pg_node.c watches the servers).  The URI parameter pgbouncer=1 (or the
+ * option) selects PgBouncer's transaction-pooling mode: no named
+ * statements, no startup options, one pipeline segment in flight.  Work the connections cannot finish inside
  * the call that caused it (a completion inside submit or cancel, the
  * end-of-turn flush after a submit from user code, closing) runs from one
  * zero-delay timer, `tick`, on the next loop turn.

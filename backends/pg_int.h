@@ -2,8 +2,10 @@
  * (pg.c: the pool and the backend table; pg_conn.c: one connection;
  * pg_listen.c: LISTEN/NOTIFY).
  *
- * A pool owns N connections ("slots" for the facade) and, once dorm_listen
- * is used, one more connection for notifications.  Every connection runs
+ * A pool owns N connections ("slots" for the facade) to the primary, n more
+ * to each read replica (pg_node.c: the servers, their health and lag) and,
+ * once dorm_listen is used, one more connection to the primary for
+ * notifications.  Every connection runs
  * libpq in non-blocking pipeline mode on the loop: a request's statements
  * are appended to libpq's output buffer when the request is dispatched,
  * each followed by a Sync so an error aborts only that request, and the

@@ -894,6 +894,7 @@ int dorm_compile(const dorm_query *q, dorm_dialect dialect, dorm_sql *out,
   c.njoins = 0;
   c.no_joins = 0;
   c.registering = 0;
+  c.int4_rhs = 0;
   set_base_table(&c, q->model->table);
   /* write straight into out's text buffer, keeping its capacity */
   c.buf.data = out->text;
