@@ -119,6 +119,35 @@ static int64_t t_count(dorm_deferred *d) {
   return n;
 }
 
+static inline void t_noop_timer(uv_timer_t *t) { (void)t; }
+
+/* Run the loop for about ms milliseconds (inline: not every test program
+ * needs it). */
+static inline void t_run_for(uint64_t ms) {
+  uint64_t end = uv_now(&T_uv) + ms;
+  uv_timer_t t;
+  uv_timer_init(&T_uv, &t);
+  uv_timer_start(&t, t_noop_timer, ms, 0);
+  while (uv_now(&T_uv) < end) uv_run(&T_uv, UV_RUN_ONCE);
+  uv_close((uv_handle_t *)&t, NULL);
+  uv_run(&T_uv, UV_RUN_NOWAIT);
+}
+
+/* Open url with o (may be NULL) and wait until it is connected; the test
+ * fails with the reason otherwise. */
+static inline dorm_db *t_open_ready(const char *url, const dorm_db_options *o) {
+  dorm_error err;
+  dorm_error_clear(&err);
+  dorm_db *db = dorm_db_open(T_loop, url, o, &err);
+  if (!db) {
+    fprintf(stderr, "open: %s\n", err.message);
+    fail();
+  }
+  dorm_result r = t_ok(dorm_db_ready(db));
+  dorm_result_free(&r);
+  return db;
+}
+
 /* Create every model of schema s (in the order given) with the DDL
  * compiler. */
 static void t_create_tables(dorm_db *db, const dorm_schema *s,

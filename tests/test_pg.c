@@ -88,16 +88,7 @@ static dorm_db *open_db(const char *extra, int pool, size_t max_pending) {
   dorm_db_options_init(&o);
   o.pool_size = pool;
   o.max_pending = max_pending;
-  dorm_error err;
-  dorm_error_clear(&err);
-  dorm_db *db = dorm_db_open(T_loop, url, &o, &err);
-  if (!db) {
-    fprintf(stderr, "open: %s\n", err.message);
-    fail();
-  }
-  dorm_result r = t_ok(dorm_db_ready(db));
-  dorm_result_free(&r);
-  return db;
+  return t_open_ready(url, &o);
 }
 
 static int64_t scalar(dorm_db *db, const char *sql) {
@@ -111,18 +102,7 @@ static int64_t scalar(dorm_db *db, const char *sql) {
   return v;
 }
 
-static void noop_timer(uv_timer_t *t) { (void)t; }
-
-/* Run the loop for about ms milliseconds. */
-static void run_for(uint64_t ms) {
-  uint64_t end = uv_now(&T_uv) + ms;
-  uv_timer_t t;
-  uv_timer_init(&T_uv, &t);
-  uv_timer_start(&t, noop_timer, ms, 0);
-  while (uv_now(&T_uv) < end) uv_run(&T_uv, UV_RUN_ONCE);
-  uv_close((uv_handle_t *)&t, NULL);
-  uv_run(&T_uv, UV_RUN_NOWAIT);
-}
+#define run_for t_run_for
 
 /* A batch of deferreds and their outcomes, counted exactly once each. */
 typedef struct batch {

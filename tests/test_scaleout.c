@@ -139,16 +139,7 @@ static dorm_db *open_with(const char *primary, const char *replicas,
   o.read_your_writes = ryw;
   o.read_your_writes_ms = window_ms;
   o.replica_max_lag_ms = max_lag_ms;
-  dorm_error err;
-  dorm_error_clear(&err);
-  dorm_db *db = dorm_db_open(T_loop, primary, &o, &err);
-  if (!db) {
-    fprintf(stderr, "open: %s\n", err.message);
-    fail();
-  }
-  dorm_result r = t_ok(dorm_db_ready(db));
-  dorm_result_free(&r);
-  return db;
+  return t_open_ready(primary, &o);
 }
 
 /* The port of the server that ran a read through db. */
@@ -170,17 +161,7 @@ static int node_of_port(int port) {
   return -1;
 }
 
-static void noop_timer(uv_timer_t *t) { (void)t; }
-
-static void run_for(uint64_t ms) {
-  uint64_t end = uv_now(&T_uv) + ms;
-  uv_timer_t t;
-  uv_timer_init(&T_uv, &t);
-  uv_timer_start(&t, noop_timer, ms, 0);
-  while (uv_now(&T_uv) < end) uv_run(&T_uv, UV_RUN_ONCE);
-  uv_close((uv_handle_t *)&t, NULL);
-  uv_run(&T_uv, UV_RUN_NOWAIT);
-}
+#define run_for t_run_for
 
 /* Read until a replica answers (they are used once probed). */
 static int wait_replica_read(dorm_db *db, uint64_t ms) {
