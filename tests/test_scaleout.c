@@ -263,6 +263,17 @@ static void test_routing(void **state) {
   assert_int_equal(g_seen[0], 0);
   assert_true(g_seen[1] > 0);
   assert_true(g_seen[2] > 0);
+  /* the server itself says so */
+  dorm_result rec = t_ok(dorm_async_execute_read(
+      db, "SELECT pg_is_in_recovery() AS rec", NULL, 0));
+  assert_true(dorm_row_bool(dorm_rows_row(dorm_result_rows_of(&rec), 0), "rec"));
+  dorm_result_free(&rec);
+  rec = t_ok(dorm_async_execute_read(dorm_db_primary(db),
+                                     "SELECT pg_is_in_recovery() AS rec", NULL,
+                                     0));
+  assert_false(
+      dorm_row_bool(dorm_rows_row(dorm_result_rows_of(&rec), 0), "rec"));
+  dorm_result_free(&rec);
   /* the primary handle, a transaction, raw writes: the primary */
   assert_int_equal(node_of_port(read_port(dorm_db_primary(db))), 0);
   dorm_result r = t_ok(dorm_async_atomic(db, tx_read_port, NULL));
@@ -456,6 +467,30 @@ static void test_pgbouncer(void **state) {
   admin_on(0, "ALTER DATABASE dorm_test RESET TimeZone");
 }
 
+/* ---- the dorm command ---------------------------------------------------- */
+
+static char g_dorm[512]; /* the dorm binary beside this test's build */
+
+/* dorm query reads $DATABASE_REPLICA_URLS: a good list works, a bad one
+ * is refused by name (so the variable is read). */
+static void test_cli_replicas(void **state) {
+  (void)state;
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd,
+           "DATABASE_REPLICA_URLS='%s' %s query --models "
+           "tests/data/query_models.json --db '%s' 'Author.filter(name=\"cli\").count()'"
+           " >/dev/null 2>&1",
+           g_replicas, g_dorm, g_primary);
+  assert_int_equal(sh("%s", cmd), 0);
+  snprintf(cmd, sizeof cmd,
+           "DATABASE_REPLICA_URLS='nonsense' %s query --models "
+           "tests/data/query_models.json --db '%s' 'Author.count()' 2>&1 | "
+           "grep -q 'replica 1: not a postgresql:// URI'",
+           g_dorm, g_primary);
+  assert_int_equal(sh("%s", cmd), 0);
+  t_loop_close(NULL);
+}
+
 /* ---- faults -------------------------------------------------------------- */
 
 static void test_replica_killed(void **state) {
@@ -532,11 +567,21 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_lag_bound, setup, teardown),
       cmocka_unit_test_setup_teardown(test_pgbouncer, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_cli_replicas, setup, teardown),
       cmocka_unit_test_setup_teardown(test_replica_killed, setup, teardown),
       cmocka_unit_test_setup_teardown(test_failover, setup, teardown),
   };
   S = dorm_schema_load_file("tests/data/query_models.json", NULL);
   if (!S) return 1;
+  /* build/tests/test_scaleout -> build/dorm */
+  char self[400];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  self[n > 0 ? n : 0] = 0;
+  char *slash = strrchr(self, '/');
+  if (slash) *slash = 0;
+  slash = strrchr(self, '/');
+  snprintf(g_dorm, sizeof g_dorm, "%.*s/dorm", slash ? (int)(slash - self) : 0,
+           self);
   Author = dorm_schema_model(S, "Author");
   if (cluster_start()) {
     fprintf(stderr, "test_scaleout: the cluster did not start\n");
