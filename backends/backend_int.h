@@ -154,6 +154,9 @@ extern const dorm__backend dorm__pg_backend;
 void dorm__db_backend_ready(dorm_db *db, const dorm_error *err);
 /* Everything the backend had is released; the facade may free db. */
 void dorm__db_backend_closed(dorm_db *db);
+/* The database handle behind db: itself, or the database a primary view
+ * (dorm_db_primary) or a transaction handle belongs to. */
+dorm_db *dorm__db_root(dorm_db *db);
 
 /* ---- errors ------------------------------------------------------------- */
 

@@ -789,6 +789,8 @@ int dorm_db_in_transaction(const dorm_db *db) {
   return db && db != db->root && !db->is_view;
 }
 
+dorm_db *dorm__db_root(dorm_db *db) { return db ? db->root : NULL; }
+
 dorm_db *dorm_db_primary(dorm_db *db) {
   if (!db || db->is_view) return db;
   if (db != db->root) return db; /* a transaction is on the primary */

@@ -556,6 +556,7 @@ static registry_entry *reg_head;
 
 dorm__pg_pool *dorm__pg_pool_of(dorm_db *db) {
   dorm__pg_pool *p = NULL;
+  db = dorm__db_root(db); /* a primary view or a transaction: its database */
   pthread_mutex_lock(&reg_lock);
   for (registry_entry *e = reg_head; e; e = e->next)
     if (e->db == db) p = e->pool;

@@ -245,6 +245,15 @@ static int teardown(void **state) {
 
 /* ---- routing ------------------------------------------------------------- */
 
+static int g_notified;
+
+static void on_notify(dorm_db *db, const dorm_notification *n, void *arg) {
+  (void)db;
+  (void)n;
+  (void)arg;
+  g_notified++;
+}
+
 static dorm_deferred *tx_read_port(dorm_db *tx, void *arg) {
   (void)arg;
   return dorm_async_execute_read(
@@ -295,6 +304,14 @@ static void test_routing(void **state) {
   r = t_ok(dorm_async_filter(db, q));
   dorm_result_free(&r);
   dorm_query_free(q);
+  /* LISTEN is on the primary, through the primary handle too */
+  g_notified = 0;
+  r = t_ok(dorm_listen(dorm_db_primary(db), "dorm_chan", on_notify, NULL));
+  dorm_result_free(&r);
+  r = t_ok(dorm_async_execute(db, "NOTIFY dorm_chan, 'hi'", NULL, 0));
+  dorm_result_free(&r);
+  for (int i = 0; i < 500 && !g_notified; i++) t_run_for(10);
+  assert_int_equal(g_notified, 1);
   /* a raw read that writes fails on a replica: it was sent there */
   char msg[256];
   assert_true(wait_replica_read(db, 10000) > 0);
@@ -398,12 +415,6 @@ static dorm_deferred *tx_insert_two(dorm_db *tx, void *arg) {
         "VALUES ('bouncer-tx', 'GB', '', true)",
         NULL, 0);
   return dorm_gather(T_loop, ds, 2, 0);
-}
-
-static void on_notify(dorm_db *db, const dorm_notification *n, void *arg) {
-  (void)db;
-  (void)n;
-  (void)arg;
 }
 
 static dorm_result check_value(dorm_result *res, void *arg) {
