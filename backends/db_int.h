@@ -1,0 +1,179 @@
+/* backends/db_int.h — the private structures of the database facade and
+ * the functions its files share: db.c (ops, opening and closing, the
+ * reading and writing calls, raw SQL), db_route.c (routing and
+ * read-your-writes), db_tx.c (transactions) and db_compound.c
+ * (get_or_create, update_or_create, bulk_create).  Backends never see it:
+ * their side of the facade is backend_int.h.
+ *
+ * A dorm_db is one of three things: a database handle (root is itself; it
+ * owns the backend, the connection slots, the requests the backend holds,
+ * the FIFO of requests waiting for a writer and the read-your-writes
+ * state), a transaction handle (made by db_tx.c for an atomic block), or
+ * the primary view (dorm_db_primary).  The last two point at their
+ * database through root.  An `op` is one request.
+ *
+ * Everything here runs on the loop thread.
+ */
+#ifndef DORM_DB_INT_H
+#define DORM_DB_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backends/backend_int.h"
+
+enum op_kind {
+  OP_ROWS,   /* DORM_RESULT_ROWS */
+  OP_GET,    /* exactly one row */
+  OP_FIRST,  /* first row or ENOTFOUND */
+  OP_ROW,    /* first row of a RETURNING / aggregate */
+  OP_COUNT,  /* rows -> first column as a count */
+  OP_EXISTS, /* rows -> bool */
+  OP_PLAIN,  /* the backend's result as it is (count or rows) */
+  OP_CTL     /* internal: BEGIN/COMMIT/...; result goes to `then` */
+};
+
+typedef struct op op;
+typedef void (*op_then_fn)(op *o, dorm_result *res, void *ctx);
+
+struct op {
+  dorm__req req;
+  dorm__stmt stmt; /* the single-statement case */
+  dorm__stmt *stmts;
+  size_t nstmts;
+  int own_stmts;       /* stmts is an array this op allocated */
+  dorm_sql sql;        /* compiled, owned (buffers kept when recycled) */
+  const dorm_sql *use; /* the statement to run: &sql or borrowed */
+  char *raw;           /* raw SQL text and parameter copies, owned */
+  dorm_value *raw_params;
+  int kind;
+  int write;
+  const char *model_name;
+  dorm_db *db;   /* the handle the request was made on (only valid until
+                    dorm__db_dispatch: a transaction handle may go first) */
+  dorm_db *root; /* its database */
+  dorm_deferred *d;
+  size_t conn;
+  int orphan;
+  int created; /* mark rows as created */
+  op_then_fn then;
+  void *then_ctx;
+  op *prev, *next; /* root's pending list */
+  int submitted;   /* lent to the backend (between submit and done) */
+  int primary;     /* a read that must run on the primary */
+  int retried;     /* a read already sent again after losing its replica */
+  int counted;     /* counted in root->writes_out */
+};
+
+struct atx; /* a transaction (db_tx.c) */
+
+/* Something waiting for a writer: an op or a transaction to begin. */
+typedef struct waiter {
+  op *o;
+  struct atx *a;
+  struct waiter *next;
+} waiter;
+
+typedef struct conn_state {
+  unsigned flags;
+  int pinned;
+  size_t inflight;
+} conn_state;
+
+typedef struct ready_wait {
+  dorm_deferred *d;
+  struct ready_wait *next;
+} ready_wait;
+
+struct dorm_db {
+  dorm_db *root; /* self for a database handle */
+  /* transaction handles */
+  int tx_active;
+  size_t tx_conn;
+  dorm_db *tx_outer; /* the outermost transaction handle (savepoint ids) */
+  int sp_next;
+  /* database handles */
+  const dorm__backend *be;
+  void *bstate;
+  dorm_loop *loop;
+  int closed, backend_gone, freed_cb_done;
+  dorm_db_close_cb close_cb;
+  void *close_arg;
+  conn_state *conns;
+  size_t nconns;
+  size_t rr;
+  op *pending;
+  size_t npending, max_pending;
+  waiter *wait_head, *wait_tail;
+  size_t live;     /* ops, transactions and their handles not yet freed */
+  int ready_state; /* 0 unknown, 1 up, -1 failed */
+  dorm_error ready_err;
+  ready_wait *ready_waits;
+  op *free_ops;
+  size_t nfree_ops;
+  /* dorm_db_primary: a view of the root whose requests all go to the
+   * primary (is_view set; made on first use, freed with the root) */
+  int is_view;
+  dorm_db *view;
+  /* replicas (root): REPLICA slots exist; read-your-writes state */
+  int has_replicas;
+  int ryw_mode; /* DORM_RYW_* */
+  uint64_t ryw_window_ms;
+  size_t writes_out;     /* writes and transactions not finished */
+  size_t lsn_out;        /* position queries after a write not answered */
+  int lsn_again;         /* a write finished while one was out: ask again */
+  uint64_t ryw_lsn;      /* reads must see the primary at this position */
+  uint64_t ryw_until_ms; /* reads stay on the primary until then */
+};
+
+/* ---- ops (db.c) --------------------------------------------------------- */
+
+/* A new op for db (recycled from its database's free list when it can
+ * be), or NULL when out of memory. */
+op *dorm__db_op_new(dorm_db *db, int kind);
+
+/* dorm__db_op_new with a deferred whose cancel reaches the backend: the
+ * op of a call that answers its caller. */
+op *dorm__db_op_public(dorm_db *db, int kind);
+
+/* Point the op's one statement at o->use, or at the text sql (borrowed). */
+void dorm__db_op_stmt_from_sql(op *o);
+void dorm__db_op_stmt_text(op *o, const char *sql);
+
+/* Fail, then free, an op that never reached the backend. */
+void dorm__db_op_fail_soon(op *o, dorm_result res);
+
+/* Unlink o from root->pending (back from the backend, or sent again). */
+void dorm__db_pending_remove(dorm_db *root, op *o);
+
+/* Free a closed database once its backend is gone and nothing of it (ops,
+ * transactions, handles) is left. */
+void dorm__db_maybe_free_root(dorm_db *root);
+
+/* ---- routing (db_route.c) ----------------------------------------------- */
+
+/* Send o now, or queue it until a writer is free (or fail it). */
+void dorm__db_dispatch(op *o);
+
+/* Lend o to the backend on slot conn. */
+void dorm__db_send_to(dorm_db *root, op *o, size_t conn);
+
+/* The least busy WRITE slot no transaction holds, or -1. */
+long dorm__db_free_writer(dorm_db *root);
+
+/* Queue o, or a transaction to begin (a), for a writer. */
+int dorm__db_wait_push(dorm_db *root, op *o, struct atx *a);
+
+/* 1 when o, a read that lost its replica, was sent again. */
+int dorm__db_retry_elsewhere(dorm_db *root, op *o);
+
+/* A write or a transaction of the database finished: later reads must
+ * see it. */
+void dorm__db_ryw_after_write(dorm_db *root);
+
+/* ---- transactions (db_tx.c) --------------------------------------------- */
+
+/* Fail a transaction that waited for a writer (the database is closing). */
+void dorm__db_atx_fail_waiting(struct atx *a);
+
+#endif
