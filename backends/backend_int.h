@@ -1,5 +1,5 @@
 /* backends/backend_int.h — the private contract between the database
- * facade (backends/db.c) and each backend (sqlite.c, pg.c), and the row
+ * facade (backends/db*.c) and each backend (sqlite.c, pg.c), and the row
  * builder they share (rows.c).
  *
  * The facade does everything that is the same for every database: it

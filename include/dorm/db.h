@@ -6,7 +6,7 @@
  * deferred (dorm/deferred.h) and never blocks the loop thread.  The same
  * calls work on every backend (SQLite on worker threads, PostgreSQL
  * non-blocking on the loop) with the same behaviour: the facade in
- * backends/db.c is written once over a table of backend functions.
+ * backends/db*.c is written once over a table of backend functions.
  *
  *     dorm_db *db = dorm_db_open(loop, "sqlite:///blog.db", NULL, &err);
  *     dorm_query *q = dorm_select(author);
