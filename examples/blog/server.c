@@ -15,7 +15,8 @@
  *
  * The database must be migrated first (`dorm migrate --migrations
  * examples/blog/migrations --db URL`); --db defaults to $DATABASE_URL, else
- * sqlite:///db.sqlite3.  The feed: on PostgreSQL the transaction that
+ * sqlite:///db.sqlite3; $DATABASE_REPLICA_URLS adds PostgreSQL read
+ * replicas.  The feed: on PostgreSQL the transaction that
  * creates an entry also NOTIFYs the channel "blog_entries" with its id,
  * delivered at COMMIT to every server listening (LISTEN), so the feed of
  * every process sees every entry; SQLite has no LISTEN, so there the POST
@@ -486,7 +487,15 @@ int main(int argc, char **argv) {
   uv_loop_t uv;
   uv_loop_init(&uv);
   app.loop = dorm_loop_new(&uv);
-  app.db = dorm_db_open(app.loop, url, NULL, &err); /* connects later */
+  /* PostgreSQL read replicas, if any: the dashboard's reads go there, the
+   * posts (a transaction) and the feed's LISTEN to the primary, and each
+   * post's own later reads still see it (docs/scaleout.md) */
+  dorm_db_options dbo;
+  dorm_db_options_init(&dbo);
+  const char *reps = getenv("DATABASE_REPLICA_URLS");
+  const char *u = url ? url : getenv("DATABASE_URL");
+  if (reps && *reps && u && strncmp(u, "sqlite:", 7)) dbo.replicas = reps;
+  app.db = dorm_db_open(app.loop, url, &dbo, &err); /* connects later */
   if (!app.db) {
     fprintf(stderr, "server: %s\n", err.message);
     return 1;
