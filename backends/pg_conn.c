@@ -1022,6 +1022,7 @@ static void attempt_failed(dorm__pg_conn *c, const char *why) {
   dorm_timer_stop(c->timer);
   c->state = DORM__PG_DOWN;
   c->had_failure = 1;
+  c->host_first = c->hosts_timed_out = 0; /* the next attempt: in order */
   if (c->backoff_ms < PG_BACKOFF_MIN_MS)
     c->backoff_ms = PG_BACKOFF_MIN_MS;
   else if (c->backoff_ms < PG_BACKOFF_MAX_MS)
@@ -1044,6 +1045,7 @@ static void connected(dorm__pg_conn *c) {
     return;
   }
   int reconnect = c->ever_ready;
+  c->host_first = c->hosts_timed_out = 0; /* a reconnect: hosts in order */
   c->state = DORM__PG_READY;
   c->ever_ready = 1;
   c->had_failure = 0;
@@ -1077,7 +1079,19 @@ static void conn_start(dorm__pg_conn *c) {
   if (p->closing) return;
   c->state = DORM__PG_CONNECTING;
   const dorm__pg_config *cfg = c->node->cfg;
-  c->pg = PQconnectStartParams(cfg->keys, cfg->vals, 0);
+  if (c->host_first) {
+    /* a host timed out: this attempt starts at the one after it */
+    const char **keys, **vals;
+    char **owned;
+    if (dorm__pg_hosts_rotated(cfg, c->host_first, &keys, &vals, &owned)) {
+      attempt_failed(c, "out of memory");
+      return;
+    }
+    c->pg = PQconnectStartParams(keys, vals, 0);
+    dorm__pg_hosts_free(keys, vals, owned, cfg->nkeys);
+  } else {
+    c->pg = PQconnectStartParams(cfg->keys, cfg->vals, 0);
+  }
   if (!c->pg) {
     attempt_failed(c, "out of memory");
     return;
@@ -1096,11 +1110,33 @@ static void conn_start(dorm__pg_conn *c) {
   watch_fd(c);
 }
 
+/* The connect timer fired on a multi-host URL: if some host has not had
+ * its turn, start again at the host after the one libpq was stuck on
+ * (libpq applies connect_timeout per host only when it blocks).  1 when a
+ * new attempt started. */
+static int next_host(dorm__pg_conn *c) {
+  const dorm__pg_config *cfg = c->node->cfg;
+  size_t n = dorm__pg_host_count(cfg);
+  if (n < 2 || !c->pg) return 0;
+  size_t at =
+      dorm__pg_host_index(cfg, c->host_first, PQhost(c->pg), PQport(c->pg));
+  c->hosts_timed_out += at + 1;
+  if (c->hosts_timed_out >= n) return 0; /* every host had its turn */
+  c->host_first = (c->host_first + at + 1) % n;
+  dorm_poll_set_fd(c->poll, -1);
+  c->fd = -1;
+  PQfinish(c->pg);
+  c->pg = NULL;
+  c->state = DORM__PG_DOWN;
+  conn_start(c);
+  return 1;
+}
+
 static void timer_cb(dorm_timer *t, void *arg) {
   dorm__pg_conn *c = arg;
   (void)t;
   c->pool->in_cb++;
-  if (c->state == DORM__PG_CONNECTING) {
+  if (c->state == DORM__PG_CONNECTING && !next_host(c)) {
     char msg[200];
     snprintf(msg, sizeof msg,
              "connection timed out after %llu ms (connect_timeout)",

@@ -70,6 +70,23 @@ int dorm__pg_split_urls(const char *list, char ***out, size_t *n,
 void dorm__pg_urls_free(char **urls, size_t n);
 void dorm__pg_config_free(dorm__pg_config *cfg);
 
+/* ---- multi-host lists (pg_hosts.c) --------------------------------------- */
+
+/* Hosts in cfg's host (or hostaddr) list: 1 for a single host. */
+size_t dorm__pg_host_count(const dorm__pg_config *cfg);
+/* cfg's keyword arrays with the host, hostaddr and port lists rotated to
+ * start at host `first` (NULL-terminated; *owned holds the rotated
+ * strings).  0 or DORM_ENOMEM.  Free with dorm__pg_hosts_free. */
+int dorm__pg_hosts_rotated(const dorm__pg_config *cfg, size_t first,
+                           const char ***keys, const char ***vals,
+                           char ***owned);
+void dorm__pg_hosts_free(const char **keys, const char **vals, char **owned,
+                         size_t nkeys);
+/* The position, in an attempt that started at host `first`, of the host
+ * libpq reports (PQhost, PQport); 0 when it cannot be told. */
+size_t dorm__pg_host_index(const dorm__pg_config *cfg, size_t first,
+                           const char *host, const char *port);
+
 /* ---- one connection (pg_conn.c) ------------------------------------------ */
 
 typedef enum dorm__pg_state {
@@ -113,6 +130,9 @@ struct dorm__pg_conn {
   int fd;            /* the socket poll watches (-1 none) */
   int interest;      /* DORM_READABLE / DORM_WRITABLE asked of poll */
   dorm_timer *timer; /* connect timeout, or backoff */
+  /* multi-host URLs: the host this attempt starts at, and how many hosts
+   * timed out since the last success or failure (pg_hosts.c) */
+  size_t host_first, hosts_timed_out;
   uint64_t backoff_ms;
   int ever_ready;  /* reached READY at least once */
   int had_failure; /* the last attempt failed: fail queued work at once */

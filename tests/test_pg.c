@@ -698,6 +698,26 @@ static void test_connect_failures(void **state) {
   uint64_t dt = uv_now(&T_uv) - t0;
   assert_true(dt >= 1900 && dt < 6000);
   t_loop_close(db);
+
+  /* multi-host: the first host never answers; after its connect_timeout
+   * the next host gets its turn (libpq's per-host timeout, which it only
+   * applies when blocking) */
+  t_loop_open();
+  snprintf(url, sizeof url,
+           "host=%s,%s port=5998,%s user=dorm dbname=dorm_test "
+           "connect_timeout=2",
+           dir, getenv("DORM_TEST_PGSOCK"), getenv("DORM_TEST_PGPORT"));
+  dorm_error_clear(&err);
+  dorm_db_options one;
+  dorm_db_options_init(&one);
+  one.pool_size = 1;
+  db = dorm_db_open(T_loop, url, &one, &err);
+  assert_non_null(db);
+  t0 = uv_now(&T_uv);
+  assert_int_equal(scalar(db, "SELECT 12"), 12);
+  dt = uv_now(&T_uv) - t0;
+  assert_true(dt >= 1900 && dt < 6000);
+  t_loop_close(db);
   close(fd);
   unlink(sa.sun_path);
   rmdir(dir);
