@@ -113,6 +113,8 @@ static void run(const char *conninfo, int pool, int inflight, double secs) {
   dorm_db_options o;
   dorm_db_options_init(&o);
   o.pool_size = pool;
+  /* bench/bench_scaleout.sh: the same lookups spread over read replicas */
+  o.replicas = getenv("DORM_BENCH_REPLICAS");
   dorm_error err;
   dorm_error_clear(&err);
   db = dorm_db_open(loop, conninfo, &o, &err);
