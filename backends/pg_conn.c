@@ -648,8 +648,15 @@ static dorm_result error_from_res(dorm__pg_conn *c, const PGresult *res) {
   const char *prim = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
   const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
   if (!prim) {
+    /* no server message: libpq's own (a protocol or connection problem),
+     * else at least say what kind of result it was */
     set_error_text(c, PQresultErrorMessage(res));
-    prim = c->last_error[0] ? c->last_error : "unknown error";
+    if (!c->last_error[0] && c->pg) set_error_text(c, PQerrorMessage(c->pg));
+    if (!c->last_error[0])
+      snprintf(c->last_error, sizeof c->last_error,
+               "%s without a message from the server",
+               PQresStatus(PQresultStatus(res)));
+    prim = c->last_error;
   }
   dorm_result r = dorm__db_error(state, "postgresql: %s%s%s", prim,
                                  detail ? " (" : "", detail ? detail : "");
