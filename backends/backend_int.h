@@ -62,6 +62,9 @@ typedef struct dorm__stmt {
    * columns NULL the backend decides (rows when the statement has result
    * columns). */
   int returns_rows;
+  /* 1: it takes row locks (dorm_sql.row_lock): it must run on the primary,
+   * and never shares a pipeline Sync with other reads */
+  int row_lock;
 } dorm__stmt;
 
 enum dorm__req_flags {

@@ -114,6 +114,7 @@ void dorm__db_op_stmt_from_sql(op *o) {
   o->stmt.related = s->related;
   o->stmt.nrelated = s->nrelated;
   o->stmt.returns_rows = s->returns_rows;
+  o->stmt.row_lock = s->row_lock;
   o->stmts = &o->stmt;
   o->nstmts = 1;
 }

@@ -98,18 +98,6 @@ static long pick_reader(dorm_db *root, op *o) {
   return free_reader(root, 0, 0);
 }
 
-/* A row lock (select_for_update) must be taken on the primary.  Compiled
- * SQL only: its identifiers are checked names, so the text " FOR UPDATE"
- * can only be the lock clause. */
-static int takes_row_lock(const dorm__stmt *st) {
-  if (!st->columns || !st->returns_rows) return 0;
-  const char *kw[] = {" FOR UPDATE", " FOR NO KEY UPDATE", " FOR SHARE",
-                      " FOR KEY SHARE"};
-  for (size_t i = 0; i < sizeof kw / sizeof kw[0]; i++)
-    if (strstr(st->sql, kw[i])) return 1;
-  return 0;
-}
-
 /* ---- read-your-writes --------------------------------------------------- */
 
 /* The primary's position after a write came back: reads need a replica
@@ -216,8 +204,9 @@ void dorm__db_dispatch(op *o) {
     dorm__db_send_to(root, o, db->tx_conn);
     return;
   }
+  /* a row lock (select_for_update) can only be taken on the primary */
   if (!o->write && root->has_replicas && o->nstmts == 1 &&
-      takes_row_lock(&o->stmts[0]))
+      o->stmts[0].row_lock)
     o->primary = 1;
   if (!o->write) {
     long c = pick_reader(root, o);

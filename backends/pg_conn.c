@@ -55,7 +55,6 @@ struct dorm__pg_stmt_cache_entry {
   size_t ntypes;
   char name[24];
   enum { SCE_NEW, SCE_PENDING, SCE_READY, SCE_FAILED } state;
-  int row_lock; /* the SQL ends with a row lock (" FOR ..."): not grouped */
   /* why the last prepare failed: given to executions that relied on it */
   char fail_state[6];
   char *fail_msg; /* owned or NULL */
@@ -201,11 +200,6 @@ static void cache_clear(dorm__pg_conn *c) {
 
 /* A row lock in a compiled SELECT comes last (FOR UPDATE [OF ...]
  * [NOWAIT | SKIP LOCKED]): look in the tail. */
-static int has_row_lock(const char *sql, size_t len) {
-  size_t tail = len > 48 ? 48 : len;
-  return memmem(sql + len - tail, tail, " FOR ", 5) != NULL;
-}
-
 /* Find or add the entry for (sql, types).  NULL when the cache is full or
  * out of memory: the statement then goes unnamed.  The entry found last
  * is tried first with two memcmp, cheaper than hashing the text: a
@@ -268,7 +262,6 @@ static dorm__pg_sce *cache_get(dorm__pg_conn *c, const char *sql, size_t len,
   e->len = len;
   e->ntypes = n;
   e->state = SCE_NEW;
-  e->row_lock = has_row_lock(sql, len);
   c->cache[i] = e;
   c->cache_count++;
   return c->mru = e;
@@ -442,14 +435,12 @@ static int params_encode(dorm__pg_conn *c, const dorm__stmt *st, char *why,
  * that were sent later (never inside a transaction). */
 #define PG_GROUP_MAX 64
 
-static int groupable(const dorm__pg_conn *c, const dorm__req *req,
-                     const dorm__pg_sce *e) {
+static int groupable(const dorm__pg_conn *c, const dorm__req *req) {
   if (c->tx_open || req->nstmts != 1 || req->flags) return 0;
   const dorm__stmt *st = &req->stmts[0];
   if (!st->columns || !st->returns_rows || st->len < 7) return 0;
   if (memcmp(st->sql, "SELECT ", 7)) return 0;
-  /* e: the statement's cache entry, which knows (NULL: uncached) */
-  return e ? !e->row_lock : !has_row_lock(st->sql, st->len);
+  return !st->row_lock;
 }
 
 /* End the open group with its Sync.  0 or -1 (libpq refused). */
@@ -512,7 +503,7 @@ static int send_req(dorm__pg_conn *c, dorm__req *req) {
     if (s == 0) {
       /* nothing of the request is sent yet: end the open group unless
        * this request joins it */
-      grouped = groupable(c, req, e);
+      grouped = groupable(c, req);
       if (!grouped && group_close(c)) return -1;
     }
     if (e && (e->state == SCE_NEW || e->state == SCE_FAILED)) {
@@ -613,7 +604,7 @@ static void conn_dispatch(dorm__pg_conn *c) {
   int one_segment = c->node->cfg->pgbouncer;
   while (c->wait_head && c->nfly < PG_MAX_FLY && !c->hold) {
     if (one_segment && c->ring_count &&
-        !(c->group_n && groupable(c, c->wait_head, NULL)))
+        !(c->group_n && groupable(c, c->wait_head)))
       break; /* only reads join the open group; the rest wait */
     dorm__req *r = wait_pop(c);
     if (c->tx_open < 0 && tx_broken_filter(c, r)) continue;

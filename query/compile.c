@@ -758,6 +758,7 @@ int dorm__compile_select(cctx *c) {
   }
   emit_plain_select(c, 1, !q->aggregate);
   if (q->lock) {
+    c->out->row_lock = 1;
     dorm__emitl(c, " FOR UPDATE");
     int any_left = 0;
     for (int i = 0; i < c->njoins; i++) any_left |= c->joins[i].left;
@@ -879,6 +880,7 @@ int dorm_compile(const dorm_query *q, dorm_dialect dialect, dorm_sql *out,
   out->nrelated = 0;
   out->arena_len = 0;
   out->returns_rows = 0;
+  out->row_lock = 0;
   out->kind = q->kind;
   if (out->text) out->text[0] = '\0';
   if (q->has_err) return dorm_error_copy(err, &q->err);

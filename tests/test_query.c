@@ -154,6 +154,8 @@ static void expect(dorm_query *q, dorm_dialect d, const char *sql,
   }
   assert_string_equal(out.text, sql);
   assert_int_equal(out.len, strlen(sql));
+  /* the lock flag says what the text says (identifiers never hold it) */
+  assert_int_equal(out.row_lock, strstr(sql, " FOR UPDATE") != NULL);
   if (params) {
     char got[2048];
     render_params(&out, got, sizeof got);
@@ -1086,6 +1088,16 @@ static void test_select_for_update(void **state) {
          A_FROM " WHERE \"author\".\"id\" = $1 FOR UPDATE SKIP LOCKED", "1");
   expect_error(q, DORM_DIALECT_SQLITE, DORM_EUNSUPPORTED, "select_for_update",
                "SQLite", NULL);
+  /* a dorm_sql compiled again for a query without the lock drops the flag */
+  dorm_sql out;
+  dorm_sql_init(&out);
+  assert_int_equal(dorm_compile(q, DORM_DIALECT_POSTGRES, &out, NULL), 0);
+  assert_int_equal(out.row_lock, 1);
+  dorm_query *plain = dorm_select(Author);
+  assert_int_equal(dorm_compile(plain, DORM_DIALECT_POSTGRES, &out, NULL), 0);
+  assert_int_equal(out.row_lock, 0);
+  dorm_query_free(plain);
+  dorm_sql_free(&out);
   dorm_query_free(q);
 
   q = dorm_select(Entry);

@@ -216,6 +216,7 @@ typedef struct dorm_sql {
   size_t nrelated;
   dorm_query_kind kind;
   int returns_rows; /* 1 when the statement yields rows */
+  int row_lock;     /* 1 when it takes row locks (dorm_select_for_update) */
   /* private */
   /* per parameter, 1 when it is an integer compared with a 32-bit integer
    * column and fits in 32 bits: PostgreSQL gets it as int4, so the index
