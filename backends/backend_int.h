@@ -29,6 +29,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "dorm/db.h"
 #include "dorm/deferred.h"
@@ -37,6 +38,14 @@
 #include "dorm/query.h"
 #include "dorm/rows.h"
 #include "dorm/value.h"
+
+/* Milliseconds on the monotonic clock (read-your-writes windows, replica
+ * probes and lag). */
+static inline uint64_t dorm__mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 /* ---- requests ----------------------------------------------------------- */
 

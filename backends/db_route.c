@@ -18,16 +18,9 @@
  */
 #include <stdint.h>
 #include <string.h>
-#include <time.h>
 
 #include "backends/db_int.h"
 #include "base/base_int.h"
-
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* ---- slots -------------------------------------------------------------- */
 
@@ -89,7 +82,7 @@ static long pick_reader(dorm_db *root, op *o) {
     int primary = 0;
     if (root->ryw_mode != DORM_RYW_OFF) {
       primary = root->writes_out > 0 || root->lsn_out > 0 || root->lsn_again ||
-                (root->ryw_until_ms && now_ms() < root->ryw_until_ms);
+                (root->ryw_until_ms && dorm__mono_ms() < root->ryw_until_ms);
       if (root->ryw_mode == DORM_RYW_LSN) need = root->ryw_lsn;
     }
     long c = primary ? -1 : free_reader(root, 1, need);
@@ -118,7 +111,7 @@ static void ryw_lsn_then(op *o, dorm_result *res, void *ctx) {
   if (lsn) {
     if (lsn > root->ryw_lsn) root->ryw_lsn = lsn;
   } else if (!root->closed) {
-    root->ryw_until_ms = now_ms() + root->ryw_window_ms;
+    root->ryw_until_ms = dorm__mono_ms() + root->ryw_window_ms;
   }
   if (root->lsn_again && !root->closed) {
     root->lsn_again = 0;
@@ -131,7 +124,7 @@ static void ryw_lsn_then(op *o, dorm_result *res, void *ctx) {
 void dorm__db_ryw_after_write(dorm_db *root) {
   if (!root->has_replicas || root->closed) return;
   if (root->ryw_mode == DORM_RYW_WINDOW) {
-    root->ryw_until_ms = now_ms() + root->ryw_window_ms;
+    root->ryw_until_ms = dorm__mono_ms() + root->ryw_window_ms;
     return;
   }
   if (root->ryw_mode != DORM_RYW_LSN || !root->be->lsn_sql) return;
@@ -148,7 +141,7 @@ void dorm__db_ryw_after_write(dorm_db *root) {
 static void ryw_ask_lsn(dorm_db *root) {
   op *o = dorm__db_op_new(root, OP_CTL);
   if (!o) {
-    root->ryw_until_ms = now_ms() + root->ryw_window_ms;
+    root->ryw_until_ms = dorm__mono_ms() + root->ryw_window_ms;
     return;
   }
   /* asked after the write's commit, so the answer covers it */

@@ -222,7 +222,8 @@ struct dorm__pg_node {
   size_t first, n;             /* its slots */
   int down;                    /* a connection failed, none came up since */
   int probing;                 /* a probe is in flight */
-  int probed;                  /* a probe answered since it came up */
+  int probed;                  /* a probe answered since it came up, and
+                                  recently (probe_tick clears it) */
   int in_recovery;             /* the last probe said so */
   uint64_t lsn;                /* replay (replica) or current (primary) */
   uint64_t lag_ms;             /* a replica's, as of its last probe */

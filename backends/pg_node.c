@@ -31,19 +31,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "backends/pg_int.h"
 
 static const char PROBE_SQL[] =
     "SELECT pg_is_in_recovery(), (CASE WHEN pg_is_in_recovery() THEN "
     "pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text";
-
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 uint64_t dorm__pg_parse_lsn(const char *s) {
   if (!s) return 0;
@@ -103,7 +96,7 @@ static void probe_done(dorm__req *req) {
     uint64_t lsn = pos && pos->type == DORM_T_TEXT
                        ? dorm__pg_parse_lsn(pos->u.s.ptr)
                        : 0;
-    uint64_t at = now_ms();
+    uint64_t at = dorm__mono_ms();
     node->in_recovery = rec && rec->type == DORM_T_BOOL && rec->u.b;
     if (lsn) {
       node->lsn = lsn;
@@ -140,6 +133,14 @@ static void probe_send(dorm__pg_node *node) {
 static void probe_tick(dorm_timer *t, void *arg) {
   dorm__pg_pool *p = arg;
   (void)t;
+  /* a server that stopped answering probes (hung, not closed) is not used
+   * until one answers again: judged here, once per interval, so choosing
+   * a replica for a read reads no clock */
+  uint64_t now = dorm__mono_ms();
+  uint64_t stale = 10 * p->check_ms < 2000 ? 2000 : 10 * p->check_ms;
+  for (size_t i = 1; i < p->nnodes; i++)
+    if (p->nodes[i].probed && now - p->nodes[i].probed_at > stale)
+      p->nodes[i].probed = 0;
   p->in_cb++;
   for (size_t i = 0; i < p->nnodes; i++) probe_send(&p->nodes[i]);
   p->in_cb--;
@@ -196,8 +197,5 @@ int dorm__pg_slot_usable(dorm__pg_pool *p, size_t conn, uint64_t min_lsn) {
   if (conn >= p->nconns) return 0;
   const dorm__pg_node *node = p->conns[conn]->node;
   if (node->down || !node->probed || node->lsn < min_lsn) return 0;
-  if (p->max_lag_ms && node->lag_ms > p->max_lag_ms) return 0;
-  /* a server that stopped answering probes (hung, not closed) */
-  uint64_t stale = 10 * p->check_ms < 2000 ? 2000 : 10 * p->check_ms;
-  return now_ms() - node->probed_at <= stale;
+  return !p->max_lag_ms || node->lag_ms <= p->max_lag_ms;
 }
