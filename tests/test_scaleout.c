@@ -483,7 +483,7 @@ static void test_pgbouncer(void **state) {
 static char g_dorm[512]; /* the dorm binary beside this test's build */
 
 /* dorm query reads $DATABASE_REPLICA_URLS: a good list works, a bad one
- * is refused by name (so the variable is read). */
+ * is refused by name (so the variable is read); dorm serve uses it too. */
 static void test_cli_replicas(void **state) {
   (void)state;
   char cmd[2048];
@@ -498,6 +498,17 @@ static void test_cli_replicas(void **state) {
            "tests/data/query_models.json --db '%s' 'Author.count()' 2>&1 | "
            "grep -q 'replica 1: not a postgresql:// URI'",
            g_dorm, g_primary);
+  assert_int_equal(sh("%s", cmd), 0);
+  /* dorm serve with the database from $DATABASE_URL (no --db): it starts
+   * listening with its replicas, and stops cleanly on SIGTERM */
+  snprintf(cmd, sizeof cmd,
+           "log=%s/serve.log; DATABASE_URL='%s' DATABASE_REPLICA_URLS='%s' "
+           "%s serve --models tests/data/query_models.json --port 0 "
+           "2>$log & pid=$!; "
+           "for i in $(seq 1 100); do grep -q 'listening on' $log && break; "
+           "sleep 0.05; done; grep -q 'listening on' $log || exit 1; "
+           "kill -TERM $pid; wait $pid",
+           g_dir, g_primary, g_replicas, g_dorm);
   assert_int_equal(sh("%s", cmd), 0);
   t_loop_close(NULL);
 }

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tools/cli.h"
 #include "tools/serve.h"
 
 int cmd_serve(int argc, char **argv);
@@ -277,9 +278,8 @@ int cmd_serve(int argc, char **argv) {
   dorm_db_options dbo;
   dorm_db_options_init(&dbo);
   dbo.pool_size = (int)pool;
-  /* reads to the PostgreSQL read replicas, when there are some */
-  const char *reps = getenv("DATABASE_REPLICA_URLS");
-  if (reps && *reps && strncmp(url, "sqlite:", 7)) dbo.replicas = reps;
+  /* reads to the read replicas ($DATABASE_URL too may name PostgreSQL) */
+  dbo.replicas = cli_db_replicas(cli_db_url(url));
   st->db = dorm_db_open(r->loop, url, &dbo, &err);
   if (!st->db) {
     fprintf(stderr, "dorm: error: %s\n", err.message);
