@@ -250,9 +250,11 @@ dorm_deferred *dorm_async_update_or_create(dorm_db *db, const dorm_model *model,
  * (rows changed).  More than one statement in sql is DORM_EINVAL. */
 dorm_deferred *dorm_async_execute(dorm_db *db, const char *sql,
                                   const dorm_value *params, size_t n);
-/* The same for a statement that only reads: with read replicas it may run
- * on one (docs/scaleout.md); on SQLite it runs on a read-only reader
- * connection, so a write in it fails. */
+/* The same for a statement that only reads (sql and params copied during
+ * the call, the deferred borrowed as in RULES): with read replicas it may
+ * run on one (docs/scaleout.md); on a SQLite file it runs on a read-only
+ * reader connection, so a write in it fails there (a memory database has
+ * one connection for everything). */
 dorm_deferred *dorm_async_execute_read(dorm_db *db, const char *sql,
                                        const dorm_value *params, size_t n);
 /* n statements without parameters, run in order on the writer; stops at
