@@ -148,6 +148,12 @@ static void method_not_allowed(dorm_http_response *res, const char *method,
   answer_error(res, 405, msg);
 }
 
+/* HEAD is GET without the body (the HTTP layer drops the body bytes and
+ * keeps the head, Content-Length included), as RFC 9110 asks. */
+static int is_get(const dorm_http_request *req) {
+  return !strcmp(req->method, "GET") || !strcmp(req->method, "HEAD");
+}
+
 static call *call_new(dorm_http_request *req, dorm_http_response *res,
                       const dorm_model *m, enum op op) {
   call *c = malloc(sizeof *c);
@@ -171,10 +177,11 @@ static void refused(dorm_http_response *res, call *c, const serve_refusal *w) {
 static void route_collection(serve_state *st, dorm_http_request *req,
                              dorm_http_response *res, const dorm_model *m,
                              int is_count) {
-  int get = !strcmp(req->method, "GET");
+  int get = is_get(req);
   int post = !strcmp(req->method, "POST");
   if (is_count ? !get : !(get || post))
-    return method_not_allowed(res, req->method, is_count ? "GET" : "GET, POST");
+    return method_not_allowed(res, req->method,
+                              is_count ? "GET, HEAD" : "GET, HEAD, POST");
   serve_refusal why;
   dorm_query *q = st->q;
   if (post) {
@@ -199,14 +206,14 @@ static void route_object(serve_state *st, dorm_http_request *req,
                          dorm_http_response *res, const dorm_model *m,
                          char *pktext) {
   enum op op;
-  if (!strcmp(req->method, "GET"))
+  if (is_get(req))
     op = OP_GET;
   else if (!strcmp(req->method, "PATCH"))
     op = OP_UPDATE;
   else if (!strcmp(req->method, "DELETE"))
     op = OP_DELETE;
   else
-    return method_not_allowed(res, req->method, "GET, PATCH, DELETE");
+    return method_not_allowed(res, req->method, "GET, HEAD, PATCH, DELETE");
   call *c = call_new(req, res, m, op);
   if (!c) return;
   size_t n = dorm_http_url_decode(pktext, strlen(pktext));
@@ -251,8 +258,8 @@ void serve_handle(dorm_http_request *req, dorm_http_response *res, void *arg) {
   serve_state *st = arg;
   const char *path = req->path;
   if (!strcmp(path, "/healthz")) {
-    if (strcmp(req->method, "GET"))
-      return method_not_allowed(res, req->method, "GET");
+    if (!is_get(req))
+      return method_not_allowed(res, req->method, "GET, HEAD");
     call *c = call_new(req, res, NULL, OP_HEALTH);
     if (c) await(c, dorm_async_execute(st->db, "SELECT 1", NULL, 0));
     return;
