@@ -874,51 +874,14 @@ int dorm_compile(const dorm_query *q, dorm_dialect dialect, dorm_sql *out,
                  dorm_error *err) {
   if (!q || !out)
     return dorm_error_set(err, DORM_EINVAL, "NULL query or output");
-  out->len = 0;
-  out->nparams = 0;
-  out->ncolumns = 0;
-  out->nrelated = 0;
-  out->arena_len = 0;
-  out->returns_rows = 0;
-  out->row_lock = 0;
+  cctx c;
+  dorm__cctx_start(&c, q, dialect, out, err);
   out->kind = q->kind;
-  if (out->text) out->text[0] = '\0';
   if (q->has_err) return dorm_error_copy(err, &q->err);
   if (dialect != DORM_DIALECT_POSTGRES && dialect != DORM_DIALECT_SQLITE)
     return dorm_error_set(err, DORM_EINVAL, "unknown dialect %d", (int)dialect);
-
-  cctx c;
-  c.q = q;
-  c.d = dialect;
-  c.out = out;
-  c.err = err;
-  c.failed = 0;
-  c.njoins = 0;
-  c.no_joins = 0;
-  c.registering = 0;
-  c.int4_rhs = 0;
   set_base_table(&c, q->model->table);
-  /* write straight into out's text buffer, keeping its capacity */
-  c.buf.data = out->text;
-  c.buf.cap = out->text_cap;
-  c.buf.len = 0;
-  c.buf.oom = 0;
-
   int rc = q->kind == DORM_QUERY_SELECT ? dorm__compile_select(&c)
                                         : dorm__compile_write(&c);
-  if (!rc) rc = dorm__sql_finish(&c);
-  out->text = c.buf.data;
-  out->text_cap = c.buf.cap;
-  if (rc) {
-    out->len = 0;
-    out->nparams = 0;
-    out->ncolumns = 0;
-    out->nrelated = 0;
-    if (out->text) out->text[0] = '\0';
-    if (err && err->code == 0) dorm_error_set(err, rc, "%s", dorm_strerror(rc));
-    return rc;
-  }
-  out->len = c.buf.len;
-  out->text[out->len] = '\0'; /* the emitters leave room for it */
-  return 0;
+  return dorm__cctx_end(&c, rc);
 }

@@ -375,6 +375,12 @@ int dorm__add_column(cctx *c, const char *name, const dorm_field *f,
  * copy. */
 int dorm__add_column_static(cctx *c, const char *name, const dorm_field *f,
                             const dorm_model *m, int relation, dorm_type t);
+/* Begin writing a statement into out (emptied, its buffers kept). */
+void dorm__cctx_start(cctx *c, const dorm_query *q, dorm_dialect dialect,
+                      dorm_sql *out, dorm_error *err);
+/* End it: rc 0 finishes the statement (dorm__sql_finish); otherwise out
+ * holds none and err says why.  Returns 0 or the error code. */
+int dorm__cctx_end(cctx *c, int rc);
 /* Offsets recorded while compiling -> pointers, once at the end. */
 int dorm__sql_finish(cctx *c);
 int dorm__cfail(cctx *c, int code, const char *fmt, ...)

@@ -9,6 +9,7 @@
  * into pointers once at the end (dorm__sql_finish).
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,6 +26,52 @@ void dorm_sql_free(dorm_sql *sql) {
   dorm__free(sql->related);
   dorm__free(sql->arena);
   memset(sql, 0, sizeof *sql);
+}
+
+void dorm__cctx_start(cctx *c, const dorm_query *q, dorm_dialect dialect,
+                      dorm_sql *out, dorm_error *err) {
+  out->len = 0;
+  out->nparams = 0;
+  out->ncolumns = 0;
+  out->nrelated = 0;
+  out->arena_len = 0;
+  out->returns_rows = 0;
+  out->row_lock = 0;
+  if (out->text) out->text[0] = '\0';
+  memset(c, 0, offsetof(cctx, joins));
+  c->q = q;
+  c->d = dialect;
+  c->out = out;
+  c->err = err;
+  c->njoins = 0;
+  c->no_joins = 0;
+  c->registering = 0;
+  c->int4_rhs = 0;
+  /* write straight into out's text buffer, keeping its capacity */
+  c->buf.data = out->text;
+  c->buf.cap = out->text_cap;
+  c->buf.len = 0;
+  c->buf.oom = 0;
+}
+
+int dorm__cctx_end(cctx *c, int rc) {
+  dorm_sql *out = c->out;
+  if (!rc) rc = dorm__sql_finish(c);
+  out->text = c->buf.data;
+  out->text_cap = c->buf.cap;
+  if (rc) {
+    out->len = 0;
+    out->nparams = 0;
+    out->ncolumns = 0;
+    out->nrelated = 0;
+    if (out->text) out->text[0] = '\0';
+    if (c->err && c->err->code == 0)
+      dorm_error_set(c->err, rc, "%s", dorm_strerror(rc));
+    return rc;
+  }
+  out->len = c->buf.len;
+  out->text[out->len] = '\0'; /* the emitters leave room for it */
+  return 0;
 }
 
 int dorm__cfail(cctx *c, int code, const char *fmt, ...) {
