@@ -12,6 +12,11 @@
  * bulk_create compiles a many-row INSERT in chunks that fit the backend's
  * parameter limit, through dorm_compile_ex (the query itself is never
  * changed), and sends them as one request.
+ *
+ * The many-to-many calls (add, remove, clear, set) compile their join-table
+ * statements with dorm_compile_m2m, chunked the same way; one statement
+ * runs as it is, several (a long list, or set's remove-then-add) run as
+ * one request inside a transaction.
  */
 #include <string.h>
 
@@ -30,6 +35,16 @@ static dorm_deferred *run_sql(dorm_db *db, const dorm_sql *sql, int kind,
   o->created = created;
   dorm__db_op_stmt_from_sql(o);
   dorm__db_dispatch(o);
+  return d;
+}
+
+/* A deferred that fires soon with res (R2: never inside the call). */
+static dorm_deferred *fire_soon(dorm_db *db, dorm_result res) {
+  dorm_deferred *d = dorm_deferred_new(NULL, NULL);
+  if (d)
+    dorm_deferred_fire_soon(db->root->loop, d, res);
+  else
+    dorm_result_free(&res);
   return d;
 }
 
@@ -131,13 +146,9 @@ static dorm_deferred *goc_start(dorm_db *db, const dorm_model *model,
   dorm_query_free(u);
   if (rc) {
     /* report through the deferred (R2), as every other call */
-    dorm_deferred *d = dorm_deferred_new(NULL, NULL);
-    if (d)
-      dorm_deferred_fire_soon(db->root->loop, d,
-                              err.code ? dorm_result_error_from(&err)
-                                       : dorm_result_error(rc, NULL));
     goc_free(g);
-    return d;
+    return fire_soon(db, err.code ? dorm_result_error_from(&err)
+                                  : dorm_result_error(rc, NULL));
   }
   dorm_deferred *d = dorm_async_atomic(db, goc_body, g);
   if (!d) {
@@ -259,16 +270,11 @@ dorm_deferred *dorm_async_bulk_create(dorm_db *db, dorm_query *q) {
                       &err);
   if (!rc && b->n == 0) {
     bulk_free(b);
-    dorm_deferred *d = dorm_deferred_new(NULL, NULL);
-    if (d) dorm_deferred_fire_soon(db->root->loop, d, dorm_result_count(0));
-    return d;
+    return fire_soon(db, dorm_result_count(0));
   }
   if (rc) {
     bulk_free(b);
-    dorm_deferred *d = dorm_deferred_new(NULL, NULL);
-    if (d)
-      dorm_deferred_fire_soon(db->root->loop, d, dorm_result_error_from(&err));
-    return d;
+    return fire_soon(db, dorm_result_error_from(&err));
   }
   dorm_deferred *d = dorm_async_atomic(db, bulk_body, b);
   if (!d) {
@@ -277,4 +283,127 @@ dorm_deferred *dorm_async_bulk_create(dorm_db *db, dorm_query *q) {
   }
   dorm_deferred_add_both(d, bulk_finally, b);
   return d;
+}
+
+/* ---- many-to-many: add, remove, clear, set ------------------------------ */
+
+/* Compile mop over targets[0..n) into b, in chunks of at most `chunk`
+ * targets (one statement for CLEAR, and for KEEP_ONLY, which needs every
+ * target in one NOT IN list). */
+static int m2m_compile(dorm_db *db, const dorm_model *model, const char *field,
+                       dorm_m2m_op mop, dorm_value pk, const dorm_value *targets,
+                       size_t n, bulk *b, dorm_error *err) {
+  size_t max = db->root->be->max_params;
+  size_t chunk = mop == DORM_M2M_ADD ? max / 2 : max - 1;
+  if (chunk > 500) chunk = 500; /* SQLite parses long lists slowly */
+  if (mop == DORM_M2M_CLEAR || mop == DORM_M2M_KEEP_ONLY || n == 0) chunk = n;
+  size_t nst = chunk ? (n + chunk - 1) / chunk : 1;
+  size_t at = b->n;
+  dorm_sql *c = dorm__realloc(b->chunks, (at + nst) * sizeof *c);
+  if (c) b->chunks = c;
+  dorm__stmt *s = c ? dorm__realloc(b->stmts, (at + nst) * sizeof *s) : NULL;
+  if (!s) return dorm_error_set(err, DORM_ENOMEM, "out of memory");
+  b->stmts = s;
+  for (size_t k = 0; k < nst; k++) {
+    size_t first = k * chunk, cnt = n - first < chunk ? n - first : chunk;
+    dorm_sql *sql = &b->chunks[at + k];
+    dorm_sql_init(sql);
+    b->n = at + k + 1;
+    int rc = dorm_compile_m2m(model, field, mop, pk, targets + first, cnt,
+                              db->root->be->dialect, sql, err);
+    if (rc) return rc;
+    dorm__stmt *st = &b->stmts[at + k];
+    memset(st, 0, sizeof *st);
+    st->sql = sql->text;
+    st->len = sql->len;
+    st->params = sql->params;
+    st->nparams = sql->nparams;
+    st->param_int4 = sql->param_int4;
+  }
+  return 0;
+}
+
+/* Run ops[0..nops) (each over targets) as one request: a lone statement
+ * as it is, several inside a transaction so they are all or nothing.  The
+ * result is the number of pairs added or removed. */
+static dorm_deferred *m2m_run(dorm_db *db, const dorm_model *model,
+                              const char *field, const dorm_m2m_op *ops,
+                              size_t nops, dorm_value pk,
+                              const dorm_value *targets, size_t n) {
+  if (!db) return NULL;
+  bulk *b = dorm__calloc(1, sizeof *b);
+  if (!b) return NULL;
+  dorm_error err;
+  dorm_error_clear(&err);
+  int rc = 0;
+  for (size_t i = 0; !rc && i < nops; i++)
+    rc = m2m_compile(db, model, field, ops[i], pk, targets, n, b, &err);
+  if (rc) {
+    bulk_free(b);
+    return fire_soon(db, dorm_result_error_from(&err));
+  }
+  dorm_deferred *d;
+  if (b->n == 1) {
+    d = run_sql(db, &b->chunks[0], OP_PLAIN, 1, model->name, 0);
+  } else {
+    d = dorm_async_atomic(db, bulk_body, b);
+  }
+  if (!d) {
+    bulk_free(b);
+    return NULL;
+  }
+  dorm_deferred_add_both(d, bulk_finally, b);
+  return d;
+}
+
+/* add() or remove() of no keys changes nothing, as in Django; the field
+ * and the key are still checked. */
+static dorm_deferred *m2m_nothing(dorm_db *db, const dorm_model *model,
+                                  const char *field, dorm_value pk) {
+  if (!db) return NULL;
+  dorm_sql sql;
+  dorm_sql_init(&sql);
+  dorm_error err;
+  dorm_error_clear(&err);
+  int rc = dorm_compile_m2m(model, field, DORM_M2M_CLEAR, pk, NULL, 0,
+                            db->root->be->dialect, &sql, &err);
+  dorm_sql_free(&sql);
+  return fire_soon(db, rc ? dorm_result_error_from(&err) : dorm_result_count(0));
+}
+
+dorm_deferred *dorm_async_m2m_add(dorm_db *db, const dorm_model *model,
+                                  const char *field, dorm_value pk,
+                                  const dorm_value *targets, size_t n) {
+  static const dorm_m2m_op ops[] = {DORM_M2M_ADD};
+  if (!n) return m2m_nothing(db, model, field, pk);
+  return m2m_run(db, model, field, ops, 1, pk, targets, n);
+}
+
+dorm_deferred *dorm_async_m2m_remove(dorm_db *db, const dorm_model *model,
+                                     const char *field, dorm_value pk,
+                                     const dorm_value *targets, size_t n) {
+  static const dorm_m2m_op ops[] = {DORM_M2M_REMOVE};
+  if (!n) return m2m_nothing(db, model, field, pk);
+  return m2m_run(db, model, field, ops, 1, pk, targets, n);
+}
+
+dorm_deferred *dorm_async_m2m_clear(dorm_db *db, const dorm_model *model,
+                                    const char *field, dorm_value pk) {
+  static const dorm_m2m_op ops[] = {DORM_M2M_CLEAR};
+  return m2m_run(db, model, field, ops, 1, pk, NULL, 0);
+}
+
+dorm_deferred *dorm_async_m2m_set(dorm_db *db, const dorm_model *model,
+                                  const char *field, dorm_value pk,
+                                  const dorm_value *targets, size_t n) {
+  /* Django's set(): the pairs not listed go, the missing ones come, and
+   * the pairs kept keep their rows.  A list too long for one NOT IN
+   * statement clears and adds instead: the same pairs in the end. */
+  static const dorm_m2m_op keep_then_add[] = {DORM_M2M_KEEP_ONLY, DORM_M2M_ADD};
+  static const dorm_m2m_op clear_then_add[] = {DORM_M2M_CLEAR, DORM_M2M_ADD};
+  if (!db) return NULL;
+  if (!n) return m2m_run(db, model, field, clear_then_add, 1, pk, NULL, 0);
+  const dorm_m2m_op *ops =
+      n + 1 <= db->root->be->max_params ? keep_then_add : clear_then_add;
+  return m2m_run(db, model, field, ops, 2, pk, targets, n);
 }

@@ -1042,6 +1042,199 @@ static void test_ready(void **state) {
   assert_true(!strcmp(name, "sqlite") || !strcmp(name, "postgresql"));
 }
 
+/* ---- many-to-many ------------------------------------------------------- */
+
+static int64_t add_tag(const char *name) {
+  dorm_query *q = dorm_insert(Tag);
+  dorm_set(q, "name", dorm_str(name));
+  dorm_result r = t_ok(dorm_async_create(DB, q));
+  dorm_query_free(q);
+  int64_t id = dorm_row_int(r.u.row.row, "id");
+  dorm_result_free(&r);
+  return id;
+}
+
+/* Tags of entry e, read across the relation from the Tag side. */
+static int64_t tags_of(int64_t e) {
+  dorm_query *q = dorm_select(Tag);
+  dorm_filter(q, "entry__id", dorm_int(e));
+  int64_t n = t_count(dorm_async_count(DB, q));
+  dorm_query_free(q);
+  return n;
+}
+
+/* The join row's id for (e, t), or 0. */
+static int64_t pair_id(int64_t e, int64_t t) {
+  char sql[160];
+  snprintf(sql, sizeof sql,
+           "SELECT id FROM entry_tags WHERE entry_id = %lld AND tag_id = %lld",
+           (long long)e, (long long)t);
+  dorm_result r = t_ok(dorm_async_execute(DB, sql, NULL, 0));
+  const dorm_rows *rows = dorm_result_rows_of(&r);
+  int64_t id = dorm_rows_count(rows) ? dorm_row_int(dorm_rows_row(rows, 0), "id")
+                                     : 0;
+  dorm_result_free(&r);
+  return id;
+}
+
+static void test_many_to_many(void **state) {
+  (void)state;
+  int64_t a = add_author("Ann", 30, NULL);
+  int64_t e1 = add_entry(a, 0, "one", 1), e2 = add_entry(a, 0, "two", 2);
+  int64_t t[5];
+  for (int i = 0; i < 5; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "t%d", i);
+    t[i] = add_tag(name);
+  }
+  dorm_value v[3] = {dorm_int(t[0]), dorm_int(t[1])};
+  assert_int_equal(
+      t_count(dorm_async_m2m_add(DB, Entry, "tags", dorm_int(e1), v, 2)), 2);
+  /* adding again keeps the pair (and its row): only t2 is new */
+  int64_t kept = pair_id(e1, t[1]);
+  assert_true(kept > 0);
+  v[0] = dorm_int(t[1]);
+  v[1] = dorm_int(t[2]);
+  assert_int_equal(
+      t_count(dorm_async_m2m_add(DB, Entry, "tags", dorm_int(e1), v, 2)), 1);
+  assert_int_equal(pair_id(e1, t[1]), kept);
+  assert_int_equal(tags_of(e1), 3);
+  assert_int_equal(tags_of(e2), 0);
+  /* and from the Entry side */
+  dorm_query *q = dorm_select(Entry);
+  dorm_filter(q, "tags__name", dorm_str("t2"));
+  dorm_result r = t_ok(dorm_async_get(DB, q));
+  assert_int_equal(dorm_row_int(r.u.row.row, "id"), e1);
+  dorm_result_free(&r);
+  dorm_query_free(q);
+
+  /* remove: only the pairs that exist count */
+  v[0] = dorm_int(t[0]);
+  v[1] = dorm_int(t[4]);
+  assert_int_equal(
+      t_count(dorm_async_m2m_remove(DB, Entry, "tags", dorm_int(e1), v, 2)),
+      1);
+  assert_int_equal(tags_of(e1), 2); /* t1, t2 */
+
+  /* set: t1 goes, t3 comes, t2 stays with its row */
+  int64_t t2_row = pair_id(e1, t[2]);
+  v[0] = dorm_int(t[2]);
+  v[1] = dorm_int(t[3]);
+  assert_int_equal(
+      t_count(dorm_async_m2m_set(DB, Entry, "tags", dorm_int(e1), v, 2)), 2);
+  assert_int_equal(pair_id(e1, t[1]), 0);
+  assert_int_equal(pair_id(e1, t[2]), t2_row);
+  assert_true(pair_id(e1, t[3]) > 0);
+  assert_int_equal(tags_of(e1), 2);
+
+  /* a key with no row: an integrity error, and nothing of the call stays */
+  v[0] = dorm_int(t[4]);
+  v[1] = dorm_int(987654);
+  assert_int_equal(
+      t_err(dorm_async_m2m_add(DB, Entry, "tags", dorm_int(e2), v, 2), NULL, 0),
+      DORM_EINTEGRITY);
+  assert_int_equal(tags_of(e2), 0);
+  assert_int_equal(
+      t_err(dorm_async_m2m_set(DB, Entry, "tags", dorm_int(e1), v, 2), NULL,
+            0),
+      DORM_EINTEGRITY);
+  assert_int_equal(tags_of(e1), 2); /* set's removal was rolled back */
+
+  /* clear, and set to nothing */
+  v[0] = dorm_int(t[0]);
+  assert_int_equal(
+      t_count(dorm_async_m2m_add(DB, Entry, "tags", dorm_int(e2), v, 1)), 1);
+  assert_int_equal(
+      t_count(dorm_async_m2m_clear(DB, Entry, "tags", dorm_int(e2))), 1);
+  assert_int_equal(
+      t_count(dorm_async_m2m_set(DB, Entry, "tags", dorm_int(e1), NULL, 0)),
+      2);
+  assert_int_equal(tags_of(e1), 0);
+  assert_int_equal(
+      t_count(dorm_async_m2m_add(DB, Entry, "tags", dorm_int(e1), NULL, 0)),
+      0);
+
+  /* deleting an entry takes its pairs with it (ON DELETE CASCADE) */
+  v[0] = dorm_int(t[0]);
+  assert_int_equal(
+      t_count(dorm_async_m2m_add(DB, Entry, "tags", dorm_int(e2), v, 1)), 1);
+  q = dorm_delete(Entry);
+  dorm_filter(q, "pk", dorm_int(e2));
+  r = t_ok(dorm_async_delete(DB, q));
+  dorm_result_free(&r);
+  dorm_query_free(q);
+  assert_int_equal(pair_id(e2, t[0]), 0);
+
+  /* refusals arrive through the errback, naming what was wrong */
+  char msg[256];
+  v[0] = dorm_str("t0");
+  assert_int_equal(
+      t_err(dorm_async_m2m_add(DB, Entry, "tags", dorm_int(e1), v, 1), msg,
+            sizeof msg),
+      DORM_ETYPE);
+  assert_non_null(strstr(msg, "many_to_many 'tags': key 1 of 1"));
+  assert_int_equal(
+      t_err(dorm_async_m2m_clear(DB, Entry, "author", dorm_int(e1)), msg,
+            sizeof msg),
+      DORM_EFIELD);
+  assert_non_null(strstr(msg, "field 'author'"));
+  assert_int_equal(
+      t_err(dorm_async_m2m_add(DB, Entry, "tags", dorm_null(), NULL, 0), msg,
+            sizeof msg),
+      DORM_ETYPE);
+}
+
+/* More targets than one statement takes: several statements in one
+ * transaction, all or nothing. */
+static void test_many_to_many_long(void **state) {
+  (void)state;
+  int64_t a = add_author("Ann", 30, NULL);
+  int64_t e = add_entry(a, 0, "long", 1);
+  enum { N = 1300 };
+  dorm_query *q = dorm_insert(Tag);
+  for (int i = 0; i < N; i++) {
+    char name[16];
+    if (i) dorm_insert_next_row(q);
+    snprintf(name, sizeof name, "tag%d", i);
+    dorm_set(q, "name", dorm_str(name));
+  }
+  assert_int_equal(t_count(dorm_async_bulk_create(DB, q)), N);
+  dorm_query_free(q);
+  q = dorm_select(Tag);
+  dorm_order_by(q, "id");
+  dorm_values(q, "id");
+  dorm_result r = t_ok(dorm_async_filter(DB, q));
+  dorm_query_free(q);
+  const dorm_rows *rows = dorm_result_rows_of(&r);
+  assert_int_equal(dorm_rows_count(rows), N);
+  static dorm_value ids[N + 1];
+  for (int i = 0; i < N; i++)
+    ids[i] = dorm_int(dorm_row_int(dorm_rows_row(rows, (size_t)i), "id"));
+  dorm_result_free(&r);
+  assert_int_equal(
+      t_count(dorm_async_m2m_add(DB, Entry, "tags", dorm_int(e), ids, N)), N);
+  assert_int_equal(tags_of(e), N);
+  /* the last chunk fails: the earlier chunks are rolled back too */
+  assert_int_equal(
+      t_count(dorm_async_m2m_clear(DB, Entry, "tags", dorm_int(e))), N);
+  ids[N] = dorm_int(987654);
+  assert_int_equal(
+      t_err(dorm_async_m2m_add(DB, Entry, "tags", dorm_int(e), ids, N + 1),
+            NULL, 0),
+      DORM_EINTEGRITY);
+  assert_int_equal(tags_of(e), 0);
+  /* set to the first half, from all of them: removes the second half */
+  assert_int_equal(
+      t_count(dorm_async_m2m_add(DB, Entry, "tags", dorm_int(e), ids, N)), N);
+  assert_int_equal(
+      t_count(dorm_async_m2m_set(DB, Entry, "tags", dorm_int(e), ids, N / 2)),
+      N - N / 2);
+  assert_int_equal(tags_of(e), N / 2);
+  assert_int_equal(
+      t_count(dorm_async_m2m_remove(DB, Entry, "tags", dorm_int(e), ids, N)),
+      N / 2);
+}
+
 /* ---- main --------------------------------------------------------------- */
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1086,6 +1279,8 @@ int main(void) {
       T(test_callbacks_once),
       T(test_close_pending),
       T(test_rows_json),
+      T(test_many_to_many),
+      T(test_many_to_many_long),
   };
   S = dorm_schema_load_file("tests/data/query_models.json", NULL);
   if (!S) {

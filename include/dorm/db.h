@@ -239,6 +239,46 @@ dorm_deferred *dorm_async_update_or_create(dorm_db *db, const dorm_model *model,
                                            size_t ndefaults);
 
 /* ---------------------------------------------------------------------
+ * Many-to-many relations
+ *
+ * Django's related manager on a many_to_many field of model (the side that
+ * declares it): entry.tags.add(t1, t2) is
+ *
+ *     dorm_value tags[] = {dorm_int(t1), dorm_int(t2)};
+ *     dorm_async_m2m_add(db, Entry, "tags", dorm_int(entry_id), tags, 2);
+ *
+ * pk is the row's primary key, targets the related rows' primary keys
+ * (copied during the call).  Each answers DORM_RESULT_COUNT: the pairs
+ * added or removed.  Keys of the wrong type, NULL, or a field that is not
+ * many_to_many fail with DORM_ETYPE / DORM_EFIELD naming the model, the
+ * field and the key; a key with no row is DORM_EINTEGRITY (the join
+ * table's foreign keys), and then nothing was changed.  Read the relation
+ * with a filter across it: Tag.filter(entry=pk) (the reverse name) or
+ * Entry.filter(tags__name=...).  Writes: they go to the primary.
+ * ------------------------------------------------------------------- */
+
+/* Add the pairs (pk, target); pairs already there stay as they are, so
+ * adding twice is harmless.  Any number of targets: past the backend's
+ * parameter limit they go in several statements inside one transaction.
+ * No targets: nothing happens (count 0). */
+dorm_deferred *dorm_async_m2m_add(dorm_db *db, const dorm_model *model,
+                                  const char *field, dorm_value pk,
+                                  const dorm_value *targets, size_t n);
+/* Remove the pairs (pk, target) that exist. */
+dorm_deferred *dorm_async_m2m_remove(dorm_db *db, const dorm_model *model,
+                                     const char *field, dorm_value pk,
+                                     const dorm_value *targets, size_t n);
+/* Remove every pair of pk. */
+dorm_deferred *dorm_async_m2m_clear(dorm_db *db, const dorm_model *model,
+                                    const char *field, dorm_value pk);
+/* Make pk's pairs exactly targets, in one transaction: pairs not listed
+ * are removed, missing ones added, kept ones untouched (their join rows
+ * stay).  The count is removed + added.  n == 0 clears. */
+dorm_deferred *dorm_async_m2m_set(dorm_db *db, const dorm_model *model,
+                                  const char *field, dorm_value pk,
+                                  const dorm_value *targets, size_t n);
+
+/* ---------------------------------------------------------------------
  * Raw SQL
  * ------------------------------------------------------------------- */
 

@@ -268,6 +268,33 @@ int dorm_compile_ex(const dorm_query *q, dorm_dialect dialect,
 /* Rows of an INSERT (1 for a plain create). */
 size_t dorm_query_row_count(const dorm_query *q);
 
+/* ---- many-to-many relations -------------------------------------------- */
+
+/* Django's related manager on a many_to_many field (entry.tags.add(...)):
+ * one statement on the field's join table.  The row count it reports is
+ * the number of pairs added or removed. */
+typedef enum dorm_m2m_op {
+  DORM_M2M_ADD = 0,  /* add these pairs; pairs already there are kept
+                        (ON CONFLICT DO NOTHING), so adding is idempotent */
+  DORM_M2M_REMOVE,   /* remove these pairs */
+  DORM_M2M_CLEAR,    /* remove every pair of pk (targets ignored) */
+  DORM_M2M_KEEP_ONLY /* remove pk's pairs whose target is not listed (set()
+                        is KEEP_ONLY then ADD; with no targets, CLEAR) */
+} dorm_m2m_op;
+
+/* Compile op on model's many_to_many `field` for the row whose primary key
+ * is pk, with the target model's primary keys targets[0..ntargets) (at
+ * least one for ADD and REMOVE).  Keys are checked like a filter on "pk"
+ * (a wrong type or NULL is DORM_ETYPE, naming the model, the field and
+ * which key); a field that is not many_to_many is DORM_EFIELD.  Each
+ * target costs two parameters for ADD and one otherwise: the caller keeps
+ * ntargets within its backend's parameter limit.  Same contract as
+ * dorm_compile otherwise; nothing is borrowed after it returns. */
+int dorm_compile_m2m(const dorm_model *model, const char *field,
+                     dorm_m2m_op op, dorm_value pk, const dorm_value *targets,
+                     size_t ntargets, dorm_dialect dialect, dorm_sql *out,
+                     dorm_error *err);
+
 /* Render a compiled statement with its parameters for people (dorm query
  * --sql): the SQL, then one line per parameter "$1 = 18 (integer)".
  * Returns a malloc'd string (free with free()) or NULL. */
