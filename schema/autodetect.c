@@ -189,6 +189,33 @@ static int rename_models(detector *d, const dorm_autodetect_options *o) {
                             oldn, newn, oldn);
     do_rename_model(d, oldn, newn);
   }
+  /* A removed and an added model whose names differ only in case are one
+   * model renamed: the two could not live side by side (model names are
+   * unique regardless of case, and so are their default tables), so a
+   * delete and a create would not even apply.  inspectdb output meets
+   * this: it reads "BlogEntry" back from table blogentry as "Blogentry". */
+  json_t *cased = json_array();
+  if (!cased) return dorm_error_set(d->err, DORM_ENOMEM, NULL);
+  const char *ck;
+  json_t *cm;
+  json_object_foreach(d->F, ck, cm) {
+    if (json_object_get(d->T, ck)) continue;
+    const char *ak;
+    json_t *am;
+    json_object_foreach(d->T, ak, am) {
+      if (!json_object_get(d->F, ak) && !strcasecmp(ak, ck))
+        json_array_append_new(cased, json_pack("[ss]", ck, ak));
+    }
+  }
+  for (size_t i = 0; i < json_array_size(cased); i++) {
+    json_t *p = json_array_get(cased, i);
+    const char *oldn = json_string_value(json_array_get(p, 0));
+    const char *newn = json_string_value(json_array_get(p, 1));
+    note(d, "Renamed model %s to %s (the names differ only in case)", oldn,
+         newn);
+    do_rename_model(d, oldn, newn);
+  }
+  json_decref(cased);
   if (o && o->no_detect_renames) return 0;
   /* Unambiguous pairs of a removed and an added model. */
   const char *rk;

@@ -139,12 +139,18 @@ models <<'EOF'
    "indexes": [{"fields": ["name", "age"]}]},
   {"name": "Book", "fields": [
     {"name": "title", "type": "varchar", "max_length": 200},
-    {"name": "author", "type": "foreign_key", "to": "Author", "on_delete": "cascade"}]}
+    {"name": "author", "type": "foreign_key", "to": "Author", "on_delete": "cascade"},
+    {"name": "tags", "type": "many_to_many", "to": "Tag"}]},
+  {"name": "Tag", "fields": [
+    {"name": "label", "type": "varchar", "max_length": 30, "unique": true}]}
 ]}
 EOF
-step 0005_book
+step 0005_tag_book
 sql "INSERT INTO book (title, author_id) SELECT 'Ann''s book', id FROM author WHERE name = 'Ann'"
 eq "$(count Book)" 1 "a book"
+sql "INSERT INTO tag (label) VALUES ('poetry'), ('prose')"
+sql "INSERT INTO book_tags (book_id, tag_id) SELECT b.id, t.id FROM book b, tag t WHERE t.label = 'poetry'"
+eq "$(dorm query --db "$DB" 'Book.filter(tags__label="poetry").count()')" 1 "a tagged book"
 
 # ---- 6. rename a field (asked for explicitly) --------------------------------------------
 sed -e 's/"name", "type": "varchar", "max_length": 100/"full_name", "type": "varchar", "max_length": 100/' \
@@ -191,6 +197,9 @@ run 0 dorm makemigrations
 has "No changes detected" out
 run 0 dorm makemigrations --check
 run 0 dorm inspectdb --db "$DB"
+# the join table reads back as Book's many_to_many field, not a model
+has '"type": "many_to_many"' out
+hasnt '"BookTags"' out
 mkdir rt && cp out rt/models.json && cp -r migrations rt/
 (cd rt && "$DORM" makemigrations --check >"$W/out" 2>"$W/err"); st=$?
 eq "$st" 0 "inspectdb output accepted by makemigrations --check"

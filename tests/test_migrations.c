@@ -297,6 +297,42 @@ static void test_renames(void **state) {
   dorm_schema_free(to);
 }
 
+/* A model whose name changes only in case (inspectdb reads table
+ * blogentry back as "Blogentry") is renamed, even with --no-detect-renames
+ * and with other changes: a delete and a create of names equal but for
+ * case could not both apply. */
+static void test_rename_case_only(void **state) {
+  (void)state;
+  dorm_schema *from = load(
+      "{\"models\": [{\"name\": \"BlogEntry\", \"fields\": ["
+      "{\"name\": \"title\", \"type\": \"text\"}]}]}");
+  dorm_schema *to = load(
+      "{\"models\": [{\"name\": \"Blogentry\", \"fields\": ["
+      "{\"name\": \"title\", \"type\": \"text\"},"
+      "{\"name\": \"n\", \"type\": \"integer\", \"null\": true}]}]}");
+  dorm_autodetect_options o = {NULL, 0, NULL, 0, 1}; /* no_detect_renames */
+  dorm_error err;
+  dorm_error_clear(&err);
+  json_t *notes = NULL;
+  json_t *ops = dorm_autodetect(from, to, &o, &notes, &err);
+  if (!ops) fail_msg("autodetect: %s", err.message);
+  assert_int_equal(json_array_size(ops), 2);
+  assert_string_equal(op_at(ops, 0), "rename_model");
+  json_t *r = json_array_get(ops, 0);
+  assert_string_equal(json_string_value(json_object_get(r, "old_name")),
+                      "BlogEntry");
+  assert_string_equal(json_string_value(json_object_get(r, "new_name")),
+                      "Blogentry");
+  assert_null(json_object_get(r, "new_table")); /* blogentry either way */
+  assert_string_equal(op_at(ops, 1), "add_field");
+  assert_non_null(strstr(json_string_value(json_array_get(notes, 0)),
+                         "differ only in case"));
+  json_decref(ops);
+  json_decref(notes);
+  dorm_schema_free(from);
+  dorm_schema_free(to);
+}
+
 static void test_state_refusals(void **state) {
   (void)state;
   dorm_mstate *st = dorm_mstate_new();
@@ -331,6 +367,7 @@ int main(void) {
       cmocka_unit_test(test_autodetect_cycle),
       cmocka_unit_test(test_autodetect_changes_and_reverse),
       cmocka_unit_test(test_renames),
+      cmocka_unit_test(test_rename_case_only),
       cmocka_unit_test(test_state_refusals),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

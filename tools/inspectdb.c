@@ -11,6 +11,13 @@
  * models file dorm accepts; dorm's own tables (dorm_migrations) are left
  * out.  Defaults are not in the database (dorm drops them once existing
  * rows are filled, as Django does) and so not in the output.
+ *
+ * A join table of the shape dorm (and Django) makes for a many_to_many
+ * field -- `<table>_<field>` with an auto `id`, the two foreign keys named
+ * after the models (`entry_id`, `tag_id`; `from_x_id`/`to_x_id` for a
+ * model related to itself), ON DELETE CASCADE, NOT NULL, and UNIQUE over
+ * the pair -- becomes that field on its model rather than a model of its
+ * own, so a database dorm migrated reads back as the models it came from.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +31,8 @@ static const char help[] =
     "\n"
     "Print a models.json for the tables of an existing database: columns,\n"
     "types, nullability, primary and foreign keys, unique columns,\n"
-    "unique_together and indexes.\n"
+    "unique_together, indexes, and many_to_many fields for their join\n"
+    "tables.\n"
     "\n"
     "exit status: 0 done, 1 error, 2 usage error\n";
 
@@ -496,6 +504,122 @@ static json_t *model_of(const table *t) {
   return m;
 }
 
+/* ---- many_to_many join tables ------------------------------------------- */
+
+/* "<model name, lower-cased>_id" for the model of table, with a prefix. */
+static void m2m_column(const char *prefix, const char *tname, char *out,
+                       size_t cap) {
+  char model[256];
+  camel(tname, model, sizeof model);
+  size_t o = (size_t)snprintf(out, cap, "%s", prefix);
+  for (const char *p = model; *p && o + 4 < cap; p++)
+    out[o++] = *p >= 'A' && *p <= 'Z' ? (char)(*p - 'A' + 'a') : *p;
+  snprintf(out + o, cap - o, "_id");
+}
+
+static int unique_pair(const table *t, const char *a, const char *b) {
+  for (size_t i = 0; i < json_array_size(t->uniques); i++) {
+    json_t *u = json_array_get(t->uniques, i);
+    if (json_array_size(u) != 2) continue;
+    const char *x = json_string_value(json_array_get(u, 0));
+    const char *y = json_string_value(json_array_get(u, 1));
+    if (x && y && ((!strcmp(x, a) && !strcmp(y, b)) ||
+                   (!strcmp(x, b) && !strcmp(y, a))))
+      return 1;
+  }
+  return 0;
+}
+
+/* The foreign key of t's column col if it is a NOT NULL, ON DELETE
+ * CASCADE reference, else NULL (its target table in *target). */
+static int cascade_fk(const table *t, const char *col, const char **target) {
+  json_t *fk = json_object_get(t->fks, col);
+  if (!fk || strcmp(json_string_value(json_array_get(fk, 1)), "cascade"))
+    return 0;
+  for (size_t i = 0; i < json_array_size(t->columns); i++) {
+    json_t *c = json_array_get(t->columns, i);
+    if (strcmp(sget(c, "name"), col)) continue;
+    *target = json_string_value(json_array_get(fk, 0));
+    return json_is_true(json_object_get(c, "notnull"));
+  }
+  return 0;
+}
+
+/* If t is the join table of a many_to_many field, say whose (the source
+ * table, the field name, the target table) and return 1. */
+static int join_table_of(const table *t, const char **src, char *field,
+                         size_t cap, const char **dst) {
+  if (json_array_size(t->columns) != 3) return 0;
+  const char *cols[2];
+  int n = 0, has_id = 0;
+  for (size_t i = 0; i < 3; i++) {
+    json_t *c = json_array_get(t->columns, i);
+    if (!strcmp(sget(c, "name"), "id") &&
+        json_is_true(json_object_get(c, "pk")) &&
+        json_is_true(json_object_get(c, "auto")))
+      has_id = 1;
+    else if (n < 2)
+      cols[n++] = sget(c, "name");
+  }
+  if (!has_id || n != 2 || !unique_pair(t, cols[0], cols[1])) return 0;
+  for (int order = 0; order < 2; order++) {
+    const char *from = cols[order], *to = cols[1 - order];
+    const char *a = NULL, *b = NULL;
+    if (!cascade_fk(t, from, &a) || !cascade_fk(t, to, &b) || !a || !b)
+      return 0;
+    char want_from[300], want_to[300];
+    int self = !strcmp(a, b);
+    m2m_column(self ? "from_" : "", a, want_from, sizeof want_from);
+    m2m_column(self ? "to_" : "", b, want_to, sizeof want_to);
+    size_t la = strlen(a);
+    if (strcmp(from, want_from) || strcmp(to, want_to) ||
+        strncmp(t->name, a, la) || t->name[la] != '_' || !t->name[la + 1])
+      continue;
+    const char *rest = t->name + la + 1;
+    if (!dorm_ident_valid(rest) || strlen(rest) >= cap) continue;
+    snprintf(field, cap, "%s", rest);
+    *src = a;
+    *dst = b;
+    return 1;
+  }
+  return 0;
+}
+
+/* Models for tables[0..n): join tables become many_to_many fields of
+ * their source models (appended after its columns). */
+static void add_models(json_t *models, table *tables, size_t n) {
+  json_t *m2m = json_object(); /* source table -> [fields] */
+  char *is_join = calloc(n ? n : 1, 1);
+  for (size_t i = 0; m2m && is_join && i < n; i++) {
+    const char *src, *dst;
+    char field[256];
+    if (!join_table_of(&tables[i], &src, field, sizeof field, &dst)) continue;
+    int known = 0; /* the source must be a table being printed */
+    for (size_t k = 0; k < n; k++) known |= !strcmp(tables[k].name, src);
+    if (!known) continue;
+    char target[256];
+    camel(dst, target, sizeof target);
+    json_t *list = json_object_get(m2m, src);
+    if (!list) {
+      list = json_array();
+      json_object_set_new(m2m, src, list);
+    }
+    json_array_append_new(list, json_pack("{ssssss}", "name", field, "type",
+                                          "many_to_many", "to", target));
+    is_join[i] = 1;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (is_join && is_join[i]) continue;
+    json_t *m = model_of(&tables[i]);
+    json_t *extra = m2m ? json_object_get(m2m, tables[i].name) : NULL;
+    if (m && extra)
+      json_array_extend(json_object_get(m, "fields"), extra);
+    json_array_append_new(models, m);
+  }
+  free(is_join);
+  json_decref(m2m);
+}
+
 int cmd_inspectdb(int argc, char **argv) {
   const char *dbo = NULL;
   for (int i = 1; i < argc; i++) {
@@ -519,6 +643,8 @@ int cmd_inspectdb(int argc, char **argv) {
   int rc = CLI_ERROR;
   ctx c = {&l, NULL, 0};
   json_t *models = json_array();
+  table *tables = NULL;
+  size_t ntables = 0;
   dorm_result res = dorm_result_none();
   c.db = dorm_db_open(l.loop, cli_db_url(dbo), NULL, &err);
   if (!c.db) {
@@ -537,24 +663,28 @@ int cmd_inspectdb(int argc, char **argv) {
             NULL, &res))
     goto out;
   const dorm_rows *rows = dorm_result_rows_of(&res);
-  for (size_t i = 0; rows && i < dorm_rows_count(rows); i++) {
+  ntables = rows ? dorm_rows_count(rows) : 0;
+  tables = calloc(ntables ? ntables : 1, sizeof *tables);
+  if (!tables) {
+    cli_error("inspectdb: out of memory");
+    goto out;
+  }
+  for (size_t i = 0; i < ntables; i++) {
     const dorm_row *r = dorm_rows_row(rows, i);
-    table t;
-    memset(&t, 0, sizeof t);
-    vtext(r, 0, t.name, sizeof t.name);
+    table *t = &tables[i];
+    vtext(r, 0, t->name, sizeof t->name);
     char *sql = NULL;
     const dorm_value *sv = dorm_row_value_at(r, 1);
     if (sv && sv->type == DORM_T_TEXT) sql = strndup(sv->u.s.ptr, sv->u.s.len);
-    t.columns = json_array();
-    t.fks = json_object();
-    t.uniques = json_array();
-    t.indexes = json_array();
-    int bad = c.pg ? pg_table(&c, &t) : sqlite_table(&c, &t, sql ? sql : "");
+    t->columns = json_array();
+    t->fks = json_object();
+    t->uniques = json_array();
+    t->indexes = json_array();
+    int bad = c.pg ? pg_table(&c, t) : sqlite_table(&c, t, sql ? sql : "");
     free(sql);
-    if (!bad) json_array_append_new(models, model_of(&t));
-    table_free(&t);
     if (bad) goto out;
   }
+  add_models(models, tables, ntables);
   /* Through the loader: only a models file dorm accepts is printed, in its
    * canonical form. */
   if (!json_array_size(models)) { /* an empty database */
@@ -585,6 +715,8 @@ int cmd_inspectdb(int argc, char **argv) {
   free(text);
   rc = CLI_OK;
 out:
+  for (size_t i = 0; tables && i < ntables; i++) table_free(&tables[i]);
+  free(tables);
   dorm_result_free(&res);
   json_decref(models);
   if (c.db) cli_db_close(&l, c.db);
