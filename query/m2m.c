@@ -19,6 +19,9 @@
  * removed.  Keys are checked against the primary key of their model (the
  * source's for pk, the target's for the targets) exactly as a filter on
  * "pk" checks them, so a wrong type is refused before any SQL exists.
+ * The relation may also be named from its other side, by its reverse
+ * name (Tag's "entry" for Entry.tags, or its related_name), as Django's
+ * tag.entry_set.add(e): the same table, with the columns' roles swapped.
  * Like the rest of query/, this does no I/O.
  */
 #include <stdio.h>
@@ -30,9 +33,9 @@
 /* Check v as a key of model m (as dorm_filter(q, "pk", v) would) into
  * *out; the copy's strings live in scratch.  On error err names the
  * relation and which key was wrong. */
-static int check_key(dorm_query *scratch, const dorm_field *rel,
-                     const char *which, dorm_value v, dorm_value *out,
-                     dorm_error *err) {
+static int check_key(dorm_query *scratch, const dorm_model *model,
+                     const char *field, const char *which, dorm_value v,
+                     dorm_value *out, dorm_error *err) {
   const dorm_field *pk = scratch->model->pk;
   dorm_error qerr;
   dorm_error_clear(&qerr);
@@ -40,12 +43,13 @@ static int check_key(dorm_query *scratch, const dorm_field *rel,
     return dorm_error_set(err, DORM_ETYPE,
                           "model '%s', many_to_many '%s': %s: a %s is not a "
                           "key of model '%s'",
-                          rel->model->name, rel->name, which,
-                          dorm_type_name(v.type), scratch->model->name);
+                          model->name, field, which, dorm_type_name(v.type),
+                          scratch->model->name);
   if (dorm__coerce_field_value(scratch, pk, v, out)) {
     dorm_query_error(scratch, &qerr);
-    return dorm_error_set(err, qerr.code, "model '%s', many_to_many '%s': %s: %s",
-                          rel->model->name, rel->name, which, qerr.message);
+    return dorm_error_set(err, qerr.code,
+                          "model '%s', many_to_many '%s': %s: %s", model->name,
+                          field, which, qerr.message);
   }
   return 0;
 }
@@ -64,6 +68,7 @@ static void emit_in_list(cctx *c, const dorm_value *keys, size_t n) {
 }
 
 static void emit_sql(cctx *c, dorm_m2m_op op, const dorm_field *rel,
+                     const dorm_model *model, const dorm_model *other,
                      const char *from, const char *to, dorm_value pk,
                      const dorm_value *keys, size_t n) {
   int pg = c->d == DORM_DIALECT_POSTGRES;
@@ -96,14 +101,14 @@ static void emit_sql(cctx *c, dorm_m2m_op op, const dorm_field *rel,
   dorm__emit_ident(c, from);
   dorm__emitl(c, " = ");
   /* a key compared with an int4 column goes as int4 (dorm_sql.param_int4) */
-  c->int4_rhs = pg && int4_key(rel->model);
+  c->int4_rhs = pg && int4_key(model);
   dorm__emit_param(c, pk);
   if (op == DORM_M2M_CLEAR || (op == DORM_M2M_KEEP_ONLY && n == 0)) return;
   dorm__emitl(c, " AND ");
   dorm__emit_ident(c, to);
   if (op == DORM_M2M_KEEP_ONLY) dorm__emitl(c, " NOT");
   dorm__emitl(c, " IN");
-  c->int4_rhs = pg && int4_key(rel->target);
+  c->int4_rhs = pg && int4_key(other);
   emit_in_list(c, keys, n);
   c->int4_rhs = 0;
 }
@@ -131,6 +136,18 @@ int dorm_compile_m2m(const dorm_model *model, const char *field,
     return dorm_error_set(err, DORM_EINVAL, "many_to_many: unknown operation %d",
                           (int)op);
   const dorm_field *rel = dorm_model_field(model, field);
+  /* the other side, by its reverse name: tag.entry_set.add(e) in Django */
+  int reverse = 0;
+  if (!rel) {
+    rel = dorm__find_reverse(model, field, strlen(field));
+    if (rel && rel->type != DORM_FIELD_MANY_TO_MANY)
+      return dorm_error_set(err, DORM_EFIELD,
+                            "model '%s': '%s' is the reverse of %s.%s, a %s; "
+                            "%s needs a many_to_many relation",
+                            model->name, field, rel->model->name, rel->name,
+                            dorm_field_type_name(rel->type), op_name(op));
+    reverse = rel != NULL;
+  }
   if (!rel)
     return dorm_error_set(err, DORM_EFIELD, "model '%s': unknown field '%s'",
                           model->name, field);
@@ -148,7 +165,8 @@ int dorm_compile_m2m(const dorm_model *model, const char *field,
                           model->name, field, op_name(op));
   if (op == DORM_M2M_CLEAR) ntargets = 0;
   char from[DORM_IDENT_MAX + 1], to[DORM_IDENT_MAX + 1];
-  if (dorm_ddl_m2m_columns(rel, from, to))
+  if (reverse ? dorm_ddl_m2m_columns(rel, to, from)
+              : dorm_ddl_m2m_columns(rel, from, to))
     return dorm_error_set(err, DORM_EIDENT,
                           "model '%s', many_to_many '%s': no join table "
                           "column names",
@@ -156,23 +174,24 @@ int dorm_compile_m2m(const dorm_model *model, const char *field,
 
   /* check the keys; their checked copies live in the scratch queries
    * until the statement has copied them */
-  dorm_query *src = dorm_select(model), *dst = dorm_select(rel->target);
+  const dorm_model *other = reverse ? rel->model : rel->target;
+  dorm_query *src = dorm_select(model), *dst = dorm_select(other);
   dorm_value *keys = ntargets ? dorm__malloc(ntargets * sizeof *keys) : NULL;
   int rc = 0;
   dorm_value from_key;
   if (!src || !dst || (ntargets && !keys))
     rc = dorm_error_set(err, DORM_ENOMEM, "out of memory");
-  if (!rc) rc = check_key(src, rel, "the key", pk, &from_key, err);
+  if (!rc) rc = check_key(src, model, field, "the key", pk, &from_key, err);
   for (size_t i = 0; !rc && i < ntargets; i++) {
     char which[64];
     snprintf(which, sizeof which, "key %zu of %zu", i + 1, ntargets);
-    rc = check_key(dst, rel, which, targets[i], &keys[i], err);
+    rc = check_key(dst, model, field, which, targets[i], &keys[i], err);
   }
   if (!rc) {
     cctx c;
     dorm__cctx_start(&c, src, dialect, out, err);
     out->kind = op == DORM_M2M_ADD ? DORM_QUERY_INSERT : DORM_QUERY_DELETE;
-    emit_sql(&c, op, rel, from, to, from_key, keys, ntargets);
+    emit_sql(&c, op, rel, model, other, from, to, from_key, keys, ntargets);
     rc = dorm__cctx_end(&c, 0);
   } else {
     out->len = 0;

@@ -38,8 +38,8 @@ static int reverse_name_is(const dorm_field *f, const char *s, size_t n) {
 
 /* Find a relation on another model that points at `model` and is named
  * s[0..n) from this side. */
-static const dorm_field *find_reverse(const dorm_model *model, const char *s,
-                                      size_t n) {
+const dorm_field *dorm__find_reverse(const dorm_model *model, const char *s,
+                                     size_t n) {
   const dorm_schema *sc = model->schema;
   if (!sc) return NULL;
   for (size_t i = 0; i < sc->nmodels; i++) {
@@ -83,7 +83,7 @@ const dorm_field *dorm__find_field(const dorm_model *m, const char *s,
 static int ends_in_lookup(const dorm_model *m, const char *rest) {
   const char *e = dorm__find_sep(rest);
   size_t n = e ? (size_t)(e - rest) : strlen(rest);
-  if (dorm__find_field(m, rest, n) || find_reverse(m, rest, n)) return 0;
+  if (dorm__find_field(m, rest, n) || dorm__find_reverse(m, rest, n)) return 0;
   return dorm__lookup_parse(rest, n) >= 0 ||
          dorm__transform_parse(rest, n) >= 0;
 }
@@ -184,7 +184,7 @@ int dorm__resolve_path(dorm_query *q, const dorm_model *model, const char *text,
     const char *e = dorm__find_sep(s);
     size_t n = e ? (size_t)(e - s) : strlen(s);
     const dorm_field *f = dorm__find_field(m, s, n);
-    const dorm_field *rev = f ? NULL : find_reverse(m, s, n);
+    const dorm_field *rev = f ? NULL : dorm__find_reverse(m, s, n);
     if (!f && !rev) {
       if (final == NULL && nhops == 0)
         return dorm__qerr(q, DORM_EFIELD,

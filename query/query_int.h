@@ -224,6 +224,11 @@ const char *dorm__find_sep(const char *s);
 /* A field of m by name, "pk", or a foreign key's "<name>_id"; NULL. */
 const dorm_field *dorm__find_field(const dorm_model *m, const char *s,
                                    size_t n);
+/* The relation on another model (foreign key, one_to_one, many_to_many)
+ * that points at `model` and is called s[0..n) from its side (its
+ * related_name, or the lower-cased name of its model); NULL. */
+const dorm_field *dorm__find_reverse(const dorm_model *model, const char *s,
+                                     size_t n);
 /* The annotation called s[0..n) and its index, or NULL. */
 const struct annotation *dorm__find_annotation(const dorm_query *q,
                                                const char *s, size_t n,

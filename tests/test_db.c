@@ -1140,6 +1140,17 @@ static void test_many_to_many(void **state) {
       DORM_EINTEGRITY);
   assert_int_equal(tags_of(e1), 2); /* set's removal was rolled back */
 
+  /* from Tag's side, by the reverse name (tag.entry_set.add in Django) */
+  dorm_value es[] = {dorm_int(e1), dorm_int(e2)};
+  assert_int_equal(
+      t_count(dorm_async_m2m_add(DB, Tag, "entry", dorm_int(t[4]), es, 2)), 2);
+  assert_int_equal(tags_of(e1), 3);
+  assert_int_equal(tags_of(e2), 1);
+  assert_int_equal(
+      t_count(dorm_async_m2m_clear(DB, Tag, "entry", dorm_int(t[4]))), 2);
+  assert_int_equal(tags_of(e1), 2);
+  assert_int_equal(tags_of(e2), 0);
+
   /* clear, and set to nothing */
   v[0] = dorm_int(t[0]);
   assert_int_equal(

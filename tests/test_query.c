@@ -1464,17 +1464,17 @@ static void test_describe_and_reset(void **state) {
 
 /* many_to_many add/remove/clear/keep_only: one statement on the join
  * table, keys checked like a filter on pk. */
-static void expect_m2m(dorm_m2m_op op, const dorm_value *keys, size_t n,
-                       const char *pg_sql, const char *params,
-                       const unsigned char *int4) {
+static void expect_m2m_on(const dorm_model *m, const char *field,
+                          dorm_m2m_op op, const dorm_value *keys, size_t n,
+                          const char *pg_sql, const char *params,
+                          const unsigned char *int4) {
   for (int d = 0; d < 2; d++) {
     dorm_dialect dl = d ? DORM_DIALECT_SQLITE : DORM_DIALECT_POSTGRES;
     dorm_sql out;
     dorm_sql_init(&out);
     dorm_error err;
     dorm_error_clear(&err);
-    if (dorm_compile_m2m(Entry, "tags", op, dorm_int(7), keys, n, dl, &out,
-                         &err))
+    if (dorm_compile_m2m(m, field, op, dorm_int(7), keys, n, dl, &out, &err))
       fail_msg("m2m compile failed: %s", err.message);
     char want[1024];
     size_t w = 0;
@@ -1505,6 +1505,12 @@ static void expect_m2m(dorm_m2m_op op, const dorm_value *keys, size_t n,
     }
     dorm_sql_free(&out);
   }
+}
+
+static void expect_m2m(dorm_m2m_op op, const dorm_value *keys, size_t n,
+                       const char *pg_sql, const char *params,
+                       const unsigned char *int4) {
+  expect_m2m_on(Entry, "tags", op, keys, n, pg_sql, params, int4);
 }
 
 static void test_many_to_many(void **state) {
@@ -1539,6 +1545,18 @@ static void test_many_to_many(void **state) {
              "\"tag_id\" IN ($2)",
              "7, 5000000000", big4);
 
+  /* from the other side, by the reverse name (tag.entry_set in Django):
+   * the same table, the columns' roles swapped */
+  expect_m2m_on(Tag, "entry", DORM_M2M_ADD, two, 2,
+                "INSERT INTO \"entry_tags\" (\"tag_id\", \"entry_id\") VALUES "
+                "($1, $2), ($3, $4) ON CONFLICT (\"tag_id\", \"entry_id\") DO "
+                "NOTHING",
+                "7, 3, 7, 4", NULL);
+  expect_m2m_on(Tag, "entry", DORM_M2M_REMOVE, two, 2,
+                "DELETE FROM \"entry_tags\" WHERE \"tag_id\" = $1 AND "
+                "\"entry_id\" IN ($2, $3)",
+                "7, 3, 4", rm4);
+
   /* refusals name the model, the field and the key */
   dorm_sql out;
   dorm_sql_init(&out);
@@ -1570,6 +1588,14 @@ static void test_many_to_many(void **state) {
        "the key: a null is not a key of model 'Entry'"},
       {Entry, "tags", DORM_M2M_ADD, dorm_int(1), dorm_int(1), 0, DORM_EINVAL,
        "add needs at least one key"},
+      {Author, "entries", DORM_M2M_ADD, dorm_int(1), dorm_int(1), 1,
+       DORM_EFIELD,
+       "model 'Author': 'entries' is the reverse of Entry.author, a "
+       "foreign_key; add needs a many_to_many relation"},
+      {Tag, "entry", DORM_M2M_REMOVE, dorm_int(1), dorm_str("x"), 1,
+       DORM_ETYPE,
+       "model 'Tag', many_to_many 'entry': key 1 of 1: model 'Entry', field "
+       "'id'"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     dorm_error_clear(&err);

@@ -241,8 +241,9 @@ dorm_deferred *dorm_async_update_or_create(dorm_db *db, const dorm_model *model,
 /* ---------------------------------------------------------------------
  * Many-to-many relations
  *
- * Django's related manager on a many_to_many field of model (the side that
- * declares it): entry.tags.add(t1, t2) is
+ * Django's related manager on a many_to_many field of model, or on its
+ * other side by the reverse name (Tag's "entry", or the field's
+ * related_name: tag.entry_set.add(e)): entry.tags.add(t1, t2) is
  *
  *     dorm_value tags[] = {dorm_int(t1), dorm_int(t2)};
  *     dorm_async_m2m_add(db, Entry, "tags", dorm_int(entry_id), tags, 2);

@@ -282,7 +282,8 @@ typedef enum dorm_m2m_op {
                         is KEEP_ONLY then ADD; with no targets, CLEAR) */
 } dorm_m2m_op;
 
-/* Compile op on model's many_to_many `field` for the row whose primary key
+/* Compile op on model's many_to_many `field` (or a many_to_many of another
+ * model that points here, named by its reverse name) for the row whose primary key
  * is pk, with the target model's primary keys targets[0..ntargets) (at
  * least one for ADD and REMOVE).  Keys are checked like a filter on "pk"
  * (a wrong type or NULL is DORM_ETYPE, naming the model, the field and
