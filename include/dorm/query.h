@@ -282,10 +282,10 @@ typedef enum dorm_m2m_op {
                         is KEEP_ONLY then ADD; with no targets, CLEAR) */
 } dorm_m2m_op;
 
-/* Compile op on model's many_to_many `field` (or a many_to_many of another
- * model that points here, named by its reverse name) for the row whose primary key
- * is pk, with the target model's primary keys targets[0..ntargets) (at
- * least one for ADD and REMOVE).  Keys are checked like a filter on "pk"
+/* Compile op on model's many_to_many `field` (or, by its reverse name, a
+ * many_to_many of another model that points here) for the row whose
+ * primary key is pk, with the other model's primary keys
+ * targets[0..ntargets) (at least one for ADD and REMOVE).  Keys are checked like a filter on "pk"
  * (a wrong type or NULL is DORM_ETYPE, naming the model, the field and
  * which key); a field that is not many_to_many is DORM_EFIELD.  Each
  * target costs two parameters for ADD and one otherwise: the caller keeps
