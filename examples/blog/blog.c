@@ -103,8 +103,9 @@ static dorm_result create_entries(dorm_result *res, void *arg) {
 
 static dorm_result tag_entries(dorm_result *res, void *arg) {
   printf("seeded %lld entries (one bulk create)", (long long)res->u.count);
-  /* No ORM call adds many-to-many rows yet: one raw statement gives each
-   * entry one or two tags (works on SQLite and PostgreSQL alike). */
+  /* dorm_async_m2m_add tags one entry (server.c uses it); one raw
+   * statement tags every entry at once: each gets one or two tags (the
+   * same SQL on SQLite and PostgreSQL). */
   return next(dorm_async_execute(
       db,
       "INSERT INTO entry_tags (entry_id, tag_id) SELECT entry.id, tag.id "

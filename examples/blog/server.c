@@ -233,11 +233,12 @@ static void new_entry_free(new_entry *ne) {
   free(ne);
 }
 
-/* Step 2, in the transaction: the entry is in; add its rows of the join
- * table entry_tags (Entry.tags, docs/ddl.md) in one statement.  A tag id
- * that does not exist fails the foreign key (at COMMIT: dorm's foreign
- * keys are deferred), a tag given twice the unique pair: either way the
- * whole transaction rolls back, the entry with it. */
+/* Step 2, in the transaction: the entry is in; add its tags, Django's
+ * entry.tags.add(...): dorm_async_m2m_add writes the join table entry_tags
+ * (Entry.tags, docs/ddl.md) in one statement.  A tag given twice is one
+ * pair.  A tag id that does not exist fails the foreign key (at COMMIT:
+ * dorm's foreign keys are deferred), and the whole transaction rolls back,
+ * the entry with it. */
 static dorm_result add_tags(dorm_result *res, void *arg) {
   new_entry *ne = arg;
   const dorm_row *row = dorm_result_row_of(res);
@@ -247,20 +248,11 @@ static dorm_result add_tags(dorm_result *res, void *arg) {
   size_t n = json_array_size(tags);
   json_object_set_new(ne->out, "tags", tags ? json_incref(tags) : json_array());
   if (!n) return dorm_result_none();
-  /* Raw SQL in the database's dialect: $1 on PostgreSQL, ?1 on SQLite;
-   * the values are parameters, never pasted into the text. */
-  char sql[1024];
-  dorm_value params[33];
-  char mark = app.pg ? '$' : '?';
-  int len = snprintf(sql, sizeof sql,
-                     "INSERT INTO entry_tags (entry_id, tag_id) VALUES ");
-  params[0] = dorm_int(ne->id);
-  for (size_t i = 0; i < n; i++) {
-    len += snprintf(sql + len, sizeof sql - (size_t)len, "%s(%c1, %c%zu)",
-                    i ? ", " : "", mark, mark, i + 2);
-    params[i + 1] = dorm_int(json_integer_value(json_array_get(tags, i)));
-  }
-  dorm_deferred *d = dorm_async_execute(ne->tx, sql, params, n + 1);
+  dorm_value ids[32]; /* the handler allows at most 32 */
+  for (size_t i = 0; i < n; i++)
+    ids[i] = dorm_int(json_integer_value(json_array_get(tags, i)));
+  dorm_deferred *d = dorm_async_m2m_add(ne->tx, app.Entry, "tags",
+                                        dorm_int(ne->id), ids, n);
   return d ? dorm_result_deferred(d) : dorm_result_error(DORM_ENOMEM, NULL);
 }
 
