@@ -371,20 +371,25 @@ static dorm_deferred *m2m_nothing(dorm_db *db, const dorm_model *model,
   return fire_soon(db, rc ? dorm_result_error_from(&err) : dorm_result_count(0));
 }
 
+/* add() or remove(): one operation over the keys. */
+static dorm_deferred *m2m_one(dorm_db *db, const dorm_model *model,
+                              const char *field, dorm_m2m_op mop,
+                              dorm_value pk, const dorm_value *targets,
+                              size_t n) {
+  if (!n) return m2m_nothing(db, model, field, pk);
+  return m2m_run(db, model, field, &mop, 1, pk, targets, n);
+}
+
 dorm_deferred *dorm_async_m2m_add(dorm_db *db, const dorm_model *model,
                                   const char *field, dorm_value pk,
                                   const dorm_value *targets, size_t n) {
-  static const dorm_m2m_op ops[] = {DORM_M2M_ADD};
-  if (!n) return m2m_nothing(db, model, field, pk);
-  return m2m_run(db, model, field, ops, 1, pk, targets, n);
+  return m2m_one(db, model, field, DORM_M2M_ADD, pk, targets, n);
 }
 
 dorm_deferred *dorm_async_m2m_remove(dorm_db *db, const dorm_model *model,
                                      const char *field, dorm_value pk,
                                      const dorm_value *targets, size_t n) {
-  static const dorm_m2m_op ops[] = {DORM_M2M_REMOVE};
-  if (!n) return m2m_nothing(db, model, field, pk);
-  return m2m_run(db, model, field, ops, 1, pk, targets, n);
+  return m2m_one(db, model, field, DORM_M2M_REMOVE, pk, targets, n);
 }
 
 dorm_deferred *dorm_async_m2m_clear(dorm_db *db, const dorm_model *model,
