@@ -136,6 +136,10 @@ static dorm_result on_ready(dorm_result *res, void *arg) {
 
 static dorm_result on_not_ready(dorm_result *res, void *arg) {
   serve_run *r = arg;
+  /* a signal that came before the first answer closes the database under
+   * this check: that is a clean stop, not a database that is unreachable */
+  if (r->stopping && dorm_result_code(res) == DORM_ECLOSED)
+    return dorm_result_none();
   fprintf(stderr, "dorm: error: database: %s\n", dorm_result_message(res));
   r->exit_code = 1;
   begin_shutdown(r);
