@@ -64,8 +64,7 @@ static json_t *entry_json(const dorm_row *e) {
 static dorm_result answer_error(dorm_result *res, void *arg) {
   dorm_http_response *http = arg;
   if (dorm_result_code(res) == DORM_EINTEGRITY) {
-    dorm_http_respond_error(http, 409,
-                            "unknown author or tag, or a tag given twice");
+    dorm_http_respond_error(http, 409, "unknown author or tag");
   } else {
     fprintf(stderr, "server: %s\n", dorm_result_message(res));
     dorm_http_respond_error(http, 503, "database unavailable");
