@@ -110,8 +110,10 @@ demo: deps
 $(BUILD)/examples/%: $(BUILD)/examples/%.o $(BUILD)/libdorm.a
 	$(CC) -o $@ $< $(BUILD)/libdorm.a $(LDLIBS_ALL)
 
-# tests/test_blog.c runs the blog example's programs beside the tests
-tests: $(BUILD)/examples/blog/server $(BUILD)/examples/blog/blog
+# tests/test_blog.c and tests/test_readme.c run the example programs
+# beside the tests
+tests: $(BUILD)/examples/blog/server $(BUILD)/examples/blog/blog \
+       $(BUILD)/examples/pg_example
 
 install: lib $(BUILD)/dorm
 	install -d $(DESTDIR)$(PREFIX)/include/dorm $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
@@ -130,4 +132,4 @@ clean:
 	rm -rf build build-san build-tsan
 
 -include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(SUPP_OBJ:.o=.d) $(TEST_BIN:=.d) $(BENCH_BIN:=.d)
--include $(wildcard $(BUILD)/examples/*/*.d)
+-include $(wildcard $(BUILD)/examples/*.d $(BUILD)/examples/*/*.d)
