@@ -50,15 +50,29 @@ static int table_in_use(const cctx *c, const char *table) {
   return 0;
 }
 
+/* The join for hop h (part of it) from alias parent, added if missing.
+ * Join groups (see struct join): a multi-valued hop inside a filter() call
+ * matches only its call's join, or takes over one a path outside the
+ * filters added; any other hop matches the first join of the same hop. */
 static int add_join(cctx *c, int parent, const dorm_hop *h, int part,
                     int left) {
+  int group = h->multi ? c->group : 0, spare = -1;
   for (int i = 0; i < c->njoins; i++) {
     join *j = &c->joins[i];
-    if (j->parent == parent && j->part == part && j->hop->kind == h->kind &&
-        j->hop->field == h->field) {
+    if (j->parent != parent || j->part != part || j->hop->kind != h->kind ||
+        j->hop->field != h->field)
+      continue;
+    if (j->group == group || group == 0) {
       if (left) j->left = 1;
       return i + 1;
     }
+    if (j->group == 0 && spare < 0) spare = i;
+  }
+  if (spare >= 0 && c->registering) { /* the writing pass finds it above */
+    join *j = &c->joins[spare];
+    j->group = group;
+    if (left) j->left = 1;
+    return spare + 1;
   }
   if (c->registering == 0) {
     /* every join is found in the registering pass; reaching here means a
@@ -76,6 +90,7 @@ static int add_join(cctx *c, int parent, const dorm_hop *h, int part,
   j->parent = parent;
   j->part = part;
   j->left = left;
+  j->group = group;
   if ((h->kind == HOP_M2M || h->kind == HOP_M2M_REVERSE) && part == 0)
     j->table = h->field->through_table;
   else
@@ -189,7 +204,12 @@ static void emit_aggregate(cctx *c, const annotation *a) {
     dorm__emitl(c, "*");
   } else {
     if (a->agg & DORM_AGG_DISTINCT) dorm__emitl(c, "DISTINCT ");
+    /* an annotation is no filter's, even written in HAVING: it finds the
+     * join it registered with (group 0) */
+    int group = c->group;
+    c->group = 0;
     int alias = dorm__path_alias_of(c, &a->path, 1);
+    c->group = group;
     if (a->path.transform)
       dorm__emit_transform(c, &a->path, alias);
     else
@@ -356,8 +376,15 @@ static void register_q(cctx *c, const dorm_q *n, int negated, int in_or) {
   }
 }
 
+/* Each entry of the WHERE list is one filter() call: its join group is
+ * its place in the list, counted the same way when writing. */
 void dorm__register_where(cctx *c, const dorm_qlist *where) {
-  for (const dorm_qlist *l = where; l; l = l->next) register_q(c, l->q, 0, 0);
+  int group = 0;
+  for (const dorm_qlist *l = where; l; l = l->next) {
+    c->group = ++group;
+    register_q(c, l->q, 0, 0);
+  }
+  c->group = 0;
 }
 
 static void emit_q(cctx *c, const dorm_q *n, int negated, q_kind parent) {
@@ -391,11 +418,15 @@ int dorm__emit_conditions(cctx *c, const dorm_qlist *where, int having) {
   /* the top level is an AND: an OR in it needs parentheses when there is
    * more than one condition */
   q_kind parent = dorm__has_conditions(c->q, having) > 1 ? Q_AND : Q_LEAF;
+  int group = 0; /* as dorm__register_where counts */
   for (const dorm_qlist *l = where; l; l = l->next) {
+    group++;
     if (l->having != having) continue;
     if (n++) dorm__emitl(c, " AND ");
+    c->group = group;
     emit_q(c, l->q, 0, parent);
   }
+  c->group = 0;
   return n;
 }
 

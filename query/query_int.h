@@ -269,13 +269,26 @@ dorm_type dorm__path_type(const dorm_path *p);
 /* One JOIN.  A many-to-many hop takes two: the join table (part 0) and
  * the target (part 1).  Aliases are numbers: 0 is the base table, j+1 is
  * joins[j]; a join uses its table's name as alias when that table is not
- * already in the statement (as Django does), else "T<n>". */
+ * already in the statement (as Django does), else "T<n>".
+ *
+ * Join groups (Django's "spanning multi-valued relationships"): the
+ * conditions of one filter() call talk about the same related row, each
+ * call about its own, so a multi-valued hop (reverse foreign key,
+ * many-to-many) taken by a condition is keyed by its call's group, the
+ * call's place in the query's WHERE list (1, 2, ...).  Everything after
+ * that hop hangs off a join of the group, so it needs no key of its own;
+ * single-valued hops are shared by all.  A path outside the filters
+ * (values, annotate, select_related, order_by) is in group 0: it reuses
+ * the first join of its path, whichever group made it, and a join it had
+ * to add is taken over by the first filter() call that crosses the same
+ * hop (so that call constrains it, as before join groups). */
 typedef struct join {
   const dorm_hop *hop;
   int parent;        /* alias of the row this join hangs off */
   int part;          /* m2m: 0 = join table, 1 = target */
   int left;          /* LEFT OUTER rather than INNER */
   int named;         /* alias is the table name */
+  int group;         /* multi-valued hop: the filter() call's group; 0 */
   const char *table; /* the table joined */
 } join;
 
@@ -287,6 +300,7 @@ typedef struct cctx {
   dorm_sql *out;
   dorm_error *err;
   int failed;
+  int group;     /* the filter() call being walked (join groups); 0 */
   dorm__buf buf; /* the statement being written */
   join joins[DORM_MAX_JOINS];
   int njoins;

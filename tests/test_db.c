@@ -1246,6 +1246,114 @@ static void test_many_to_many_long(void **state) {
       N / 2);
 }
 
+/* The ids of q's rows, ordered by id, into ids; returns how many. */
+static size_t ids_of(dorm_query *q, int64_t *ids, size_t cap) {
+  dorm_order_by(q, "id");
+  dorm_values(q, "id");
+  dorm_result r = t_ok(dorm_async_filter(DB, q));
+  dorm_query_free(q);
+  const dorm_rows *rows = dorm_result_rows_of(&r);
+  size_t n = dorm_rows_count(rows);
+  for (size_t i = 0; i < n && i < cap; i++)
+    ids[i] = dorm_row_int(dorm_rows_row(rows, i), "id");
+  dorm_result_free(&r);
+  return n;
+}
+
+/* Django's "spanning multi-valued relationships": the conditions of one
+ * filter() call are about the same related row, each call's about its
+ * own row (a join per call). */
+static void test_multi_valued_filters(void **state) {
+  (void)state;
+  int64_t ann = add_author("Ann", 30, NULL), bob = add_author("Bob", 40, NULL);
+  int64_t ab = add_entry(ann, 0, "ab", 5), a_only = add_entry(ann, 0, "a", 1);
+  int64_t b_only = add_entry(bob, 0, "b", 3);
+  int64_t ta = add_tag("a"), tb = add_tag("b");
+  dorm_value both[] = {dorm_int(ta), dorm_int(tb)};
+  assert_int_equal(
+      t_count(dorm_async_m2m_add(DB, Entry, "tags", dorm_int(ab), both, 2)), 2);
+  assert_int_equal(
+      t_count(dorm_async_m2m_add(DB, Entry, "tags", dorm_int(a_only), both, 1)),
+      1);
+  assert_int_equal(t_count(dorm_async_m2m_add(DB, Entry, "tags",
+                                              dorm_int(b_only), both + 1, 1)),
+                   1);
+  int64_t ids[8];
+
+  /* filter(tags__name="a").filter(tags__name="b"): tagged a and b */
+  dorm_query *q = dorm_select(Entry);
+  dorm_filter(q, "tags__name", dorm_str("a"));
+  dorm_filter(q, "tags__name", dorm_str("b"));
+  assert_int_equal(ids_of(q, ids, 8), 1);
+  assert_int_equal(ids[0], ab);
+
+  /* filter(Q(tags__name="a") & Q(tags__name="b")): one tag named both */
+  q = dorm_select(Entry);
+  dorm_filter_q(q, dorm_q_and(q, dorm_Q(q, "tags__name", dorm_str("a")),
+                              dorm_Q(q, "tags__name", dorm_str("b"))));
+  assert_int_equal(ids_of(q, ids, 8), 0);
+
+  /* one call, one tag: either name */
+  q = dorm_select(Entry);
+  dorm_filter_q(q, dorm_q_or(q, dorm_Q(q, "tags__name", dorm_str("a")),
+                             dorm_Q(q, "tags__name", dorm_str("b"))));
+  assert_int_equal(ids_of(q, ids, 8), 4); /* ab twice, no DISTINCT */
+  assert_int_equal(ids[0], ab);
+  assert_int_equal(ids[1], ab);
+  assert_int_equal(ids[2], a_only);
+  assert_int_equal(ids[3], b_only);
+
+  /* the other way round: tags on an entry both of Ann's and rated 3+ */
+  q = dorm_select(Tag);
+  dorm_filter_q(q,
+                dorm_q_and(q, dorm_Q(q, "entry__author__name", dorm_str("Ann")),
+                           dorm_Q(q, "entry__rating__gte", dorm_int(3))));
+  assert_int_equal(ids_of(q, ids, 8), 2); /* a and b, through "ab" */
+  assert_int_equal(ids[0], ta);
+  assert_int_equal(ids[1], tb);
+  /* tag b is on Bob's "b" and on "ab": two entries, two calls */
+  q = dorm_select(Tag);
+  dorm_filter(q, "entry__author__name", dorm_str("Bob"));
+  dorm_filter(q, "entry__headline", dorm_str("ab"));
+  assert_int_equal(ids_of(q, ids, 8), 1);
+  assert_int_equal(ids[0], tb);
+  q = dorm_select(Tag);
+  dorm_filter_q(q,
+                dorm_q_and(q, dorm_Q(q, "entry__author__name", dorm_str("Bob")),
+                           dorm_Q(q, "entry__headline", dorm_str("ab"))));
+  assert_int_equal(ids_of(q, ids, 8), 0);
+
+  /* reverse foreign key: one entry of Ann's rated 5 and headed "a", or
+   * one rated 5 and another headed "a" */
+  q = dorm_select(Author);
+  dorm_filter_q(q, dorm_q_and(q, dorm_Q(q, "entries__rating", dorm_int(5)),
+                              dorm_Q(q, "entries__headline", dorm_str("a"))));
+  assert_int_equal(ids_of(q, ids, 8), 0);
+  q = dorm_select(Author);
+  dorm_filter(q, "entries__rating", dorm_int(5));
+  dorm_filter(q, "entries__headline", dorm_str("a"));
+  assert_int_equal(ids_of(q, ids, 8), 1);
+  assert_int_equal(ids[0], ann);
+
+  /* exclude beside a filter: tagged a, and no tag b */
+  q = dorm_select(Entry);
+  dorm_filter(q, "tags__name", dorm_str("a"));
+  dorm_exclude(q, "tags__name", dorm_str("b"));
+  assert_int_equal(ids_of(q, ids, 8), 1);
+  assert_int_equal(ids[0], a_only);
+
+  /* a delete with two calls removes only the entry tagged both */
+  q = dorm_delete(Entry);
+  dorm_filter(q, "tags__name", dorm_str("a"));
+  dorm_filter(q, "tags__name", dorm_str("b"));
+  assert_int_equal(t_count(dorm_async_delete(DB, q)), 1);
+  dorm_query_free(q);
+  q = dorm_select(Entry);
+  assert_int_equal(ids_of(q, ids, 8), 2);
+  assert_int_equal(ids[0], a_only);
+  assert_int_equal(ids[1], b_only);
+}
+
 /* ---- main --------------------------------------------------------------- */
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1292,6 +1400,7 @@ int main(void) {
       T(test_rows_json),
       T(test_many_to_many),
       T(test_many_to_many_long),
+      T(test_multi_valued_filters),
   };
   S = dorm_schema_load_file("tests/data/query_models.json", NULL);
   if (!S) {

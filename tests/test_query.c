@@ -709,6 +709,187 @@ static void test_exclude_multi_valued(void **state) {
   dorm_query_free(q);
 }
 
+/* Join groups (Django's "spanning multi-valued relationships"): the
+ * conditions of one filter() call share the join of a multi-valued
+ * relation, each further call gets its own; single-valued hops are
+ * shared by every call. */
+#define J_TAGS                                          \
+  " INNER JOIN \"entry_tags\" ON (\"entry\".\"id\" = "  \
+  "\"entry_tags\".\"entry_id\") INNER JOIN \"tag\" ON " \
+  "(\"entry_tags\".\"tag_id\" = \"tag\".\"id\")"
+#define J_TAGS_T4                                                         \
+  " INNER JOIN \"entry_tags\" \"T4\" ON (\"entry\".\"id\" = "             \
+  "\"T4\".\"entry_id\") INNER JOIN \"tag\" \"T5\" ON (\"T4\".\"tag_id\" " \
+  "= \"T5\".\"id\")"
+
+static void test_join_groups(void **state) {
+  (void)state;
+  /* Entry.filter(tags__name="a").filter(tags__name="b"): tagged both */
+  dorm_query *q = dorm_select(Entry);
+  dorm_filter(q, "tags__name", dorm_str("a"));
+  dorm_filter(q, "tags__name", dorm_str("b"));
+  expect_both(q,
+              E_FROM J_TAGS J_TAGS_T4
+              " WHERE \"tag\".\"name\" = $1 AND \"T5\".\"name\" = $2",
+              "'a', 'b'");
+  dorm_query_free(q);
+
+  /* Entry.filter(Q(tags__name="a") & Q(tags__name="b")): one call, one
+   * tag row named both (none) */
+  q = dorm_select(Entry);
+  dorm_filter_q(q, dorm_q_and(q, dorm_Q(q, "tags__name", dorm_str("a")),
+                              dorm_Q(q, "tags__name", dorm_str("b"))));
+  expect_both(
+      q, E_FROM J_TAGS " WHERE \"tag\".\"name\" = $1 AND \"tag\".\"name\" = $2",
+      "'a', 'b'");
+  dorm_query_free(q);
+
+  /* reverse foreign key: Author.filter(entries__headline__startswith="x",
+   * entries__rating__gte=4) is one call, one entry meeting both */
+  const char *j_entry =
+      " INNER JOIN \"entry\" ON (\"author\".\"id\" = \"entry\".\"author_id\")";
+  char want[4096];
+  q = dorm_select(Author);
+  dorm_filter_q(
+      q,
+      dorm_q_and(q, dorm_Q(q, "entries__headline__startswith", dorm_str("x")),
+                 dorm_Q(q, "entries__rating__gte", dorm_int(4))));
+  snprintf(want, sizeof want,
+           "%s%s WHERE \"entry\".\"headline\" LIKE $1 AND "
+           "\"entry\".\"rating\" >= $2",
+           A_FROM, j_entry);
+  expect(q, DORM_DIALECT_POSTGRES, want, "'x%', 4");
+  snprintf(want, sizeof want,
+           "%s%s WHERE \"entry\".\"headline\" GLOB ? AND "
+           "\"entry\".\"rating\" >= ?",
+           A_FROM, j_entry);
+  expect(q, DORM_DIALECT_SQLITE, want, "'x*', 4");
+  dorm_query_free(q);
+  /* the same as two calls: two entries, each meeting one */
+  q = dorm_select(Author);
+  dorm_filter(q, "entries__headline__startswith", dorm_str("x"));
+  dorm_filter(q, "entries__rating__gte", dorm_int(4));
+  snprintf(want, sizeof want,
+           "%s%s INNER JOIN \"entry\" \"T3\" ON (\"author\".\"id\" = "
+           "\"T3\".\"author_id\") WHERE \"entry\".\"headline\" LIKE $1 AND "
+           "\"T3\".\"rating\" >= $2",
+           A_FROM, j_entry);
+  expect(q, DORM_DIALECT_POSTGRES, want, "'x%', 4");
+  snprintf(want, sizeof want,
+           "%s%s INNER JOIN \"entry\" \"T3\" ON (\"author\".\"id\" = "
+           "\"T3\".\"author_id\") WHERE \"entry\".\"headline\" GLOB ? AND "
+           "\"T3\".\"rating\" >= ?",
+           A_FROM, j_entry);
+  expect(q, DORM_DIALECT_SQLITE, want, "'x*', 4");
+  dorm_query_free(q);
+
+  /* a forward foreign key is single-valued: two calls, one join */
+  q = dorm_select(Entry);
+  dorm_filter(q, "author__name", dorm_str("a"));
+  dorm_filter(q, "author__age__gt", dorm_int(3));
+  expect_both(q,
+              E_FROM
+              " INNER JOIN \"author\" ON (\"entry\".\"author_id\" = "
+              "\"author\".\"id\") WHERE \"author\".\"name\" = $1 AND "
+              "\"author\".\"age\" > $2",
+              "'a', 3");
+  dorm_query_free(q);
+
+  /* a forward hop before the multi-valued one is shared, the reverse hop
+   * after it is not */
+  q = dorm_select(Entry);
+  dorm_filter(q, "author__entries__rating", dorm_int(1));
+  dorm_filter(q, "author__entries__rating", dorm_int(2));
+  expect_both(q,
+              E_FROM
+              " INNER JOIN \"author\" ON (\"entry\".\"author_id\" = "
+              "\"author\".\"id\") INNER JOIN \"entry\" \"T3\" ON "
+              "(\"author\".\"id\" = \"T3\".\"author_id\") INNER JOIN "
+              "\"entry\" \"T4\" ON (\"author\".\"id\" = \"T4\".\"author_id\") "
+              "WHERE \"T3\".\"rating\" = $1 AND \"T4\".\"rating\" = $2",
+              "1, 2");
+  dorm_query_free(q);
+
+  /* reverse many-to-many; the forward hop after the multi-valued one
+   * belongs to its call's join too */
+  q = dorm_select(Tag);
+  dorm_filter(q, "entry__author__name", dorm_str("a"));
+  dorm_filter(q, "entry__author__name", dorm_str("b"));
+  expect_both(
+      q,
+      "SELECT \"tag\".\"id\", \"tag\".\"name\" FROM \"tag\" INNER JOIN "
+      "\"entry_tags\" ON (\"tag\".\"id\" = \"entry_tags\".\"tag_id\") "
+      "INNER JOIN \"entry\" ON (\"entry_tags\".\"entry_id\" = "
+      "\"entry\".\"id\") INNER JOIN \"author\" ON (\"entry\".\"author_id\" "
+      "= \"author\".\"id\") INNER JOIN \"entry_tags\" \"T5\" ON "
+      "(\"tag\".\"id\" = \"T5\".\"tag_id\") INNER JOIN \"entry\" \"T6\" ON "
+      "(\"T5\".\"entry_id\" = \"T6\".\"id\") INNER JOIN \"author\" \"T7\" "
+      "ON (\"T6\".\"author_id\" = \"T7\".\"id\") WHERE \"author\".\"name\" "
+      "= $1 AND \"T7\".\"name\" = $2",
+      "'a', 'b'");
+  dorm_query_free(q);
+
+  /* join promotion is per call: the OR makes only the second call's join
+   * LEFT */
+  q = dorm_select(Entry);
+  dorm_filter(q, "tags__name", dorm_str("a"));
+  dorm_filter_q(q, dorm_q_or(q, dorm_Q(q, "tags__name", dorm_str("b")),
+                             dorm_Q(q, "rating__gt", dorm_int(3))));
+  expect_both(q,
+              E_FROM J_TAGS
+              " LEFT OUTER JOIN \"entry_tags\" \"T4\" ON (\"entry\".\"id\" = "
+              "\"T4\".\"entry_id\") LEFT OUTER JOIN \"tag\" \"T5\" ON "
+              "(\"T4\".\"tag_id\" = \"T5\".\"id\") WHERE \"tag\".\"name\" = "
+              "$1 AND (\"T5\".\"name\" = $2 OR \"entry\".\"rating\" > $3)",
+              "'a', 'b', 3");
+  dorm_query_free(q);
+
+  /* values() and order_by() are no filter's: values' join is taken by the
+   * first call that crosses the relation, ordering uses the first join */
+  q = dorm_select(Entry);
+  dorm_values(q, "headline");
+  dorm_values(q, "tags__name");
+  dorm_filter(q, "tags__name", dorm_str("a"));
+  dorm_filter(q, "tags__name", dorm_str("b"));
+  dorm_order_by(q, "tags__name");
+  const char *vals =
+      "SELECT \"entry\".\"headline\", \"tag\".\"name\" FROM \"entry\" LEFT "
+      "OUTER JOIN \"entry_tags\" ON (\"entry\".\"id\" = "
+      "\"entry_tags\".\"entry_id\") LEFT OUTER JOIN \"tag\" ON "
+      "(\"entry_tags\".\"tag_id\" = \"tag\".\"id\")" J_TAGS_T4
+      " WHERE \"tag\".\"name\" = %s AND \"T5\".\"name\" = %s ORDER BY "
+      "\"tag\".\"name\" ASC%s";
+  snprintf(want, sizeof want, vals, "$1", "$2", "");
+  expect(q, DORM_DIALECT_POSTGRES, want, "'a', 'b'");
+  snprintf(want, sizeof want, vals, "?", "?", " NULLS LAST");
+  expect(q, DORM_DIALECT_SQLITE, want, "'a', 'b'");
+  dorm_query_free(q);
+
+  /* an exclude beside them is still a subquery; a delete keeps the
+   * calls' joins in its subquery */
+  q = dorm_select(Entry);
+  dorm_filter(q, "tags__name", dorm_str("a"));
+  dorm_exclude(q, "tags__name", dorm_str("b"));
+  expect_both(q,
+              E_FROM J_TAGS
+              " WHERE \"tag\".\"name\" = $1 AND NOT (\"entry\".\"id\" IN "
+              "(SELECT \"entry_tags\".\"entry_id\" FROM \"entry_tags\" "
+              "INNER JOIN \"tag\" ON (\"entry_tags\".\"tag_id\" = "
+              "\"tag\".\"id\") WHERE \"tag\".\"name\" = $2 AND "
+              "\"entry_tags\".\"entry_id\" IS NOT NULL))",
+              "'a', 'b'");
+  dorm_query_free(q);
+  q = dorm_delete(Entry);
+  dorm_filter(q, "tags__name", dorm_str("a"));
+  dorm_filter(q, "tags__name", dorm_str("b"));
+  expect_both(q,
+              "DELETE FROM \"entry\" WHERE \"entry\".\"id\" IN (SELECT "
+              "\"entry\".\"id\" FROM \"entry\"" J_TAGS J_TAGS_T4
+              " WHERE \"tag\".\"name\" = $1 AND \"T5\".\"name\" = $2)",
+              "'a', 'b'");
+  dorm_query_free(q);
+}
+
 /* a lookup right after a multi-valued hop compares the related key */
 static void test_relation_lookups(void **state) {
   (void)state;
@@ -1620,6 +1801,7 @@ int main(void) {
       cmocka_unit_test(test_f_expressions),
       cmocka_unit_test(test_joins),
       cmocka_unit_test(test_exclude_multi_valued),
+      cmocka_unit_test(test_join_groups),
       cmocka_unit_test(test_relation_lookups),
       cmocka_unit_test(test_compile_ex),
       cmocka_unit_test(test_select_related),

@@ -90,7 +90,10 @@ dorm_query_kind dorm_query_kind_of(const dorm_query *q);
  * lte startswith istartswith endswith iendswith range isnull regex iregex;
  * transforms: year month day week_day hour minute date.  `in` takes a
  * non-empty DORM_T_LIST, `range` a list of two, `isnull` a bool.  A value
- * may be an F expression: dorm_fval(dorm_F(q, "age")). */
+ * may be an F expression: dorm_fval(dorm_F(q, "age")).  Each call is one
+ * Django filter() call: its conditions across a multi-valued relation
+ * (reverse foreign key, many-to-many) share one join, each call its own
+ * (docs/queries.md, Joins). */
 int dorm_filter(dorm_query *q, const char *lookup, dorm_value v);
 int dorm_exclude(dorm_query *q, const char *lookup, dorm_value v);
 int dorm_filter_q(dorm_query *q, dorm_q *node);
