@@ -124,14 +124,23 @@ static dorm_deferred *goc_start(dorm_db *db, const dorm_model *model,
   dorm_query *s = dorm_select(model), *i = dorm_insert(model);
   dorm_query *u = update && nd ? dorm_update(model) : NULL;
   int rc = (!s || !i || (update && nd && !u)) ? DORM_ENOMEM : 0;
+  /* the lookups are one filter() call, as Django's get_or_create(**kw):
+   * across a multi-valued relation they are about the same related row */
+  dorm_q *sq = NULL, *uq = NULL;
   for (size_t k = 0; !rc && k < nl; k++) {
-    dorm_filter(s, lookups[k].field, lookups[k].value);
-    if (u) dorm_filter(u, lookups[k].field, lookups[k].value);
+    dorm_q *c = dorm_Q(s, lookups[k].field, lookups[k].value);
+    sq = sq ? dorm_q_and(s, sq, c) : c;
+    if (u) {
+      c = dorm_Q(u, lookups[k].field, lookups[k].value);
+      uq = uq ? dorm_q_and(u, uq, c) : c;
+    }
     if (!has_lookup(lookups[k].field) && strcmp(lookups[k].field, "pk"))
       dorm_set(i, lookups[k].field, lookups[k].value);
     else if (!strcmp(lookups[k].field, "pk"))
       dorm_set(i, model->pk->name, lookups[k].value);
   }
+  if (!rc && sq) dorm_filter_q(s, sq);
+  if (!rc && uq) dorm_filter_q(u, uq);
   for (size_t k = 0; !rc && k < nd; k++) {
     dorm_set(i, defaults[k].field, defaults[k].value);
     if (u) dorm_set(u, defaults[k].field, defaults[k].value);

@@ -1334,6 +1334,21 @@ static void test_multi_valued_filters(void **state) {
   dorm_filter(q, "entries__headline", dorm_str("a"));
   assert_int_equal(ids_of(q, ids, 8), 1);
   assert_int_equal(ids[0], ann);
+  /* get_or_create's lookups are one filter() call (Django's **kwargs),
+   * about one entry: Ann's "ab" is rated 5... */
+  dorm_kv look[] = {{"name", dorm_str("Ann")},
+                    {"entries__rating", dorm_int(5)},
+                    {"entries__headline", dorm_str("ab")}};
+  dorm_result r = t_ok(dorm_async_get_or_create(DB, Author, look, 3, NULL, 0));
+  assert_int_equal(dorm_row_created(r.u.row.row), 0);
+  assert_int_equal(dorm_row_int(r.u.row.row, "id"), ann);
+  dorm_result_free(&r);
+  /* ...but none of her entries is both rated 5 and headed "a": a new Ann */
+  look[2].value = dorm_str("a");
+  r = t_ok(dorm_async_get_or_create(DB, Author, look, 3, NULL, 0));
+  assert_int_equal(dorm_row_created(r.u.row.row), 1);
+  assert_true(dorm_row_int(r.u.row.row, "id") != ann);
+  dorm_result_free(&r);
 
   /* exclude beside a filter: tagged a, and no tag b */
   q = dorm_select(Entry);
