@@ -79,6 +79,19 @@ static long kill_dorm_sessions(void) {
   return admin_exec(sql);
 }
 
+/* Wait (running the loop) until the current test's database has n
+ * sessions on the server: a pool connects its connections in the
+ * background, the later ones after the first query may have answered. */
+static void wait_sessions(long n) {
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+           "'%s'",
+           g_app);
+  for (int i = 0; i < 1000 && admin_exec(sql) != n; i++) t_run_for(10);
+  assert_int_equal(admin_exec(sql), n);
+}
+
 static dorm_db *open_db(const char *extra, int pool, size_t max_pending) {
   char url[1024];
   snprintf(g_app, sizeof g_app, "dorm_t%d_%d", (int)getpid(), ++g_app_n);
@@ -411,6 +424,7 @@ static void test_kill_idle(void **state) {
   (void)state;
   dorm_db *db = open_db(NULL, 2, 0);
   assert_int_equal(scalar(db, "SELECT 1"), 1);
+  wait_sessions(2);
   assert_int_equal(kill_dorm_sessions(), 2);
   run_for(200); /* the pool notices and reconnects in the background */
   batch b = {0};
