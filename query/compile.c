@@ -451,7 +451,8 @@ static void register_select(cctx *c) {
   for (const annotation *a = q->annots; a; a = a->next)
     if (!a->star) dorm__path_alias_of(c, &a->path, 1);
   dorm__register_where(c, q->where);
-  if (!q->count && !q->exists && !q->aggregate)
+  if (!q->count && !q->exists &&
+      (!q->aggregate || q->sliced)) /* see aggregate_of_rows */
     for (const order_item *o = q->order; o; o = o->next)
       if (!o->path.annotation) dorm__path_alias_of(c, &o->path, 1);
 }
@@ -547,7 +548,39 @@ static dorm_type agg_type(const annotation *a) {
   return t;
 }
 
+/* "subquery"."__col<i>" or "__col<i>": the source column of the i-th
+ * aggregate when it runs over a subquery. */
+static void emit_agg_source_name(cctx *c, int i, int qualified) {
+  char name[32];
+  int n = snprintf(name, sizeof name, "%s\"__col%d\"",
+                   qualified ? "\"subquery\"." : "", i);
+  dorm__emit(c, name, (size_t)n);
+}
+
+/* Inside the subquery of aggregate() over a slice or a distinct set: the
+ * value each aggregate reads, named for the outer query (COUNT(*) reads
+ * none). */
+static void emit_agg_sources(cctx *c, int *first) {
+  int i = 0;
+  for (const annotation *a = c->q->annots; a; a = a->next, i++) {
+    if (a->star) continue;
+    if (!*first) dorm__emitl(c, ", ");
+    *first = 0;
+    int alias = dorm__path_alias_of(c, &a->path, 1);
+    if (a->path.transform)
+      dorm__emit_transform(c, &a->path, alias);
+    else
+      dorm__emit_column_of(c, &a->path, alias);
+    dorm__emitl(c, " AS ");
+    emit_agg_source_name(c, i, 0);
+  }
+}
+
 static void emit_annotations(cctx *c, int record, int *first) {
+  if (c->agg_inner) {
+    emit_agg_sources(c, first);
+    return;
+  }
   for (const annotation *a = c->q->annots; a; a = a->next) {
     if (!*first) dorm__emitl(c, ", ");
     *first = 0;
@@ -572,7 +605,7 @@ static void emit_path_value(cctx *c, const dorm_path *p) {
 static void emit_select_list(cctx *c, int record) {
   const dorm_query *q = c->q;
   int first = 1;
-  if (q->aggregate) {
+  if (q->aggregate && !c->agg_inner) {
     emit_annotations(c, record, &first);
     return;
   }
@@ -604,7 +637,8 @@ static void emit_select_list(cctx *c, int record) {
   /* PostgreSQL: with DISTINCT, ORDER BY expressions must be selected.
    * Django adds them too; they come after the described columns, so row
    * decoding (which reads ncolumns) never sees them. */
-  if (q->distinct && !q->count && !q->exists) {
+  if (q->distinct && !q->count && !q->exists &&
+      (!c->agg_inner || q->sliced)) { /* no ORDER BY: nothing to add */
     for (const order_item *o = q->order; o; o = o->next) {
       if (o->path.annotation) continue;
       if (!o->path.nhops && q->nvalues == 0 && !o->path.transform &&
@@ -724,6 +758,39 @@ static void emit_plain_select(cctx *c, int record, int with_order) {
   emit_limit(c);
 }
 
+/* aggregate() over a slice or a distinct set: the slice (or the distinct
+ * rows) is a subquery selecting what the query selects plus each
+ * aggregate's source value, and the aggregates run over its columns, as
+ * Django's get_aggregation does:
+ *   SELECT AVG("subquery"."__col0") AS "avg" FROM (SELECT "entry"."id",
+ *   ..., "entry"."rating" AS "__col0" FROM "entry" ORDER BY ... LIMIT $1)
+ *   "subquery" */
+static void aggregate_of_rows(cctx *c) {
+  const dorm_query *q = c->q;
+  dorm__emitl(c, "SELECT ");
+  int i = 0;
+  for (const annotation *a = q->annots; a; a = a->next, i++) {
+    if (i) dorm__emitl(c, ", ");
+    dorm__emits(c, agg_names[a->agg & 0xff]);
+    dorm__emitl(c, "(");
+    if (a->star) {
+      dorm__emitl(c, "*");
+    } else {
+      if (a->agg & DORM_AGG_DISTINCT) dorm__emitl(c, "DISTINCT ");
+      emit_agg_source_name(c, i, 1);
+    }
+    dorm__emitl(c, ") AS ");
+    dorm__emit_ident(c, a->alias);
+    dorm__add_column(c, a->alias, a->star ? NULL : a->path.field,
+                     a->star ? q->model : a->path.model, 0, agg_type(a));
+  }
+  dorm__emitl(c, " FROM (");
+  c->agg_inner = 1;
+  emit_plain_select(c, 0, q->sliced);
+  c->agg_inner = 0;
+  dorm__emitl(c, ") \"subquery\"");
+}
+
 int dorm__compile_select(cctx *c) {
   const dorm_query *q = c->q;
   if (q->has_hops) { /* no relation anywhere: no joins to find */
@@ -782,10 +849,8 @@ int dorm__compile_select(cctx *c) {
     return c->failed;
   }
   if (q->aggregate && (q->sliced || q->distinct)) {
-    return dorm__cfail(c, DORM_EUNSUPPORTED,
-                       "model '%s': aggregate() over a slice or distinct set "
-                       "is not supported yet",
-                       q->model->name);
+    aggregate_of_rows(c);
+    return c->failed;
   }
   emit_plain_select(c, 1, !q->aggregate);
   if (q->lock) {

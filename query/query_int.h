@@ -305,6 +305,8 @@ typedef struct cctx {
   join joins[DORM_MAX_JOINS];
   int njoins;
   int no_joins;           /* UPDATE SET: joined references not allowed */
+  int agg_inner; /* writing the rows under aggregate() over a slice or a
+                    distinct set: aggregates become their source columns */
   int registering;        /* pre-pass: record joins, write nothing */
   const char *base_table; /* the base table's name (alias 0) */
   char base_ref[DORM_IDENT_MAX + 4]; /* "base_table". */

@@ -45,6 +45,7 @@ void dorm__cctx_start(cctx *c, const dorm_query *q, dorm_dialect dialect,
   c->err = err;
   c->njoins = 0;
   c->no_joins = 0;
+  c->agg_inner = 0;
   c->registering = 0;
   c->int4_rhs = 0;
   /* write straight into out's text buffer, keeping its capacity */

@@ -449,6 +449,31 @@ static void test_count_exists_aggregate(void **state) {
   dorm_result_free(&r);
   dorm_query_free(q);
 
+  /* over a slice: the oldest two after the first (NULL sorts first
+   * descending, on both backends): Cid 45 and Ann 30 */
+  q = dorm_select(Author);
+  dorm_order_by(q, "-age");
+  dorm_slice(q, 1, 3);
+  dorm_aggregate(q, "total", DORM_AGG_SUM, "age");
+  dorm_aggregate(q, "n", DORM_AGG_COUNT, "*");
+  r = t_ok(dorm_async_aggregate(DB, q));
+  assert_int_equal(dorm_row_int(r.u.row.row, "total"), 75);
+  assert_int_equal(dorm_row_int(r.u.row.row, "n"), 2);
+  dorm_result_free(&r);
+  dorm_query_free(q);
+  /* over a distinct set: five authors, three countries (GB twice, US
+   * twice: the default) */
+  q = dorm_select(Author);
+  dorm_values(q, "country");
+  dorm_distinct(q);
+  dorm_aggregate(q, "n", DORM_AGG_COUNT, "*");
+  dorm_aggregate(q, "c", DORM_AGG_COUNT, "country");
+  r = t_ok(dorm_async_aggregate(DB, q));
+  assert_int_equal(dorm_row_int(r.u.row.row, "n"), 3);
+  assert_int_equal(dorm_row_int(r.u.row.row, "c"), 3);
+  dorm_result_free(&r);
+  dorm_query_free(q);
+
   /* annotate with values(): GROUP BY */
   q = dorm_select(Author);
   dorm_values(q, "country");

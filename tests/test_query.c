@@ -1260,6 +1260,58 @@ static void test_annotate_aggregate(void **state) {
       "\"author\".\"active\" = $1",
       "true");
   dorm_query_free(q);
+
+  /* order_by("-age")[1:3].aggregate(total=Sum("age"), n=Count("*")): the
+   * slice is a subquery, the aggregates run over its columns (Django's
+   * get_aggregation) */
+  q = dorm_select(Author);
+  dorm_order_by(q, "-age");
+  dorm_slice(q, 1, 3);
+  dorm_aggregate(q, "total", DORM_AGG_SUM, "age");
+  dorm_aggregate(q, "n", DORM_AGG_COUNT, "*");
+  expect(q, DORM_DIALECT_POSTGRES,
+         "SELECT SUM(\"subquery\".\"__col0\") AS \"total\", COUNT(*) AS "
+         "\"n\" FROM (SELECT " A_COLS_PG ", \"author\".\"age\" AS "
+         "\"__col0\" FROM \"author\" ORDER BY \"author\".\"age\" DESC "
+         "LIMIT $1 OFFSET $2) \"subquery\"",
+         "2, 1");
+  expect(q, DORM_DIALECT_SQLITE,
+         "SELECT SUM(\"subquery\".\"__col0\") AS \"total\", COUNT(*) AS "
+         "\"n\" FROM (SELECT " A_COLS_PG ", \"author\".\"age\" AS "
+         "\"__col0\" FROM \"author\" ORDER BY \"author\".\"age\" DESC "
+         "NULLS FIRST LIMIT ? OFFSET ?) \"subquery\"",
+         "2, 1");
+  dorm_query_free(q);
+
+  /* values("country").distinct().aggregate(n=Count("*"),
+   * c=Count("country")); an ordering without a slice is dropped inside */
+  q = dorm_select(Author);
+  dorm_values(q, "country");
+  dorm_distinct(q);
+  dorm_order_by(q, "name");
+  dorm_aggregate(q, "n", DORM_AGG_COUNT, "*");
+  dorm_aggregate(q, "c", DORM_AGG_COUNT, "country");
+  expect_both(q,
+              "SELECT COUNT(*) AS \"n\", COUNT(\"subquery\".\"__col1\") AS "
+              "\"c\" FROM (SELECT DISTINCT \"author\".\"country\", "
+              "\"author\".\"country\" AS \"__col1\" FROM \"author\") "
+              "\"subquery\"",
+              "");
+  dorm_query_free(q);
+
+  /* across a relation: authors with an entry rated 4+, each once */
+  q = dorm_select(Author);
+  dorm_filter(q, "entries__rating__gte", dorm_int(4));
+  dorm_distinct(q);
+  dorm_aggregate(q, "avg_age", DORM_AGG_AVG, "age");
+  expect_both(q,
+              "SELECT AVG(\"subquery\".\"__col0\") AS \"avg_age\" FROM "
+              "(SELECT DISTINCT " A_COLS_PG ", \"author\".\"age\" AS "
+              "\"__col0\" FROM \"author\" INNER JOIN \"entry\" ON "
+              "(\"author\".\"id\" = \"entry\".\"author_id\") WHERE "
+              "\"entry\".\"rating\" >= $1) \"subquery\"",
+              "4");
+  dorm_query_free(q);
 }
 
 static void test_select_for_update(void **state) {

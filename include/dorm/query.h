@@ -156,7 +156,8 @@ typedef enum dorm_agg {
  * in Django.  path "*" or "pk" counts rows. */
 int dorm_annotate(dorm_query *q, const char *alias, int agg, const char *path);
 /* aggregate(alias=Sum("age")): turns the query into one row of aggregates
- * over the filtered set. */
+ * over the filtered set (over the slice, or the distinct rows, as a
+ * subquery when the query is sliced or distinct). */
 int dorm_aggregate(dorm_query *q, const char *alias, int agg, const char *path);
 /* SELECT COUNT(*) over the filtered (and sliced, distinct) set. */
 int dorm_count(dorm_query *q);
