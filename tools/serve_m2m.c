@@ -220,7 +220,8 @@ static dorm_deferred *fill_query(fill_job *j) {
   size_t n = j->nindex - j->start;
   if (n > SERVE_M2M_CHUNK) n = SERVE_M2M_CHUNK;
   int pg = dorm_db_dialect(j->db) == DORM_DIALECT_POSTGRES;
-  size_t cap = 3 * sizeof qtable + 64 + n * 9;
+  /* six identifiers, the keywords, and up to "$10000, " per key */
+  size_t cap = 6 * sizeof qtable + 64 + n * 9;
   free(j->sql);
   free(j->params);
   j->sql = malloc(cap);
