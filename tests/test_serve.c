@@ -2,14 +2,14 @@
  * PostgreSQL (the suite's DORM_TEST_PG, in a schema of its own).
  *
  * Each group creates the tables of tests/data/contract_models.json (and of
- * serve_m2m_models.json, for the many_to_many fields) with the DDL compiler (in-process, through libdorm), starts the dorm binary built
- * beside this test (build/dorm, or build-san/dorm for the sanitizer build,
- * so the server itself runs sanitized) on a free port, and talks HTTP to
- * it: every route and every error status, the refused names of the query
- * layer sent as lookup keys, order_by and fields values (400, table
- * intact), a client that disconnects mid-request, the access log, and a
- * SIGTERM with requests in flight (they are answered; exit status 0 —
- * under ASan, which also means no leak at exit).
+ * serve_m2m_models.json, for the many_to_many fields) with the DDL compiler
+ * (in-process, through libdorm), starts the dorm binary built beside this test
+ * (build/dorm, or build-san/dorm for the sanitizer build, so the server itself
+ * runs sanitized) on a free port, and talks HTTP to it: every route and every
+ * error status, the refused names of the query layer sent as lookup keys,
+ * order_by and fields values (400, table intact), a client that disconnects
+ * mid-request, the access log, and a SIGTERM with requests in flight (they are
+ * answered; exit status 0 — under ASan, which also means no leak at exit).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -850,15 +850,13 @@ static void test_many_to_many(void **state) {
            (long long)t[1], (long long)t[0], (long long)t[1]);
   assert_int_equal(call(c, &r, "POST", "/api/post", body), 201);
   json_int_t p1 = jint(r.json, "id");
-  snprintf(want, sizeof want, "[%lld,%lld]", (long long)t[0],
-           (long long)t[1]);
+  snprintf(want, sizeof want, "[%lld,%lld]", (long long)t[0], (long long)t[1]);
   assert_string_equal(keys_text(r.json, "tags"), want);
   assert_string_equal(keys_text(r.json, "labels"), "[\"blue\",\"red\"]");
   assert_string_equal(json_string_value(json_object_get(r.json, "title")),
                       "P1");
   /* POST without: empty arrays */
-  assert_int_equal(call(c, &r, "POST", "/api/post", "{\"title\":\"P2\"}"),
-                   201);
+  assert_int_equal(call(c, &r, "POST", "/api/post", "{\"title\":\"P2\"}"), 201);
   json_int_t p2 = jint(r.json, "id");
   assert_string_equal(keys_text(r.json, "tags"), "[]");
   assert_string_equal(keys_text(r.json, "labels"), "[]");
@@ -882,8 +880,7 @@ static void test_many_to_many(void **state) {
   assert_int_equal(call(c, &r, "GET", "/api/post?fields=id,title", NULL), 200);
   assert_int_equal(json_object_size(result_at(&r, 0)), 2);
   assert_null(json_object_get(result_at(&r, 0), "tags"));
-  assert_int_equal(call(c, &r, "GET", "/api/post?fields=pk,labels", NULL),
-                   200);
+  assert_int_equal(call(c, &r, "GET", "/api/post?fields=pk,labels", NULL), 200);
   assert_int_equal(json_object_size(result_at(&r, 0)), 2);
   assert_string_equal(keys_text(result_at(&r, 0), "labels"),
                       "[\"blue\",\"red\"]");
@@ -895,10 +892,9 @@ static void test_many_to_many(void **state) {
            (long long)t[0]);
   assert_int_equal(call(c, &r, "POST", "/api/post", body), 409);
   assert_non_null(strstr(err_text(&r), "conflict"));
-  assert_int_equal(
-      call(c, &r, "POST", "/api/post",
-           "{\"title\":\"P3\",\"labels\":[\"green\"]}"),
-      409);
+  assert_int_equal(call(c, &r, "POST", "/api/post",
+                        "{\"title\":\"P3\",\"labels\":[\"green\"]}"),
+                   409);
   assert_int_equal(call(c, &r, "GET", "/api/post/count", NULL), 200);
   assert_int_equal(jint(r.json, "count"), 2);
   assert_int_equal(call(c, &r, "GET", "/api/post?title=P3", NULL), 200);
@@ -917,9 +913,8 @@ static void test_many_to_many(void **state) {
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     assert_int_equal(call(c, &r, "POST", "/api/post", bad[i]), 400);
-    assert_non_null(strstr(err_text(&r), strstr(bad[i], "labels")
-                                             ? "'labels'"
-                                             : "'tags'"));
+    assert_non_null(
+        strstr(err_text(&r), strstr(bad[i], "labels") ? "'labels'" : "'tags'"));
     assert_int_equal(call(c, &r, "PATCH", path, bad[i]), 400);
   }
   assert_int_equal(call(c, &r, "GET", "/api/post/count", NULL), 200);
@@ -955,8 +950,7 @@ static void test_many_to_many(void **state) {
   snprintf(body, sizeof body, "{\"title\":\"P1\",\"tags\":[%lld,%lld]}",
            (long long)t[1], (long long)t[0]);
   assert_int_equal(call(c, &r, "PATCH", path, body), 200);
-  snprintf(want, sizeof want, "[%lld,%lld]", (long long)t[0],
-           (long long)t[1]);
+  snprintf(want, sizeof want, "[%lld,%lld]", (long long)t[0], (long long)t[1]);
   assert_string_equal(keys_text(r.json, "tags"), want);
   assert_string_equal(json_string_value(json_object_get(r.json, "title")),
                       "P1");
@@ -994,8 +988,7 @@ static void test_many_to_many(void **state) {
            (long long)t[1]);
   assert_int_equal(call(c, &r, "GET", q, NULL), 200);
   assert_int_equal(nresults(&r), 3);
-  snprintf(want, sizeof want, "[%lld,%lld]", (long long)t[0],
-           (long long)t[1]);
+  snprintf(want, sizeof want, "[%lld,%lld]", (long long)t[0], (long long)t[1]);
   for (size_t i = 0; i < 3; i++)
     if (jint(result_at(&r, i), "id") == p1)
       assert_string_equal(keys_text(result_at(&r, i), "tags"), want);

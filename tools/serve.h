@@ -28,7 +28,8 @@ void serve_handle(dorm_http_request *req, dorm_http_response *res, void *arg);
 
 /* ---- serve_m2m.c (the types serve_input.c fills) ------------------------ */
 
-#define SERVE_M2M_MAX 16 /* many_to_many fields of one model that are served */
+/* many_to_many fields of one model that are served */
+#define SERVE_M2M_MAX 16
 
 /* The many_to_many fields an answer carries, each as an array of related
  * keys.  pk_key: the key of the objects' primary key (NULL: the pk's field
@@ -89,7 +90,7 @@ int serve_apply_body(const dorm_model *m, dorm_query *q, const char *body,
  * never the database's own message. */
 int serve_db_error(const dorm_result *err, const char **text);
 
-/* ---- serve_m2m.c ---------------------------------------------------------- */
+/* ---- serve_m2m.c -------------------------------------------------------- */
 
 /* *w = every many_to_many field of m. */
 void serve_m2m_want_all(const dorm_model *m, serve_m2m_want *w);
@@ -113,10 +114,11 @@ int serve_m2m_fill(dorm_db *db, const dorm_model *m, json_t *objs,
                    const serve_m2m_want *want, dorm_deferred **d);
 
 /* Inside a transaction: dorm_async_m2m_set of each relation in *in for
- * the row obj (its primary key read from it), one after the other.  A
+ * the row obj (its primary key read from it), one after the other
+ * (dorm_async_m2m_add when created: a new row has no pairs to remove).  A
  * borrowed deferred that fails with the first error, or NULL (out of
- * memory).  obj and in borrowed until it fires. */
+ * memory, no key in obj).  in borrowed until it fires. */
 dorm_deferred *serve_m2m_apply(dorm_db *tx, const dorm_model *m, json_t *obj,
-                               const serve_m2m_input *in);
+                               const serve_m2m_input *in, int created);
 
 #endif /* DORM_TOOLS_SERVE_H */

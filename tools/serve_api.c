@@ -9,6 +9,13 @@
  * loop.  Database errors become fixed texts (serve_db_error) so no answer
  * ever carries SQL or the database's message; the operator sees the real
  * message on stderr for 5xx answers.
+ *
+ * On a model with many_to_many fields an answer waits for their arrays
+ * (serve_m2m_fill, one query per field for the whole page), and a POST or
+ * PATCH whose body sets a relation runs as one transaction: the row, then
+ * the relation (serve_m2m_apply), then the arrays read back; the request
+ * then owns its query (call.q) since the block runs after the handler has
+ * returned and st->q has been reused.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -244,8 +251,9 @@ static dorm_result tx_row(dorm_result *r, void *arg) {
   const dorm_row *row = dorm_result_row_of(r);
   if (!row) return dorm_result_error(DORM_ENOTFOUND, "no such row");
   c->out = dorm_row_to_json(row);
-  dorm_deferred *d =
-      c->out ? serve_m2m_apply(c->tx, c->model, c->out, &c->in) : NULL;
+  dorm_deferred *d = c->out ? serve_m2m_apply(c->tx, c->model, c->out, &c->in,
+                                              c->op == OP_CREATE)
+                            : NULL;
   if (!d || dorm_deferred_add_callback(d, tx_fill, c) != 0)
     return dorm_result_error(DORM_ENOMEM, "out of memory");
   return dorm_result_deferred(d);

@@ -13,6 +13,9 @@
  * JSON bodies are checked field by field against the model (unknown,
  * wrong type, null where not allowed, missing required), then set on the
  * query, whose own checks (formats, max_length, choices) finish the job.
+ * A many_to_many field is no column: its list of keys is checked and kept
+ * (serve_m2m_take) for the transaction that writes the row, and in
+ * fields= it names a relation to read afterwards, not a column.
  *
  * Every refusal here is a 400 whose message names the user's input; none
  * contains SQL (there is none yet) or a database's text.

@@ -16,8 +16,9 @@
  *
  * A POST or PATCH body sets a relation with "tags": [1, 2]: the keys are
  * checked here (a JSON array of the target's key type), kept as a JSON
- * reference, and given to dorm_async_m2m_set inside the request's
- * transaction (serve_api.c), one field after the other.
+ * reference, and given to dorm_async_m2m_set (dorm_async_m2m_add for a
+ * row just created, which has no pairs) inside the request's transaction
+ * (serve_api.c), one field after the other.
  *
  * Ownership: serve_m2m_fill and serve_m2m_apply each allocate one job that
  * their deferred's last step frees, whatever the outcome; the JSON they
@@ -151,9 +152,7 @@ static int key_cmp(const key *a, const key *b) {
   return a->n < b->n ? -1 : a->n > b->n;
 }
 
-static int key_qsort(const void *a, const void *b) {
-  return key_cmp(a, b);
-}
+static int key_qsort(const void *a, const void *b) { return key_cmp(a, b); }
 
 /* The value a key parameter is sent as: the model's key type. */
 static dorm_value key_param(const dorm_field *pk, const key *k) {
@@ -182,9 +181,9 @@ static json_t *key_json(const dorm_value *v) {
 typedef struct fill_job {
   dorm_db *db; /* borrowed: the database, or the transaction */
   const dorm_model *model;
-  json_t *objs;       /* borrowed: an object, or an array of objects */
+  json_t *objs; /* borrowed: an object, or an array of objects */
   serve_m2m_want want;
-  key *index;         /* owned: the objects' keys, sorted */
+  key *index; /* owned: the objects' keys, sorted */
   size_t nindex;
   size_t field;       /* the field being read (into want.fields) */
   size_t start;       /* first index entry of the chunk being read */
@@ -227,8 +226,9 @@ static dorm_deferred *fill_query(fill_job *j) {
   j->sql = malloc(cap);
   j->params = malloc(n * sizeof *j->params);
   if (!j->sql || !j->params) return NULL;
-  size_t len = (size_t)snprintf(j->sql, cap, "SELECT %s, %s FROM %s WHERE %s IN (",
-                                qfrom, qto, qtable, qfrom);
+  size_t len =
+      (size_t)snprintf(j->sql, cap, "SELECT %s, %s FROM %s WHERE %s IN (",
+                       qfrom, qto, qtable, qfrom);
   for (size_t i = 0; i < n; i++) {
     j->params[i] = key_param(j->model->pk, &j->index[j->start + i]);
     if (pg)
@@ -240,10 +240,9 @@ static dorm_deferred *fill_query(fill_job *j) {
   snprintf(j->sql + len, cap - len, ") ORDER BY %s, %s", qfrom, qto);
   /* inside a transaction the pairs it just wrote; else a read (a replica
    * or a SQLite reader may answer) */
-  dorm_deferred *d =
-      dorm_db_in_transaction(j->db)
-          ? dorm_async_execute(j->db, j->sql, j->params, n)
-          : dorm_async_execute_read(j->db, j->sql, j->params, n);
+  dorm_deferred *d = dorm_db_in_transaction(j->db)
+                         ? dorm_async_execute(j->db, j->sql, j->params, n)
+                         : dorm_async_execute_read(j->db, j->sql, j->params, n);
   if (d && dorm_deferred_add_callback(d, fill_step, j) != 0) return NULL;
   return d;
 }
@@ -337,6 +336,7 @@ typedef struct apply_job {
   const serve_m2m_input *in; /* borrowed */
   json_t *pk;                /* a reference on the row's key */
   size_t next;               /* the field to set next */
+  int created;               /* the row is new: add (it has no pairs) */
 } apply_job;
 
 static void apply_job_free(apply_job *j) {
@@ -363,8 +363,8 @@ static dorm_deferred *apply_one(apply_job *j) {
   key pk;
   dorm_deferred *d = NULL;
   if (key_of_json(j->pk, &pk) == 0)
-    d = dorm_async_m2m_set(j->tx, j->model, f->name,
-                           key_param(j->model->pk, &pk), keys, n);
+    d = (j->created ? dorm_async_m2m_add : dorm_async_m2m_set)(
+        j->tx, j->model, f->name, key_param(j->model->pk, &pk), keys, n);
   if (keys != stack) free(keys);
   if (d && j->next < j->in->n &&
       dorm_deferred_add_callback(d, apply_step, j) != 0)
@@ -384,7 +384,7 @@ static dorm_result apply_done(dorm_result *r, void *arg) {
 }
 
 dorm_deferred *serve_m2m_apply(dorm_db *tx, const dorm_model *m, json_t *obj,
-                               const serve_m2m_input *in) {
+                               const serve_m2m_input *in, int created) {
   json_t *pk = json_object_get(obj, m->pk->name);
   if (!pk || !in->n) return NULL;
   apply_job *j = calloc(1, sizeof *j);
@@ -393,6 +393,7 @@ dorm_deferred *serve_m2m_apply(dorm_db *tx, const dorm_model *m, json_t *obj,
   j->model = m;
   j->in = in;
   j->pk = json_incref(pk);
+  j->created = created;
   dorm_deferred *d = apply_one(j);
   if (!d || dorm_deferred_add_both(d, apply_done, j) != 0) {
     apply_job_free(j);
