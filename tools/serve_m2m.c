@@ -9,10 +9,12 @@
  *    WHERE "entry_id" IN ($1, ..., $n) ORDER BY "entry_id", "tag_id"
  *
  * with the page's keys as parameters (a page of more than SERVE_M2M_CHUNK
- * objects takes one query per chunk).  The identifiers come only from the
- * model (the join table and its columns, dorm_ddl_m2m_columns) and are
- * quoted with dorm_quote_ident; no user text is ever part of the SQL.
- * The pairs are matched to the objects by key through a sorted index.
+ * objects takes one query per chunk; the list is padded to a power of two
+ * by repeating its last key, so the statement texts stay few).  The identifiers
+ * come only from the model (the join table and its columns,
+ * dorm_ddl_m2m_columns) and are quoted with dorm_quote_ident; no user text is
+ * ever part of the SQL. The pairs are matched to the objects by key through a
+ * sorted index.
  *
  * A POST or PATCH body sets a relation with "tags": [1, 2]: the keys are
  * checked here (a JSON array of the target's key type), kept as a JSON
@@ -216,7 +218,13 @@ static dorm_deferred *fill_query(fill_job *j) {
       dorm_quote_ident(to, qto, sizeof qto) != 0 ||
       dorm_quote_ident(f->through_table, qtable, sizeof qtable) != 0)
     return NULL;
-  size_t n = j->nindex - j->start;
+  size_t have = j->nindex - j->start;
+  if (have > SERVE_M2M_CHUNK) have = SERVE_M2M_CHUNK;
+  /* the list padded to a power of two with its last key, so pages of any
+   * size make a few distinct statements (PostgreSQL prepares each one it
+   * sees on a connection) */
+  size_t n = 1;
+  while (n < have) n *= 2;
   if (n > SERVE_M2M_CHUNK) n = SERVE_M2M_CHUNK;
   int pg = dorm_db_dialect(j->db) == DORM_DIALECT_POSTGRES;
   /* six identifiers, the keywords, and up to "$10000, " per key */
@@ -230,7 +238,8 @@ static dorm_deferred *fill_query(fill_job *j) {
       (size_t)snprintf(j->sql, cap, "SELECT %s, %s FROM %s WHERE %s IN (",
                        qfrom, qto, qtable, qfrom);
   for (size_t i = 0; i < n; i++) {
-    j->params[i] = key_param(j->model->pk, &j->index[j->start + i]);
+    j->params[i] = key_param(j->model->pk,
+                             &j->index[j->start + (i < have ? i : have - 1)]);
     if (pg)
       len += (size_t)snprintf(j->sql + len, cap - len, "%s$%zu", i ? ", " : "",
                               i + 1);
