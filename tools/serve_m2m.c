@@ -187,14 +187,18 @@ typedef struct fill_job {
   serve_m2m_want want;
   key *index; /* owned: the objects' keys, sorted */
   size_t nindex;
+  size_t *uniq; /* owned: where each distinct key starts in index (a row
+                   may come twice in a page: its key is asked once) */
+  size_t nuniq;
   size_t field;       /* the field being read (into want.fields) */
-  size_t start;       /* first index entry of the chunk being read */
+  size_t start;       /* first uniq entry of the chunk being read */
   char *sql;          /* owned: the statement of the chunk in flight */
   dorm_value *params; /* owned: its parameters */
 } fill_job;
 
 static void fill_job_free(fill_job *j) {
   free(j->index);
+  free(j->uniq);
   free(j->sql);
   free(j->params);
   free(j);
@@ -218,7 +222,7 @@ static dorm_deferred *fill_query(fill_job *j) {
       dorm_quote_ident(to, qto, sizeof qto) != 0 ||
       dorm_quote_ident(f->through_table, qtable, sizeof qtable) != 0)
     return NULL;
-  size_t have = j->nindex - j->start;
+  size_t have = j->nuniq - j->start;
   if (have > SERVE_M2M_CHUNK) have = SERVE_M2M_CHUNK;
   /* the list padded to a power of two with its last key, so pages of any
    * size make a few distinct statements (PostgreSQL prepares each one it
@@ -238,8 +242,8 @@ static dorm_deferred *fill_query(fill_job *j) {
       (size_t)snprintf(j->sql, cap, "SELECT %s, %s FROM %s WHERE %s IN (",
                        qfrom, qto, qtable, qfrom);
   for (size_t i = 0; i < n; i++) {
-    j->params[i] = key_param(j->model->pk,
-                             &j->index[j->start + (i < have ? i : have - 1)]);
+    size_t u = j->uniq[j->start + (i < have ? i : have - 1)];
+    j->params[i] = key_param(j->model->pk, &j->index[u]);
     if (pg)
       len += (size_t)snprintf(j->sql + len, cap - len, "%s$%zu", i ? ", " : "",
                               i + 1);
@@ -279,7 +283,7 @@ static dorm_result fill_step(dorm_result *r, void *arg) {
     }
   }
   j->start += SERVE_M2M_CHUNK;
-  if (j->start >= j->nindex) {
+  if (j->start >= j->nuniq) {
     j->start = 0;
     if (++j->field == j->want.n) return dorm_result_none(); /* all read */
   }
@@ -328,6 +332,10 @@ int serve_m2m_fill(dorm_db *db, const dorm_model *m, json_t *objs,
     return 0;
   }
   qsort(j->index, j->nindex, sizeof *j->index, key_qsort);
+  j->uniq = malloc(j->nindex * sizeof *j->uniq);
+  if (!j->uniq) goto fail;
+  for (size_t i = 0; i < j->nindex; i++)
+    if (!i || key_cmp(&j->index[i - 1], &j->index[i])) j->uniq[j->nuniq++] = i;
   dorm_deferred *d = fill_query(j);
   if (!d || dorm_deferred_add_both(d, fill_done, j) != 0) goto fail;
   *out = d;
