@@ -17,8 +17,9 @@
  * second signal does that at once.
  *
  * Built into the dorm command only (tools/), on the public API: the routes
- * are tools/serve_api.c, the input parsing tools/serve_input.c, the HTTP
- * server itself is libdorm's http/ (dorm/http.h).
+ * are tools/serve_api.c, the input parsing tools/serve_input.c, the
+ * many_to_many fields tools/serve_m2m.c, the HTTP server itself is
+ * libdorm's http/ (dorm/http.h).
  */
 #include <ctype.h>
 #include <errno.h>

@@ -9,6 +9,13 @@
  * loop.  Database errors become fixed texts (serve_db_error) so no answer
  * ever carries SQL or the database's message; the operator sees the real
  * message on stderr for 5xx answers.
+ *
+ * On a model with many_to_many fields an answer waits for their arrays
+ * (serve_m2m_fill, one query per field for the whole page), and a POST or
+ * PATCH whose body sets a relation runs as one transaction: the row, then
+ * the relation (serve_m2m_apply), then the arrays read back; the request
+ * then owns its query (call.q) since the block runs after the handler has
+ * returned and st->q has been reused.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,14 +35,31 @@ enum op {
 };
 
 /* What a deferred's step needs to answer: one small allocation per
- * request, freed by whichever of callback and errback runs. */
+ * request, freed (call_free) by whichever of callback and errback ends
+ * it. */
 typedef struct call {
   dorm_http_response *res;
   dorm_http_request *req;
   const dorm_model *model;
   enum op op;
   char pk[96]; /* the key as the user wrote it, for a 404's message */
+  /* many_to_many (serve_m2m.c) */
+  dorm_db *db;         /* borrowed: where the relations are read */
+  serve_m2m_want want; /* the fields the answer carries */
+  serve_m2m_input in;  /* the relations a body sets (owned) */
+  dorm_query *q;       /* owned: a write run later, inside a transaction */
+  size_t nset;         /* fields the write sets (0: read the row only) */
+  dorm_db *tx;         /* borrowed: the transaction, while it runs */
+  json_t *out;         /* owned: the answer being completed */
+  int status;          /* the answer's status once the arrays are in */
 } call;
+
+static void call_free(call *c) {
+  serve_m2m_input_free(&c->in);
+  dorm_query_free(c->q);
+  json_decref(c->out);
+  free(c);
+}
 
 static void answer_error(dorm_http_response *res, int status, const char *msg) {
   dorm_http_respond_error(res, status, msg);
@@ -56,15 +80,47 @@ static void not_found(call *c) {
   answer_error(c->res, 404, msg);
 }
 
+static dorm_result on_failed(dorm_result *r, void *arg);
+
+/* The many_to_many arrays are in c->out: answer it. */
+static dorm_result on_filled(dorm_result *r, void *arg) {
+  call *c = arg;
+  json_t *body = c->out;
+  c->out = NULL;
+  if (c->op == OP_LIST) body = json_pack("{s:o}", "results", body);
+  dorm_http_respond_json(c->res, c->status, body);
+  call_free(c);
+  return dorm_result_none();
+}
+
+/* Answer obj (an object, or a list's array) with status, once its
+ * many_to_many arrays are read from c->db (or at once when the model has
+ * none).  Takes obj.  Ends c. */
+static void answer_objects(call *c, int status, json_t *obj) {
+  c->out = obj;
+  c->status = status;
+  if (!obj) {
+    answer_error(c->res, 503, "out of memory");
+    call_free(c);
+    return;
+  }
+  dorm_deferred *d = NULL;
+  int rc = c->want.n ? serve_m2m_fill(c->db, c->model, obj, &c->want, &d) : 0;
+  if (rc < 0 ||
+      (rc > 0 && dorm_deferred_add_callbacks(d, on_filled, on_failed, c))) {
+    answer_error(c->res, 503, "out of memory");
+    call_free(c);
+    return;
+  }
+  if (rc == 0) on_filled(NULL, c);
+}
+
 static dorm_result on_done(dorm_result *r, void *arg) {
   call *c = arg;
-  json_t *body = NULL;
   switch (c->op) {
     case OP_LIST:
-      body = json_pack("{s:o*}", "results",
-                       dorm_rows_to_json(dorm_result_rows_of(r)));
-      dorm_http_respond_json(c->res, 200, body);
-      break;
+      answer_objects(c, 200, dorm_rows_to_json(dorm_result_rows_of(r)));
+      return dorm_result_none();
     case OP_COUNT:
       dorm_http_respond_json(
           c->res, 200,
@@ -79,17 +135,19 @@ static dorm_result on_done(dorm_result *r, void *arg) {
         not_found(c);
         break;
       }
-      dorm_http_respond_json(c->res, c->op == OP_CREATE ? 201 : 200,
-                             dorm_row_to_json(row));
-      break;
+      if (c->op == OP_CREATE) /* a new row has no pairs yet */
+        c->db = NULL;
+      answer_objects(c, c->op == OP_CREATE ? 201 : 200, dorm_row_to_json(row));
+      return dorm_result_none();
     }
     case OP_UPDATE: {
       const dorm_row *row = dorm_result_row_of(r);
-      if (!row)
+      if (!row) {
         not_found(c);
-      else
-        dorm_http_respond_json(c->res, 200, dorm_row_to_json(row));
-      break;
+        break;
+      }
+      answer_objects(c, 200, dorm_row_to_json(row));
+      return dorm_result_none();
     }
     case OP_DELETE:
       if (r->kind == DORM_RESULT_COUNT && r->u.count == 0)
@@ -101,7 +159,7 @@ static dorm_result on_done(dorm_result *r, void *arg) {
       dorm_http_respond_json(c->res, 200, json_pack("{s:b}", "ok", 1));
       break;
   }
-  free(c);
+  call_free(c);
   return dorm_result_none();
 }
 
@@ -122,7 +180,7 @@ static dorm_result on_failed(dorm_result *r, void *arg) {
               dorm_result_message(r));
     answer_error(c->res, status, text);
   }
-  free(c);
+  call_free(c);
   return dorm_result_none(); /* handled: not an unhandled error */
 }
 
@@ -133,7 +191,7 @@ static void await(call *c, dorm_deferred *d) {
     /* no step will run: answer now (a NULL deferred means nothing was
      * started) */
     answer_error(c->res, 503, "database unavailable");
-    free(c);
+    call_free(c);
   }
 }
 
@@ -154,9 +212,10 @@ static int is_get(const dorm_http_request *req) {
   return !strcmp(req->method, "GET") || !strcmp(req->method, "HEAD");
 }
 
-static call *call_new(dorm_http_request *req, dorm_http_response *res,
-                      const dorm_model *m, enum op op) {
-  call *c = malloc(sizeof *c);
+static call *call_new(serve_state *st, dorm_http_request *req,
+                      dorm_http_response *res, const dorm_model *m,
+                      enum op op) {
+  call *c = calloc(1, sizeof *c);
   if (!c) {
     answer_error(res, 503, "out of memory");
     return NULL;
@@ -165,13 +224,75 @@ static call *call_new(dorm_http_request *req, dorm_http_response *res,
   c->req = req;
   c->model = m;
   c->op = op;
-  c->pk[0] = '\0';
+  c->db = st->db;
+  if (m) serve_m2m_want_all(m, &c->want);
   return c;
+}
+
+/* ---- a write with many_to_many keys: one transaction -----------------------
+ *
+ * The row is written (or, for a PATCH of relations only, read) on the
+ * transaction, then each relation is set (Django's set()), then the
+ * arrays are read back on the transaction; COMMIT answers.  Any error —
+ * a key with no row fails the join table's foreign key, at the latest
+ * at COMMIT — rolls everything back, the created row included.
+ */
+
+static dorm_result tx_fill(dorm_result *r, void *arg) {
+  call *c = arg;
+  dorm_deferred *d = NULL;
+  int rc = serve_m2m_fill(c->tx, c->model, c->out, &c->want, &d);
+  if (rc < 0) return dorm_result_error(DORM_ENOMEM, "out of memory");
+  return rc ? dorm_result_deferred(d) : dorm_result_none();
+}
+
+static dorm_result tx_row(dorm_result *r, void *arg) {
+  call *c = arg;
+  const dorm_row *row = dorm_result_row_of(r);
+  if (!row) return dorm_result_error(DORM_ENOTFOUND, "no such row");
+  c->out = dorm_row_to_json(row);
+  dorm_deferred *d = c->out ? serve_m2m_apply(c->tx, c->model, c->out, &c->in,
+                                              c->op == OP_CREATE)
+                            : NULL;
+  if (!d || dorm_deferred_add_callback(d, tx_fill, c) != 0)
+    return dorm_result_error(DORM_ENOMEM, "out of memory");
+  return dorm_result_deferred(d);
+}
+
+static dorm_deferred *tx_block(dorm_db *tx, void *arg) {
+  call *c = arg;
+  c->tx = tx;
+  dorm_deferred *d = c->op == OP_CREATE ? dorm_async_create(tx, c->q)
+                     : c->nset          ? dorm_async_update(tx, c->q)
+                                        : dorm_async_get(tx, c->q);
+  dorm_query_free(c->q); /* compiled during the call */
+  c->q = NULL;
+  if (d && dorm_deferred_add_callback(d, tx_row, c) != 0) return NULL;
+  return d;
+}
+
+static dorm_result on_tx_done(dorm_result *r, void *arg) {
+  call *c = arg;
+  dorm_http_respond_json(c->res, c->op == OP_CREATE ? 201 : 200, c->out);
+  c->out = NULL;
+  call_free(c);
+  return dorm_result_none();
+}
+
+/* Run c's write (c->q, owned) with c->in's relations in one transaction
+ * and answer from its outcome. */
+static void write_in_tx(serve_state *st, call *c) {
+  dorm_deferred *d = dorm_async_atomic(st->db, tx_block, c);
+  if (!d || dorm_deferred_add_callbacks(d, on_tx_done, on_failed, c) != 0) {
+    /* nothing will run (a NULL deferred: tx_block never runs) */
+    answer_error(c->res, 503, "database unavailable");
+    call_free(c);
+  }
 }
 
 static void refused(dorm_http_response *res, call *c, const serve_refusal *w) {
   answer_error(res, w->status, w->message);
-  free(c);
+  call_free(c);
 }
 
 static void route_collection(serve_state *st, dorm_http_request *req,
@@ -185,18 +306,22 @@ static void route_collection(serve_state *st, dorm_http_request *req,
   serve_refusal why;
   dorm_query *q = st->q;
   if (post) {
-    call *c = call_new(req, res, m, OP_CREATE);
+    call *c = call_new(st, req, res, m, OP_CREATE);
     if (!c) return;
+    int m2m = serve_m2m_has(m);
+    if (m2m) q = c->q = dorm_insert(m); /* may run later, in a transaction */
+    if (!q) return refused(res, c, &(serve_refusal){503, "out of memory"});
     dorm_query_reset(q, DORM_QUERY_INSERT, m);
-    size_t nset;
-    if (serve_apply_body(m, q, req->body, req->body_len, 1, &nset, &why))
+    if (serve_apply_body(m, q, req->body, req->body_len, 1, &c->nset,
+                         m2m ? &c->in : NULL, &why))
       return refused(res, c, &why);
+    if (c->in.n) return write_in_tx(st, c);
     return await(c, dorm_async_create(st->db, q));
   }
-  call *c = call_new(req, res, m, is_count ? OP_COUNT : OP_LIST);
+  call *c = call_new(st, req, res, m, is_count ? OP_COUNT : OP_LIST);
   if (!c) return;
   dorm_query_reset(q, DORM_QUERY_SELECT, m);
-  if (serve_apply_params(st, q, req, !is_count, &why))
+  if (serve_apply_params(st, q, req, !is_count, &c->want, &why))
     return refused(res, c, &why);
   await(c,
         is_count ? dorm_async_count(st->db, q) : dorm_async_filter(st->db, q));
@@ -214,34 +339,40 @@ static void route_object(serve_state *st, dorm_http_request *req,
     op = OP_DELETE;
   else
     return method_not_allowed(res, req->method, "GET, HEAD, PATCH, DELETE");
-  call *c = call_new(req, res, m, op);
+  call *c = call_new(st, req, res, m, op);
   if (!c) return;
   size_t n = dorm_http_url_decode(pktext, strlen(pktext));
   snprintf(c->pk, sizeof c->pk, "%.80s", pktext);
   dorm_value pk;
   if (n != strlen(pktext) || serve_parse_pk(m, pktext, &pk) != 0) {
     not_found(c); /* not even a key of the right type */
-    free(c);
+    call_free(c);
     return;
   }
   dorm_query *q = st->q;
   serve_refusal why;
   if (op == OP_UPDATE) {
+    int m2m = serve_m2m_has(m);
+    if (m2m) q = c->q = dorm_update(m); /* may run later, in a transaction */
+    if (!q) return refused(res, c, &(serve_refusal){503, "out of memory"});
     dorm_query_reset(q, DORM_QUERY_UPDATE, m);
-    size_t nset;
-    if (serve_apply_body(m, q, req->body, req->body_len, 0, &nset, &why))
+    if (serve_apply_body(m, q, req->body, req->body_len, 0, &c->nset,
+                         m2m ? &c->in : NULL, &why))
       return refused(res, c, &why);
-    if (nset) {
+    if (c->nset) {
       dorm_filter(q, "pk", pk);
       dorm_returning(q, "*");
-      if (dorm_query_error(q, NULL)) {
-        why.status = 404;
-        not_found(c);
-        free(c);
-        return;
-      }
-      return await(c, dorm_async_update(st->db, q));
+    } else {
+      dorm_query_reset(q, DORM_QUERY_SELECT, m);
+      dorm_filter(q, "pk", pk);
     }
+    if (dorm_query_error(q, NULL)) {
+      not_found(c);
+      call_free(c);
+      return;
+    }
+    if (c->in.n) return write_in_tx(st, c);
+    if (c->nset) return await(c, dorm_async_update(st->db, q));
     op = c->op = OP_GET; /* nothing to change: answer the object */
   }
   if (op == OP_DELETE) {
@@ -260,7 +391,7 @@ void serve_handle(dorm_http_request *req, dorm_http_response *res, void *arg) {
   if (!strcmp(path, "/healthz")) {
     if (!is_get(req))
       return method_not_allowed(res, req->method, "GET, HEAD");
-    call *c = call_new(req, res, NULL, OP_HEALTH);
+    call *c = call_new(st, req, res, NULL, OP_HEALTH);
     if (c) await(c, dorm_async_execute(st->db, "SELECT 1", NULL, 0));
     return;
   }

@@ -13,6 +13,9 @@
  * JSON bodies are checked field by field against the model (unknown,
  * wrong type, null where not allowed, missing required), then set on the
  * query, whose own checks (formats, max_length, choices) finish the job.
+ * A many_to_many field is no column: its list of keys is checked and kept
+ * (serve_m2m_take) for the transaction that writes the row, and in
+ * fields= it names a relation to read afterwards, not a column.
  *
  * Every refusal here is a 400 whose message names the user's input; none
  * contains SQL (there is none yet) or a database's text.
@@ -297,9 +300,51 @@ static int each_item(dorm_query *q, const dorm_http_param *p,
   return 0;
 }
 
+/* fields=: each item selected with dorm_values, except many_to_many
+ * fields, which go to *want (read afterwards, not selected); when there
+ * are any and the primary key is not named it is selected too, to read
+ * them, and dropped from the answer. */
+static int apply_fields(dorm_query *q, const dorm_model *m,
+                        const dorm_http_param *p, serve_m2m_want *want,
+                        serve_refusal *why) {
+  char item[128];
+  int has_pk = 0;
+  if (want) memset(want, 0, sizeof *want);
+  const char *s = p->value, *end = p->value + p->value_len;
+  for (;;) {
+    const char *comma = memchr(s, ',', (size_t)(end - s));
+    const char *e = comma ? comma : end;
+    size_t n = (size_t)(e - s);
+    if (!n || n >= sizeof item || memchr(s, '\0', n))
+      return refuse(why, "'%s': invalid item '%.*s'", p->name,
+                    (int)(n > 100 ? 100 : n), s);
+    memcpy(item, s, n);
+    item[n] = '\0';
+    const dorm_field *f = dorm_model_field(m, item);
+    if (want && f && f->type == DORM_FIELD_MANY_TO_MANY) {
+      size_t k = 0;
+      while (k < want->n && want->fields[k] != f) k++;
+      if (k == want->n && want->n < SERVE_M2M_MAX) want->fields[want->n++] = f;
+    } else {
+      if (!strcmp(item, "pk") || !strcmp(item, m->pk->name)) {
+        has_pk = 1;
+        if (want) want->pk_key = !strcmp(item, "pk") ? "pk" : NULL;
+      }
+      if (dorm_values(q, item) != 0) return refuse_query(why, q);
+    }
+    if (!comma) break;
+    s = comma + 1;
+  }
+  if (want && want->n && !has_pk) {
+    if (dorm_values(q, m->pk->name) != 0) return refuse_query(why, q);
+    want->drop_pk = 1;
+  }
+  return 0;
+}
+
 int serve_apply_params(const serve_state *st, dorm_query *q,
                        const dorm_http_request *req, int with_shape,
-                       serve_refusal *why) {
+                       serve_m2m_want *want, serve_refusal *why) {
   const dorm_model *m = dorm_query_model(q);
   int64_t limit = -1, offset = 0;
   const dorm_http_param *order = NULL, *fields = NULL;
@@ -324,7 +369,8 @@ int serve_apply_params(const serve_state *st, dorm_query *q,
     dorm_order_by(q, NULL); /* the request's order replaces the model's */
     if (each_item(q, order, dorm_order_by, why)) return -1;
   }
-  if (fields && each_item(q, fields, dorm_values, why)) return -1;
+  if (want) serve_m2m_want_all(m, want);
+  if (fields && apply_fields(q, m, fields, want, why)) return -1;
   if (limit >= 0 || offset > 0) {
     if (limit >= 0 && offset > INT64_MAX - limit)
       return refuse(why, "'offset': too large");
@@ -478,7 +524,7 @@ static int required(const dorm_field *f) {
 
 int serve_apply_body(const dorm_model *m, dorm_query *q, const char *body,
                      size_t len, int creating, size_t *nset,
-                     serve_refusal *why) {
+                     serve_m2m_input *m2m, serve_refusal *why) {
   *nset = 0;
   json_error_t jerr;
   memset(&jerr, 0, sizeof jerr);
@@ -497,7 +543,7 @@ int serve_apply_body(const dorm_model *m, dorm_query *q, const char *body,
   int rc = 0;
   json_object_foreach(obj, key, v) {
     const dorm_field *f = dorm_model_field(m, key);
-    if (f && f->type == DORM_FIELD_MANY_TO_MANY) f = NULL;
+    if (f && f->type == DORM_FIELD_MANY_TO_MANY && !m2m) f = NULL;
     if (!f) {
       const dorm_field *byc = dorm_model_field_by_column(m, key);
       if (byc && dorm_field_is_fk(byc)) f = byc;
@@ -515,6 +561,13 @@ int serve_apply_body(const dorm_model *m, dorm_query *q, const char *body,
     if (!creating && f == m->pk) {
       rc = refuse(why, "field '%s' (the primary key) cannot be changed", key);
       break;
+    }
+    if (f->type == DORM_FIELD_MANY_TO_MANY) {
+      if (serve_m2m_take(f, key, v, m2m, why) != 0) {
+        rc = -1;
+        break;
+      }
+      continue; /* set after the row is written, in its transaction */
     }
     if (set_field(m, q, f, key, v, why) != 0) {
       rc = -1;
