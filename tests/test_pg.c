@@ -467,18 +467,22 @@ static void pg_ctl(const char *what) {
   char cmd[1024];
   const char *bin = getenv("DORM_TEST_PGBIN");
   const char *data = getenv("DORM_TEST_PGDATA");
+  const char *sock = getenv("DORM_TEST_PGSOCK");
   assert_non_null(bin);
   assert_non_null(data);
-  /* pg_ctl restart reuses postmaster.opts: the harness's -k, -p, -c */
+  assert_non_null(sock);
+  /* pg_ctl restart reuses postmaster.opts: the harness's -k, -p, -c; the
+   * log goes on in the harness's server.log (test_serve reads it) */
   if (getuid() == 0)
     snprintf(cmd, sizeof cmd,
-             "su postgres -s /bin/sh -c \"'%s/pg_ctl' -D '%s' -w -t 60 -m fast "
-             "%s >/dev/null 2>&1\"",
-             bin, data, what);
+             "su postgres -s /bin/sh -c \"'%s/pg_ctl' -D '%s' -l "
+             "'%s/server.log' -w -t 60 -m fast %s >/dev/null 2>&1\"",
+             bin, data, sock, what);
   else
     snprintf(cmd, sizeof cmd,
-             "'%s/pg_ctl' -D '%s' -w -t 60 -m fast %s >/dev/null 2>&1", bin,
-             data, what);
+             "'%s/pg_ctl' -D '%s' -l '%s/server.log' -w -t 60 -m fast %s "
+             ">/dev/null 2>&1",
+             bin, data, sock, what);
   assert_int_equal(system(cmd), 0);
 }
 
