@@ -6,12 +6,13 @@
  * One loop, one database handle, nothing blocks: the program subscribes to
  * a channel, creates a table, runs a transaction of inserts, then fires a
  * hundred lookups at once (they share the pool's pipelined connections),
- * gathers them, notifies itself, gives a slow query a timeout, and closes.
- * Each step is a callback on the loop thread; errors end the chain through
- * one errback.
+ * gathers them, notifies itself, and once the notification has come back
+ * gives a slow query a timeout, and closes.  Each step is a callback on
+ * the loop thread; errors end the chain through one errback.
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <uv.h>
 
 #include "dorm.h"
@@ -27,15 +28,6 @@ static dorm_result fail(dorm_result *res, void *arg) {
           dorm_result_message(res));
   dorm_db_close(db, closed, NULL);
   return dorm_result_none();
-}
-
-static void on_notify(dorm_db *d, const dorm_notification *n, void *arg) {
-  (void)d;
-  (void)arg;
-  if (n->gap)
-    printf("notify: reconnected, re-read state\n");
-  else
-    printf("notify on %s: %s\n", n->channel, n->payload);
 }
 
 /* The transaction's body: every request made on tx runs on its one
@@ -66,14 +58,24 @@ static dorm_result step_close(dorm_result *res, void *arg) {
   return dorm_result_none();
 }
 
-static dorm_result step_slow(dorm_result *res, void *arg) {
-  (void)res;
-  (void)arg;
-  /* a per-query timeout: the deferred fails with DORM_ETIMEDOUT */
+/* a per-query timeout: the deferred fails with DORM_ETIMEDOUT */
+static void step_slow(void) {
   dorm_deferred *d = dorm_async_execute(db, "SELECT pg_sleep(5)", NULL, 0);
   dorm_deferred_set_timeout(d, loop, 200);
   dorm_deferred_add_both(d, step_close, NULL);
-  return dorm_result_none();
+}
+
+/* Notifications come on the loop thread, on the listening connection;
+ * ours comes back after the lookups, and the program goes on. */
+static void on_notify(dorm_db *d, const dorm_notification *n, void *arg) {
+  (void)d;
+  (void)arg;
+  if (n->gap) {
+    printf("notify: reconnected, re-read state\n");
+    return;
+  }
+  printf("notify on %s: %s\n", n->channel, n->payload);
+  if (!strcmp(n->payload, "all done")) step_slow();
 }
 
 static dorm_result step_notify(dorm_result *res, void *arg) {
@@ -85,10 +87,9 @@ static dorm_result step_notify(dorm_result *res, void *arg) {
   }
   printf("%zu lookups in flight at once, %zu rows\n", n, found);
   dorm_value v[] = {dorm_str("pg_example"), dorm_str("all done")};
-  dorm_deferred *d = dorm_async_execute(db, "SELECT pg_notify($1, $2)", v, 2);
-  dorm_deferred_add_callback(d, step_slow, NULL);
-  dorm_deferred_add_errback(d, fail, NULL);
-  return dorm_result_none();
+  /* on_notify goes on when it comes back */
+  return dorm_result_deferred(
+      dorm_async_execute(db, "SELECT pg_notify($1, $2)", v, 2));
 }
 
 static dorm_result step_lookups(dorm_result *res, void *arg) {
@@ -104,6 +105,15 @@ static dorm_result step_lookups(dorm_result *res, void *arg) {
   }
   dorm_deferred *all = dorm_gather(loop, ds, N, DORM_GATHER_FIRST_ERROR);
   return dorm_result_deferred(all); /* the chain waits for the gather */
+}
+
+static dorm_result step_ddl(dorm_result *res, void *arg) {
+  (void)res;
+  (void)arg;
+  static const char *const ddl[] = {"DROP TABLE IF EXISTS pg_example",
+                                    "CREATE TABLE pg_example (id int PRIMARY "
+                                    "KEY, name text NOT NULL)"};
+  return dorm_result_deferred(dorm_async_execute_many(db, ddl, 2));
 }
 
 static dorm_result step_tx(dorm_result *res, void *arg) {
@@ -126,11 +136,10 @@ int main(void) {
     fprintf(stderr, "open: %s\n", err.message);
     return 1;
   }
-  dorm_listen(db, "pg_example", on_notify, NULL);
-  const char *ddl[] = {"DROP TABLE IF EXISTS pg_example",
-                       "CREATE TABLE pg_example (id int PRIMARY KEY, "
-                       "name text NOT NULL)"};
-  dorm_deferred *d = dorm_async_execute_many(db, ddl, 2);
+  /* listening first: a NOTIFY committed after this deferred has fired is
+   * delivered */
+  dorm_deferred *d = dorm_listen(db, "pg_example", on_notify, NULL);
+  dorm_deferred_add_callback(d, step_ddl, NULL);
   dorm_deferred_add_callback(d, step_tx, NULL);
   dorm_deferred_add_callback(d, step_lookups, NULL);
   dorm_deferred_add_callback(d, step_notify, NULL);

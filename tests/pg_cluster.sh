@@ -233,6 +233,10 @@ pgc_start_server() {
 #     arrive is queued while PgBouncer retries the server (later ones are
 #     refused at once, see server_login_retry); by default it would wait
 #     120 s before getting an error, longer than any test wants to.
+#   server_idle_timeout 2, autodb_idle_timeout 10: the behavioural suite
+#     makes a database per test, and by default each one's idle server
+#     connections stay open for 10 minutes: a few runs of it filled the
+#     primary's max_connections ("too many clients already").
 pgc_write_bouncer_ini() {
   local dir="$1" port="$2" p0
   p0=$(pgc_get "$dir" PORT_primary)
@@ -261,6 +265,8 @@ ignore_startup_parameters = extra_float_digits,options
 server_reset_query =
 server_login_retry = 1
 query_wait_timeout = 10
+server_idle_timeout = 2
+autodb_idle_timeout = 10
 logfile = $dir/pgbouncer.log
 pidfile = $dir/pgbouncer.pid
 EOF
