@@ -80,16 +80,24 @@ static long kill_dorm_sessions(void) {
 }
 
 /* Wait (running the loop) until the current test's database has n
- * sessions on the server: a pool connects its connections in the
- * background, the later ones after the first query may have answered. */
-static void wait_sessions(long n) {
-  char sql[256];
+ * sessions on the server that started after since_ms (server clock, ms
+ * since the epoch; 0 for any): a pool connects its connections in the
+ * background, the later ones after the first query may have answered, and
+ * after a kill it reconnects them. */
+static void wait_sessions(long n, long since_ms) {
+  char sql[320];
   snprintf(sql, sizeof sql,
            "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-           "'%s'",
-           g_app);
+           "'%s' AND backend_start > to_timestamp(%ld / 1000.0)",
+           g_app, since_ms);
   for (int i = 0; i < 1000 && admin_exec(sql) != n; i++) t_run_for(10);
   assert_int_equal(admin_exec(sql), n);
+}
+
+/* The server's clock, ms since the epoch. */
+static long server_ms(void) {
+  return admin_exec(
+      "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint");
 }
 
 static dorm_db *open_db(const char *extra, int pool, size_t max_pending) {
@@ -424,9 +432,14 @@ static void test_kill_idle(void **state) {
   (void)state;
   dorm_db *db = open_db(NULL, 2, 0);
   assert_int_equal(scalar(db, "SELECT 1"), 1);
-  wait_sessions(2);
+  wait_sessions(2, 0);
+  long killed_at = server_ms();
   assert_int_equal(kill_dorm_sessions(), 2);
-  run_for(200); /* the pool notices and reconnects in the background */
+  /* the pool notices and reconnects in the background: queries made once
+   * it has succeed (one made before may be on a connection whose end has
+   * not reached us yet, and fail with DORM_ECONN: test_kill_in_flight) */
+  wait_sessions(2, killed_at);
+  run_for(50);
   batch b = {0};
   for (int i = 0; i < 20; i++)
     batch_add(&b, dorm_async_execute(db, "SELECT 1", NULL, 0));
