@@ -465,6 +465,12 @@ int dorm_values(dorm_query *q, const char *path) {
                       "model '%s': values('%s') after annotate() is not "
                       "supported; call values() first to group",
                       q->model->name, path ? path : "");
+  if (q->nprefetch)
+    return dorm__qerr(q, DORM_ESTATE,
+                      "model '%s': values('%s') after prefetch_related('%s'): "
+                      "values() rows have no objects to attach related rows "
+                      "to",
+                      q->model->name, path ? path : "", q->prefetch->name);
   if (add_path_item(q, path, &q->values, &q->values_tail, &q->nvalues))
     return q->err.code;
   if (q->values_tail->path.annotation)
@@ -553,6 +559,34 @@ int dorm_select_related(dorm_query *q, const char *path) {
     q->related = it;
   q->related_tail = it;
   q->nrelated++;
+  return 0;
+}
+
+int dorm_prefetch_related(dorm_query *q, const char *name) {
+  if (!q) return DORM_EINVAL;
+  if (check_select(q, "prefetch_related")) return q->err.code;
+  if (q->nvalues)
+    return dorm__qerr(q, DORM_ESTATE,
+                      "model '%s': prefetch_related('%s') after values(): "
+                      "values() rows have no objects to attach related rows "
+                      "to",
+                      q->model->name, name ? name : "");
+  prefetch_item it;
+  if (dorm__prefetch_resolve(q, name, &it)) return q->err.code;
+  /* Django ignores a relation named twice; so does the facade here */
+  for (const prefetch_item *p = q->prefetch; p; p = p->next)
+    if (p->field == it.field && p->kind == it.kind) return 0;
+  prefetch_item *n = dorm__qalloc(q, sizeof *n);
+  if (!n) return DORM_ENOMEM;
+  *n = it;
+  n->name = dorm__qstrdup(q, name);
+  if (!n->name) return DORM_ENOMEM;
+  if (q->prefetch_tail)
+    q->prefetch_tail->next = n;
+  else
+    q->prefetch = n;
+  q->prefetch_tail = n;
+  q->nprefetch++;
   return 0;
 }
 

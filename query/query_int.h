@@ -166,6 +166,14 @@ typedef struct field_item {
   struct field_item *next;
 } field_item;
 
+/* One prefetch_related relation (prefetch.c resolves it). */
+typedef struct prefetch_item {
+  const char *name;        /* as given (arena copy) */
+  const dorm_field *field; /* the relation field, on either model */
+  int kind;                /* DORM_PREFETCH_* */
+  struct prefetch_item *next;
+} prefetch_item;
+
 #define DORM_QUERY_INLINE 1536
 
 struct dorm_query {
@@ -190,6 +198,11 @@ struct dorm_query {
   field_item *only, *only_tail;
   path_item *related, *related_tail;
   size_t nrelated;
+  prefetch_item *prefetch, *prefetch_tail; /* prefetch_related */
+  size_t nprefetch;
+  /* a prefetch query's source key, selected last as a hidden column
+   * (relation -1) so related rows can be matched to their parents */
+  const path_item *prefetch_key;
   annotation *annots, *annots_tail;
   size_t nannots;
   int annots_after_values; /* values() came before annotate(): GROUP BY */
@@ -229,6 +242,10 @@ const dorm_field *dorm__find_field(const dorm_model *m, const char *s,
  * related_name, or the lower-cased name of its model); NULL. */
 const dorm_field *dorm__find_reverse(const dorm_model *model, const char *s,
                                      size_t n);
+/* prefetch.c: the relation of q->model called name (a forward foreign
+ * key or one-to-one, a many_to_many, or a reverse relation by its
+ * reverse name) into it; errors recorded on q, as select_related's. */
+int dorm__prefetch_resolve(dorm_query *q, const char *name, prefetch_item *it);
 /* The annotation called s[0..n) and its index, or NULL. */
 const struct annotation *dorm__find_annotation(const dorm_query *q,
                                                const char *s, size_t n,
