@@ -14,6 +14,12 @@
  *            ──▶ pf_finally: free what is left (on success or error)
  *            ──▶ the caller's steps
  *
+ * A level of a nested path ("entries__tags": the tags of the prefetched
+ * entries) is read the same way after the level above, its parents being
+ * that level's rows, spread over the results of its queries: the first
+ * of them owns the new rows, the others only point at them (rows.c), and
+ * all are freed with the main result.
+ *
  * Each related query is an ordinary dorm_async_filter on the handle the
  * call was made on, built by dorm_prefetch_select (query/prefetch.c): so
  * it routes as the main read does (a replica, or the primary after a
@@ -35,7 +41,9 @@
  * its key lists the same way). */
 #define PF_CHUNK 500
 
-/* A parent row and its key. */
+/* A parent row and its key.  The parents of a relation are the rows of
+ * one result (the main rows) or, for a level of a nested path, of several
+ * (the level above's queries); row numbers them all, set after set. */
 typedef struct pkey {
   const dorm_value *key;
   size_t row;
@@ -47,12 +55,23 @@ typedef struct pmatch {
   const dorm_row *child;
 } pmatch;
 
+/* The results that hold a relation's rows (borrowed: the main result
+ * owns them once attached). */
+typedef struct rowsets {
+  dorm_rows **v;
+  size_t n;
+} rowsets;
+
 struct dorm__prefetch {
   dorm_db *db;         /* the handle the call was made on */
   dorm_prefetch *rels; /* names copied after the array (one allocation) */
   size_t nrels, cur;   /* the relation being read */
   dorm_result main;    /* the main result, ours until it is handed on */
   dorm_rows *parent;   /* its rows */
+  rowsets *held;       /* per relation: the results holding its rows */
+  rowsets sets;        /* the current relation's parents */
+  size_t *base;        /* row number of each parent set's first row */
+  size_t nparents;
   /* the current relation */
   int started;
   pkey *keys; /* parent rows with a key, sorted by key */
@@ -68,6 +87,9 @@ static void rel_reset(dorm__prefetch *p) {
   dorm__free(p->children);
   dorm__free(p->keys);
   dorm__free(p->distinct);
+  dorm__free(p->base);
+  p->base = NULL;
+  p->nparents = 0;
   p->children = NULL;
   p->nchildren = p->cap_children = 0;
   p->keys = NULL;
@@ -79,6 +101,8 @@ static void rel_reset(dorm__prefetch *p) {
 void dorm__db_prefetch_free(dorm__prefetch *p) {
   if (!p) return;
   rel_reset(p);
+  for (size_t i = 0; p->held && i < p->nrels; i++) dorm__free(p->held[i].v);
+  dorm__free(p->held);
   dorm_result_free(&p->main);
   dorm__free(p);
 }
@@ -87,18 +111,26 @@ dorm__prefetch *dorm__db_prefetch_new(dorm_db *db, const dorm_query *q) {
   size_t n = dorm_query_prefetch_count(q), names = 0;
   dorm_prefetch tmp;
   for (size_t i = 0; i < n; i++)
-    if (!dorm_query_prefetch(q, i, &tmp)) names += strlen(tmp.name) + 1;
+    if (!dorm_query_prefetch(q, i, &tmp)) names += strlen(tmp.path) + 1;
   dorm__prefetch *p =
       dorm__calloc(1, sizeof *p + n * sizeof(dorm_prefetch) + names);
   if (!p) return NULL;
+  p->held = dorm__calloc(n ? n : 1, sizeof *p->held);
+  if (!p->held) {
+    dorm__free(p);
+    return NULL;
+  }
   p->db = db;
   p->rels = (dorm_prefetch *)(p + 1);
   char *s = (char *)(p->rels + n);
   for (size_t i = 0; i < n; i++) {
+    /* every index is valid: i < the count */
     if (dorm_query_prefetch(q, i, &p->rels[i])) continue;
-    size_t len = strlen(p->rels[i].name) + 1;
-    memcpy(s, p->rels[i].name, len);
-    p->rels[i].name = s;
+    dorm_prefetch *r = &p->rels[i];
+    size_t len = strlen(r->path) + 1;
+    memcpy(s, r->path, len);
+    r->name = s + (r->name - r->path);
+    r->path = s;
     s += len;
     p->nrels++;
   }
@@ -143,34 +175,51 @@ static int pkey_cmp(const void *x, const void *y) {
  * (the IN lists).  0 or an error result's code with *err filled. */
 static int collect_keys(dorm__prefetch *p, dorm_result *err) {
   const dorm_prefetch *r = &p->rels[p->cur];
-  size_t n = dorm_rows_count(p->parent);
-  int col = dorm_rows_column_index(p->parent, r->parent_key);
-  if (col < 0) {
-    *err = dorm_result_error(DORM_ESTATE,
-                             "prefetch_related('%s'): the rows have no "
-                             "column '%s' (left out by only()?)",
-                             r->name, r->parent_key);
-    return DORM_ESTATE;
+  if (r->parent < 0) {
+    p->sets.v = &p->parent;
+    p->sets.n = 1;
+  } else {
+    p->sets = p->held[r->parent];
   }
+  p->base = dorm__malloc((p->sets.n + 1) * sizeof *p->base);
+  if (!p->base) goto oom;
+  for (size_t k = 0; k < p->sets.n; k++) {
+    p->base[k] = p->nparents;
+    p->nparents += dorm_rows_count(p->sets.v[k]);
+  }
+  p->base[p->sets.n] = p->nparents;
+  size_t n = p->nparents;
   p->keys = dorm__malloc((n ? n : 1) * sizeof *p->keys);
   p->distinct = dorm__malloc((n ? n : 1) * sizeof *p->distinct);
-  if (!p->keys || !p->distinct) {
-    *err = dorm_result_error(DORM_ENOMEM, NULL);
-    return DORM_ENOMEM;
-  }
-  for (size_t i = 0; i < n; i++) {
-    const dorm_value *v =
-        dorm_row_value_at(dorm_rows_row(p->parent, i), (size_t)col);
-    if (!v || v->type == DORM_T_NULL) continue; /* a null foreign key */
-    p->keys[p->nkeys].key = v;
-    p->keys[p->nkeys].row = i;
-    p->nkeys++;
+  if (!p->keys || !p->distinct) goto oom;
+  for (size_t k = 0; k < p->sets.n; k++) {
+    const dorm_rows *set = p->sets.v[k];
+    if (!dorm_rows_count(set)) continue;
+    int col = dorm_rows_column_index(set, r->parent_key);
+    if (col < 0) {
+      *err = dorm_result_error(DORM_ESTATE,
+                               "prefetch_related('%s'): the rows have no "
+                               "column '%s' (left out by only()?)",
+                               r->path, r->parent_key);
+      return DORM_ESTATE;
+    }
+    for (size_t i = 0; i < dorm_rows_count(set); i++) {
+      const dorm_value *v =
+          dorm_row_value_at(dorm_rows_row(set, i), (size_t)col);
+      if (!v || v->type == DORM_T_NULL) continue; /* a null foreign key */
+      p->keys[p->nkeys].key = v;
+      p->keys[p->nkeys].row = p->base[k] + i;
+      p->nkeys++;
+    }
   }
   qsort(p->keys, p->nkeys, sizeof *p->keys, pkey_cmp);
   for (size_t i = 0; i < p->nkeys; i++)
     if (!i || key_cmp(p->keys[i - 1].key, p->keys[i].key))
       p->distinct[p->ndistinct++] = *p->keys[i].key;
   return 0;
+oom:
+  *err = dorm_result_error(DORM_ENOMEM, NULL);
+  return DORM_ENOMEM;
 }
 
 /* The first parent key equal to k, or nkeys. */
@@ -187,10 +236,12 @@ static size_t find_key(const dorm__prefetch *p, const dorm_value *k) {
 }
 
 /* Match every related row to its parents and attach them to the parent
- * rows; the children then belong to the parent rows. */
+ * rows: the first parent result takes the children, and they are kept
+ * (borrowed) as the results holding this relation's rows, the parents of
+ * a nested level below it. */
 static int attach(dorm__prefetch *p, dorm_result *err) {
   const dorm_prefetch *r = &p->rels[p->cur];
-  size_t nparent = dorm_rows_count(p->parent), nm = 0, cap = 0;
+  size_t nparent = p->nparents, nm = 0, cap = 0;
   pmatch *m = NULL;
   size_t *off = dorm__calloc(nparent + 1, sizeof *off);
   int rc = off ? 0 : DORM_ENOMEM;
@@ -220,6 +271,8 @@ static int attach(dorm__prefetch *p, dorm_result *err) {
     }
   }
   const dorm_row **refs = NULL;
+  /* with no parent result there are no keys, so no queries, no rows */
+  rowsets hold = {NULL, p->sets.n ? p->nchildren : 0};
   if (!rc) {
     /* grouped by parent row by a counting sort, which keeps each
      * parent's rows in the related query's order */
@@ -227,23 +280,33 @@ static int attach(dorm__prefetch *p, dorm_result *err) {
     for (size_t i = 0; i < nparent; i++) off[i + 1] += off[i];
     refs = dorm__malloc((nm ? nm : 1) * sizeof *refs);
     size_t *fill = dorm__malloc((nparent ? nparent : 1) * sizeof *fill);
-    if (!refs || !fill) {
+    hold.v = dorm__malloc((hold.n ? hold.n : 1) * sizeof *hold.v);
+    if (!refs || !fill || !hold.v) {
       rc = DORM_ENOMEM;
     } else {
       memcpy(fill, off, nparent * sizeof *fill);
       for (size_t i = 0; i < nm; i++) refs[fill[m[i].row]++] = m[i].child;
+      if (hold.n) memcpy(hold.v, p->children, hold.n * sizeof *hold.v);
     }
     dorm__free(fill);
   }
-  if (!rc) {
-    rc = dorm__rows_attach_prefetch(p->parent, r->name,
-                                    r->kind == DORM_PREFETCH_FORWARD,
-                                    p->children, p->nchildren, refs, off);
-    /* attached or freed: either way no longer ours */
-    dorm__free(p->children);
-    p->children = NULL;
-    p->nchildren = p->cap_children = 0;
+  /* parents spread over no result (a level under an empty one): there is
+   * nobody to attach to, and the children go with rel_reset */
+  for (size_t k = 0; !rc && k < p->sets.n; k++) {
+    rc = dorm__rows_attach_prefetch(
+        p->sets.v[k], r->name, r->kind == DORM_PREFETCH_FORWARD, k == 0,
+        p->children, p->nchildren, refs, off + p->base[k]);
+    if (k == 0) { /* attached or freed: no longer ours */
+      dorm__free(p->children);
+      p->children = NULL;
+      p->nchildren = p->cap_children = 0;
+    }
   }
+  if (!rc) {
+    p->held[p->cur] = hold;
+    hold.v = NULL;
+  }
+  dorm__free(hold.v);
   dorm__free(refs);
   dorm__free(m);
   dorm__free(off);

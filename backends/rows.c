@@ -51,6 +51,8 @@ struct dorm_row {
 typedef struct prefetched {
   const char *name;
   int single; /* a forward foreign key: one object in JSON */
+  int own;    /* the children are this result's to free (a nested level
+                 whose parents span several results: the first owns) */
   struct dorm_rows **children;
   size_t nchildren;
   struct dorm_rows **views; /* one per parent row */
@@ -484,7 +486,7 @@ int dorm__rows_finish(dorm_rows *r) {
 void dorm__rows_free(dorm_rows *r) {
   if (!r) return;
   for (size_t i = 0; i < r->npf; i++)
-    for (size_t k = 0; k < r->pf[i].nchildren; k++)
+    for (size_t k = 0; r->pf[i].own && k < r->pf[i].nchildren; k++)
       dorm__rows_free(r->pf[i].children[k]);
   if (!r->cells_in_arena) dorm__free(r->cells);
   dorm__arena_free(&r->arena);
@@ -492,7 +494,7 @@ void dorm__rows_free(dorm_rows *r) {
 }
 
 int dorm__rows_attach_prefetch(dorm_rows *r, const char *name, int single,
-                               dorm_rows **children, size_t nchildren,
+                               int own, dorm_rows **children, size_t nchildren,
                                const dorm_row *const *refs, const size_t *off) {
   /* everything but the children lives in the parent's arena: freed with
    * it, and the parent is only read once handed to the user */
@@ -501,7 +503,7 @@ int dorm__rows_attach_prefetch(dorm_rows *r, const char *name, int single,
       dorm__arena_alloc(&r->arena, (nchildren ? nchildren : 1) * sizeof *kids);
   dorm_rows **views =
       dorm__arena_alloc(&r->arena, (r->nrows ? r->nrows : 1) * sizeof *views);
-  size_t nrefs = off[r->nrows];
+  size_t nrefs = off[r->nrows] - off[0];
   struct dorm_row *handles =
       dorm__arena_alloc(&r->arena, (nrefs ? nrefs : 1) * sizeof *handles);
   const char *nm = dorm__arena_strndup(&r->arena, name, strlen(name));
@@ -524,18 +526,19 @@ int dorm__rows_attach_prefetch(dorm_rows *r, const char *name, int single,
     }
     v->cells_in_arena = 1;
     v->nrows = off[i + 1] - off[i];
-    v->rowv = handles + off[i];
+    v->rowv = handles + (off[i] - off[0]);
     views[i] = v;
   }
   if (!ok) {
-    for (size_t k = 0; k < nchildren; k++) dorm__rows_free(children[k]);
+    for (size_t k = 0; own && k < nchildren; k++) dorm__rows_free(children[k]);
     return DORM_ENOMEM;
   }
-  for (size_t k = 0; k < nrefs; k++) handles[k] = *refs[k];
+  for (size_t k = 0; k < nrefs; k++) handles[k] = *refs[off[0] + k];
   if (r->npf) memcpy(pf, r->pf, r->npf * sizeof *pf);
   if (nchildren) memcpy(kids, children, nchildren * sizeof *kids);
   pf[r->npf].name = nm;
   pf[r->npf].single = single;
+  pf[r->npf].own = own;
   pf[r->npf].children = kids;
   pf[r->npf].nchildren = nchildren;
   pf[r->npf].views = views;

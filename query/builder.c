@@ -470,7 +470,7 @@ int dorm_values(dorm_query *q, const char *path) {
                       "model '%s': values('%s') after prefetch_related('%s'): "
                       "values() rows have no objects to attach related rows "
                       "to",
-                      q->model->name, path ? path : "", q->prefetch->name);
+                      q->model->name, path ? path : "", q->prefetch->path);
   if (add_path_item(q, path, &q->values, &q->values_tail, &q->nvalues))
     return q->err.code;
   if (q->values_tail->path.annotation)
@@ -571,23 +571,7 @@ int dorm_prefetch_related(dorm_query *q, const char *name) {
                       "values() rows have no objects to attach related rows "
                       "to",
                       q->model->name, name ? name : "");
-  prefetch_item it;
-  if (dorm__prefetch_resolve(q, name, &it)) return q->err.code;
-  /* Django ignores a relation named twice; so does the facade here */
-  for (const prefetch_item *p = q->prefetch; p; p = p->next)
-    if (p->field == it.field && p->kind == it.kind) return 0;
-  prefetch_item *n = dorm__qalloc(q, sizeof *n);
-  if (!n) return DORM_ENOMEM;
-  *n = it;
-  n->name = dorm__qstrdup(q, name);
-  if (!n->name) return DORM_ENOMEM;
-  if (q->prefetch_tail)
-    q->prefetch_tail->next = n;
-  else
-    q->prefetch = n;
-  q->prefetch_tail = n;
-  q->nprefetch++;
-  return 0;
+  return dorm__prefetch_add(q, name);
 }
 
 static int add_annotation(dorm_query *q, const char *alias, int agg,

@@ -1,6 +1,6 @@
-/* query/prefetch.c — the pure half of prefetch_related: which relation a
- * name means, and the SELECT that reads a relation's rows for a set of
- * parent keys.
+/* query/prefetch.c — the pure half of prefetch_related: which relation
+ * each level of a path means, and the SELECT that reads a relation's rows
+ * for a set of parent keys.
  *
  * Django's prefetch_related runs the main query, then one query per
  * relation for the whole result, and matches the related rows to their
@@ -17,6 +17,10 @@
  *                                  entry it is on)
  *   Tag "entry" (its reverse)      Entry.filter(tags__in=keys), likewise
  *
+ * A nested path ("entries__tags") is one relation per level, each with the
+ * index of the level above, whose rows are its parents; the levels are
+ * recorded parents first, so the facade reads them in order.
+ *
  * The hidden column is the same path as the filter's, so it reads the
  * join the filter made (join groups: a path outside the filters reuses
  * the first join of its path), and it is described with relation -1:
@@ -28,21 +32,12 @@
 
 #include "query/query_int.h"
 
-int dorm__prefetch_resolve(dorm_query *q, const char *name, prefetch_item *it) {
-  const dorm_model *m = q->model;
-  memset(it, 0, sizeof *it);
-  if (!name || !*name)
-    return dorm__qerr(q, DORM_EFIELD, "model '%s': empty prefetch_related name",
-                      m->name);
-  if (dorm__find_sep(name))
-    return dorm__qerr(q, DORM_EUNSUPPORTED,
-                      "model '%s', prefetch_related '%s': nested paths are "
-                      "not supported (one relation of '%s')",
-                      m->name, name, m->name);
-  size_t n = strlen(name);
-  const dorm_field *f = dorm__find_field(m, name, n);
+/* The relation called s[0..n) of model m (one level of path) into it. */
+static int resolve_level(dorm_query *q, const dorm_model *m, const char *path,
+                         const char *s, size_t n, prefetch_item *it) {
+  const dorm_field *f = dorm__find_field(m, s, n);
   /* "author_id" and "pk" are columns, not the relation's name */
-  if (f && strcmp(f->name, name)) f = NULL;
+  if (f && (strlen(f->name) != n || memcmp(f->name, s, n))) f = NULL;
   if (f) {
     if (dorm__is_fk(f))
       it->kind = DORM_PREFETCH_FORWARD;
@@ -50,22 +45,87 @@ int dorm__prefetch_resolve(dorm_query *q, const char *name, prefetch_item *it) {
       it->kind = DORM_PREFETCH_M2M;
     else
       return dorm__qerr(q, DORM_EFIELD,
-                        "model '%s', prefetch_related '%s': field '%s' is "
+                        "model '%s', prefetch_related '%s': field '%.*s' is "
                         "not a relation (foreign key, one-to-one, "
                         "many_to_many or reverse relation) of '%s'",
-                        m->name, name, name, m->name);
+                        q->model->name, path, (int)n, s, m->name);
     it->field = f;
+    it->from = m;
     return 0;
   }
-  const dorm_field *rev = dorm__find_reverse(m, name, n);
+  const dorm_field *rev = n ? dorm__find_reverse(m, s, n) : NULL;
   if (!rev)
     return dorm__qerr(q, DORM_EFIELD,
                       "model '%s', prefetch_related '%s': unknown field or "
-                      "relation '%s' of '%s'",
-                      m->name, name, name, m->name);
+                      "relation '%.*s' of '%s'",
+                      q->model->name, path, (int)n, s, m->name);
   it->kind = rev->type == DORM_FIELD_MANY_TO_MANY ? DORM_PREFETCH_M2M_REVERSE
                                                   : DORM_PREFETCH_REVERSE;
   it->field = rev;
+  it->from = m;
+  return 0;
+}
+
+static const dorm_model *target_of(const prefetch_item *it) {
+  return it->kind == DORM_PREFETCH_FORWARD || it->kind == DORM_PREFETCH_M2M
+             ? it->field->target
+             : it->field->model;
+}
+
+int dorm__prefetch_add(dorm_query *q, const char *path) {
+  if (!path || !*path)
+    return dorm__qerr(q, DORM_EFIELD, "model '%s': empty prefetch_related name",
+                      q->model->name);
+  /* Each level is recorded once, in the order first named, so a level's
+   * parent always comes before it: "entries__tags" records "entries" (as
+   * Django does) unless it is there already.  Nothing is recorded unless
+   * the whole path resolves. */
+  prefetch_item lv[DORM__MAX_HOPS];
+  size_t end[DORM__MAX_HOPS];
+  int nl = 0;
+  const dorm_model *m = q->model;
+  for (const char *s = path; s;) {
+    const char *e = dorm__find_sep(s);
+    size_t n = e ? (size_t)(e - s) : strlen(s);
+    if (nl == DORM__MAX_HOPS)
+      return dorm__qerr(q, DORM_EFIELD,
+                        "model '%s', prefetch_related '%s': more than %d "
+                        "relations",
+                        q->model->name, path, DORM__MAX_HOPS);
+    memset(&lv[nl], 0, sizeof lv[nl]);
+    if (resolve_level(q, m, path, s, n, &lv[nl])) return q->err.code;
+    m = target_of(&lv[nl]);
+    end[nl] = (size_t)(s - path) + n;
+    nl++;
+    s = e ? e + 2 : NULL;
+  }
+  int parent = -1;
+  for (int l = 0; l < nl; l++) {
+    int idx = 0, found = -1;
+    for (const prefetch_item *it = q->prefetch; it; it = it->next, idx++)
+      if (strlen(it->path) == end[l] && !memcmp(it->path, path, end[l]))
+        found = idx;
+    if (found >= 0) {
+      parent = found;
+      continue;
+    }
+    prefetch_item *it = dorm__qalloc(q, sizeof *it);
+    char *copy = dorm__qalloc(q, end[l] + 1);
+    if (!it || !copy) return DORM_ENOMEM;
+    *it = lv[l];
+    memcpy(copy, path, end[l]);
+    copy[end[l]] = '\0';
+    it->path = copy;
+    it->name = copy + (l ? end[l - 1] + 2 : 0);
+    it->parent = parent;
+    it->next = NULL;
+    if (q->prefetch_tail)
+      q->prefetch_tail->next = it;
+    else
+      q->prefetch = it;
+    q->prefetch_tail = it;
+    parent = (int)q->nprefetch++;
+  }
   return 0;
 }
 
@@ -81,27 +141,17 @@ int dorm_query_prefetch(const dorm_query *q, size_t i, dorm_prefetch *out) {
   const dorm_field *f = it->field;
   memset(out, 0, sizeof *out);
   out->name = it->name;
+  out->path = it->path;
+  out->parent = it->parent;
   out->kind = (dorm_prefetch_kind)it->kind;
   out->field = f;
-  switch (out->kind) {
-    case DORM_PREFETCH_FORWARD:
-      out->target = f->target;
-      out->parent_key = f->name;
-      out->child_key = f->target->pk->name;
-      break;
-    case DORM_PREFETCH_REVERSE:
-      out->target = f->model;
-      out->parent_key = q->model->pk->name;
-      out->child_key = f->name;
-      break;
-    case DORM_PREFETCH_M2M:
-      out->target = f->target;
-      out->parent_key = q->model->pk->name;
-      break;
-    case DORM_PREFETCH_M2M_REVERSE:
-      out->target = f->model;
-      out->parent_key = q->model->pk->name;
-      break;
+  out->target = target_of(it);
+  out->parent_key = it->from->pk->name;
+  if (out->kind == DORM_PREFETCH_FORWARD) {
+    out->parent_key = f->name;
+    out->child_key = f->target->pk->name;
+  } else if (out->kind == DORM_PREFETCH_REVERSE) {
+    out->child_key = f->name;
   }
   return 0;
 }

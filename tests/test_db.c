@@ -1554,6 +1554,63 @@ static void test_prefetch_related(void **state) {
   assert_int_equal(dorm_rows_count(dorm_result_rows_of(&r)), 0);
   dorm_result_free(&r);
 
+  /* nested: Author.entries, then the tags of those entries, then the
+   * entries of those tags; each level's rows carry the next level */
+  q = dorm_select(Author);
+  dorm_order_by(q, "name");
+  assert_int_equal(dorm_prefetch_related(q, "entries__tags__entry"), 0);
+  r = t_ok(dorm_async_filter(DB, q));
+  dorm_query_free(q);
+  rows = dorm_result_rows_of(&r);
+  a = dorm_rows_row(rows, 0);
+  ents = dorm_row_prefetched(a, "entries");
+  assert_string_equal(pf_names(ents, "headline"), "a1,a2");
+  const dorm_row *a1 = dorm_rows_row(ents, 0);
+  assert_string_equal(pf_names(dorm_row_prefetched(a1, "tags"), "name"),
+                      "x,y");
+  assert_null(dorm_row_prefetched(a, "tags")); /* not on the authors */
+  assert_int_equal(
+      dorm_rows_count(dorm_row_prefetched(dorm_rows_row(ents, 1), "tags")), 0);
+  const dorm_row *ty_row = dorm_rows_row(dorm_row_prefetched(a1, "tags"), 1);
+  assert_string_equal(pf_names(dorm_row_prefetched(ty_row, "entry"),
+                               "headline"),
+                      "a1,b1");
+  b = dorm_rows_row(rows, 1);
+  const dorm_row *b1 = dorm_rows_row(dorm_row_prefetched(b, "entries"), 0);
+  assert_string_equal(pf_names(dorm_row_prefetched(b1, "tags"), "name"), "y");
+  /* JSON nests every level */
+  j = dorm_row_to_json(a);
+  json_t *tj = json_object_get(json_array_get(json_object_get(j, "entries"), 0),
+                               "tags");
+  assert_int_equal(json_array_size(tj), 2);
+  assert_int_equal(
+      json_array_size(json_object_get(json_array_get(tj, 1), "entry")), 2);
+  json_decref(j);
+  dorm_result_free(&r);
+  /* a forward foreign key under a reverse one, and a level under rows
+   * that have none */
+  q = dorm_select(Author);
+  dorm_order_by(q, "name");
+  dorm_prefetch_related(q, "edited__author");
+  dorm_prefetch_related(q, "entries__editor");
+  r = t_ok(dorm_async_filter(DB, q));
+  dorm_query_free(q);
+  rows = dorm_result_rows_of(&r);
+  b = dorm_rows_row(rows, 1); /* Bob edited a1, by Ann */
+  const dorm_rows *ed = dorm_row_prefetched(b, "edited");
+  assert_string_equal(pf_names(ed, "headline"), "a1");
+  assert_string_equal(
+      pf_names(dorm_row_prefetched(dorm_rows_row(ed, 0), "author"), "name"),
+      "Ann");
+  ents = dorm_row_prefetched(dorm_rows_row(rows, 0), "entries");
+  assert_string_equal(
+      pf_names(dorm_row_prefetched(dorm_rows_row(ents, 0), "editor"), "name"),
+      "Bob");
+  assert_int_equal(
+      dorm_rows_count(dorm_row_prefetched(dorm_rows_row(ents, 1), "editor")),
+      0);
+  dorm_result_free(&r);
+
   /* get and first */
   q = dorm_select(Author);
   dorm_filter(q, "pk", dorm_int(bob));
@@ -1662,16 +1719,22 @@ static void test_prefetch_related_long(void **state) {
   assert_int_equal(
       t_count(dorm_async_m2m_add(DB, Entry, "tags", dorm_int(odd), odds, N / 2)),
       N / 2);
-  dorm_prefetch_related(q, "entry");
+  /* with a level under it: the entries' authors, whose parents (1,950
+   * entry rows) come from several related queries */
+  dorm_prefetch_related(q, "entry__author");
   r = t_ok(dorm_async_filter(DB, q));
   dorm_query_free(q);
   rows = dorm_result_rows_of(&r);
   assert_int_equal(dorm_rows_count(rows), N);
-  for (size_t i = 0; i < N; i++)
-    assert_string_equal(
-        pf_names(dorm_row_prefetched(dorm_rows_row(rows, i), "entry"),
-                 "headline"),
-        i % 2 ? "all,odd" : "all");
+  for (size_t i = 0; i < N; i++) {
+    const dorm_rows *es = dorm_row_prefetched(dorm_rows_row(rows, i), "entry");
+    assert_string_equal(pf_names(es, "headline"), i % 2 ? "all,odd" : "all");
+    for (size_t k = 0; k < dorm_rows_count(es); k++)
+      assert_string_equal(
+          pf_names(dorm_row_prefetched(dorm_rows_row(es, k), "author"),
+                   "name"),
+          k ? "au0001" : "au0000");
+  }
   dorm_result_free(&r);
   /* and the other way: one entry, 1,300 related rows in name order */
   q = dorm_select(Entry);

@@ -1934,8 +1934,13 @@ static void test_prefetch_related(void **state) {
       {&Entry, "author_id", DORM_EFIELD, "model 'Entry', prefetch_related "
                                          "'author_id': unknown field"},
       {&Entry, "pk", DORM_EFIELD, "model 'Entry', prefetch_related 'pk'"},
-      {&Author, "entries__tags", DORM_EUNSUPPORTED,
-       "model 'Author', prefetch_related 'entries__tags': nested paths"},
+      {&Author, "entries__tagz", DORM_EFIELD,
+       "model 'Author', prefetch_related 'entries__tagz': unknown field or "
+       "relation 'tagz' of 'Entry'"},
+      {&Author, "entries__headline", DORM_EFIELD,
+       "model 'Author', prefetch_related 'entries__headline': field "
+       "'headline' is not a relation"},
+      {&Author, "entries__", DORM_EFIELD, "relation '' of 'Entry'"},
       {&Author, "", DORM_EFIELD, "model 'Author': empty prefetch_related"},
       {&Author, NULL, DORM_EFIELD, "model 'Author': empty prefetch_related"},
   };
@@ -1974,6 +1979,36 @@ static void test_prefetch_related(void **state) {
   assert_int_equal(dorm_prefetch_related(q, "tags"), 0);
   assert_int_equal(dorm_prefetch_related(q, "author"), 0);
   assert_int_equal(dorm_query_prefetch_count(q), 2);
+  dorm_query_free(q);
+  /* a nested path: each level once, parents first, the level above added
+   * as Django does; nothing recorded when a level does not resolve */
+  q = dorm_select(Author);
+  assert_int_equal(dorm_prefetch_related(q, "entries__tags"), 0);
+  assert_int_equal(dorm_prefetch_related(q, "entries"), 0);
+  assert_int_equal(dorm_prefetch_related(q, "entries__tags__entry"), 0);
+  assert_int_equal(dorm_prefetch_related(q, "edited__author"), 0);
+  assert_int_equal(dorm_query_prefetch_count(q), 5);
+  static const struct {
+    const char *path, *name;
+    int parent;
+    const char *parent_key, *child_key;
+  } lv[] = {{"entries", "entries", -1, "id", "author"},
+            {"entries__tags", "tags", 0, "id", NULL},
+            {"entries__tags__entry", "entry", 1, "id", NULL},
+            {"edited", "edited", -1, "id", "editor"},
+            {"edited__author", "author", 3, "author", "id"}};
+  for (size_t i = 0; i < 5; i++) {
+    dorm_prefetch p;
+    assert_int_equal(dorm_query_prefetch(q, i, &p), 0);
+    assert_string_equal(p.path, lv[i].path);
+    assert_string_equal(p.name, lv[i].name);
+    assert_int_equal(p.parent, lv[i].parent);
+    assert_string_equal(p.parent_key, lv[i].parent_key);
+    if (lv[i].child_key)
+      assert_string_equal(p.child_key, lv[i].child_key);
+    else
+      assert_null(p.child_key);
+  }
   dorm_query_free(q);
   /* no keys: refused on the related query, not compiled into IN () */
   dorm_prefetch p;

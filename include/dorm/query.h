@@ -141,18 +141,20 @@ int dorm_values(dorm_query *q, const char *path);
 int dorm_only(dorm_query *q, const char *field);
 /* select_related("author"): join and return the related row's columns. */
 int dorm_select_related(dorm_query *q, const char *path);
-/* prefetch_related("entries"): Django's prefetch_related, one level.  name
- * is a relation of q's model: a many_to_many field ("tags"), a reverse
- * foreign key or one-to-one by its related_name or default name
- * ("entries"), the reverse of a many_to_many ("entry" on Tag), or a
- * forward foreign key ("author").  dorm_async_filter, get and first then
- * run the query and, for the whole result, one more query per relation
- * (split in chunks of keys past the backend's parameter limit); read the
- * related rows with dorm_row_prefetched (dorm/rows.h).  Naming a relation
- * twice is the same as once.  Refused (sticky): an unknown name, a field
- * that is not a relation, a nested path ("entries__tags"), and values()
- * (its rows have no objects to attach to).  Other calls (count, exists,
- * aggregate) ignore it. */
+/* prefetch_related("entries"): Django's prefetch_related.  name is a
+ * relation of q's model: a many_to_many field ("tags"), a reverse foreign
+ * key or one-to-one by its related_name or default name ("entries"), the
+ * reverse of a many_to_many ("entry" on Tag), or a forward foreign key
+ * ("author"); or a path of them, "entries__tags": the entries, then the
+ * tags of those entries (each level is a relation of the level above's
+ * model, and the levels above are prefetched too).  dorm_async_filter, get
+ * and first then run the query and, for the whole result, one more query
+ * per relation and level (split in chunks of keys past the backend's
+ * parameter limit); read the related rows with dorm_row_prefetched
+ * (dorm/rows.h).  Naming a relation twice is the same as once.  Refused
+ * (sticky, naming the model and the path): an unknown name, a field that
+ * is not a relation, and values() (its rows have no objects to attach
+ * to).  Other calls (count, exists, aggregate) ignore it. */
 int dorm_prefetch_related(dorm_query *q, const char *name);
 
 typedef enum dorm_agg {
@@ -328,7 +330,11 @@ typedef enum dorm_prefetch_kind {
 } dorm_prefetch_kind;
 
 typedef struct dorm_prefetch {
-  const char *name; /* as given to dorm_prefetch_related */
+  const char *path; /* "entries__tags": as given, or the part of a nested
+                       path up to this level */
+  const char *name; /* its last part, "tags": the name on the parent rows */
+  int parent;       /* -1: the parents are the query's rows; i: they are
+                       the rows of the i-th relation (a nested path) */
   dorm_prefetch_kind kind;
   const dorm_field *field;  /* the relation field, on either model */
   const dorm_model *target; /* the related rows' model */
@@ -340,10 +346,10 @@ typedef struct dorm_prefetch {
                                rows) */
 } dorm_prefetch;
 
-/* The relations q prefetches. */
+/* The relations q prefetches, each level of a nested path counted once. */
 size_t dorm_query_prefetch_count(const dorm_query *q);
-/* The i-th (in the order given) into out; 0, or DORM_EINVAL when out of
- * range. */
+/* The i-th (in the order first named, a level always after the level
+ * above it) into out; 0, or DORM_EINVAL when out of range. */
 int dorm_query_prefetch(const dorm_query *q, size_t i, dorm_prefetch *out);
 /* A new SELECT of p's related rows whose key is one of keys[0..n) (n >
  * 0; one parameter each), in the target's default ordering, else by pk;

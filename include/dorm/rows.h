@@ -93,7 +93,9 @@ json_t *dorm_row_json(const dorm_row *row, const char *name);
 const dorm_row *dorm_row_related(const dorm_row *row, const char *path);
 
 /* The related rows read by prefetch_related(name) (dorm/query.h) for this
- * row: "entries", "tags", "author" as given to dorm_prefetch_related.
+ * row: "entries", "tags", "author" as given to dorm_prefetch_related; for
+ * a nested path ("entries__tags") ask each level's rows for the next
+ * level ("entries" on an author, then "tags" on each of its entries).
  * Rows of the relation's model (read them with the functions here, in
  * the model's default ordering, else by primary key), an empty dorm_rows
  * (count 0, not NULL) when the row has none; NULL only when the query did
