@@ -154,6 +154,7 @@ static const backend_case backends[] = {
 };
 
 static const backend_case *B; /* the backend being tested */
+static char T_url[1024];      /* the URL the test's database was opened on */
 
 /* ---- fixtures ----------------------------------------------------------- */
 
@@ -167,6 +168,7 @@ static int setup(void **state) {
   t_loop_open();
   T_replicas[0] = 0;
   if (B->url(url, sizeof url)) return -1;
+  snprintf(T_url, sizeof T_url, "%s", url);
   dorm_error err;
   dorm_error_clear(&err);
   dorm_db_options o;
@@ -1751,6 +1753,80 @@ static void test_prefetch_related_long(void **state) {
   free(ids);
 }
 
+/* Lines of text from byte `from` on that contain needle. */
+static int pf_count_lines(const char *text, size_t from, const char *needle) {
+  int n = 0;
+  size_t len = strlen(text);
+  for (const char *p = text + (from < len ? from : len);
+       (p = strstr(p, needle)) != NULL; p++)
+    n++;
+  return n;
+}
+
+/* 1 + one query per relation, whatever the number of rows: counted in
+ * PostgreSQL's own statement log (log_statement=all on a second handle
+ * on the test's schema; the log is the one tests/pg_harness.sh writes).
+ * Only on the suite's own server: skipped elsewhere. */
+static void test_prefetch_related_queries(void **state) {
+  (void)state;
+  const char *sock = getenv("DORM_TEST_PGSOCK");
+  char *opt = strstr(T_url, "options='-csearch_path=");
+  if (!sock || !opt || B->url != pg_url) {
+    fprintf(stderr, "(no PostgreSQL statement log here: skipped)\n");
+    return;
+  }
+  char logpath[PATH_MAX], url[1200];
+  snprintf(logpath, sizeof logpath, "%s/server.log", sock);
+  /* the same URL, its options quote closed after -clog_statement=all */
+  size_t quote = strlen(T_url) - 1;
+  assert_int_equal(T_url[quote], '\'');
+  snprintf(url, sizeof url, "%.*s -clog_statement=all'", (int)quote, T_url);
+  for (int i = 0; i < 30; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "log%02d", i);
+    int64_t a = add_author(name, 20 + i, NULL);
+    add_entry(a, i % 2 ? a : 0, "logged", i);
+  }
+  dorm_db *db = t_open_ready(url, NULL);
+  char *log = dorm_test_read_file(logpath);
+  assert_non_null(log);
+  size_t from = strlen(log);
+  free(log);
+  dorm_query *q = dorm_select(Author);
+  dorm_filter(q, "name__startswith", dorm_str("log"));
+  dorm_prefetch_related(q, "entries__tags");
+  dorm_prefetch_related(q, "edited");
+  dorm_result r = t_await(dorm_async_filter(db, q));
+  dorm_query_free(q);
+  size_t nrows = dorm_rows_count(dorm_result_rows_of(&r));
+  dorm_result_free(&r);
+  /* the log is written by the server's processes: wait for the lines */
+  int n = 0;
+  for (int i = 0; i < 200 && n < 4; i++) {
+    log = dorm_test_read_file(logpath);
+    n = pf_count_lines(log, from, "SELECT ");
+    free(log);
+    if (n < 4) usleep(10000);
+  }
+  usleep(100000); /* and for any that would come late */
+  /* close the second handle before checking: a failed check must not
+   * leave it open under teardown's loop */
+  dorm_db_close(db, t_db_closed_cb, NULL);
+  while (!T_db_closed) uv_run(&T_uv, UV_RUN_ONCE);
+  T_db_closed = 0; /* teardown counts DB's */
+  log = dorm_test_read_file(logpath);
+  assert_int_equal(nrows, 30);
+  /* authors, their entries, the entries' tags, the entries they edited */
+  assert_int_equal(pf_count_lines(log, from, "SELECT "), 4);
+  assert_int_equal(pf_count_lines(log, from, "FROM \"author\""), 1);
+  assert_int_equal(pf_count_lines(log, from, "\"entry\".\"author_id\" IN ("),
+                   1);
+  assert_int_equal(pf_count_lines(log, from, "FROM \"tag\" INNER JOIN"), 1);
+  assert_int_equal(pf_count_lines(log, from, "\"entry\".\"editor_id\" IN ("),
+                   1);
+  free(log);
+}
+
 static int g_pf_fired;
 static dorm_result pf_count_fired(dorm_result *res, void *arg) {
   (void)arg;
@@ -1890,6 +1966,7 @@ int main(void) {
       T(test_prefetch_related),
       T(test_prefetch_related_long),
       T(test_prefetch_related_errors),
+      T(test_prefetch_related_queries),
   };
   S = dorm_schema_load_file("tests/data/query_models.json", NULL);
   if (!S) {
