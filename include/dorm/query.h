@@ -321,7 +321,7 @@ int dorm_compile_m2m(const dorm_model *model, const char *field,
 /* How a prefetched relation joins its rows to the parent rows, for the
  * database facade: the parent rows' column `parent_key` holds the key
  * that the related rows hold in `child_key`.  Everything points into the
- * schema except name, which the query owns. */
+ * schema except path and name, which the query owns. */
 typedef enum dorm_prefetch_kind {
   DORM_PREFETCH_FORWARD = 0, /* a foreign key of the parent: one row */
   DORM_PREFETCH_REVERSE,     /* a foreign key on the related model */

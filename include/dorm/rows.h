@@ -116,8 +116,9 @@ int dorm_row_created(const dorm_row *row);
  * (ask dorm_row_related); prefetched relations are, as Django REST's
  * nested serializers show them: "entries": [{...}, ...] for a reverse
  * foreign key or a many_to_many, and for a prefetched forward foreign key
- * the related object (or null) in place of its key ("author": {...}).
- * Returns a new reference, or NULL when out of memory. */
+ * the related object (or null) in place of its key ("author": {...}),
+ * each level of a nested path inside the level above.  Returns a new
+ * reference, or NULL when out of memory. */
 json_t *dorm_row_to_json(const dorm_row *row);
 /* An array of dorm_row_to_json of every row.  New reference or NULL. */
 json_t *dorm_rows_to_json(const dorm_rows *rows);
