@@ -223,6 +223,17 @@ const char *dorm__rows_error(const dorm_rows *r);
 /* Done adding rows: builds the row handles.  0 or DORM_ENOMEM. */
 int dorm__rows_finish(dorm_rows *r);
 void dorm__rows_free(dorm_rows *r);
+/* Attach prefetch_related relation `name` (copied) to the parent rows r:
+ * parent row i gets the related rows refs[off[i] .. off[i + 1]) (handles
+ * of rows of children[0..nchildren), each a finished result; off has r's
+ * row count + 1 entries, off[0] need not be 0).  own: r takes the
+ * children (freed with it, also when this fails); else they belong to
+ * another result freed with r (a nested level's parents in several
+ * results).  single: a forward foreign key (one object in JSON).  0 or
+ * DORM_ENOMEM. */
+int dorm__rows_attach_prefetch(dorm_rows *r, const char *name, int single,
+                               int own, dorm_rows **children, size_t nchildren,
+                               const dorm_row *const *refs, const size_t *off);
 /* Mark every row as created (get_or_create). */
 void dorm__rows_set_created(dorm_rows *r, int created);
 /* A DORM_RESULT_ROWS result that owns r (finished). */

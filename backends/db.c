@@ -2,8 +2,10 @@
  * the dorm_async_* calls that read and write, and raw SQL, written once
  * over the backend table of backend_int.h so every backend behaves the
  * same.  Its siblings share db_int.h: db_route.c sends each request to a
- * connection, db_tx.c runs transactions (dorm_async_atomic) and
- * db_compound.c builds get_or_create, update_or_create and bulk_create.
+ * connection, db_tx.c runs transactions (dorm_async_atomic),
+ * db_compound.c builds get_or_create, update_or_create and bulk_create,
+ * and db_prefetch.c runs the related queries of prefetch_related after a
+ * read.
  *
  * A request is an `op`: the compiled statement(s) it owns, the deferred it
  * will fire, and the backend request lent to a connection.  Every op the
@@ -532,10 +534,26 @@ void dorm__db_maybe_free_root(dorm_db *root) {
 
 /* ---- reading ------------------------------------------------------------ */
 
+/* A read with prefetch_related: the context is made first, so running
+ * out of memory returns NULL before any request exists. */
+static dorm__prefetch *prefetch_of(dorm_db *db, const dorm_query *q, int *oom) {
+  *oom = 0;
+  if (!db || !q || !dorm_query_prefetch_count(q)) return NULL;
+  dorm__prefetch *p = dorm__db_prefetch_new(db, q);
+  *oom = p == NULL;
+  return p;
+}
+
 dorm_deferred *dorm_async_filter(dorm_db *db, const dorm_query *q) {
+  int oom;
+  dorm__prefetch *p = prefetch_of(db, q, &oom);
+  if (oom) return NULL;
   op *o = dorm__db_op_public(db, OP_ROWS);
-  if (!o) return NULL;
-  return run_query(o, q, NULL, NULL);
+  if (!o) {
+    dorm__db_prefetch_free(p);
+    return NULL;
+  }
+  return dorm__db_prefetch_after(p, run_query(o, q, NULL, NULL));
 }
 
 static int check_select_q(const dorm_query *q, const char *what,
@@ -549,14 +567,21 @@ static int check_select_q(const dorm_query *q, const char *what,
 /* get() reads at most two rows (to tell one from several), first() one,
  * ordered by pk when the query has no ordering; q itself is not changed. */
 static dorm_deferred *get_like(dorm_db *db, dorm_query *q, int kind) {
+  int oom;
+  dorm__prefetch *p = prefetch_of(db, q, &oom);
+  if (oom) return NULL;
   op *o = dorm__db_op_public(db, kind);
-  if (!o) return NULL;
+  if (!o) {
+    dorm__db_prefetch_free(p);
+    return NULL;
+  }
   dorm_compile_opts opts;
   memset(&opts, 0, sizeof opts);
   opts.limit = kind == OP_GET ? 2 : 1;
   if (kind == OP_FIRST && q && !dorm_query_model(q)->nordering)
     opts.flags |= DORM_COMPILE_ORDER_PK;
-  return run_query(o, q, &opts, kind == OP_GET ? "get" : "first");
+  return dorm__db_prefetch_after(
+      p, run_query(o, q, &opts, kind == OP_GET ? "get" : "first"));
 }
 
 dorm_deferred *dorm_async_get(dorm_db *db, dorm_query *q) {

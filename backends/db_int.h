@@ -1,8 +1,9 @@
 /* backends/db_int.h — the private structures of the database facade and
  * the functions its files share: db.c (ops, opening and closing, the
  * reading and writing calls, raw SQL), db_route.c (routing and
- * read-your-writes), db_tx.c (transactions) and db_compound.c
- * (get_or_create, update_or_create, bulk_create).  Backends never see it:
+ * read-your-writes), db_tx.c (transactions), db_compound.c
+ * (get_or_create, update_or_create, bulk_create) and db_prefetch.c
+ * (prefetch_related).  Backends never see it:
  * their side of the facade is backend_int.h.
  *
  * A dorm_db is one of three things: a database handle (root is itself; it
@@ -170,6 +171,20 @@ int dorm__db_retry_elsewhere(dorm_db *root, op *o);
 /* A write or a transaction of the database finished: later reads must
  * see it. */
 void dorm__db_ryw_after_write(dorm_db *root);
+
+/* ---- prefetch_related (db_prefetch.c) ----------------------------------- */
+
+typedef struct dorm__prefetch dorm__prefetch;
+
+/* What a read needs to prefetch q's relations once it has its rows (a
+ * copy: q may be freed when the call returns), or NULL when out of
+ * memory. */
+dorm__prefetch *dorm__db_prefetch_new(dorm_db *db, const dorm_query *q);
+void dorm__db_prefetch_free(dorm__prefetch *p);
+/* Add the prefetch steps to d, the main read's new deferred, and return
+ * it; p is d's from now on (freed when d's chain is done).  p NULL:
+ * returns d as it is; d NULL: frees p, returns NULL. */
+dorm_deferred *dorm__db_prefetch_after(dorm__prefetch *p, dorm_deferred *d);
 
 /* ---- transactions (db_tx.c) --------------------------------------------- */
 

@@ -45,6 +45,19 @@ struct dorm_row {
   int rel;
 };
 
+/* A prefetch_related relation attached to a result: the related rows
+ * (one dorm_rows per chunk query, owned) and, per parent row, a view: a
+ * dorm_rows header whose row handles point into the children. */
+typedef struct prefetched {
+  const char *name;
+  int single; /* a forward foreign key: one object in JSON */
+  int own;    /* the children are this result's to free (a nested level
+                 whose parents span several results: the first owns) */
+  struct dorm_rows **children;
+  size_t nchildren;
+  struct dorm_rows **views; /* one per parent row */
+} prefetched;
+
 /* The inline block when the size is not known in advance (SQLite). */
 #define ROWS_INLINE 1024
 
@@ -60,6 +73,8 @@ struct dorm_rows {
   size_t hint_rows; /* rows the first cell array is sized for (0: 4) */
   int cells_in_arena;
   struct dorm_row *rowv; /* nrows * (1 + nrelated) */
+  prefetched *pf;        /* prefetch_related relations, npf of them */
+  size_t npf;
   int created;
   char err[160];
   _Alignas(16) char inline_buf[]; /* the arena's first block */
@@ -470,9 +485,66 @@ int dorm__rows_finish(dorm_rows *r) {
 
 void dorm__rows_free(dorm_rows *r) {
   if (!r) return;
+  for (size_t i = 0; i < r->npf; i++)
+    for (size_t k = 0; r->pf[i].own && k < r->pf[i].nchildren; k++)
+      dorm__rows_free(r->pf[i].children[k]);
   if (!r->cells_in_arena) dorm__free(r->cells);
   dorm__arena_free(&r->arena);
   dorm__free(r);
+}
+
+int dorm__rows_attach_prefetch(dorm_rows *r, const char *name, int single,
+                               int own, dorm_rows **children, size_t nchildren,
+                               const dorm_row *const *refs, const size_t *off) {
+  /* everything but the children lives in the parent's arena: freed with
+   * it, and the parent is only read once handed to the user */
+  prefetched *pf = dorm__arena_alloc(&r->arena, (r->npf + 1) * sizeof *pf);
+  dorm_rows **kids =
+      dorm__arena_alloc(&r->arena, (nchildren ? nchildren : 1) * sizeof *kids);
+  dorm_rows **views =
+      dorm__arena_alloc(&r->arena, (r->nrows ? r->nrows : 1) * sizeof *views);
+  size_t nrefs = off[r->nrows] - off[0];
+  struct dorm_row *handles =
+      dorm__arena_alloc(&r->arena, (nrefs ? nrefs : 1) * sizeof *handles);
+  const char *nm = dorm__arena_strndup(&r->arena, name, strlen(name));
+  int ok = pf && kids && views && handles && nm;
+  for (size_t i = 0; ok && i < r->nrows; i++) {
+    /* the arena aligns to 8, a dorm_rows (its inline block) to 16 */
+    char *raw = dorm__arena_alloc(&r->arena, sizeof(dorm_rows) + 8);
+    if (!raw) {
+      ok = 0;
+      break;
+    }
+    dorm_rows *v = (dorm_rows *)(void *)(raw + ((uintptr_t)raw & 8));
+    /* a header only: never freed on its own (dorm__rows_free is for the
+     * parent), its rows are the children's */
+    memset(v, 0, sizeof *v);
+    if (nchildren) {
+      v->cols = children[0]->cols;
+      v->ncols = children[0]->ncols;
+      v->nmain = children[0]->nmain;
+    }
+    v->cells_in_arena = 1;
+    v->nrows = off[i + 1] - off[i];
+    v->rowv = handles + (off[i] - off[0]);
+    views[i] = v;
+  }
+  if (!ok) {
+    for (size_t k = 0; own && k < nchildren; k++) dorm__rows_free(children[k]);
+    return DORM_ENOMEM;
+  }
+  for (size_t k = 0; k < nrefs; k++) handles[k] = *refs[off[0] + k];
+  if (r->npf) memcpy(pf, r->pf, r->npf * sizeof *pf);
+  if (nchildren) memcpy(kids, children, nchildren * sizeof *kids);
+  pf[r->npf].name = nm;
+  pf[r->npf].single = single;
+  pf[r->npf].own = own;
+  pf[r->npf].children = kids;
+  pf[r->npf].nchildren = nchildren;
+  pf[r->npf].views = views;
+  r->pf = pf;
+  r->npf++;
+  return 0;
 }
 
 void dorm__rows_set_created(dorm_rows *r, int created) {
@@ -671,6 +743,14 @@ const dorm_row *dorm_row_related(const dorm_row *row, const char *path) {
   return NULL;
 }
 
+const dorm_rows *dorm_row_prefetched(const dorm_row *row, const char *name) {
+  if (!row || !name || row->rel) return NULL;
+  const dorm_rows *r = row->rows;
+  for (size_t i = 0; i < r->npf; i++)
+    if (!strcmp(r->pf[i].name, name)) return r->pf[i].views[row->index];
+  return NULL;
+}
+
 int dorm_row_created(const dorm_row *row) {
   return row ? row->rows->created : 0;
 }
@@ -726,6 +806,19 @@ json_t *dorm_row_to_json(const dorm_row *row) {
     if (r->cols[i].relation != row->rel) continue;
     json_t *j = value_json(row_cell(row, i));
     if (!j || json_object_set_new(o, r->cols[i].local, j)) {
+      json_decref(o);
+      return NULL;
+    }
+  }
+  /* prefetched relations nest, as Django REST's nested serializers show
+   * them: a list of objects, or for a foreign key the object (or null)
+   * in place of its key */
+  for (size_t i = 0; row->rel == 0 && i < r->npf; i++) {
+    const dorm_rows *v = r->pf[i].views[row->index];
+    json_t *j = !r->pf[i].single ? dorm_rows_to_json(v)
+                : v->nrows       ? dorm_row_to_json(dorm_rows_row(v, 0))
+                                 : json_null();
+    if (!j || json_object_set_new(o, r->pf[i].name, j)) {
       json_decref(o);
       return NULL;
     }

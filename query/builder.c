@@ -465,6 +465,12 @@ int dorm_values(dorm_query *q, const char *path) {
                       "model '%s': values('%s') after annotate() is not "
                       "supported; call values() first to group",
                       q->model->name, path ? path : "");
+  if (q->nprefetch)
+    return dorm__qerr(q, DORM_ESTATE,
+                      "model '%s': values('%s') after prefetch_related('%s'): "
+                      "values() rows have no objects to attach related rows "
+                      "to",
+                      q->model->name, path ? path : "", q->prefetch->path);
   if (add_path_item(q, path, &q->values, &q->values_tail, &q->nvalues))
     return q->err.code;
   if (q->values_tail->path.annotation)
@@ -554,6 +560,18 @@ int dorm_select_related(dorm_query *q, const char *path) {
   q->related_tail = it;
   q->nrelated++;
   return 0;
+}
+
+int dorm_prefetch_related(dorm_query *q, const char *name) {
+  if (!q) return DORM_EINVAL;
+  if (check_select(q, "prefetch_related")) return q->err.code;
+  if (q->nvalues)
+    return dorm__qerr(q, DORM_ESTATE,
+                      "model '%s': prefetch_related('%s') after values(): "
+                      "values() rows have no objects to attach related rows "
+                      "to",
+                      q->model->name, name ? name : "");
+  return dorm__prefetch_add(q, name);
 }
 
 static int add_annotation(dorm_query *q, const char *alias, int agg,

@@ -451,6 +451,9 @@ static void register_select(cctx *c) {
   for (const annotation *a = q->annots; a; a = a->next)
     if (!a->star) dorm__path_alias_of(c, &a->path, 1);
   dorm__register_where(c, q->where);
+  /* after the filter, and not asking for an outer join: the key reads
+   * the filter's own (inner) join */
+  if (q->prefetch_key) dorm__path_alias_of(c, &q->prefetch_key->path, 0);
   if (!q->count && !q->exists &&
       (!q->aggregate || q->sliced)) /* see aggregate_of_rows */
     for (const order_item *o = q->order; o; o = o->next)
@@ -634,6 +637,18 @@ static void emit_select_list(cctx *c, int record) {
     }
   }
   emit_annotations(c, record, &first);
+  /* a prefetch query's source key (prefetch.c): described, but as no
+   * row's column (relation -1) */
+  if (q->prefetch_key && !q->nvalues) {
+    if (!first) dorm__emitl(c, ", ");
+    first = 0;
+    const dorm_path *kp = &q->prefetch_key->path;
+    dorm__emit_column_of(c, kp, dorm__path_alias_of(c, kp, 0));
+    if (record)
+      dorm__add_column(c, q->prefetch_key->name, q->prefetch_key->path.field,
+                       q->prefetch_key->path.model, -1,
+                       dorm__path_type(&q->prefetch_key->path));
+  }
   /* PostgreSQL: with DISTINCT, ORDER BY expressions must be selected.
    * Django adds them too; they come after the described columns, so row
    * decoding (which reads ncolumns) never sees them. */

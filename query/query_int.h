@@ -166,6 +166,19 @@ typedef struct field_item {
   struct field_item *next;
 } field_item;
 
+/* One prefetch_related relation (prefetch.c resolves it): "entries", or
+ * one level of a nested path ("entries__tags" is "entries", then "tags"
+ * of the entries). */
+typedef struct prefetch_item {
+  const char *path;        /* "entries__tags" (arena copy) */
+  const char *name;        /* its last part, within path: "tags" */
+  const dorm_field *field; /* the relation field, on either model */
+  const dorm_model *from;  /* the parent rows' model */
+  int kind;                /* DORM_PREFETCH_* */
+  int parent;              /* index of the level above, -1 for the top */
+  struct prefetch_item *next;
+} prefetch_item;
+
 #define DORM_QUERY_INLINE 1536
 
 struct dorm_query {
@@ -190,6 +203,11 @@ struct dorm_query {
   field_item *only, *only_tail;
   path_item *related, *related_tail;
   size_t nrelated;
+  prefetch_item *prefetch, *prefetch_tail; /* prefetch_related */
+  size_t nprefetch;
+  /* a prefetch query's source key, selected last as a hidden column
+   * (relation -1) so related rows can be matched to their parents */
+  const path_item *prefetch_key;
   annotation *annots, *annots_tail;
   size_t nannots;
   int annots_after_values; /* values() came before annotate(): GROUP BY */
@@ -229,6 +247,11 @@ const dorm_field *dorm__find_field(const dorm_model *m, const char *s,
  * related_name, or the lower-cased name of its model); NULL. */
 const dorm_field *dorm__find_reverse(const dorm_model *model, const char *s,
                                      size_t n);
+/* prefetch.c: record prefetch_related(path): each level, a relation of
+ * the level above's model (a forward foreign key or one-to-one, a
+ * many_to_many, or a reverse relation by its reverse name), not recorded
+ * yet; errors recorded on q, as select_related's. */
+int dorm__prefetch_add(dorm_query *q, const char *path);
 /* The annotation called s[0..n) and its index, or NULL. */
 const struct annotation *dorm__find_annotation(const dorm_query *q,
                                                const char *s, size_t n,

@@ -1843,6 +1843,185 @@ static void test_many_to_many(void **state) {
   dorm_sql_free(&out);
 }
 
+/* prefetch_related: what the builder accepts and refuses, and the query
+ * each relation kind reads its rows with (prepared on both databases). */
+static void expect_prefetch(const dorm_model *m, const char *name,
+                            const char *parent_key, const char *child_key,
+                            const char *pg_sql, const char *sqlite_sql) {
+  dorm_query *q = dorm_select(m);
+  assert_int_equal(dorm_prefetch_related(q, name), 0);
+  assert_int_equal(dorm_query_prefetch_count(q), 1);
+  dorm_prefetch p;
+  assert_int_equal(dorm_query_prefetch(q, 0, &p), 0);
+  assert_int_equal(dorm_query_prefetch(q, 1, &p), DORM_EINVAL);
+  assert_int_equal(dorm_query_prefetch(q, 0, &p), 0);
+  assert_string_equal(p.name, name);
+  assert_string_equal(p.parent_key, parent_key);
+  if (child_key)
+    assert_string_equal(p.child_key, child_key);
+  else
+    assert_null(p.child_key);
+  /* the main query itself compiles as it would without the prefetch */
+  dorm_sql out;
+  dorm_sql_init(&out);
+  assert_int_equal(dorm_compile(q, DORM_DIALECT_SQLITE, &out, NULL), 0);
+  assert_null(strstr(out.text, "JOIN"));
+  dorm_sql_free(&out);
+  dorm_value keys[] = {dorm_int(3), dorm_int(4)};
+  dorm_query *s = dorm_prefetch_select(&p, keys, 2);
+  dorm_query_free(q); /* p points into the schema, name aside */
+  assert_non_null(s);
+  expect(s, DORM_DIALECT_POSTGRES, pg_sql, "3, 4");
+  expect(s, DORM_DIALECT_SQLITE, sqlite_sql, "3, 4");
+  /* a many_to_many's source key: a described column no row shows */
+  dorm_sql_init(&out);
+  assert_int_equal(dorm_compile(s, DORM_DIALECT_SQLITE, &out, NULL), 0);
+  assert_int_equal(out.columns[out.ncolumns - 1].relation, child_key ? 0 : -1);
+  dorm_sql_free(&out);
+  dorm_query_free(s);
+}
+
+static void test_prefetch_related(void **state) {
+  (void)state;
+  expect_prefetch(Author, "entries", "id", "author",
+                  E_FROM " WHERE \"entry\".\"author_id\" IN ($1, $2) ORDER BY "
+                         "\"entry\".\"id\" ASC",
+                  E_FROM " WHERE \"entry\".\"author_id\" IN (?, ?) ORDER BY "
+                         "\"entry\".\"id\" ASC");
+  expect_prefetch(Entry, "editor", "editor", "id",
+                  "SELECT " A_COLS_PG
+                  " FROM \"author\" WHERE \"author\".\"id\" IN ($1, $2) "
+                  "ORDER BY \"author\".\"id\" ASC",
+                  "SELECT " A_COLS_PG
+                  " FROM \"author\" WHERE \"author\".\"id\" IN (?, ?) "
+                  "ORDER BY \"author\".\"id\" ASC");
+  expect_prefetch(
+      Entry, "tags", "id", NULL,
+      "SELECT \"tag\".\"id\", \"tag\".\"name\", \"entry\".\"id\" FROM \"tag\" "
+      "INNER JOIN \"entry_tags\" ON (\"tag\".\"id\" = \"entry_tags\".\"tag_id\") "
+      "INNER JOIN \"entry\" ON (\"entry_tags\".\"entry_id\" = "
+      "\"entry\".\"id\") WHERE \"entry\".\"id\" IN ($1, $2) ORDER BY "
+      "\"tag\".\"id\" ASC",
+      "SELECT \"tag\".\"id\", \"tag\".\"name\", \"entry\".\"id\" FROM \"tag\" "
+      "INNER JOIN \"entry_tags\" ON (\"tag\".\"id\" = \"entry_tags\".\"tag_id\") "
+      "INNER JOIN \"entry\" ON (\"entry_tags\".\"entry_id\" = "
+      "\"entry\".\"id\") WHERE \"entry\".\"id\" IN (?, ?) ORDER BY "
+      "\"tag\".\"id\" ASC");
+  expect_prefetch(
+      Tag, "entry", "id", NULL,
+      "SELECT " E_COLS ", \"tag\".\"id\" FROM \"entry\" INNER JOIN "
+      "\"entry_tags\" ON (\"entry\".\"id\" = \"entry_tags\".\"entry_id\") "
+      "INNER JOIN \"tag\" ON (\"entry_tags\".\"tag_id\" = \"tag\".\"id\") "
+      "WHERE \"tag\".\"id\" IN ($1, $2) ORDER BY \"entry\".\"id\" ASC",
+      "SELECT " E_COLS ", \"tag\".\"id\" FROM \"entry\" INNER JOIN "
+      "\"entry_tags\" ON (\"entry\".\"id\" = \"entry_tags\".\"entry_id\") "
+      "INNER JOIN \"tag\" ON (\"entry_tags\".\"tag_id\" = \"tag\".\"id\") "
+      "WHERE \"tag\".\"id\" IN (?, ?) ORDER BY \"entry\".\"id\" ASC");
+
+  /* refusals: sticky, naming the model and the name */
+  static const struct {
+    const dorm_model **m;
+    const char *name;
+    int code;
+    const char *frag;
+  } bad[] = {
+      {&Author, "entriez", DORM_EFIELD,
+       "model 'Author', prefetch_related 'entriez': unknown field or relation "
+       "'entriez' of 'Author'"},
+      {&Author, "name", DORM_EFIELD,
+       "model 'Author', prefetch_related 'name': field 'name' is not a "
+       "relation"},
+      {&Entry, "author_id", DORM_EFIELD, "model 'Entry', prefetch_related "
+                                         "'author_id': unknown field"},
+      {&Entry, "pk", DORM_EFIELD, "model 'Entry', prefetch_related 'pk'"},
+      {&Author, "entries__tagz", DORM_EFIELD,
+       "model 'Author', prefetch_related 'entries__tagz': unknown field or "
+       "relation 'tagz' of 'Entry'"},
+      {&Author, "entries__headline", DORM_EFIELD,
+       "model 'Author', prefetch_related 'entries__headline': field "
+       "'headline' is not a relation"},
+      {&Author, "entries__", DORM_EFIELD, "relation '' of 'Entry'"},
+      {&Author, "", DORM_EFIELD, "model 'Author': empty prefetch_related"},
+      {&Author, NULL, DORM_EFIELD, "model 'Author': empty prefetch_related"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    dorm_query *q = dorm_select(*bad[i].m);
+    assert_int_equal(dorm_prefetch_related(q, bad[i].name), bad[i].code);
+    /* sticky: later calls are no-ops returning it */
+    assert_int_equal(dorm_prefetch_related(q, "entries"), bad[i].code);
+    assert_int_equal(dorm_query_prefetch_count(q), 0);
+    expect_error(q, DORM_DIALECT_SQLITE, bad[i].code, bad[i].frag, NULL);
+    dorm_query_free(q);
+  }
+  /* on a query that is not a SELECT */
+  dorm_query *q = dorm_update(Author);
+  assert_int_equal(dorm_prefetch_related(q, "entries"), DORM_ESTATE);
+  expect_error(q, DORM_DIALECT_POSTGRES, DORM_ESTATE,
+               "model 'Author': prefetch_related() applies to a select", NULL);
+  dorm_query_free(q);
+  /* with values(), either way round */
+  q = dorm_select(Author);
+  dorm_values(q, "name");
+  assert_int_equal(dorm_prefetch_related(q, "entries"), DORM_ESTATE);
+  expect_error(q, DORM_DIALECT_SQLITE, DORM_ESTATE,
+               "model 'Author': prefetch_related('entries') after values()",
+               NULL);
+  dorm_query_free(q);
+  q = dorm_select(Author);
+  dorm_prefetch_related(q, "entries");
+  assert_int_equal(dorm_values(q, "name"), DORM_ESTATE);
+  expect_error(q, DORM_DIALECT_SQLITE, DORM_ESTATE,
+               "values('name') after prefetch_related('entries')", NULL);
+  dorm_query_free(q);
+  /* the same relation twice is one */
+  q = dorm_select(Entry);
+  assert_int_equal(dorm_prefetch_related(q, "tags"), 0);
+  assert_int_equal(dorm_prefetch_related(q, "tags"), 0);
+  assert_int_equal(dorm_prefetch_related(q, "author"), 0);
+  assert_int_equal(dorm_query_prefetch_count(q), 2);
+  dorm_query_free(q);
+  /* a nested path: each level once, parents first, the level above added
+   * as Django does; nothing recorded when a level does not resolve */
+  q = dorm_select(Author);
+  assert_int_equal(dorm_prefetch_related(q, "entries__tags"), 0);
+  assert_int_equal(dorm_prefetch_related(q, "entries"), 0);
+  assert_int_equal(dorm_prefetch_related(q, "entries__tags__entry"), 0);
+  assert_int_equal(dorm_prefetch_related(q, "edited__author"), 0);
+  assert_int_equal(dorm_query_prefetch_count(q), 5);
+  static const struct {
+    const char *path, *name;
+    int parent;
+    const char *parent_key, *child_key;
+  } lv[] = {{"entries", "entries", -1, "id", "author"},
+            {"entries__tags", "tags", 0, "id", NULL},
+            {"entries__tags__entry", "entry", 1, "id", NULL},
+            {"edited", "edited", -1, "id", "editor"},
+            {"edited__author", "author", 3, "author", "id"}};
+  for (size_t i = 0; i < 5; i++) {
+    dorm_prefetch p;
+    assert_int_equal(dorm_query_prefetch(q, i, &p), 0);
+    assert_string_equal(p.path, lv[i].path);
+    assert_string_equal(p.name, lv[i].name);
+    assert_int_equal(p.parent, lv[i].parent);
+    assert_string_equal(p.parent_key, lv[i].parent_key);
+    if (lv[i].child_key)
+      assert_string_equal(p.child_key, lv[i].child_key);
+    else
+      assert_null(p.child_key);
+  }
+  dorm_query_free(q);
+  /* no keys: refused on the related query, not compiled into IN () */
+  dorm_prefetch p;
+  memset(&p, 0, sizeof p);
+  q = dorm_select(Author);
+  dorm_prefetch_related(q, "entries");
+  dorm_query_prefetch(q, 0, &p);
+  dorm_query *s = dorm_prefetch_select(&p, NULL, 0);
+  expect_error(s, DORM_DIALECT_SQLITE, DORM_EINVAL, "no keys", NULL);
+  dorm_query_free(s);
+  dorm_query_free(q);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_representative),
@@ -1868,6 +2047,7 @@ int main(void) {
       cmocka_unit_test(test_alloc_failure),
       cmocka_unit_test(test_describe_and_reset),
       cmocka_unit_test(test_many_to_many),
+      cmocka_unit_test(test_prefetch_related),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -141,6 +141,21 @@ int dorm_values(dorm_query *q, const char *path);
 int dorm_only(dorm_query *q, const char *field);
 /* select_related("author"): join and return the related row's columns. */
 int dorm_select_related(dorm_query *q, const char *path);
+/* prefetch_related("entries"): Django's prefetch_related.  name is a
+ * relation of q's model: a many_to_many field ("tags"), a reverse foreign
+ * key or one-to-one by its related_name or default name ("entries"), the
+ * reverse of a many_to_many ("entry" on Tag), or a forward foreign key
+ * ("author"); or a path of them, "entries__tags": the entries, then the
+ * tags of those entries (each level is a relation of the level above's
+ * model, and the levels above are prefetched too).  dorm_async_filter, get
+ * and first then run the query and, for the whole result, one more query
+ * per relation and level (split in chunks of keys past the backend's
+ * parameter limit); read the related rows with dorm_row_prefetched
+ * (dorm/rows.h).  Naming a relation twice is the same as once.  Refused
+ * (sticky, naming the model and the path): an unknown name, a field that
+ * is not a relation, and values() (its rows have no objects to attach
+ * to).  Other calls (count, exists, aggregate) ignore it. */
+int dorm_prefetch_related(dorm_query *q, const char *name);
 
 typedef enum dorm_agg {
   DORM_AGG_COUNT = 0,
@@ -201,7 +216,8 @@ typedef struct dorm_column {
   const dorm_field *field; /* the model field, or NULL for aggregates */
   const dorm_model *model; /* the model the field belongs to */
   int relation;            /* 0 = the query's model; i>0 = the i-th
-                              select_related path (see related[]) */
+                              select_related path (see related[]); -1 =
+                              a prefetch query's hidden key column */
   dorm_type type;          /* the value type to decode into */
   int name_pending;        /* private to the compiler */
 } dorm_column;
@@ -299,6 +315,50 @@ int dorm_compile_m2m(const dorm_model *model, const char *field,
                      dorm_m2m_op op, dorm_value pk, const dorm_value *targets,
                      size_t ntargets, dorm_dialect dialect, dorm_sql *out,
                      dorm_error *err);
+
+/* ---- prefetch_related: the facade's side ------------------------------- */
+
+/* How a prefetched relation joins its rows to the parent rows, for the
+ * database facade: the parent rows' column `parent_key` holds the key
+ * that the related rows hold in `child_key`.  Everything points into the
+ * schema except path and name, which the query owns. */
+typedef enum dorm_prefetch_kind {
+  DORM_PREFETCH_FORWARD = 0, /* a foreign key of the parent: one row */
+  DORM_PREFETCH_REVERSE,     /* a foreign key on the related model */
+  DORM_PREFETCH_M2M,         /* a many_to_many of the parent */
+  DORM_PREFETCH_M2M_REVERSE  /* a many_to_many of the related model */
+} dorm_prefetch_kind;
+
+typedef struct dorm_prefetch {
+  const char *path; /* "entries__tags": as given, or the part of a nested
+                       path up to this level */
+  const char *name; /* its last part, "tags": the name on the parent rows */
+  int parent;       /* -1: the parents are the query's rows; i: they are
+                       the rows of the i-th relation (a nested path) */
+  dorm_prefetch_kind kind;
+  const dorm_field *field;  /* the relation field, on either model */
+  const dorm_model *target; /* the related rows' model */
+  const char *parent_key;   /* "id" (the parent's pk), "author" (forward) */
+  const char *child_key;    /* "author", "id" (forward); NULL for a
+                               many_to_many: the key is the related rows'
+                               hidden last column (index ncolumns of the
+                               statement, not counted in ncolumns of the
+                               rows) */
+} dorm_prefetch;
+
+/* The relations q prefetches, each level of a nested path counted once. */
+size_t dorm_query_prefetch_count(const dorm_query *q);
+/* The i-th (in the order first named, a level always after the level
+ * above it) into out; 0, or DORM_EINVAL when out of range. */
+int dorm_query_prefetch(const dorm_query *q, size_t i, dorm_prefetch *out);
+/* A new SELECT of p's related rows whose key is one of keys[0..n) (n >
+ * 0; one parameter each), in the target's default ordering, else by pk;
+ * for a many_to_many a row comes once per parent it belongs to, with that
+ * parent's key in the hidden column.  p is borrowed for the call only
+ * (name is not used).  NULL when out of memory; a bad key is the new
+ * query's sticky error. */
+dorm_query *dorm_prefetch_select(const dorm_prefetch *p, const dorm_value *keys,
+                                 size_t n);
 
 /* Render a compiled statement with its parameters for people (dorm query
  * --sql): the SQL, then one line per parameter "$1 = 18 (integer)".

@@ -1,5 +1,5 @@
 /* dorm/rows.h — result rows: typed getters by field name, related rows
- * from select_related, and conversion to JSON.
+ * from select_related and prefetch_related, and conversion to JSON.
  *
  * A query's rows arrive as DORM_RESULT_ROWS (a dorm_rows) or, from get,
  * first, create and aggregate, DORM_RESULT_ROW (one dorm_row).  Values are
@@ -92,6 +92,17 @@ json_t *dorm_row_json(const dorm_row *row, const char *name);
  * not select it or the relation is NULL (a nullable foreign key). */
 const dorm_row *dorm_row_related(const dorm_row *row, const char *path);
 
+/* The related rows read by prefetch_related(name) (dorm/query.h) for this
+ * row: "entries", "tags", "author" as given to dorm_prefetch_related; for
+ * a nested path ("entries__tags") ask each level's rows for the next
+ * level ("entries" on an author, then "tags" on each of its entries).
+ * Rows of the relation's model (read them with the functions here, in
+ * the model's default ordering, else by primary key), an empty dorm_rows
+ * (count 0, not NULL) when the row has none; NULL only when the query did
+ * not prefetch `name` (or row is a select_related row).  Borrowed: owned
+ * by the result the row came from and freed with it, like the row. */
+const dorm_rows *dorm_row_prefetched(const dorm_row *row, const char *name);
+
 /* From get_or_create / update_or_create: 1 when the row was inserted by
  * that call, 0 otherwise (and for every other row). */
 int dorm_row_created(const dorm_row *row);
@@ -101,9 +112,13 @@ int dorm_row_created(const dorm_row *row);
 /* The row as a JSON object keyed by column name: a foreign key as
  * "author": <related pk>, date-times and dates and times as ISO 8601
  * strings, decimals and uuids as strings, json columns as JSON, bytes as
- * base64 strings, NULL as null.  Related rows are not included (ask
- * dorm_row_related).  Returns a new reference, or NULL when out of
- * memory. */
+ * base64 strings, NULL as null.  select_related rows are not included
+ * (ask dorm_row_related); prefetched relations are, as Django REST's
+ * nested serializers show them: "entries": [{...}, ...] for a reverse
+ * foreign key or a many_to_many, and for a prefetched forward foreign key
+ * the related object (or null) in place of its key ("author": {...}),
+ * each level of a nested path inside the level above.  Returns a new
+ * reference, or NULL when out of memory. */
 json_t *dorm_row_to_json(const dorm_row *row);
 /* An array of dorm_row_to_json of every row.  New reference or NULL. */
 json_t *dorm_rows_to_json(const dorm_rows *rows);
