@@ -16,8 +16,8 @@
  * suite's server, on the scale-out cluster's primary with its two
  * replicas (reads on the replicas, read-your-writes keeping every result
  * the same), and through PgBouncer in transaction pooling mode (the
- * cluster comes from tests/run.sh: tests/pg_cluster.sh).  A backend that is not compiled in
- * (dorm_db_open says DORM_EUNSUPPORTED) is skipped with a message.
+ * cluster comes from tests/run.sh: tests/pg_cluster.sh).  A backend that is not
+ * compiled in (dorm_db_open says DORM_EUNSUPPORTED) is skipped with a message.
  */
 #include <libpq-fe.h>
 #include <sys/stat.h>
@@ -744,8 +744,9 @@ static void test_integer_ranges(void **state) {
   assert_int_equal(t_err(dorm_async_get(DB, q), NULL, 0), DORM_ENOTFOUND);
   dorm_query_free(q);
   q = dorm_select(Author);
-  dorm_filter(q, "age__lt", dorm_fval(dorm_op(q, '*', dorm_F(q, "age"),
-                                               dorm_lit(q, dorm_int(3000000000)))));
+  dorm_filter(q, "age__lt",
+              dorm_fval(dorm_op(q, '*', dorm_F(q, "age"),
+                                dorm_lit(q, dorm_int(3000000000)))));
   assert_int_equal(t_count(dorm_async_count(DB, q)), 4); /* age > 0 */
   dorm_query_free(q);
   q = dorm_select(Author);
@@ -1098,8 +1099,8 @@ static int64_t pair_id(int64_t e, int64_t t) {
            (long long)e, (long long)t);
   dorm_result r = t_ok(dorm_async_execute(DB, sql, NULL, 0));
   const dorm_rows *rows = dorm_result_rows_of(&r);
-  int64_t id = dorm_rows_count(rows) ? dorm_row_int(dorm_rows_row(rows, 0), "id")
-                                     : 0;
+  int64_t id =
+      dorm_rows_count(rows) ? dorm_row_int(dorm_rows_row(rows, 0), "id") : 0;
   dorm_result_free(&r);
   return id;
 }
@@ -1139,8 +1140,7 @@ static void test_many_to_many(void **state) {
   v[0] = dorm_int(t[0]);
   v[1] = dorm_int(t[4]);
   assert_int_equal(
-      t_count(dorm_async_m2m_remove(DB, Entry, "tags", dorm_int(e1), v, 2)),
-      1);
+      t_count(dorm_async_m2m_remove(DB, Entry, "tags", dorm_int(e1), v, 2)), 1);
   assert_int_equal(tags_of(e1), 2); /* t1, t2 */
 
   /* set: t1 goes, t3 comes, t2 stays with its row */
@@ -1162,8 +1162,7 @@ static void test_many_to_many(void **state) {
       DORM_EINTEGRITY);
   assert_int_equal(tags_of(e2), 0);
   assert_int_equal(
-      t_err(dorm_async_m2m_set(DB, Entry, "tags", dorm_int(e1), v, 2), NULL,
-            0),
+      t_err(dorm_async_m2m_set(DB, Entry, "tags", dorm_int(e1), v, 2), NULL, 0),
       DORM_EINTEGRITY);
   assert_int_equal(tags_of(e1), 2); /* set's removal was rolled back */
 
@@ -1185,12 +1184,10 @@ static void test_many_to_many(void **state) {
   assert_int_equal(
       t_count(dorm_async_m2m_clear(DB, Entry, "tags", dorm_int(e2))), 1);
   assert_int_equal(
-      t_count(dorm_async_m2m_set(DB, Entry, "tags", dorm_int(e1), NULL, 0)),
-      2);
+      t_count(dorm_async_m2m_set(DB, Entry, "tags", dorm_int(e1), NULL, 0)), 2);
   assert_int_equal(tags_of(e1), 0);
   assert_int_equal(
-      t_count(dorm_async_m2m_add(DB, Entry, "tags", dorm_int(e1), NULL, 0)),
-      0);
+      t_count(dorm_async_m2m_add(DB, Entry, "tags", dorm_int(e1), NULL, 0)), 0);
 
   /* deleting an entry takes its pairs with it (ON DELETE CASCADE) */
   v[0] = dorm_int(t[0]);
@@ -1568,22 +1565,20 @@ static void test_prefetch_related(void **state) {
   ents = dorm_row_prefetched(a, "entries");
   assert_string_equal(pf_names(ents, "headline"), "a1,a2");
   const dorm_row *a1 = dorm_rows_row(ents, 0);
-  assert_string_equal(pf_names(dorm_row_prefetched(a1, "tags"), "name"),
-                      "x,y");
+  assert_string_equal(pf_names(dorm_row_prefetched(a1, "tags"), "name"), "x,y");
   assert_null(dorm_row_prefetched(a, "tags")); /* not on the authors */
   assert_int_equal(
       dorm_rows_count(dorm_row_prefetched(dorm_rows_row(ents, 1), "tags")), 0);
   const dorm_row *ty_row = dorm_rows_row(dorm_row_prefetched(a1, "tags"), 1);
-  assert_string_equal(pf_names(dorm_row_prefetched(ty_row, "entry"),
-                               "headline"),
-                      "a1,b1");
+  assert_string_equal(
+      pf_names(dorm_row_prefetched(ty_row, "entry"), "headline"), "a1,b1");
   b = dorm_rows_row(rows, 1);
   const dorm_row *b1 = dorm_rows_row(dorm_row_prefetched(b, "entries"), 0);
   assert_string_equal(pf_names(dorm_row_prefetched(b1, "tags"), "name"), "y");
   /* JSON nests every level */
   j = dorm_row_to_json(a);
-  json_t *tj = json_object_get(json_array_get(json_object_get(j, "entries"), 0),
-                               "tags");
+  json_t *tj =
+      json_object_get(json_array_get(json_object_get(j, "entries"), 0), "tags");
   assert_int_equal(json_array_size(tj), 2);
   assert_int_equal(
       json_array_size(json_object_get(json_array_get(tj, 1), "entry")), 2);
@@ -1678,8 +1673,8 @@ static void test_prefetch_related_long(void **state) {
   assert_int_equal(dorm_rows_count(rows), N);
   size_t seen = 0;
   for (int i = 0; i < N; i++) {
-    const dorm_rows *e = dorm_row_prefetched(dorm_rows_row(rows, (size_t)i),
-                                             "entries");
+    const dorm_rows *e =
+        dorm_row_prefetched(dorm_rows_row(rows, (size_t)i), "entries");
     assert_non_null(e);
     if (i % 7) {
       assert_int_equal(dorm_rows_count(e), 0);
@@ -1711,16 +1706,16 @@ static void test_prefetch_related_long(void **state) {
   dorm_value *tv = calloc(N, sizeof *tv);
   assert_non_null(tv);
   for (size_t i = 0; i < N; i++)
-    tv[i] = dorm_int(
-        dorm_row_int(dorm_rows_row(dorm_result_rows_of(&r), i), "id"));
+    tv[i] =
+        dorm_int(dorm_row_int(dorm_rows_row(dorm_result_rows_of(&r), i), "id"));
   dorm_result_free(&r);
   assert_int_equal(
       t_count(dorm_async_m2m_add(DB, Entry, "tags", dorm_int(e), tv, N)), N);
   dorm_value odds[N / 2];
   for (int i = 0; i < N / 2; i++) odds[i] = tv[2 * i + 1];
-  assert_int_equal(
-      t_count(dorm_async_m2m_add(DB, Entry, "tags", dorm_int(odd), odds, N / 2)),
-      N / 2);
+  assert_int_equal(t_count(dorm_async_m2m_add(DB, Entry, "tags", dorm_int(odd),
+                                              odds, N / 2)),
+                   N / 2);
   /* with a level under it: the entries' authors, whose parents (1,950
    * entry rows) come from several related queries */
   dorm_prefetch_related(q, "entry__author");
@@ -1733,8 +1728,7 @@ static void test_prefetch_related_long(void **state) {
     assert_string_equal(pf_names(es, "headline"), i % 2 ? "all,odd" : "all");
     for (size_t k = 0; k < dorm_rows_count(es); k++)
       assert_string_equal(
-          pf_names(dorm_row_prefetched(dorm_rows_row(es, k), "author"),
-                   "name"),
+          pf_names(dorm_row_prefetched(dorm_rows_row(es, k), "author"), "name"),
           k ? "au0001" : "au0000");
   }
   dorm_result_free(&r);
@@ -1751,16 +1745,6 @@ static void test_prefetch_related_long(void **state) {
   dorm_result_free(&r);
   free(tv);
   free(ids);
-}
-
-/* Lines of text from byte `from` on that contain needle. */
-static int pf_count_lines(const char *text, size_t from, const char *needle) {
-  int n = 0;
-  size_t len = strlen(text);
-  for (const char *p = text + (from < len ? from : len);
-       (p = strstr(p, needle)) != NULL; p++)
-    n++;
-  return n;
 }
 
 /* 1 + one query per relation, whatever the number of rows: counted in
@@ -1804,7 +1788,7 @@ static void test_prefetch_related_queries(void **state) {
   int n = 0;
   for (int i = 0; i < 200 && n < 4; i++) {
     log = dorm_test_read_file(logpath);
-    n = pf_count_lines(log, from, "SELECT ");
+    n = dorm_test_count_from(log, from, "SELECT ");
     free(log);
     if (n < 4) usleep(10000);
   }
@@ -1817,13 +1801,14 @@ static void test_prefetch_related_queries(void **state) {
   log = dorm_test_read_file(logpath);
   assert_int_equal(nrows, 30);
   /* authors, their entries, the entries' tags, the entries they edited */
-  assert_int_equal(pf_count_lines(log, from, "SELECT "), 4);
-  assert_int_equal(pf_count_lines(log, from, "FROM \"author\""), 1);
-  assert_int_equal(pf_count_lines(log, from, "\"entry\".\"author_id\" IN ("),
+  assert_int_equal(dorm_test_count_from(log, from, "SELECT "), 4);
+  assert_int_equal(dorm_test_count_from(log, from, "FROM \"author\""), 1);
+  assert_int_equal(
+      dorm_test_count_from(log, from, "\"entry\".\"author_id\" IN ("), 1);
+  assert_int_equal(dorm_test_count_from(log, from, "FROM \"tag\" INNER JOIN"),
                    1);
-  assert_int_equal(pf_count_lines(log, from, "FROM \"tag\" INNER JOIN"), 1);
-  assert_int_equal(pf_count_lines(log, from, "\"entry\".\"editor_id\" IN ("),
-                   1);
+  assert_int_equal(
+      dorm_test_count_from(log, from, "\"entry\".\"editor_id\" IN ("), 1);
   free(log);
 }
 

@@ -1039,16 +1039,6 @@ static void test_many_to_many(void **state) {
   unlink(g_log);
 }
 
-/* Lines of text from byte `from` on that contain needle. */
-static int count_lines(const char *text, size_t from, const char *needle) {
-  int n = 0;
-  size_t len = strlen(text);
-  for (const char *p = text + (from < len ? from : len);
-       (p = strstr(p, needle)) != NULL; p++)
-    n++;
-  return n;
-}
-
 /* A list page of N rows reads each many_to_many relation with ONE query,
  * not N: seen in PostgreSQL's own statement log (log_statement=all for
  * the server's connections; the log is the one tests/pg_harness.sh
@@ -1094,15 +1084,15 @@ static void test_m2m_one_query_per_page(void **state) {
   int tags = 0, labels = 0;
   for (int i = 0; i < 200 && !(tags && labels); i++) {
     log = dorm_test_read_file(logpath);
-    tags = count_lines(log, from, "FROM \"post_tags\" WHERE");
-    labels = count_lines(log, from, "FROM \"post_labels\" WHERE");
+    tags = dorm_test_count_from(log, from, "FROM \"post_tags\" WHERE");
+    labels = dorm_test_count_from(log, from, "FROM \"post_labels\" WHERE");
     free(log);
     if (!(tags && labels)) sleep_ms(10);
   }
   sleep_ms(100); /* and for any that would come late */
   log = dorm_test_read_file(logpath);
-  tags = count_lines(log, from, "FROM \"post_tags\" WHERE");
-  labels = count_lines(log, from, "FROM \"post_labels\" WHERE");
+  tags = dorm_test_count_from(log, from, "FROM \"post_tags\" WHERE");
+  labels = dorm_test_count_from(log, from, "FROM \"post_labels\" WHERE");
   free(log);
   assert_int_equal(tags, 1);
   assert_int_equal(labels, 1);
@@ -1117,14 +1107,16 @@ static void test_m2m_one_query_per_page(void **state) {
   tags = 0;
   for (int i = 0; i < 200 && !tags; i++) {
     log = dorm_test_read_file(logpath);
-    tags = count_lines(log, from, "FROM \"post_tags\" WHERE");
+    tags = dorm_test_count_from(log, from, "FROM \"post_tags\" WHERE");
     free(log);
     if (!tags) sleep_ms(10);
   }
   sleep_ms(100);
   log = dorm_test_read_file(logpath);
-  assert_int_equal(count_lines(log, from, "FROM \"post_tags\" WHERE"), 1);
-  assert_int_equal(count_lines(log, from, "FROM \"post_labels\" WHERE"), 0);
+  assert_int_equal(dorm_test_count_from(log, from, "FROM \"post_tags\" WHERE"),
+                   1);
+  assert_int_equal(
+      dorm_test_count_from(log, from, "FROM \"post_labels\" WHERE"), 0);
   free(log);
   resp_clear(&r);
   cli_free(c);

@@ -59,6 +59,10 @@ typedef struct serve_refusal {
   char message[300];
 } serve_refusal;
 
+/* Fill *why with status 400 and the formatted message; returns -1. */
+int serve_refuse(serve_refusal *why, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* Add every lookup of the query string (all parameters except order_by,
  * limit, offset and fields) as a filter on q, values parsed by the type
  * the lookup expects; then order_by, fields, limit and offset when

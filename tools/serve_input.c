@@ -32,9 +32,7 @@
 
 #include "tools/serve.h"
 
-static int refuse(serve_refusal *why, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static int refuse(serve_refusal *why, const char *fmt, ...) {
+int serve_refuse(serve_refusal *why, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   why->status = 400;
@@ -54,7 +52,8 @@ static int refuse_query(serve_refusal *why, const dorm_query *q) {
     snprintf(why->message, sizeof why->message, "out of memory");
     return -1;
   }
-  return refuse(why, "%s", err.message[0] ? err.message : "invalid query");
+  return serve_refuse(why, "%s",
+                      err.message[0] ? err.message : "invalid query");
 }
 
 /* How a lookup's value is read. */
@@ -230,13 +229,13 @@ static int apply_lookup(const serve_state *st, dorm_query *q,
     /* let the builder name what is wrong with the key */
     if (dorm_filter(q, p->name, dorm_strn(p->value, p->value_len)) != 0)
       return refuse_query(why, q);
-    return refuse(why, "unknown field or lookup '%.100s'", p->name);
+    return serve_refuse(why, "unknown field or lookup '%.100s'", p->name);
   }
   dorm_value v;
   if (kind == V_ISNULL) {
     if (parse_scalar(DORM_T_BOOL, p->value, p->value_len, &v) != 0)
-      return refuse(why, "'%.100s': expected true or false, got '%.100s'",
-                    p->name, p->value);
+      return serve_refuse(why, "'%.100s': expected true or false, got '%.100s'",
+                          p->name, p->value);
   } else if (kind == V_TEXT) {
     v = dorm_strn(p->value, p->value_len);
   } else if (kind == V_LIST) {
@@ -247,10 +246,11 @@ static int apply_lookup(const serve_state *st, dorm_query *q,
       const char *comma = memchr(s, ',', (size_t)(end - s));
       const char *e = comma ? comma : end;
       if (n == sizeof items / sizeof items[0])
-        return refuse(why, "'%.100s': more than 256 values", p->name);
+        return serve_refuse(why, "'%.100s': more than 256 values", p->name);
       if (parse_scalar(t, s, (size_t)(e - s), &items[n]) != 0)
-        return refuse(why, "'%.100s': '%.*s' is not %s", p->name,
-                      (int)((e - s) > 100 ? 100 : (e - s)), s, type_word(t));
+        return serve_refuse(why, "'%.100s': '%.*s' is not %s", p->name,
+                            (int)((e - s) > 100 ? 100 : (e - s)), s,
+                            type_word(t));
       n++;
       if (!comma) break;
       s = comma + 1;
@@ -260,8 +260,8 @@ static int apply_lookup(const serve_state *st, dorm_query *q,
     return 0;
   } else {
     if (parse_scalar(t, p->value, p->value_len, &v) != 0)
-      return refuse(why, "'%.100s': '%.100s' is not %s", p->name, p->value,
-                    type_word(t));
+      return serve_refuse(why, "'%.100s': '%.100s' is not %s", p->name,
+                          p->value, type_word(t));
   }
   if (dorm_filter(q, p->name, v) != 0) return refuse_query(why, q);
   return 0;
@@ -272,10 +272,30 @@ static int parse_count(const dorm_http_param *p, int64_t *out,
                        serve_refusal *why) {
   dorm_value v;
   if (parse_scalar(DORM_T_INT, p->value, p->value_len, &v) != 0 || v.u.i < 0)
-    return refuse(why, "'%s': expected a non-negative integer, got '%.100s'",
-                  p->name, p->value);
+    return serve_refuse(why,
+                        "'%s': expected a non-negative integer, got '%.100s'",
+                        p->name, p->value);
   *out = v.u.i;
   return 0;
+}
+
+/* The next comma-separated item of a parameter's value, from *s (which
+ * moves past it) up to end, copied into item: 1, 0 at the end, or -1
+ * (refused: an empty, over-long or NUL-holding item). */
+static int next_item(const dorm_http_param *p, const char **s,
+                     char item[static 128], serve_refusal *why) {
+  const char *end = p->value + p->value_len;
+  if (!*s) return 0;
+  const char *comma = memchr(*s, ',', (size_t)(end - *s));
+  const char *e = comma ? comma : end;
+  size_t n = (size_t)(e - *s);
+  if (!n || n >= 128 || memchr(*s, '\0', n))
+    return serve_refuse(why, "'%s': invalid item '%.*s'", p->name,
+                        (int)(n > 100 ? 100 : n), *s);
+  memcpy(item, *s, n);
+  item[n] = '\0';
+  *s = comma ? comma + 1 : NULL;
+  return 1;
 }
 
 /* Call fn(q, item) for each comma-separated item of a parameter. */
@@ -283,21 +303,11 @@ static int each_item(dorm_query *q, const dorm_http_param *p,
                      int (*fn)(dorm_query *, const char *),
                      serve_refusal *why) {
   char item[128];
-  const char *s = p->value, *end = p->value + p->value_len;
-  for (;;) {
-    const char *comma = memchr(s, ',', (size_t)(end - s));
-    const char *e = comma ? comma : end;
-    size_t n = (size_t)(e - s);
-    if (!n || n >= sizeof item || memchr(s, '\0', n))
-      return refuse(why, "'%s': invalid item '%.*s'", p->name,
-                    (int)(n > 100 ? 100 : n), s);
-    memcpy(item, s, n);
-    item[n] = '\0';
+  const char *s = p->value;
+  int more;
+  while ((more = next_item(p, &s, item, why)) > 0)
     if (fn(q, item) != 0) return refuse_query(why, q);
-    if (!comma) break;
-    s = comma + 1;
-  }
-  return 0;
+  return more;
 }
 
 /* fields=: each item selected with dorm_values, except many_to_many
@@ -308,18 +318,10 @@ static int apply_fields(dorm_query *q, const dorm_model *m,
                         const dorm_http_param *p, serve_m2m_want *want,
                         serve_refusal *why) {
   char item[128];
-  int has_pk = 0;
+  int has_pk = 0, more;
   if (want) memset(want, 0, sizeof *want);
-  const char *s = p->value, *end = p->value + p->value_len;
-  for (;;) {
-    const char *comma = memchr(s, ',', (size_t)(end - s));
-    const char *e = comma ? comma : end;
-    size_t n = (size_t)(e - s);
-    if (!n || n >= sizeof item || memchr(s, '\0', n))
-      return refuse(why, "'%s': invalid item '%.*s'", p->name,
-                    (int)(n > 100 ? 100 : n), s);
-    memcpy(item, s, n);
-    item[n] = '\0';
+  const char *s = p->value;
+  while ((more = next_item(p, &s, item, why)) > 0) {
     const dorm_field *f = dorm_model_field(m, item);
     if (want && f && f->type == DORM_FIELD_MANY_TO_MANY) {
       size_t k = 0;
@@ -332,9 +334,8 @@ static int apply_fields(dorm_query *q, const dorm_model *m,
       }
       if (dorm_values(q, item) != 0) return refuse_query(why, q);
     }
-    if (!comma) break;
-    s = comma + 1;
   }
+  if (more < 0) return -1;
   if (want && want->n && !has_pk) {
     if (dorm_values(q, m->pk->name) != 0) return refuse_query(why, q);
     want->drop_pk = 1;
@@ -351,7 +352,7 @@ int serve_apply_params(const serve_state *st, dorm_query *q,
   for (size_t i = 0; i < req->nparams; i++) {
     const dorm_http_param *p = &req->params[i];
     if (strlen(p->name) != p->name_len || memchr(p->value, '\0', p->value_len))
-      return refuse(why, "a parameter holds a NUL byte");
+      return serve_refuse(why, "a parameter holds a NUL byte");
     if (!strcmp(p->name, "order_by")) {
       order = p;
     } else if (!strcmp(p->name, "fields")) {
@@ -373,7 +374,7 @@ int serve_apply_params(const serve_state *st, dorm_query *q,
   if (fields && apply_fields(q, m, fields, want, why)) return -1;
   if (limit >= 0 || offset > 0) {
     if (limit >= 0 && offset > INT64_MAX - limit)
-      return refuse(why, "'offset': too large");
+      return serve_refuse(why, "'offset': too large");
     if (dorm_slice(q, offset, limit >= 0 ? offset + limit : -1) != 0)
       return refuse_query(why, q);
   }
@@ -442,7 +443,7 @@ static int set_field(const dorm_model *m, dorm_query *q, const dorm_field *f,
   (void)m;
   if (json_is_null(v)) {
     if (!(f->flags & DORM_FIELD_NULL))
-      return refuse(why, "field '%s' may not be null", key);
+      return serve_refuse(why, "field '%s' may not be null", key);
     if (dorm_set(q, f->name, dorm_null()) != 0) return refuse_query(why, q);
     return 0;
   }
@@ -452,42 +453,46 @@ static int set_field(const dorm_model *m, dorm_query *q, const dorm_field *f,
   switch (f->type) {
     case DORM_FIELD_JSON:
       tmp = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-      if (!tmp) return refuse(why, "field '%s': cannot encode value", key);
+      if (!tmp)
+        return serve_refuse(why, "field '%s': cannot encode value", key);
       val = dorm_json_text(tmp);
       break;
     case DORM_FIELD_BINARY: {
       if (!json_is_string(v))
-        return refuse(why, "field '%s': expected a base64 string", key);
+        return serve_refuse(why, "field '%s': expected a base64 string", key);
       size_t n;
       tmp = (char *)b64_decode(json_string_value(v), json_string_length(v), &n);
-      if (!tmp) return refuse(why, "field '%s': expected a base64 string", key);
+      if (!tmp)
+        return serve_refuse(why, "field '%s': expected a base64 string", key);
       val = dorm_bytes(tmp, n);
       break;
     }
     case DORM_FIELD_MANY_TO_MANY:
-      return refuse(why, "field '%s' cannot be set through this API", key);
+      return serve_refuse(why, "field '%s' cannot be set through this API",
+                          key);
     default:
       switch (t) {
         case DORM_T_INT:
           if (!json_is_integer(v))
-            return refuse(why, "field '%s': expected an integer", key);
+            return serve_refuse(why, "field '%s': expected an integer", key);
           {
             int64_t lim = int_limit(f->type);
             json_int_t i = json_integer_value(v);
             if (!dorm_field_is_fk(f) && (i > lim || i < -lim - 1))
-              return refuse(why, "field '%s': %" PRId64 " is out of range", key,
-                            (int64_t)i);
+              return serve_refuse(why,
+                                  "field '%s': %" PRId64 " is out of range",
+                                  key, (int64_t)i);
             val = dorm_int(i);
           }
           break;
         case DORM_T_FLOAT:
           if (!json_is_number(v))
-            return refuse(why, "field '%s': expected a number", key);
+            return serve_refuse(why, "field '%s': expected a number", key);
           val = dorm_float(json_number_value(v));
           break;
         case DORM_T_BOOL:
           if (!json_is_boolean(v))
-            return refuse(why, "field '%s': expected true or false", key);
+            return serve_refuse(why, "field '%s': expected true or false", key);
           val = dorm_bool(json_is_true(v));
           break;
         case DORM_T_DECIMAL:
@@ -499,11 +504,12 @@ static int set_field(const dorm_model *m, dorm_query *q, const dorm_field *f,
             val = dorm_textn(DORM_T_DECIMAL, json_string_value(v),
                              json_string_length(v));
           else
-            return refuse(why, "field '%s': expected a decimal number", key);
+            return serve_refuse(why, "field '%s': expected a decimal number",
+                                key);
           break;
         default:
           if (!json_is_string(v))
-            return refuse(why, "field '%s': expected a string", key);
+            return serve_refuse(why, "field '%s': expected a string", key);
           val = dorm_textn(t, json_string_value(v), json_string_length(v));
           break;
       }
@@ -530,11 +536,11 @@ int serve_apply_body(const dorm_model *m, dorm_query *q, const char *body,
   memset(&jerr, 0, sizeof jerr);
   json_t *obj = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
   if (!obj)
-    return refuse(why, "malformed JSON at line %d, column %d", jerr.line,
-                  jerr.column);
+    return serve_refuse(why, "malformed JSON at line %d, column %d", jerr.line,
+                        jerr.column);
   if (!json_is_object(obj)) {
     json_decref(obj);
-    return refuse(why, "the body must be a JSON object");
+    return serve_refuse(why, "the body must be a JSON object");
   }
   unsigned char seen[512];
   memset(seen, 0, sizeof seen);
@@ -549,17 +555,18 @@ int serve_apply_body(const dorm_model *m, dorm_query *q, const char *body,
       if (byc && dorm_field_is_fk(byc)) f = byc;
     }
     if (!f) {
-      rc = refuse(why, "unknown field '%.100s'", key);
+      rc = serve_refuse(why, "unknown field '%.100s'", key);
       break;
     }
     size_t idx = (size_t)(f - m->fields);
     if (idx < sizeof seen && seen[idx]) {
-      rc = refuse(why, "field '%s' given twice", f->name);
+      rc = serve_refuse(why, "field '%s' given twice", f->name);
       break;
     }
     if (idx < sizeof seen) seen[idx] = 1;
     if (!creating && f == m->pk) {
-      rc = refuse(why, "field '%s' (the primary key) cannot be changed", key);
+      rc = serve_refuse(why, "field '%s' (the primary key) cannot be changed",
+                        key);
       break;
     }
     if (f->type == DORM_FIELD_MANY_TO_MANY) {
@@ -578,7 +585,7 @@ int serve_apply_body(const dorm_model *m, dorm_query *q, const char *body,
   if (rc == 0 && creating) {
     for (size_t i = 0; i < m->nfields && i < sizeof seen; i++) {
       if (!seen[i] && required(&m->fields[i])) {
-        rc = refuse(why, "missing field '%s'", m->fields[i].name);
+        rc = serve_refuse(why, "missing field '%s'", m->fields[i].name);
         break;
       }
     }

@@ -56,17 +56,6 @@ void serve_m2m_input_free(serve_m2m_input *in) {
   in->n = 0;
 }
 
-static int refuse(serve_refusal *why, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static int refuse(serve_refusal *why, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  why->status = 400;
-  vsnprintf(why->message, sizeof why->message, fmt, ap);
-  va_end(ap);
-  return -1;
-}
-
 /* Whether the target's key is an integer (else it is text-like). */
 static int int_key(const dorm_field *pk) {
   return dorm_field_value_type(pk) == DORM_T_INT;
@@ -75,29 +64,32 @@ static int int_key(const dorm_field *pk) {
 int serve_m2m_take(const dorm_field *f, const char *key, json_t *v,
                    serve_m2m_input *in, serve_refusal *why) {
   const dorm_field *tpk = f->target ? f->target->pk : NULL;
-  if (!tpk) return refuse(why, "field '%s' cannot be set", key);
+  if (!tpk) return serve_refuse(why, "field '%s' cannot be set", key);
   int is_int = int_key(tpk);
   const char *want = is_int ? "an integer" : "a string";
   if (!json_is_array(v))
-    return refuse(why, "field '%s': expected a list of primary keys", key);
+    return serve_refuse(why, "field '%s': expected a list of primary keys",
+                        key);
   size_t i;
   json_t *item;
   json_array_foreach(v, i, item) {
     if (is_int ? !json_is_integer(item) : !json_is_string(item))
-      return refuse(why, "field '%s': item %zu: expected %s (a key of '%s')",
-                    key, i + 1, want, f->target->name);
+      return serve_refuse(why,
+                          "field '%s': item %zu: expected %s (a key of '%s')",
+                          key, i + 1, want, f->target->name);
     if (is_int) {
       json_int_t k = json_integer_value(item);
       int small = tpk->type == DORM_FIELD_AUTO ||
                   tpk->type == DORM_FIELD_INTEGER ||
                   tpk->type == DORM_FIELD_SMALLINT;
       if (small && (k > INT32_MAX || k < INT32_MIN))
-        return refuse(why, "field '%s': item %zu: %" PRId64 " is out of range",
-                      key, i + 1, (int64_t)k);
+        return serve_refuse(why,
+                            "field '%s': item %zu: %" PRId64 " is out of range",
+                            key, i + 1, (int64_t)k);
     }
   }
   if (in->n == SERVE_M2M_MAX)
-    return refuse(why, "field '%s': too many many_to_many fields", key);
+    return serve_refuse(why, "field '%s': too many many_to_many fields", key);
   in->fields[in->n] = f;
   in->keys[in->n] = json_incref(v);
   in->n++;

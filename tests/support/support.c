@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "dorm/error.h"
@@ -51,6 +52,15 @@ char *dorm_test_read_file(const char *path) {
   if (s) s[n] = '\0';
   fclose(f);
   return s;
+}
+
+int dorm_test_count_from(const char *text, size_t from, const char *needle) {
+  int n = 0;
+  size_t len = strlen(text);
+  for (const char *p = text + (from < len ? from : len);
+       (p = strstr(p, needle)) != NULL; p++)
+    n++;
+  return n;
 }
 
 const char *dorm_test_pg_conninfo(void) { return getenv("DORM_TEST_PG"); }

@@ -20,6 +20,9 @@ void dorm_test_alloc_reset(void);
 
 /* Read a whole file into a malloc'd NUL-terminated string (NULL if absent). */
 char *dorm_test_read_file(const char *path);
+/* How many times needle occurs in text from byte `from` on (a log read
+ * twice: count what was written in between). */
+int dorm_test_count_from(const char *text, size_t from, const char *needle);
 
 /* A fresh SQLite database file name under /tmp (the file itself does not
  * exist yet) and its sqlite:/// URL; prefix names the test. */
