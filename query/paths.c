@@ -21,19 +21,11 @@ const char *dorm__find_sep(const char *s) {
   return NULL;
 }
 
-/* A model's reverse accessor name for field f (on another model). */
+/* Is s[0..n) the name field f (on another model) is reached by? */
 static int reverse_name_is(const dorm_field *f, const char *s, size_t n) {
-  if (f->related_name)
-    return strlen(f->related_name) == n && !memcmp(f->related_name, s, n);
-  /* Django's default query name: the lower-cased model name. */
-  const char *mn = f->model->name;
-  if (strlen(mn) != n) return 0;
-  for (size_t i = 0; i < n; i++) {
-    char c = mn[i];
-    if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
-    if (c != s[i]) return 0;
-  }
-  return 1;
+  char buf[DORM_IDENT_MAX + 1];
+  const char *name = dorm_field_reverse_name(f, buf, sizeof buf);
+  return strlen(name) == n && !memcmp(name, s, n);
 }
 
 /* Find a relation on another model that points at `model` and is named

@@ -164,17 +164,11 @@ static void back_path(const dorm_prefetch *p, char *buf, size_t cap) {
     case DORM_PREFETCH_FORWARD: snprintf(buf, cap, "pk"); return;
     case DORM_PREFETCH_REVERSE:
     case DORM_PREFETCH_M2M_REVERSE: snprintf(buf, cap, "%s", f->name); return;
-    case DORM_PREFETCH_M2M:
-      if (f->related_name) {
-        snprintf(buf, cap, "%s", f->related_name);
-        return;
-      }
-      /* Django's default query name: the lower-cased model name, as
-       * paths.c's reverse_name_is reads it */
-      snprintf(buf, cap, "%s", f->model->name);
-      for (char *s = buf; *s; s++)
-        if (*s >= 'A' && *s <= 'Z') *s = (char)(*s - 'A' + 'a');
+    case DORM_PREFETCH_M2M: {
+      char name[DORM_IDENT_MAX + 1];
+      snprintf(buf, cap, "%s", dorm_field_reverse_name(f, name, sizeof name));
       return;
+    }
   }
 }
 

@@ -472,18 +472,6 @@ static int resolve(ctx *c) {
   return 0;
 }
 
-/* The name a relation is reached by from its target ("entries" in
- * Author.filter(entries__headline=...)): related_name, or Django's default,
- * the lower-cased model name.  Written into buf when derived. */
-static const char *reverse_name(const dorm_field *f, char *buf, size_t len) {
-  if (f->related_name) return f->related_name;
-  size_t i = 0;
-  for (const char *p = f->model->name; *p && i + 1 < len; p++, i++)
-    buf[i] = (*p >= 'A' && *p <= 'Z') ? (char)(*p - 'A' + 'a') : *p;
-  buf[i] = '\0';
-  return buf;
-}
-
 /* Django's fields.E302-E305: a reverse name must not hide a field of the
  * target, nor be shared by two relations to the same target, or a lookup
  * through it would silently pick one. */
@@ -494,7 +482,7 @@ static int check_reverse_names(ctx *c) {
     for (size_t j = 0; j < m->nfields; j++) {
       const dorm_field *f = &m->fields[j];
       if (!is_relation(f->type)) continue;
-      const char *rn = reverse_name(f, b1, sizeof b1);
+      const char *rn = dorm_field_reverse_name(f, b1, sizeof b1);
       const dorm_field *hidden = dorm_model_field(f->target, rn);
       if (hidden)
         return FAIL_F(c, &c->b->models[i], f,
@@ -507,7 +495,8 @@ static int check_reverse_names(ctx *c) {
         for (size_t j2 = 0; j2 < end; j2++) {
           const dorm_field *g = &m2->fields[j2];
           if (!is_relation(g->type) || g->target != f->target) continue;
-          if (strcmp(reverse_name(g, b2, sizeof b2), rn) != 0) continue;
+          if (strcmp(dorm_field_reverse_name(g, b2, sizeof b2), rn) != 0)
+            continue;
           return FAIL_F(c, &c->b->models[i], f,
                         "reverse name '%s' on model '%s' is already used by "
                         "model '%s', field '%s' (set \"related_name\")",

@@ -71,6 +71,16 @@ int dorm_field_is_fk(const dorm_field *f) {
                f->type == DORM_FIELD_ONE_TO_ONE);
 }
 
+const char *dorm_field_reverse_name(const dorm_field *f, char *buf,
+                                    size_t cap) {
+  if (f->related_name) return f->related_name;
+  size_t i = 0;
+  for (const char *p = f->model->name; *p && i + 1 < cap; p++, i++)
+    buf[i] = (*p >= 'A' && *p <= 'Z') ? (char)(*p - 'A' + 'a') : *p;
+  if (cap) buf[i] = '\0';
+  return buf;
+}
+
 /* Relations follow the target's primary key, which may itself be a
  * one_to_one (multi-table inheritance); the checks refuse cycles, and the
  * bound below keeps a half-built schema from looping. */

@@ -232,6 +232,13 @@ int dorm_field_is_fk(const dorm_field *f);
 /* The value type a field's values travel as (DORM_T_INT for integers and
  * foreign keys to integer keys, DORM_T_DATETIME for datetime, ...). */
 dorm_type dorm_field_value_type(const dorm_field *f);
+/* The name relation f (foreign key, one-to-one or many_to_many) is reached
+ * by from its target, as "entries" in Author.filter(entries__rating=5):
+ * its related_name, or Django's default, the lower-cased model name,
+ * written into buf (cap bytes; DORM_IDENT_MAX + 1 hold any name of a
+ * checked schema, a longer one is cut).  Returns f->related_name (owned by
+ * the schema) or buf (the caller's). */
+const char *dorm_field_reverse_name(const dorm_field *f, char *buf, size_t cap);
 
 #ifdef __cplusplus
 }
