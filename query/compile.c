@@ -551,6 +551,14 @@ static dorm_type agg_type(const annotation *a) {
   return t;
 }
 
+static void emit_path_value(cctx *c, const dorm_path *p) {
+  int alias = dorm__path_alias_of(c, p, 1);
+  if (p->transform)
+    dorm__emit_transform(c, p, alias);
+  else
+    dorm__emit_column_of(c, p, alias);
+}
+
 /* "subquery"."__col<i>" or "__col<i>": the source column of the i-th
  * aggregate when it runs over a subquery. */
 static void emit_agg_source_name(cctx *c, int i, int qualified) {
@@ -569,11 +577,7 @@ static void emit_agg_sources(cctx *c, int *first) {
     if (a->star) continue;
     if (!*first) dorm__emitl(c, ", ");
     *first = 0;
-    int alias = dorm__path_alias_of(c, &a->path, 1);
-    if (a->path.transform)
-      dorm__emit_transform(c, &a->path, alias);
-    else
-      dorm__emit_column_of(c, &a->path, alias);
+    emit_path_value(c, &a->path);
     dorm__emitl(c, " AS ");
     emit_agg_source_name(c, i, 0);
   }
@@ -594,14 +598,6 @@ static void emit_annotations(cctx *c, int record, int *first) {
       dorm__add_column(c, a->alias, a->star ? NULL : a->path.field,
                        a->star ? c->q->model : a->path.model, 0, agg_type(a));
   }
-}
-
-static void emit_path_value(cctx *c, const dorm_path *p) {
-  int alias = dorm__path_alias_of(c, p, 1);
-  if (p->transform)
-    dorm__emit_transform(c, p, alias);
-  else
-    dorm__emit_column_of(c, p, alias);
 }
 
 /* The select list; record: describe the columns in out. */
