@@ -98,8 +98,6 @@ int serve_db_error(const dorm_result *err, const char **text);
 
 /* *w = every many_to_many field of m. */
 void serve_m2m_want_all(const dorm_model *m, serve_m2m_want *w);
-/* 1 when m has a many_to_many field. */
-int serve_m2m_has(const dorm_model *m);
 /* Check v, the body's value for many_to_many f (given as key), as a list
  * of the target's primary keys, and add it to *in.  0, or -1 with *why
  * (400 naming the field). */

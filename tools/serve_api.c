@@ -308,7 +308,7 @@ static void route_collection(serve_state *st, dorm_http_request *req,
   if (post) {
     call *c = call_new(st, req, res, m, OP_CREATE);
     if (!c) return;
-    int m2m = serve_m2m_has(m);
+    int m2m = c->want.n > 0;            /* every many_to_many field, call_new */
     if (m2m) q = c->q = dorm_insert(m); /* may run later, in a transaction */
     if (!q) return refused(res, c, &(serve_refusal){503, "out of memory"});
     dorm_query_reset(q, DORM_QUERY_INSERT, m);
@@ -352,7 +352,7 @@ static void route_object(serve_state *st, dorm_http_request *req,
   dorm_query *q = st->q;
   serve_refusal why;
   if (op == OP_UPDATE) {
-    int m2m = serve_m2m_has(m);
+    int m2m = c->want.n > 0;            /* every many_to_many field, call_new */
     if (m2m) q = c->q = dorm_update(m); /* may run later, in a transaction */
     if (!q) return refused(res, c, &(serve_refusal){503, "out of memory"});
     dorm_query_reset(q, DORM_QUERY_UPDATE, m);
@@ -362,7 +362,7 @@ static void route_object(serve_state *st, dorm_http_request *req,
     if (c->nset) {
       dorm_filter(q, "pk", pk);
       dorm_returning(q, "*");
-    } else {
+    } else if (c->in.n) { /* relations only: the transaction reads the row */
       dorm_query_reset(q, DORM_QUERY_SELECT, m);
       dorm_filter(q, "pk", pk);
     }
@@ -389,8 +389,7 @@ void serve_handle(dorm_http_request *req, dorm_http_response *res, void *arg) {
   serve_state *st = arg;
   const char *path = req->path;
   if (!strcmp(path, "/healthz")) {
-    if (!is_get(req))
-      return method_not_allowed(res, req->method, "GET, HEAD");
+    if (!is_get(req)) return method_not_allowed(res, req->method, "GET, HEAD");
     call *c = call_new(st, req, res, NULL, OP_HEALTH);
     if (c) await(c, dorm_async_execute(st->db, "SELECT 1", NULL, 0));
     return;

@@ -45,12 +45,6 @@ void serve_m2m_want_all(const dorm_model *m, serve_m2m_want *w) {
       w->fields[w->n++] = &m->fields[i];
 }
 
-int serve_m2m_has(const dorm_model *m) {
-  for (size_t i = 0; i < m->nfields; i++)
-    if (m->fields[i].type == DORM_FIELD_MANY_TO_MANY) return 1;
-  return 0;
-}
-
 void serve_m2m_input_free(serve_m2m_input *in) {
   for (size_t i = 0; i < in->n; i++) json_decref(in->keys[i]);
   in->n = 0;
