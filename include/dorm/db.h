@@ -221,8 +221,9 @@ typedef struct dorm_kv {
 /* Django's get_or_create(defaults, **lookups), in one transaction: get the
  * row matching every lookup (AND of exact matches unless the key names a
  * lookup; together they are one filter() call, so across a multi-valued
- * relation they are about the same related row); if none, insert one from the lookups that are plain field names
- * plus the defaults; if that insert hits a unique violation (another
+ * relation they are about the same related row); if none, insert one from
+ * the lookups that are plain field names plus the defaults; if that
+ * insert hits a unique violation (another
  * writer won the race), get again.  DORM_RESULT_ROW; dorm_row_created()
  * tells which branch ran.  DORM_EMULTIPLE when several rows match. */
 dorm_deferred *dorm_async_get_or_create(dorm_db *db, const dorm_model *model,

@@ -355,8 +355,8 @@ int dorm_query_prefetch(const dorm_query *q, size_t i, dorm_prefetch *out);
  * 0; one parameter each), in the target's default ordering, else by pk;
  * for a many_to_many a row comes once per parent it belongs to, with that
  * parent's key in the hidden column.  p is borrowed for the call only
- * (name is not used).  NULL when out of memory; a bad key is the new
- * query's sticky error. */
+ * (name is not used); the query is the caller's (dorm_query_free).  NULL
+ * when out of memory; a bad key is the new query's sticky error. */
 dorm_query *dorm_prefetch_select(const dorm_prefetch *p, const dorm_value *keys,
                                  size_t n);
 
