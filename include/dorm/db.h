@@ -223,9 +223,9 @@ typedef struct dorm_kv {
  * lookup; together they are one filter() call, so across a multi-valued
  * relation they are about the same related row); if none, insert one from
  * the lookups that are plain field names plus the defaults; if that
- * insert hits a unique violation (another
- * writer won the race), get again.  DORM_RESULT_ROW; dorm_row_created()
- * tells which branch ran.  DORM_EMULTIPLE when several rows match. */
+ * insert hits a unique violation (another writer won the race), get
+ * again.  DORM_RESULT_ROW; dorm_row_created() tells which branch ran.
+ * DORM_EMULTIPLE when several rows match. */
 dorm_deferred *dorm_async_get_or_create(dorm_db *db, const dorm_model *model,
                                         const dorm_kv *lookups, size_t nlookups,
                                         const dorm_kv *defaults,
