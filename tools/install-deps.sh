@@ -22,6 +22,11 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgre
 [ -x /usr/sbin/pgbouncer ] || missing="$missing pgbouncer"
 command -v valgrind >/dev/null 2>&1 || missing="$missing valgrind"
 command -v sqlite3 >/dev/null 2>&1 || missing="$missing sqlite3"
+# the differential test (tests/oracle/) runs the same queries through
+# Django 3.2 on the suite's PostgreSQL: Debian's packages, for Debian's
+# python3 (a python3 earlier on PATH may not see them)
+/usr/bin/python3 -c 'import django' >/dev/null 2>&1 || missing="$missing python3-django"
+/usr/bin/python3 -c 'import psycopg2' >/dev/null 2>&1 || missing="$missing python3-psycopg2"
 
 [ -z "$missing" ] && exit 0
 
