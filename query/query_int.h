@@ -325,13 +325,20 @@ typedef struct cctx {
   int failed;
   int group;     /* the filter() call being walked (join groups); 0 */
   dorm__buf buf; /* the statement being written */
+  /* Inside a negated lookup's EXISTS subquery (compile.c): every alias is
+   * "U<n>" (Django's), alias a being n = a + sub_alias - 1, so nothing in
+   * it clashes with the statement around it; 0 outside one. */
+  int sub_alias;
+  /* In such a subquery: the statement around it, where a right-hand F()
+   * is resolved (Django's OuterRef); NULL outside one. */
+  struct cctx *outer;
   join joins[DORM_MAX_JOINS];
   int njoins;
-  int no_joins;           /* UPDATE SET: joined references not allowed */
-  int agg_inner; /* writing the rows under aggregate() over a slice or a
-                    distinct set: aggregates become their source columns */
-  int registering;        /* pre-pass: record joins, write nothing */
-  const char *base_table; /* the base table's name (alias 0) */
+  int no_joins;    /* UPDATE SET: joined references not allowed */
+  int agg_inner;   /* writing the rows under aggregate() over a slice or a
+                      distinct set: aggregates become their source columns */
+  int registering; /* pre-pass: record joins, write nothing */
+  const char *base_table;            /* the base table's name (alias 0) */
   char base_ref[DORM_IDENT_MAX + 4]; /* "base_table". */
   size_t base_ref_len;
   int int4_rhs; /* the parameters being written are compared with an int4
