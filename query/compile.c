@@ -1122,8 +1122,8 @@ static int pins_one_row(const dorm_q *c) {
  * primary-key lookup's server time (a Limit node and one more parameter
  * on every execution). */
 static int yields_one_row(const dorm_query *q) {
-  if (q->kind != DORM_QUERY_SELECT || q->has_hops || q->sliced || q->nannots ||
-      q->aggregate || q->count || q->exists)
+  if (q->kind != DORM_QUERY_SELECT || q->has_hops || q->sliced ||
+      q->nannots || q->aggregate || q->count || q->exists)
     return 0;
   for (const dorm_qlist *w = q->where; w; w = w->next)
     if (!w->having && pins_one_row(w->q)) return 1;

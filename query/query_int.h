@@ -334,11 +334,11 @@ typedef struct cctx {
   struct cctx *outer;
   join joins[DORM_MAX_JOINS];
   int njoins;
-  int no_joins;    /* UPDATE SET: joined references not allowed */
-  int agg_inner;   /* writing the rows under aggregate() over a slice or a
-                      distinct set: aggregates become their source columns */
-  int registering; /* pre-pass: record joins, write nothing */
-  const char *base_table;            /* the base table's name (alias 0) */
+  int no_joins;           /* UPDATE SET: joined references not allowed */
+  int agg_inner; /* writing the rows under aggregate() over a slice or a
+                    distinct set: aggregates become their source columns */
+  int registering;        /* pre-pass: record joins, write nothing */
+  const char *base_table; /* the base table's name (alias 0) */
   char base_ref[DORM_IDENT_MAX + 4]; /* "base_table". */
   size_t base_ref_len;
   int int4_rhs; /* the parameters being written are compared with an int4
