@@ -1583,6 +1583,25 @@ static void test_negated_multi_valued(void **state) {
       q, dorm_q_and(q, nq(q, "novel__pages__gt", dorm_int(100)),
                     dorm_q_not(q, nq(q, "novel__in_print", dorm_bool(1)))));
   expect_col(q, "name", "long");
+  /* tied through a foreign key followed first, under OR (a LEFT join:
+   * Bob twice, once per novel), and across a many-to-many */
+  q = dorm_select(Novel);
+  dorm_filter_q(q,
+                dorm_q_and(q, nq(q, "writer__novels__pages__lt", dorm_int(100)),
+                           dorm_q_not(q, nq(q, "writer__novels__pages__gte",
+                                            dorm_int(649)))));
+  expect_col(q, "title", "N1,N2,N5,N6");
+  q = dorm_select(Writer);
+  dorm_filter_q(
+      q, dorm_q_or(q, nq(q, "novels__pages__lt", dorm_int(100)),
+                   dorm_q_not(q, nq(q, "novels__pages__gte", dorm_int(649)))));
+  expect_col(q, "name", "Ann,Bob,Bob,Cid,Dee,Fay");
+  q = dorm_select(Writer);
+  dorm_filter_q(
+      q,
+      dorm_q_and(q, nq(q, "novels__pages__lt", dorm_int(1000)),
+                 dorm_q_not(q, nq(q, "novels__tags__name", dorm_str("noir")))));
+  expect_col(q, "name", "Bob,Cid,Eve");
   /* in separate calls: not tied */
   q = dorm_select(Writer);
   dorm_filter(q, "novels__pages__lt", dorm_int(100));
@@ -1621,6 +1640,9 @@ static void test_negated_multi_valued(void **state) {
   q = dorm_select(NTag);
   dorm_exclude(q, "novel__pages__isnull", dorm_bool(1));
   expect_col(q, "name", "noir,long,poetry");
+  q = dorm_select(Novel);
+  dorm_exclude(q, "editor__edited__tags__isnull", dorm_bool(1));
+  expect_col(q, "title", "N1,N3,N5,N6");
   q = dorm_select(Writer);
   dorm_exclude(q, "novels__pages__isnull", dorm_bool(0));
   expect_col(q, "name", "Dee,Fay");
