@@ -29,8 +29,14 @@ static void set_base_table(cctx *c, const char *table) {
 }
 
 void dorm__emit_alias(cctx *c, int alias) {
-  if (alias == 0) {
+  if (alias == 0 && !c->sub_alias) {
     dorm__emit_ident(c, c->base_table);
+    return;
+  }
+  if (c->sub_alias) { /* alias 0 is written through base_ref, not here */
+    char tmp[16];
+    int n = snprintf(tmp, sizeof tmp, "\"U%d\"", alias + c->sub_alias - 1);
+    dorm__emit(c, tmp, (size_t)n);
     return;
   }
   const join *j = &c->joins[alias - 1];
@@ -233,9 +239,26 @@ void dorm__emit_column_of(cctx *c, const dorm_path *p, int alias) {
   dorm__emit_fcol(c, alias, p->field);
 }
 
+/* p's column in the statement around subquery c, written into c. */
+static void emit_outer_field(cctx *c, const dorm_path *p) {
+  cctx *o = c->outer;
+  o->buf = c->buf; /* o writes where c was writing, then c takes it back */
+  int alias = dorm__path_alias_of(o, p, 0);
+  if (p->transform)
+    dorm__emit_transform(o, p, alias);
+  else
+    dorm__emit_column_of(o, p, alias);
+  c->buf = o->buf;
+  if (o->failed && !c->failed) c->failed = o->failed;
+}
+
 void dorm__emit_expr(cctx *c, const dorm_expr *e) {
   switch (e->kind) {
     case EXPR_FIELD: {
+      if (c->outer) { /* an F() in a subquery names the outer row */
+        emit_outer_field(c, &e->path);
+        break;
+      }
       int alias = dorm__path_alias_of(c, &e->path, 0);
       if (e->path.transform)
         dorm__emit_transform(c, &e->path, alias);
@@ -273,88 +296,265 @@ static int first_multi_hop(const dorm_path *p) {
   return -1;
 }
 
-/* Django's split_exclude: a negated condition across a multi-valued
- * relation means "no related row matches", which a join cannot express
- * (it would mean "some related row does not match").  Such a leaf becomes
- * "key IN (SELECT ...)" under the NOT.  (A right-hand F expression would
- * need a correlated subquery; those keep the join.) */
-static int use_subquery(const dorm_q *n, int negated) {
-  return negated && !n->lhs && !n->path.annotation &&
-         n->value.type != DORM_T_EXPR && first_multi_hop(&n->path) >= 0;
+/* ---- negated lookups across multi-valued relations ---------------------
+ *
+ * Django's split_exclude.  A lookup under a NOT -- under any number of
+ * them: Django asks whether the branch is negated, not whether the
+ * negations cancel -- whose path crosses a multi-valued relation speaks of
+ * "some related row", which a join cannot say under a NOT (it would say
+ * "some related row does not match", and repeat rows).  It becomes
+ * EXISTS over the related rows, with the NOTs around it as written:
+ *
+ *   Author.exclude(entries__rating__gt=3)
+ *   NOT (EXISTS(SELECT 1 FROM "entry" "U1" WHERE "U1"."rating" > $1 AND
+ *        "U1"."author_id" = "author"."id"))
+ *
+ *  - The subquery starts at the multi-valued hop (its table, or the join
+ *    table of a many-to-many) and is correlated on the key it hangs off:
+ *    the outer row's key or, for a foreign key followed just before, that
+ *    foreign key's column (no join for it).  A NULL key matches no row,
+ *    so the NOT keeps the row, as Django's does.
+ *  - An isnull=True lookup is true of a missing related row, so that
+ *    subquery starts one step earlier, at the row the relation hangs off,
+ *    with LEFT joins (Django leaves its first join untrimmed); when a
+ *    nullable hop came before, "OR key IS NULL" joins the EXISTS (Django's
+ *    contains_louter).
+ *  - The subquery's aliases are its own, "U<n>" numbered as Django's, so a
+ *    path that visits a table twice, or the outer table, stays valid.
+ *  - An F() on the right names the outer row (Django's OuterRef); its
+ *    joins are the outer query's, LEFT.
+ *  - In one filter() call, a negated lookup after a positive one across
+ *    the same relation (or whose own F() crosses it) is about that
+ *    lookup's related row: the subquery is tied to the outer join's row.
+ *    One before it is not (Django's order dependence).  Django ties on a
+ *    coincidence of alias names, so it also ties to another relation's
+ *    join to the same table; dorm does not (docs/queries.md). */
+
+/* Django's split_exclude applies: see above.  An expression on the left
+ * and annotations keep their join. */
+static int use_subquery(const dorm_q *n, int branch_negated) {
+  return branch_negated && !n->lhs && !n->path.annotation &&
+         first_multi_hop(&n->path) >= 0;
 }
 
-static void emit_exclude_subquery(cctx *c, const dorm_q *leaf) {
-  const dorm_path *p = &leaf->path;
-  int k = first_multi_hop(p);
-  const dorm_hop *h = &p->hops[k];
-  dorm_path prefix = *p;
-  prefix.nhops = (uint8_t)k;
-  int outer = dorm__path_alias_of(c, &prefix, 1);
-  dorm__emit_col(c, outer, h->from->pk->column);
-  dorm__emitl(c, " IN (SELECT ");
+typedef struct neg_plan {
+  int k;               /* the first multi-valued hop */
+  int from_source;     /* isnull=True: start at the row before hop k */
+  int key_hops;        /* hops of the outer path the key's alias needs */
+  const char *key_col; /* the outer key's column */
+} neg_plan;
 
-  /* an uncorrelated subquery with its own aliases and joins */
+static void plan_negated(const dorm_q *n, neg_plan *pl) {
+  const dorm_path *p = &n->path;
+  int k = first_multi_hop(p);
+  pl->k = k;
+  pl->from_source =
+      p->lookup == LK_ISNULL && n->value.type == DORM_T_BOOL && n->value.u.b;
+  if (k > 0 && p->hops[k - 1].kind == HOP_FORWARD) { /* Django's trim */
+    pl->key_hops = k - 1;
+    pl->key_col = p->hops[k - 1].field->column;
+  } else {
+    pl->key_hops = k;
+    pl->key_col = p->hops[k].from->pk->column;
+  }
+}
+
+/* The outer key's alias; its joins are LEFT (a missing row makes the key
+ * NULL, which the EXISTS handles). */
+static int key_alias(cctx *c, const dorm_path *p, const neg_plan *pl) {
+  dorm_path prefix = *p;
+  prefix.nhops = (uint8_t)pl->key_hops;
+  return dorm__path_alias_of(c, &prefix, 1);
+}
+
+static int same_hops(const dorm_path *a, const dorm_path *b, int n) {
+  if (a->nhops < n || b->nhops < n) return 0;
+  for (int i = 0; i < n; i++)
+    if (a->hops[i].kind != b->hops[i].kind ||
+        a->hops[i].field != b->hops[i].field)
+      return 0;
+  return 1;
+}
+
+/* Walk a filter() call in order up to leaf: *tie becomes the path of the
+ * first positive lookup (under no NOT) crossing p's first n hops.
+ * Returns 1 once leaf is reached. */
+static int find_tie(const dorm_q *n, const dorm_q *leaf, int neg,
+                    const dorm_path *p, int hops, const dorm_path **tie) {
+  switch (n->kind) {
+    case Q_LEAF:
+      if (n == leaf) return 1;
+      if (!neg && !*tie && !n->lhs && !n->path.annotation &&
+          same_hops(&n->path, p, hops))
+        *tie = &n->path;
+      return 0;
+    case Q_NOT: return find_tie(n->a, leaf, 1, p, hops, tie);
+    default:
+      return find_tie(n->a, leaf, neg, p, hops, tie) ||
+             find_tie(n->b, leaf, neg, p, hops, tie);
+  }
+}
+
+static void expr_tie(const dorm_expr *e, const dorm_path *p, int hops,
+                     const dorm_path **tie) {
+  if (!e || *tie) return;
+  if (e->kind == EXPR_FIELD && same_hops(&e->path, p, hops)) *tie = &e->path;
+  expr_tie(e->a, p, hops, tie);
+  expr_tie(e->b, p, hops, tie);
+}
+
+/* The filter() call being written (its group's entry). */
+static const dorm_q *call_root(const cctx *c) {
+  int g = 0;
+  for (const dorm_qlist *l = c->q->where; l; l = l->next)
+    if (++g == c->group) return l->q;
+  return NULL;
+}
+
+/* The outer alias of the related row leaf's subquery is tied to (the row
+ * of hop k, or its join table row for a many-to-many), or 0. */
+static int tie_alias(cctx *c, const dorm_q *leaf, int k) {
+  const dorm_path *tp = NULL;
+  const dorm_q *root = call_root(c);
+  if (root) find_tie(root, leaf, 0, &leaf->path, k + 1, &tp);
+  if (!tp && leaf->value.type == DORM_T_EXPR)
+    expr_tie(leaf->value.u.expr, &leaf->path, k + 1, &tp);
+  if (!tp) return 0;
+  dorm_path t = *tp;
+  t.nhops = (uint8_t)(k + 1);
+  int a = dorm__path_alias_of(c, &t, 0);
+  const dorm_hop *h = &leaf->path.hops[k];
+  if (a > 0 && (h->kind == HOP_M2M || h->kind == HOP_M2M_REVERSE))
+    a = c->joins[a - 1].parent;
+  return a;
+}
+
+static void emit_u(cctx *c, int n) {
+  char tmp[16];
+  int len = snprintf(tmp, sizeof tmp, "\"U%d\"", n);
+  dorm__emit(c, tmp, (size_t)len);
+}
+
+/* "U<n>"."column" */
+static void emit_u_col(cctx *c, int n, const char *column) {
+  emit_u(c, n);
+  dorm__emit(c, ".", 1);
+  dorm__emit_ident(c, column);
+}
+
+/* A column of the statement around subquery sub, written into sub. */
+static void emit_outer_col(cctx *sub, int alias, const char *column) {
+  cctx *o = sub->outer;
+  o->buf = sub->buf;
+  dorm__emit_col(o, alias, column);
+  sub->buf = o->buf;
+}
+
+static void emit_negated_exists(cctx *c, const dorm_q *leaf) {
+  const dorm_path *p = &leaf->path;
+  neg_plan pl;
+  plan_negated(leaf, &pl);
+  int k = pl.k;
+  const dorm_hop *h = &p->hops[k];
+  int m2m = h->kind == HOP_M2M || h->kind == HOP_M2M_REVERSE;
+  int fwd = h->kind == HOP_M2M;
+  char from[DORM_IDENT_MAX + 1], to[DORM_IDENT_MAX + 1];
+  if (m2m && m2m_columns(c, h, from, to)) return;
+  int key = key_alias(c, p, &pl);
+  int tie = pl.from_source ? 0 : tie_alias(c, leaf, k);
+  int or_null = 0;
+  for (int i = 0; pl.from_source && i < k; i++)
+    if (p->hops[i].nullable) or_null = 1;
+  if (or_null) dorm__emitl(c, "(");
+  dorm__emitl(c, "EXISTS(SELECT 1 FROM ");
+
+  /* the subquery: alias 0 is its first table after the join table (or
+   * the row before the hop), walked with the rest of the path */
   cctx sub = *c;
   sub.njoins = 0;
   sub.no_joins = 0;
-  set_base_table(&sub, h->to->table);
+  sub.group = 0;
+  sub.outer = c;
   dorm_q inner = *leaf;
-  inner.path.hops = p->hops + k + 1;
-  inner.path.nhops = (uint8_t)(p->nhops - k - 1);
+  int skip = pl.from_source ? k : k + 1; /* hops the subquery starts after */
+  const dorm_model *base = pl.from_source ? h->from : h->to;
+  int first = pl.from_source ? k : m2m ? k + 2 : k + 1; /* Django's U<n> */
+  inner.path.hops = p->hops + skip;
+  inner.path.nhops = (uint8_t)(p->nhops - skip);
+  set_base_table(&sub, base->table);
+  int n = snprintf(sub.base_ref, sizeof sub.base_ref, "\"U%d\".", first);
+  sub.base_ref_len = (size_t)n;
+  sub.sub_alias = first + 1;
   sub.registering = 1;
-  dorm__path_alias_of(&sub, &inner.path, 0);
+  dorm__path_alias_of(&sub, &inner.path, pl.from_source);
   sub.registering = 0;
+  propagate_left(&sub);
+  for (int i = 0; i < sub.njoins; i++) sub.joins[i].named = 0; /* U<n> */
 
-  char from[DORM_IDENT_MAX + 1], to[DORM_IDENT_MAX + 1];
-  const char *key_table, *key_col;
-  if (h->kind == HOP_REVERSE) {
-    key_table = h->to->table;
-    key_col = h->field->column;
-    dorm__emit_col(&sub, 0, key_col);
-    dorm__emit_from(&sub);
-  } else {
-    if (m2m_columns(c, h, from, to)) return;
-    int fwd = h->kind == HOP_M2M;
-    const char *through = h->field->through_table;
-    key_table = through;
-    key_col = fwd ? from : to;
-    dorm__emit_ident(&sub, through);
-    dorm__emitl(&sub, ".");
-    dorm__emit_ident(&sub, key_col);
-    dorm__emitl(&sub, " FROM ");
-    dorm__emit_ident(&sub, through);
+  if (m2m && !pl.from_source) {
+    dorm__emit_ident(&sub, h->field->through_table);
+    dorm__emit(&sub, " ", 1);
+    emit_u(&sub, k + 1);
     dorm__emitl(&sub, " INNER JOIN ");
-    dorm__emit_ident(&sub, sub.base_table);
+    dorm__emit_ident(&sub, base->table);
+    dorm__emit(&sub, " ", 1);
+    emit_u(&sub, first);
     dorm__emitl(&sub, " ON (");
-    dorm__emit_ident(&sub, through);
-    dorm__emitl(&sub, ".");
-    dorm__emit_ident(&sub, fwd ? to : from);
+    emit_u_col(&sub, k + 1, fwd ? to : from);
     dorm__emitl(&sub, " = ");
-    dorm__emit_col(&sub, 0, h->to->pk->column);
+    dorm__emit_col(&sub, 0, base->pk->column);
     dorm__emitl(&sub, ")");
-    for (int i = 0; i < sub.njoins; i++) emit_join(&sub, i);
+  } else {
+    dorm__emit_ident(&sub, base->table);
+    dorm__emit(&sub, " ", 1);
+    emit_u(&sub, first);
   }
+  for (int i = 0; i < sub.njoins; i++) emit_join(&sub, i);
   dorm__emitl(&sub, " WHERE ");
   dorm__emit_lookup(&sub, &inner, 0, 0);
-  /* NOT IN with a NULL in the list is never true: keep NULLs out */
+  if (tie) { /* the same related row as the outer join's */
+    dorm__emitl(&sub, " AND ");
+    if (m2m) {
+      emit_u_col(&sub, k + 1, fwd ? to : from);
+      dorm__emitl(&sub, " = ");
+      emit_outer_col(&sub, tie, fwd ? to : from);
+    } else {
+      dorm__emit_col(&sub, 0, h->to->pk->column);
+      dorm__emitl(&sub, " = ");
+      emit_outer_col(&sub, tie, h->to->pk->column);
+    }
+  }
   dorm__emitl(&sub, " AND ");
-  dorm__emit_ident(&sub, key_table);
-  dorm__emitl(&sub, ".");
-  dorm__emit_ident(&sub, key_col);
-  dorm__emitl(&sub, " IS NOT NULL)");
+  if (pl.from_source)
+    dorm__emit_col(&sub, 0, h->from->pk->column);
+  else if (m2m)
+    emit_u_col(&sub, k + 1, fwd ? from : to);
+  else
+    dorm__emit_col(&sub, 0, h->field->column);
+  dorm__emitl(&sub, " = ");
+  emit_outer_col(&sub, key, pl.key_col);
+  dorm__emitl(&sub, ")");
   c->buf = sub.buf;
-  c->failed = sub.failed;
+  if (sub.failed) c->failed = sub.failed;
+  if (or_null) {
+    dorm__emitl(c, " OR ");
+    dorm__emit_col(c, key, pl.key_col);
+    dorm__emitl(c, " IS NULL)");
+  }
 }
 
-static void register_q(cctx *c, const dorm_q *n, int negated, int in_or) {
+/* negated: under an odd number of NOTs; branch: under any NOT */
+static void register_q(cctx *c, const dorm_q *n, int negated, int branch,
+                       int in_or) {
   switch (n->kind) {
     case Q_LEAF: {
       int isnull_true = n->path.lookup == LK_ISNULL && n->value.u.b;
       int left = negated || in_or || isnull_true;
-      if (use_subquery(n, negated)) { /* only the part before the hop */
-        dorm_path prefix = n->path;
-        prefix.nhops = (uint8_t)first_multi_hop(&n->path);
-        dorm__path_alias_of(c, &prefix, 1);
+      if (use_subquery(n, branch)) { /* the key outside, and the F()s */
+        neg_plan pl;
+        plan_negated(n, &pl);
+        key_alias(c, &n->path, &pl);
+        if (n->value.type == DORM_T_EXPR) register_expr(c, n->value.u.expr, 1);
         break;
       }
       if (n->lhs)
@@ -365,14 +565,14 @@ static void register_q(cctx *c, const dorm_q *n, int negated, int in_or) {
       break;
     }
     case Q_AND:
-      register_q(c, n->a, negated, in_or);
-      register_q(c, n->b, negated, in_or);
+      register_q(c, n->a, negated, branch, in_or);
+      register_q(c, n->b, negated, branch, in_or);
       break;
     case Q_OR:
-      register_q(c, n->a, negated, 1);
-      register_q(c, n->b, negated, 1);
+      register_q(c, n->a, negated, branch, 1);
+      register_q(c, n->b, negated, branch, 1);
       break;
-    case Q_NOT: register_q(c, n->a, !negated, in_or); break;
+    case Q_NOT: register_q(c, n->a, !negated, 1, in_or); break;
   }
 }
 
@@ -382,16 +582,17 @@ void dorm__register_where(cctx *c, const dorm_qlist *where) {
   int group = 0;
   for (const dorm_qlist *l = where; l; l = l->next) {
     c->group = ++group;
-    register_q(c, l->q, 0, 0);
+    register_q(c, l->q, 0, 0, 0);
   }
   c->group = 0;
 }
 
-static void emit_q(cctx *c, const dorm_q *n, int negated, q_kind parent) {
+static void emit_q(cctx *c, const dorm_q *n, int negated, int branch,
+                   q_kind parent) {
   switch (n->kind) {
     case Q_LEAF:
-      if (use_subquery(n, negated))
-        emit_exclude_subquery(c, n);
+      if (use_subquery(n, branch))
+        emit_negated_exists(c, n);
       else
         dorm__emit_lookup(c, n, negated, parent == Q_OR);
       break;
@@ -399,15 +600,15 @@ static void emit_q(cctx *c, const dorm_q *n, int negated, q_kind parent) {
     case Q_OR: {
       int paren = parent != n->kind && parent != Q_NOT && parent != Q_LEAF;
       if (paren) dorm__emitl(c, "(");
-      emit_q(c, n->a, negated, n->kind);
+      emit_q(c, n->a, negated, branch, n->kind);
       dorm__emits(c, n->kind == Q_AND ? " AND " : " OR ");
-      emit_q(c, n->b, negated, n->kind);
+      emit_q(c, n->b, negated, branch, n->kind);
       if (paren) dorm__emitl(c, ")");
       break;
     }
     case Q_NOT:
       dorm__emitl(c, "NOT (");
-      emit_q(c, n->a, !negated, Q_NOT);
+      emit_q(c, n->a, !negated, 1, Q_NOT);
       dorm__emitl(c, ")");
       break;
   }
@@ -424,7 +625,7 @@ int dorm__emit_conditions(cctx *c, const dorm_qlist *where, int having) {
     if (l->having != having) continue;
     if (n++) dorm__emitl(c, " AND ");
     c->group = group;
-    emit_q(c, l->q, 0, parent);
+    emit_q(c, l->q, 0, 0, parent);
   }
   c->group = 0;
   return n;

@@ -325,6 +325,13 @@ typedef struct cctx {
   int failed;
   int group;     /* the filter() call being walked (join groups); 0 */
   dorm__buf buf; /* the statement being written */
+  /* Inside a negated lookup's EXISTS subquery (compile.c): every alias is
+   * "U<n>" (Django's), alias a being n = a + sub_alias - 1, so nothing in
+   * it clashes with the statement around it; 0 outside one. */
+  int sub_alias;
+  /* In such a subquery: the statement around it, where a right-hand F()
+   * is resolved (Django's OuterRef); NULL outside one. */
+  struct cctx *outer;
   join joins[DORM_MAX_JOINS];
   int njoins;
   int no_joins;           /* UPDATE SET: joined references not allowed */
