@@ -57,7 +57,8 @@ static const char usage_text[] =
     "Limits: --max-body 1048576 (413), --max-header 16384 (431), "
     "--max-connections 1024 (503),\n"
     "--idle-timeout 30000, --request-timeout 15000 (408), --shutdown-timeout "
-    "10000.\n";
+    "10000.\n"
+    "--pool: PostgreSQL connections (default 2 per core).\n";
 
 typedef struct serve_run {
   serve_state st;
