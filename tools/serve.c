@@ -46,6 +46,8 @@ static const char usage_text[] =
     "  GET    /api/<model>?<lookup>=<value>&order_by=-age,name&limit=N"
     "&offset=M&fields=id,name\n"
     "  GET    /api/<model>/count?<lookup>=<value>\n"
+    "         (distinct=1: each object once, when a lookup crosses a "
+    "multi-valued relation)\n"
     "  GET    /api/<model>/<pk>      PATCH /api/<model>/<pk>      "
     "DELETE /api/<model>/<pk>\n"
     "  POST   /api/<model>           GET /healthz\n"
