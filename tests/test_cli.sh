@@ -9,7 +9,8 @@
 # showmigrations, with rows inserted between steps checked after each.
 # Then "No changes detected", inspectdb round-tripping through
 # makemigrations --check, migrate zero and forward again, a failing
-# migration that leaves everything untouched, two migrates at once,
+# migration that leaves everything untouched, two migrates at once, a
+# history with two leaves refused,
 # malformed migration files and refused names, --help and usage errors.
 # PostgreSQL uses DORM_TEST_PG with a schema of its own (search_path).
 # Prints "ok"/"FAIL" lines; exits 1 on the first failure.
@@ -20,18 +21,23 @@ W=$(mktemp -d /tmp/dorm-cli.XXXXXX)
 trap 'cleanup' EXIT INT TERM
 cd "$W"
 
+# DB: the walk's database; DB2: a second, empty one
 if [ "$KIND" = postgresql ]; then
   [ -n "${DORM_TEST_PG:-}" ] || { echo "FAIL DORM_TEST_PG is not set"; exit 1; }
   SCHEMA="walk_$$_$(date +%s)"
-  psql "$DORM_TEST_PG" -qAt -c "CREATE SCHEMA $SCHEMA" >/dev/null || exit 1
+  psql "$DORM_TEST_PG" -qAt -c "CREATE SCHEMA $SCHEMA; CREATE SCHEMA ${SCHEMA}_2" >/dev/null || exit 1
   DB="$DORM_TEST_PG options='-csearch_path=$SCHEMA'"
+  DB2="$DORM_TEST_PG options='-csearch_path=${SCHEMA}_2'"
   sql() { psql "$DB" -qAt -v ON_ERROR_STOP=1 -c "$1"; }
+  sql2() { psql "$DB2" -qAt -v ON_ERROR_STOP=1 -c "$1"; }
 else
   DB="sqlite:///$W/walk.db"
+  DB2="sqlite:///$W/types.db"
   sql() { sqlite3 "$W/walk.db" "$1"; }
+  sql2() { sqlite3 "$W/types.db" "$1"; }
 fi
 cleanup() {
-  [ "$KIND" = postgresql ] && psql "$DORM_TEST_PG" -qAt -c "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null 2>&1
+  [ "$KIND" = postgresql ] && psql "$DORM_TEST_PG" -qAt -c "DROP SCHEMA IF EXISTS $SCHEMA CASCADE; DROP SCHEMA IF EXISTS ${SCHEMA}_2 CASCADE" >/dev/null 2>&1
   rm -rf "$W"
 }
 
@@ -282,6 +288,41 @@ wait $pb; sb=$?
 [ "$sa" = 0 ] && [ "$sb" = 0 ] || { cat "$W/a.err" "$W/b.err"; fail "concurrent migrates: $sa $sb"; }
 ok
 eq "$(sql 'SELECT COUNT(*) FROM dorm_migrations')" 8 "each migration recorded once"
+
+# ---- two leaves: migrate refuses, names both, applies nothing -------------------------------------------
+mkdir leaves && cp migrations/*.json leaves/
+cat > leaves/0009_nick.json <<'EOF'
+{"name": "0009_nick", "dependencies": ["0008_remove_author_bio"],
+ "operations": [{"op": "add_field", "model": "Author", "field": {"name": "nick", "type": "text", "null": true}}]}
+EOF
+cat > leaves/0009_motto.json <<'EOF'
+{"name": "0009_motto", "dependencies": ["0008_remove_author_bio"],
+ "operations": [{"op": "add_field", "model": "Author", "field": {"name": "motto", "type": "text", "null": true}}]}
+EOF
+run 1 dorm migrate --db "$DB" --migrations leaves
+has "conflicting migrations: 0009_motto and 0009_nick both end the history" err
+has "nothing was applied" err
+run 1 dorm migrate --db "$DB" --migrations leaves 0009_nick
+has "0009_motto and 0009_nick" err
+run 1 dorm migrate --db "$DB" --migrations leaves --plan
+run 0 dorm showmigrations --db "$DB" --migrations leaves
+has "\[ \] 0009_nick" out
+has "\[ \] 0009_motto" out
+run 0 dorm inspectdb --db "$DB"
+hasnt '"nick"' out
+hasnt '"motto"' out
+run 1 dorm makemigrations --migrations leaves
+has "0009_motto and 0009_nick" err
+# on an empty database: not even the first migration, nor dorm_migrations
+run 1 dorm migrate --db "$DB2" --migrations leaves
+has "nothing was applied" err
+run 0 dorm inspectdb --db "$DB2"
+has '"models": \[\]' out
+cat > leaves/0010_merge.json <<'EOF'
+{"name": "0010_merge", "dependencies": ["0009_nick", "0009_motto"], "operations": []}
+EOF
+run 0 dorm migrate --db "$DB" --migrations leaves --plan
+has "0009_nick" out
 
 # ---- --fake, --help, usage errors ------------------------------------------------------------------------
 run 0 dorm migrate --db "$DB" 0007 --fake
