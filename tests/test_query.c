@@ -30,7 +30,8 @@ static const char *const sqlite_tables[] = {
     "CREATE TABLE \"author\" (\"id\" integer NOT NULL PRIMARY KEY "
     "AUTOINCREMENT, \"name\" varchar(100) NOT NULL, \"age\" integer NULL, "
     "\"country\" varchar(2) NOT NULL, \"email\" varchar(254) NULL UNIQUE, "
-    "\"joined\" datetime NULL, \"bio\" text NOT NULL, \"score\" decimal NULL, "
+    "\"joined\" datetime NULL, \"bio\" text NOT NULL, \"score\" decimal(8, 2) "
+    "NULL, "
     "\"active\" bool NOT NULL, \"uid\" char(32) NULL, \"data\" text NULL, "
     "\"wake\" time NULL, \"born\" date NULL, \"avatar\" BLOB NULL)",
     "CREATE TABLE \"tag\" (\"id\" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "
