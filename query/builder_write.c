@@ -2,8 +2,10 @@
  * RETURNING on a dorm_query (the builder's write half; see builder.c).
  *
  * Values are checked against their field when set (type, nullability,
- * max_length), so a bad row is refused before any SQL exists.
+ * max_length, choices), so a bad row is refused before any SQL exists.
  */
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "query/query_int.h"
@@ -28,6 +30,122 @@ static const dorm_field *writable_field(dorm_query *q, const char *name,
   return f;
 }
 
+/* ---- choices ------------------------------------------------------------
+ *
+ * A field's choices were converted to its value type when the schema was
+ * finished, and the value being set has just been converted the same way,
+ * so most types compare byte for byte (datetimes and uuids are both in
+ * their canonical spelling).  Decimals and times may be spelt several ways
+ * for one value ("1.50" and "1.5", "10:00" and "10:00:00"): they compare
+ * by what they mean. */
+
+/* A decimal's digits without sign, leading zeros, trailing fraction zeros
+ * or a point that ends it ("-001.500" -> negative, "1.5"; "0.50" -> ".5");
+ * zero is the empty string and never negative. */
+static void decimal_norm(const char *s, size_t n, int *neg, const char **d,
+                         size_t *dn) {
+  size_t i = 0;
+  *neg = 0;
+  if (i < n && (s[i] == '+' || s[i] == '-')) *neg = s[i++] == '-';
+  while (i < n && s[i] == '0') i++;
+  size_t end = n;
+  if (memchr(s + i, '.', n - i)) {
+    while (end > i && s[end - 1] == '0') end--;
+    if (end > i && s[end - 1] == '.') end--;
+  }
+  *d = s + i;
+  *dn = end - i;
+  if (*dn == 0) *neg = 0; /* -0 is 0 */
+}
+
+static int decimal_eq(dorm_value a, dorm_value b) {
+  int na, nb;
+  const char *da, *db;
+  size_t la, lb;
+  decimal_norm(a.u.s.ptr, a.u.s.len, &na, &da, &la);
+  decimal_norm(b.u.s.ptr, b.u.s.len, &nb, &db, &lb);
+  return na == nb && la == lb && !memcmp(da, db, la);
+}
+
+/* HH:MM[:SS[.ffffff]] as microseconds since midnight, or -1. */
+static int64_t time_us(const char *s, size_t n) {
+  int64_t v[3] = {0, 0, 0}, frac = 0;
+  size_t i = 0;
+  for (int part = 0; part < 3 && i < n; part++) {
+    if (part && s[i++] != ':') return -1;
+    for (int k = 0; k < 2; k++, i++) {
+      if (i >= n || s[i] < '0' || s[i] > '9') return -1;
+      v[part] = v[part] * 10 + (s[i] - '0');
+    }
+  }
+  if (i < n && s[i] == '.') {
+    int64_t scale = 100000;
+    for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++, scale /= 10)
+      frac += (s[i] - '0') * scale;
+  }
+  if (i != n) return -1;
+  return ((v[0] * 60 + v[1]) * 60 + v[2]) * 1000000 + frac;
+}
+
+static int choice_eq(dorm_value a, dorm_value b) {
+  if (a.type != b.type) return 0;
+  switch (a.type) {
+    case DORM_T_INT: return a.u.i == b.u.i;
+    case DORM_T_FLOAT: return a.u.f == b.u.f;
+    case DORM_T_BOOL: return !a.u.b == !b.u.b;
+    case DORM_T_DECIMAL: return decimal_eq(a, b);
+    case DORM_T_TIME: {
+      int64_t x = time_us(a.u.s.ptr, a.u.s.len);
+      if (x >= 0) return x == time_us(b.u.s.ptr, b.u.s.len);
+      break;
+    }
+    default: break;
+  }
+  return a.u.s.len == b.u.s.len && !memcmp(a.u.s.ptr, b.u.s.ptr, a.u.s.len);
+}
+
+/* v as the user would write it: 3, 2.5, true, "draft". */
+static int show_value(char *buf, size_t cap, dorm_value v) {
+  switch (v.type) {
+    case DORM_T_INT: return snprintf(buf, cap, "%" PRId64, v.u.i);
+    case DORM_T_FLOAT: return snprintf(buf, cap, "%g", v.u.f);
+    case DORM_T_BOOL: return snprintf(buf, cap, v.u.b ? "true" : "false");
+    default: {
+      int n = v.u.s.len > 40 ? 40 : (int)v.u.s.len;
+      return snprintf(buf, cap, "'%.*s%s'", n, v.u.s.ptr,
+                      v.u.s.len > 40 ? "..." : "");
+    }
+  }
+}
+
+/* DORM_EINVAL unless v (already converted for f) is one of f's choices.
+ * NULL (allowed or refused by nullability) and F expressions are not
+ * values to check. */
+static int check_choices(dorm_query *q, const dorm_field *f, dorm_value v) {
+  if (!f->choices || !f->nchoices || v.type == DORM_T_NULL ||
+      v.type == DORM_T_EXPR)
+    return 0;
+  for (size_t i = 0; i < f->nchoices; i++)
+    if (choice_eq(v, f->choices[i])) return 0;
+  char got[64], allowed[320];
+  show_value(got, sizeof got, v);
+  size_t n = 0;
+  for (size_t i = 0; i < f->nchoices && n < sizeof allowed; i++) {
+    char one[64];
+    show_value(one, sizeof one, f->choices[i]);
+    if (n + strlen(one) + 8 >= sizeof allowed) {
+      snprintf(allowed + n, sizeof allowed - n, ", ...");
+      break;
+    }
+    n += (size_t)snprintf(allowed + n, sizeof allowed - n, "%s%s",
+                          i ? ", " : "", one);
+  }
+  return dorm__qerr(q, DORM_EINVAL,
+                    "model '%s', field '%s': %s is not one of the choices "
+                    "(%s)",
+                    q->model->name, f->name, got, allowed);
+}
+
 static set_item *make_set(dorm_query *q, const char *field, dorm_value v) {
   const dorm_field *f = writable_field(q, field, "set");
   if (!f) return NULL;
@@ -36,6 +154,7 @@ static set_item *make_set(dorm_query *q, const char *field, dorm_value v) {
   memset(s, 0, sizeof *s);
   s->field = f;
   if (dorm__coerce_field_value(q, f, v, &s->value)) return NULL;
+  if (check_choices(q, f, s->value)) return NULL;
   return s;
 }
 

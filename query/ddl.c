@@ -256,8 +256,10 @@ void dorm__ddl_type(ddl_ctx *c, const dorm_field *f) {
     case DORM_FIELD_AUTO: dorm__buf_puts(b, "integer"); break;
     case DORM_FIELD_BIGAUTO:
       /* SQLite's AUTOINCREMENT needs exactly "integer" (the rowid alias,
-       * 64-bit anyway); a reference to it is a bigint, as in Django. */
-      dorm__buf_puts(b, !pg && vf == f ? "integer" : "bigint");
+       * 64-bit anyway); a reference to it is a bigint, as in Django.  The
+       * type name is case-insensitive, and SQLite keeps it as declared: the
+       * upper case is what tells inspectdb this was a bigauto. */
+      dorm__buf_puts(b, !pg && vf == f ? "INTEGER" : "bigint");
       break;
     case DORM_FIELD_SMALLINT: dorm__buf_puts(b, "smallint"); break;
     case DORM_FIELD_INTEGER: dorm__buf_puts(b, "integer"); break;
@@ -266,13 +268,13 @@ void dorm__ddl_type(ddl_ctx *c, const dorm_field *f) {
       dorm__buf_puts(b, pg ? "double precision" : "real");
       break;
     case DORM_FIELD_DECIMAL:
-      if (!pg)
-        dorm__buf_puts(b, "decimal");
-      else if (vf->max_digits > 0)
-        dorm__buf_printf(b, "numeric(%d, %d)", vf->max_digits,
-                         vf->decimal_places);
+      /* SQLite ignores the precision (NUMERIC affinity either way) but
+       * keeps the declared type, so inspectdb can read it back. */
+      if (vf->max_digits > 0)
+        dorm__buf_printf(b, pg ? "numeric(%d, %d)" : "decimal(%d, %d)",
+                         vf->max_digits, vf->decimal_places);
       else
-        dorm__buf_puts(b, "numeric");
+        dorm__buf_puts(b, pg ? "numeric" : "decimal");
       break;
     case DORM_FIELD_BOOLEAN: dorm__buf_puts(b, pg ? "boolean" : "bool"); break;
     case DORM_FIELD_VARCHAR:

@@ -13,6 +13,10 @@
  * other's only match — and every detected rename is reported in `notes`,
  * so nothing is guessed silently.
  *
+ * A field's db_index and a model index over that field alone are one
+ * index in the database; the two spellings are not a change
+ * (align_index_spelling).
+ *
  * Order of the operations (each must run on the state the previous ones
  * leave): renames; removed indexes and unique_together; new models, a
  * model after those it points at (a cycle is broken by creating one model
@@ -465,6 +469,79 @@ static void index_ops(detector *d, int add) {
   }
 }
 
+/* ---- db_index and single-field indexes --------------------------------------
+ *
+ * "db_index": true on a field and a model index over that field alone
+ * ({"fields": ["age"]}, its name derived) are one and the same in the
+ * database: CREATE INDEX "author_age_idx" ON "author" ("age") — the
+ * field's index is named after its column, the model index after its
+ * field, and for a column named as its field (no db_column, not a
+ * relation) the two names are equal.  So inspectdb cannot tell which was
+ * written, and a models file that switches from one to the other changes
+ * nothing in the database.  Where the two sides spell one index the two
+ * ways, the new side is rewritten to the old side's spelling before the
+ * comparison: no operation is written, and the migrations' state keeps
+ * describing the index the way its later operations expect. */
+
+static int plain_column(const json_t *f) {
+  const char *type = sget(f, "type");
+  const char *col = sget(f, "db_column");
+  return type && strcmp(type, "foreign_key") && strcmp(type, "one_to_one") &&
+         strcmp(type, "many_to_many") &&
+         (!col || !strcmp(col, sget(f, "name")));
+}
+
+/* The position of {"fields": [name]} (no name, not unique) in m's indexes,
+ * or -1. */
+static long single_index(const json_t *m, const char *name) {
+  json_t *ix = json_object_get(m, "indexes");
+  for (size_t i = 0; i < json_array_size(ix); i++) {
+    json_t *x = json_array_get(ix, i);
+    json_t *fs = json_object_get(x, "fields");
+    if (json_object_size(x) == 1 && json_array_size(fs) == 1 &&
+        !strcmp(json_string_value(json_array_get(fs, 0)), name))
+      return (long)i;
+  }
+  return -1;
+}
+
+static void align_index_spelling(detector *d) {
+  const char *mk;
+  json_t *fm;
+  json_object_foreach(d->F, mk, fm) {
+    json_t *tm = json_object_get(d->T, mk);
+    if (!tm) continue;
+    json_t *tfs = fields_of(tm);
+    for (size_t i = 0; i < json_array_size(tfs); i++) {
+      json_t *tf = json_array_get(tfs, i);
+      const char *name = sget(tf, "name");
+      json_t *ff = field_named(fm, name, NULL);
+      if (!ff || !plain_column(tf) || !plain_column(ff)) continue;
+      int t_flag = json_is_true(json_object_get(tf, "db_index"));
+      int f_flag = json_is_true(json_object_get(ff, "db_index"));
+      long t_ix = single_index(tm, name), f_ix = single_index(fm, name);
+      if (t_flag && !f_flag && f_ix >= 0 && t_ix < 0) {
+        /* old: a model index; new: db_index */
+        json_t *ix = json_object_get(tm, "indexes");
+        if (!ix) {
+          ix = json_array();
+          if (!ix || json_object_set_new(tm, "indexes", ix)) {
+            d->oom = 1;
+            return;
+          }
+        }
+        json_object_del(tf, "db_index");
+        if (json_array_append_new(ix, json_pack("{s[s]}", "fields", name)))
+          d->oom = 1;
+      } else if (!t_flag && f_flag && t_ix >= 0 && f_ix < 0) {
+        /* old: db_index; new: a model index */
+        json_array_remove(json_object_get(tm, "indexes"), (size_t)t_ix);
+        if (json_object_set_new(tf, "db_index", json_true())) d->oom = 1;
+      }
+    }
+  }
+}
+
 /* ---- new models ------------------------------------------------------------
  */
 
@@ -773,6 +850,7 @@ json_t *dorm_autodetect(const dorm_schema *from, const dorm_schema *to,
   }
   if ((rc = rename_models(&d, opts))) goto out;
   if ((rc = rename_fields(&d, opts))) goto out;
+  align_index_spelling(&d);
   index_ops(&d, 0);
   create_models(&d);
   field_ops(&d, 0);

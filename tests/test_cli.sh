@@ -9,7 +9,9 @@
 # showmigrations, with rows inserted between steps checked after each.
 # Then "No changes detected", inspectdb round-tripping through
 # makemigrations --check, migrate zero and forward again, a failing
-# migration that leaves everything untouched, two migrates at once,
+# migration that leaves everything untouched, two migrates at once, a
+# history with two leaves refused, every field type read back by inspectdb
+# as the migrations made it,
 # malformed migration files and refused names, --help and usage errors.
 # PostgreSQL uses DORM_TEST_PG with a schema of its own (search_path).
 # Prints "ok"/"FAIL" lines; exits 1 on the first failure.
@@ -20,18 +22,23 @@ W=$(mktemp -d /tmp/dorm-cli.XXXXXX)
 trap 'cleanup' EXIT INT TERM
 cd "$W"
 
+# DB: the walk's database; DB2: a second, empty one (every field type)
 if [ "$KIND" = postgresql ]; then
   [ -n "${DORM_TEST_PG:-}" ] || { echo "FAIL DORM_TEST_PG is not set"; exit 1; }
   SCHEMA="walk_$$_$(date +%s)"
-  psql "$DORM_TEST_PG" -qAt -c "CREATE SCHEMA $SCHEMA" >/dev/null || exit 1
+  psql "$DORM_TEST_PG" -qAt -c "CREATE SCHEMA $SCHEMA; CREATE SCHEMA ${SCHEMA}_2" >/dev/null || exit 1
   DB="$DORM_TEST_PG options='-csearch_path=$SCHEMA'"
+  DB2="$DORM_TEST_PG options='-csearch_path=${SCHEMA}_2'"
   sql() { psql "$DB" -qAt -v ON_ERROR_STOP=1 -c "$1"; }
+  sql2() { psql "$DB2" -qAt -v ON_ERROR_STOP=1 -c "$1"; }
 else
   DB="sqlite:///$W/walk.db"
+  DB2="sqlite:///$W/types.db"
   sql() { sqlite3 "$W/walk.db" "$1"; }
+  sql2() { sqlite3 "$W/types.db" "$1"; }
 fi
 cleanup() {
-  [ "$KIND" = postgresql ] && psql "$DORM_TEST_PG" -qAt -c "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null 2>&1
+  [ "$KIND" = postgresql ] && psql "$DORM_TEST_PG" -qAt -c "DROP SCHEMA IF EXISTS $SCHEMA CASCADE; DROP SCHEMA IF EXISTS ${SCHEMA}_2 CASCADE" >/dev/null 2>&1
   rm -rf "$W"
 }
 
@@ -282,6 +289,137 @@ wait $pb; sb=$?
 [ "$sa" = 0 ] && [ "$sb" = 0 ] || { cat "$W/a.err" "$W/b.err"; fail "concurrent migrates: $sa $sb"; }
 ok
 eq "$(sql 'SELECT COUNT(*) FROM dorm_migrations')" 8 "each migration recorded once"
+
+# ---- two leaves: migrate refuses, names both, applies nothing -------------------------------------------
+mkdir leaves && cp migrations/*.json leaves/
+cat > leaves/0009_nick.json <<'EOF'
+{"name": "0009_nick", "dependencies": ["0008_remove_author_bio"],
+ "operations": [{"op": "add_field", "model": "Author", "field": {"name": "nick", "type": "text", "null": true}}]}
+EOF
+cat > leaves/0009_motto.json <<'EOF'
+{"name": "0009_motto", "dependencies": ["0008_remove_author_bio"],
+ "operations": [{"op": "add_field", "model": "Author", "field": {"name": "motto", "type": "text", "null": true}}]}
+EOF
+run 1 dorm migrate --db "$DB" --migrations leaves
+has "conflicting migrations: 0009_motto and 0009_nick both end the history" err
+has "nothing was applied" err
+run 1 dorm migrate --db "$DB" --migrations leaves 0009_nick
+has "0009_motto and 0009_nick" err
+run 1 dorm migrate --db "$DB" --migrations leaves --plan
+run 0 dorm showmigrations --db "$DB" --migrations leaves
+has "\[ \] 0009_nick" out
+has "\[ \] 0009_motto" out
+run 0 dorm inspectdb --db "$DB"
+hasnt '"nick"' out
+hasnt '"motto"' out
+run 1 dorm makemigrations --migrations leaves
+has "0009_motto and 0009_nick" err
+# on an empty database: not even the first migration, nor dorm_migrations
+run 1 dorm migrate --db "$DB2" --migrations leaves
+has "nothing was applied" err
+run 0 dorm inspectdb --db "$DB2"
+has '"models": \[\]' out
+cat > leaves/0010_merge.json <<'EOF'
+{"name": "0010_merge", "dependencies": ["0009_nick", "0009_motto"], "operations": []}
+EOF
+run 0 dorm migrate --db "$DB" --migrations leaves --plan
+has "0009_nick" out
+
+# ---- every field type: inspectdb reads back what migrate made ------------------------------------------
+# A database dorm migrated, read by inspectdb, is what the migrations say:
+# makemigrations --check against them detects no change.  Decimals keep
+# max_digits and decimal_places (on SQLite in the declared type), a
+# bigauto key stays one, a single-field model index and a db_index are one
+# index, a unique single-field index stays a unique index, and two
+# relations to one model get reverse names of their own.
+mkdir types && cd types
+models <<'EOF'
+{"models": [
+  {"name": "Author", "fields": [
+    {"name": "name", "type": "varchar", "max_length": 100, "db_index": true},
+    {"name": "email", "type": "varchar", "max_length": 254, "unique": true},
+    {"name": "age", "type": "smallint", "null": true},
+    {"name": "rank", "type": "integer", "default": 0},
+    {"name": "followers", "type": "bigint", "default": 0},
+    {"name": "rating", "type": "float", "null": true},
+    {"name": "balance", "type": "decimal", "max_digits": 10, "decimal_places": 2, "default": "0.00"},
+    {"name": "active", "type": "boolean", "default": true},
+    {"name": "bio", "type": "text", "default": ""},
+    {"name": "born", "type": "date", "null": true},
+    {"name": "joined", "type": "datetime", "null": true},
+    {"name": "wakes", "type": "time", "null": true},
+    {"name": "uid", "type": "uuid", "null": true, "unique": true},
+    {"name": "prefs", "type": "json", "null": true},
+    {"name": "avatar", "type": "binary", "null": true},
+    {"name": "code", "type": "varchar", "max_length": 8, "null": true},
+    {"name": "country", "type": "varchar", "max_length": 2, "default": "US",
+     "choices": [["US", "United States"], ["GB", "United Kingdom"]]}],
+   "indexes": [{"fields": ["age"]}, {"fields": ["name", "age"]},
+               {"name": "author_born_ix", "fields": ["born"]},
+               {"fields": ["code"], "unique": true}],
+   "unique_together": [["name", "born"]]},
+  {"name": "Profile", "fields": [
+    {"name": "id", "type": "bigauto", "primary_key": true},
+    {"name": "author", "type": "one_to_one", "to": "Author", "on_delete": "cascade"},
+    {"name": "site", "type": "varchar", "max_length": 200, "default": ""}]},
+  {"name": "Tag", "fields": [
+    {"name": "label", "type": "varchar", "max_length": 30, "primary_key": true}]},
+  {"name": "Entry", "fields": [
+    {"name": "id", "type": "bigauto", "primary_key": true},
+    {"name": "author", "type": "foreign_key", "to": "Author", "on_delete": "cascade", "related_name": "entries"},
+    {"name": "editor", "type": "foreign_key", "to": "Author", "on_delete": "set_null", "null": true, "related_name": "edited"},
+    {"name": "parent", "type": "foreign_key", "to": "Entry", "on_delete": "do_nothing", "null": true, "related_name": "children"},
+    {"name": "profile", "type": "foreign_key", "to": "Profile", "on_delete": "restrict", "null": true},
+    {"name": "headline", "type": "varchar", "max_length": 255},
+    {"name": "price", "type": "decimal", "max_digits": 6, "decimal_places": 3, "null": true},
+    {"name": "status", "type": "varchar", "max_length": 10, "default": "draft",
+     "choices": ["draft", "published"]},
+    {"name": "score", "type": "integer", "db_index": true, "default": 0},
+    {"name": "tags", "type": "many_to_many", "to": "Tag"},
+    {"name": "related", "type": "many_to_many", "to": "Entry"}],
+   "indexes": [{"fields": ["headline"]}, {"fields": ["status", "score"]}],
+   "unique_together": [["author", "headline"]]}
+]}
+EOF
+run 0 dorm makemigrations
+run 0 dorm migrate --db "$DB2"
+run 0 dorm inspectdb --db "$DB2"
+hasnt "warning" err
+has '"max_digits": 10' out
+has '"decimal_places": 3' out
+has '"type": "bigauto"' out
+has '"related_name": "entry_author_set"' out
+mkdir back && cp "$W/out" back/models.json && cp -r migrations back/
+(cd back && "$DORM" makemigrations --check >"$W/out" 2>"$W/err"); st=$?
+eq "$st" 0 "inspectdb output of every field type accepted by makemigrations --check"
+has "No changes detected" out
+# the index over age, whichever way inspectdb spells it, is the model
+# index the migrations made: taking it out of the models drops it
+python3 - back/models.json <<'EOF' || fail "could not edit back/models.json"
+import json, sys
+m = json.load(open(sys.argv[1]))
+for mod in m["models"]:
+    if mod["name"] == "Author":
+        for f in mod["fields"]:
+            if f["name"] == "age": f.pop("db_index", None)
+        mod["indexes"] = [x for x in mod.get("indexes", []) if x.get("fields") != ["age"]]
+json.dump(m, open(sys.argv[1], "w"), indent=1)
+EOF
+(cd back && "$DORM" makemigrations --dry-run >"$W/out" 2>"$W/err"); st=$?
+eq "$st" 0 "makemigrations after dropping the age index"
+has '"op": "remove_index", "model": "Author", "index": {"fields": \["age"\]}' out
+# a decimal declared without precision (as dorm wrote it on SQLite before):
+# read with a guessed precision and a warning, still valid models
+if [ "$KIND" = sqlite ]; then
+  sql2 'CREATE TABLE "legacy" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "amount" decimal NOT NULL)'
+else
+  sql2 'CREATE TABLE "legacy" ("id" integer GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, "amount" numeric NOT NULL)'
+fi
+run 0 dorm inspectdb --db "$DB2"
+has "legacy.amount: a decimal column without precision" err
+hasnt "does not map onto valid models" err
+has '"decimal_places": 5' out
+cd "$W"
 
 # ---- --fake, --help, usage errors ------------------------------------------------------------------------
 run 0 dorm migrate --db "$DB" 0007 --fake

@@ -651,6 +651,110 @@ static void test_get_or_create(void **state) {
       DORM_EMULTIPLE);
 }
 
+/* choices hold on every write path (models.md): a value outside them is
+ * refused before any SQL, with DORM_EINVAL through the errback, and
+ * nothing is written. */
+static const char choices_models[] =
+    "{\"models\": [{\"name\": \"Task\", \"fields\": ["
+    "{\"name\": \"title\", \"type\": \"varchar\", \"max_length\": 50},"
+    "{\"name\": \"status\", \"type\": \"varchar\", \"max_length\": 10,"
+    " \"default\": \"todo\","
+    " \"choices\": [[\"todo\", \"To do\"], [\"done\", \"Done\"]]},"
+    "{\"name\": \"price\", \"type\": \"decimal\", \"max_digits\": 6,"
+    " \"decimal_places\": 2, \"null\": true, \"choices\": [\"0.50\", \"10\"]}"
+    "]}]}";
+
+static int64_t count_tasks(const dorm_model *task, const char *status) {
+  dorm_query *q = dorm_select(task);
+  if (status) dorm_filter(q, "status", dorm_str(status));
+  int64_t n = t_count(dorm_async_count(DB, q));
+  dorm_query_free(q);
+  return n;
+}
+
+static void test_choices(void **state) {
+  (void)state;
+  dorm_error err;
+  dorm_error_clear(&err);
+  dorm_schema *cs =
+      dorm_schema_load_string(choices_models, "models.json", &err);
+  if (!cs) fail_msg("schema: %s", err.message);
+  const dorm_model *task = dorm_schema_model(cs, "Task");
+  static const char *const names[] = {"Task", NULL};
+  t_create_tables(DB, cs, names);
+  char msg[DORM_ERROR_MSG_MAX];
+
+  /* create: a choice (decimal by value) is stored, another value refused */
+  dorm_query *q = dorm_insert(task);
+  dorm_set(q, "title", dorm_str("a"));
+  dorm_set(q, "status", dorm_str("done"));
+  dorm_set(q, "price", dorm_decimal("0.5"));
+  dorm_result r = t_ok(dorm_async_create(DB, q));
+  int64_t id = dorm_row_int(r.u.row.row, "id");
+  dorm_result_free(&r);
+  dorm_query_free(q);
+  q = dorm_insert(task);
+  dorm_set(q, "title", dorm_str("b"));
+  dorm_set(q, "status", dorm_str("bogus"));
+  assert_int_equal(t_err(dorm_async_create(DB, q), msg, sizeof msg),
+                   DORM_EINVAL);
+  assert_string_equal(msg,
+                      "model 'Task', field 'status': 'bogus' is not one of "
+                      "the choices ('todo', 'done')");
+  dorm_query_free(q);
+  q = dorm_insert(task);
+  dorm_set(q, "title", dorm_str("c"));
+  dorm_set(q, "price", dorm_decimal("0.51"));
+  assert_int_equal(t_err(dorm_async_create(DB, q), msg, sizeof msg),
+                   DORM_EINVAL);
+  assert_non_null(strstr(msg, "field 'price': '0.51'"));
+  dorm_query_free(q);
+  assert_int_equal(count_tasks(task, NULL), 1);
+
+  /* update: refused, the row keeps its value */
+  q = dorm_update(task);
+  dorm_filter(q, "pk", dorm_int(id));
+  dorm_set(q, "status", dorm_str("doing"));
+  assert_int_equal(t_err(dorm_async_update(DB, q), msg, sizeof msg),
+                   DORM_EINVAL);
+  assert_non_null(strstr(msg, "'doing' is not one of the choices"));
+  dorm_query_free(q);
+  assert_int_equal(count_tasks(task, "done"), 1);
+
+  /* bulk_create: one bad row and nothing is inserted */
+  q = dorm_insert(task);
+  dorm_set(q, "title", dorm_str("d"));
+  dorm_set(q, "status", dorm_str("todo"));
+  dorm_insert_next_row(q);
+  dorm_set(q, "title", dorm_str("e"));
+  dorm_set(q, "status", dorm_str("later"));
+  assert_int_equal(t_err(dorm_async_bulk_create(DB, q), msg, sizeof msg),
+                   DORM_EINVAL);
+  assert_non_null(strstr(msg, "'later'"));
+  dorm_query_free(q);
+  assert_int_equal(count_tasks(task, NULL), 1);
+
+  /* get_or_create and update_or_create: their defaults are held too */
+  dorm_kv look[] = {{"title", dorm_str("f")}};
+  dorm_kv bad[] = {{"status", dorm_str("nope")}};
+  dorm_kv good[] = {{"status", dorm_str("done")}};
+  assert_int_equal(t_err(dorm_async_get_or_create(DB, task, look, 1, bad, 1),
+                         msg, sizeof msg),
+                   DORM_EINVAL);
+  assert_non_null(strstr(msg, "model 'Task', field 'status': 'nope'"));
+  assert_int_equal(count_tasks(task, NULL), 1);
+  r = t_ok(dorm_async_get_or_create(DB, task, look, 1, good, 1));
+  assert_int_equal(dorm_row_created(r.u.row.row), 1);
+  dorm_result_free(&r);
+  assert_int_equal(t_err(dorm_async_update_or_create(DB, task, look, 1, bad, 1),
+                         msg, sizeof msg),
+                   DORM_EINVAL);
+  assert_non_null(strstr(msg, "'nope'"));
+  assert_int_equal(count_tasks(task, "done"), 2);
+  assert_int_equal(count_tasks(task, "nope"), 0);
+  dorm_schema_free(cs);
+}
+
 static void test_select_related_values(void **state) {
   (void)state;
   int64_t ann = add_author("Ann", 30, NULL);
@@ -2247,6 +2351,7 @@ int main(void) {
       T(test_integrity_errors),
       T(test_bulk_create),
       T(test_get_or_create),
+      T(test_choices),
       T(test_select_related_values),
       T(test_integer_ranges),
       T(test_raw_execute),

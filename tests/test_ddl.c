@@ -441,7 +441,8 @@ static void test_create_model_golden(void **state) {
       "AUTOINCREMENT, \"name\" varchar(100) NOT NULL, \"email\" varchar(254) "
       "NOT NULL CONSTRAINT \"author_email_uniq\" UNIQUE, \"age\" integer NULL, "
       "\"bio\" text NOT NULL, \"joined\" datetime NULL, \"score\" real NULL, "
-      "\"price\" decimal NULL, \"active\" bool NOT NULL, \"born\" date NULL, "
+      "\"price\" decimal(8, 2) NULL, \"active\" bool NOT NULL, \"born\" date "
+      "NULL, "
       "\"wake\" time NULL, \"uid\" char(36) NULL, \"tags\" text NULL CHECK "
       "((JSON_VALID(\"tags\") OR \"tags\" IS NULL)), \"data\" BLOB NULL, "
       "\"small\" smallint NULL, \"big\" bigint NULL, CONSTRAINT "
@@ -455,7 +456,7 @@ static void test_create_model_golden(void **state) {
          "BY DEFAULT AS IDENTITY, \"name\" varchar(50) NOT NULL);\n");
   OK(dorm_ddl_create_model(&tag, NULL, 0, SL, &d, &e));
   EXPECT("tag_sl", &d,
-         "CREATE TABLE \"tag\" (\"id\" integer NOT NULL PRIMARY KEY "
+         "CREATE TABLE \"tag\" (\"id\" INTEGER NOT NULL PRIMARY KEY "
          "AUTOINCREMENT, \"name\" varchar(50) NOT NULL);\n");
   OK(dorm_ddl_create_model(&entry, NULL, 0, PG, &d, &e));
   EXPECT(
@@ -488,7 +489,7 @@ static void test_create_model_golden(void **state) {
   OK(dorm_ddl_create_model(&entry, NULL, 0, SL, &d, &e));
   EXPECT(
       "entry_sl", &d,
-      "CREATE TABLE \"entry\" (\"id\" integer NOT NULL PRIMARY KEY "
+      "CREATE TABLE \"entry\" (\"id\" INTEGER NOT NULL PRIMARY KEY "
       "AUTOINCREMENT, \"author_id\" integer NOT NULL CONSTRAINT "
       "\"entry_author_id_fk\" REFERENCES \"author\" (\"id\") ON DELETE CASCADE "
       "DEFERRABLE INITIALLY DEFERRED, \"headline\" varchar(255) NOT NULL, "

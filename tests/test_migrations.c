@@ -297,6 +297,55 @@ static void test_renames(void **state) {
   dorm_schema_free(to);
 }
 
+/* A field's db_index and a model index over that field alone are one
+ * index in the database ("author_age_idx" either way): switching between
+ * the two spellings writes nothing, in both directions, while a column
+ * named otherwise (db_column, a foreign key's "_id") keeps them apart. */
+static void test_index_spellings(void **state) {
+  (void)state;
+  static const char *const by_flag =
+      "{\"models\": [{\"name\": \"Author\", \"fields\": ["
+      "{\"name\": \"age\", \"type\": \"integer\", \"db_index\": true},"
+      "{\"name\": \"code\", \"type\": \"integer\", \"db_column\": \"c\", "
+      "\"db_index\": true}]}]}";
+  static const char *const by_index =
+      "{\"models\": [{\"name\": \"Author\", \"fields\": ["
+      "{\"name\": \"age\", \"type\": \"integer\"},"
+      "{\"name\": \"code\", \"type\": \"integer\", \"db_column\": \"c\"}], "
+      "\"indexes\": [{\"fields\": [\"age\"]}, {\"fields\": [\"code\"]}]}]}";
+  dorm_schema *a = load(by_flag), *b = load(by_index);
+  dorm_error err;
+  for (int dir = 0; dir < 2; dir++) {
+    dorm_error_clear(&err);
+    json_t *ops = dorm_autodetect(dir ? b : a, dir ? a : b, NULL, NULL, &err);
+    if (!ops) fail_msg("autodetect: %s", err.message);
+    /* only code's two indexes differ ("author_c_idx", "author_code_idx") */
+    assert_int_equal(json_array_size(ops), 2);
+    for (size_t i = 0; i < 2; i++) {
+      char *s = json_dumps(json_array_get(ops, i), JSON_COMPACT);
+      assert_non_null(strstr(s, "code"));
+      assert_null(strstr(s, "\"age\""));
+      free(s);
+    }
+    json_decref(ops);
+  }
+  /* after the switch, taking the index away is one operation that drops
+   * it, in the spelling the migrations know */
+  dorm_schema *none = load(
+      "{\"models\": [{\"name\": \"Author\", \"fields\": ["
+      "{\"name\": \"age\", \"type\": \"integer\"},"
+      "{\"name\": \"code\", \"type\": \"integer\", \"db_column\": \"c\"}], "
+      "\"indexes\": [{\"fields\": [\"code\"]}]}]}");
+  dorm_error_clear(&err);
+  json_t *ops = dorm_autodetect(b, none, NULL, NULL, &err);
+  assert_int_equal(json_array_size(ops), 1);
+  assert_string_equal(op_at(ops, 0), "remove_index");
+  json_decref(ops);
+  dorm_schema_free(a);
+  dorm_schema_free(b);
+  dorm_schema_free(none);
+}
+
 /* A model whose name changes only in case (inspectdb reads table
  * blogentry back as "Blogentry") is renamed, even with --no-detect-renames
  * and with other changes: a delete and a create of names equal but for
@@ -368,6 +417,7 @@ int main(void) {
       cmocka_unit_test(test_autodetect_changes_and_reverse),
       cmocka_unit_test(test_renames),
       cmocka_unit_test(test_rename_case_only),
+      cmocka_unit_test(test_index_spellings),
       cmocka_unit_test(test_state_refusals),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

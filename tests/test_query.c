@@ -30,7 +30,8 @@ static const char *const sqlite_tables[] = {
     "CREATE TABLE \"author\" (\"id\" integer NOT NULL PRIMARY KEY "
     "AUTOINCREMENT, \"name\" varchar(100) NOT NULL, \"age\" integer NULL, "
     "\"country\" varchar(2) NOT NULL, \"email\" varchar(254) NULL UNIQUE, "
-    "\"joined\" datetime NULL, \"bio\" text NOT NULL, \"score\" decimal NULL, "
+    "\"joined\" datetime NULL, \"bio\" text NOT NULL, \"score\" decimal(8, 2) "
+    "NULL, "
     "\"active\" bool NOT NULL, \"uid\" char(32) NULL, \"data\" text NULL, "
     "\"wake\" time NULL, \"born\" date NULL, \"avatar\" BLOB NULL)",
     "CREATE TABLE \"tag\" (\"id\" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "
@@ -1894,6 +1895,121 @@ static void test_bad_input(void **state) {
   dorm_query_free(q);
 }
 
+/* ---- choices ----------------------------------------------------------------
+ *
+ * models.md: a field's choices are the values it may hold.  Every write
+ * sets its values with dorm_set, so refusing there refuses create, update,
+ * bulk_create and the defaults of get_or_create/update_or_create alike;
+ * the message names the model, the field, the value and the choices. */
+
+static const char choices_models[] =
+    "{\"models\": [{\"name\": \"Task\", \"fields\": ["
+    "{\"name\": \"status\", \"type\": \"varchar\", \"max_length\": 10,"
+    " \"choices\": [[\"todo\", \"To do\"], [\"done\", \"Done\"]]},"
+    "{\"name\": \"prio\", \"type\": \"smallint\", \"null\": true,"
+    " \"choices\": [1, 2, 3]},"
+    "{\"name\": \"price\", \"type\": \"decimal\", \"max_digits\": 6,"
+    " \"decimal_places\": 2, \"null\": true, \"choices\": [\"0.50\", \"10\"]},"
+    "{\"name\": \"at\", \"type\": \"time\", \"null\": true,"
+    " \"choices\": [\"09:00\", \"17:30:00\"]},"
+    "{\"name\": \"ref\", \"type\": \"uuid\", \"null\": true,"
+    " \"choices\": [\"12345678-1234-5678-1234-567812345678\"]},"
+    "{\"name\": \"when\", \"type\": \"datetime\", \"null\": true,"
+    " \"choices\": [\"2024-05-01T10:00:00Z\"]},"
+    "{\"name\": \"ok\", \"type\": \"boolean\", \"default\": true,"
+    " \"choices\": [true]},"
+    "{\"name\": \"note\", \"type\": \"text\", \"default\": \"\"}]}]}";
+
+/* dorm_set on a fresh insert and update of Task: want is 0 or an error
+ * code; frags must all be in the message. */
+static void expect_set(const dorm_model *task, const char *field, dorm_value v,
+                       int want, ...) {
+  dorm_query *qs[2] = {dorm_insert(task), dorm_update(task)};
+  for (int k = 0; k < 2; k++) {
+    dorm_query *q = qs[k];
+    int rc = dorm_set(q, field, v);
+    dorm_error err;
+    dorm_error_clear(&err);
+    dorm_query_error(q, &err);
+    if (rc != want)
+      fail_msg("%s %s: want %s, got %s: %s", k ? "update" : "insert", field,
+               dorm_err_name(want), dorm_err_name(rc), err.message);
+    va_list ap;
+    va_start(ap, want);
+    const char *frag;
+    while ((frag = va_arg(ap, const char *)) != NULL)
+      if (!strstr(err.message, frag))
+        fail_msg("message '%s' lacks '%s'", err.message, frag);
+    va_end(ap);
+    if (want) {
+      /* the error is sticky: the query does not compile on either side */
+      expect_error(q, DORM_DIALECT_POSTGRES, want, "choices", NULL);
+      expect_error(q, DORM_DIALECT_SQLITE, want, "choices", NULL);
+    }
+    dorm_query_free(q);
+  }
+}
+
+static void test_choices(void **state) {
+  (void)state;
+  dorm_error err;
+  dorm_error_clear(&err);
+  dorm_schema *sc =
+      dorm_schema_load_string(choices_models, "models.json", &err);
+  if (!sc) fail_msg("schema: %s", err.message);
+  const dorm_model *task = dorm_schema_model(sc, "Task");
+
+  expect_set(task, "status", dorm_str("todo"), 0, NULL);
+  expect_set(task, "status", dorm_str("bogus"), DORM_EINVAL,
+             "model 'Task', field 'status': 'bogus' is not one of the "
+             "choices ('todo', 'done')",
+             NULL);
+  expect_set(task, "status", dorm_str("Todo"), DORM_EINVAL, NULL);
+  expect_set(task, "prio", dorm_int(3), 0, NULL);
+  expect_set(task, "prio", dorm_null(), 0, NULL); /* null: nullable */
+  expect_set(task, "prio", dorm_int(4), DORM_EINVAL,
+             "field 'prio': 4 is not one of the choices (1, 2, 3)", NULL);
+  /* decimals by value: 0.5 is the choice "0.50", 10.00 is "10" */
+  expect_set(task, "price", dorm_decimal("0.5"), 0, NULL);
+  expect_set(task, "price", dorm_decimal("10.00"), 0, NULL);
+  expect_set(task, "price", dorm_int(10), 0, NULL);
+  expect_set(task, "price", dorm_decimal("-0.50"), DORM_EINVAL,
+             "field 'price': '-0.50' is not one of the choices ('0.50', "
+             "'10')",
+             NULL);
+  expect_set(task, "price", dorm_decimal("1.0"), DORM_EINVAL, NULL);
+  expect_set(task, "price", dorm_decimal("100"), DORM_EINVAL, NULL);
+  /* times by value: 09:00 is 09:00:00.000 */
+  expect_set(task, "at", dorm_time("09:00:00.000"), 0, NULL);
+  expect_set(task, "at", dorm_time("17:30"), 0, NULL);
+  expect_set(task, "at", dorm_time("17:31"), DORM_EINVAL, "field 'at'", NULL);
+  /* uuids and datetimes in their canonical spelling */
+  expect_set(task, "ref", dorm_uuid("12345678123456781234567812345678"), 0,
+             NULL);
+  expect_set(task, "ref", dorm_uuid("12345678-1234-5678-1234-567812345679"),
+             DORM_EINVAL, "field 'ref'", NULL);
+  expect_set(task, "when", dorm_datetime("2024-05-01 12:00:00+02:00"), 0, NULL);
+  expect_set(task, "when", dorm_datetime("2024-05-01T10:00:01Z"), DORM_EINVAL,
+             "field 'when'", NULL);
+  expect_set(task, "ok", dorm_bool(1), 0, NULL);
+  expect_set(task, "ok", dorm_bool(0), DORM_EINVAL,
+             "field 'ok': false is not one of the choices (true)", NULL);
+  expect_set(task, "note", dorm_str("anything"), 0, NULL);
+
+  /* an F expression is not a value to check */
+  dorm_query *q = dorm_update(task);
+  assert_int_equal(dorm_set(q, "prio", dorm_fval(dorm_F(q, "prio"))), 0);
+  dorm_query_free(q);
+
+  /* a bad value in the second row of a bulk insert refuses the insert */
+  q = dorm_insert(task);
+  assert_int_equal(dorm_set(q, "status", dorm_str("done")), 0);
+  assert_int_equal(dorm_insert_next_row(q), 0);
+  assert_int_equal(dorm_set(q, "status", dorm_str("later")), DORM_EINVAL);
+  expect_error(q, DORM_DIALECT_SQLITE, DORM_EINVAL, "'later'", NULL);
+  dorm_query_free(q);
+  dorm_schema_free(sc);
+}
 /* ---- allocation failure -----------------------------------------------------
  */
 
@@ -2308,6 +2424,7 @@ int main(void) {
       cmocka_unit_test(test_insert),
       cmocka_unit_test(test_update_delete),
       cmocka_unit_test(test_bad_input),
+      cmocka_unit_test(test_choices),
       cmocka_unit_test(test_alloc_failure),
       cmocka_unit_test(test_describe_and_reset),
       cmocka_unit_test(test_many_to_many),

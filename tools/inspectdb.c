@@ -12,6 +12,17 @@
  * out.  Defaults are not in the database (dorm drops them once existing
  * rows are filled, as Django does) and so not in the output.
  *
+ * For a database dorm migrated the output must describe what the
+ * migrations describe (makemigrations --check finds no change): decimals
+ * keep their precision (numeric(M, D); decimal(M, D) as dorm declares it
+ * on SQLite), a bigauto key on SQLite is told from an auto one by its
+ * declared "INTEGER" (query/ddl.c), a unique single-column index stays a
+ * model index (only a unique constraint is "unique": true), and two
+ * relations to one model get "<model>_<field>_set" reverse names, which
+ * the database does not hold.  A db_index and a model index over the same
+ * field alone are the same index; the autodetector takes either for the
+ * other.
+ *
  * A join table of the shape dorm (and Django) makes for a many_to_many
  * field -- `<table>_<field>` with an auto `id`, the two foreign keys named
  * after the models (`entry_id`, `tag_id`; `from_x_id`/`to_x_id` for a
@@ -134,7 +145,7 @@ static int sqlite_type(const char *decl, json_t *col) {
   for (; decl[i] && i + 1 < sizeof t; i++)
     t[i] = (decl[i] >= 'A' && decl[i] <= 'Z') ? (char)(decl[i] + 32) : decl[i];
   t[i] = '\0';
-  int n = 0;
+  int n = 0, d = 0;
   const char *type = "text";
   if (!strcmp(t, "integer") || !strcmp(t, "int"))
     type = "integer";
@@ -144,9 +155,14 @@ static int sqlite_type(const char *decl, json_t *col) {
     type = "smallint";
   else if (!strcmp(t, "real") || !strcmp(t, "double") || !strcmp(t, "float"))
     type = "float";
-  else if (!strncmp(t, "decimal", 7) || !strncmp(t, "numeric", 7))
+  else if (!strncmp(t, "decimal", 7) || !strncmp(t, "numeric", 7)) {
     type = "decimal";
-  else if (!strcmp(t, "bool") || !strcmp(t, "boolean"))
+    /* dorm declares decimal(M, D); the precision is all SQLite keeps */
+    if (sscanf(t + 7, " (%d ,%d )", &n, &d) == 2 && n > 0 && d >= 0 && d <= n) {
+      json_object_set_new(col, "digits", json_integer(n));
+      json_object_set_new(col, "places", json_integer(d));
+    }
+  } else if (!strcmp(t, "bool") || !strcmp(t, "boolean"))
     type = "boolean";
   else if (!strcmp(t, "char(36)"))
     type = "uuid";
@@ -183,8 +199,16 @@ static int sqlite_table(ctx *c, table *t, const char *create_sql) {
     sqlite_type(vtext(r, 1, b2, sizeof b2), col);
     json_object_set_new(col, "notnull", json_boolean(vint(r, 2)));
     json_object_set_new(col, "pk", json_boolean(vint(r, 3)));
-    if (vint(r, 3) && strstr(create_sql, "AUTOINCREMENT"))
+    if (vint(r, 3) && strstr(create_sql, "AUTOINCREMENT")) {
       json_object_set_new(col, "auto", json_true());
+      /* dorm declares a bigauto key "INTEGER", an auto one "integer"
+       * (query/ddl.c): both are SQLite's 64-bit rowid, and the pragma
+       * says INTEGER for either, so the declaration is read */
+      char decl[600];
+      snprintf(decl, sizeof decl, "\"%s\" INTEGER NOT NULL PRIMARY KEY", name);
+      if (strstr(create_sql, decl))
+        json_object_set_new(col, "type", json_string("bigint"));
+    }
     char needle[600];
     snprintf(needle, sizeof needle, "JSON_VALID(\"%s\")", name);
     if (strstr(create_sql, needle))
@@ -389,19 +413,14 @@ static void field_name(const table *t, const char *col, char *out, size_t cap) {
     snprintf(out, cap, "%s", col);
 }
 
+/* A unique constraint on col alone ("unique": true, or what makes a
+ * foreign key a one_to_one).  A unique index on it is not one: that is a
+ * model index with "unique": true, which dorm creates as such. */
 static int unique_single(const table *t, const char *col) {
   for (size_t i = 0; i < json_array_size(t->uniques); i++) {
     json_t *u = json_array_get(t->uniques, i);
     if (json_array_size(u) == 1 &&
         !strcmp(json_string_value(json_array_get(u, 0)), col))
-      return 1;
-  }
-  for (size_t i = 0; i < json_array_size(t->indexes); i++) {
-    json_t *x = json_array_get(t->indexes, i);
-    json_t *cols = json_object_get(x, "columns");
-    if (json_is_true(json_object_get(x, "unique")) &&
-        json_array_size(cols) == 1 &&
-        !strcmp(json_string_value(json_array_get(cols, 0)), col))
       return 1;
   }
   return 0;
@@ -432,6 +451,15 @@ static json_t *model_of(const table *t) {
     if (!strcmp(type, "decimal") && json_object_get(col, "digits")) {
       json_object_set(f, "max_digits", json_object_get(col, "digits"));
       json_object_set(f, "decimal_places", json_object_get(col, "places"));
+    } else if (!strcmp(type, "decimal")) {
+      /* a column declared without precision (bare decimal or numeric, as
+       * older dorm wrote on SQLite): a model needs one, so guess Django's */
+      json_object_set_new(f, "max_digits", json_integer(10));
+      json_object_set_new(f, "decimal_places", json_integer(5));
+      cli_warn(
+          "warning: %s.%s: a decimal column without precision; "
+          "max_digits 10 and decimal_places 5 are a guess",
+          t->name, cn);
     }
     if (fk) {
       char target[256];
@@ -451,7 +479,8 @@ static json_t *model_of(const table *t) {
     snprintf(idx, sizeof idx, "%s_%s_idx", t->name, cn);
     for (size_t k = 0; k < json_array_size(t->indexes); k++) {
       json_t *x = json_array_get(t->indexes, k);
-      if (!strcmp(sget(x, "name"), idx) && !fk)
+      if (!strcmp(sget(x, "name"), idx) && !fk &&
+          !json_is_true(json_object_get(x, "unique")))
         json_object_set_new(f, "db_index", json_true());
     }
     json_array_append_new(fields, f);
@@ -467,10 +496,9 @@ static json_t *model_of(const table *t) {
     char own[600];
     snprintf(own, sizeof own, "%s_%s_idx", t->name,
              json_string_value(json_array_get(cols, 0)));
-    if (json_array_size(cols) == 1 && !strcmp(sget(x, "name"), own)) continue;
-    if (json_is_true(json_object_get(x, "unique")) &&
-        json_array_size(cols) == 1)
-      continue; /* shown as "unique": true */
+    if (json_array_size(cols) == 1 && !strcmp(sget(x, "name"), own) &&
+        !json_is_true(json_object_get(x, "unique")))
+      continue; /* the field's db_index (or a foreign key's index) */
     json_t *names = json_array();
     for (size_t q = 0; q < json_array_size(cols); q++) {
       char fname[300];
@@ -585,6 +613,36 @@ static int join_table_of(const table *t, const char **src, char *field,
   return 0;
 }
 
+/* The database does not hold related_name, and a model with two
+ * relations to one model (two foreign keys, or a foreign key and a
+ * many_to_many) would give both the same reverse name, which the loader
+ * refuses: name each of those as Django's inspectdb does,
+ * "<model>_<field>_set".  The autodetector ignores related_name, so this
+ * costs no migration. */
+static void name_reverse_relations(json_t *model) {
+  json_t *fields = json_object_get(model, "fields");
+  char lower[256];
+  snprintf(lower, sizeof lower, "%s", sget(model, "name"));
+  for (char *p = lower; *p; p++)
+    if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
+  for (size_t i = 0; i < json_array_size(fields); i++) {
+    json_t *f = json_array_get(fields, i);
+    const char *to = json_string_value(json_object_get(f, "to"));
+    if (!to) continue;
+    size_t same = 0;
+    for (size_t k = 0; k < json_array_size(fields); k++) {
+      const char *o =
+          json_string_value(json_object_get(json_array_get(fields, k), "to"));
+      if (o && !strcmp(o, to)) same++;
+    }
+    if (same < 2) continue;
+    char rn[600];
+    snprintf(rn, sizeof rn, "%s_%s_set", lower, sget(f, "name"));
+    if (dorm_ident_valid(rn))
+      json_object_set_new(f, "related_name", json_string(rn));
+  }
+}
+
 /* Models for tables[0..n): join tables become many_to_many fields of
  * their source models (appended after its columns). */
 static void add_models(json_t *models, table *tables, size_t n) {
@@ -614,6 +672,7 @@ static void add_models(json_t *models, table *tables, size_t n) {
     json_t *extra = m2m ? json_object_get(m2m, tables[i].name) : NULL;
     if (m && extra)
       json_array_extend(json_object_get(m, "fields"), extra);
+    if (m) name_reverse_relations(m);
     json_array_append_new(models, m);
   }
   free(is_join);

@@ -49,7 +49,9 @@ static const char help_migrate[] =
     "\n"
     "Each migration runs in one transaction; a failing migration leaves\n"
     "the schema and dorm_migrations as they were and names the operation\n"
-    "that failed.  Progress goes to stderr.\n"
+    "that failed.  A history with two leaves (two migrations nobody\n"
+    "depends on) is refused before anything runs.  Progress goes to\n"
+    "stderr.\n"
     "\n"
     "exit status: 0 done, 1 error, 2 usage error\n";
 
@@ -456,6 +458,29 @@ int cmd_migrate(int argc, char **argv) {
   }
   dorm_migration_set *set = NULL;
   if (cli_load_migrations(dir, &set)) return CLI_ERROR;
+  /* Two histories that both end somewhere (Django's "multiple leaf
+   * nodes"): which order they would run in is a guess, so refuse before
+   * the database is touched, as makemigrations does. */
+  size_t leaves[8];
+  size_t nleaves = dorm_migrations_leaves(set, leaves, 8);
+  if (nleaves > 1) {
+    char names[1024];
+    size_t n = 0, shown = nleaves < 8 ? nleaves : 8;
+    names[0] = '\0';
+    for (size_t k = 0; k < shown && n < sizeof names; k++)
+      n += (size_t)snprintf(names + n, sizeof names - n, "%s%s",
+                            k == 0             ? ""
+                            : k + 1 == nleaves ? " and "
+                                               : ", ",
+                            set->migs[leaves[k]].name);
+    cli_error(
+        "conflicting migrations: %s%s %s end the history (make one depend "
+        "on the other); nothing was applied",
+        names, nleaves > shown ? " and more" : "",
+        nleaves == 2 ? "both" : "all");
+    dorm_migration_set_free(set);
+    return CLI_ERROR;
+  }
   long t = -1;
   int zero = target && !strcmp(target, "zero");
   if (target && !zero) {

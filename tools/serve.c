@@ -46,6 +46,8 @@ static const char usage_text[] =
     "  GET    /api/<model>?<lookup>=<value>&order_by=-age,name&limit=N"
     "&offset=M&fields=id,name\n"
     "  GET    /api/<model>/count?<lookup>=<value>\n"
+    "         (distinct=1: each object once, when a lookup crosses a "
+    "multi-valued relation)\n"
     "  GET    /api/<model>/<pk>      PATCH /api/<model>/<pk>      "
     "DELETE /api/<model>/<pk>\n"
     "  POST   /api/<model>           GET /healthz\n"
@@ -57,7 +59,8 @@ static const char usage_text[] =
     "Limits: --max-body 1048576 (413), --max-header 16384 (431), "
     "--max-connections 1024 (503),\n"
     "--idle-timeout 30000, --request-timeout 15000 (408), --shutdown-timeout "
-    "10000.\n";
+    "10000.\n"
+    "--pool: PostgreSQL connections (default 2 per core).\n";
 
 typedef struct serve_run {
   serve_state st;

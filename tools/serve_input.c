@@ -17,6 +17,9 @@
  * (serve_m2m_take) for the transaction that writes the row, and in
  * fields= it names a relation to read afterwards, not a column.
  *
+ * distinct=1 (or true) is Django's .distinct(), for the rows a filter
+ * across a multi-valued relation would otherwise repeat.
+ *
  * Every refusal here is a 400 whose message names the user's input; none
  * contains SQL (there is none yet) or a database's text.
  */
@@ -361,6 +364,14 @@ int serve_apply_params(const serve_state *st, dorm_query *q,
       if (parse_count(p, &limit, why)) return -1;
     } else if (!strcmp(p->name, "offset")) {
       if (parse_count(p, &offset, why)) return -1;
+    } else if (!strcmp(p->name, "distinct")) {
+      /* Django's .distinct(): each object once, however many related rows
+       * of a multi-valued relation matched (lists and counts alike) */
+      if (!(p->value_len == 1 && p->value[0] == '1') &&
+          !(p->value_len == 4 && !strncasecmp(p->value, "true", 4)))
+        return serve_refuse(why, "'distinct': expected 1 or true, got '%.100s'",
+                            p->value);
+      if (dorm_distinct(q) != 0) return refuse_query(why, q);
     } else if (apply_lookup(st, q, m, p, why) != 0) {
       return -1;
     }

@@ -75,7 +75,8 @@ typedef struct dorm_db_options {
   int busy_timeout_ms;
   /* SQLite: "OFF", "NORMAL" (default), "FULL" or "EXTRA". */
   const char *synchronous;
-  /* PostgreSQL: connections in the pool (default 4). */
+  /* PostgreSQL: connections in the pool (default 2 per online core, at
+   * most 128; the URI parameter pool_size=N also sets it). */
   int pool_size;
   /* Requests accepted but not finished, beyond which calls fail with
    * DORM_EQUEUEFULL through their errback (default 0: no limit). */
