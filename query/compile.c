@@ -702,9 +702,18 @@ static void emit_select_list(cctx *c, int record) {
       if (!o->path.nhops && q->nvalues == 0 && !o->path.transform &&
           field_selected(q, o->path.field))
         continue;
+      /* selected already when a values() path names the same column of
+       * the same join (values() called before a filter() crossing the
+       * relation reads another join than the ordering: Django compares
+       * the SQL of the two) */
       int selected = 0;
-      for (const path_item *it = q->values; it; it = it->next)
-        if (!strcmp(it->path.text, o->path.text)) selected = 1;
+      for (const path_item *it = q->values; it && !selected; it = it->next) {
+        if (strcmp(it->path.text, o->path.text)) continue;
+        c->event = dorm__ev_call(it->after);
+        int alias = dorm__path_alias_of(c, &it->path, 1);
+        c->event = DORM__EV_END;
+        selected = alias == dorm__path_alias_of(c, &o->path, 1);
+      }
       if (selected) continue;
       dorm__emitl(c, ", ");
       emit_path_value(c, &o->path);

@@ -1036,6 +1036,23 @@ static void test_join_call_order(void **state) {
               "'x'");
   dorm_query_free(q);
 
+  /* the same path in values() and order_by() is two columns when they
+   * read two joins: Author.values("entries__rating")
+   * .filter(entries__rating__gt=3).distinct().order_by("entries__rating") */
+  q = dorm_select(Author);
+  dorm_values(q, "entries__rating");
+  dorm_filter(q, "entries__rating__gt", dorm_int(3));
+  dorm_distinct(q);
+  dorm_order_by(q, "entries__rating");
+  expect_both_tail(
+      q,
+      "SELECT DISTINCT \"entry\".\"rating\", \"T3\".\"rating\" "
+      "FROM \"author\" LEFT OUTER JOIN \"entry\" ON "
+      "(\"author\".\"id\" = \"entry\".\"author_id\")" J_ENTRY_T3
+      " WHERE \"T3\".\"rating\" > $1 ORDER BY \"T3\".\"rating\" ASC",
+      " NULLS LAST", "3");
+  dorm_query_free(q);
+
   /* distinct() with an ordering it does not select: the ordering column
    * joins the SELECT DISTINCT list (Author.values("name")
    * .filter(entries__rating__gt=3).distinct().order_by("-entries__rating")) */
