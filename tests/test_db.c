@@ -1618,6 +1618,35 @@ static void test_multi_valued_outside_filters(void **state) {
   dorm_annotate(q, "n", DORM_AGG_COUNT, "novels");
   dorm_order_by(q, "id");
   expect_pairs(q, "id", "n", "1:1,2:1");
+  /* annotate() on both sides of a filter(): two joins,
+   * Writer.values("name").annotate(n=Sum("novels__pages"))
+   *   .filter(novels__in_print=True).annotate(m=Sum("novels__pages"))
+   *   .order_by("name") -> Ann 2500 3600, Bob 930 1700, Cid 430 430 */
+  q = dorm_select(Writer);
+  dorm_values(q, "name");
+  dorm_annotate(q, "n", DORM_AGG_SUM, "novels__pages");
+  dorm_filter(q, "novels__in_print", dorm_bool(1));
+  dorm_annotate(q, "m", DORM_AGG_SUM, "novels__pages");
+  dorm_order_by(q, "name");
+  expect_pairs(q, "n", "m", "2500:3600,930:1700,430:430");
+  /* many-to-many both ways, after two calls:
+   * Novel.filter(tags__name="a").filter(tags__name="b")
+   *   .annotate(n=Count("tags")).order_by("id") -> (1, 1), (5, 1);
+   * Tag.filter(novel__pages__gt=800).annotate(n=Count("novel"))
+   *   .filter(novel__pages__lt=100).order_by("id") -> (1, 3), (2, 2),
+   *   (3, 1) */
+  q = dorm_select(Novel);
+  dorm_filter(q, "tags__name", dorm_str("a"));
+  dorm_filter(q, "tags__name", dorm_str("b"));
+  dorm_annotate(q, "n", DORM_AGG_COUNT, "tags");
+  dorm_order_by(q, "id");
+  expect_pairs(q, "id", "n", "1:1,5:1");
+  q = dorm_select(NTag);
+  dorm_filter(q, "novel__pages__gt", dorm_int(800));
+  dorm_annotate(q, "n", DORM_AGG_COUNT, "novel");
+  dorm_filter(q, "novel__pages__lt", dorm_int(100));
+  dorm_order_by(q, "id");
+  expect_pairs(q, "id", "n", "1:3,2:2,3:1");
   /* aggregate(s=Sum("novels__pages")) after the two calls -> 130 */
   q = dorm_select(Writer);
   dorm_filter(q, "novels__pages__gt", dorm_int(800));
