@@ -439,12 +439,10 @@ int dorm__emit_conditions(cctx *c, const dorm_qlist *where, int having) {
     group++;
     if (l->having != having) continue;
     if (n++) dorm__emitl(c, " AND ");
-    c->group = group;
-    c->event = 2 * group - 1;
+    c->group = group; /* (its multi-valued joins are found by group) */
     emit_q(c, l->q, 0, parent);
   }
   c->group = 0;
-  c->event = DORM__EV_END;
   return n;
 }
 
