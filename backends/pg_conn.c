@@ -729,7 +729,7 @@ static dorm_result rows_from_res(const dorm__stmt *st, const PGresult *res,
         dorm__rows_free(r);
         return dorm_result_error(DORM_ENOMEM, NULL);
       }
-  } else if (dorm__rows_width(r) != (size_t)nf) {
+  } else if (dorm__rows_width(r) > (size_t)nf) {
     size_t w = dorm__rows_width(r);
     dorm__rows_free(r);
     return dorm_result_error(DORM_EDB,
@@ -737,6 +737,11 @@ static dorm_result rows_from_res(const dorm__stmt *st, const PGresult *res,
                              "%zu expected",
                              nf, w);
   }
+  /* SELECT DISTINCT selects its ORDER BY columns too (PostgreSQL wants
+   * them there, as Django does): they come after the described ones and
+   * are no part of the row */
+  if (st->columns && (size_t)nf > dorm__rows_width(r))
+    nf = (int)dorm__rows_width(r);
   for (int row = 0; row < nt; row++) {
     if (dorm__rows_add_row(r)) goto oom;
     for (int col = 0; col < nf; col++) {

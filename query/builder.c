@@ -473,6 +473,7 @@ int dorm_values(dorm_query *q, const char *path) {
                       q->model->name, path ? path : "", q->prefetch->path);
   if (add_path_item(q, path, &q->values, &q->values_tail, &q->nvalues))
     return q->err.code;
+  q->values_tail->after = q->nwhere + q->nhaving;
   if (q->values_tail->path.annotation)
     return dorm__qerr(q, DORM_EFIELD,
                       "model '%s': values('%s') names an annotation",
@@ -599,6 +600,7 @@ static int add_annotation(dorm_query *q, const char *alias, int agg,
   a->alias = dorm__qstrdup(q, alias);
   if (!a->alias) return DORM_ENOMEM;
   a->agg = agg;
+  a->after = q->nwhere + q->nhaving;
   if (path && !strcmp(path, "*")) {
     if (fn != DORM_AGG_COUNT)
       return dorm__qerr(q, DORM_EINVAL,

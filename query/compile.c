@@ -58,27 +58,38 @@ static int table_in_use(const cctx *c, const char *table) {
 
 /* The join for hop h (part of it) from alias parent, added if missing.
  * Join groups (see struct join): a multi-valued hop inside a filter() call
- * matches only its call's join, or takes over one a path outside the
- * filters added; any other hop matches the first join of the same hop. */
+ * matches only its call's join; outside the filters, the most recent one
+ * made before this call (Django's setup_joins reuses the last equal
+ * join), else the one this call made; a single-valued hop matches the
+ * one join of the same hop. */
 static int add_join(cctx *c, int parent, const dorm_hop *h, int part,
                     int left) {
-  int group = h->multi ? c->group : 0, spare = -1;
+  int group = h->multi ? c->group : 0, found = -1, same = -1;
   for (int i = 0; i < c->njoins; i++) {
     join *j = &c->joins[i];
     if (j->parent != parent || j->part != part || j->hop->kind != h->kind ||
         j->hop->field != h->field)
       continue;
-    if (j->group == group || group == 0) {
-      if (left) j->left = 1;
-      return i + 1;
+    if (group || !h->multi) {
+      if (j->group != group) continue;
+      found = i;
+      break;
     }
-    if (j->group == 0 && spare < 0) spare = i;
+    /* both passes see the same joins made before this call, so they
+     * choose the same one */
+    if (j->event < c->event)
+      found = i;
+    else if (j->event == c->event && same < 0)
+      same = i;
   }
-  if (spare >= 0 && c->registering) { /* the writing pass finds it above */
-    join *j = &c->joins[spare];
-    j->group = group;
-    if (left) j->left = 1;
-    return spare + 1;
+  if (found < 0) found = same;
+  if (found >= 0) {
+    /* a filter() call's join keeps the type its conditions chose: the
+     * paths outside the filters that reuse it do not promote it (Django's
+     * join() returns a reused alias as it is) */
+    if (left && !(group == 0 && c->joins[found].group != 0))
+      c->joins[found].left = 1;
+    return found + 1;
   }
   if (c->registering == 0) {
     /* every join is found in the registering pass; reaching here means a
@@ -97,6 +108,7 @@ static int add_join(cctx *c, int parent, const dorm_hop *h, int part,
   j->part = part;
   j->left = left;
   j->group = group;
+  j->event = c->event;
   if ((h->kind == HOP_M2M || h->kind == HOP_M2M_REVERSE) && part == 0)
     j->table = h->field->through_table;
   else
@@ -211,11 +223,13 @@ static void emit_aggregate(cctx *c, const annotation *a) {
   } else {
     if (a->agg & DORM_AGG_DISTINCT) dorm__emitl(c, "DISTINCT ");
     /* an annotation is no filter's, even written in HAVING: it finds the
-     * join it registered with (group 0) */
-    int group = c->group;
+     * join it registered with (group 0, at its call) */
+    int group = c->group, event = c->event;
     c->group = 0;
+    c->event = dorm__ev_call(a->after);
     int alias = dorm__path_alias_of(c, &a->path, 1);
     c->group = group;
+    c->event = event;
     if (a->path.transform)
       dorm__emit_transform(c, &a->path, alias);
     else
@@ -582,9 +596,11 @@ void dorm__register_where(cctx *c, const dorm_qlist *where) {
   int group = 0;
   for (const dorm_qlist *l = where; l; l = l->next) {
     c->group = ++group;
+    c->event = 2 * group - 1;
     register_q(c, l->q, 0, 0, 0);
   }
   c->group = 0;
+  c->event = DORM__EV_END;
 }
 
 static void emit_q(cctx *c, const dorm_q *n, int negated, int branch,
@@ -624,7 +640,7 @@ int dorm__emit_conditions(cctx *c, const dorm_qlist *where, int having) {
     group++;
     if (l->having != having) continue;
     if (n++) dorm__emitl(c, " AND ");
-    c->group = group;
+    c->group = group; /* (its multi-valued joins are found by group) */
     emit_q(c, l->q, 0, 0, parent);
   }
   c->group = 0;
@@ -643,20 +659,46 @@ static int field_selected(const dorm_query *q, const dorm_field *f) {
   return 0;
 }
 
+/* The values() and annotate() paths made after `after` filter() calls. */
+static void register_calls(cctx *c, int after) {
+  const dorm_query *q = c->q;
+  c->group = 0;
+  c->event = dorm__ev_call(after);
+  for (const path_item *it = q->values; it; it = it->next)
+    if (it->after == after) dorm__path_alias_of(c, &it->path, 1);
+  for (const annotation *a = q->annots; a; a = a->next)
+    if (!a->star && a->after == after) dorm__path_alias_of(c, &a->path, 1);
+}
+
+/* Is the ordering part of the statement?  count() keeps it only over a
+ * slice (Django's get_aggregation clears it otherwise), exists() never;
+ * aggregate(): see aggregate_of_rows. */
+static int keeps_order(const dorm_query *q) {
+  if (q->exists) return 0;
+  if (q->count || q->aggregate) return q->sliced;
+  return 1;
+}
+
+/* In Django's call order (see struct join), so each path finds the
+ * joins it would find in Django. */
 static void register_select(cctx *c) {
   const dorm_query *q = c->q;
-  for (const path_item *it = q->values; it; it = it->next)
-    dorm__path_alias_of(c, &it->path, 1);
+  int calls = q->nvalues || q->nannots, group = 0;
+  if (calls) register_calls(c, 0);
+  for (const dorm_qlist *l = q->where; l; l = l->next) {
+    c->group = ++group;
+    c->event = 2 * group - 1;
+    register_q(c, l->q, 0, 0, 0);
+    if (calls) register_calls(c, group);
+  }
+  c->group = 0;
+  c->event = DORM__EV_END;
   for (const path_item *it = q->related; it; it = it->next)
     dorm__path_alias_of(c, &it->path, 1);
-  for (const annotation *a = q->annots; a; a = a->next)
-    if (!a->star) dorm__path_alias_of(c, &a->path, 1);
-  dorm__register_where(c, q->where);
   /* after the filter, and not asking for an outer join: the key reads
    * the filter's own (inner) join */
   if (q->prefetch_key) dorm__path_alias_of(c, &q->prefetch_key->path, 0);
-  if (!q->count && !q->exists &&
-      (!q->aggregate || q->sliced)) /* see aggregate_of_rows */
+  if (keeps_order(q))
     for (const order_item *o = q->order; o; o = o->next)
       if (!o->path.annotation) dorm__path_alias_of(c, &o->path, 1);
 }
@@ -778,7 +820,9 @@ static void emit_agg_sources(cctx *c, int *first) {
     if (a->star) continue;
     if (!*first) dorm__emitl(c, ", ");
     *first = 0;
+    c->event = dorm__ev_call(a->after);
     emit_path_value(c, &a->path);
+    c->event = DORM__EV_END;
     dorm__emitl(c, " AS ");
     emit_agg_source_name(c, i, 0);
   }
@@ -813,7 +857,9 @@ static void emit_select_list(cctx *c, int record) {
     for (const path_item *it = q->values; it; it = it->next) {
       if (!first) dorm__emitl(c, ", ");
       first = 0;
+      c->event = dorm__ev_call(it->after);
       emit_path_value(c, &it->path);
+      c->event = DORM__EV_END;
       /* a computed column gets its path as name ("joined__year": field
        * and transform names, so a plain identifier) */
       if (it->path.transform) {
@@ -849,16 +895,24 @@ static void emit_select_list(cctx *c, int record) {
   /* PostgreSQL: with DISTINCT, ORDER BY expressions must be selected.
    * Django adds them too; they come after the described columns, so row
    * decoding (which reads ncolumns) never sees them. */
-  if (q->distinct && !q->count && !q->exists &&
-      (!c->agg_inner || q->sliced)) { /* no ORDER BY: nothing to add */
+  if (q->distinct && keeps_order(q)) { /* no ORDER BY: nothing to add */
     for (const order_item *o = q->order; o; o = o->next) {
       if (o->path.annotation) continue;
       if (!o->path.nhops && q->nvalues == 0 && !o->path.transform &&
           field_selected(q, o->path.field))
         continue;
+      /* selected already when a values() path names the same column of
+       * the same join (values() called before a filter() crossing the
+       * relation reads another join than the ordering: Django compares
+       * the SQL of the two) */
       int selected = 0;
-      for (const path_item *it = q->values; it; it = it->next)
-        if (!strcmp(it->path.text, o->path.text)) selected = 1;
+      for (const path_item *it = q->values; it && !selected; it = it->next) {
+        if (strcmp(it->path.text, o->path.text)) continue;
+        c->event = dorm__ev_call(it->after);
+        int alias = dorm__path_alias_of(c, &it->path, 1);
+        c->event = DORM__EV_END;
+        selected = alias == dorm__path_alias_of(c, &o->path, 1);
+      }
       if (selected) continue;
       dorm__emitl(c, ", ");
       emit_path_value(c, &o->path);
@@ -875,7 +929,9 @@ static void emit_group_by(cctx *c) {
     for (const path_item *it = q->values; it; it = it->next) {
       if (!first) dorm__emitl(c, ", ");
       first = 0;
+      c->event = dorm__ev_call(it->after);
       emit_path_value(c, &it->path);
+      c->event = DORM__EV_END;
     }
   } else {
     int first = 1;
@@ -1005,6 +1061,7 @@ static void aggregate_of_rows(cctx *c) {
 
 int dorm__compile_select(cctx *c) {
   const dorm_query *q = c->q;
+  c->event = DORM__EV_END;
   if (q->has_hops) { /* no relation anywhere: no joins to find */
     c->registering = 1;
     register_select(c);
@@ -1027,7 +1084,14 @@ int dorm__compile_select(cctx *c) {
 
   c->out->returns_rows = 1;
   if (q->exists) {
-    dorm__emitl(c, "SELECT 1 AS \"a\"");
+    /* Django's exists() drops the ordering but keeps DISTINCT and its
+     * select list: over a slice, the distinct rows are what is skipped */
+    if (q->distinct && !q->nannots) {
+      dorm__emitl(c, "SELECT DISTINCT 1 AS \"a\", ");
+      emit_select_list(c, 0);
+    } else {
+      dorm__emitl(c, "SELECT 1 AS \"a\"");
+    }
     dorm__emit_from(c);
     if (dorm__has_conditions(q, 0)) {
       dorm__emitl(c, " WHERE ");
@@ -1045,9 +1109,10 @@ int dorm__compile_select(cctx *c) {
   }
   if (q->count) {
     if (q->sliced || q->distinct || q->nannots) {
-      /* count what the inner query returns, as Django does */
+      /* count what the inner query returns, as Django does: over a slice
+       * its ordering (and the joins that takes) picks the rows */
       dorm__emitl(c, "SELECT COUNT(*) FROM (");
-      emit_plain_select(c, 0, 0);
+      emit_plain_select(c, 0, q->sliced);
       dorm__emitl(c, ") \"subquery\"");
     } else {
       dorm__emitl(c, "SELECT COUNT(*) AS \"count\"");
@@ -1122,8 +1187,8 @@ static int pins_one_row(const dorm_q *c) {
  * primary-key lookup's server time (a Limit node and one more parameter
  * on every execution). */
 static int yields_one_row(const dorm_query *q) {
-  if (q->kind != DORM_QUERY_SELECT || q->has_hops || q->sliced ||
-      q->nannots || q->aggregate || q->count || q->exists)
+  if (q->kind != DORM_QUERY_SELECT || q->has_hops || q->sliced || q->nannots ||
+      q->aggregate || q->count || q->exists)
     return 0;
   for (const dorm_qlist *w = q->where; w; w = w->next)
     if (!w->having && pins_one_row(w->q)) return 1;

@@ -22,8 +22,9 @@
  * recorded parents first, so the facade reads them in order.
  *
  * The hidden column is the same path as the filter's, so it reads the
- * join the filter made (join groups: a path outside the filters reuses
- * the first join of its path), and it is described with relation -1:
+ * join the filter made (join groups: a path resolved when compiling
+ * reuses the most recent join of its path), and it is described with
+ * relation -1:
  * rows.c counts it in no row's columns, so the related rows look exactly
  * like the target model's rows.
  */

@@ -138,13 +138,15 @@ typedef struct order_item {
 typedef struct path_item {
   dorm_path path;
   const char *name; /* output name */
+  int after;        /* values(): filter() calls made before it (joins) */
   struct path_item *next;
 } path_item;
 
 typedef struct annotation {
   const char *alias;
-  int agg;  /* dorm_agg, | DORM_AGG_DISTINCT */
-  int star; /* COUNT(*) */
+  int agg;   /* dorm_agg, | DORM_AGG_DISTINCT */
+  int star;  /* COUNT(*) */
+  int after; /* filter() calls made before it (joins) */
   dorm_path path;
   struct annotation *next;
 } annotation;
@@ -301,10 +303,17 @@ dorm_type dorm__path_type(const dorm_path *p);
  * call's place in the query's WHERE list (1, 2, ...).  Everything after
  * that hop hangs off a join of the group, so it needs no key of its own;
  * single-valued hops are shared by all.  A path outside the filters
- * (values, annotate, select_related, order_by) is in group 0: it reuses
- * the first join of its path, whichever group made it, and a join it had
- * to add is taken over by the first filter() call that crosses the same
- * hop (so that call constrains it, as before join groups). */
+ * (values, annotate, select_related, order_by) is in group 0 and does as
+ * Django's setup_joins(can_reuse=None): it reuses the most recent join of
+ * its multi-valued hop made before it, else makes one that no filter()
+ * call shares.  "Before" is Django's call order, kept as events: filter()
+ * call g is event 2g-1; values() and annotate() made after k filter()
+ * calls are event 2k (Django resolves them when called); order_by,
+ * select_related and the prefetch key are DORM__EV_END (resolved when the
+ * statement is compiled).  Joins are registered in that order, so they
+ * are written, and numbered, in Django's. */
+#define DORM__EV_END 0x7fffffff
+#define dorm__ev_call(after) (2 * (after))
 typedef struct join {
   const dorm_hop *hop;
   int parent;        /* alias of the row this join hangs off */
@@ -312,6 +321,7 @@ typedef struct join {
   int left;          /* LEFT OUTER rather than INNER */
   int named;         /* alias is the table name */
   int group;         /* multi-valued hop: the filter() call's group; 0 */
+  int event;         /* the call that made it (see above) */
   const char *table; /* the table joined */
 } join;
 
@@ -324,6 +334,7 @@ typedef struct cctx {
   dorm_error *err;
   int failed;
   int group;     /* the filter() call being walked (join groups); 0 */
+  int event;     /* the call being walked, in call order (see join) */
   dorm__buf buf; /* the statement being written */
   /* Inside a negated lookup's EXISTS subquery (compile.c): every alias is
    * "U<n>" (Django's), alias a being n = a + sub_alias - 1, so nothing in
@@ -334,11 +345,11 @@ typedef struct cctx {
   struct cctx *outer;
   join joins[DORM_MAX_JOINS];
   int njoins;
-  int no_joins;           /* UPDATE SET: joined references not allowed */
-  int agg_inner; /* writing the rows under aggregate() over a slice or a
-                    distinct set: aggregates become their source columns */
-  int registering;        /* pre-pass: record joins, write nothing */
-  const char *base_table; /* the base table's name (alias 0) */
+  int no_joins;    /* UPDATE SET: joined references not allowed */
+  int agg_inner;   /* writing the rows under aggregate() over a slice or a
+                      distinct set: aggregates become their source columns */
+  int registering; /* pre-pass: record joins, write nothing */
+  const char *base_table;            /* the base table's name (alias 0) */
   char base_ref[DORM_IDENT_MAX + 4]; /* "base_table". */
   size_t base_ref_len;
   int int4_rhs; /* the parameters being written are compared with an int4

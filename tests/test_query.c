@@ -201,6 +201,26 @@ static void expect_both(dorm_query *q, const char *pg_sql, const char *params) {
   expect(q, DORM_DIALECT_SQLITE, sq, params);
 }
 
+/* The same, SQLite's statement ending in sq_tail too (" NULLS LAST" of a
+ * last ordering column that may be NULL). */
+static void expect_both_tail(dorm_query *q, const char *pg_sql,
+                             const char *sq_tail, const char *params) {
+  expect(q, DORM_DIALECT_POSTGRES, pg_sql, params);
+  char sq[4096];
+  size_t n = 0;
+  for (const char *p = pg_sql; *p && n + 16 < sizeof sq;) {
+    if (*p == '$' && p[1] >= '0' && p[1] <= '9') {
+      p++;
+      while (*p >= '0' && *p <= '9') p++;
+      sq[n++] = '?';
+    } else {
+      sq[n++] = *p++;
+    }
+  }
+  snprintf(sq + n, sizeof sq - n, "%s", sq_tail);
+  expect(q, DORM_DIALECT_SQLITE, sq, params);
+}
+
 /* SQLite as given, and PostgreSQL with the same SQL but "$n" placeholders. */
 static void expect_both_sq(dorm_query *q, const char *sq_sql,
                            const char *params) {
@@ -1110,25 +1130,29 @@ static void test_join_groups(void **state) {
               "'a', 'b', 3");
   dorm_query_free(q);
 
-  /* values() and order_by() are no filter's: values' join is taken by the
-   * first call that crosses the relation, ordering uses the first join */
+  /* values() and order_by() are no filter's.  Django 3.2's SQL (str(qs.query)
+   * of Entry.values("headline", "tags__name").filter(tags__name="a")
+   * .filter(tags__name="b").order_by("tags__name")): values(), called
+   * first, has its own outer join, which no filter() call shares; the
+   * ordering, resolved when compiling, takes the most recent join (the
+   * second call's) and leaves it INNER */
   q = dorm_select(Entry);
   dorm_values(q, "headline");
   dorm_values(q, "tags__name");
   dorm_filter(q, "tags__name", dorm_str("a"));
   dorm_filter(q, "tags__name", dorm_str("b"));
   dorm_order_by(q, "tags__name");
-  const char *vals =
-      "SELECT \"entry\".\"headline\", \"tag\".\"name\" FROM \"entry\" LEFT "
-      "OUTER JOIN \"entry_tags\" ON (\"entry\".\"id\" = "
+  expect_both_tail(
+      q,
+      "SELECT \"entry\".\"headline\", \"tag\".\"name\" FROM \"entry\" "
+      "LEFT OUTER JOIN \"entry_tags\" ON (\"entry\".\"id\" = "
       "\"entry_tags\".\"entry_id\") LEFT OUTER JOIN \"tag\" ON "
       "(\"entry_tags\".\"tag_id\" = \"tag\".\"id\")" J_TAGS_T4
-      " WHERE \"tag\".\"name\" = %s AND \"T5\".\"name\" = %s ORDER BY "
-      "\"tag\".\"name\" ASC%s";
-  snprintf(want, sizeof want, vals, "$1", "$2", "");
-  expect(q, DORM_DIALECT_POSTGRES, want, "'a', 'b'");
-  snprintf(want, sizeof want, vals, "?", "?", " NULLS LAST");
-  expect(q, DORM_DIALECT_SQLITE, want, "'a', 'b'");
+      " INNER JOIN \"entry_tags\" \"T6\" ON (\"entry\".\"id\" = "
+      "\"T6\".\"entry_id\") INNER JOIN \"tag\" \"T7\" ON "
+      "(\"T6\".\"tag_id\" = \"T7\".\"id\") WHERE \"T5\".\"name\" = $1 "
+      "AND \"T7\".\"name\" = $2 ORDER BY \"T7\".\"name\" ASC",
+      " NULLS LAST", "'a', 'b'");
   dorm_query_free(q);
 
   /* an exclude beside them is still a subquery; a delete keeps the
@@ -1152,6 +1176,232 @@ static void test_join_groups(void **state) {
               "\"entry\".\"id\" FROM \"entry\"" J_TAGS J_TAGS_T4
               " WHERE \"tag\".\"name\" = $1 AND \"T5\".\"name\" = $2)",
               "'a', 'b'");
+  dorm_query_free(q);
+}
+
+/* Paths outside the filters across a multi-valued relation find the
+ * join Django 3.2 finds: the most recent one made before them, in call
+ * order (values() and annotate() when called, order_by and
+ * select_related when compiled).  Each expected statement is Django's
+ * str(qs.query) for the same calls on these models, with dorm's quoting
+ * and parameters. */
+#define J_ENTRY \
+  " INNER JOIN \"entry\" ON (\"author\".\"id\" = \"entry\".\"author_id\")"
+#define J_ENTRY_T3 \
+  " INNER JOIN \"entry\" \"T3\" ON (\"author\".\"id\" = \"T3\".\"author_id\")"
+#define W_TWO_CALLS \
+  " WHERE \"entry\".\"rating\" > $1 AND \"T3\".\"rating\" < $2"
+static void two_calls(dorm_query *q) {
+  dorm_filter(q, "entries__rating__gt", dorm_int(3));
+  dorm_filter(q, "entries__rating__lt", dorm_int(1));
+}
+
+static void test_join_call_order(void **state) {
+  (void)state;
+  /* Author.filter(entries__rating__gt=3).filter(entries__rating__lt=1)
+   *   .values("id", "entries__rating").order_by("id", "entries__rating") */
+  dorm_query *q = dorm_select(Author);
+  two_calls(q);
+  dorm_values(q, "id");
+  dorm_values(q, "entries__rating");
+  dorm_order_by(q, "id");
+  dorm_order_by(q, "entries__rating");
+  expect_both_tail(
+      q,
+      "SELECT \"author\".\"id\", \"T3\".\"rating\" FROM \"author\"" J_ENTRY
+          J_ENTRY_T3 W_TWO_CALLS
+      " ORDER BY \"author\".\"id\" ASC, \"T3\".\"rating\" ASC",
+      " NULLS LAST", "3, 1");
+  dorm_query_free(q);
+
+  /* ordering across a further relation hangs off the most recent join:
+   * .order_by("entries__tags__name") */
+  q = dorm_select(Author);
+  dorm_only(q, "name");
+  two_calls(q);
+  dorm_order_by(q, "entries__tags__name");
+  expect(q, DORM_DIALECT_POSTGRES,
+         "SELECT \"author\".\"id\", \"author\".\"name\" FROM \"author\"" J_ENTRY
+             J_ENTRY_T3
+         " LEFT OUTER JOIN \"entry_tags\" ON (\"T3\".\"id\" = "
+         "\"entry_tags\".\"entry_id\") LEFT OUTER JOIN \"tag\" ON "
+         "(\"entry_tags\".\"tag_id\" = \"tag\".\"id\")" W_TWO_CALLS
+         " ORDER BY \"tag\".\"name\" ASC",
+         "3, 1");
+  dorm_query_free(q);
+
+  /* annotate() before filter(): its own outer join, the filter another
+   * (Author.values("name").annotate(n=Count("entries"))
+   *  .filter(entries__rating__gt=3)) */
+  q = dorm_select(Author);
+  dorm_values(q, "name");
+  dorm_annotate(q, "n", DORM_AGG_COUNT, "entries");
+  dorm_filter(q, "entries__rating__gt", dorm_int(3));
+  expect_both(
+      q,
+      "SELECT \"author\".\"name\", COUNT(\"entry\".\"id\") AS \"n\" FROM "
+      "\"author\" LEFT OUTER JOIN \"entry\" ON (\"author\".\"id\" = "
+      "\"entry\".\"author_id\") INNER JOIN \"entry\" \"T3\" ON "
+      "(\"author\".\"id\" = \"T3\".\"author_id\") WHERE "
+      "\"T3\".\"rating\" > $1 GROUP BY \"author\".\"name\"",
+      "3");
+  dorm_query_free(q);
+  /* after it: the filter's join (values("name").filter(...).annotate()) */
+  q = dorm_select(Author);
+  dorm_values(q, "name");
+  dorm_filter(q, "entries__rating__gt", dorm_int(3));
+  dorm_annotate(q, "n", DORM_AGG_COUNT, "entries");
+  expect_both(
+      q,
+      "SELECT \"author\".\"name\", COUNT(\"entry\".\"id\") AS \"n\" FROM "
+      "\"author\"" J_ENTRY
+      " WHERE \"entry\".\"rating\" > $1 GROUP BY \"author\".\"name\"",
+      "3");
+  dorm_query_free(q);
+  /* after two calls: the second's (.values("name")
+   * .annotate(n=Max("entries__rating"))) */
+  q = dorm_select(Author);
+  two_calls(q);
+  dorm_values(q, "name");
+  dorm_annotate(q, "n", DORM_AGG_MAX, "entries__rating");
+  expect_both(
+      q,
+      "SELECT \"author\".\"name\", MAX(\"T3\".\"rating\") AS \"n\" FROM "
+      "\"author\"" J_ENTRY J_ENTRY_T3 W_TWO_CALLS
+      " GROUP BY \"author\".\"name\"",
+      "3, 1");
+  dorm_query_free(q);
+  /* aggregate() likewise: Sum("entries__rating") after two calls */
+  q = dorm_select(Author);
+  two_calls(q);
+  dorm_aggregate(q, "s", DORM_AGG_SUM, "entries__rating");
+  expect_both(q,
+              "SELECT SUM(\"T3\".\"rating\") AS \"s\" FROM \"author\"" J_ENTRY
+                  J_ENTRY_T3 W_TWO_CALLS,
+              "3, 1");
+  dorm_query_free(q);
+
+  /* select_related is resolved when compiling: the filter's join to the
+   * same table came first and takes the table's name
+   * (Entry.select_related("author").filter(editor__name="x")) */
+  q = dorm_select(Entry);
+  dorm_only(q, "headline");
+  dorm_select_related(q, "author");
+  dorm_filter(q, "editor__name", dorm_str("x"));
+  expect_both(q,
+              "SELECT \"entry\".\"id\", \"entry\".\"headline\", \"T3\".\"id\", "
+              "\"T3\".\"name\", \"T3\".\"age\", \"T3\".\"country\", "
+              "\"T3\".\"email\", \"T3\".\"joined\", \"T3\".\"bio\", "
+              "\"T3\".\"score\", \"T3\".\"active\", \"T3\".\"uid\", "
+              "\"T3\".\"data\", \"T3\".\"wake\", \"T3\".\"born\", "
+              "\"T3\".\"avatar\" FROM \"entry\" INNER JOIN \"author\" ON "
+              "(\"entry\".\"editor_id\" = \"author\".\"id\") INNER JOIN "
+              "\"author\" \"T3\" ON (\"entry\".\"author_id\" = \"T3\".\"id\") "
+              "WHERE \"author\".\"name\" = $1",
+              "'x'");
+  dorm_query_free(q);
+
+  /* the same path in values() and order_by() is two columns when they
+   * read two joins: Author.values("entries__rating")
+   * .filter(entries__rating__gt=3).distinct().order_by("entries__rating") */
+  q = dorm_select(Author);
+  dorm_values(q, "entries__rating");
+  dorm_filter(q, "entries__rating__gt", dorm_int(3));
+  dorm_distinct(q);
+  dorm_order_by(q, "entries__rating");
+  expect_both_tail(
+      q,
+      "SELECT DISTINCT \"entry\".\"rating\", \"T3\".\"rating\" "
+      "FROM \"author\" LEFT OUTER JOIN \"entry\" ON "
+      "(\"author\".\"id\" = \"entry\".\"author_id\")" J_ENTRY_T3
+      " WHERE \"T3\".\"rating\" > $1 ORDER BY \"T3\".\"rating\" ASC",
+      " NULLS LAST", "3");
+  dorm_query_free(q);
+
+  /* distinct() with an ordering it does not select: the ordering column
+   * joins the SELECT DISTINCT list (Author.values("name")
+   * .filter(entries__rating__gt=3).distinct().order_by("-entries__rating")) */
+  q = dorm_select(Author);
+  dorm_values(q, "name");
+  dorm_filter(q, "entries__rating__gt", dorm_int(3));
+  dorm_distinct(q);
+  dorm_order_by(q, "-entries__rating");
+  expect_both_tail(
+      q,
+      "SELECT DISTINCT \"author\".\"name\", \"entry\".\"rating\" FROM "
+      "\"author\"" J_ENTRY
+      " WHERE \"entry\".\"rating\" > $1 ORDER BY \"entry\".\"rating\" "
+      "DESC",
+      " NULLS FIRST", "3");
+  dorm_query_free(q);
+}
+
+/* count() and exists() over a slice, as Django's get_aggregation and
+ * exists() write them: a count of a slice keeps the ordering and its
+ * joins, which pick (and multiply) the rows; exists() drops the ordering
+ * but keeps DISTINCT and its select list. */
+static void test_count_exists_of_slice(void **state) {
+  (void)state;
+  /* Author.order_by("entries__rating", "id")[0:100].count() */
+  dorm_query *q = dorm_select(Author);
+  dorm_only(q, "name");
+  dorm_order_by(q, "entries__rating");
+  dorm_order_by(q, "id");
+  dorm_slice(q, 0, 100);
+  dorm_count(q);
+  expect(q, DORM_DIALECT_POSTGRES,
+         "SELECT COUNT(*) FROM (SELECT \"author\".\"id\", \"author\".\"name\" "
+         "FROM \"author\" LEFT OUTER JOIN \"entry\" ON (\"author\".\"id\" = "
+         "\"entry\".\"author_id\") ORDER BY \"entry\".\"rating\" ASC, "
+         "\"author\".\"id\" ASC LIMIT $1) \"subquery\"",
+         "100");
+  expect(q, DORM_DIALECT_SQLITE,
+         "SELECT COUNT(*) FROM (SELECT \"author\".\"id\", \"author\".\"name\" "
+         "FROM \"author\" LEFT OUTER JOIN \"entry\" ON (\"author\".\"id\" = "
+         "\"entry\".\"author_id\") ORDER BY \"entry\".\"rating\" ASC NULLS "
+         "LAST, \"author\".\"id\" ASC LIMIT ?) \"subquery\"",
+         "100");
+  dorm_query_free(q);
+  /* distinct and sliced: the ordering column is selected, so counted */
+  q = dorm_select(Author);
+  dorm_only(q, "name");
+  dorm_distinct(q);
+  dorm_order_by(q, "-entries__rating");
+  dorm_slice(q, 0, 10);
+  dorm_count(q);
+  expect(
+      q, DORM_DIALECT_POSTGRES,
+      "SELECT COUNT(*) FROM (SELECT DISTINCT \"author\".\"id\", "
+      "\"author\".\"name\", \"entry\".\"rating\" FROM \"author\" LEFT "
+      "OUTER JOIN \"entry\" ON (\"author\".\"id\" = \"entry\".\"author_id\") "
+      "ORDER BY \"entry\".\"rating\" DESC LIMIT $1) \"subquery\"",
+      "10");
+  dorm_query_free(q);
+  /* distinct, not sliced: Django clears the ordering */
+  q = dorm_select(Author);
+  dorm_only(q, "name");
+  dorm_distinct(q);
+  dorm_order_by(q, "-entries__rating");
+  dorm_count(q);
+  expect_both(q,
+              "SELECT COUNT(*) FROM (SELECT DISTINCT \"author\".\"id\", "
+              "\"author\".\"name\" FROM \"author\") \"subquery\"",
+              "");
+  dorm_query_free(q);
+  /* Author.filter(entries__rating__gt=3).distinct()[2:4].exists() */
+  q = dorm_select(Author);
+  dorm_only(q, "name");
+  dorm_filter(q, "entries__rating__gt", dorm_int(3));
+  dorm_distinct(q);
+  dorm_order_by(q, "entries__rating");
+  dorm_slice(q, 2, 4);
+  dorm_exists(q);
+  expect_both(
+      q,
+      "SELECT DISTINCT 1 AS \"a\", \"author\".\"id\", \"author\".\"name\" "
+      "FROM \"author\"" J_ENTRY
+      " WHERE \"entry\".\"rating\" > $1 LIMIT 1 OFFSET $2",
+      "3, 2");
   dorm_query_free(q);
 }
 
@@ -1281,8 +1531,9 @@ static void test_compile_ex(void **state) {
   q = dorm_select(Author);
   dorm_filter(q, "pk", dorm_int(7));
   dorm_filter(q, "age__gte", dorm_int(5000000000)); /* does not fit */
-  dorm_filter(q, "age__lt", dorm_fval(dorm_op(q, '*', dorm_F(q, "age"),
-                                               dorm_lit(q, dorm_int(3)))));
+  dorm_filter(
+      q, "age__lt",
+      dorm_fval(dorm_op(q, '*', dorm_F(q, "age"), dorm_lit(q, dorm_int(3)))));
   dorm_value two[] = {dorm_int(1), dorm_int(2)};
   dorm_filter(q, "age__in", dorm_list(two, 2));
   dorm_slice(q, 0, 10);
@@ -1536,13 +1787,15 @@ static void test_annotate_aggregate(void **state) {
   dorm_aggregate(q, "n", DORM_AGG_COUNT, "*");
   expect(q, DORM_DIALECT_POSTGRES,
          "SELECT SUM(\"subquery\".\"__col0\") AS \"total\", COUNT(*) AS "
-         "\"n\" FROM (SELECT " A_COLS_PG ", \"author\".\"age\" AS "
+         "\"n\" FROM (SELECT " A_COLS_PG
+         ", \"author\".\"age\" AS "
          "\"__col0\" FROM \"author\" ORDER BY \"author\".\"age\" DESC "
          "LIMIT $1 OFFSET $2) \"subquery\"",
          "2, 1");
   expect(q, DORM_DIALECT_SQLITE,
          "SELECT SUM(\"subquery\".\"__col0\") AS \"total\", COUNT(*) AS "
-         "\"n\" FROM (SELECT " A_COLS_PG ", \"author\".\"age\" AS "
+         "\"n\" FROM (SELECT " A_COLS_PG
+         ", \"author\".\"age\" AS "
          "\"__col0\" FROM \"author\" ORDER BY \"author\".\"age\" DESC "
          "NULLS FIRST LIMIT ? OFFSET ?) \"subquery\"",
          "2, 1");
@@ -1571,7 +1824,8 @@ static void test_annotate_aggregate(void **state) {
   dorm_aggregate(q, "avg_age", DORM_AGG_AVG, "age");
   expect_both(q,
               "SELECT AVG(\"subquery\".\"__col0\") AS \"avg_age\" FROM "
-              "(SELECT DISTINCT " A_COLS_PG ", \"author\".\"age\" AS "
+              "(SELECT DISTINCT " A_COLS_PG
+              ", \"author\".\"age\" AS "
               "\"__col0\" FROM \"author\" INNER JOIN \"entry\" ON "
               "(\"author\".\"id\" = \"entry\".\"author_id\") WHERE "
               "\"entry\".\"rating\" >= $1) \"subquery\"",
@@ -2112,8 +2366,7 @@ static void expect_m2m_on(const dorm_model *m, const char *field,
       if (int4)
         assert_memory_equal(out.param_int4, int4, out.nparams);
       else
-        assert_true(!out.param_int4 ||
-                    !memchr(out.param_int4, 1, out.nparams));
+        assert_true(!out.param_int4 || !memchr(out.param_int4, 1, out.nparams));
       dorm_test_pg_prepare_ok(PG, out.text, (int)out.nparams, NULL);
     }
     dorm_sql_free(&out);
@@ -2145,11 +2398,9 @@ static void test_many_to_many(void **state) {
              "7, 3, 4", rm4);
   static const unsigned char clear4[] = {1};
   expect_m2m(DORM_M2M_CLEAR, two, 2,
-             "DELETE FROM \"entry_tags\" WHERE \"entry_id\" = $1", "7",
-             clear4);
+             "DELETE FROM \"entry_tags\" WHERE \"entry_id\" = $1", "7", clear4);
   expect_m2m(DORM_M2M_KEEP_ONLY, NULL, 0,
-             "DELETE FROM \"entry_tags\" WHERE \"entry_id\" = $1", "7",
-             clear4);
+             "DELETE FROM \"entry_tags\" WHERE \"entry_id\" = $1", "7", clear4);
   /* a key beyond int4 stays int8 */
   dorm_value big[] = {dorm_int(5000000000LL)};
   static const unsigned char big4[] = {1, 0};
@@ -2205,8 +2456,7 @@ static void test_many_to_many(void **state) {
        DORM_EFIELD,
        "model 'Author': 'entries' is the reverse of Entry.author, a "
        "foreign_key; add needs a many_to_many relation"},
-      {Tag, "entry", DORM_M2M_REMOVE, dorm_int(1), dorm_str("x"), 1,
-       DORM_ETYPE,
+      {Tag, "entry", DORM_M2M_REMOVE, dorm_int(1), dorm_str("x"), 1, DORM_ETYPE,
        "model 'Tag', many_to_many 'entry': key 1 of 1: model 'Entry', field "
        "'id'"},
   };
@@ -2264,10 +2514,12 @@ static void expect_prefetch(const dorm_model *m, const char *name,
 static void test_prefetch_related(void **state) {
   (void)state;
   expect_prefetch(Author, "entries", "id", "author",
-                  E_FROM " WHERE \"entry\".\"author_id\" IN ($1, $2) ORDER BY "
-                         "\"entry\".\"id\" ASC",
-                  E_FROM " WHERE \"entry\".\"author_id\" IN (?, ?) ORDER BY "
-                         "\"entry\".\"id\" ASC");
+                  E_FROM
+                  " WHERE \"entry\".\"author_id\" IN ($1, $2) ORDER BY "
+                  "\"entry\".\"id\" ASC",
+                  E_FROM
+                  " WHERE \"entry\".\"author_id\" IN (?, ?) ORDER BY "
+                  "\"entry\".\"id\" ASC");
   expect_prefetch(Entry, "editor", "editor", "id",
                   "SELECT " A_COLS_PG
                   " FROM \"author\" WHERE \"author\".\"id\" IN ($1, $2) "
@@ -2278,22 +2530,26 @@ static void test_prefetch_related(void **state) {
   expect_prefetch(
       Entry, "tags", "id", NULL,
       "SELECT \"tag\".\"id\", \"tag\".\"name\", \"entry\".\"id\" FROM \"tag\" "
-      "INNER JOIN \"entry_tags\" ON (\"tag\".\"id\" = \"entry_tags\".\"tag_id\") "
+      "INNER JOIN \"entry_tags\" ON (\"tag\".\"id\" = "
+      "\"entry_tags\".\"tag_id\") "
       "INNER JOIN \"entry\" ON (\"entry_tags\".\"entry_id\" = "
       "\"entry\".\"id\") WHERE \"entry\".\"id\" IN ($1, $2) ORDER BY "
       "\"tag\".\"id\" ASC",
       "SELECT \"tag\".\"id\", \"tag\".\"name\", \"entry\".\"id\" FROM \"tag\" "
-      "INNER JOIN \"entry_tags\" ON (\"tag\".\"id\" = \"entry_tags\".\"tag_id\") "
+      "INNER JOIN \"entry_tags\" ON (\"tag\".\"id\" = "
+      "\"entry_tags\".\"tag_id\") "
       "INNER JOIN \"entry\" ON (\"entry_tags\".\"entry_id\" = "
       "\"entry\".\"id\") WHERE \"entry\".\"id\" IN (?, ?) ORDER BY "
       "\"tag\".\"id\" ASC");
   expect_prefetch(
       Tag, "entry", "id", NULL,
-      "SELECT " E_COLS ", \"tag\".\"id\" FROM \"entry\" INNER JOIN "
+      "SELECT " E_COLS
+      ", \"tag\".\"id\" FROM \"entry\" INNER JOIN "
       "\"entry_tags\" ON (\"entry\".\"id\" = \"entry_tags\".\"entry_id\") "
       "INNER JOIN \"tag\" ON (\"entry_tags\".\"tag_id\" = \"tag\".\"id\") "
       "WHERE \"tag\".\"id\" IN ($1, $2) ORDER BY \"entry\".\"id\" ASC",
-      "SELECT " E_COLS ", \"tag\".\"id\" FROM \"entry\" INNER JOIN "
+      "SELECT " E_COLS
+      ", \"tag\".\"id\" FROM \"entry\" INNER JOIN "
       "\"entry_tags\" ON (\"entry\".\"id\" = \"entry_tags\".\"entry_id\") "
       "INNER JOIN \"tag\" ON (\"entry_tags\".\"tag_id\" = \"tag\".\"id\") "
       "WHERE \"tag\".\"id\" IN (?, ?) ORDER BY \"entry\".\"id\" ASC");
@@ -2311,8 +2567,9 @@ static void test_prefetch_related(void **state) {
       {&Author, "name", DORM_EFIELD,
        "model 'Author', prefetch_related 'name': field 'name' is not a "
        "relation"},
-      {&Entry, "author_id", DORM_EFIELD, "model 'Entry', prefetch_related "
-                                         "'author_id': unknown field"},
+      {&Entry, "author_id", DORM_EFIELD,
+       "model 'Entry', prefetch_related "
+       "'author_id': unknown field"},
       {&Entry, "pk", DORM_EFIELD, "model 'Entry', prefetch_related 'pk'"},
       {&Author, "entries__tagz", DORM_EFIELD,
        "model 'Author', prefetch_related 'entries__tagz': unknown field or "
@@ -2413,6 +2670,8 @@ int main(void) {
       cmocka_unit_test(test_joins),
       cmocka_unit_test(test_exclude_multi_valued),
       cmocka_unit_test(test_join_groups),
+      cmocka_unit_test(test_join_call_order),
+      cmocka_unit_test(test_count_exists_of_slice),
       cmocka_unit_test(test_relation_lookups),
       cmocka_unit_test(test_compile_ex),
       cmocka_unit_test(test_select_related),
