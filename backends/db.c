@@ -149,6 +149,10 @@ static void op_deliver(op *o, dorm_result res) {
  * next loop turn (rule R2); `then` ops are told at once (they are internal
  * and never inside a user's call). */
 void dorm__db_op_fail_soon(op *o, dorm_result res) {
+  /* a request of a transaction handle that cannot even be sent (it does
+   * not compile, the queue is full, ...) fails its block too */
+  if (o->kind != OP_CTL && o->db != o->root && !o->db->is_view)
+    dorm__db_tx_failed(o->db, &res);
   if (o->then) {
     op_deliver(o, res);
   } else {
@@ -237,7 +241,14 @@ static void op_done(dorm__req *req) {
   dorm__db_pending_remove(root, o);
   dorm_result res = o->req.result;
   o->req.result = dorm_result_none();
-  op_deliver(o, shape(o, res));
+  res = shape(o, res);
+  struct atx *a = o->atx;
+  if (a) dorm__db_tx_op_done(o, &res);
+  o->atx = NULL;
+  op_deliver(o, res);
+  /* after the caller's steps: the block may end now (they may have made
+   * more requests on it) */
+  if (a) dorm__db_tx_op_gone(a);
   op_free(o);
 }
 
@@ -250,6 +261,8 @@ static void op_cancel(dorm_deferred *d, void *arg) {
   op *o = arg;
   (void)d;
   dorm_db *root = o->root;
+  /* a cancelled request of a transaction fails its block */
+  if (o->atx && !root->closed) dorm__db_tx_op_cancelled(o);
   if (o->submitted && root->be->cancel && !root->closed)
     root->be->cancel(root->bstate, o->conn, &o->req);
 }
@@ -345,9 +358,9 @@ dorm_db *dorm_db_open(dorm_loop *loop, const char *url,
     return NULL;
   }
   db->ryw_mode = opts ? opts->read_your_writes : DORM_RYW_LSN;
-  db->ryw_window_ms =
-      opts && opts->read_your_writes_ms > 0 ? (uint64_t)opts->read_your_writes_ms
-                                            : 1000;
+  db->ryw_window_ms = opts && opts->read_your_writes_ms > 0
+                          ? (uint64_t)opts->read_your_writes_ms
+                          : 1000;
   if (db->ryw_mode < DORM_RYW_LSN || db->ryw_mode > DORM_RYW_OFF) {
     dorm_error_set(err, DORM_EURL,
                    "read_your_writes: %d is not DORM_RYW_LSN, _WINDOW or _OFF",
@@ -495,6 +508,11 @@ void dorm_db_close(dorm_db *db, dorm_db_close_cb cb, void *arg) {
       dorm_result_free(&r);
     } else if (d) {
       dorm_deferred_fire(d, dorm_result_error(DORM_ECLOSED, NULL));
+    }
+    if (o->atx) {
+      struct atx *a = o->atx;
+      o->atx = NULL;
+      dorm__db_tx_op_gone(a);
     }
   }
   while (db->free_ops) {

@@ -194,12 +194,17 @@ void dorm__db_dispatch(op *o) {
           o, dorm_result_error(DORM_ESTATE, "the transaction has ended"));
       return;
     }
+    dorm_result refused;
+    if (o->kind != OP_CTL && dorm__db_tx_refuse(db, &refused)) {
+      dorm__db_op_fail_soon(o, refused);
+      return;
+    }
+    if (o->kind != OP_CTL) dorm__db_tx_sent(o);
     dorm__db_send_to(root, o, db->tx_conn);
     return;
   }
   /* a row lock (select_for_update) can only be taken on the primary */
-  if (!o->write && root->has_replicas && o->nstmts == 1 &&
-      o->stmts[0].row_lock)
+  if (!o->write && root->has_replicas && o->nstmts == 1 && o->stmts[0].row_lock)
     o->primary = 1;
   if (!o->write) {
     long c = pick_reader(root, o);
