@@ -204,7 +204,8 @@ void dorm__db_dispatch(op *o) {
     return;
   }
   /* a row lock (select_for_update) can only be taken on the primary */
-  if (!o->write && root->has_replicas && o->nstmts == 1 && o->stmts[0].row_lock)
+  if (!o->write && root->has_replicas && o->nstmts == 1 &&
+      o->stmts[0].row_lock)
     o->primary = 1;
   if (!o->write) {
     long c = pick_reader(root, o);
