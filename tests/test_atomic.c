@@ -388,7 +388,7 @@ enum kind { K_CONSTRAINT, K_TYPE, K_SERVER, K_CANCEL, K_TIMEOUT, K_NKINDS };
 static const char *slow_sql(void) {
   return PG ? "SELECT pg_sleep(0.5)"
             : "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
-              "WHERE x < 3000000) SELECT count(*) FROM c";
+              "WHERE x < 1000000) SELECT count(*) FROM c";
 }
 
 static dorm_deferred *fails_by_kind(dorm_db *tx, int kind) {

@@ -365,7 +365,8 @@ typedef dorm_deferred *(*dorm_atomic_fn)(dorm_db *tx, void *arg);
  *     enclosing block).  Steps added to it after it fired do not count.
  *   - dorm_deferred_cancel on the atomic deferred (or its timeout) fails
  *     the block: what it waits for is cancelled and it rolls back; a block
- *     cancelled before it began never runs fn.
+ *     cancelled before it began never runs fn.  (A COMMIT already sent
+ *     cannot be undone: the deferred still fails with the cancel.)
  *
  * A failed COMMIT (a deferred constraint) fails the atomic deferred with
  * its error, after a ROLLBACK.  fn runs exactly once unless this returns
