@@ -45,8 +45,8 @@ static int memory_url(char *buf, size_t cap) {
 
 /* A fresh schema per test on the suite's server. */
 static int pg_url(char *buf, size_t cap) {
-  const char *c = getenv("DORM_TEST_PG");
-  if (!c || !*c) return -1;
+  const char *c = dorm_test_pg_conninfo();
+  if (!c) return -1;
   static int n;
   char schema[64], sql[128];
   snprintf(schema, sizeof schema, "a_%d_%d", (int)getpid(), ++n);
@@ -176,8 +176,7 @@ static void seed_untouched(void) {
 
 /* Await an atomic deferred that must fail: its code, SQLSTATE and message
  * into the out parameters (either may be NULL). */
-static int atomic_err(dorm_deferred *d, char *sqlstate, char *msg,
-                      size_t cap) {
+static int atomic_err(dorm_deferred *d, char *sqlstate, char *msg, size_t cap) {
   dorm_result r = t_await(d);
   if (!dorm_result_is_error(&r)) {
     fprintf(stderr, "expected the block to fail; it committed\n");
@@ -237,10 +236,9 @@ static void test_dropped_failure(void **state) {
   seed();
   memset(&g_third, 0, sizeof g_third);
   char ss[6], msg[512];
-  assert_int_equal(
-      atomic_err(dorm_async_atomic(DB, three_updates, NULL), ss, msg,
-                 sizeof msg),
-      DORM_EINTEGRITY);
+  assert_int_equal(atomic_err(dorm_async_atomic(DB, three_updates, NULL), ss,
+                              msg, sizeof msg),
+                   DORM_EINTEGRITY);
   assert_string_equal(ss, "23505"); /* the real error, not 25P02 */
   seed_untouched();                 /* ann's and cid's updates rolled back */
   /* the request sent after the failure failed too, with a clear code,
@@ -253,7 +251,8 @@ static void test_dropped_failure(void **state) {
   assert_int_equal(g_unhandled, 1);
 }
 
-/* ---- chained, the error recovered by an errback --------------------------- */
+/* ---- chained, the error recovered by an errback ---------------------------
+ */
 
 static seen g_caught, g_after;
 static dorm_db *g_tx;
@@ -436,8 +435,8 @@ static void test_failure_kinds(void **state) {
     for (int returned = 0; returned < 2; returned++) {
       kind_arg a = {k, returned};
       char ss[6], msg[512];
-      int code = atomic_err(dorm_async_atomic(DB, by_kind, &a), ss, msg,
-                            sizeof msg);
+      int code =
+          atomic_err(dorm_async_atomic(DB, by_kind, &a), ss, msg, sizeof msg);
       if (code != kind_code[k])
         fprintf(stderr, "kind %d returned %d: %s: %s\n", k, returned,
                 dorm_err_name(code), msg);
@@ -449,7 +448,8 @@ static void test_failure_kinds(void **state) {
   }
 }
 
-/* ---- nested blocks -------------------------------------------------------- */
+/* ---- nested blocks --------------------------------------------------------
+ */
 
 /* inner: a row, a failing request (dropped), another row returned */
 static dorm_deferred *inner_fails(dorm_db *tx, void *arg) {
@@ -536,7 +536,8 @@ static void test_nested(void **state) {
   }
 }
 
-/* ---- the atomic deferred cancelled ---------------------------------------- */
+/* ---- the atomic deferred cancelled ----------------------------------------
+ */
 
 static dorm_deferred *g_atomic;
 
@@ -569,7 +570,8 @@ static void test_cancel_block(void **state) {
   seed_untouched();
 }
 
-/* ---- SQLite rolls a transaction back by itself ---------------------------- */
+/* ---- SQLite rolls a transaction back by itself ----------------------------
+ */
 
 static dorm_deferred *or_rollback(dorm_db *tx, void *arg) {
   (void)arg;
@@ -601,16 +603,17 @@ static void test_sqlite_rolled_back(void **state) {
   assert_int_equal(count_named("after"), 1);
 }
 
-/* ---- main ----------------------------------------------------------------- */
+/* ---- main -----------------------------------------------------------------
+ */
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      T(test_dropped_failure),     T(test_chained_failure),
+      T(test_dropped_failure),       T(test_chained_failure),
       T(test_refused_after_failure), T(test_gathered_failure),
-      T(test_failure_kinds),       T(test_nested),
-      T(test_cancel_block),        T(test_sqlite_rolled_back),
+      T(test_failure_kinds),         T(test_nested),
+      T(test_cancel_block),          T(test_sqlite_rolled_back),
   };
   S = dorm_schema_load_file("tests/data/query_models.json", NULL);
   if (!S) {
@@ -628,9 +631,8 @@ int main(void) {
       continue;
     }
     rm_dir();
-    failed += _cmocka_run_group_tests(B->name, tests,
-                                      sizeof tests / sizeof tests[0], NULL,
-                                      NULL);
+    failed += _cmocka_run_group_tests(
+        B->name, tests, sizeof tests / sizeof tests[0], NULL, NULL);
   }
   dorm_schema_free(S);
   return failed ? 1 : 0;
