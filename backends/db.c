@@ -259,7 +259,9 @@ static void op_done(dorm__req *req) {
  * comes and its result is dropped. */
 static void op_cancel(dorm_deferred *d, void *arg) {
   op *o = arg;
-  (void)d;
+  /* a request failed before it was sent has given its deferred up (and
+   * its op may serve another request by now): nothing to stop */
+  if (o->d != d) return;
   dorm_db *root = o->root;
   /* a cancelled request of a transaction fails its block */
   if (o->atx && !root->closed) dorm__db_tx_op_cancelled(o);
