@@ -149,6 +149,10 @@ static void op_deliver(op *o, dorm_result res) {
  * next loop turn (rule R2); `then` ops are told at once (they are internal
  * and never inside a user's call). */
 void dorm__db_op_fail_soon(op *o, dorm_result res) {
+  /* a request of a transaction handle that cannot even be sent (it does
+   * not compile, the queue is full, ...) fails its block too */
+  if (o->kind != OP_CTL && o->db != o->root && !o->db->is_view)
+    dorm__db_tx_failed(o->db, &res);
   if (o->then) {
     op_deliver(o, res);
   } else {
@@ -237,7 +241,14 @@ static void op_done(dorm__req *req) {
   dorm__db_pending_remove(root, o);
   dorm_result res = o->req.result;
   o->req.result = dorm_result_none();
-  op_deliver(o, shape(o, res));
+  res = shape(o, res);
+  struct atx *a = o->atx;
+  if (a) dorm__db_tx_op_done(o, &res);
+  o->atx = NULL;
+  op_deliver(o, res);
+  /* after the caller's steps: the block may end now (they may have made
+   * more requests on it) */
+  if (a) dorm__db_tx_op_gone(a);
   op_free(o);
 }
 
@@ -248,8 +259,12 @@ static void op_done(dorm__req *req) {
  * comes and its result is dropped. */
 static void op_cancel(dorm_deferred *d, void *arg) {
   op *o = arg;
-  (void)d;
+  /* a request failed before it was sent has given its deferred up (and
+   * its op may serve another request by now): nothing to stop */
+  if (o->d != d) return;
   dorm_db *root = o->root;
+  /* a cancelled request of a transaction fails its block */
+  if (o->atx && !root->closed) dorm__db_tx_op_cancelled(o);
   if (o->submitted && root->be->cancel && !root->closed)
     root->be->cancel(root->bstate, o->conn, &o->req);
 }
@@ -495,6 +510,11 @@ void dorm_db_close(dorm_db *db, dorm_db_close_cb cb, void *arg) {
       dorm_result_free(&r);
     } else if (d) {
       dorm_deferred_fire(d, dorm_result_error(DORM_ECLOSED, NULL));
+    }
+    if (o->atx) {
+      struct atx *a = o->atx;
+      o->atx = NULL;
+      dorm__db_tx_op_gone(a);
     }
   }
   while (db->free_ops) {

@@ -64,6 +64,9 @@ struct op {
   int primary;     /* a read that must run on the primary */
   int retried;     /* a read already sent again after losing its replica */
   int counted;     /* counted in root->writes_out */
+  /* a request of a transaction handle: its block (db_tx.c), from the
+   * moment it is sent until it is answered */
+  struct atx *atx;
 };
 
 struct atx; /* a transaction (db_tx.c) */
@@ -92,6 +95,7 @@ struct dorm_db {
   int tx_active;
   size_t tx_conn;
   dorm_db *tx_outer; /* the outermost transaction handle (savepoint ids) */
+  struct atx *atx;   /* the block this handle belongs to */
   int sp_next;
   /* database handles */
   const dorm__backend *be;
@@ -190,5 +194,26 @@ dorm_deferred *dorm__db_prefetch_after(dorm__prefetch *p, dorm_deferred *d);
 
 /* Fail a transaction that waited for a writer (the database is closing). */
 void dorm__db_atx_fail_waiting(struct atx *a);
+
+/* Atomic means atomic: the first request of a transaction handle that
+ * fails dooms its block (it will roll back and fail with that error).
+ *
+ * 1 when a request on tx must be refused because its block (or one
+ * enclosing it) is doomed; *out is then the DORM_ETXABORTED to fail it
+ * with. */
+int dorm__db_tx_refuse(dorm_db *tx, dorm_result *out);
+/* A request made on tx failed before it was sent (res borrowed). */
+void dorm__db_tx_failed(dorm_db *tx, const dorm_result *res);
+/* o, a request of transaction handle o->db, is sent: it belongs to its
+ * block until dorm__db_tx_op_gone. */
+void dorm__db_tx_sent(op *o);
+/* o came back with *res (shaped, owned by the caller): a failure dooms
+ * the block; in a doomed block the result becomes DORM_ETXABORTED. */
+void dorm__db_tx_op_done(op *o, dorm_result *res);
+/* o's deferred was cancelled (or timed out): that dooms its block. */
+void dorm__db_tx_op_cancelled(op *o);
+/* A request of block a is over (answered, or failed by dorm_db_close): the
+ * block may end now. */
+void dorm__db_tx_op_gone(struct atx *a);
 
 #endif

@@ -194,6 +194,12 @@ void dorm__db_dispatch(op *o) {
           o, dorm_result_error(DORM_ESTATE, "the transaction has ended"));
       return;
     }
+    dorm_result refused;
+    if (o->kind != OP_CTL && dorm__db_tx_refuse(db, &refused)) {
+      dorm__db_op_fail_soon(o, refused);
+      return;
+    }
+    if (o->kind != OP_CTL) dorm__db_tx_sent(o);
     dorm__db_send_to(root, o, db->tx_conn);
     return;
   }

@@ -68,6 +68,10 @@ typedef struct sq_worker {
   sq_cached cache[SQ_CACHE];
   uint64_t tick;
   dorm_error open_err; /* this connection's open failure, if any */
+  /* SQLite rolled the whole transaction back after an error (a full disk,
+   * INSERT OR ROLLBACK, ...): until the facade ends it, its statements
+   * must not run, or they would run in autocommit mode and stay */
+  int tx_lost;
 } sq_worker;
 
 struct sq_be {
@@ -581,14 +585,47 @@ oom:
   return -1;
 }
 
+/* 1 when sql starts with the keyword kw (any case). */
+static int starts_kw(const char *sql, const char *kw) {
+  while (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '\r') sql++;
+  size_t n = strlen(kw);
+  if (strncasecmp(sql, kw, n)) return 0;
+  char c = sql[n];
+  return !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_');
+}
+
+/* After SQLite rolled a transaction back on its own: the facade's ROLLBACK
+ * (or a new BEGIN) ends that state; anything else is refused.  1 when req
+ * was answered here. */
+static int tx_lost_filter(sq_worker *w, dorm__req *req) {
+  const char *sql = req->nstmts ? req->stmts[0].sql : "";
+  if (starts_kw(sql, "BEGIN")) {
+    w->tx_lost = 0;
+    return 0;
+  }
+  if (starts_kw(sql, "ROLLBACK") && !strstr(sql, " TO ")) {
+    w->tx_lost = 0; /* nothing is left to roll back */
+    req->result = dorm_result_count(0);
+    return 1;
+  }
+  if (starts_kw(sql, "COMMIT") || starts_kw(sql, "END")) w->tx_lost = 0;
+  req->result = dorm_result_error_sql(
+      DORM_ETXABORTED, "25P02",
+      "sqlite: the transaction was rolled back by an earlier error; this "
+      "statement was not run");
+  return 1;
+}
+
 /* Run one request on w's connection: its statements in order, stopping at
  * the first error. */
 static void run_req(sq_worker *w, dorm__req *req) {
   dorm_result res = dorm_result_none();
   int64_t sum = 0;
+  if (w->tx_lost && tx_lost_filter(w, req)) return;
   for (size_t i = 0; i < req->nstmts; i++) {
     const dorm__stmt *st = &req->stmts[i];
     int last = i + 1 == req->nstmts;
+    int in_tx = !sqlite3_get_autocommit(w->conn);
     dorm_result_free(&res);
     sqlite3_stmt *s = prepare(w, st, &res);
     if (!s) break;
@@ -615,7 +652,10 @@ static void run_req(sq_worker *w, dorm__req *req) {
     }
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
-    if (dorm_result_is_error(&res)) break;
+    if (dorm_result_is_error(&res)) {
+      if (in_tx && sqlite3_get_autocommit(w->conn)) w->tx_lost = 1;
+      break;
+    }
   }
   req->result = res;
 }

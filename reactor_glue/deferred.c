@@ -333,7 +333,21 @@ void dorm__deferred_fire_queued(dorm_deferred *d) {
   maker_fire(d, dorm_result_take(&d->result));
 }
 
+/* The cancel about to start comes from a timeout; and while a canceller
+ * runs, whether its cancel does (loop thread: one of each per thread). */
+static _Thread_local int g_next_is_timeout, g_timing_out;
+
+int dorm_deferred_cancel_is_timeout(void) { return g_timing_out; }
+
+void dorm__deferred_cancel_timeout(dorm_deferred *d) {
+  g_next_is_timeout = 1;
+  dorm_deferred_cancel(d);
+}
+
 void dorm_deferred_cancel(dorm_deferred *d) {
+  /* a cancel made by a timeout's canceller is part of that timeout */
+  int timeout = g_next_is_timeout || g_timing_out;
+  g_next_is_timeout = 0;
   if (!d) return;
   if (d->flags & DORM__FIRED) {
     /* Fired and paused: cancel what the chain waits for (the innermost
@@ -347,7 +361,12 @@ void dorm_deferred_cancel(dorm_deferred *d) {
   }
   d->flags |= DORM__CANCELLED;
   d->refs++; /* the canceller may fire d, whose chain may drop the rest */
-  if (d->canceller) d->canceller(d, d->canceller_arg);
+  if (d->canceller) {
+    int was = g_timing_out;
+    g_timing_out = timeout;
+    d->canceller(d, d->canceller_arg);
+    g_timing_out = was;
+  }
   if (!(d->flags & DORM__FIRED)) {
     if (d->flags & DORM__QUEUED) dorm_result_free(&d->result);
     resolve(d, dorm_result_error(DORM_ECANCELED, NULL));

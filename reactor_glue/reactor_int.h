@@ -64,6 +64,10 @@ void dorm__deferred_fire_queued(dorm_deferred *d);
 int dorm__deferred_push_step(dorm_deferred *d, dorm_callback_fn cb,
                              dorm_callback_fn eb, void *arg);
 
+/* dorm_deferred_cancel(d) for a timeout: cancellers see
+ * dorm_deferred_cancel_is_timeout() == 1. */
+void dorm__deferred_cancel_timeout(dorm_deferred *d);
+
 /* Run d's chain now if d has fired and its chain is idle. */
 void dorm__deferred_kick(dorm_deferred *d);
 

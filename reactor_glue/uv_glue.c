@@ -469,7 +469,7 @@ static void timeout_cb(uv_timer_t *h) {
   t->timed_out = 1;
   /* d is alive: its chain has not reached our step, or the timer would
    * have been closed. */
-  dorm_deferred_cancel(t->d);
+  dorm__deferred_cancel_timeout(t->d);
 }
 
 static dorm_result timeout_step(dorm_result *res, void *arg) {

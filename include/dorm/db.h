@@ -315,28 +315,66 @@ dorm_deferred *dorm_async_execute_many(dorm_db *db, const char *const *sqls,
 /* The body of a transaction.  tx is a transaction handle: use it exactly
  * like a dorm_db for every request that belongs to the transaction (they
  * all run on the one connection the transaction holds, in order).  Return
- * the deferred whose result ends the block (usually the last request's):
- * on success the transaction commits and dorm_async_atomic's deferred
- * succeeds with that result; on error (or NULL returned) it rolls back and
- * fails with that error (DORM_EINVAL for NULL).  Requests still running on
- * tx when the block's deferred fires finish before COMMIT (they run in
- * order on one connection).  tx is valid until dorm_async_atomic's
- * deferred fires: requests made on it once the block's deferred has fired
- * fail with DORM_ESTATE, and after that it must not be used.  Runs on the
- * loop thread. */
+ * the deferred whose result ends the block (usually the last request's,
+ * or a chain or dorm_gather of them); NULL fails the block with
+ * DORM_EINVAL.  tx is valid until dorm_async_atomic's deferred fires:
+ * requests made on it once the block's deferred has fired fail with
+ * DORM_ESTATE, and after that it must not be used.  Runs on the loop
+ * thread. */
 typedef dorm_deferred *(*dorm_atomic_fn)(dorm_db *tx, void *arg);
 
-/* Run fn inside a transaction.  On a database handle: wait for a writer
- * connection (SQLite: the one writer; other writes of the db queue behind
- * the transaction, reads go on on the readers), BEGIN (IMMEDIATE on
- * SQLite), call fn(tx, arg), then COMMIT or ROLLBACK as above.  On a
- * transaction handle: a nested block, as a SAVEPOINT that is released on
- * success and rolled back to on error (the outer transaction goes on and
- * sees the error through the nested block's deferred).  fn runs exactly
- * once unless this returns NULL or the database closes before the
- * transaction began (then the deferred fails with DORM_ECLOSED and fn
- * never runs).  arg is borrowed until fn has run.  Returns a borrowed
- * deferred, or NULL (out of memory). */
+/* Run fn inside a transaction: all of it or nothing.
+ *
+ * On a database handle: wait for a writer connection (SQLite: the one
+ * writer; other writes of the db queue behind the transaction, reads go on
+ * on the readers), BEGIN (IMMEDIATE on SQLite), call fn(tx, arg), and once
+ * the block is over, COMMIT or ROLLBACK.  The block is over when the
+ * deferred fn returned has fired AND every request made on tx has been
+ * answered AND every nested block has ended (requests still running when
+ * the returned deferred fires are waited for, never committed blind).
+ *
+ * THE RULE (the same on every backend):
+ *   - The transaction commits, and the atomic deferred succeeds with the
+ *     block's result, only if the block's deferred succeeded and every
+ *     request made on tx succeeded.
+ *   - A request made on tx that fails — a constraint (DORM_EINTEGRITY), a
+ *     value that does not compile (DORM_ETYPE, ...), a database error, a
+ *     lost connection, a cancel (DORM_ECANCELED) or a timeout
+ *     (DORM_ETIMEDOUT) — fails the whole block, whatever was done with its
+ *     deferred: returned, chained, gathered, recovered by an errback, or
+ *     dropped.  The transaction rolls back and the atomic deferred fails
+ *     with that first error, its code and SQLSTATE (not with a later
+ *     "transaction aborted").  A get's DORM_ENOTFOUND and DORM_EMULTIPLE
+ *     are answers, not failures: they do not fail the block unless they
+ *     reach the block's deferred.
+ *   - From the failure on, requests on tx fail with DORM_ETXABORTED
+ *     (SQLSTATE 25P02, the message naming the first error): those made
+ *     afterwards without reaching the database, those already sent as
+ *     their answers come back (on SQLite too, where they ran and are
+ *     rolled back).  A nested dorm_async_atomic on tx fails so too, and
+ *     its fn never runs.
+ *   - Nested blocks (dorm_async_atomic on a transaction handle) are
+ *     SAVEPOINTs, and Django's rule applies: a failure inside the nested
+ *     block rolls back to its savepoint and fails the nested deferred with
+ *     the first error.  If an errback on that deferred recovers it (returns
+ *     a success: "try: with atomic(): ... except IntegrityError: ..."),
+ *     the enclosing block goes on.  If the error is not recovered by the
+ *     end of the nested deferred's chain (no errback, an errback that
+ *     passes it on, or the deferred dropped), it fails the enclosing block
+ *     as a request would: it then rolls back too, with that error.  The
+ *     error is taken off the nested chain then (reported once, by the
+ *     enclosing block).  Steps added to it after it fired do not count.
+ *   - dorm_deferred_cancel on the atomic deferred (or its timeout) fails
+ *     the block: what it waits for is cancelled and it rolls back; a block
+ *     cancelled before it began never runs fn.  (A COMMIT already sent
+ *     cannot be undone: the deferred still fails with the cancel.)
+ *
+ * A failed COMMIT (a deferred constraint) fails the atomic deferred with
+ * its error, after a ROLLBACK.  fn runs exactly once unless this returns
+ * NULL, the database closes before the transaction began (the deferred
+ * then fails with DORM_ECLOSED), the block was cancelled before it began,
+ * or tx's block already failed (DORM_ETXABORTED).  arg is borrowed until
+ * fn has run.  Returns a borrowed deferred, or NULL (out of memory). */
 dorm_deferred *dorm_async_atomic(dorm_db *db, dorm_atomic_fn fn, void *arg);
 
 /* 1 when db is a transaction handle given to a dorm_atomic_fn. */

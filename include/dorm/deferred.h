@@ -358,6 +358,13 @@ void dorm_deferred_release(dorm_deferred *d);
  * and when called twice.  Steps may run before this returns. */
 void dorm_deferred_cancel(dorm_deferred *d);
 
+/* For a canceller (dorm_canceller_fn): 1 when the cancel it is running for
+ * comes from a timeout (dorm_deferred_set_timeout), 0 for
+ * dorm_deferred_cancel; 0 outside a canceller.  A maker that records why
+ * its work stopped (a transaction: the first error of the block) can say
+ * DORM_ETIMEDOUT rather than DORM_ECANCELED. */
+int dorm_deferred_cancel_is_timeout(void);
+
 /* Has d fired (got its first result)? */
 int dorm_deferred_fired(const dorm_deferred *d);
 /* The current result of a fired deferred whose chain is not paused (NULL
