@@ -90,7 +90,7 @@ deps:
 
 # the threaded tests also run under ThreadSanitizer (run.sh runs
 # build-tsan/tests/* when present)
-TSAN_TESTS := test_db test_sqlite test_uv_glue
+TSAN_TESTS := test_db test_sqlite test_uv_glue test_atomic
 
 check:
 	$(MAKE) --no-print-directory tests
