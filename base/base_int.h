@@ -78,26 +78,6 @@ char *dorm__arena_strndup(dorm__arena *a, const char *s, size_t n);
 void dorm__arena_reset(dorm__arena *a);
 void dorm__arena_free(dorm__arena *a);
 
-#endif /* DORM_BASE_INT_H */
-
-/* ---- text formats (base/formats.c) ----------------------------------------
- * Checks for the text forms of dates, times, uuids and decimals, and the
- * canonical UTC form of a datetime that dorm stores and sends:
- * "YYYY-MM-DD HH:MM:SS[.ffffff]" (so text comparison on SQLite orders
- * correctly).  All return 1/0 or a length, never allocate. */
-int dorm__valid_date(const char *s, size_t n);
-int dorm__valid_time(const char *s, size_t n);
-int dorm__valid_uuid(const char *s, size_t n);
-int dorm__valid_decimal(const char *s, size_t n);
-/* A uuid (36 characters with dashes, or 32 hex digits, any case) in its
- * canonical form, lower case with dashes, into out (at least 37 bytes).
- * Returns 36, or -1 when s is not a uuid. */
-int dorm__canon_uuid(const char *s, size_t n, char *out);
-/* ISO 8601 date-time (T or space, optional seconds, fraction, Z or ±HH:MM,
- * or a plain date meaning midnight) -> canonical UTC text in out (at least
- * 32 bytes).  Returns the length, or -1 when s is not a date-time. */
-int dorm__canon_datetime(const char *s, size_t n, char *out);
-
 /* The digits of a valid decimal text (dorm__valid_decimal): whole, the
  * digits before the point without leading zeros; frac, the digits after
  * it as written; sig, from the first non-zero digit to the last (0 for
@@ -128,3 +108,24 @@ int dorm__double_decimal15(double x, int places, char *out, size_t cap);
  * a message in why when s is not one JSON value; DORM_ENOMEM. */
 int dorm__json_canon(const char *s, size_t n, char **out, size_t *outlen,
                      char *why, size_t whylen);
+
+#endif /* DORM_BASE_INT_H */
+
+/* ---- text formats (base/formats.c) ----------------------------------------
+ * Checks for the text forms of dates, times, uuids and decimals, and the
+ * canonical UTC form of a datetime that dorm stores and sends:
+ * "YYYY-MM-DD HH:MM:SS[.ffffff]" (so text comparison on SQLite orders
+ * correctly).  All return 1/0 or a length, never allocate. */
+int dorm__valid_date(const char *s, size_t n);
+int dorm__valid_time(const char *s, size_t n);
+int dorm__valid_uuid(const char *s, size_t n);
+int dorm__valid_decimal(const char *s, size_t n);
+/* A uuid (36 characters with dashes, or 32 hex digits, any case) in its
+ * canonical form, lower case with dashes, into out (at least 37 bytes).
+ * Returns 36, or -1 when s is not a uuid. */
+int dorm__canon_uuid(const char *s, size_t n, char *out);
+/* ISO 8601 date-time (T or space, optional seconds, fraction, Z or ±HH:MM,
+ * or a plain date meaning midnight) -> canonical UTC text in out (at least
+ * 32 bytes).  Returns the length, or -1 when s is not a date-time. */
+int dorm__canon_datetime(const char *s, size_t n, char *out);
+
