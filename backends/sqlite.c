@@ -494,10 +494,21 @@ static sqlite3_stmt *prepare(sq_worker *w, const dorm__stmt *st,
                              st->sql);
     return NULL;
   }
-  while (tail && tail < st->sql + st->len &&
-         (*tail == ' ' || *tail == '\n' || *tail == '\t' || *tail == '\r' ||
-          *tail == ';'))
-    tail++;
+  /* blanks, semicolons and comments may follow the statement */
+  const char *end = st->sql + st->len;
+  while (tail && tail < end) {
+    if (*tail == ' ' || *tail == '\n' || *tail == '\t' || *tail == '\r' ||
+        *tail == ';') {
+      tail++;
+    } else if (tail[0] == '-' && tail + 1 < end && tail[1] == '-') {
+      while (tail < end && *tail != '\n') tail++;
+    } else if (tail[0] == '/' && tail + 1 < end && tail[1] == '*') {
+      const char *close = strstr(tail + 2, "*/");
+      tail = close ? close + 2 : end;
+    } else {
+      break;
+    }
+  }
   if (tail && tail < st->sql + st->len && *tail) {
     sqlite3_finalize(s);
     *res = dorm_result_error(
