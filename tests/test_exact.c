@@ -9,6 +9,7 @@
  * (docs/sqlite.md "Decimals").
  */
 #include <libpq-fe.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "dbtest.h"
@@ -71,6 +72,8 @@ static const backend_case backends[] = {
 };
 
 static const backend_case *B;
+static char T_url[1024];     /* the database the test runs on */
+static char T_bin[1024];     /* build/dorm beside this test program */
 static dorm_schema *S;
 static const dorm_model *Novel;
 static dorm_db *DB;
@@ -80,6 +83,7 @@ static int setup(void **state) {
   char url[512];
   t_loop_open();
   if (B->url(url, sizeof url)) return -1;
+  snprintf(T_url, sizeof T_url, "%s", url);
   DB = t_open_ready(url, NULL);
   static const char *const models[] = {"Novel", NULL};
   t_create_tables(DB, S, models);
@@ -426,15 +430,97 @@ static void test_division_by_zero(void **state) {
   (void)got;
 }
 
+/* ---- `dorm query`: decimal literals as written ---------------------------- */
+
+/* Run `dorm query --db <this test's database> --models F <expr>`; the
+ * first line of its output (stdout and stderr) into out; the status. */
+static int run_query(const char *args, const char *expr, char *out,
+                      size_t cap) {
+  char models[] = "/tmp/dorm-exact-models.XXXXXX";
+  int fd = mkstemp(models);
+  assert_true(fd >= 0);
+  assert_int_equal(write(fd, MODELS, strlen(MODELS)), (ssize_t)strlen(MODELS));
+  close(fd);
+  char cmd[4096];
+  snprintf(cmd, sizeof cmd, "'%s' query --db \"%s\" --models %s %s '%s' 2>&1",
+           T_bin, T_url, models, args, expr);
+  FILE *p = popen(cmd, "r");
+  assert_non_null(p);
+  out[0] = '\0';
+  if (!fgets(out, (int)cap, p)) out[0] = '\0';
+  char rest[512];
+  while (fgets(rest, sizeof rest, p)) {
+  }
+  int st = pclose(p);
+  unlink(models);
+  out[strcspn(out, "\n")] = '\0';
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_cli_decimal_literals(void **state) {
+  (void)state;
+  assert_int_equal(create("a", "price", dorm_decimal("95.26"), NULL, 0), 0);
+  assert_int_equal(create("b", "price", dorm_decimal("95.27"), NULL, 0), 0);
+  assert_int_equal(create("c", "price", dorm_decimal("10.10"), NULL, 0), 0);
+  char out[1024];
+  /* the literal reaches the database as written: 95.26 is excluded */
+  assert_int_equal(
+      run_query("", "Novel.exclude(price__gte=95.26).count()", out, sizeof out),
+      0);
+  assert_string_equal(out, "1");
+  assert_int_equal(
+      run_query("", "Novel.filter(price__in=[95.26, 10.1]).count()", out,
+                 sizeof out),
+      0);
+  assert_string_equal(out, "2");
+  /* a float field compares with the nearest double */
+  assert_int_equal(
+      run_query("", "Novel.filter(rating__lt=0.5).count()", out, sizeof out),
+      0);
+  assert_string_equal(out, "0");
+  /* the SQL's parameter is the literal's text */
+  char all[4096] = "";
+  snprintf(all, sizeof all, "'%s' query --sql --db \"%s\" --models /dev/stdin "
+           "'Novel.filter(price=95.26)' 2>&1 <<'EOF'\n%s\nEOF\n",
+           T_bin, T_url, MODELS);
+  FILE *p = popen(all, "r");
+  assert_non_null(p);
+  size_t n = fread(all, 1, sizeof all - 1, p);
+  all[n] = '\0';
+  pclose(p);
+  assert_non_null(strstr(all, "'95.26'"));
+  assert_null(strstr(all, "95.260000"));
+  /* an integer beyond 64 bits is not clamped: refused for an integer
+   * field, exact for a decimal one */
+  assert_int_equal(run_query("", "Novel.filter(pages=99999999999999999999)."
+                                  "count()",
+                              out, sizeof out),
+                   1);
+  assert_non_null(strstr(out, "expected integer, got decimal"));
+  assert_int_equal(run_query("", "Novel.filter(big__lt=99999999999999999999)."
+                                  "count()",
+                              out, sizeof out),
+                   B->sqlite ? 1 : 0);
+  if (!B->sqlite) assert_string_equal(out, "0"); /* big is NULL */
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
-int main(void) {
+int main(int argc, char **argv) {
+  /* build/tests/test_exact -> build/dorm */
+  const char *self = argc > 0 ? argv[0] : "build/tests/test_exact";
+  const char *slash = strstr(self, "/tests/");
+  if (slash)
+    snprintf(T_bin, sizeof T_bin, "%.*s/dorm", (int)(slash - self), self);
+  else
+    snprintf(T_bin, sizeof T_bin, "build/dorm");
   const struct CMUnitTest tests[] = {
       T(test_decimal_stored_exactly_or_refused),
       T(test_decimal_compare_and_sum),
       T(test_json_equality),
       T(test_upsert_do_nothing),
       T(test_division_by_zero),
+      T(test_cli_decimal_literals),
   };
   dorm_error err;
   dorm_error_clear(&err);
