@@ -1124,6 +1124,50 @@ static void test_m2m_one_query_per_page(void **state) {
   unlink(g_log);
 }
 
+/* JSON bodies and query strings reach the database as written: a JSON
+ * field's numbers are not passed through a double (0.1 stays 0.1), and a
+ * document filters by value, whatever its key order or spacing, on both
+ * backends. */
+static void test_json_exact(void **state) {
+  (void)state;
+  start_server(NULL);
+  client *c = cli_new();
+  response r;
+  memset(&r, 0, sizeof r);
+  assert_int_equal(call(c, &r, "POST", "/api/author",
+                        "{\"name\":\"Jo\",\"email\":\"jo@example.org\","
+                        "\"joined\":\"2024-05-01T10:00:00Z\"}"),
+                   201);
+  char body[256];
+  snprintf(body, sizeof body,
+           "{\"author\":%lld,\"headline\":\"J\",\"tags\":"
+           "{\"b\": 1, \"a\": 0.1}}",
+           (long long)jint(r.json, "id"));
+  assert_int_equal(call(c, &r, "POST", "/api/entry", body), 201);
+  /* tags={"a":0.1,"b":1} */
+  assert_int_equal(
+      call(c, &r, "GET",
+           "/api/entry?tags=%7B%22a%22%3A0.1%2C%22b%22%3A1%7D", NULL),
+      200);
+  assert_int_equal(nresults(&r), 1);
+  /* tags={ "b" : 1.0 , "a" : 1e-1 } */
+  assert_int_equal(
+      call(c, &r, "GET",
+           "/api/entry?tags=%7B%20%22b%22%20%3A%201.0%20%2C%20%22a%22%20%3A%20"
+           "1e-1%20%7D",
+           NULL),
+      200);
+  assert_int_equal(nresults(&r), 1);
+  assert_int_equal(
+      call(c, &r, "GET", "/api/entry?tags=%7B%22a%22%3A0.10000000000000001%2C%22b%22%3A1%7D",
+           NULL),
+      200);
+  assert_int_equal(nresults(&r), 0);
+  resp_clear(&r);
+  cli_free(c);
+  assert_int_equal(stop_server(), 0);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
@@ -1134,6 +1178,7 @@ int main(void) {
       cmocka_unit_test(test_shutdown_in_flight),
       cmocka_unit_test(test_many_to_many),
       cmocka_unit_test(test_m2m_one_query_per_page),
+      cmocka_unit_test(test_json_exact),
   };
   int failed = cmocka_run_group_tests_name("sqlite", tests, setup_sqlite,
                                            teardown_sqlite);
