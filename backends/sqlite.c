@@ -523,6 +523,30 @@ static sqlite3_stmt *prepare(sq_worker *w, const dorm__stmt *st,
   return s;
 }
 
+/* A decimal goes as the number SQLite would store for it (NUMERIC
+ * affinity): an integer when it is one, else a double.  As text it would
+ * compare as text with anything that has no affinity (a Sum in HAVING, an
+ * expression), and text sorts after every number. */
+static int bind_decimal(sqlite3_stmt *s, int k, const dorm_value *v) {
+  char buf[400];
+  size_t n = v->u.s.len;
+  if (!v->u.s.ptr || n == 0 || n >= sizeof buf)
+    return sqlite3_bind_text64(s, k, v->u.s.ptr ? v->u.s.ptr : "", n,
+                               SQLITE_TRANSIENT, SQLITE_UTF8);
+  memcpy(buf, v->u.s.ptr, n);
+  buf[n] = '\0';
+  char *end;
+  if (!memchr(buf, '.', n)) {
+    errno = 0;
+    long long i = strtoll(buf, &end, 10);
+    if (!errno && *end == '\0') return sqlite3_bind_int64(s, k, i);
+  }
+  double d = strtod(buf, &end);
+  if (*end != '\0')
+    return sqlite3_bind_text64(s, k, buf, n, SQLITE_TRANSIENT, SQLITE_UTF8);
+  return sqlite3_bind_double(s, k, d);
+}
+
 static int bind_params(sqlite3_stmt *s, const dorm__stmt *st,
                        dorm_result *res) {
   int want = sqlite3_bind_parameter_count(s);
@@ -545,8 +569,8 @@ static int bind_params(sqlite3_stmt *s, const dorm__stmt *st,
         rc = sqlite3_bind_blob64(s, k, v->u.s.ptr ? v->u.s.ptr : "", v->u.s.len,
                                  SQLITE_STATIC);
         break;
+      case DORM_T_DECIMAL: rc = bind_decimal(s, k, v); break;
       case DORM_T_TEXT:
-      case DORM_T_DECIMAL:
       case DORM_T_DATE:
       case DORM_T_TIME:
       case DORM_T_DATETIME:

@@ -291,6 +291,29 @@ static void test_decimal_compare_and_sum(void **state) {
                       "128395061742839.38");
   dorm_result_free(&r);
   dorm_query_free(q);
+  /* over a slice (a subquery), and per group with HAVING and ORDER BY
+   * on the sum */
+  q = dorm_select(Novel);
+  dorm_filter(q, "title__startswith", dorm_str("s"));
+  dorm_order_by(q, "title");
+  dorm_slice(q, 1, 14); /* "s-neg" sorts first */
+  dorm_aggregate(q, "total", DORM_AGG_SUM, "big");
+  r = t_ok(dorm_async_aggregate(DB, q));
+  assert_string_equal(dorm_row_text(r.u.row.row, "total"),
+                      "128395061742839.45");
+  dorm_result_free(&r);
+  dorm_query_free(q);
+  q = dorm_select(Novel);
+  dorm_values(q, "pages");
+  dorm_annotate(q, "total", DORM_AGG_SUM, "big");
+  dorm_filter(q, "total__gt", dorm_decimal("-1"));
+  dorm_order_by(q, "-total");
+  r = t_ok(dorm_async_filter(DB, q));
+  assert_int_equal(dorm_rows_count(r.u.rows.rows), 1);
+  assert_string_equal(dorm_row_text(dorm_rows_row(r.u.rows.rows, 0), "total"),
+                      "128395061742839.38");
+  dorm_result_free(&r);
+  dorm_query_free(q);
   /* small sums, negative sums, no rows */
   q = dorm_select(Novel);
   dorm_filter(q, "title__in", dorm_list((dorm_value[]){dorm_str("s-neg")}, 1));
