@@ -128,4 +128,3 @@ int dorm__canon_uuid(const char *s, size_t n, char *out);
  * or a plain date meaning midnight) -> canonical UTC text in out (at least
  * 32 bytes).  Returns the length, or -1 when s is not a date-time. */
 int dorm__canon_datetime(const char *s, size_t n, char *out);
-

@@ -34,8 +34,8 @@ static int jfail(jc *c, const char *what) {
 }
 
 static void ws(jc *c) {
-  while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' ||
-                           *c->p == '\r'))
+  while (c->p < c->end &&
+         (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r'))
     c->p++;
 }
 
@@ -106,8 +106,8 @@ static int string_raw(jc *c, dorm__buf *raw) {
     unsigned char ch = (unsigned char)*c->p;
     if (ch < 0x20) return jfail(c, "control character in a string");
     if (ch != '\\') {
-      size_t n = utf8_len((const unsigned char *)c->p,
-                          (const unsigned char *)c->end);
+      size_t n =
+          utf8_len((const unsigned char *)c->p, (const unsigned char *)c->end);
       if (!n) return jfail(c, "invalid UTF-8 in a string");
       dorm__buf_append(raw, c->p, n);
       c->p += n;
@@ -194,8 +194,7 @@ static int number(jc *c, dorm__buf *o) {
       c->p = p;
       return jfail(c, "a digit must follow the decimal point");
     }
-    for (; p < end && *p >= '0' && *p <= '9'; p++, e--)
-      dorm__buf_putc(&d, *p);
+    for (; p < end && *p >= '0' && *p <= '9'; p++, e--) dorm__buf_putc(&d, *p);
   }
   if (p < end && (*p == 'e' || *p == 'E')) {
     p++;

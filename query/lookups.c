@@ -264,8 +264,8 @@ static int coerce_scalar(dorm_query *q, dorm_type t, dorm_value v,
        * compares, so equal documents match on both backends */
       char *canon, why[160];
       size_t n;
-      int rc = dorm__json_canon(v.u.s.ptr, v.u.s.len, &canon, &n, why,
-                                sizeof why);
+      int rc =
+          dorm__json_canon(v.u.s.ptr, v.u.s.len, &canon, &n, why, sizeof why);
       if (rc == DORM_ENOMEM) return dorm__qerr(q, rc, "out of memory");
       if (rc)
         return dorm__qerr(q, DORM_ETYPE,

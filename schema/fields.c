@@ -189,8 +189,8 @@ static int canon_to_arena(const char *s, size_t n, dorm__arena *a,
 
 /* Serialize j canonically into the arena. */
 static int json_to_arena(const json_t *j, dorm__arena *a, dorm_value *out) {
-  size_t flags = JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY |
-                 JSON_REAL_PRECISION(17);
+  size_t flags =
+      JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17);
   char *text = json_dumps(j, flags);
   if (!text) return DORM_ENOMEM; /* only fails on allocation */
   char why[8];

@@ -800,14 +800,14 @@ static void test_raw_execute(void **state) {
   /* two statements in one call: DORM_EINVAL on both backends, and
    * nothing ran (not even the first) */
   char msg[256];
-  assert_int_equal(
-      t_err(dorm_async_execute(DB, "SELECT 1; SELECT 2", NULL, 0), msg,
-            sizeof msg),
-      DORM_EINVAL);
+  assert_int_equal(t_err(dorm_async_execute(DB, "SELECT 1; SELECT 2", NULL, 0),
+                         msg, sizeof msg),
+                   DORM_EINVAL);
   assert_non_null(strstr(msg, "more than one statement"));
   assert_int_equal(
-      t_err(dorm_async_execute(DB, "UPDATE author SET bio = 'y'; -- note\n"
-                                   "DELETE FROM author",
+      t_err(dorm_async_execute(DB,
+                               "UPDATE author SET bio = 'y'; -- note\n"
+                               "DELETE FROM author",
                                NULL, 0),
             NULL, 0),
       DORM_EINVAL);

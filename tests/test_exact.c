@@ -72,8 +72,8 @@ static const backend_case backends[] = {
 };
 
 static const backend_case *B;
-static char T_url[1024];     /* the database the test runs on */
-static char T_bin[1024];     /* build/dorm beside this test program */
+static char T_url[1024]; /* the database the test runs on */
+static char T_bin[1024]; /* build/dorm beside this test program */
 static dorm_schema *S;
 static const dorm_model *Novel;
 static dorm_db *DB;
@@ -104,8 +104,8 @@ static int teardown(void **state) {
 }
 
 /* Create a novel with field = v; returns the result's code (0: created). */
-static int create(const char *title, const char *field, dorm_value v,
-                  char *msg, size_t cap) {
+static int create(const char *title, const char *field, dorm_value v, char *msg,
+                  size_t cap) {
   dorm_query *q = dorm_insert(Novel);
   dorm_set(q, "title", dorm_str(title));
   dorm_set(q, field, v);
@@ -280,8 +280,8 @@ static void test_decimal_compare_and_sum(void **state) {
   for (int i = 0; i < 13; i++) {
     char t[16];
     snprintf(t, sizeof t, "s%02d", i);
-    assert_int_equal(create(t, "big", dorm_decimal("9876543210987.65"), NULL, 0),
-                     0);
+    assert_int_equal(
+        create(t, "big", dorm_decimal("9876543210987.65"), NULL, 0), 0);
   }
   assert_int_equal(create("s-neg", "big", dorm_decimal("-0.07"), NULL, 0), 0);
   q = dorm_select(Novel);
@@ -341,13 +341,14 @@ static void test_decimal_compare_and_sum(void **state) {
 
 static void test_json_equality(void **state) {
   (void)state;
-  assert_int_equal(create("j1", "data",
-                          dorm_json_text("{\"b\": 1, \"a\": [2.50, \"x\\u0041\"],"
-                                         " \"n\": 0.1}"),
-                          NULL, 0),
-                   0);
   assert_int_equal(
-      create("j2", "data", dorm_json_text("{\"a\": 2}"), NULL, 0), 0);
+      create("j1", "data",
+             dorm_json_text("{\"b\": 1, \"a\": [2.50, \"x\\u0041\"],"
+                            " \"n\": 0.1}"),
+             NULL, 0),
+      0);
+  assert_int_equal(create("j2", "data", dorm_json_text("{\"a\": 2}"), NULL, 0),
+                   0);
   /* the same document, written differently, finds the row on both */
   dorm_query *q = dorm_select(Novel);
   dorm_filter(q, "data",
@@ -363,7 +364,8 @@ static void test_json_equality(void **state) {
   json_t *j = dorm_row_json(r.u.row.row, "data");
   assert_non_null(j);
   char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-  assert_string_equal(text, "{\"a\":[2.5,\"xA\"],\"b\":1,\"n\":0.10000000000000001}");
+  assert_string_equal(text,
+                      "{\"a\":[2.5,\"xA\"],\"b\":1,\"n\":0.10000000000000001}");
   free(text);
   json_decref(j);
   const char *raw = dorm_row_text(r.u.row.row, "data");
@@ -427,7 +429,7 @@ static void test_division_by_zero(void **state) {
     dorm_query *u = dorm_update(Novel);
     dorm_set(u, fields[i],
              dorm_fval(dorm_op(u, '/', dorm_F(u, "pages"),
-                                     dorm_lit(u, dorm_int(0)))));
+                               dorm_lit(u, dorm_int(0)))));
     char msg[512];
     assert_int_equal(t_err(dorm_async_update(DB, u), msg, sizeof msg),
                      DORM_ERANGE);
@@ -442,8 +444,8 @@ static void test_division_by_zero(void **state) {
   /* integer division truncates on both */
   dorm_query *u = dorm_update(Novel);
   dorm_set(u, "ratio",
-           dorm_fval(dorm_op(u, '/', dorm_F(u, "pages"),
-                                   dorm_lit(u, dorm_int(-2)))));
+           dorm_fval(
+               dorm_op(u, '/', dorm_F(u, "pages"), dorm_lit(u, dorm_int(-2)))));
   assert_int_equal(t_count(dorm_async_update(DB, u)), 1);
   dorm_query_free(u);
   q = dorm_select(Novel);
@@ -453,12 +455,13 @@ static void test_division_by_zero(void **state) {
   (void)got;
 }
 
-/* ---- `dorm query`: decimal literals as written ---------------------------- */
+/* ---- `dorm query`: decimal literals as written ----------------------------
+ */
 
 /* Run `dorm query --db <this test's database> --models F <expr>`; the
  * first line of its output (stdout and stderr) into out; the status. */
 static int run_query(const char *args, const char *expr, char *out,
-                      size_t cap) {
+                     size_t cap) {
   char models[] = "/tmp/dorm-exact-models.XXXXXX";
   int fd = mkstemp(models);
   assert_true(fd >= 0);
@@ -493,7 +496,7 @@ static void test_cli_decimal_literals(void **state) {
   assert_string_equal(out, "1");
   assert_int_equal(
       run_query("", "Novel.filter(price__in=[95.26, 10.1]).count()", out,
-                 sizeof out),
+                sizeof out),
       0);
   assert_string_equal(out, "2");
   /* a float field compares with the nearest double */
@@ -503,7 +506,8 @@ static void test_cli_decimal_literals(void **state) {
   assert_string_equal(out, "0");
   /* the SQL's parameter is the literal's text */
   char all[4096] = "";
-  snprintf(all, sizeof all, "'%s' query --sql --db \"%s\" --models /dev/stdin "
+  snprintf(all, sizeof all,
+           "'%s' query --sql --db \"%s\" --models /dev/stdin "
            "'Novel.filter(price=95.26)' 2>&1 <<'EOF'\n%s\nEOF\n",
            T_bin, T_url, MODELS);
   FILE *p = popen(all, "r");
@@ -515,14 +519,16 @@ static void test_cli_decimal_literals(void **state) {
   assert_null(strstr(all, "95.260000"));
   /* an integer beyond 64 bits is not clamped: refused for an integer
    * field, exact for a decimal one */
-  assert_int_equal(run_query("", "Novel.filter(pages=99999999999999999999)."
-                                  "count()",
-                              out, sizeof out),
+  assert_int_equal(run_query("",
+                             "Novel.filter(pages=99999999999999999999)."
+                             "count()",
+                             out, sizeof out),
                    1);
   assert_non_null(strstr(out, "expected integer, got decimal"));
-  assert_int_equal(run_query("", "Novel.filter(big__lt=99999999999999999999)."
-                                  "count()",
-                              out, sizeof out),
+  assert_int_equal(run_query("",
+                             "Novel.filter(big__lt=99999999999999999999)."
+                             "count()",
+                             out, sizeof out),
                    B->sqlite ? 1 : 0);
   if (!B->sqlite) assert_string_equal(out, "0"); /* big is NULL */
 }
@@ -562,9 +568,8 @@ int main(int argc, char **argv) {
       continue;
     }
     (void)url;
-    failed += _cmocka_run_group_tests(B->name, tests,
-                                      sizeof tests / sizeof tests[0], NULL,
-                                      NULL);
+    failed += _cmocka_run_group_tests(
+        B->name, tests, sizeof tests / sizeof tests[0], NULL, NULL);
   }
   dorm_schema_free(S);
   return failed ? 1 : 0;

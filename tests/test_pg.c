@@ -405,7 +405,7 @@ static void test_transaction_aborted(void **state) {
       t_err(dorm_async_atomic(db, body_abort, &second), msg, sizeof msg),
       DORM_ETXABORTED);
   assert_int_equal(b.fired[0], 1);
-  assert_int_equal(b.code[0], DORM_ERANGE); /* 1/0 */
+  assert_int_equal(b.code[0], DORM_ERANGE);    /* 1/0 */
   assert_int_equal(scalar(db, "SELECT 3"), 3); /* the slot is usable */
   t_loop_close(db);
 }

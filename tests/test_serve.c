@@ -1146,8 +1146,8 @@ static void test_json_exact(void **state) {
   assert_int_equal(call(c, &r, "POST", "/api/entry", body), 201);
   /* tags={"a":0.1,"b":1} */
   assert_int_equal(
-      call(c, &r, "GET",
-           "/api/entry?tags=%7B%22a%22%3A0.1%2C%22b%22%3A1%7D", NULL),
+      call(c, &r, "GET", "/api/entry?tags=%7B%22a%22%3A0.1%2C%22b%22%3A1%7D",
+           NULL),
       200);
   assert_int_equal(nresults(&r), 1);
   /* tags={ "b" : 1.0 , "a" : 1e-1 } */
@@ -1159,7 +1159,8 @@ static void test_json_exact(void **state) {
       200);
   assert_int_equal(nresults(&r), 1);
   assert_int_equal(
-      call(c, &r, "GET", "/api/entry?tags=%7B%22a%22%3A0.10000000000000001%2C%22b%22%3A1%7D",
+      call(c, &r, "GET",
+           "/api/entry?tags=%7B%22a%22%3A0.10000000000000001%2C%22b%22%3A1%7D",
            NULL),
       200);
   assert_int_equal(nresults(&r), 0);

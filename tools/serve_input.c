@@ -593,8 +593,7 @@ static int set_field(const dorm_model *m, dorm_query *q, const dorm_field *f,
                                   "exponent (or as a string)",
                                   key);
             val = dorm_textn(DORM_T_DECIMAL, raw, rawn);
-          }
-          else if (json_is_string(v))
+          } else if (json_is_string(v))
             val = dorm_textn(DORM_T_DECIMAL, json_string_value(v),
                              json_string_length(v));
           else
