@@ -409,6 +409,17 @@ static void test_upsert_do_nothing(void **state) {
   char got[64];
   field_of("first", "isbn", got, sizeof got);
   assert_string_equal(got, "978-3");
+  /* bulk_create counts the rows inserted, not the ones skipped */
+  dorm_query *b = dorm_insert(Novel);
+  dorm_set(b, "title", dorm_str("third"));
+  dorm_set(b, "isbn", dorm_str("978-3"));
+  dorm_insert_next_row(b);
+  dorm_set(b, "title", dorm_str("fourth"));
+  dorm_set(b, "isbn", dorm_str("978-4"));
+  dorm_on_conflict_do_nothing(b);
+  assert_int_equal(t_count(dorm_async_bulk_create(DB, b)), 1);
+  dorm_query_free(b);
+  assert_int_equal(count_all(), 2);
 }
 
 /* ---- errors: one cause, one code ---------------------------------------- */
