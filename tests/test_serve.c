@@ -37,6 +37,8 @@
 #define MODELS "tests/data/contract_models.json"
 /* Tag, Label (a text key) and Post with two many_to_many fields */
 #define M2M_MODELS "tests/data/serve_m2m_models.json"
+/* Item, with decimal fields */
+#define EXACT_MODELS "tests/data/serve_exact_models.json"
 #define PG_SCHEMA "dorm_serve_test"
 
 static char g_url[PATH_MAX + 1024];
@@ -92,8 +94,8 @@ static void setup_db(const char *url, const char *const *sql, size_t nsql,
   dorm_db *db = dorm_db_open(loop, url, NULL, &err);
   if (!db) fail_msg("open %s: %s", url, err.message);
   if (nsql) run_until(&uv, dorm_async_execute_many(db, sql, nsql));
-  static const char *const files[] = {MODELS, M2M_MODELS};
-  for (int fi = 0; create_tables && fi < 2; fi++) {
+  static const char *const files[] = {MODELS, M2M_MODELS, EXACT_MODELS};
+  for (int fi = 0; create_tables && fi < 3; fi++) {
     dorm_schema *s = dorm_schema_load_file(files[fi], &err);
     assert_non_null(s);
     for (size_t i = 0; i < s->nmodels; i++) {
@@ -1166,6 +1168,39 @@ static void test_json_exact(void **state) {
   assert_int_equal(nresults(&r), 0);
   resp_clear(&r);
   cli_free(c);
+  assert_int_equal(stop_server(), 0);
+
+  /* a decimal member is the number as written, checked against the
+   * field's max_digits and decimal_places, not a double rounded by the
+   * database */
+  g_models = EXACT_MODELS;
+  start_server(NULL);
+  c = cli_new();
+  memset(&r, 0, sizeof r);
+  assert_int_equal(call(c, &r, "POST", "/api/item",
+                        "{\"price\": 95.26, \"big\": 1234567890123.45}"),
+                   201);
+  assert_string_equal(json_string_value(json_object_get(r.json, "price")),
+                      "95.26");
+  assert_string_equal(json_string_value(json_object_get(r.json, "big")),
+                      "1234567890123.45");
+  json_int_t item = jint(r.json, "id");
+  assert_int_equal(call(c, &r, "GET", "/api/item?price=95.26", NULL), 200);
+  assert_int_equal(nresults(&r), 1);
+  assert_int_equal(call(c, &r, "POST", "/api/item", "{\"price\": 1.234}"), 400);
+  assert_non_null(strstr(r.body, "field 'price'"));
+  assert_int_equal(call(c, &r, "POST", "/api/item", "{\"price\": 9.526e1}"),
+                   400);
+  assert_non_null(strstr(r.body, "exponent"));
+  char path[64];
+  snprintf(path, sizeof path, "/api/item/%lld", (long long)item);
+  assert_int_equal(call(c, &r, "PATCH", path, "{\"price\": 0.1}"), 200);
+  assert_string_equal(json_string_value(json_object_get(r.json, "price")),
+                      "0.10");
+  assert_int_equal(call(c, &r, "PATCH", path, "{\"price\": 123456.789}"), 400);
+  resp_clear(&r);
+  cli_free(c);
+  g_models = MODELS;
   assert_int_equal(stop_server(), 0);
 }
 
