@@ -42,6 +42,8 @@ int dorm__sqlstate_code(const char *s) {
   if (!s || !s[0]) return DORM_EDB;
   if (s[0] == '2' && s[1] == '3') return DORM_EINTEGRITY;
   if (s[0] == '0' && s[1] == '8') return DORM_ECONN;
+  /* division by zero, a number out of its type's range */
+  if (!strcmp(s, "22012") || !strcmp(s, "22003")) return DORM_ERANGE;
   return DORM_EDB;
 }
 
@@ -191,6 +193,9 @@ static dorm_result shape(op *o, dorm_result res) {
     case OP_ROW:
       if (n >= 1) break;
       dorm_result_free(&res);
+      /* an INSERT ... RETURNING gives no row only when ON CONFLICT DO
+       * NOTHING skipped it: success, nothing created */
+      if (o->insert) return dorm_result_none();
       return dorm_result_error(DORM_ENOTFOUND,
                                "%s matching query does not exist",
                                o->model_name ? o->model_name : "object");
@@ -652,7 +657,17 @@ static dorm_deferred *write_query(dorm_db *db, const dorm_query *q, int kind,
 }
 
 dorm_deferred *dorm_async_create(dorm_db *db, const dorm_query *q) {
-  return write_query(db, q, OP_ROW, DORM_QUERY_INSERT, "create");
+  op *o = dorm__db_op_public(db, OP_ROW);
+  if (!o) return NULL;
+  o->write = 1;
+  o->insert = 1;
+  if (!q || dorm_query_kind_of(q) != DORM_QUERY_INSERT) {
+    dorm_error err;
+    dorm_error_clear(&err);
+    dorm_error_set(&err, DORM_EINVAL, "create: wrong kind of query");
+    return op_fail_err(o, &err);
+  }
+  return run_query(o, q, NULL, NULL);
 }
 
 dorm_deferred *dorm_async_update(dorm_db *db, const dorm_query *q) {
@@ -679,6 +694,99 @@ static size_t value_bytes(const dorm_value *v) {
   }
 }
 
+/* Whether sql holds a statement after its first ';' (quotes, quoted
+ * identifiers, dollar quotes and comments skipped).  Raw SQL is one
+ * statement on both backends: SQLite's prepare would run the first and
+ * drop the rest, PostgreSQL's extended protocol refuses with a syntax
+ * error; both become DORM_EINVAL here, before anything runs. */
+static int is_ident_char(char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+         (ch >= '0' && ch <= '9') || ch == '_' || (unsigned char)ch >= 0x80;
+}
+
+static const char *skip_comment(const char *p) {
+  if (p[0] == '-' && p[1] == '-') {
+    while (*p && *p != '\n') p++;
+    return p;
+  }
+  if (p[0] == '/' && p[1] == '*') {
+    int depth = 0; /* PostgreSQL's block comments nest */
+    while (*p) {
+      if (p[0] == '/' && p[1] == '*') {
+        depth++, p += 2;
+      } else if (p[0] == '*' && p[1] == '/') {
+        p += 2;
+        if (--depth == 0) return p;
+      } else {
+        p++;
+      }
+    }
+    return p;
+  }
+  return NULL;
+}
+
+static int more_than_one_statement(const char *sql) {
+  const char *p = sql;
+  while (*p) {
+    const char *after = skip_comment(p);
+    if (after) {
+      p = after;
+      continue;
+    }
+    char ch = *p;
+    if (ch == '\'' || ch == '"' || ch == '`') {
+      /* E'...' takes backslash escapes */
+      int backslash = ch == '\'' && p > sql && (p[-1] == 'E' || p[-1] == 'e') &&
+                      (p - 1 == sql || !is_ident_char(p[-2]));
+      p++;
+      while (*p) {
+        if (backslash && *p == '\\' && p[1]) {
+          p += 2;
+        } else if (*p == ch) {
+          if (p[1] != ch) break;
+          p += 2; /* a doubled quote */
+        } else {
+          p++;
+        }
+      }
+      if (*p) p++;
+      continue;
+    }
+    if (ch == '$' && (p == sql || !is_ident_char(p[-1]))) {
+      /* $tag$ ... $tag$ (not $1, a parameter) */
+      const char *t = p + 1;
+      while (is_ident_char(*t) && !(*t >= '0' && *t <= '9' && t == p + 1)) t++;
+      if (*t == '$' && !(p[1] >= '0' && p[1] <= '9')) {
+        size_t taglen = (size_t)(t - p) + 1;
+        const char *end;
+        for (end = t + 1; *end; end++)
+          if (*end == '$' && !strncmp(end, p, taglen)) break;
+        p = *end ? end + taglen : end;
+        continue;
+      }
+    }
+    if (ch == ';') {
+      /* only blanks, semicolons and comments may follow */
+      const char *q = p + 1;
+      for (;;) {
+        const char *c = skip_comment(q);
+        if (c) {
+          q = c;
+        } else if (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r' ||
+                   *q == ';') {
+          q++;
+        } else {
+          break;
+        }
+      }
+      return *q != '\0';
+    }
+    p++;
+  }
+  return 0;
+}
+
 static dorm_deferred *execute(dorm_db *db, const char *sql,
                               const dorm_value *params, size_t n, int write) {
   op *o = dorm__db_op_public(db, OP_PLAIN);
@@ -689,6 +797,13 @@ static dorm_deferred *execute(dorm_db *db, const char *sql,
   dorm_error_clear(&err);
   if (!sql || (n && !params)) {
     dorm_error_set(&err, DORM_EINVAL, "execute: no SQL or no parameters");
+    return op_fail_err(o, &err);
+  }
+  if (more_than_one_statement(sql)) {
+    dorm_error_set(&err, DORM_EINVAL,
+                   "execute: more than one statement in '%.200s' (send "
+                   "them one by one, or with dorm_async_execute_many)",
+                   sql);
     return op_fail_err(o, &err);
   }
   size_t len = strlen(sql), total = len + 1;

@@ -57,6 +57,7 @@ struct op {
   size_t conn;
   int orphan;
   int created; /* mark rows as created */
+  int insert;  /* OP_ROW of dorm_async_create: no row means DO NOTHING */
   op_then_fn then;
   void *then_ctx;
   op *prev, *next; /* root's pending list */

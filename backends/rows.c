@@ -294,13 +294,15 @@ int dorm__rows_put_float(dorm_rows *r, size_t col, double x) {
     case DORM_T_BOOL: *v = dorm_bool(x != 0); return 0;
     case DORM_T_DECIMAL: {
       int dp = r->cols[col].decimal_places;
-      /* SQLite's NUMERIC affinity turned "12.50" into 12.5: the field's
-       * decimal places give the text back, as Django does */
-      if (dp >= 0 && dp < 30)
-        n = snprintf(buf, sizeof buf, "%.*f", dp, x);
-      else
-        n = snprintf(buf, sizeof buf, "%.17g", x);
-      return put_str(r, v, DORM_T_DECIMAL, buf, (size_t)n);
+      /* SQLite's NUMERIC affinity turned "12.50" into 12.5: the 15
+       * significant digits a double holds of a decimal, written to the
+       * field's decimal places, give the text back (dorm refuses to write
+       * a decimal SQLite cannot give back, see query/sql.c) */
+      char dbuf[400];
+      n = dorm__double_decimal15(x, dp >= 0 && dp < 64 ? dp : -1, dbuf,
+                                 sizeof dbuf);
+      if (n < 0) return bad(r, col, "a decimal", "(not finite)", 12);
+      return put_str(r, v, DORM_T_DECIMAL, dbuf, (size_t)n);
     }
     case DORM_T_TEXT:
       n = snprintf(buf, sizeof buf, "%.17g", x);

@@ -125,6 +125,14 @@ static dorm_result sq_error(sqlite3 *conn, int rc, const char *what) {
         case SQLITE_TOOBIG: state = "54000"; break;
         case SQLITE_MISMATCH: state = "42804"; break;
         case SQLITE_RANGE: state = "22023"; break;
+        case SQLITE_ERROR:
+          /* arithmetic errors (dorm_div, SUM of integers) as
+           * PostgreSQL's, so they get the same code on both */
+          if (!strcmp(msg, "division by zero"))
+            state = "22012";
+          else if (!strcmp(msg, "integer overflow"))
+            state = "22003";
+          break;
         default: break;
       }
   }
@@ -133,6 +141,40 @@ static dorm_result sq_error(sqlite3 *conn, int rc, const char *what) {
                                  what ? what : "", what ? ": " : "", msg);
   return dorm__db_error(state, "sqlite: %s%s%s", what ? what : "",
                         what ? ": " : "", msg);
+}
+
+/* ---- division ----------------------------------------------------------- */
+
+/* dorm_div(a, b): what F("x") / y compiles to on SQLite.  SQLite's own
+ * "/" gives NULL for a division by zero and a float for the one integer
+ * quotient that overflows; PostgreSQL fails with SQLSTATE 22012 and 22003.
+ * This fails the same way (sq_error maps the messages), and otherwise
+ * divides as "/" does: integers truncate, anything else is a double. */
+static void sq_div(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  int ta = sqlite3_value_numeric_type(argv[0]);
+  int tb = sqlite3_value_numeric_type(argv[1]);
+  if (ta == SQLITE_NULL || tb == SQLITE_NULL) return; /* NULL */
+  if (ta == SQLITE_INTEGER && tb == SQLITE_INTEGER) {
+    sqlite3_int64 a = sqlite3_value_int64(argv[0]);
+    sqlite3_int64 b = sqlite3_value_int64(argv[1]);
+    if (b == 0) {
+      sqlite3_result_error(ctx, "division by zero", -1);
+      return;
+    }
+    if (a == INT64_MIN && b == -1) {
+      sqlite3_result_error(ctx, "integer overflow", -1);
+      return;
+    }
+    sqlite3_result_int64(ctx, a / b);
+    return;
+  }
+  double b = sqlite3_value_double(argv[1]);
+  if (b == 0.0) {
+    sqlite3_result_error(ctx, "division by zero", -1);
+    return;
+  }
+  sqlite3_result_double(ctx, sqlite3_value_double(argv[0]) / b);
 }
 
 /* ---- REGEXP ------------------------------------------------------------- */
@@ -400,6 +442,13 @@ static sqlite3 *open_conn(sq_be *be, int writer, dorm_error *err) {
   if (exec_pragma(c, sql, err, path) != SQLITE_OK) goto fail;
   if (!writer && exec_pragma(c, "PRAGMA query_only=1", err, path) != SQLITE_OK)
     goto fail;
+  if (sqlite3_create_function(c, "dorm_div", 2,
+                              SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sq_div,
+                              NULL, NULL) != SQLITE_OK) {
+    dorm_error_set(err, DORM_EIO, "sqlite: cannot register dorm_div: %s",
+                   sqlite3_errmsg(c));
+    goto fail;
+  }
   if (sqlite3_create_function(c, "regexp", 2,
                               SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
                               sq_regexp, NULL, NULL) != SQLITE_OK) {
@@ -449,10 +498,21 @@ static sqlite3_stmt *prepare(sq_worker *w, const dorm__stmt *st,
                              st->sql);
     return NULL;
   }
-  while (tail && tail < st->sql + st->len &&
-         (*tail == ' ' || *tail == '\n' || *tail == '\t' || *tail == '\r' ||
-          *tail == ';'))
-    tail++;
+  /* blanks, semicolons and comments may follow the statement */
+  const char *end = st->sql + st->len;
+  while (tail && tail < end) {
+    if (*tail == ' ' || *tail == '\n' || *tail == '\t' || *tail == '\r' ||
+        *tail == ';') {
+      tail++;
+    } else if (tail[0] == '-' && tail + 1 < end && tail[1] == '-') {
+      while (tail < end && *tail != '\n') tail++;
+    } else if (tail[0] == '/' && tail + 1 < end && tail[1] == '*') {
+      const char *close = strstr(tail + 2, "*/");
+      tail = close ? close + 2 : end;
+    } else {
+      break;
+    }
+  }
   if (tail && tail < st->sql + st->len && *tail) {
     sqlite3_finalize(s);
     *res = dorm_result_error(
@@ -465,6 +525,30 @@ static sqlite3_stmt *prepare(sq_worker *w, const dorm__stmt *st,
   victim->len = st->len;
   victim->used = ++w->tick;
   return s;
+}
+
+/* A decimal goes as the number SQLite would store for it (NUMERIC
+ * affinity): an integer when it is one, else a double.  As text it would
+ * compare as text with anything that has no affinity (a Sum in HAVING, an
+ * expression), and text sorts after every number. */
+static int bind_decimal(sqlite3_stmt *s, int k, const dorm_value *v) {
+  char buf[400];
+  size_t n = v->u.s.len;
+  if (!v->u.s.ptr || n == 0 || n >= sizeof buf)
+    return sqlite3_bind_text64(s, k, v->u.s.ptr ? v->u.s.ptr : "", n,
+                               SQLITE_TRANSIENT, SQLITE_UTF8);
+  memcpy(buf, v->u.s.ptr, n);
+  buf[n] = '\0';
+  char *end;
+  if (!memchr(buf, '.', n)) {
+    errno = 0;
+    long long i = strtoll(buf, &end, 10);
+    if (!errno && *end == '\0') return sqlite3_bind_int64(s, k, i);
+  }
+  double d = strtod(buf, &end);
+  if (*end != '\0')
+    return sqlite3_bind_text64(s, k, buf, n, SQLITE_TRANSIENT, SQLITE_UTF8);
+  return sqlite3_bind_double(s, k, d);
 }
 
 static int bind_params(sqlite3_stmt *s, const dorm__stmt *st,
@@ -489,8 +573,8 @@ static int bind_params(sqlite3_stmt *s, const dorm__stmt *st,
         rc = sqlite3_bind_blob64(s, k, v->u.s.ptr ? v->u.s.ptr : "", v->u.s.len,
                                  SQLITE_STATIC);
         break;
+      case DORM_T_DECIMAL: rc = bind_decimal(s, k, v); break;
       case DORM_T_TEXT:
-      case DORM_T_DECIMAL:
       case DORM_T_DATE:
       case DORM_T_TIME:
       case DORM_T_DATETIME:

@@ -78,6 +78,37 @@ char *dorm__arena_strndup(dorm__arena *a, const char *s, size_t n);
 void dorm__arena_reset(dorm__arena *a);
 void dorm__arena_free(dorm__arena *a);
 
+/* The digits of a valid decimal text (dorm__valid_decimal): whole, the
+ * digits before the point without leading zeros; frac, the digits after
+ * it as written; sig, from the first non-zero digit to the last (0 for
+ * zero); lead, the first non-zero digit's place counted from the point
+ * (123.4: 3, 0.05: -1), so lead + p digits write the number to p places. */
+typedef struct dorm__decdigits {
+  size_t whole, frac, sig;
+  long lead;
+} dorm__decdigits;
+void dorm__decimal_digits(const char *s, size_t n, dorm__decdigits *d);
+/* x as the shortest decimal text that reads back as x (plain notation,
+ * no exponent: 0.1 -> "0.1", 1e21 -> "1000000000000000000000").  Returns
+ * the length, or -1 for NaN, an infinity or when cap is too small. */
+int dorm__double_decimal(double x, char *out, size_t cap);
+/* x rounded to 15 significant digits (all a double holds of any decimal)
+ * and written with exactly places decimal places (places < 0: as many as
+ * needed).  Returns the length, or -1 as above. */
+int dorm__double_decimal15(double x, int places, char *out, size_t cap);
+
+/* ---- canonical JSON (base/json_canon.c) ----------------------------------
+ * The one text form dorm stores and compares a JSON document in: no
+ * whitespace, object keys sorted by their bytes (a repeated key keeps its
+ * last value, as jsonb does), strings with the shortest escapes, numbers
+ * exactly as written but normalised (1.0 -> 1, 1e2 -> 100, -0 -> 0), so
+ * two documents equal as jsonb have the same text.  Numbers keep every
+ * digit: nothing goes through a double.  Returns 0 and a text (*out,
+ * *outlen; NUL-terminated) the caller frees with dorm__free; DORM_EJSON with
+ * a message in why when s is not one JSON value; DORM_ENOMEM. */
+int dorm__json_canon(const char *s, size_t n, char **out, size_t *outlen,
+                     char *why, size_t whylen);
+
 #endif /* DORM_BASE_INT_H */
 
 /* ---- text formats (base/formats.c) ----------------------------------------

@@ -6,7 +6,9 @@
  * timestamp" from the server into an error that names the field, and
  * canonical UTC text makes SQLite's text comparisons order correctly.
  */
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/base_int.h"
@@ -191,4 +193,95 @@ int dorm__canon_datetime(const char *s, size_t n, char *out) {
                     mi, sec, usec);
   return snprintf(out, 32, "%04d-%02d-%02d %02d:%02d:%02d", y, mo, d, h, mi,
                   sec);
+}
+
+/* ---- decimal digits and doubles as decimals ----------------------------- */
+
+void dorm__decimal_digits(const char *s, size_t n, dorm__decdigits *d) {
+  size_t i = 0, pos = 0, first = (size_t)-1, last = 0;
+  memset(d, 0, sizeof *d);
+  if (i < n && (s[i] == '-' || s[i] == '+')) i++;
+  /* pos counts every digit written; first/last: positions of the outer
+   * non-zero digits */
+  for (; i < n && s[i] != '.'; i++, pos++) {
+    if (s[i] != '0' && first == (size_t)-1) first = pos;
+    if (s[i] != '0') last = pos;
+  }
+  size_t int_len = pos;
+  if (i < n) i++; /* '.' */
+  for (; i < n; i++, pos++) {
+    d->frac++;
+    if (s[i] != '0' && first == (size_t)-1) first = pos;
+    if (s[i] != '0') last = pos;
+  }
+  if (first == (size_t)-1) return; /* zero */
+  d->whole = first < int_len ? int_len - first : 0;
+  d->sig = last - first + 1;
+  d->lead = (long)int_len - (long)first;
+}
+
+/* "d.ddde±x" (what %.*e writes) in plain notation, trailing zeros of the
+ * fraction dropped; returns the length or -1 when it does not fit. */
+static int plain_from_e(const char *e, char *out, size_t cap) {
+  char digs[40];
+  size_t nd = 0, k = 0;
+  int neg = 0;
+  if (*e == '-') neg = 1, e++;
+  for (; *e && *e != 'e'; e++)
+    if (*e >= '0' && *e <= '9' && nd < sizeof digs) digs[nd++] = *e;
+  if (*e != 'e') return -1;
+  long x = strtol(e + 1, NULL, 10); /* the first digit's power of ten */
+  while (nd > 1 && digs[nd - 1] == '0') nd--;
+  if (nd == 1 && digs[0] == '0') neg = 0, x = 0;
+  size_t need = nd + (size_t)(x < 0 ? -x : x) + 4;
+  if (need >= cap) return -1;
+  if (neg) out[k++] = '-';
+  if (x < 0) {
+    out[k++] = '0';
+    out[k++] = '.';
+    for (long z = 0; z < -x - 1; z++) out[k++] = '0';
+    for (size_t j = 0; j < nd; j++) out[k++] = digs[j];
+  } else {
+    for (long j = 0; j <= x; j++) out[k++] = (size_t)j < nd ? digs[j] : '0';
+    if ((size_t)x + 1 < nd) {
+      out[k++] = '.';
+      for (size_t j = (size_t)x + 1; j < nd; j++) out[k++] = digs[j];
+    }
+  }
+  out[k] = '\0';
+  return (int)k;
+}
+
+int dorm__double_decimal(double x, char *out, size_t cap) {
+  if (!isfinite(x)) return -1;
+  char e[48];
+  for (int p = 0; p < 17; p++) {
+    snprintf(e, sizeof e, "%.*e", p, x);
+    if (strtod(e, NULL) == x) break;
+  }
+  return plain_from_e(e, out, cap);
+}
+
+int dorm__double_decimal15(double x, int places, char *out, size_t cap) {
+  if (!isfinite(x)) return -1;
+  char e[48];
+  snprintf(e, sizeof e, "%.14e", x);
+  int n = plain_from_e(e, out, cap);
+  if (n < 0 || places < 0) return n;
+  const char *dot = strchr(out, '.');
+  size_t frac = dot ? (size_t)n - (size_t)(dot - out) - 1 : 0;
+  if (frac > (size_t)places) {
+    /* the 15 digits reach below the field's places, so |x| is below
+     * 10^(15 - places) and %.*f writes at most 15 digits */
+    n = snprintf(out, cap, "%.*f", places, x);
+    if (n < 0 || (size_t)n >= cap) return -1;
+    if (out[0] == '-' && strspn(out + 1, "0.") == (size_t)n - 1)
+      memmove(out, out + 1, (size_t)n--); /* "-0.00": no sign on zero */
+    return n;
+  }
+  if ((size_t)n + (size_t)places - frac + 2 >= cap) return -1;
+  if (places > 0 && !dot) out[n++] = '.';
+  for (size_t j = frac; j < (size_t)places; j++) out[n++] = '0';
+  out[n] = '\0';
+  return n;
 }

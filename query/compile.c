@@ -214,28 +214,118 @@ void dorm__emit_from(cctx *c) {
 
 static const char *const agg_names[] = {"COUNT", "SUM", "AVG", "MIN", "MAX"};
 
-static void emit_aggregate(cctx *c, const annotation *a) {
+static void emit_agg_source_name(cctx *c, int i, int qualified);
+
+/* The value an aggregate reads: the annotation's column (src < 0) or the
+ * src-th source column of the subquery aggregate() runs over. */
+static void emit_agg_arg(cctx *c, const annotation *a, int src) {
+  if (src >= 0) {
+    emit_agg_source_name(c, src, 1);
+    return;
+  }
+  /* an annotation is no filter's, even written in HAVING: it finds the
+   * join it registered with (group 0, at its call) */
+  int group = c->group, event = c->event;
+  c->group = 0;
+  c->event = dorm__ev_call(a->after);
+  int alias = dorm__path_alias_of(c, &a->path, 1);
+  c->group = group;
+  c->event = event;
+  if (a->path.transform)
+    dorm__emit_transform(c, &a->path, alias);
+  else
+    dorm__emit_column_of(c, &a->path, alias);
+}
+
+/* SQLite keeps decimals as doubles, whose SUM rounds.  dorm only writes
+ * decimals that take at most 15 digits to the field's decimal places
+ * (query/sql.c), so each value times 10^places is an integer a double
+ * holds exactly: Sum() of a decimal field adds those integers, exactly
+ * (SQLite reports an integer overflow instead of rounding). */
+static int sqlite_decimal_sum(const cctx *c, const annotation *a) {
+  return c->d == DORM_DIALECT_SQLITE && (a->agg & 0xff) == DORM_AGG_SUM &&
+         !a->star && !a->path.transform && a->path.field &&
+         a->path.field->type == DORM_FIELD_DECIMAL &&
+         a->path.field->decimal_places >= 0 &&
+         a->path.field->decimal_places <= 15;
+}
+
+/* 10^places as SQL text */
+static void emit_scale(cctx *c, int places) {
+  char n[24] = "1";
+  for (int i = 0; i < places; i++) n[i + 1] = '0';
+  n[places + 1] = '\0';
+  dorm__emits(c, n);
+}
+
+/* SUM(CAST(ROUND(x * 10^p) AS INTEGER)): the exact sum, scaled */
+static void emit_scaled_sum(cctx *c, const annotation *a, int src) {
+  dorm__emitl(c, "SUM(");
+  if (a->agg & DORM_AGG_DISTINCT) dorm__emitl(c, "DISTINCT ");
+  dorm__emitl(c, "CAST(ROUND(");
+  emit_agg_arg(c, a, src);
+  dorm__emitl(c, " * ");
+  emit_scale(c, a->path.field->decimal_places);
+  dorm__emitl(c, ") AS INTEGER))");
+}
+
+/* The aggregate as a number (what HAVING and ORDER BY compare). */
+static void emit_aggregate_src(cctx *c, const annotation *a, int src) {
   int fn = a->agg & 0xff;
+  if (sqlite_decimal_sum(c, a)) {
+    /* the double nearest the exact sum */
+    dorm__emitl(c, "(CAST(");
+    emit_scaled_sum(c, a, src);
+    dorm__emitl(c, " AS REAL) / ");
+    emit_scale(c, a->path.field->decimal_places);
+    dorm__emitl(c, ")");
+    return;
+  }
   dorm__emits(c, agg_names[fn]);
   dorm__emitl(c, "(");
   if (a->star) {
     dorm__emitl(c, "*");
   } else {
     if (a->agg & DORM_AGG_DISTINCT) dorm__emitl(c, "DISTINCT ");
-    /* an annotation is no filter's, even written in HAVING: it finds the
-     * join it registered with (group 0, at its call) */
-    int group = c->group, event = c->event;
-    c->group = 0;
-    c->event = dorm__ev_call(a->after);
-    int alias = dorm__path_alias_of(c, &a->path, 1);
-    c->group = group;
-    c->event = event;
-    if (a->path.transform)
-      dorm__emit_transform(c, &a->path, alias);
-    else
-      dorm__emit_column_of(c, &a->path, alias);
+    emit_agg_arg(c, a, src);
   }
   dorm__emitl(c, ")");
+}
+
+static void emit_aggregate(cctx *c, const annotation *a) {
+  emit_aggregate_src(c, a, -1);
+}
+
+/* The aggregate as the value a row gives: on SQLite a Sum of decimals is
+ * its exact text, written from the scaled integer sum (SQLite computes
+ * the identical SUMs once). */
+static void emit_aggregate_value(cctx *c, const annotation *a, int src) {
+  if (!sqlite_decimal_sum(c, a)) {
+    emit_aggregate_src(c, a, src);
+    return;
+  }
+  int places = a->path.field->decimal_places;
+  if (places == 0) {
+    emit_scaled_sum(c, a, src);
+    return;
+  }
+  dorm__emitl(c, "(CASE WHEN ");
+  emit_scaled_sum(c, a, src);
+  dorm__emitl(c, " < 0 THEN '-' ELSE '' END || (abs(");
+  emit_scaled_sum(c, a, src);
+  dorm__emitl(c, ") / ");
+  emit_scale(c, places);
+  dorm__emitl(c, ") || '.' || substr('");
+  for (int i = 0; i < places; i++) dorm__emitl(c, "0");
+  dorm__emitl(c, "' || (abs(");
+  emit_scaled_sum(c, a, src);
+  dorm__emitl(c, ") % ");
+  emit_scale(c, places);
+  dorm__emitl(c, "), -");
+  char n[8];
+  snprintf(n, sizeof n, "%d", places);
+  dorm__emits(c, n);
+  dorm__emitl(c, "))");
 }
 
 static const annotation *annotation_at(const dorm_query *q, int idx) {
@@ -282,6 +372,17 @@ void dorm__emit_expr(cctx *c, const dorm_expr *e) {
     }
     case EXPR_VALUE: dorm__emit_param(c, e->value); break;
     case EXPR_OP: {
+      if (e->op == '/' && c->d == DORM_DIALECT_SQLITE) {
+        /* SQLite's x / 0 is NULL; dorm_div (backends/sqlite.c) fails
+         * as PostgreSQL does, so neither backend writes a NULL nobody
+         * asked for */
+        dorm__emitl(c, "dorm_div(");
+        dorm__emit_expr(c, e->a);
+        dorm__emitl(c, ", ");
+        dorm__emit_expr(c, e->b);
+        dorm__emitl(c, ")");
+        break;
+      }
       char op[4] = {' ', e->op, ' ', 0};
       dorm__emitl(c, "(");
       dorm__emit_expr(c, e->a);
@@ -836,7 +937,7 @@ static void emit_annotations(cctx *c, int record, int *first) {
   for (const annotation *a = c->q->annots; a; a = a->next) {
     if (!*first) dorm__emitl(c, ", ");
     *first = 0;
-    emit_aggregate(c, a);
+    emit_aggregate_value(c, a, -1);
     dorm__emitl(c, " AS ");
     dorm__emit_ident(c, a->alias);
     if (record)
@@ -967,7 +1068,10 @@ static void emit_order_by(cctx *c) {
     first = 0;
     if (o->path.annotation) {
       const annotation *a = annotation_at(q, o->path.annotation_index);
-      dorm__emit_ident(c, a->alias);
+      if (sqlite_decimal_sum(c, a))
+        emit_aggregate(c, a); /* the number, not its text */
+      else
+        dorm__emit_ident(c, a->alias);
     } else {
       emit_path_value(c, &o->path);
     }
@@ -1039,15 +1143,8 @@ static void aggregate_of_rows(cctx *c) {
   int i = 0;
   for (const annotation *a = q->annots; a; a = a->next, i++) {
     if (i) dorm__emitl(c, ", ");
-    dorm__emits(c, agg_names[a->agg & 0xff]);
-    dorm__emitl(c, "(");
-    if (a->star) {
-      dorm__emitl(c, "*");
-    } else {
-      if (a->agg & DORM_AGG_DISTINCT) dorm__emitl(c, "DISTINCT ");
-      emit_agg_source_name(c, i, 1);
-    }
-    dorm__emitl(c, ") AS ");
+    emit_aggregate_value(c, a, i);
+    dorm__emitl(c, " AS ");
     dorm__emit_ident(c, a->alias);
     dorm__add_column(c, a->alias, a->star ? NULL : a->path.field,
                      a->star ? q->model : a->path.model, 0, agg_type(a));

@@ -140,7 +140,9 @@ static int compile_insert(cctx *c) {
       for (size_t k = 0; k < ncols; k++) {
         if (k) dorm__emitl(c, ", ");
         const set_item *s = r ? row_value(r, cols[k]) : NULL;
+        c->param_field = cols[k], c->param_write = 1;
         dorm__emit_param(c, s ? s->value : cols[k]->default_value);
+        c->param_field = NULL, c->param_write = 0;
       }
       dorm__emitl(c, ")");
       if (r) r = r->next;
@@ -236,8 +238,11 @@ static int compile_update(cctx *c) {
     dorm__emitl(c, " = ");
     if (s->value.type == DORM_T_EXPR)
       dorm__emit_expr(c, s->value.u.expr);
-    else
+    else {
+      c->param_field = s->field, c->param_write = 1;
       dorm__emit_param(c, s->value);
+      c->param_field = NULL, c->param_write = 0;
+    }
   }
   c->no_joins = 0;
   emit_write_where(c);

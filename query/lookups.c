@@ -17,6 +17,7 @@
  *    here for iregex, makes it case-insensitive — Django's convention).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "query/query_int.h"
@@ -144,6 +145,21 @@ static int coerce_scalar(dorm_query *q, dorm_type t, dorm_value v,
         *out = dorm_float((double)v.u.i);
         return 0;
       }
+      if (v.type == DORM_T_DECIMAL) {
+        /* a decimal literal (dorm query, serve) for a float field: the
+         * double nearest to it, as Django's float(Decimal) */
+        char tmp[64];
+        if (!dorm__valid_decimal(v.u.s.ptr, v.u.s.len) ||
+            v.u.s.len >= sizeof tmp)
+          return dorm__qerr(q, DORM_ETYPE,
+                            "model '%s', field '%s', lookup '%s': '%.*s' is "
+                            "not a number",
+                            model, field, lookup, (int)v.u.s.len, v.u.s.ptr);
+        memcpy(tmp, v.u.s.ptr, v.u.s.len);
+        tmp[v.u.s.len] = '\0';
+        *out = dorm_float(strtod(tmp, NULL));
+        return 0;
+      }
       if (v.type != DORM_T_FLOAT) return WRONG();
       return 0;
     case DORM_T_BOOL:
@@ -154,12 +170,20 @@ static int coerce_scalar(dorm_query *q, dorm_type t, dorm_value v,
       if (v.type != DORM_T_BOOL) return WRONG();
       return 0;
     case DORM_T_DECIMAL: {
-      char tmp[40];
+      char tmp[352]; /* DBL_MAX written out */
       int n;
       if (v.type == DORM_T_INT) {
         n = snprintf(tmp, sizeof tmp, "%lld", (long long)v.u.i);
       } else if (v.type == DORM_T_FLOAT) {
-        n = snprintf(tmp, sizeof tmp, "%.17g", v.u.f);
+        /* a C double: the shortest text that reads back as it (0.1 is
+         * "0.1", not 0.1000000000000000055511...), the decimal a person
+         * wrote when the double came from a literal */
+        n = dorm__double_decimal(v.u.f, tmp, sizeof tmp);
+        if (n < 0)
+          return dorm__qerr(q, DORM_ETYPE,
+                            "model '%s', field '%s', lookup '%s': %g is not "
+                            "a finite number",
+                            model, field, lookup, v.u.f);
       } else if (v.type == DORM_T_DECIMAL || v.type == DORM_T_TEXT) {
         if (!dorm__valid_decimal(v.u.s.ptr, v.u.s.len))
           return dorm__qerr(q, DORM_ETYPE,
@@ -234,9 +258,26 @@ static int coerce_scalar(dorm_query *q, dorm_type t, dorm_value v,
       *out = dorm_textn(DORM_T_UUID, c, 36);
       return 0;
     }
-    case DORM_T_JSON:
+    case DORM_T_JSON: {
       if (v.type != DORM_T_JSON) return WRONG();
-      break;
+      /* the canonical text (base/json_canon.c): what SQLite stores and
+       * compares, so equal documents match on both backends */
+      char *canon, why[160];
+      size_t n;
+      int rc =
+          dorm__json_canon(v.u.s.ptr, v.u.s.len, &canon, &n, why, sizeof why);
+      if (rc == DORM_ENOMEM) return dorm__qerr(q, rc, "out of memory");
+      if (rc)
+        return dorm__qerr(q, DORM_ETYPE,
+                          "model '%s', field '%s', lookup '%s': not valid "
+                          "JSON (%s)",
+                          model, field, lookup, why);
+      const char *c = adup(q, canon, n);
+      dorm__free(canon);
+      if (!c) return DORM_ENOMEM;
+      *out = dorm_textn(DORM_T_JSON, c, n);
+      return 0;
+    }
     default: return WRONG();
   }
 #undef WRONG
@@ -369,6 +410,32 @@ int dorm__coerce_lookup_value(dorm_query *q, const dorm_path *p, dorm_value in,
   return coerce_scalar(q, t, in, out, model, field, lookup);
 }
 
+/* A decimal written to a field must fit its max_digits and decimal_places,
+ * as Django's DecimalValidator says (leading zeros do not count): the
+ * databases would round it (SQLite) or refuse it with a message naming no
+ * field (PostgreSQL). */
+static int check_decimal_fits(dorm_query *q, const dorm_field *f,
+                              dorm_value v) {
+  if (f->max_digits <= 0) return 0;
+  dorm__decdigits d;
+  dorm__decimal_digits(v.u.s.ptr, v.u.s.len, &d);
+  if (d.frac > (size_t)f->decimal_places)
+    return dorm__qerr(q, DORM_ERANGE,
+                      "model '%s', field '%s': decimal '%.*s' has more than "
+                      "%d decimal places (max_digits %d, decimal_places %d)",
+                      q->model->name, f->name, (int)v.u.s.len, v.u.s.ptr,
+                      f->decimal_places, f->max_digits, f->decimal_places);
+  if (d.whole > (size_t)(f->max_digits - f->decimal_places))
+    return dorm__qerr(q, DORM_ERANGE,
+                      "model '%s', field '%s': decimal '%.*s' has more than "
+                      "%d digits before the point (max_digits %d, "
+                      "decimal_places %d)",
+                      q->model->name, f->name, (int)v.u.s.len, v.u.s.ptr,
+                      f->max_digits - f->decimal_places, f->max_digits,
+                      f->decimal_places);
+  return 0;
+}
+
 int dorm__coerce_field_value(dorm_query *q, const dorm_field *f, dorm_value in,
                              dorm_value *out) {
   if (in.type == DORM_T_NULL && !(f->flags & DORM_FIELD_NULL))
@@ -393,7 +460,11 @@ int dorm__coerce_field_value(dorm_query *q, const dorm_field *f, dorm_value in,
                         "max_length %d",
                         q->model->name, f->name, chars, f->max_length);
   }
-  return coerce_scalar(q, dorm__vt(f), in, out, q->model->name, f->name, "set");
+  if (coerce_scalar(q, dorm__vt(f), in, out, q->model->name, f->name, "set"))
+    return q->err.code;
+  if (f->type == DORM_FIELD_DECIMAL && out->type == DORM_T_DECIMAL)
+    return check_decimal_fits(q, f, *out);
+  return 0;
 }
 
 /* ---- SQL ---------------------------------------------------------------- */
@@ -535,6 +606,7 @@ void dorm__emit_lookup(cctx *c, const dorm_q *leaf, int negated, int wrap) {
   if (nullable_extra && wrap) dorm__emitl(c, "(");
 
   c->int4_rhs = pg && int4_column(leaf);
+  c->param_field = p->field;
   switch (lk) {
     case LK_EXACT:
       emit_lhs(c, leaf, alias, 0);
@@ -619,6 +691,7 @@ void dorm__emit_lookup(cctx *c, const dorm_q *leaf, int negated, int wrap) {
       return;
   }
   c->int4_rhs = 0;
+  c->param_field = NULL;
   if (nullable_extra) {
     dorm__emitl(c, " AND ");
     emit_lhs(c, leaf, alias, 0);

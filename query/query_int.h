@@ -354,6 +354,10 @@ typedef struct cctx {
   size_t base_ref_len;
   int int4_rhs; /* the parameters being written are compared with an int4
                    column (dorm_sql.param_int4) */
+  /* the field the next parameter is written to (param_write) or compared
+   * with, for SQLite's decimal check in dorm__emit_param; may be NULL */
+  const dorm_field *param_field;
+  int param_write;
 } cctx;
 
 /* sql.c: parameters, identifiers, output buffers */

@@ -39,6 +39,8 @@ void dorm__cctx_start(cctx *c, const dorm_query *q, dorm_dialect dialect,
   out->row_lock = 0;
   if (out->text) out->text[0] = '\0';
   memset(c, 0, offsetof(cctx, joins));
+  c->param_field = NULL;
+  c->param_write = 0;
   c->q = q;
   c->d = dialect;
   c->out = out;
@@ -119,9 +121,49 @@ static int is_textlike(dorm_type t) {
   return t >= DORM_T_TEXT && t <= DORM_T_JSON;
 }
 
+/* SQLite keeps a decimal in a column of NUMERIC affinity: as an integer
+ * when it is one, else as a double, which holds 15 significant digits of
+ * any decimal.  So on SQLite a decimal that a double cannot give back is
+ * refused here, before anything is written (docs/sqlite.md): written to a
+ * field, it must take at most 15 digits from its first non-zero digit to
+ * the field's last decimal place (then Sum() can add it exactly, see
+ * compile.c); compared or used in an expression, at most 15 significant
+ * digits. */
+static int sqlite_decimal_ok(cctx *c, dorm_value v) {
+  dorm__decdigits d;
+  dorm__decimal_digits(v.u.s.ptr, v.u.s.len, &d);
+  const dorm_field *f = c->param_field;
+  const char *model = c->q && c->q->model ? c->q->model->name : "?";
+  if (c->param_write && f && f->type == DORM_FIELD_DECIMAL) {
+    if (!d.sig || d.lead + f->decimal_places <= 15) return 1;
+    dorm__cfail(c, DORM_ERANGE,
+                "model '%s', field '%s': decimal '%.*s' needs %ld digits to "
+                "%d decimal places; SQLite stores a decimal as a double, "
+                "exact to 15 digits",
+                model, f->name, (int)v.u.s.len, v.u.s.ptr,
+                d.lead + f->decimal_places, f->decimal_places);
+    return 0;
+  }
+  if (d.sig <= 15) return 1;
+  if (f)
+    dorm__cfail(c, DORM_ERANGE,
+                "model '%s', field '%s': decimal '%.*s' has %zu significant "
+                "digits; SQLite compares decimals as doubles, exact to 15",
+                model, f->name, (int)v.u.s.len, v.u.s.ptr, d.sig);
+  else
+    dorm__cfail(c, DORM_ERANGE,
+                "model '%s': decimal '%.*s' has %zu significant digits; "
+                "SQLite computes with decimals as doubles, exact to 15",
+                model, (int)v.u.s.len, v.u.s.ptr, d.sig);
+  return 0;
+}
+
 void dorm__emit_param(cctx *c, dorm_value v) {
   dorm_sql *o = c->out;
   if (c->failed) return;
+  if (v.type == DORM_T_DECIMAL && c->d == DORM_DIALECT_SQLITE &&
+      !sqlite_decimal_ok(c, v))
+    return;
   if (o->nparams == o->params_cap) {
     size_t cap = o->params_cap ? o->params_cap * 2 : 16;
     dorm_value *p = dorm__realloc(o->params, cap * sizeof *p);

@@ -167,17 +167,36 @@ static int refuse(char *why, size_t whylen, const char *text) {
   return DORM_ESCHEMA;
 }
 
-/* Serialize j canonically (compact, sorted keys) into the arena. */
-static int json_to_arena(const json_t *j, dorm__arena *a, dorm_value *out) {
-  size_t flags = JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY;
-  size_t n = json_dumpb(j, NULL, 0, flags);
-  if (n == 0) return DORM_ENOMEM; /* only fails on allocation */
-  char *p = dorm__arena_alloc(a, n + 1);
+/* JSON text in its canonical form (base/json_canon.c, what the query
+ * builder sends too) into the arena. */
+static int canon_to_arena(const char *s, size_t n, dorm__arena *a,
+                          dorm_value *out, char *why, size_t whylen) {
+  char *canon;
+  size_t cn;
+  char jwhy[160];
+  int rc = dorm__json_canon(s, n, &canon, &cn, jwhy, sizeof jwhy);
+  if (rc == DORM_ENOMEM) return rc;
+  if (rc) {
+    snprintf(why, whylen, "not valid JSON (%s)", jwhy);
+    return DORM_ESCHEMA;
+  }
+  char *p = dorm__arena_strndup(a, canon, cn);
+  dorm__free(canon);
   if (!p) return DORM_ENOMEM;
-  if (json_dumpb(j, p, n, flags) != n) return DORM_ENOMEM;
-  p[n] = '\0';
-  *out = dorm_textn(DORM_T_JSON, p, n);
+  *out = dorm_textn(DORM_T_JSON, p, cn);
   return 0;
+}
+
+/* Serialize j canonically into the arena. */
+static int json_to_arena(const json_t *j, dorm__arena *a, dorm_value *out) {
+  size_t flags =
+      JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17);
+  char *text = json_dumps(j, flags);
+  if (!text) return DORM_ENOMEM; /* only fails on allocation */
+  char why[8];
+  int rc = canon_to_arena(text, strlen(text), a, out, why, sizeof why);
+  free(text);
+  return rc;
 }
 
 /* jansson's constructors return NULL both for bad input and for out of
@@ -222,6 +241,8 @@ static int coerce_json(dorm_value v, dorm__arena *a, dorm_value *out, char *why,
     return refuse(why, whylen, "not valid UTF-8");
   if (v.type == DORM_T_FLOAT && !isfinite(v.u.f))
     return refuse(why, whylen, "not a finite number");
+  if (v.type == DORM_T_JSON) /* exactly as written, numbers included */
+    return canon_to_arena(v.u.s.ptr, v.u.s.len, a, out, why, whylen);
   switch (v.type) {
     case DORM_T_JSON:
       j = json_loadb(v.u.s.ptr, v.u.s.len, JSON_DECODE_ANY, &jerr);

@@ -901,9 +901,32 @@ static void test_raw_execute(void **state) {
   /* a syntax error is a database error */
   assert_int_equal(t_err(dorm_async_execute(DB, "SELEC 1", NULL, 0), NULL, 0),
                    DORM_EDB);
+  /* two statements in one call: DORM_EINVAL on both backends, and
+   * nothing ran (not even the first) */
+  char msg[256];
+  assert_int_equal(t_err(dorm_async_execute(DB, "SELECT 1; SELECT 2", NULL, 0),
+                         msg, sizeof msg),
+                   DORM_EINVAL);
+  assert_non_null(strstr(msg, "more than one statement"));
   assert_int_equal(
-      t_err(dorm_async_execute(DB, "SELECT 1; SELECT 2", NULL, 0), NULL, 0),
-      sq ? DORM_EINVAL : DORM_EDB);
+      t_err(dorm_async_execute(DB,
+                               "UPDATE author SET bio = 'y'; -- note\n"
+                               "DELETE FROM author",
+                               NULL, 0),
+            NULL, 0),
+      DORM_EINVAL);
+  dorm_query *cq = dorm_select(Author);
+  dorm_filter(cq, "bio", dorm_str("y"));
+  assert_int_equal(t_count(dorm_async_count(DB, cq)), 0);
+  dorm_query_free(cq);
+  /* a ';' in a string, a quoted name or a comment, and trailing ones,
+   * are one statement */
+  assert_int_equal(
+      t_count(dorm_async_execute(DB,
+                                 "UPDATE author SET bio = 'a;b' /* ; */ "
+                                 "WHERE \"name\" <> 'x;y' ; ;  -- done",
+                                 NULL, 0)),
+      5);
 }
 
 /* ---- transactions ------------------------------------------------------- */

@@ -405,8 +405,9 @@ static void test_lookups(void **state) {
        "\"author\".\"uid\" = ?", "uuid:'123e4567-e89b-12d3-a456-426614174000'"},
       {"uid__startswith", dorm_str("123e"), "\"author\".\"uid\"::text LIKE $1",
        "'123e%'", "\"author\".\"uid\" GLOB ?", "'123e*'"},
-      {"data", dorm_json_text("{\"a\": 1}"), "\"author\".\"data\" = $1",
-       "json:'{\"a\": 1}'", "\"author\".\"data\" = ?", "json:'{\"a\": 1}'"},
+      {"data", dorm_json_text("{\"b\": [1.0, \"x\"], \"a\": 1}"),
+       "\"author\".\"data\" = $1", "json:'{\"a\":1,\"b\":[1,\"x\"]}'",
+       "\"author\".\"data\" = ?", "json:'{\"a\":1,\"b\":[1,\"x\"]}'"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
     run_where_case(Author, A_FROM, &cases[i], 0);

@@ -41,6 +41,8 @@
 /* Person, Project (members: many_to_many) and Task (a foreign key to
  * Project, choices) */
 #define TASK_MODELS "tests/data/serve_tasks_models.json"
+/* Item, with decimal fields */
+#define EXACT_MODELS "tests/data/serve_exact_models.json"
 #define PG_SCHEMA "dorm_serve_test"
 
 static char g_url[PATH_MAX + 1024];
@@ -96,8 +98,9 @@ static void setup_db(const char *url, const char *const *sql, size_t nsql,
   dorm_db *db = dorm_db_open(loop, url, NULL, &err);
   if (!db) fail_msg("open %s: %s", url, err.message);
   if (nsql) run_until(&uv, dorm_async_execute_many(db, sql, nsql));
-  static const char *const files[] = {MODELS, M2M_MODELS, TASK_MODELS};
-  for (int fi = 0; create_tables && fi < 3; fi++) {
+  static const char *const files[] = {MODELS, M2M_MODELS, TASK_MODELS,
+                                      EXACT_MODELS};
+  for (int fi = 0; create_tables && fi < 4; fi++) {
     dorm_schema *s = dorm_schema_load_file(files[fi], &err);
     assert_non_null(s);
     for (size_t i = 0; i < s->nmodels; i++) {
@@ -1305,6 +1308,84 @@ static void test_distinct(void **state) {
   unlink(g_log);
 }
 
+/* JSON bodies and query strings reach the database as written: a JSON
+ * field's numbers are not passed through a double (0.1 stays 0.1), and a
+ * document filters by value, whatever its key order or spacing, on both
+ * backends. */
+static void test_json_exact(void **state) {
+  (void)state;
+  start_server(NULL);
+  client *c = cli_new();
+  response r;
+  memset(&r, 0, sizeof r);
+  assert_int_equal(call(c, &r, "POST", "/api/author",
+                        "{\"name\":\"Jo\",\"email\":\"jo@example.org\","
+                        "\"joined\":\"2024-05-01T10:00:00Z\"}"),
+                   201);
+  char body[256];
+  snprintf(body, sizeof body,
+           "{\"author\":%lld,\"headline\":\"J\",\"tags\":"
+           "{\"b\": 1, \"a\": 0.1}}",
+           (long long)jint(r.json, "id"));
+  assert_int_equal(call(c, &r, "POST", "/api/entry", body), 201);
+  /* tags={"a":0.1,"b":1} */
+  assert_int_equal(
+      call(c, &r, "GET", "/api/entry?tags=%7B%22a%22%3A0.1%2C%22b%22%3A1%7D",
+           NULL),
+      200);
+  assert_int_equal(nresults(&r), 1);
+  /* tags={ "b" : 1.0 , "a" : 1e-1 } */
+  assert_int_equal(
+      call(c, &r, "GET",
+           "/api/entry?tags=%7B%20%22b%22%20%3A%201.0%20%2C%20%22a%22%20%3A%20"
+           "1e-1%20%7D",
+           NULL),
+      200);
+  assert_int_equal(nresults(&r), 1);
+  assert_int_equal(
+      call(c, &r, "GET",
+           "/api/entry?tags=%7B%22a%22%3A0.10000000000000001%2C%22b%22%3A1%7D",
+           NULL),
+      200);
+  assert_int_equal(nresults(&r), 0);
+  resp_clear(&r);
+  cli_free(c);
+  assert_int_equal(stop_server(), 0);
+
+  /* a decimal member is the number as written, checked against the
+   * field's max_digits and decimal_places, not a double rounded by the
+   * database */
+  g_models = EXACT_MODELS;
+  start_server(NULL);
+  c = cli_new();
+  memset(&r, 0, sizeof r);
+  assert_int_equal(call(c, &r, "POST", "/api/item",
+                        "{\"price\": 95.26, \"big\": 1234567890123.45}"),
+                   201);
+  assert_string_equal(json_string_value(json_object_get(r.json, "price")),
+                      "95.26");
+  assert_string_equal(json_string_value(json_object_get(r.json, "big")),
+                      "1234567890123.45");
+  json_int_t item = jint(r.json, "id");
+  assert_int_equal(call(c, &r, "GET", "/api/item?price=95.26", NULL), 200);
+  assert_int_equal(nresults(&r), 1);
+  assert_int_equal(call(c, &r, "POST", "/api/item", "{\"price\": 1.234}"), 400);
+  assert_non_null(strstr(r.body, "field 'price'"));
+  assert_int_equal(call(c, &r, "POST", "/api/item", "{\"price\": 9.526e1}"),
+                   400);
+  assert_non_null(strstr(r.body, "exponent"));
+  char path[64];
+  snprintf(path, sizeof path, "/api/item/%lld", (long long)item);
+  assert_int_equal(call(c, &r, "PATCH", path, "{\"price\": 0.1}"), 200);
+  assert_string_equal(json_string_value(json_object_get(r.json, "price")),
+                      "0.10");
+  assert_int_equal(call(c, &r, "PATCH", path, "{\"price\": 123456.789}"), 400);
+  resp_clear(&r);
+  cli_free(c);
+  g_models = MODELS;
+  assert_int_equal(stop_server(), 0);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
@@ -1317,6 +1398,7 @@ int main(void) {
       cmocka_unit_test(test_m2m_one_query_per_page),
       cmocka_unit_test(test_choices),
       cmocka_unit_test(test_distinct),
+      cmocka_unit_test(test_json_exact),
   };
   int failed = cmocka_run_group_tests_name("sqlite", tests, setup_sqlite,
                                            teardown_sqlite);

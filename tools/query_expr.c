@@ -22,6 +22,7 @@
  * parameter.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,19 +160,21 @@ static int number_lit(parser *P, dorm_value *v) {
     e++;
     while (isdigit((unsigned char)*e)) e++;
   }
-  char buf[64];
   size_t n = (size_t)(e - b);
-  if (n >= sizeof buf) return fail(P, "number too long");
+  if (n > 1000) return fail(P, "number too long");
+  char *buf = keep(P, malloc(n + 1));
+  if (!buf) return fail(P, "out of memory");
   memcpy(buf, b, n);
   buf[n] = '\0';
-  if (dec) {
-    /* A decimal literal travels as a float: integer and float fields
-     * compare with it, and the builder turns it into a decimal's text for
-     * decimal fields. */
-    *v = dorm_float(strtod(buf, NULL));
+  errno = 0;
+  long long x = dec ? 0 : strtoll(buf, NULL, 10);
+  if (dec || errno == ERANGE) {
+    /* A decimal literal, or an integer beyond 64 bits, travels as its
+     * exact text (a decimal): a decimal field compares with exactly what
+     * was written (95.26, not the double 95.260000000000005), a float
+     * field with the nearest double, and an integer field refuses it. */
+    *v = dorm_textn(DORM_T_DECIMAL, buf, n);
   } else {
-    char *end;
-    long long x = strtoll(buf, &end, 10);
     *v = dorm_int(x);
   }
   P->p = e;

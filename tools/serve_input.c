@@ -448,9 +448,88 @@ static int64_t int_limit(dorm_field_type t) {
   }
 }
 
-/* One field's JSON value set on q. */
+/* ---- the text of a member, as the client wrote it -----------------------
+ * jansson reads every JSON number with a point as a double, so 95.26
+ * would reach a decimal field as 95.260000000000005 and a JSON field's
+ * 0.1 as 0.10000000000000001.  Decimal and JSON fields take the member's
+ * text from the body instead (the body already parsed, so the scan may
+ * trust its shape). */
+
+static const char *skip_ws(const char *p, const char *end) {
+  while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+  return p;
+}
+
+static const char *skip_string(const char *p, const char *end) {
+  for (p++; p < end && *p != '"'; p++)
+    if (*p == '\\') p++;
+  return p < end ? p + 1 : end;
+}
+
+static const char *skip_value(const char *p, const char *end) {
+  if (p < end && *p == '"') return skip_string(p, end);
+  if (p < end && (*p == '{' || *p == '[')) {
+    int depth = 0;
+    while (p < end) {
+      if (*p == '"') {
+        p = skip_string(p, end);
+        continue;
+      }
+      if (*p == '{' || *p == '[') depth++;
+      if (*p == '}' || *p == ']') {
+        if (--depth == 0) return p + 1;
+      }
+      p++;
+    }
+    return end;
+  }
+  while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' &&
+         *p != '\t' && *p != '\n' && *p != '\r')
+    p++;
+  return p;
+}
+
+/* The text of the top-level member key of the object body; 0, or -1. */
+static int raw_member(const char *body, size_t len, const char *key,
+                      const char **vs, size_t *vn) {
+  const char *p = body, *end = body + len;
+  p = skip_ws(p, end);
+  if (p >= end || *p != '{') return -1;
+  p++;
+  for (;;) {
+    p = skip_ws(p, end);
+    if (p >= end || *p != '"') return -1;
+    const char *ks = p;
+    p = skip_string(p, end);
+    int match;
+    if (memchr(ks, '\\', (size_t)(p - ks))) {
+      json_t *k = json_loadb(ks, (size_t)(p - ks), JSON_DECODE_ANY, NULL);
+      match = k && json_is_string(k) && !strcmp(json_string_value(k), key);
+      json_decref(k);
+    } else {
+      match = (size_t)(p - ks) == strlen(key) + 2 &&
+              !memcmp(ks + 1, key, (size_t)(p - ks) - 2);
+    }
+    p = skip_ws(p, end);
+    if (p >= end || *p != ':') return -1;
+    p = skip_ws(p + 1, end);
+    const char *v = p;
+    p = skip_value(p, end);
+    if (match) {
+      *vs = v;
+      *vn = (size_t)(p - v);
+      return 0;
+    }
+    p = skip_ws(p, end);
+    if (p >= end || *p != ',') return -1;
+    p++;
+  }
+}
+
+/* One field's JSON value set on q; body/len: the request's body. */
 static int set_field(const dorm_model *m, dorm_query *q, const dorm_field *f,
-                     const char *key, json_t *v, serve_refusal *why) {
+                     const char *key, json_t *v, const char *body, size_t len,
+                     serve_refusal *why) {
   (void)m;
   if (json_is_null(v)) {
     if (!(f->flags & DORM_FIELD_NULL))
@@ -462,12 +541,15 @@ static int set_field(const dorm_model *m, dorm_query *q, const dorm_field *f,
   dorm_value val;
   char *tmp = NULL;
   switch (f->type) {
-    case DORM_FIELD_JSON:
-      tmp = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-      if (!tmp)
-        return serve_refuse(why, "field '%s': cannot encode value", key);
-      val = dorm_json_text(tmp);
+    case DORM_FIELD_JSON: {
+      /* the document as written (the builder makes it canonical) */
+      const char *raw;
+      size_t rawn;
+      if (raw_member(body, len, key, &raw, &rawn) != 0)
+        return serve_refuse(why, "field '%s': cannot read the value", key);
+      val = dorm_textn(DORM_T_JSON, raw, rawn);
       break;
+    }
     case DORM_FIELD_BINARY: {
       if (!json_is_string(v))
         return serve_refuse(why, "field '%s': expected a base64 string", key);
@@ -509,9 +591,20 @@ static int set_field(const dorm_model *m, dorm_query *q, const dorm_field *f,
         case DORM_T_DECIMAL:
           if (json_is_integer(v))
             val = dorm_int(json_integer_value(v));
-          else if (json_is_real(v))
-            val = dorm_float(json_real_value(v));
-          else if (json_is_string(v))
+          else if (json_is_real(v)) {
+            /* the number as written, not the double jansson read */
+            const char *raw;
+            size_t rawn;
+            if (raw_member(body, len, key, &raw, &rawn) != 0)
+              return serve_refuse(why, "field '%s': cannot read the value",
+                                  key);
+            if (memchr(raw, 'e', rawn) || memchr(raw, 'E', rawn))
+              return serve_refuse(why,
+                                  "field '%s': write the decimal without an "
+                                  "exponent (or as a string)",
+                                  key);
+            val = dorm_textn(DORM_T_DECIMAL, raw, rawn);
+          } else if (json_is_string(v))
             val = dorm_textn(DORM_T_DECIMAL, json_string_value(v),
                              json_string_length(v));
           else
@@ -587,7 +680,7 @@ int serve_apply_body(const dorm_model *m, dorm_query *q, const char *body,
       }
       continue; /* set after the row is written, in its transaction */
     }
-    if (set_field(m, q, f, key, v, why) != 0) {
+    if (set_field(m, q, f, key, v, body, len, why) != 0) {
       rc = -1;
       break;
     }

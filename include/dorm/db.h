@@ -195,7 +195,10 @@ dorm_deferred *dorm_async_aggregate(dorm_db *db, const dorm_query *q);
  * ------------------------------------------------------------------- */
 
 /* q is an INSERT of one row (dorm_insert + dorm_set): DORM_RESULT_ROW, the
- * created row as stored (primary key and defaults included; RETURNING). */
+ * created row as stored (primary key and defaults included; RETURNING).
+ * An upsert with DO NOTHING (dorm_on_conflict without an update field, or
+ * dorm_on_conflict_do_nothing) whose row conflicts gives DORM_RESULT_NONE:
+ * success, nothing created (as Django's ignore_conflicts). */
 dorm_deferred *dorm_async_create(dorm_db *db, const dorm_query *q);
 /* q is an INSERT of any number of rows (dorm_insert_next_row between
  * rows).  All rows go in one transaction, split into statements as the
@@ -291,7 +294,10 @@ dorm_deferred *dorm_async_m2m_set(dorm_db *db, const dorm_model *model,
  * writer.  DORM_RESULT_ROWS when the statement yields columns (values
  * typed by what the database returns: integers, floats, text, bytes,
  * NULL; column names as the database names them), else DORM_RESULT_COUNT
- * (rows changed).  More than one statement in sql is DORM_EINVAL. */
+ * (rows changed).  More than one statement in sql (anything but blanks and
+ * comments after a ';' outside quotes) is DORM_EINVAL on both backends,
+ * before anything runs.  On SQLite a DORM_T_DECIMAL parameter is bound as
+ * a number (an integer when its text is one, else a double). */
 dorm_deferred *dorm_async_execute(dorm_db *db, const char *sql,
                                   const dorm_value *params, size_t n);
 /* The same for a statement that only reads (sql and params copied during

@@ -114,7 +114,9 @@ dorm_q *dorm_q_not(dorm_query *q, dorm_q *a);
 /* F expressions: a field path, a literal, or a binary operation. */
 dorm_expr *dorm_F(dorm_query *q, const char *path);
 dorm_expr *dorm_lit(dorm_query *q, dorm_value v);
-/* op is '+', '-', '*' or '/'. */
+/* op is '+', '-', '*' or '/'.  Division by zero fails with DORM_ERANGE
+ * (SQLSTATE 22012) on both backends; SQLite's '/' (NULL for x/0) is
+ * compiled as dorm_div, which the SQLite backend registers. */
 dorm_expr *dorm_op(dorm_query *q, char op, dorm_expr *a, dorm_expr *b);
 /* An expression as a value, for the right-hand side of a lookup or set. */
 static inline dorm_value dorm_fval(const dorm_expr *e) {
@@ -198,7 +200,8 @@ int dorm_insert_next_row(dorm_query *q);
 /* Upsert: ON CONFLICT (fields...) DO UPDATE SET the given fields to the
  * inserted values (EXCLUDED), or DO NOTHING when no update field is named.
  * Call dorm_on_conflict once per conflict-target field, then
- * dorm_on_conflict_update once per field to overwrite. */
+ * dorm_on_conflict_update once per field to overwrite.  A row skipped by
+ * DO NOTHING is no error: dorm_async_create gives DORM_RESULT_NONE. */
 int dorm_on_conflict(dorm_query *q, const char *field);
 int dorm_on_conflict_update(dorm_query *q, const char *field);
 int dorm_on_conflict_do_nothing(dorm_query *q);

@@ -6,6 +6,12 @@
  * a model.  Text-like types (decimal, dates and times, uuid, json) carry
  * their canonical text form, tagged so a backend can pick the wire type.
  *
+ * A decimal is text so it stays exact: a C double given where a decimal is
+ * expected becomes the shortest text that reads back as it (0.1 -> "0.1"),
+ * and a decimal written to a field must fit its max_digits/decimal_places
+ * (DORM_ERANGE otherwise; on SQLite also at most 15 digits, see
+ * docs/sqlite.md "Decimals").
+ *
  * Ownership: a dorm_value never owns memory.  Its pointers are borrowed from
  * whoever made it; the query builder copies what it is given, so a caller's
  * strings need to live only for the duration of the builder call.
@@ -28,12 +34,13 @@ typedef enum dorm_type {
   DORM_T_FLOAT,    /* u.f */
   DORM_T_TEXT,     /* u.s: UTF-8, not necessarily NUL-terminated */
   DORM_T_BYTES,    /* u.s: raw bytes */
-  DORM_T_DECIMAL,  /* u.s: "-12.50" */
+  DORM_T_DECIMAL,  /* u.s: "-12.50", sent as exactly this text */
   DORM_T_DATE,     /* u.s: "2024-05-01" */
   DORM_T_TIME,     /* u.s: "13:45:00" or "13:45:00.123456" */
   DORM_T_DATETIME, /* u.s: "2024-05-01T13:45:00Z" (ISO 8601; offset or Z) */
   DORM_T_UUID,     /* u.s: "123e4567-e89b-12d3-a456-426614174000" */
-  DORM_T_JSON,     /* u.s: a JSON document as text */
+  DORM_T_JSON,     /* u.s: a JSON document as text (the builder sends it
+                      in a canonical form: docs/queries.md "Values") */
   DORM_T_LIST,     /* u.list: for `in` and `range` */
   DORM_T_EXPR      /* u.expr: an F expression (see dorm/query.h) */
 } dorm_type;
