@@ -279,7 +279,10 @@ class Gen:
         r = self.r.random()
         if depth >= 3 or r < 0.45:
             n = 1 if self.r.random() < 0.75 else 2
-            return ("Q", [self.lookup(model) for _ in range(n)])
+            kw = [self.lookup(model) for _ in range(n)]
+            if n == 2 and kw[0][0] == kw[1][0]:
+                kw = kw[:1]  # a keyword argument only once
+            return ("Q", kw)
         if r < 0.65:
             return ("not", self.q(model, depth + 1))
         return ("and" if self.r.random() < 0.45 else "or",
@@ -452,6 +455,8 @@ def features(q):
             f.add("distinct+order-unselected")
     if q["slice"] is not None:
         f.add("slice")
+        if q["slice"][0] == q["slice"][1]:
+            f.add("empty-slice")
     f.add("term:" + q["term"])
     return f
 
@@ -775,7 +780,31 @@ def django_skip(q):
     relation: Writer.filter(Q(novels__title="x") & ~Q(edited__pages=50))
     asks about the novel joined for `novels`, and
     Novel.exclude(editor__name="a", writer__name="b",
-    writer__novels__in_print=True) is SQL PostgreSQL refuses."""
+    writer__novels__in_print=True) is SQL PostgreSQL refuses.  Across
+    calls too, when the negated path starts with a foreign key and another
+    path starts with another foreign key to the same model:
+    Novel.exclude(writer__novels__id=1).exclude(editor__age=30,
+    editor__edited__pages=200) is refused SQL as well."""
+    model = q["model"]
+    firsts = set()
+    for m, conds, kw in q["calls"]:
+        for k, _ in kw:
+            firsts.add(k.split("__")[0])
+        for c in conds:
+            firsts.update(k.split("__")[0] for k, _, _ in cond_leaves(c))
+    for m, conds, kw in q["calls"]:
+        for k, neg, _ in [(k, m == "exclude", 0) for k, _ in kw] + [
+                (k, n != (m == "exclude"), 0)
+                for c in conds for k, n, _ in cond_leaves(c)]:
+            first = k.split("__")[0]
+            if not neg or first not in RELS[model] or \
+                    RELS[model][first][1] == "multi" or \
+                    "multi" not in path_info(model, k)[0]:
+                continue
+            for other in firsts:
+                if other != first and other in RELS[model] and \
+                        RELS[model][other][0] == RELS[model][first][0]:
+                    return True
     for m, conds, kw in q["calls"]:
         leaves = [(k, m == "exclude") for k, _ in kw]
         for c in conds:
@@ -858,6 +887,10 @@ def main():
         sys.exit("oracle: %s is not built (make)" % args.dorm)
     pg = parse_conninfo(args.pg)
 
+    import signal
+    # a TERM or HUP (a killed campaign) still drops the database below
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: sys.exit(130))
     import psycopg2
     admin = psycopg2.connect(args.pg)
     admin.autocommit = True
