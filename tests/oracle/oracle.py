@@ -300,12 +300,12 @@ class Gen:
         return (m, conds, kw)
 
     def field_path(self, model):
-        for _ in range(20):
-            steps, m, f, typ = self.path(model, allow_rel_end=False)
-            names = [s[0] for s in steps]
-            if f == "id" and steps and self.r.random() < 0.5:
-                f = "pk"
-            return "__".join(names + [f])
+        """A path to a field, for values() and order_by()."""
+        steps, m, f, typ = self.path(model, allow_rel_end=False)
+        names = [s[0] for s in steps]
+        if f == "id" and steps and self.r.random() < 0.5:
+            f = "pk"
+        return "__".join(names + [f])
 
     def query(self):
         r = self.r
