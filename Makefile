@@ -5,6 +5,8 @@
 #                   ASan+UBSan build, and valgrind over the plain build
 #   make bench      build and run the benchmarks (bench/)
 #   make demo       the example app on the embedded default (SQLite)
+#   make oracle N=5000   N random queries checked against Django 3.2
+#                   (fresh seeds; tests/oracle/, docs/oracle.md)
 #   make install PREFIX=/usr/local
 #
 # Source files are found by wildcard: a new .c in a layer's folder is part
@@ -53,7 +55,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 # keep objects make would otherwise treat as intermediate and delete
 .SECONDARY:
 
-.PHONY: all lib tests benches test check bench demo install clean deps format
+.PHONY: all lib tests benches test check bench demo oracle install clean deps format
 
 all: lib $(BUILD)/dorm
 lib: $(BUILD)/libdorm.a $(BUILD)/libdorm.so
@@ -105,6 +107,11 @@ bench: deps
 demo: deps
 	$(MAKE) -s --no-print-directory all
 	sh examples/demo.sh
+
+# the differential test with fresh seeds (the suite runs fixed ones)
+oracle: deps
+	$(MAKE) -s --no-print-directory $(BUILD)/dorm
+	sh tests/oracle/campaign.sh $(or $(N),2000)
 
 # the example programs (examples/demo.sh builds them)
 $(BUILD)/examples/%: $(BUILD)/examples/%.o $(BUILD)/libdorm.a
