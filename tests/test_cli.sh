@@ -33,7 +33,7 @@ else
   sql() { sqlite3 "$W/walk.db" "$1"; }
 fi
 cleanup() {
-  [ "$KIND" = postgresql ] && psql "$DORM_TEST_PG" -qAt -c "DROP SCHEMA IF EXISTS $SCHEMA CASCADE; DROP SCHEMA IF EXISTS ${SCHEMA}_qx CASCADE" >/dev/null 2>&1
+  [ "$KIND" = postgresql ] && psql "$DORM_TEST_PG" -qAt -c "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null 2>&1
   rm -rf "$W"
 }
 
@@ -328,6 +328,7 @@ cat > qx/models.json <<'EOF'
 ]}
 EOF
 if [ "$KIND" = postgresql ]; then
+  trap 'psql "$DORM_TEST_PG" -qAt -c "DROP SCHEMA IF EXISTS ${SCHEMA}_qx CASCADE" >/dev/null 2>&1; cleanup' EXIT INT TERM
   psql "$DORM_TEST_PG" -qAt -c "CREATE SCHEMA ${SCHEMA}_qx" >/dev/null || exit 1
   QDB="$DORM_TEST_PG options='-csearch_path=${SCHEMA}_qx'"
   qsql() { psql "$QDB" -qAt -v ON_ERROR_STOP=1 -c "$1"; }
