@@ -13,6 +13,8 @@
 # history with two leaves refused, every field type read back by inspectdb
 # as the migrations made it,
 # malformed migration files and refused names, --help and usage errors.
+# Last, nested Q() and F() arithmetic in `dorm query` on a database of
+# their own, each answer the one Django 3.2 gives on the same rows.
 # PostgreSQL uses DORM_TEST_PG with a schema of its own (search_path).
 # Prints "ok"/"FAIL" lines; exits 1 on the first failure.
 set -u
@@ -440,6 +442,121 @@ run 0 dorm query --sql 'Author.filter(Q(age__gte=18) | ~Q(full_name__startswith=
 has "LIMIT" out
 run 1 dorm query --sql 'Author.filter(agee=1)'
 has "unknown field 'agee'" err
+
+# ---- dorm query: nested Q() and F() arithmetic -------------------------------------------------------
+# Writers and novels on a database of their own (a schema on PostgreSQL).
+# Every expected answer is Django 3.2's on the same rows (models
+# mirroring these tables, managed=False).
+mkdir qx
+cat > qx/models.json <<'EOF'
+{"models": [
+  {"name": "Writer", "fields": [
+    {"name": "name", "type": "varchar", "max_length": 50},
+    {"name": "age", "type": "integer", "null": true}]},
+  {"name": "Novel", "fields": [
+    {"name": "title", "type": "varchar", "max_length": 100},
+    {"name": "writer", "type": "foreign_key", "to": "Writer", "on_delete": "cascade", "related_name": "novels"},
+    {"name": "editor", "type": "foreign_key", "to": "Writer", "null": true, "on_delete": "set_null", "related_name": "edited"},
+    {"name": "pages", "type": "integer", "null": true},
+    {"name": "in_print", "type": "boolean", "default": false},
+    {"name": "price", "type": "decimal", "max_digits": 8, "decimal_places": 2, "null": true},
+    {"name": "tags", "type": "many_to_many", "to": "Tag"}]},
+  {"name": "Tag", "table": "ntag", "fields": [
+    {"name": "name", "type": "varchar", "max_length": 50}]}
+]}
+EOF
+if [ "$KIND" = postgresql ]; then
+  trap 'psql "$DORM_TEST_PG" -qAt -c "DROP SCHEMA IF EXISTS ${SCHEMA}_qx CASCADE" >/dev/null 2>&1; cleanup' EXIT INT TERM
+  psql "$DORM_TEST_PG" -qAt -c "CREATE SCHEMA ${SCHEMA}_qx" >/dev/null || exit 1
+  QDB="$DORM_TEST_PG options='-csearch_path=${SCHEMA}_qx'"
+  qsql() { psql "$QDB" -qAt -v ON_ERROR_STOP=1 -c "$1"; }
+else
+  QDB="sqlite:///$W/qx.db"
+  qsql() { sqlite3 "$W/qx.db" "$1"; }
+fi
+QX="--models qx/models.json"
+run 0 dorm makemigrations $QX --migrations qx/migrations
+run 0 dorm migrate --migrations qx/migrations --db "$QDB"
+qsql "INSERT INTO writer (id, name, age) VALUES (1, 'Ann', 30), (2, 'Bob', NULL), (3, 'Cid', 45), (4, 'Dee', 20);
+INSERT INTO novel (id, title, writer_id, editor_id, pages, in_print, price) VALUES
+  (1, 'A1', 1, 3, 100, true, 10.00), (2, 'A2', 1, NULL, 700, false, 25.50),
+  (3, 'B1', 2, 1, 50, true, NULL), (4, 'C1', 3, 3, 900, true, 40.00),
+  (5, 'C2', 3, NULL, NULL, false, 5.00), (6, 'D1', 4, 2, 40, false, 12.00),
+  (7, 'C3', 3, 4, 95, true, 30.00);
+INSERT INTO ntag (id, name) VALUES (1, 'sf'), (2, 'poetry'), (3, 'crime');
+INSERT INTO novel_tags (novel_id, tag_id) VALUES (1, 1), (1, 2), (2, 2), (4, 1), (4, 3), (7, 3), (6, 2);" || fail "seeding the novels"
+# ids EXPR: the ids of its rows, in order, with repeats
+ids() {
+  "$DORM" query $QX --db "$QDB" "$1.values(\"id\").order_by(\"id\")" >"$W/out" 2>"$W/err" || fail "dorm query $1"
+  awk '/^ *[0-9]+ *$/ { printf "%s%s", s, $1; s = " " }' "$W/out"
+}
+qx() { eq "$(ids "$1")" "$2" "$1"; }
+# F() arithmetic on the right of a lookup, across a foreign key, with
+# Python's precedence, unary minus and SQL's integer division
+qx 'Novel.filter(pages__gt=F("writer__age") * 2)' "1 2 4 7"
+qx 'Novel.exclude(pages__lt=F("writer__age") * 3)' "1 2 4 5"
+qx 'Novel.filter(pages__gt=-F("id") * 2 + (F("writer__age") - 3) / 2)' "1 2 4 6 7"
+qx 'Novel.filter(pages__gte=F("writer__age") / 7 * 10)' "1 2 4 6 7"
+qx 'Novel.filter(pages__gt=-F("writer__age") * -5)' "2 4"
+qx 'Novel.filter(price__gt=F("pages") / 10)' "6 7"
+qx 'Novel.filter(pages__lt=F("writer__age") - F("editor__age") * -3)' "1 7"
+qx 'Novel.filter(pages__in=[100, 700], pages__gt=F("writer__age") - -5)' "1 2"
+# across a multi-valued relation; under exclude F() names the outer row
+qx 'Writer.filter(novels__pages__gt=F("age") * 10)' "1 3"
+qx 'Writer.exclude(novels__pages__gt=F("age") * 10)' "2 4"
+qx 'Writer.exclude(edited__pages__gt=F("age") + 60)' "1 2"
+# Q() taking Q expressions, ANDed with its keywords; double negation
+qx 'Novel.filter(Q(~Q(pages__gt=100) | Q(in_print=True), writer__age__gte=30))' "1 4 5 7"
+qx 'Novel.exclude(Q(~Q(pages__gt=100) | Q(in_print=True), writer__age__gte=30))' "2 3 6"
+qx 'Novel.filter(~Q(~Q(editor__age__gt=25)))' "1 3 4"
+qx 'Novel.exclude(~Q(~Q(editor__age__gt=25)))' "2 5 6 7"
+qx 'Novel.filter(Q(Q(pages__gt=50) | Q(editor=None), ~Q(tags__name="poetry")))' "4 5 7"
+qx 'Novel.exclude(Q(tags__name="sf") | ~Q(tags__name="crime"), pages__gt=F("id"))' "5 7"
+qx 'Writer.exclude(Q(~Q(novels__pages__gt=500), age__lt=40))' "1 2 3"
+qx 'Writer.filter(Q(~Q(~Q(novels__in_print=True)), novels__pages__gt=90))' "1 1 3 3"
+# the order of the arguments ties a negated lookup to an earlier one
+qx 'Writer.filter(Q(novels__pages__lt=100), ~Q(novels__pages__gte=649))' "2 3 4"
+qx 'Writer.filter(~Q(novels__pages__gte=649), Q(novels__pages__lt=100))' "2 4"
+qx 'Writer.exclude(Q(Q(novels__pages__lt=100), ~Q(novels__pages__gte=649)))' "1 3"
+# an empty Q() is no condition, under |, ~ and exclude too
+qx 'Novel.filter(Q() | Q(pages__gt=50))' "1 2 4 7"
+qx 'Novel.filter(~Q(), Q(), pages__gt=50,)' "1 2 4 7"
+qx 'Novel.exclude(Q())' "1 2 3 4 5 6 7"
+# keywords come after the Q expressions, sorted by name, as in Django
+run 0 dorm query $QX --sql 'Novel.filter(~Q(title="x"), pages=1, in_print=True)'
+has 'WHERE NOT ("novel"."title" = ?) AND "novel"."in_print" = ? AND "novel"."pages" = ?' out
+# errors name what was wrong and where
+run 1 dorm query $QX --sql 'Novel.filter(pages__gt=1 + 2)'
+has "'+' between two values without F(): write the value it comes to at column 26" err
+run 1 dorm query $QX --sql 'Novel.filter(pages__gt=F("writer__agee") * 2)'
+has "lookup 'writer__agee': model 'Writer' has no field 'agee' at column 24" err
+run 1 dorm query $QX --sql 'Novel.filter(pages__gt=F("id") + "x")'
+has "only numbers combine with F() (not a text) at column 32" err
+run 1 dorm query $QX --sql 'Novel.filter(pages__gt=F(id))'
+has "F() takes a field path in double quotes" err
+run 1 dorm query $QX --sql 'Novel.filter(pages__gt=F("id") // 2)'
+has "'//' is not supported" err
+run 1 dorm query $QX --sql 'Novel.filter(pages=1, Q(id=2))'
+has "positional argument follows keyword argument at column 23" err
+run 1 dorm query $QX --sql 'Novel.filter(Q(pages=1, pages=2))'
+has "keyword argument repeated: pages at column 25" err
+run 1 dorm query $QX --sql 'Novel.filter(Q(~Q(pages=1) | Q(id=2), id=3)'
+has "expected ')' at the end" err
+# nesting: 200 levels parse, deeper is refused (65,000 used to crash)
+deep() { awk -v n="$1" -v a="$2" -v z="$3" -v m="$4" 'BEGIN {
+  s = ""; e = ""; for (i = 0; i < n; i++) { s = s a; e = e z }; print s m e }'; }
+run 0 dorm query $QX --sql "Novel.filter($(deep 199 '(' ')' 'Q(id=1)'))"
+run 0 dorm query $QX --sql "Novel.filter($(deep 199 '~' '' 'Q(id=1)'))"
+run 0 dorm query $QX --sql "Novel.filter($(deep 199 'Q(' ')' 'id=1'))"
+run 0 dorm query $QX --sql "Novel.filter(pages=$(deep 100 '-(' ')' 'F("id")'))"
+run 1 dorm query $QX --sql "Novel.filter($(deep 200 '~' '' 'Q(id=1)'))"
+has "expression nested too deeply (more than 200 levels) at column" err
+run 1 dorm query $QX --sql "Novel.filter($(deep 65000 '(' ')' 'Q(id=1)'))"
+has "nested too deeply" err
+run 1 dorm query $QX --sql "Novel.filter(pages=$(deep 65000 '(' ')' 'F("id")'))"
+has "nested too deeply" err
+run 1 dorm query $QX --sql "Novel.filter(pages__in=$(deep 65000 '[' ']' '1'))"
+has "nested too deeply" err
 
 echo "ok    test_cli.sh [$KIND]: $n checks"
 exit 0

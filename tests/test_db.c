@@ -1815,6 +1815,30 @@ static void test_negated_multi_valued(void **state) {
   dorm_exclude(q, "novels__pages__gt", dorm_fval(dorm_F(q, "novels__price")));
   expect_col(q, "name", "Bob,Dee,Fay");
 
+  /* An expression on the left keeps its LEFT join under a NOT (a row per
+   * novel): Django 3.2's way to write one, alias(x=F("novels__pages") + 1)
+   * .exclude(x__gt=500), compiles to the same SQL with these answers. */
+  q = dorm_select(Writer);
+  dorm_exclude_q(q, dorm_q_expr(q,
+                                dorm_op(q, '+', dorm_F(q, "novels__pages"),
+                                        dorm_lit(q, dorm_int(1))),
+                                "gt", dorm_int(500)));
+  expect_col(q, "name", "Ann,Bob,Cid");
+  q = dorm_select(Writer);
+  dorm_exclude_q(
+      q, dorm_q_expr(q, dorm_F(q, "novels__pages"), "isnull", dorm_bool(0)));
+  expect_col(q, "name", "Bob,Dee,Fay");
+  q = dorm_select(Writer);
+  {
+    dorm_expr *x =
+        dorm_op(q, '*', dorm_F(q, "novels__pages"), dorm_lit(q, dorm_int(2)));
+    dorm_expr *y = dorm_op(q, '*', dorm_F(q, "id"), dorm_lit(q, dorm_int(300)));
+    dorm_filter_q(
+        q, dorm_q_or(q, dorm_q_not(q, dorm_q_expr(q, x, "lt", dorm_fval(y))),
+                     dorm_q_expr(q, x, "isnull", dorm_bool(1))));
+  }
+  expect_col(q, "name", "Ann,Bob,Bob,Cid,Dee,Eve,Fay");
+
   /* writes: the EXISTS names the table being changed */
   q = dorm_update(Novel);
   dorm_set(q, "in_print", dorm_bool(1));

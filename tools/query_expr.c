@@ -5,20 +5,31 @@
  *   expr    := MODEL ('.' 'objects')? call* slice?
  *   call    := '.' NAME '(' args? ')'      filter exclude order_by values
  *                                          distinct all count exists first get
- *   args    := arg (',' arg)*
- *   arg     := NAME '=' literal | q_or | literal
+ *   args    := (q_or ',')* kwarg (',' kwarg)* ','?   (Python's order)
+ *            | q_or (',' q_or)* ','?
+ *   kwarg   := NAME '=' rhs
  *   q_or    := q_and ('|' q_and)*
  *   q_and   := q_not ('&' q_not)*
- *   q_not   := '~' q_not | 'Q' '(' kwargs ')' | '(' q_or ')'
+ *   q_not   := '~' q_not | 'Q' '(' args? ')' | '(' q_or ')'
+ *   rhs     := arith                            (a literal, or F arithmetic)
+ *   arith   := term (('+' | '-') term)*
+ *   term    := factor (('*' | '/') factor)*
+ *   factor  := 'F' '(' STRING ')' | literal | '-' factor | '(' arith ')'
  *   slice   := '[' INT? ':' INT? ']' | '[' INT ']'
  *   literal := STRING (JSON escapes) | INT | DECIMAL | True | False | None
  *            | '[' literal (',' literal)* ']'
  *
  * filter(a=1, b=2) and exclude(a=1, b=2) take their arguments as one
- * conjunction, so exclude means NOT (a AND b) as in Django.  Values are
- * handed to the builder, which copies them, so the strings decoded here
- * live only until the builder call returns.  Nothing is pasted into SQL:
- * every name goes through the builder's checks, every value becomes a
+ * conjunction, so exclude means NOT (a AND b) as in Django; Q(...) takes Q
+ * expressions and keyword lookups the same way.  The keywords come after
+ * the Q expressions, sorted by name, as Django's Q(*args, **kwargs) has
+ * them.  An empty Q() is no condition.  F arithmetic needs an F() in each
+ * operation (Python computes 1 + 2 before Django sees it).  Nesting stops
+ * at QX_MAX_DEPTH levels.
+ *
+ * Values are handed to the builder, which copies them, so the strings
+ * decoded here live only until the parse ends.  Nothing is pasted into
+ * SQL: every name goes through the builder's checks, every value becomes a
  * parameter.
  */
 #include <ctype.h>
@@ -38,6 +49,7 @@ typedef struct parser {
   char *err;
   size_t errlen;
   int failed;
+  int depth; /* of nested parentheses, ~, Q(), '-' and lists */
   /* decoded strings and lists, freed at the end */
   void **blocks;
   size_t nblocks, capblocks;
@@ -116,6 +128,9 @@ static int peek_ident(parser *P, const char *word) {
   return !strncmp(P->p, word, n) && !isalnum((unsigned char)P->p[n]) &&
          P->p[n] != '_';
 }
+
+static int enter(parser *P);
+static void leave(parser *P);
 
 /* ---- literals ----------------------------------------------------------- */
 
@@ -209,7 +224,12 @@ static int list_lit(parser *P, dorm_value *v) {
 static int literal(parser *P, dorm_value *v) {
   ws(P);
   if (*P->p == '"') return string_lit(P, v);
-  if (*P->p == '[') return list_lit(P, v);
+  if (*P->p == '[') {
+    if (enter(P)) return -1;
+    int rc = list_lit(P, v);
+    leave(P);
+    return rc;
+  }
   if (peek_ident(P, "True")) {
     P->p += 4;
     *v = dorm_bool(1);
@@ -229,113 +249,322 @@ static int literal(parser *P, dorm_value *v) {
   return number_lit(P, v);
 }
 
-/* ---- Q expressions ----------------------------------------------------------
+/* ---- nesting ---------------------------------------------------------------
  */
 
-static dorm_q *q_or(parser *P);
+/* Parentheses, ~, Q(...), unary minus and lists recurse; a limit keeps a
+ * hostile expression from exhausting the stack (Python's own parser stops
+ * at 200 nested parentheses too). */
+#define QX_MAX_DEPTH 200
 
-/* NAME '=' literal, as a Q leaf. */
-static dorm_q *kwarg(parser *P) {
-  char name[256];
-  if (!ident(P, name, sizeof name)) {
-    fail(P, "expected a lookup such as age__gte=18");
-    return NULL;
-  }
-  if (expect(P, '=')) return NULL;
-  dorm_value v;
-  if (literal(P, &v)) return NULL;
-  dorm_q *leaf = dorm_Q(P->q, name, v);
-  if (!leaf) {
-    dorm_error e;
-    dorm_error_clear(&e);
-    dorm_query_error(P->q, &e);
-    fail(P, "%s", e.message[0] ? e.message : "invalid lookup");
-  }
-  return leaf;
+static int enter(parser *P) {
+  if (++P->depth <= QX_MAX_DEPTH) return 0;
+  return fail(P, "expression nested too deeply (more than %d levels)",
+              QX_MAX_DEPTH);
 }
 
-/* kwargs joined with AND, up to ')' (not consumed). */
-static dorm_q *kwargs_and(parser *P) {
-  dorm_q *acc = NULL;
-  do {
-    ws(P);
-    if (*P->p == ')') break;
-    dorm_q *k = kwarg(P);
-    if (!k) return NULL;
-    acc = acc ? dorm_q_and(P->q, acc, k) : k;
-  } while (take(P, ','));
-  return acc;
+static void leave(parser *P) { P->depth--; }
+
+/* The builder's sticky error as ours; always -1. */
+static int builder_fail(parser *P) {
+  dorm_error e;
+  dorm_error_clear(&e);
+  dorm_query_error(P->q, &e);
+  return fail(P, "%s", e.message[0] ? e.message : "out of memory");
 }
 
-static dorm_q *q_not(parser *P) {
-  if (take(P, '~')) {
-    dorm_q *a = q_not(P);
-    return a ? dorm_q_not(P->q, a) : NULL;
-  }
-  if (take(P, '(')) {
-    dorm_q *a = q_or(P);
-    if (!a || expect(P, ')')) return NULL;
-    return a;
-  }
-  if (peek_ident(P, "Q")) {
-    P->p += 1;
-    if (expect(P, '(')) return NULL;
-    dorm_q *a = kwargs_and(P);
-    if (P->failed) return NULL;
-    if (!a) {
-      fail(P, "Q() needs at least one lookup");
-      return NULL;
-    }
-    if (expect(P, ')')) return NULL;
-    return a;
-  }
-  fail(P, "expected Q(...), ~ or (");
-  return NULL;
+/* ---- F expressions ----------------------------------------------------------
+ *
+ * The right-hand side of a lookup is a literal or arithmetic over F() and
+ * numbers, with Python's precedence (unary minus, then * /, then + -, left
+ * to right).  Arithmetic between two plain numbers is refused: Python
+ * computes it before Django sees it (7 / 2 is 3.5 there, 3 in SQL), so the
+ * expression should say the result.  -F("a") is F("a") * -1, as Django's
+ * F.__neg__.
+ */
+
+typedef struct operand {
+  dorm_value v; /* the literal, while e is NULL */
+  dorm_expr *e; /* the expression, once an F() is in it */
+} operand;
+
+static int arith(parser *P, operand *o);
+
+static int is_number(const dorm_value *v) {
+  return v->type == DORM_T_INT || v->type == DORM_T_FLOAT ||
+         v->type == DORM_T_DECIMAL;
 }
 
-static dorm_q *q_and(parser *P) {
-  dorm_q *a = q_not(P);
-  while (a && take(P, '&')) {
-    dorm_q *b = q_not(P);
-    if (!b) return NULL;
-    a = dorm_q_and(P->q, a, b);
-  }
-  return a;
+static dorm_expr *as_expr(parser *P, operand *o) {
+  return o->e ? o->e : dorm_lit(P->q, o->v);
 }
 
-static dorm_q *q_or(parser *P) {
-  dorm_q *a = q_and(P);
-  while (a && take(P, '|')) {
-    dorm_q *b = q_and(P);
-    if (!b) return NULL;
-    a = dorm_q_or(P->q, a, b);
-  }
-  return a;
+/* a = a op b; at is the operator's place, for errors. */
+static int combine_op(parser *P, char op, operand *a, operand *b,
+                      const char *at) {
+  const char *end = P->p;
+  P->p = at; /* errors point at the operator */
+  if (!a->e && !b->e)
+    return fail(P,
+                "'%c' between two values without F(): write the value it "
+                "comes to",
+                op);
+  const operand *lit = a->e ? b : a;
+  if (!lit->e && !is_number(&lit->v))
+    return fail(P, "only numbers combine with F() (not a %s)",
+                dorm_type_name(lit->v.type));
+  dorm_expr *x = as_expr(P, a), *y = as_expr(P, b);
+  dorm_expr *r = dorm_op(P->q, op, x, y);
+  if (!r) return builder_fail(P);
+  a->e = r;
+  P->p = end;
+  return 0;
 }
 
-/* filter/exclude/get arguments: kwargs and Q expressions, ANDed. */
-static dorm_q *conditions(parser *P) {
-  dorm_q *acc = NULL;
+/* F("path") | literal | '-' factor | '(' arith ')' */
+static int factor(parser *P, operand *o) {
   ws(P);
-  if (*P->p == ')') return NULL;
-  do {
+  const char *at = P->p;
+  o->e = NULL;
+  if (peek_ident(P, "F")) {
+    P->p++;
+    if (expect(P, '(')) return -1;
     ws(P);
-    dorm_q *c;
+    dorm_value path;
+    if (*P->p != '"')
+      return fail(P,
+                  "F() takes a field path in double quotes, as in "
+                  "F(\"age\")");
+    if (string_lit(P, &path) || expect(P, ')')) return -1;
+    o->e = dorm_F(P->q, path.u.s.ptr);
+    if (!o->e) {
+      P->p = at;
+      return builder_fail(P);
+    }
+    return 0;
+  }
+  if (*P->p == '(') {
+    if (enter(P)) return -1;
+    P->p++;
+    if (arith(P, o)) return -1;
+    if (take(P, ','))
+      return fail(P, "tuples are not supported; write a list [a, b]");
+    if (expect(P, ')')) return -1;
+    leave(P);
+    return 0;
+  }
+  if (*P->p == '-' && !isdigit((unsigned char)P->p[1])) {
+    if (enter(P)) return -1;
+    P->p++;
+    if (factor(P, o)) return -1;
+    leave(P);
+    if (!o->e) {
+      P->p = at;
+      return fail(P,
+                  "'-' before a value without F(): write the number "
+                  "it comes to");
+    }
+    o->e = dorm_op(P->q, '*', o->e, dorm_lit(P->q, dorm_int(-1)));
+    if (!o->e) return builder_fail(P);
+    return 0;
+  }
+  return literal(P, &o->v);
+}
+
+/* factor (('*' | '/') factor)* */
+static int term(parser *P, operand *o) {
+  if (factor(P, o)) return -1;
+  for (;;) {
+    ws(P);
+    const char *at = P->p;
+    char op = *P->p;
+    if (op != '*' && op != '/') return 0;
+    if (P->p[1] == op)
+      return fail(P, "'%c%c' is not supported (F() arithmetic takes + - * /)",
+                  op, op);
+    P->p++;
+    operand b;
+    if (factor(P, &b) || combine_op(P, op, o, &b, at)) return -1;
+  }
+}
+
+/* term (('+' | '-') term)* */
+static int arith(parser *P, operand *o) {
+  if (term(P, o)) return -1;
+  for (;;) {
+    ws(P);
+    const char *at = P->p;
+    char op = *P->p;
+    if (op != '+' && op != '-') return 0;
+    P->p++;
+    operand b;
+    if (term(P, &b) || combine_op(P, op, o, &b, at)) return -1;
+  }
+}
+
+/* The value of a keyword lookup: a literal, or dorm_fval of an F
+ * expression. */
+static int rhs(parser *P, dorm_value *v) {
+  operand o;
+  if (arith(P, &o)) return -1;
+  *v = o.e ? dorm_fval(o.e) : o.v;
+  return 0;
+}
+
+/* ---- Q expressions ----------------------------------------------------------
+ *
+ * Each function leaves its condition in *out, NULL for an empty Q(): as in
+ * Django an empty Q is no condition at all, and stays so under ~, & and |
+ * (Q() | Q(a=1) is Q(a=1)).
+ */
+
+static int q_or(parser *P, dorm_q **out);
+
+static int q_and2(parser *P, dorm_q **acc, dorm_q *b) {
+  if (!b) return 0;
+  if (!*acc) {
+    *acc = b;
+    return 0;
+  }
+  *acc = dorm_q_and(P->q, *acc, b);
+  return *acc ? 0 : builder_fail(P);
+}
+
+typedef struct kwarg {
+  const char *name; /* in the keep list */
+  dorm_value v;
+  const char *at; /* where it was written, for errors */
+} kwarg;
+
+static int kwarg_cmp(const void *a, const void *b) {
+  return strcmp(((const kwarg *)a)->name, ((const kwarg *)b)->name);
+}
+
+/* NAME '=' rhs, into the growing array *kw. */
+static int kwarg_parse(parser *P, kwarg **kw, size_t *n, size_t *cap) {
+  ws(P);
+  const char *at = P->p;
+  char name[256];
+  if (!ident(P, name, sizeof name))
+    return fail(P, "expected a lookup such as age__gte=18");
+  for (size_t i = 0; i < *n; i++)
+    if (!strcmp((*kw)[i].name, name)) {
+      P->p = at;
+      return fail(P, "keyword argument repeated: %s", name);
+    }
+  if (expect(P, '=')) return -1;
+  dorm_value v;
+  if (rhs(P, &v)) return -1;
+  if (*n == *cap) {
+    /* the old block stays in the keep list; copy into a bigger one */
+    size_t nc = *cap ? *cap * 2 : 8;
+    kwarg *bigger = keep(P, malloc(nc * sizeof *bigger));
+    if (!bigger) return fail(P, "out of memory");
+    if (*n) memcpy(bigger, *kw, *n * sizeof *bigger);
+    *kw = bigger;
+    *cap = nc;
+  }
+  char *kept = keep(P, malloc(strlen(name) + 1));
+  if (!kept) return fail(P, "out of memory");
+  strcpy(kept, name);
+  (*kw)[*n].name = kept;
+  (*kw)[*n].v = v;
+  (*kw)[*n].at = at;
+  (*n)++;
+  return 0;
+}
+
+/* The arguments of filter, exclude, get and Q, up to ')' (not consumed):
+ * Q expressions, then keyword lookups, as Python requires.  ANDed in
+ * Django's order, Q(*args, **kwargs): the Q expressions as written, then
+ * the keywords sorted by name (the order decides which lookups across a
+ * multi-valued relation a later negated one is tied to; docs/queries.md). */
+static int args(parser *P, dorm_q **out) {
+  dorm_q *acc = NULL;
+  kwarg *kw = NULL;
+  size_t n = 0, cap = 0;
+  *out = NULL;
+  for (;;) {
+    ws(P);
+    if (*P->p == ')') break; /* no arguments, or a trailing comma */
     const char *save = P->p;
     char name[256];
     /* NAME '=' is a keyword argument; anything else a Q expression. */
-    if (ident(P, name, sizeof name) && (ws(P), *P->p == '=')) {
-      P->p = save;
-      c = kwarg(P);
+    int is_kw = ident(P, name, sizeof name) && (ws(P), *P->p == '=');
+    if (P->failed) return -1;
+    P->p = save;
+    if (is_kw) {
+      if (kwarg_parse(P, &kw, &n, &cap)) return -1;
     } else {
-      if (P->failed) return NULL;
-      P->p = save;
-      c = q_or(P);
+      if (n) return fail(P, "positional argument follows keyword argument");
+      dorm_q *c;
+      if (q_or(P, &c) || q_and2(P, &acc, c)) return -1;
     }
-    if (!c) return NULL;
-    acc = acc ? dorm_q_and(P->q, acc, c) : c;
-  } while (take(P, ','));
-  return acc;
+    if (!take(P, ',')) break;
+  }
+  if (n) {
+    const char *end = P->p;
+    qsort(kw, n, sizeof *kw, kwarg_cmp);
+    for (size_t i = 0; i < n; i++) {
+      dorm_q *leaf = dorm_Q(P->q, kw[i].name, kw[i].v);
+      if (!leaf) {
+        P->p = kw[i].at;
+        return builder_fail(P);
+      }
+      if (q_and2(P, &acc, leaf)) return -1;
+    }
+    P->p = end;
+  }
+  *out = acc;
+  return 0;
+}
+
+/* '~' q_not | 'Q' '(' args ')' | '(' q_or ')' */
+static int q_not(parser *P, dorm_q **out) {
+  int rc = -1;
+  ws(P);
+  if (*P->p != '~' && *P->p != '(' && !peek_ident(P, "Q"))
+    return fail(P, "expected Q(...), ~ or (");
+  if (enter(P)) return -1;
+  if (take(P, '~')) {
+    dorm_q *a;
+    if (q_not(P, &a)) return -1;
+    *out = a ? dorm_q_not(P->q, a) : NULL;
+    rc = a && !*out ? builder_fail(P) : 0;
+  } else if (take(P, '(')) {
+    rc = q_or(P, out) || expect(P, ')') ? -1 : 0;
+  } else {
+    P->p++; /* Q */
+    if (expect(P, '(') || args(P, out) || expect(P, ')')) return -1;
+    rc = 0;
+  }
+  leave(P);
+  return rc;
+}
+
+static int q_and(parser *P, dorm_q **out) {
+  if (q_not(P, out)) return -1;
+  while (take(P, '&')) {
+    dorm_q *b;
+    if (q_not(P, &b) || q_and2(P, out, b)) return -1;
+  }
+  return 0;
+}
+
+static int q_or(parser *P, dorm_q **out) {
+  if (q_and(P, out)) return -1;
+  while (take(P, '|')) {
+    dorm_q *b;
+    if (q_and(P, &b)) return -1;
+    if (!b) continue;
+    if (!*out) {
+      *out = b;
+      continue;
+    }
+    *out = dorm_q_or(P->q, *out, b);
+    if (!*out) return builder_fail(P);
+  }
+  return 0;
 }
 
 /* "a", "-b", ... up to ')' (not consumed), each passed to fn. */
@@ -404,8 +633,8 @@ static int method(parser *P) {
                                        : "get");
   if (!strcmp(name, "filter") || !strcmp(name, "exclude") ||
       !strcmp(name, "get")) {
-    dorm_q *c = conditions(P);
-    if (P->failed) return -1;
+    dorm_q *c;
+    if (args(P, &c)) return -1;
     if (c) {
       int rc = !strcmp(name, "exclude") ? dorm_exclude_q(P->q, c)
                                         : dorm_filter_q(P->q, c);
