@@ -430,7 +430,9 @@ int dorm_slice(dorm_query *q, int64_t start, int64_t stop) {
   if (hi >= 0 && lo > hi) lo = hi;
   q->lo = lo;
   q->hi = hi;
-  q->sliced = 1;
+  /* Django's is_sliced: [0:] limits nothing, so count() and exists() treat
+   * the query as unsliced (count() then drops its ordering and joins) */
+  q->sliced = lo > 0 || hi >= 0;
   return 0;
 }
 

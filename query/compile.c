@@ -1194,12 +1194,15 @@ int dorm__compile_select(cctx *c) {
       dorm__emitl(c, " WHERE ");
       dorm__emit_conditions(c, q->where, 0);
     }
-    if (q->sliced && q->lo > 0) {
-      /* exists() on a slice: is there a row at offset lo? */
-      dorm__emitl(c, " LIMIT 1 OFFSET ");
-      dorm__emit_param(c, dorm_int(q->lo));
-    } else {
+    /* exists() on a slice: is there a row at offset lo?  An empty slice
+     * ([2:2]) has none, as Django's set_limits(high=1) makes it LIMIT 0 */
+    if (q->sliced && q->hi >= 0 && q->hi <= q->lo)
+      dorm__emitl(c, " LIMIT 0");
+    else
       dorm__emitl(c, " LIMIT 1");
+    if (q->sliced && q->lo > 0) {
+      dorm__emitl(c, " OFFSET ");
+      dorm__emit_param(c, dorm_int(q->lo));
     }
     dorm__add_column(c, "a", NULL, q->model, 0, DORM_T_INT);
     return c->failed;

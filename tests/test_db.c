@@ -2141,6 +2141,14 @@ static void test_multi_valued_outside_filters(void **state) {
   dorm_slice(q, 2, 6);
   assert_int_equal(t_count(dorm_async_count(DB, q)), 4);
   dorm_query_free(q);
+  /* [0:] limits nothing (Django's is_sliced is false), so count() drops
+   * the ordering and its join: Writer.order_by("novels__pages")[0:]
+   * .count() -> 4 */
+  q = dorm_select(JWriter);
+  dorm_order_by(q, "novels__pages");
+  dorm_slice(q, 0, -1);
+  assert_int_equal(t_count(dorm_async_count(DB, q)), 4);
+  dorm_query_free(q);
   /* distinct: Writer.distinct().order_by("novels__pages")[0:10].count()
    * -> 8 (the ordering column is selected); without the slice Django
    * drops the ordering -> 4 */
@@ -2177,6 +2185,13 @@ static void test_multi_valued_outside_filters(void **state) {
   q = dorm_select(JWriter);
   dorm_order_by(q, "novels__pages");
   dorm_slice(q, 5, -1);
+  r = t_ok(dorm_async_exists(DB, q));
+  assert_int_equal(r.u.value.v.u.b, 0);
+  dorm_result_free(&r);
+  dorm_query_free(q);
+  /* an empty slice has no row: Writer.all()[1:1].exists() -> False */
+  q = dorm_select(JWriter);
+  dorm_slice(q, 1, 1);
   r = t_ok(dorm_async_exists(DB, q));
   assert_int_equal(r.u.value.v.u.b, 0);
   dorm_result_free(&r);

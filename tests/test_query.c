@@ -1404,6 +1404,14 @@ static void test_count_exists_of_slice(void **state) {
       " WHERE \"entry\".\"rating\" > $1 LIMIT 1 OFFSET $2",
       "3, 2");
   dorm_query_free(q);
+  /* Author.all()[2:2].exists(): an empty slice has no row (Django's
+   * set_limits(high=1) keeps the high mark at 2: LIMIT 0) */
+  q = dorm_select(Author);
+  dorm_only(q, "name");
+  dorm_slice(q, 2, 2);
+  dorm_exists(q);
+  expect_both(q, "SELECT 1 AS \"a\" FROM \"author\" LIMIT 0 OFFSET $1", "2");
+  dorm_query_free(q);
 }
 
 /* a lookup right after a multi-valued hop compares the related key */
