@@ -680,8 +680,11 @@ static void register_q(cctx *c, const dorm_q *n, int negated, int branch,
       break;
     }
     case Q_AND:
-      register_q(c, n->a, negated, branch, in_or);
-      register_q(c, n->b, negated, branch, in_or);
+      /* under an odd number of NOTs an AND is an OR (De Morgan): a join
+       * only some of its terms need may be missing, so it is an outer
+       * one (Django's JoinPromoter, effective_connector) */
+      register_q(c, n->a, negated, branch, in_or || negated);
+      register_q(c, n->b, negated, branch, in_or || negated);
       break;
     case Q_OR:
       register_q(c, n->a, negated, branch, 1);

@@ -1676,6 +1676,15 @@ static void test_negated_multi_valued(void **state) {
   dorm_exclude_q(q,
                  dorm_q_not(q, nq(q, "novels__pages__isnull", dorm_bool(0))));
   expect_col(q, "name", "Ann,Bob,Cid,Eve");
+  /* a nullable foreign key under two NOTs beside another term: the AND
+   * under the outer NOT is an OR, so the join is an outer one and N4 (no
+   * editor, no noir) stays (an inner join lost it):
+   * Novel.exclude(~Q(editor__name="Bob"), tags__name="noir") */
+  q = dorm_select(Novel);
+  dorm_exclude_q(
+      q, dorm_q_and(q, dorm_q_not(q, nq(q, "editor__name", dorm_str("Bob"))),
+                    nq(q, "tags__name", dorm_str("noir"))));
+  expect_col(q, "title", "N1,N3,N4,N6,N7");
 
   /* after a positive lookup on the same relation in one call: about the
    * same novel; before it, about every novel */
