@@ -603,7 +603,16 @@ void dorm__emit_lookup(cctx *c, const dorm_q *leaf, int negated, int wrap) {
       if (p->hops[i].nullable) nullable = 1;
     nullable_extra = nullable;
   }
-  if (nullable_extra && wrap) dorm__emitl(c, "(");
+  /* ...and "AND rhs IS NOT NULL" when the right side is a bare F() of a
+   * nullable field (Django's build_filter: a Col value; not arithmetic,
+   * not a transform), so pages__gt=F("editor__age") excluded keeps the
+   * rows of unknown age too */
+  const dorm_expr *rhs_col = NULL;
+  if (negated && lk != LK_ISNULL && v.type == DORM_T_EXPR &&
+      v.u.expr->kind == EXPR_FIELD && !v.u.expr->path.transform &&
+      v.u.expr->path.field && (v.u.expr->path.field->flags & DORM_FIELD_NULL))
+    rhs_col = v.u.expr;
+  if ((nullable_extra || rhs_col) && wrap) dorm__emitl(c, "(");
 
   c->int4_rhs = pg && int4_column(leaf);
   c->param_field = p->field;
@@ -695,6 +704,12 @@ void dorm__emit_lookup(cctx *c, const dorm_q *leaf, int negated, int wrap) {
   if (nullable_extra) {
     dorm__emitl(c, " AND ");
     emit_lhs(c, leaf, alias, 0);
-    dorm__emits(c, wrap ? " IS NOT NULL)" : " IS NOT NULL");
+    dorm__emitl(c, " IS NOT NULL");
   }
+  if (rhs_col) {
+    dorm__emitl(c, " AND ");
+    dorm__emit_expr(c, rhs_col);
+    dorm__emitl(c, " IS NOT NULL");
+  }
+  if ((nullable_extra || rhs_col) && wrap) dorm__emitl(c, ")");
 }

@@ -1685,6 +1685,12 @@ static void test_negated_multi_valued(void **state) {
       q, dorm_q_and(q, dorm_q_not(q, nq(q, "editor__name", dorm_str("Bob"))),
                     nq(q, "tags__name", dorm_str("noir"))));
   expect_col(q, "title", "N1,N3,N4,N6,N7");
+  /* a bare F() of a nullable field on the right: NULL keeps the row, as
+   * on the left (Django adds "AND rhs IS NOT NULL" inside the NOT):
+   * Novel.exclude(id__lt=F("pages")) -> N4, whose pages are NULL */
+  q = dorm_select(Novel);
+  dorm_exclude(q, "id__lt", dorm_fval(dorm_F(q, "pages")));
+  expect_col(q, "title", "N4");
 
   /* after a positive lookup on the same relation in one call: about the
    * same novel; before it, about every novel */
