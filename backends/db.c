@@ -194,8 +194,9 @@ static dorm_result shape(op *o, dorm_result res) {
       if (n >= 1) break;
       dorm_result_free(&res);
       /* an INSERT ... RETURNING gives no row only when ON CONFLICT DO
-       * NOTHING skipped it: success, nothing created */
-      if (o->insert) return dorm_result_none();
+       * NOTHING skipped it: success, nothing created; first() of nothing
+       * is no row, as Django's first() is None */
+      if (o->insert || o->kind == OP_FIRST) return dorm_result_none();
       return dorm_result_error(DORM_ENOTFOUND,
                                "%s matching query does not exist",
                                o->model_name ? o->model_name : "object");

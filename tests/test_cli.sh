@@ -123,6 +123,8 @@ EOF
 step 0003_author_bio
 eq "$(dorm query --db "$DB" 'Author.filter(bio="none yet").count()')" 2 "default filled the rows"
 eq "$(dorm query --db "$DB" 'Author.filter(age=30).count()')" 1 "age kept through the rebuild"
+eq "$(dorm query --db "$DB" --json 'Author.filter(age=12345).first()')" null "first() of no row is null"
+eq "$(dorm query --db "$DB" 'Author.filter(age=12345).first()')" None "first() of no row is None"
 
 # ---- 4. an index -------------------------------------------------------------------
 models <<'EOF'

@@ -371,6 +371,13 @@ static void test_filter(void **state) {
   assert_string_equal(dorm_row_text(r.u.row.row, "name"), "Cid");
   dorm_result_free(&r);
   dorm_query_free(q);
+  /* first() of no row is no row, not an error (Django's None) */
+  q = dorm_select(Author);
+  dorm_filter(q, "name", dorm_str("nobody"));
+  r = t_ok(dorm_async_first(DB, q));
+  assert_int_equal(r.kind, DORM_RESULT_NONE);
+  dorm_result_free(&r);
+  dorm_query_free(q);
 
   /* a query that does not compile fails through the errback */
   q = dorm_select(Author);

@@ -148,6 +148,8 @@ static int run_on_db(const char *url, qx_result *r, int as_json) {
     printf("%lld\n", (long long)res.u.count);
   } else if (res.kind == DORM_RESULT_VALUE) {
     printf("%s\n", res.u.value.v.u.b ? "True" : "False");
+  } else if (res.kind == DORM_RESULT_NONE) {
+    printf("%s\n", as_json ? "null" : "None"); /* first() of no row */
   } else {
     const dorm_rows *rows = dorm_result_rows_of(&res);
     json_t *arr;

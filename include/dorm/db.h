@@ -176,7 +176,9 @@ dorm_deferred *dorm_async_filter(dorm_db *db, const dorm_query *q);
 /* Exactly one row: DORM_RESULT_ROW; DORM_ENOTFOUND when none matches,
  * DORM_EMULTIPLE when more than one does (at most two are read). */
 dorm_deferred *dorm_async_get(dorm_db *db, dorm_query *q);
-/* The first row in the query's order, or DORM_ENOTFOUND: DORM_RESULT_ROW. */
+/* The first row in the query's order (by primary key when the query and
+ * its model have no ordering): DORM_RESULT_ROW; DORM_RESULT_NONE when no
+ * row matches (Django's first() returns None). */
 dorm_deferred *dorm_async_first(dorm_db *db, dorm_query *q);
 /* SELECT COUNT(*) of the filtered set: DORM_RESULT_COUNT. */
 dorm_deferred *dorm_async_count(dorm_db *db, dorm_query *q);
