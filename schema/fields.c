@@ -182,7 +182,7 @@ static int json_to_arena(const json_t *j, dorm__arena *a, dorm_value *out) {
 
 /* jansson's constructors return NULL both for bad input and for out of
  * memory; checking the input first leaves NULL meaning only the latter. */
-static int utf8_valid(const char *s, size_t n) {
+int dorm__utf8_valid(const char *s, size_t n) {
   const unsigned char *p = (const unsigned char *)s, *end = p + n;
   while (p < end) {
     unsigned c = *p;
@@ -218,16 +218,16 @@ static int coerce_json(dorm_value v, dorm__arena *a, dorm_value *out, char *why,
   json_error_t jerr;
   /* json_error_code reads a byte jansson leaves unset when it fails early. */
   memset(&jerr, 0, sizeof jerr);
-  if (v.type == DORM_T_TEXT && !utf8_valid(v.u.s.ptr, v.u.s.len))
+  if (v.type == DORM_T_TEXT && !dorm__utf8_valid(v.u.s.ptr, v.u.s.len))
     return refuse(why, whylen, "not valid UTF-8");
   if (v.type == DORM_T_FLOAT && !isfinite(v.u.f))
     return refuse(why, whylen, "not a finite number");
   switch (v.type) {
     case DORM_T_JSON:
+      dorm__json_begin();
       j = json_loadb(v.u.s.ptr, v.u.s.len, JSON_DECODE_ANY, &jerr);
       if (!j) {
-        if (json_error_code(&jerr) == json_error_out_of_memory ||
-            jerr.text[0] == '\0') /* see models_json.c */
+        if (dorm__json_oom(&jerr)) /* see models_json.c */
           return DORM_ENOMEM;
         snprintf(why, whylen, "not valid JSON (%s)", jerr.text);
         return DORM_ESCHEMA;

@@ -649,12 +649,12 @@ static dorm_schema *load_text(const char *text, size_t len, const char *source,
   json_error_t jerr;
   /* json_error_code reads a byte jansson leaves unset when it fails early. */
   memset(&jerr, 0, sizeof jerr);
+  dorm__json_begin();
   json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
   if (!root) {
     /* jansson fails some allocations (its lexer's buffer) without saying
      * why; every real syntax error comes with a text. */
-    if (json_error_code(&jerr) == json_error_out_of_memory ||
-        jerr.text[0] == '\0') {
+    if (dorm__json_oom(&jerr)) {
       dorm_error_set(err, DORM_ENOMEM, NULL);
     } else if (jerr.line > 0) {
       dorm_error_set(err, DORM_EJSON, "%s:%d:%d: malformed JSON: %s", source,
