@@ -144,8 +144,10 @@ static int json_body(int status, const char *msg, dorm__buf *out) {
   if (!o) return DORM_ENOMEM;
   size_t n = json_dumpb(o, NULL, 0, JSON_COMPACT);
   int rc = DORM_ENOMEM;
-  if (n && dorm__buf_reserve(out, n) == 0) {
-    json_dumpb(o, out->data + out->len, n, JSON_COMPACT);
+  /* jansson allocates while it writes (its loop check): the second call
+   * can fail too, and then the buffer holds no text */
+  if (n && dorm__buf_reserve(out, n) == 0 &&
+      json_dumpb(o, out->data + out->len, n, JSON_COMPACT) == n) {
     out->len += n;
     rc = 0;
   }
@@ -251,12 +253,16 @@ int dorm_http_respond_json(dorm_http_response *res, int status, json_t *body) {
   } else {
     res->status = status;
     put_head(res, status, "application/json", (long long)n, NULL);
+    int written = 1;
     if (!res->head && dorm__buf_reserve(&res->out, n) == 0) {
-      json_dumpb(body, res->out.data + res->out.len, n, JSON_COMPACT);
-      res->out.len += n;
+      /* jansson allocates while it writes (its loop check): this call can
+       * fail too, and the bytes reserved would go out unwritten */
+      written =
+          json_dumpb(body, res->out.data + res->out.len, n, JSON_COMPACT) == n;
+      if (written) res->out.len += n;
     }
     res->bytes = n;
-    if (res->out.oom) {
+    if (res->out.oom || !written) {
       put_bare_500(res);
       rc = DORM_ENOMEM;
     }
