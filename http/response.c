@@ -142,12 +142,16 @@ int dorm__http_ex_completed(dorm__http_ex *ex) {
 static int json_body(int status, const char *msg, dorm__buf *out) {
   json_t *o = json_pack("{s:s}", "error", msg);
   if (!o) return DORM_ENOMEM;
+  dorm__json_begin(); /* a dump that lost a key to a failed allocation */
   size_t n = json_dumpb(o, NULL, 0, JSON_COMPACT);
+  if (dorm__json_oom(NULL)) n = 0;
   int rc = DORM_ENOMEM;
   /* jansson allocates while it writes (its loop check): the second call
    * can fail too, and then the buffer holds no text */
+  dorm__json_begin();
   if (n && dorm__buf_reserve(out, n) == 0 &&
-      json_dumpb(o, out->data + out->len, n, JSON_COMPACT) == n) {
+      json_dumpb(o, out->data + out->len, n, JSON_COMPACT) == n &&
+      !dorm__json_oom(NULL)) {
     out->len += n;
     rc = 0;
   }
@@ -245,7 +249,9 @@ int dorm_http_respond_json(dorm_http_response *res, int status, json_t *body) {
     return dorm__http_ex_completed(res);
   }
   /* serialize straight after the head: size first, then into place */
+  dorm__json_begin(); /* a dump that lost a key to a failed allocation */
   size_t n = json_dumpb(body, NULL, 0, JSON_COMPACT);
+  if (dorm__json_oom(NULL)) n = 0;
   int rc = 0;
   if (!n) {
     put_bare_500(res);
@@ -257,8 +263,10 @@ int dorm_http_respond_json(dorm_http_response *res, int status, json_t *body) {
     if (!res->head && dorm__buf_reserve(&res->out, n) == 0) {
       /* jansson allocates while it writes (its loop check): this call can
        * fail too, and the bytes reserved would go out unwritten */
-      written =
-          json_dumpb(body, res->out.data + res->out.len, n, JSON_COMPACT) == n;
+      dorm__json_begin();
+      written = json_dumpb(body, res->out.data + res->out.len, n,
+                           JSON_COMPACT) == n &&
+                !dorm__json_oom(NULL);
       if (written) res->out.len += n;
     }
     res->bytes = n;

@@ -509,8 +509,15 @@ dorm_schema *dorm_mstate_schema(const dorm_mstate *st, const char *const *names,
     dorm_error_set(err, DORM_ENOMEM, NULL);
     return NULL;
   }
+  /* jansson's dump leaves out an object key whose copy it could not
+   * allocate and carries on: the allocator's note catches it */
+  dorm__json_begin();
   char *text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
   json_decref(doc);
+  if (text && dorm__json_oom(NULL)) {
+    dorm__json_free(text);
+    text = NULL;
+  }
   if (!text) {
     dorm_error_set(err, DORM_ENOMEM, NULL);
     return NULL;

@@ -252,11 +252,15 @@ static int to_value(json_t *j, int as_json, dorm_value *out, char **tmp) {
     }
   }
   size_t flags = JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY;
+  /* jansson's dump can leave a key out when an allocation fails: the
+   * allocator's note catches it */
+  dorm__json_begin();
   size_t n = json_dumpb(j, NULL, 0, flags);
-  if (n == 0) return DORM_ENOMEM;
+  if (n == 0 || dorm__json_oom(NULL)) return DORM_ENOMEM;
   char *p = dorm__malloc(n + 1);
   if (!p) return DORM_ENOMEM;
-  if (json_dumpb(j, p, n, flags) != n) {
+  dorm__json_begin();
+  if (json_dumpb(j, p, n, flags) != n || dorm__json_oom(NULL)) {
     dorm__free(p);
     return DORM_ENOMEM;
   }

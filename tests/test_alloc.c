@@ -230,32 +230,111 @@ static void test_migrations(void **state) {
       if (migration_op(op, text, to, d, &ref, &err))
         fail_msg("%s: %s", names[op], err.message);
       assert_non_null(strstr(ref, "CREATE INDEX")); /* indexes are there */
-      long n;
-      for (n = 1; n < MAX_N; n++) {
-        char *sql = NULL;
-        dorm_error_clear(&err);
-        dorm_test_fail_alloc_at(n);
-        int rc = migration_op(op, text, to, d, &sql, &err);
-        dorm_test_alloc_reset();
-        if (!rc) {
-          /* nothing left out: the same statements as without failure */
-          assert_string_equal(sql, ref);
-          free(sql);
-          break;
+      for (int once = 0; once < 2; once++) {
+        long n, recovered = 0;
+        for (n = 1; n < MAX_N; n++) {
+          char *sql = NULL;
+          dorm_error_clear(&err);
+          if (once)
+            dorm_test_fail_alloc_once(n);
+          else
+            dorm_test_fail_alloc_at(n);
+          int rc = migration_op(op, text, to, d, &sql, &err);
+          long used = dorm_test_alloc_count();
+          dorm_test_alloc_reset();
+          if (!rc) {
+            /* nothing left out: the same statements as without failure */
+            if (strcmp(sql, ref))
+              fail_msg(
+                  "%s, allocation %ld%s: succeeded with\n%s\ninstead "
+                  "of\n%s",
+                  names[op], n, once ? " alone" : "", sql, ref);
+            free(sql);
+            if (used >= n) recovered++;
+          } else {
+            if (rc != DORM_ENOMEM)
+              fail_msg("%s, allocation %ld: %s %s", names[op], n,
+                       dorm_err_name(rc), err.message);
+            assert_null(sql);
+          }
+          if (once ? used < n : !rc) break;
         }
-        if (rc != DORM_ENOMEM)
-          fail_msg("%s, allocation %ld: %s %s", names[op], n, dorm_err_name(rc),
-                   err.message);
-        assert_null(sql);
+        assert_true(n < MAX_N);
+        printf("migration %s (%s), %s: done at N = %ld (%ld recovered)\n",
+               names[op], dl ? "sqlite" : "postgresql",
+               once ? "only allocation N fails" : "allocations N.. fail", n,
+               recovered);
       }
-      assert_true(n < MAX_N);
-      printf("migration %s (%s): succeeded at N = %ld\n", names[op],
-             dl ? "sqlite" : "postgresql", n);
       free(ref);
     }
   }
   dorm_schema_free(to);
   free(text);
+}
+
+/* ---- jansson's builders, one failure -------------------------------------
+ *
+ * The sweeps above fail every allocation from N on, jansson's included;
+ * jansson's parser does not survive a single failure followed by
+ * successes (tests/support), but its builders (json_object_set_new,
+ * json_array_append_new, json_pack, json_deep_copy) must: this fails only
+ * jansson's Nth allocation while dorm writes a schema as JSON and detects
+ * the migration of a whole models file — no parsing in either — and the
+ * result must be a clean DORM_ENOMEM or exactly the reference (no index
+ * or operation left out). */
+
+static long g_jfail_at, g_jcount;
+
+static void *json_fail_once(size_t n) {
+  return ++g_jcount == g_jfail_at ? NULL : malloc(n);
+}
+
+static void test_jansson_builders_once(void **state) {
+  (void)state;
+  dorm_schema *to = load_schema("tests/data/blog_models.json");
+  json_t *ref_doc = dorm_schema_to_json(to);
+  json_t *ref_ops = dorm_autodetect(NULL, to, NULL, NULL, NULL);
+  assert_non_null(ref_doc);
+  assert_non_null(ref_ops);
+  for (int what = 0; what < 2; what++) {
+    long n;
+    for (n = 1; n < MAX_N; n++) {
+      dorm_error err;
+      dorm_error_clear(&err);
+      g_jfail_at = n;
+      g_jcount = 0;
+      json_set_alloc_funcs(json_fail_once, free);
+      json_t *got = what ? dorm_autodetect(NULL, to, NULL, NULL, &err)
+                         : dorm_schema_to_json(to);
+      json_set_alloc_funcs(malloc, free);
+      long used = g_jcount;
+      if (got) {
+        if (!json_equal(got, what ? ref_ops : ref_doc)) {
+          FILE *f = fopen("/tmp/dorm-test-alloc-got.json", "w");
+          json_dumpf(got, f, JSON_INDENT(1));
+          fclose(f);
+          f = fopen("/tmp/dorm-test-alloc-want.json", "w");
+          json_dumpf(what ? ref_ops : ref_doc, f, JSON_INDENT(1));
+          fclose(f);
+          fail_msg(
+              "jansson allocation %ld: succeeded with another result "
+              "(/tmp/dorm-test-alloc-{got,want}.json)",
+              n);
+        }
+        json_decref(got);
+      } else if (what && err.code != DORM_ENOMEM) {
+        fail_msg("jansson allocation %ld: %s %s", n, dorm_err_name(err.code),
+                 err.message);
+      }
+      if (used < n) break; /* past the last one */
+    }
+    printf("%s, only jansson's allocation N fails: done at N = %ld\n",
+           what ? "autodetect blog_models.json" : "blog_models.json as JSON",
+           n);
+  }
+  json_decref(ref_doc);
+  json_decref(ref_ops);
+  dorm_schema_free(to);
 }
 
 /* ---- HTTP -----------------------------------------------------------------
@@ -529,6 +608,7 @@ int main(void) {
       cmocka_unit_test(test_load_models),
       cmocka_unit_test(test_queries),
       cmocka_unit_test(test_migrations),
+      cmocka_unit_test(test_jansson_builders_once),
       cmocka_unit_test(test_http_request),
       cmocka_unit_test(test_serve_m2m_sqlite),
   };
