@@ -601,6 +601,156 @@ static void test_serve_m2m_sqlite(void **state) {
   dorm_test_sqlite_remove(path);
 }
 
+/* ---- the facade's multi-step paths on SQLite -----------------------------
+ *
+ * get_or_create (a transaction, a get, an insert in a nested block),
+ * bulk_create (chunked in a transaction), many_to_many set (a transaction
+ * of a delete and an insert) and a select with prefetch_related (a query
+ * per relation, chained): each is a chain of steps the backend adds to
+ * deferreds it made, and a failed add must neither leak nor free what a
+ * step still uses. */
+
+static const dorm_schema *g_fs;
+
+static dorm_deferred *facade_start(dorm_db *db, int op) {
+  const dorm_model *tag = dorm_schema_model(g_fs, "Tag");
+  const dorm_model *post = dorm_schema_model(g_fs, "Post");
+  switch (op) {
+    case 0: {
+      dorm_kv look = {"name", dorm_str("new")};
+      return dorm_async_get_or_create(db, tag, &look, 1, NULL, 0);
+    }
+    case 1: {
+      dorm_query *q = dorm_insert(post);
+      if (!q) return NULL;
+      for (int i = 0; i < 3; i++) {
+        if (i) dorm_insert_next_row(q);
+        dorm_set(q, "title", dorm_str("bulk"));
+      }
+      dorm_deferred *d = dorm_async_bulk_create(db, q);
+      dorm_query_free(q);
+      return d;
+    }
+    case 2: {
+      dorm_value keys[] = {dorm_int(2), dorm_int(3)};
+      return dorm_async_m2m_set(db, post, "tags", dorm_int(1), keys, 2);
+    }
+    default: {
+      dorm_query *q = dorm_select(post);
+      if (!q) return NULL;
+      dorm_prefetch_related(q, "tags");
+      dorm_prefetch_related(q, "labels");
+      dorm_deferred *d = dorm_async_filter(db, q);
+      dorm_query_free(q);
+      return d;
+    }
+  }
+}
+
+/* What the database holds that op changes, as one number. */
+static long facade_state(dorm_db *db, int op) {
+  switch (op) {
+    case 0:
+      return m2m_scalar(db, "SELECT count(*) FROM tag WHERE name = 'new'");
+    case 1:
+      return m2m_scalar(db, "SELECT count(*) FROM post WHERE title = 'bulk'");
+    case 2:
+      return m2m_scalar(db,
+                        "SELECT count(*) * 100 + sum(tag_id) FROM post_tags");
+    default: return 0;
+  }
+}
+
+static void facade_reset(dorm_db *db) {
+  m2m_exec(db, "DELETE FROM tag WHERE name = 'new'");
+  m2m_exec(db, "DELETE FROM post WHERE title = 'bulk'");
+  m2m_exec(db, "DELETE FROM post_tags");
+  m2m_exec(db, "INSERT INTO post_tags (post_id, tag_id) VALUES (1, 1)");
+}
+
+static void test_facade_sqlite(void **state) {
+  (void)state;
+  static const char *const names[] = {"get_or_create", "bulk_create", "m2m set",
+                                      "filter + prefetch_related"};
+  t_loop_open();
+  dorm_set_unhandled_error_hook(count_unhandled, NULL);
+  char path[256], url[300];
+  dorm_test_sqlite_temp("dorm-test-alloc-f", path, sizeof path, url,
+                        sizeof url);
+  dorm_schema *s = load_schema("tests/data/serve_m2m_models.json");
+  g_fs = s;
+  dorm_db *db = t_open_ready(url, NULL);
+  static const char *const models[] = {"Tag", "Label", "Post", NULL};
+  t_create_tables(db, s, models);
+  m2m_exec(db,
+           "INSERT INTO tag (id, name) VALUES (1, 'a'), (2, 'b'), "
+           "(3, 'c')");
+  m2m_exec(db, "INSERT INTO label (code) VALUES ('x')");
+  m2m_exec(db, "INSERT INTO post (id, title) VALUES (1, 'p')");
+  m2m_exec(db, "INSERT INTO post_labels (post_id, label_id) VALUES (1, 'x')");
+  /* before and after a successful run */
+  static const long before[] = {0, 0, 101, 0}, after[] = {1, 3, 205, 0};
+  for (int op = 0; op < 4; op++) {
+    for (int once = 0; once < 2; once++) {
+      long n, enomem = 0, recovered = 0;
+      for (n = 1; n < MAX_N; n++) {
+        facade_reset(db);
+        t_wait w = {0, dorm_result_none()};
+        if (once)
+          dorm_test_fail_alloc_once(n);
+        else
+          dorm_test_fail_alloc_at(n);
+        dorm_deferred *d = facade_start(db, op);
+        dorm_test_alloc_pause(1);
+        if (d) assert_int_equal(dorm_deferred_add_both(d, t_keep, &w), 0);
+        dorm_test_alloc_pause(0);
+        while (d && !w.done) uv_run(&T_uv, UV_RUN_ONCE);
+        long used = dorm_test_alloc_count();
+        dorm_test_alloc_reset();
+        int ok = d && !dorm_result_is_error(&w.res);
+        long st = facade_state(db, op);
+        if (ok) {
+          if (st != after[op])
+            fail_msg("%s, allocation %ld: success, and the state is %ld",
+                     names[op], n, st);
+          if (op == 3) { /* both relations read for the one post */
+            const dorm_rows *rows = dorm_result_rows_of(&w.res);
+            assert_non_null(rows);
+            assert_int_equal(dorm_rows_count(rows), 1);
+            const dorm_row *row = dorm_rows_row(rows, 0);
+            assert_int_equal(dorm_rows_count(dorm_row_prefetched(row, "tags")),
+                             1);
+            assert_int_equal(
+                dorm_rows_count(dorm_row_prefetched(row, "labels")), 1);
+          }
+          if (used >= n) recovered++;
+        } else {
+          int code = d ? dorm_result_code(&w.res) : DORM_ENOMEM;
+          if (code != DORM_ENOMEM)
+            fail_msg("%s, allocation %ld: %s %s", names[op], n,
+                     dorm_err_name(code), dorm_result_message(&w.res));
+          if (st != before[op])
+            fail_msg("%s, allocation %ld: failed, and the state is %ld",
+                     names[op], n, st);
+          enomem++;
+        }
+        dorm_result_free(&w.res);
+        if (once ? used < n : ok) break;
+      }
+      assert_true(n < MAX_N);
+      printf(
+          "%s (sqlite), %s: done at N = %ld (%ld DORM_ENOMEM, %ld "
+          "recovered)\n",
+          names[op], once ? "only allocation N fails" : "allocations N.. fail",
+          n, enomem, recovered);
+    }
+  }
+  dorm_set_unhandled_error_hook(NULL, NULL);
+  t_loop_close(db);
+  dorm_schema_free(s);
+  dorm_test_sqlite_remove(path);
+}
+
 int main(void) {
   (void)t_count; /* dbtest.h's, unused here */
   (void)t_err;
@@ -611,6 +761,7 @@ int main(void) {
       cmocka_unit_test(test_jansson_builders_once),
       cmocka_unit_test(test_http_request),
       cmocka_unit_test(test_serve_m2m_sqlite),
+      cmocka_unit_test(test_facade_sqlite),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
