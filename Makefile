@@ -77,6 +77,12 @@ $(BUILD)/dorm: $(TOOL_OBJ) $(BUILD)/libdorm.a
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(SUPP_OBJ) $(BUILD)/libdorm.a
 	$(CC) -o $@ $< $(SUPP_OBJ) $(BUILD)/libdorm.a $(LDLIBS_ALL) -lcmocka
 
+# test_alloc drives the tools' multi-step paths (serve's many_to_many
+# steps, the migration SQL) in-process: it links their objects but main's
+TOOL_LIB_OBJ := $(filter-out $(BUILD)/tools/dorm.o,$(TOOL_OBJ))
+$(BUILD)/tests/test_alloc: $(BUILD)/tests/test_alloc.o $(SUPP_OBJ) $(TOOL_LIB_OBJ) $(BUILD)/libdorm.a
+	$(CC) -o $@ $< $(SUPP_OBJ) $(TOOL_LIB_OBJ) $(BUILD)/libdorm.a $(LDLIBS_ALL) -lcmocka
+
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libdorm.a
 	$(CC) -o $@ $< $(BUILD)/libdorm.a $(LDLIBS_ALL)
 

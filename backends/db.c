@@ -105,6 +105,8 @@ static void op_free(op *o) {
   dorm__db_maybe_free_root(root);
 }
 
+void dorm__db_op_release(op *o) { op_free(o); }
+
 /* Fill o->stmt from the dorm_sql it runs. */
 void dorm__db_op_stmt_from_sql(op *o) {
   const dorm_sql *s = o->use;
@@ -366,9 +368,9 @@ dorm_db *dorm_db_open(dorm_loop *loop, const char *url,
     return NULL;
   }
   db->ryw_mode = opts ? opts->read_your_writes : DORM_RYW_LSN;
-  db->ryw_window_ms =
-      opts && opts->read_your_writes_ms > 0 ? (uint64_t)opts->read_your_writes_ms
-                                            : 1000;
+  db->ryw_window_ms = opts && opts->read_your_writes_ms > 0
+                          ? (uint64_t)opts->read_your_writes_ms
+                          : 1000;
   if (db->ryw_mode < DORM_RYW_LSN || db->ryw_mode > DORM_RYW_OFF) {
     dorm_error_set(err, DORM_EURL,
                    "read_your_writes: %d is not DORM_RYW_LSN, _WINDOW or _OFF",

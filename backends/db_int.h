@@ -137,6 +137,8 @@ struct dorm_db {
 /* A new op for db (recycled from its database's free list when it can
  * be), or NULL when out of memory. */
 op *dorm__db_op_new(dorm_db *db, int kind);
+/* Give back an op made with dorm__db_op_new and never sent. */
+void dorm__db_op_release(op *o);
 
 /* dorm__db_op_new with a deferred whose cancel reaches the backend: the
  * op of a call that answers its caller. */

@@ -62,6 +62,14 @@ typedef struct atx {
   char sql[64];
   char sql2[64];
   dorm__stmt two[2];
+  /* The ops for the beginning (BEGIN, SAVEPOINT) and the end (COMMIT,
+   * ROLLBACK, RELEASE, ROLLBACK TO), taken when the block is made.  An end
+   * that could not be sent for want of memory would leave the transaction
+   * open on a connection that goes back to the pool (the next BEGIN
+   * fails, other writes never commit); a beginning that failed so would
+   * fire the atomic deferred inside dorm_async_atomic (R2) and free it
+   * before the caller has it. */
+  op *begin_op, *end_op;
 } atx;
 
 static void atx_begin(atx *a, size_t conn);
@@ -210,6 +218,8 @@ static void atx_finish(atx *a, dorm_result res) {
       dorm__db_ryw_after_write(root);
     }
   }
+  if (a->begin_op) dorm__db_op_release(a->begin_op);
+  if (a->end_op) dorm__db_op_release(a->end_op);
   dorm_result_free(&a->block);
   dorm_result_free(&a->doom);
   dorm__free(a);
@@ -268,11 +278,17 @@ static dorm_result final_result(atx *a) {
   return dorm_result_take(&a->block);
 }
 
+static void atx_after_begin(op *o, dorm_result *res, void *ctx);
+
 /* An internal op on the transaction's connection (loop thread). */
 static void atx_ctl(atx *a, const char *sql, const char *sql2,
                     op_then_fn then) {
   dorm_db *root = a->parent->root;
-  op *o = dorm__db_op_new(a->parent, OP_CTL);
+  op *o = NULL;
+  op **reserved = then == atx_after_begin ? &a->begin_op : &a->end_op;
+  o = *reserved;
+  *reserved = NULL;
+  if (!o) o = dorm__db_op_new(a->parent, OP_CTL);
   if (!o) {
     dorm_result r = dorm_result_error(DORM_ENOMEM, NULL);
     then(NULL, &r, a);
@@ -413,7 +429,11 @@ static void atx_after_begin(op *o, dorm_result *res, void *ctx) {
   a->tx = tx;
   dorm_deferred *ud = a->fn(tx, a->arg);
   if (!ud) {
-    r = dorm_result_error(DORM_EINVAL, "the atomic block returned no deferred");
+    /* an async call returns NULL only when out of memory (or given
+     * NULLs): the block passes that on */
+    r = dorm_result_error(DORM_ENOMEM,
+                          "the atomic block returned no deferred (out of "
+                          "memory)");
     block_done(a, &r);
     return;
   }
@@ -489,6 +509,17 @@ dorm_deferred *dorm_async_atomic(dorm_db *db, dorm_atomic_fn fn, void *arg) {
   a->d = dorm_deferred_new(atx_cancel, a);
   if (!a->d) {
     dorm__free(a);
+    return NULL;
+  }
+  if (!(a->begin_op = dorm__db_op_new(db, OP_CTL)) ||
+      !(a->end_op = dorm__db_op_new(db, OP_CTL))) {
+    /* nothing was started: give the unfired deferred up quietly, as
+     * below */
+    dorm_deferred *d0 = a->d;
+    if (a->begin_op) dorm__db_op_release(a->begin_op);
+    dorm__free(a);
+    if (dorm_deferred_add_errback(d0, swallow, NULL) == 0)
+      dorm_deferred_release(d0);
     return NULL;
   }
   dorm_deferred *d = a->d;

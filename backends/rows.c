@@ -790,7 +790,11 @@ static json_t *value_json(const dorm_value *v) {
       return isfinite(v->u.f) ? json_real(v->u.f) : json_null();
     case DORM_T_BYTES: return base64(v->u.s.ptr, v->u.s.len);
     case DORM_T_JSON: {
-      json_t *j = json_loadb(v->u.s.ptr, v->u.s.len, JSON_DECODE_ANY, NULL);
+      json_error_t e;
+      memset(&e, 0, sizeof e);
+      dorm__json_begin();
+      json_t *j = json_loadb(v->u.s.ptr, v->u.s.len, JSON_DECODE_ANY, &e);
+      if (!j && dorm__json_oom(&e)) return NULL; /* not a string: no memory */
       return j ? j : json_stringn(v->u.s.ptr, v->u.s.len);
     }
     default:

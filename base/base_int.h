@@ -22,6 +22,18 @@ void dorm__free(void *p);
 char *dorm__strdup(const char *s);
 char *dorm__strndup(const char *s, size_t n);
 
+/* jansson and allocation failures.  Call dorm__json_begin before a jansson
+ * call whose failure may be out of memory; after it failed,
+ * dorm__json_oom(e) says 1 when it was (an allocation failed through
+ * dorm's allocator, or jansson's error e says so or carries no text; e may
+ * be NULL for calls without one, such as json_dumps or json_pack).
+ * dorm__json_free frees what jansson allocated for the caller (json_dumps'
+ * text) with jansson's current free function. */
+struct json_error_t;
+void dorm__json_begin(void);
+int dorm__json_oom(const struct json_error_t *e);
+void dorm__json_free(void *p);
+
 /* A growable buffer.  After an allocation failure `oom` is set and further
  * appends do nothing, so a sequence of appends needs one check. */
 typedef struct dorm__buf {

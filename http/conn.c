@@ -648,7 +648,10 @@ void dorm__http_on_connection(uv_stream_t *listener, int status) {
   dorm_http_server *s = listener->data;
   if (status < 0 || s->closing) return;
   dorm__http_conn *c = dorm__calloc(1, sizeof *c);
-  if (!c) return; /* libuv offers the connection again on the next turn */
+  if (!c) { /* refused, or libuv would stop listening until it is taken */
+    dorm__http_server_refuse(s);
+    return;
+  }
   c->srv = s;
   uv_tcp_init(s->uv, &c->tcp);
   uv_timer_init(s->uv, &c->timer);

@@ -102,6 +102,12 @@ struct dorm_http_server {
   int port;
   unsigned listening : 1, closing : 1, finishing : 1;
   int handles; /* server handles open */
+  /* Refusing a connection there was no memory for: libuv stops watching
+   * the listener until the pending connection is accepted, so it is
+   * accepted into this handle and closed (the client sees EOF). */
+  uv_tcp_t spare;
+  unsigned spare_busy : 1;     /* spare is closing */
+  unsigned accept_pending : 1; /* another one waits for spare */
   dorm__http_conn *conns;
   size_t nconns;
   size_t nlive; /* exchanges allocated (queued or held by handlers) */
@@ -132,5 +138,8 @@ int dorm__http_ex_completed(dorm__http_ex *ex);
 void dorm__http_log(dorm_http_server *s, const dorm__http_ex *ex);
 /* Called when a connection or an exchange goes: finish a close. */
 void dorm__http_server_maybe_done(dorm_http_server *s);
+/* Out of memory for a new connection: accept it into the spare handle and
+ * close it, so the listener keeps listening. */
+void dorm__http_server_refuse(dorm_http_server *s);
 
 #endif /* DORM_HTTP_INT_H */

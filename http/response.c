@@ -142,10 +142,16 @@ int dorm__http_ex_completed(dorm__http_ex *ex) {
 static int json_body(int status, const char *msg, dorm__buf *out) {
   json_t *o = json_pack("{s:s}", "error", msg);
   if (!o) return DORM_ENOMEM;
+  dorm__json_begin(); /* a dump that lost a key to a failed allocation */
   size_t n = json_dumpb(o, NULL, 0, JSON_COMPACT);
+  if (dorm__json_oom(NULL)) n = 0;
   int rc = DORM_ENOMEM;
-  if (n && dorm__buf_reserve(out, n) == 0) {
-    json_dumpb(o, out->data + out->len, n, JSON_COMPACT);
+  /* jansson allocates while it writes (its loop check): the second call
+   * can fail too, and then the buffer holds no text */
+  dorm__json_begin();
+  if (n && dorm__buf_reserve(out, n) == 0 &&
+      json_dumpb(o, out->data + out->len, n, JSON_COMPACT) == n &&
+      !dorm__json_oom(NULL)) {
     out->len += n;
     rc = 0;
   }
@@ -243,7 +249,9 @@ int dorm_http_respond_json(dorm_http_response *res, int status, json_t *body) {
     return dorm__http_ex_completed(res);
   }
   /* serialize straight after the head: size first, then into place */
+  dorm__json_begin(); /* a dump that lost a key to a failed allocation */
   size_t n = json_dumpb(body, NULL, 0, JSON_COMPACT);
+  if (dorm__json_oom(NULL)) n = 0;
   int rc = 0;
   if (!n) {
     put_bare_500(res);
@@ -251,12 +259,18 @@ int dorm_http_respond_json(dorm_http_response *res, int status, json_t *body) {
   } else {
     res->status = status;
     put_head(res, status, "application/json", (long long)n, NULL);
+    int written = 1;
     if (!res->head && dorm__buf_reserve(&res->out, n) == 0) {
-      json_dumpb(body, res->out.data + res->out.len, n, JSON_COMPACT);
-      res->out.len += n;
+      /* jansson allocates while it writes (its loop check): this call can
+       * fail too, and the bytes reserved would go out unwritten */
+      dorm__json_begin();
+      written = json_dumpb(body, res->out.data + res->out.len, n,
+                           JSON_COMPACT) == n &&
+                !dorm__json_oom(NULL);
+      if (written) res->out.len += n;
     }
     res->bytes = n;
-    if (res->out.oom) {
+    if (res->out.oom || !written) {
       put_bare_500(res);
       rc = DORM_ENOMEM;
     }

@@ -105,6 +105,29 @@ static void on_server_handle_closed(uv_handle_t *h) {
   if (cb) cb(arg);
 }
 
+static void on_spare_closed(uv_handle_t *h) {
+  dorm_http_server *s = h->data;
+  s->spare_busy = 0;
+  int again = s->accept_pending && !s->closing;
+  s->accept_pending = 0;
+  /* the connection that waited: memory may be back, else refuse it too */
+  if (again) dorm__http_on_connection((uv_stream_t *)&s->listener, 0);
+  on_server_handle_closed(h); /* last: it may free s */
+}
+
+void dorm__http_server_refuse(dorm_http_server *s) {
+  if (s->spare_busy) { /* one refusal at a time: this one waits for it */
+    s->accept_pending = 1;
+    return;
+  }
+  uv_tcp_init(s->uv, &s->spare);
+  s->spare.data = s;
+  s->spare_busy = 1;
+  s->handles++;
+  uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&s->spare);
+  uv_close((uv_handle_t *)&s->spare, on_spare_closed);
+}
+
 /* The close is finished when nothing of the server is left in use: then
  * its two remaining handles close (the listener closed when the close
  * began) and the last close callback frees it. */

@@ -58,6 +58,21 @@ static void emit(detector *d, json_t *op) {
   if (!op || json_array_append_new(d->ops, op)) d->oom = 1;
 }
 
+/* jansson's setters fail only when out of memory (a NULL value included:
+ * its constructor failed); each failure marks the detector, whose result
+ * is then thrown away, so no operation goes missing silently. */
+static void oset(detector *d, json_t *o, const char *k, json_t *v) {
+  if (json_object_set_new(o, k, v)) d->oom = 1;
+}
+
+static void oset_ref(detector *d, json_t *o, const char *k, json_t *v) {
+  if (json_object_set(o, k, v)) d->oom = 1;
+}
+
+static void append(detector *d, json_t *a, json_t *v) {
+  if (json_array_append_new(a, v)) d->oom = 1;
+}
+
 static void note(detector *d, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
@@ -72,15 +87,26 @@ static void note(detector *d, const char *fmt, ...) {
   if (json_array_append_new(d->notes, json_string(buf))) d->oom = 1;
 }
 
+/* NULL when out of memory (a model missing from the map would read as
+ * deleted). */
 static json_t *by_name(json_t *models_doc, json_t **order) {
   json_t *o = json_object();
-  if (order) *order = json_array();
+  int rc = o ? 0 : -1;
+  if (order && !(*order = json_array())) rc = -1;
   json_t *arr = json_object_get(models_doc, "models");
-  for (size_t i = 0; o && i < json_array_size(arr); i++) {
+  for (size_t i = 0; !rc && i < json_array_size(arr); i++) {
     json_t *m = json_array_get(arr, i);
-    json_object_set(o, sget(m, "name"), m);
-    if (order && *order)
-      json_array_append_new(*order, json_string(sget(m, "name")));
+    rc |= json_object_set(o, sget(m, "name"), m);
+    if (order)
+      rc |= json_array_append_new(*order, json_string(sget(m, "name")));
+  }
+  if (rc) {
+    json_decref(o);
+    if (order) {
+      json_decref(*order);
+      *order = NULL;
+    }
+    return NULL;
   }
   return o;
 }
@@ -118,6 +144,7 @@ static void retarget(detector *d, const char *oldn, const char *newn) {
 /* ---- model renames ------------------------------------------------------- */
 
 static void do_rename_model(detector *d, const char *oldn, const char *newn) {
+  if (d->oom) return;
   json_t *fm = json_object_get(d->F, oldn);
   json_t *tm = json_object_get(d->T, newn);
   json_t *op = json_pack("{ssssss}", "op", "rename_model", "old_name", oldn,
@@ -133,32 +160,35 @@ static void do_rename_model(detector *d, const char *oldn, const char *newn) {
   lower_into(newn, ln, sizeof ln);
   const char *ft = sget(fm, "table"), *tt = sget(tm, "table");
   const char *fwd = strcmp(ft, lo) ? ft : ln;
-  if (strcmp(fwd, tt)) json_object_set_new(op, "new_table", json_string(tt));
+  if (strcmp(fwd, tt)) oset(d, op, "new_table", json_string(tt));
   const char *back = strcmp(tt, ln) ? tt : lo;
-  if (strcmp(back, ft)) json_object_set_new(op, "old_table", json_string(ft));
+  if (strcmp(back, ft)) oset(d, op, "old_table", json_string(ft));
   emit(d, op);
   json_t *copy = json_deep_copy(fm);
   if (!copy) {
     d->oom = 1;
     return;
   }
-  json_object_set_new(copy, "name", json_string(newn));
-  json_object_set_new(copy, "table", json_string(tt));
+  oset(d, copy, "name", json_string(newn));
+  oset(d, copy, "table", json_string(tt));
   json_object_del(d->F, oldn);
-  json_object_set_new(d->F, newn, copy);
+  oset(d, d->F, newn, copy);
   if (strcmp(oldn, newn)) retarget(d, oldn, newn);
 }
 
 /* Same model apart from its name and table, with relations to itself
  * compared as such. */
-static int models_equivalent(const json_t *fm, const json_t *tm) {
+static int models_equivalent(detector *d, const json_t *fm, const json_t *tm) {
   json_t *a = json_deep_copy(fields_of(fm));
-  if (!a) return 0;
+  if (!a) {
+    d->oom = 1;
+    return 0;
+  }
   const char *fn = sget(fm, "name"), *tn = sget(tm, "name");
   for (size_t i = 0; i < json_array_size(a); i++) {
     json_t *f = json_array_get(a, i);
     if (sget(f, "to") && !strcmp(sget(f, "to"), fn))
-      json_object_set_new(f, "to", json_string(tn));
+      oset(d, f, "to", json_string(tn));
   }
   int eq = json_equal(a, fields_of(tm)) &&
            json_equal(json_object_get(fm, "indexes"),
@@ -171,6 +201,7 @@ static int models_equivalent(const json_t *fm, const json_t *tm) {
 
 static int rename_models(detector *d, const dorm_autodetect_options *o) {
   for (size_t i = 0; o && i < o->nmodel_renames; i++) {
+    if (d->oom) return 0; /* the caller reports it */
     const char *oldn = o->model_renames[i].old_name;
     const char *newn = o->model_renames[i].new_name;
     if (!json_object_get(d->F, oldn))
@@ -208,10 +239,10 @@ static int rename_models(detector *d, const dorm_autodetect_options *o) {
     json_t *am;
     json_object_foreach(d->T, ak, am) {
       if (!json_object_get(d->F, ak) && !strcasecmp(ak, ck))
-        json_array_append_new(cased, json_pack("[ss]", ck, ak));
+        append(d, cased, json_pack("[ss]", ck, ak));
     }
   }
-  for (size_t i = 0; i < json_array_size(cased); i++) {
+  for (size_t i = 0; !d->oom && i < json_array_size(cased); i++) {
     json_t *p = json_array_get(cased, i);
     const char *oldn = json_string_value(json_array_get(p, 0));
     const char *newn = json_string_value(json_array_get(p, 1));
@@ -234,7 +265,7 @@ static int rename_models(detector *d, const dorm_autodetect_options *o) {
     json_t *am;
     json_object_foreach(d->T, ak, am) {
       if (json_object_get(d->F, ak)) continue;
-      if (models_equivalent(rm, am)) {
+      if (models_equivalent(d, rm, am)) {
         match = ak;
         n++;
       }
@@ -246,11 +277,11 @@ static int rename_models(detector *d, const dorm_autodetect_options *o) {
     json_t *m2;
     json_object_foreach(d->F, k2, m2) {
       if (json_object_get(d->T, k2)) continue;
-      if (models_equivalent(m2, json_object_get(d->T, match))) back++;
+      if (models_equivalent(d, m2, json_object_get(d->T, match))) back++;
     }
-    if (back == 1) json_array_append_new(pairs, json_pack("[ss]", rk, match));
+    if (back == 1) append(d, pairs, json_pack("[ss]", rk, match));
   }
-  for (size_t i = 0; i < json_array_size(pairs); i++) {
+  for (size_t i = 0; !d->oom && i < json_array_size(pairs); i++) {
     json_t *p = json_array_get(pairs, i);
     const char *oldn = json_string_value(json_array_get(p, 0));
     const char *newn = json_string_value(json_array_get(p, 1));
@@ -271,7 +302,7 @@ static int rename_models(detector *d, const dorm_autodetect_options *o) {
                              k, "new_name", k, "old_table", sget(fm, "table"),
                              "new_table", sget(tm, "table"));
       emit(d, op);
-      json_object_set_new(fm, "table", json_string(sget(tm, "table")));
+      oset(d, fm, "table", json_string(sget(tm, "table")));
     }
   }
   return 0;
@@ -279,21 +310,23 @@ static int rename_models(detector *d, const dorm_autodetect_options *o) {
 
 /* ---- field renames ------------------------------------------------------- */
 
-static int same_but_name(const json_t *a, const json_t *b) {
+static int same_but_name(detector *d, const json_t *a, const json_t *b) {
   json_t *x = json_deep_copy(a), *y = json_deep_copy(b);
   int eq = 0;
   if (x && y) {
     json_object_del(x, "name");
     json_object_del(y, "name");
     eq = json_equal(x, y);
+  } else {
+    d->oom = 1;
   }
   json_decref(x);
   json_decref(y);
   return eq;
 }
 
-static void rename_names(json_t *arr, const char *oldn, const char *newn,
-                         int signed_ok) {
+static void rename_names(detector *d, json_t *arr, const char *oldn,
+                         const char *newn, int signed_ok) {
   for (size_t i = 0; i < json_array_size(arr); i++) {
     const char *s = json_string_value(json_array_get(arr, i));
     if (!s) continue;
@@ -301,7 +334,7 @@ static void rename_names(json_t *arr, const char *oldn, const char *newn,
     if (!strcmp(s + neg, oldn)) {
       char buf[DORM_IDENT_MAX + 2];
       snprintf(buf, sizeof buf, "%s%s", neg ? "-" : "", newn);
-      json_array_set_new(arr, i, json_string(buf));
+      if (json_array_set_new(arr, i, json_string(buf))) d->oom = 1;
     }
   }
 }
@@ -314,6 +347,7 @@ static int names_has(const json_t *arr, const char *name) {
 
 static void do_rename_field(detector *d, const char *model, const char *oldn,
                             const char *newn) {
+  if (d->oom) return;
   json_t *fm = json_object_get(d->F, model);
   /* Indexes and unique_together over the field have names derived from
    * the field names, which the database keeps when the column is renamed:
@@ -345,19 +379,20 @@ static void do_rename_field(detector *d, const char *model, const char *oldn,
   emit(d, json_pack("{ssssssss}", "op", "rename_field", "model", model,
                     "old_name", oldn, "new_name", newn));
   json_t *f = field_named(fm, oldn, NULL);
-  json_object_set_new(f, "name", json_string(newn));
+  oset(d, f, "name", json_string(newn));
   json_t *ix = json_object_get(fm, "indexes");
   for (size_t k = 0; k < json_array_size(ix); k++)
-    rename_names(json_object_get(json_array_get(ix, k), "fields"), oldn, newn,
-                 0);
+    rename_names(d, json_object_get(json_array_get(ix, k), "fields"), oldn,
+                 newn, 0);
   json_t *ut = json_object_get(fm, "unique_together");
   for (size_t k = 0; k < json_array_size(ut); k++)
-    rename_names(json_array_get(ut, k), oldn, newn, 0);
-  rename_names(json_object_get(fm, "ordering"), oldn, newn, 1);
+    rename_names(d, json_array_get(ut, k), oldn, newn, 0);
+  rename_names(d, json_object_get(fm, "ordering"), oldn, newn, 1);
 }
 
 static int rename_fields(detector *d, const dorm_autodetect_options *o) {
   for (size_t i = 0; o && i < o->nfield_renames; i++) {
+    if (d->oom) return 0;
     const dorm_rename *r = &o->field_renames[i];
     json_t *fm = json_object_get(d->F, r->model);
     json_t *tm = json_object_get(d->T, r->model);
@@ -391,6 +426,7 @@ static int rename_fields(detector *d, const dorm_autodetect_options *o) {
     json_t *tm = json_object_get(d->T, mk);
     if (!tm) continue;
     json_t *pairs = json_array();
+    if (!pairs) d->oom = 1;
     json_t *ffs = fields_of(fm), *tfs = fields_of(tm);
     for (size_t i = 0; pairs && i < json_array_size(ffs); i++) {
       json_t *rf = json_array_get(ffs, i);
@@ -400,7 +436,7 @@ static int rename_fields(detector *d, const dorm_autodetect_options *o) {
       for (size_t j = 0; j < json_array_size(tfs); j++) {
         json_t *af = json_array_get(tfs, j);
         if (field_named(fm, sget(af, "name"), NULL)) continue;
-        if (same_but_name(rf, af)) {
+        if (same_but_name(d, rf, af)) {
           match = af;
           n++;
         }
@@ -410,14 +446,14 @@ static int rename_fields(detector *d, const dorm_autodetect_options *o) {
       for (size_t j = 0; j < json_array_size(ffs); j++) {
         json_t *rf2 = json_array_get(ffs, j);
         if (!field_named(tm, sget(rf2, "name"), NULL) &&
-            same_but_name(rf2, match))
+            same_but_name(d, rf2, match))
           back++;
       }
       if (back == 1)
-        json_array_append_new(
-            pairs, json_pack("[ss]", sget(rf, "name"), sget(match, "name")));
+        append(d, pairs,
+               json_pack("[ss]", sget(rf, "name"), sget(match, "name")));
     }
-    for (size_t i = 0; i < json_array_size(pairs); i++) {
+    for (size_t i = 0; !d->oom && i < json_array_size(pairs); i++) {
       const char *oldn =
           json_string_value(json_array_get(json_array_get(pairs, i), 0));
       const char *newn =
@@ -531,8 +567,7 @@ static void align_index_spelling(detector *d) {
           }
         }
         json_object_del(tf, "db_index");
-        if (json_array_append_new(ix, json_pack("{s[s]}", "fields", name)))
-          d->oom = 1;
+        append(d, ix, json_pack("{s[s]}", "fields", name));
       } else if (!t_flag && f_flag && t_ix >= 0 && f_ix < 0) {
         /* old: db_index; new: a model index */
         json_array_remove(json_object_get(tm, "indexes"), (size_t)t_ix);
@@ -562,9 +597,9 @@ static void create_models(detector *d) {
   }
   for (size_t i = 0; i < json_array_size(d->torder); i++) {
     const char *n = json_string_value(json_array_get(d->torder, i));
-    if (!json_object_get(d->F, n)) json_array_append_new(todo, json_string(n));
+    if (!json_object_get(d->F, n)) append(d, todo, json_string(n));
   }
-  while (json_array_size(todo)) {
+  while (!d->oom && json_array_size(todo)) {
     size_t pick = (size_t)-1;
     for (size_t i = 0; i < json_array_size(todo) && pick == (size_t)-1; i++) {
       json_t *m =
@@ -592,15 +627,16 @@ static void create_models(detector *d) {
        * the indexes that name them) once every model exists. */
       json_t *fs = fields_of(m);
       json_t *deferred = json_object();
-      for (size_t j = 0; j < json_array_size(fs);) {
+      if (!deferred) d->oom = 1;
+      for (size_t j = 0; deferred && j < json_array_size(fs);) {
         json_t *f = json_array_get(fs, j);
         const char *to = sget(f, "to");
         if (to && strcmp(to, n) && !json_object_get(d->F, to) &&
             !json_object_get(created, to)) {
-          json_array_append_new(
-              d->later,
+          append(
+              d, d->later,
               json_pack("{sssssO}", "op", "add_field", "model", n, "field", f));
-          json_object_set_new(deferred, sget(f, "name"), json_true());
+          oset(d, deferred, sget(f, "name"), json_true());
           note(d,
                "Model %s is created without field %s, added afterwards: "
                "the models point at each other",
@@ -614,8 +650,8 @@ static void create_models(detector *d) {
       for (size_t j = 0; j < json_array_size(ix);) {
         json_t *x = json_array_get(ix, j);
         if (names_mention(json_object_get(x, "fields"), deferred)) {
-          json_array_append_new(
-              d->later,
+          append(
+              d, d->later,
               json_pack("{sssssO}", "op", "add_index", "model", n, "index", x));
           json_array_remove(ix, j);
         } else {
@@ -626,9 +662,9 @@ static void create_models(detector *d) {
       for (size_t j = 0; j < json_array_size(ut);) {
         json_t *g = json_array_get(ut, j);
         if (names_mention(g, deferred)) {
-          json_array_append_new(
-              d->later, json_pack("{sssssO}", "op", "add_constraint", "model",
-                                  n, "unique_together", g));
+          append(d, d->later,
+                 json_pack("{sssssO}", "op", "add_constraint", "model", n,
+                           "unique_together", g));
           json_array_remove(ut, j);
         } else {
           j++;
@@ -637,16 +673,18 @@ static void create_models(detector *d) {
       json_decref(deferred);
     }
     json_t *op = json_object();
-    json_object_set_new(op, "op", json_string("create_model"));
-    const char *k;
-    json_t *v;
-    json_object_foreach(m, k, v) {
-      if (json_is_array(v) && !json_array_size(v)) continue;
-      json_object_set(op, k, v);
+    if (op) {
+      oset(d, op, "op", json_string("create_model"));
+      const char *k;
+      json_t *v;
+      json_object_foreach(m, k, v) {
+        if (json_is_array(v) && !json_array_size(v)) continue;
+        oset_ref(d, op, k, v);
+      }
     }
     emit(d, op);
     json_decref(m);
-    json_object_set_new(created, n, json_true());
+    oset(d, created, n, json_true());
     json_array_remove(todo, pick);
   }
 out:
@@ -654,7 +692,7 @@ out:
   json_decref(created);
 }
 
-static int differs_in_db(const json_t *f, const json_t *t);
+static int differs_in_db(detector *d, const json_t *f, const json_t *t);
 
 /* ---- fields of models on both sides
  * ------------------------------------------ */
@@ -706,7 +744,7 @@ static void field_ops(detector *d, int phase) {
       for (size_t i = 0; i < json_array_size(tfs); i++) {
         json_t *t = json_array_get(tfs, i);
         json_t *f = field_named(fm, sget(t, "name"), NULL);
-        if (!f || !differs_in_db(f, t)) continue;
+        if (!f || !differs_in_db(d, f, t)) continue;
         if ((is_m2m(f) || is_m2m(t)) &&
             (strcmp(sget(f, "type"), sget(t, "type")) ||
              strcmp(sget(f, "to") ? sget(f, "to") : "",
@@ -726,7 +764,7 @@ static void field_ops(detector *d, int phase) {
  * next operation on the field carries the new definition anyway.  (A
  * set_default foreign key keeps its default in the database, so there it
  * counts.) */
-static int differs_in_db(const json_t *f, const json_t *t) {
+static int differs_in_db(detector *d, const json_t *f, const json_t *t) {
   if (json_equal(f, t)) return 0;
   json_t *x = json_deep_copy(f), *y = json_deep_copy(t);
   int differ = 1;
@@ -742,6 +780,8 @@ static int differs_in_db(const json_t *f, const json_t *t) {
       json_object_del(y, "default");
     }
     differ = !json_equal(x, y);
+  } else {
+    d->oom = 1;
   }
   json_decref(x);
   json_decref(y);
@@ -753,13 +793,13 @@ static int differs_in_db(const json_t *f, const json_t *t) {
 
 static void delete_models(detector *d) {
   json_t *todo = json_object(); /* name -> model (a copy we may trim) */
+  if (!todo) d->oom = 1;
   const char *k;
   json_t *m;
   json_object_foreach(d->F, k, m) {
-    if (!json_object_get(d->T, k))
-      json_object_set_new(todo, k, json_deep_copy(m));
+    if (todo && !json_object_get(d->T, k)) oset(d, todo, k, json_deep_copy(m));
   }
-  while (json_object_size(todo)) {
+  while (!d->oom && json_object_size(todo)) {
     /* A model nobody left in todo points at (itself aside). */
     const char *pick = NULL;
     json_object_foreach(todo, k, m) {
@@ -806,12 +846,14 @@ static void delete_models(detector *d) {
     }
     json_t *dm = json_object_get(todo, pick);
     json_t *op = json_object();
-    json_object_set_new(op, "op", json_string("delete_model"));
-    const char *kk;
-    json_t *v;
-    json_object_foreach(dm, kk, v) {
-      if (json_is_array(v) && !json_array_size(v)) continue;
-      json_object_set(op, kk, v);
+    if (op) {
+      oset(d, op, "op", json_string("delete_model"));
+      const char *kk;
+      json_t *v;
+      json_object_foreach(dm, kk, v) {
+        if (json_is_array(v) && !json_array_size(v)) continue;
+        oset_ref(d, op, kk, v);
+      }
     }
     emit(d, op);
     json_object_del(todo, pick);
@@ -848,17 +890,17 @@ json_t *dorm_autodetect(const dorm_schema *from, const dorm_schema *to,
       if (!c || json_object_set_new(d.F, k, c)) d.oom = 1;
     }
   }
-  if ((rc = rename_models(&d, opts))) goto out;
-  if ((rc = rename_fields(&d, opts))) goto out;
-  align_index_spelling(&d);
-  index_ops(&d, 0);
-  create_models(&d);
-  field_ops(&d, 0);
-  field_ops(&d, 1);
-  field_ops(&d, 2);
-  delete_models(&d);
-  index_ops(&d, 1);
-  for (size_t i = 0; i < json_array_size(d.later); i++)
+  /* each step reads what the one before left: stop at the first failure */
+  if (!d.oom && (rc = rename_models(&d, opts))) goto out;
+  if (!d.oom && (rc = rename_fields(&d, opts))) goto out;
+  if (!d.oom) align_index_spelling(&d);
+  if (!d.oom) index_ops(&d, 0);
+  if (!d.oom) create_models(&d);
+  for (int phase = 0; phase < 3; phase++)
+    if (!d.oom) field_ops(&d, phase);
+  if (!d.oom) delete_models(&d);
+  if (!d.oom) index_ops(&d, 1);
+  for (size_t i = 0; !d.oom && i < json_array_size(d.later); i++)
     emit(&d, json_incref(json_array_get(d.later, i)));
   if (d.oom) rc = dorm_error_set(err, DORM_ENOMEM, NULL);
 out:

@@ -191,17 +191,23 @@ static int canon_to_arena(const char *s, size_t n, dorm__arena *a,
 static int json_to_arena(const json_t *j, dorm__arena *a, dorm_value *out) {
   size_t flags =
       JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17);
+  /* jansson's dump can leave a key out when an allocation fails: the
+   * allocator's note catches it (models_json.c) */
+  dorm__json_begin();
   char *text = json_dumps(j, flags);
-  if (!text) return DORM_ENOMEM; /* only fails on allocation */
+  if (!text || dorm__json_oom(NULL)) {
+    dorm__json_free(text);
+    return DORM_ENOMEM;
+  }
   char why[8];
   int rc = canon_to_arena(text, strlen(text), a, out, why, sizeof why);
-  free(text);
+  dorm__json_free(text);
   return rc;
 }
 
 /* jansson's constructors return NULL both for bad input and for out of
  * memory; checking the input first leaves NULL meaning only the latter. */
-static int utf8_valid(const char *s, size_t n) {
+int dorm__utf8_valid(const char *s, size_t n) {
   const unsigned char *p = (const unsigned char *)s, *end = p + n;
   while (p < end) {
     unsigned c = *p;
@@ -237,7 +243,7 @@ static int coerce_json(dorm_value v, dorm__arena *a, dorm_value *out, char *why,
   json_error_t jerr;
   /* json_error_code reads a byte jansson leaves unset when it fails early. */
   memset(&jerr, 0, sizeof jerr);
-  if (v.type == DORM_T_TEXT && !utf8_valid(v.u.s.ptr, v.u.s.len))
+  if (v.type == DORM_T_TEXT && !dorm__utf8_valid(v.u.s.ptr, v.u.s.len))
     return refuse(why, whylen, "not valid UTF-8");
   if (v.type == DORM_T_FLOAT && !isfinite(v.u.f))
     return refuse(why, whylen, "not a finite number");
@@ -245,10 +251,10 @@ static int coerce_json(dorm_value v, dorm__arena *a, dorm_value *out, char *why,
     return canon_to_arena(v.u.s.ptr, v.u.s.len, a, out, why, whylen);
   switch (v.type) {
     case DORM_T_JSON:
+      dorm__json_begin();
       j = json_loadb(v.u.s.ptr, v.u.s.len, JSON_DECODE_ANY, &jerr);
       if (!j) {
-        if (json_error_code(&jerr) == json_error_out_of_memory ||
-            jerr.text[0] == '\0') /* see models_json.c */
+        if (dorm__json_oom(&jerr)) /* see models_json.c */
           return DORM_ENOMEM;
         snprintf(why, whylen, "not valid JSON (%s)", jerr.text);
         return DORM_ESCHEMA;

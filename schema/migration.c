@@ -333,8 +333,10 @@ int dorm_migration_parse(const char *text, size_t len, const char *file,
   if (!file) file = "<migration>";
   json_error_t jerr;
   memset(&jerr, 0, sizeof jerr);
+  dorm__json_begin();
   json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
   if (!root) {
+    if (dorm__json_oom(&jerr)) return dorm_error_set(err, DORM_ENOMEM, NULL);
     if (jerr.line > 0)
       return dorm_error_set(err, DORM_EJSON, "%s:%d:%d: malformed JSON: %s",
                             file, jerr.line, jerr.column, jerr.text);

@@ -174,6 +174,7 @@ static int ensure_arrays(json_t *m) {
 
 static int apply_create(dorm_mstate *st, const json_t *op, dorm_error *err) {
   const char *name = sget(op, "name");
+  if (!name) return nope(err, "a create_model without a name");
   const char *existing;
   if (find_model(st, name, &existing))
     return nope(err, "model '%s' already exists", existing);
@@ -191,7 +192,11 @@ static int apply_create(dorm_mstate *st, const json_t *op, dorm_error *err) {
     rc |= json_object_set_new(m, keys[i], v ? json_deep_copy(v) : json_array());
   }
   rc |= ensure_arrays(m);
-  if (rc || json_object_set_new(st->models, name, m))
+  if (rc) {
+    json_decref(m);
+    return dorm_error_set(err, DORM_ENOMEM, NULL);
+  }
+  if (json_object_set_new(st->models, name, m)) /* m is released */
     return dorm_error_set(err, DORM_ENOMEM, NULL);
   return 0;
 }
@@ -504,13 +509,20 @@ dorm_schema *dorm_mstate_schema(const dorm_mstate *st, const char *const *names,
     dorm_error_set(err, DORM_ENOMEM, NULL);
     return NULL;
   }
+  /* jansson's dump leaves out an object key whose copy it could not
+   * allocate and carries on: the allocator's note catches it */
+  dorm__json_begin();
   char *text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
   json_decref(doc);
+  if (text && dorm__json_oom(NULL)) {
+    dorm__json_free(text);
+    text = NULL;
+  }
   if (!text) {
     dorm_error_set(err, DORM_ENOMEM, NULL);
     return NULL;
   }
   dorm_schema *s = dorm_schema_load_string(text, "migration state", err);
-  free(text); /* jansson's allocator */
+  dorm__json_free(text); /* jansson's allocator */
   return s;
 }

@@ -31,14 +31,19 @@ static json_t *value_json(dorm_value v) {
     case DORM_T_INT: return json_integer(v.u.i);
     case DORM_T_FLOAT: return json_real(v.u.f);
     case DORM_T_JSON: {
-      json_error_t e;
-      json_t *j = json_loadb(v.u.s.ptr, v.u.s.len, JSON_DECODE_ANY, &e);
-      return j ? j : json_stringn(v.u.s.ptr, v.u.s.len);
+      /* The text was checked as JSON when the schema was built (a JSON
+       * field's default and choices are coerced, schema/fields.c), so a
+       * failed parse is out of memory, even when jansson reports it as a
+       * syntax error. */
+      return json_loadb(v.u.s.ptr, v.u.s.len, JSON_DECODE_ANY, NULL);
     }
     case DORM_T_LIST: {
       json_t *a = json_array();
       for (size_t i = 0; a && i < v.u.list.n; i++)
-        json_array_append_new(a, value_json(v.u.list.items[i]));
+        if (json_array_append_new(a, value_json(v.u.list.items[i]))) {
+          json_decref(a);
+          return NULL;
+        }
       return a;
     }
     case DORM_T_EXPR: return json_null();
@@ -97,10 +102,15 @@ json_t *dorm_field_to_json(const dorm_field *f) {
     if (strcmp(col, f->column))
       rc |= json_object_set_new(o, "db_column", json_string(f->column));
   }
-  if (f->flags & DORM_FIELD_HAS_DEFAULT) {
-    json_t *d = value_json(f->default_value);
-    if (d) rc |= json_object_set_new(o, "default", d);
-  }
+  /* a text default that is not UTF-8 has no JSON form: left out */
+  dorm_value dv = f->default_value;
+  int text_like = dv.type != DORM_T_NULL && dv.type != DORM_T_BOOL &&
+                  dv.type != DORM_T_INT && dv.type != DORM_T_FLOAT &&
+                  dv.type != DORM_T_JSON && dv.type != DORM_T_LIST &&
+                  dv.type != DORM_T_EXPR;
+  if ((f->flags & DORM_FIELD_HAS_DEFAULT) &&
+      !(text_like && !dorm__utf8_valid(dv.u.s.ptr, dv.u.s.len)))
+    rc |= json_object_set_new(o, "default", value_json(dv));
   if (f->choices && f->nchoices) {
     json_t *a = json_array();
     for (size_t i = 0; a && i < f->nchoices; i++) {
@@ -167,29 +177,39 @@ json_t *dorm_model_to_json(const dorm_model *m) {
   }
   if (!rc && m->nindexes) {
     json_t *a = json_array();
-    for (size_t i = 0; a && i < m->nindexes; i++) {
+    int arc = a ? 0 : -1;
+    for (size_t i = 0; !arc && i < m->nindexes; i++) {
       const dorm_index *ix = &m->indexes[i];
       char dn[DORM_IDENT_MAX + 1];
       derived_index_name(m->table, ix, dn);
       json_t *jo = json_object();
-      if (!jo) break;
+      if (!jo) {
+        arc = -1;
+        break;
+      }
       if (strcmp(dn, ix->name))
-        json_object_set_new(jo, "name", json_string(ix->name));
-      json_object_set_new(
+        arc |= json_object_set_new(jo, "name", json_string(ix->name));
+      arc |= json_object_set_new(
           jo, "fields",
           names_json((const char *const *)ix->fields, ix->nfields));
-      if (ix->unique) json_object_set_new(jo, "unique", json_true());
-      json_array_append_new(a, jo);
+      if (ix->unique) arc |= json_object_set_new(jo, "unique", json_true());
+      if (arc)
+        json_decref(jo);
+      else
+        arc |= json_array_append_new(a, jo);
     }
-    rc |= a ? json_object_set_new(o, "indexes", a) : -1;
+    if (arc) json_decref(a);
+    rc |= arc ? -1 : json_object_set_new(o, "indexes", a);
   }
   if (!rc && m->nunique_together) {
     json_t *a = json_array();
-    for (size_t i = 0; a && i < m->nunique_together; i++)
-      json_array_append_new(
+    int arc = a ? 0 : -1;
+    for (size_t i = 0; !arc && i < m->nunique_together; i++)
+      arc |= json_array_append_new(
           a, names_json((const char *const *)m->unique_together[i].fields,
                         m->unique_together[i].nfields));
-    rc |= a ? json_object_set_new(o, "unique_together", a) : -1;
+    if (arc) json_decref(a);
+    rc |= arc ? -1 : json_object_set_new(o, "unique_together", a);
   }
   if (!rc && m->nordering)
     rc |= json_object_set_new(
@@ -212,7 +232,11 @@ json_t *dorm_schema_to_json(const dorm_schema *s) {
     }
   if (!a) return NULL;
   json_t *doc = json_object();
-  if (!doc || json_object_set_new(doc, "models", a)) {
+  if (!doc) {
+    json_decref(a); /* the models array, built for nothing */
+    return NULL;
+  }
+  if (json_object_set_new(doc, "models", a)) { /* a is released */
     json_decref(doc);
     return NULL;
   }

@@ -252,11 +252,15 @@ static int to_value(json_t *j, int as_json, dorm_value *out, char **tmp) {
     }
   }
   size_t flags = JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY;
+  /* jansson's dump can leave a key out when an allocation fails: the
+   * allocator's note catches it */
+  dorm__json_begin();
   size_t n = json_dumpb(j, NULL, 0, flags);
-  if (n == 0) return DORM_ENOMEM;
+  if (n == 0 || dorm__json_oom(NULL)) return DORM_ENOMEM;
   char *p = dorm__malloc(n + 1);
   if (!p) return DORM_ENOMEM;
-  if (json_dumpb(j, p, n, flags) != n) {
+  dorm__json_begin();
+  if (json_dumpb(j, p, n, flags) != n || dorm__json_oom(NULL)) {
     dorm__free(p);
     return DORM_ENOMEM;
   }
@@ -649,12 +653,12 @@ static dorm_schema *load_text(const char *text, size_t len, const char *source,
   json_error_t jerr;
   /* json_error_code reads a byte jansson leaves unset when it fails early. */
   memset(&jerr, 0, sizeof jerr);
+  dorm__json_begin();
   json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
   if (!root) {
     /* jansson fails some allocations (its lexer's buffer) without saying
      * why; every real syntax error comes with a text. */
-    if (json_error_code(&jerr) == json_error_out_of_memory ||
-        jerr.text[0] == '\0') {
+    if (dorm__json_oom(&jerr)) {
       dorm_error_set(err, DORM_ENOMEM, NULL);
     } else if (jerr.line > 0) {
       dorm_error_set(err, DORM_EJSON, "%s:%d:%d: malformed JSON: %s", source,

@@ -37,6 +37,24 @@
 
 #include "tools/cli.h"
 
+/* jansson's setters fail only when out of memory (a NULL value included:
+ * its constructor failed).  Each failure is noted here, and nothing is
+ * printed once one happened: a models file with a column or an index
+ * silently missing would be worse than an error. */
+static int g_oom;
+
+static void oset(json_t *o, const char *k, json_t *v) {
+  if (json_object_set_new(o, k, v)) g_oom = 1;
+}
+
+static void oset_ref(json_t *o, const char *k, json_t *v) {
+  if (json_object_set(o, k, v)) g_oom = 1;
+}
+
+static void append(json_t *a, json_t *v) {
+  if (json_array_append_new(a, v)) g_oom = 1;
+}
+
 static const char usage[] = "usage: dorm inspectdb [--db URL]\n";
 static const char help[] =
     "\n"
@@ -123,7 +141,7 @@ static json_t *split(const char *csv) {
   while (a && *p) {
     const char *e = strchr(p, ',');
     size_t n = e ? (size_t)(e - p) : strlen(p);
-    json_array_append_new(a, json_stringn(p, n));
+    append(a, json_stringn(p, n));
     p += n + (e ? 1 : 0);
   }
   return a;
@@ -159,8 +177,8 @@ static int sqlite_type(const char *decl, json_t *col) {
     type = "decimal";
     /* dorm declares decimal(M, D); the precision is all SQLite keeps */
     if (sscanf(t + 7, " (%d ,%d )", &n, &d) == 2 && n > 0 && d >= 0 && d <= n) {
-      json_object_set_new(col, "digits", json_integer(n));
-      json_object_set_new(col, "places", json_integer(d));
+      oset(col, "digits", json_integer(n));
+      oset(col, "places", json_integer(d));
     }
   } else if (!strcmp(t, "bool") || !strcmp(t, "boolean"))
     type = "boolean";
@@ -169,7 +187,7 @@ static int sqlite_type(const char *decl, json_t *col) {
   else if (sscanf(t, "varchar(%d)", &n) == 1 ||
            sscanf(t, "char(%d)", &n) == 1) {
     type = "varchar";
-    json_object_set_new(col, "maxlen", json_integer(n));
+    oset(col, "maxlen", json_integer(n));
   } else if (!strcmp(t, "date"))
     type = "date";
   else if (!strcmp(t, "datetime") || !strcmp(t, "timestamp"))
@@ -178,7 +196,7 @@ static int sqlite_type(const char *decl, json_t *col) {
     type = "time";
   else if (!strcmp(t, "blob"))
     type = "binary";
-  json_object_set_new(col, "type", json_string(type));
+  oset(col, "type", json_string(type));
   return 0;
 }
 
@@ -195,25 +213,23 @@ static int sqlite_table(ctx *c, table *t, const char *create_sql) {
     const dorm_row *r = dorm_rows_row(rows, i);
     json_t *col = json_object();
     const char *name = vtext(r, 0, b1, sizeof b1);
-    json_object_set_new(col, "name", json_string(name));
+    oset(col, "name", json_string(name));
     sqlite_type(vtext(r, 1, b2, sizeof b2), col);
-    json_object_set_new(col, "notnull", json_boolean(vint(r, 2)));
-    json_object_set_new(col, "pk", json_boolean(vint(r, 3)));
+    oset(col, "notnull", json_boolean(vint(r, 2)));
+    oset(col, "pk", json_boolean(vint(r, 3)));
     if (vint(r, 3) && strstr(create_sql, "AUTOINCREMENT")) {
-      json_object_set_new(col, "auto", json_true());
+      oset(col, "auto", json_true());
       /* dorm declares a bigauto key "INTEGER", an auto one "integer"
        * (query/ddl.c): both are SQLite's 64-bit rowid, and the pragma
        * says INTEGER for either, so the declaration is read */
       char decl[600];
       snprintf(decl, sizeof decl, "\"%s\" INTEGER NOT NULL PRIMARY KEY", name);
-      if (strstr(create_sql, decl))
-        json_object_set_new(col, "type", json_string("bigint"));
+      if (strstr(create_sql, decl)) oset(col, "type", json_string("bigint"));
     }
     char needle[600];
     snprintf(needle, sizeof needle, "JSON_VALID(\"%s\")", name);
-    if (strstr(create_sql, needle))
-      json_object_set_new(col, "type", json_string("json"));
-    json_array_append_new(t->columns, col);
+    if (strstr(create_sql, needle)) oset(col, "type", json_string("json"));
+    append(t->columns, col);
   }
   dorm_result_free(&res);
   if (query(c,
@@ -225,9 +241,9 @@ static int sqlite_table(ctx *c, table *t, const char *create_sql) {
   for (size_t i = 0; rows && i < dorm_rows_count(rows); i++) {
     const dorm_row *r = dorm_rows_row(rows, i);
     char b3[64];
-    json_object_set_new(t->fks, vtext(r, 0, b1, sizeof b1),
-                        json_pack("[ss]", vtext(r, 1, b2, sizeof b2),
-                                  on_delete_name(vtext(r, 2, b3, sizeof b3))));
+    oset(t->fks, vtext(r, 0, b1, sizeof b1),
+         json_pack("[ss]", vtext(r, 1, b2, sizeof b2),
+                   on_delete_name(vtext(r, 2, b3, sizeof b3))));
   }
   dorm_result_free(&res);
   if (query(c, "SELECT name, \"unique\", origin FROM pragma_index_list(?)",
@@ -250,15 +266,14 @@ static int sqlite_table(ctx *c, table *t, const char *create_sql) {
     const dorm_rows *irows = dorm_result_rows_of(&ir);
     json_t *cols = json_array();
     for (size_t k = 0; irows && k < dorm_rows_count(irows); k++)
-      json_array_append_new(
-          cols, json_string(vtext(dorm_rows_row(irows, k), 0, b1, sizeof b1)));
+      append(cols,
+             json_string(vtext(dorm_rows_row(irows, k), 0, b1, sizeof b1)));
     dorm_result_free(&ir);
     if (!strcmp(origin, "u"))
-      json_array_append_new(t->uniques, cols);
+      append(t->uniques, cols);
     else
-      json_array_append_new(
-          t->indexes, json_pack("{sssosb}", "name", iname, "columns", cols,
-                                "unique", unique));
+      append(t->indexes, json_pack("{sssosb}", "name", iname, "columns", cols,
+                                   "unique", unique));
   }
   dorm_result_free(&res);
   return 0;
@@ -290,7 +305,7 @@ static int pg_table(ctx *c, table *t) {
   for (size_t i = 0; rows && i < dorm_rows_count(rows); i++) {
     const dorm_row *r = dorm_rows_row(rows, i);
     json_t *col = json_object();
-    json_object_set_new(col, "name", json_string(vtext(r, 0, b1, sizeof b1)));
+    oset(col, "name", json_string(vtext(r, 0, b1, sizeof b1)));
     const char *tn = vtext(r, 1, b2, sizeof b2);
     const char *type = "text";
     if (!strcmp(tn, "int4"))
@@ -319,18 +334,16 @@ static int pg_table(ctx *c, table *t) {
       type = "json";
     else if (!strcmp(tn, "bytea"))
       type = "binary";
-    json_object_set_new(col, "type", json_string(type));
-    if (!strcmp(type, "varchar"))
-      json_object_set_new(col, "maxlen", json_integer(vint(r, 4)));
+    oset(col, "type", json_string(type));
+    if (!strcmp(type, "varchar")) oset(col, "maxlen", json_integer(vint(r, 4)));
     if (!strcmp(type, "decimal") && vint(r, 5)) {
-      json_object_set_new(col, "digits", json_integer(vint(r, 5)));
-      json_object_set_new(col, "places", json_integer(vint(r, 6)));
+      oset(col, "digits", json_integer(vint(r, 5)));
+      oset(col, "places", json_integer(vint(r, 6)));
     }
-    json_object_set_new(col, "notnull", json_boolean(vint(r, 2)));
+    oset(col, "notnull", json_boolean(vint(r, 2)));
     char idb[8];
-    if (vtext(r, 3, idb, sizeof idb)[0])
-      json_object_set_new(col, "auto", json_true());
-    json_array_append_new(t->columns, col);
+    if (vtext(r, 3, idb, sizeof idb)[0]) oset(col, "auto", json_true());
+    append(t->columns, col);
   }
   dorm_result_free(&res);
   if (query(c,
@@ -359,14 +372,13 @@ static int pg_table(ctx *c, table *t) {
         if (json_array_size(pk) == 1 &&
             !strcmp(json_string_value(json_object_get(col, "name")),
                     json_string_value(json_array_get(pk, 0))))
-          json_object_set_new(col, "pk", json_true());
+          oset(col, "pk", json_true());
       }
       json_decref(pk);
     } else if (kind[0] == 'u') {
-      json_array_append_new(t->uniques, split(cols));
+      append(t->uniques, split(cols));
     } else if (kind[0] == 'f' && !strchr(cols, ',')) {
-      json_object_set_new(t->fks, cols,
-                          json_pack("[ss]", target, on_delete_name(od)));
+      oset(t->fks, cols, json_pack("[ss]", target, on_delete_name(od)));
     }
   }
   dorm_result_free(&res);
@@ -387,10 +399,9 @@ static int pg_table(ctx *c, table *t) {
     const dorm_row *r = dorm_rows_row(rows, i);
     char cols[2048];
     vtext(r, 2, cols, sizeof cols);
-    json_array_append_new(
-        t->indexes,
-        json_pack("{sssosb}", "name", vtext(r, 0, b1, sizeof b1), "columns",
-                  split(cols), "unique", (int)vint(r, 1)));
+    append(t->indexes,
+           json_pack("{sssosb}", "name", vtext(r, 0, b1, sizeof b1), "columns",
+                     split(cols), "unique", (int)vint(r, 1)));
   }
   dorm_result_free(&res);
   return 0;
@@ -436,7 +447,7 @@ static json_t *model_of(const table *t) {
     char fname[300];
     field_name(t, cn, fname, sizeof fname);
     json_t *f = json_object();
-    json_object_set_new(f, "name", json_string(fname));
+    oset(f, "name", json_string(fname));
     int pk = json_is_true(json_object_get(col, "pk"));
     json_t *fk = json_object_get(t->fks, cn);
     const char *type = sget(col, "type");
@@ -444,18 +455,18 @@ static json_t *model_of(const table *t) {
       type = !strcmp(type, "bigint") ? "bigauto" : "auto";
     int uniq = unique_single(t, cn);
     if (fk) type = uniq && !pk ? "one_to_one" : "foreign_key";
-    json_object_set_new(f, "type", json_string(type));
-    if (pk) json_object_set_new(f, "primary_key", json_true());
+    oset(f, "type", json_string(type));
+    if (pk) oset(f, "primary_key", json_true());
     if (!strcmp(type, "varchar"))
-      json_object_set(f, "max_length", json_object_get(col, "maxlen"));
+      oset_ref(f, "max_length", json_object_get(col, "maxlen"));
     if (!strcmp(type, "decimal") && json_object_get(col, "digits")) {
-      json_object_set(f, "max_digits", json_object_get(col, "digits"));
-      json_object_set(f, "decimal_places", json_object_get(col, "places"));
+      oset_ref(f, "max_digits", json_object_get(col, "digits"));
+      oset_ref(f, "decimal_places", json_object_get(col, "places"));
     } else if (!strcmp(type, "decimal")) {
       /* a column declared without precision (bare decimal or numeric, as
        * older dorm wrote on SQLite): a model needs one, so guess Django's */
-      json_object_set_new(f, "max_digits", json_integer(10));
-      json_object_set_new(f, "decimal_places", json_integer(5));
+      oset(f, "max_digits", json_integer(10));
+      oset(f, "decimal_places", json_integer(5));
       cli_warn(
           "warning: %s.%s: a decimal column without precision; "
           "max_digits 10 and decimal_places 5 are a guess",
@@ -464,16 +475,15 @@ static json_t *model_of(const table *t) {
     if (fk) {
       char target[256];
       camel(json_string_value(json_array_get(fk, 0)), target, sizeof target);
-      json_object_set_new(f, "to", json_string(target));
-      json_object_set(f, "on_delete", json_array_get(fk, 1));
+      oset(f, "to", json_string(target));
+      oset_ref(f, "on_delete", json_array_get(fk, 1));
       char derived[320];
       snprintf(derived, sizeof derived, "%s_id", fname);
-      if (strcmp(derived, cn))
-        json_object_set_new(f, "db_column", json_string(cn));
+      if (strcmp(derived, cn)) oset(f, "db_column", json_string(cn));
     }
     if (!json_is_true(json_object_get(col, "notnull")) && !pk)
-      json_object_set_new(f, "null", json_true());
-    if (uniq && !pk && !fk) json_object_set_new(f, "unique", json_true());
+      oset(f, "null", json_true());
+    if (uniq && !pk && !fk) oset(f, "unique", json_true());
     /* dorm's own index of a db_index column: <table>_<column>_idx */
     char idx[600];
     snprintf(idx, sizeof idx, "%s_%s_idx", t->name, cn);
@@ -481,9 +491,9 @@ static json_t *model_of(const table *t) {
       json_t *x = json_array_get(t->indexes, k);
       if (!strcmp(sget(x, "name"), idx) && !fk &&
           !json_is_true(json_object_get(x, "unique")))
-        json_object_set_new(f, "db_index", json_true());
+        oset(f, "db_index", json_true());
     }
-    json_array_append_new(fields, f);
+    append(fields, f);
   }
   json_t *m =
       json_pack("{sssssO}", "name", mname, "table", t->name, "fields", fields);
@@ -504,15 +514,15 @@ static json_t *model_of(const table *t) {
       char fname[300];
       field_name(t, json_string_value(json_array_get(cols, q)), fname,
                  sizeof fname);
-      json_array_append_new(names, json_string(fname));
+      append(names, json_string(fname));
     }
     json_t *ix = json_pack("{sssO}", "name", sget(x, "name"), "fields", names);
     if (json_is_true(json_object_get(x, "unique")))
-      json_object_set_new(ix, "unique", json_true());
+      oset(ix, "unique", json_true());
     json_decref(names);
-    json_array_append_new(ixs, ix);
+    append(ixs, ix);
   }
-  if (json_array_size(ixs)) json_object_set(m, "indexes", ixs);
+  if (json_array_size(ixs)) oset_ref(m, "indexes", ixs);
   json_decref(ixs);
   json_t *ut = json_array();
   for (size_t k = 0; k < json_array_size(t->uniques); k++) {
@@ -523,11 +533,11 @@ static json_t *model_of(const table *t) {
       char fname[300];
       field_name(t, json_string_value(json_array_get(u, q)), fname,
                  sizeof fname);
-      json_array_append_new(names, json_string(fname));
+      append(names, json_string(fname));
     }
-    json_array_append_new(ut, names);
+    append(ut, names);
   }
-  if (json_array_size(ut)) json_object_set(m, "unique_together", ut);
+  if (json_array_size(ut)) oset_ref(m, "unique_together", ut);
   json_decref(ut);
   return m;
 }
@@ -551,8 +561,8 @@ static int unique_pair(const table *t, const char *a, const char *b) {
     if (json_array_size(u) != 2) continue;
     const char *x = json_string_value(json_array_get(u, 0));
     const char *y = json_string_value(json_array_get(u, 1));
-    if (x && y && ((!strcmp(x, a) && !strcmp(y, b)) ||
-                   (!strcmp(x, b) && !strcmp(y, a))))
+    if (x && y &&
+        ((!strcmp(x, a) && !strcmp(y, b)) || (!strcmp(x, b) && !strcmp(y, a))))
       return 1;
   }
   return 0;
@@ -638,8 +648,7 @@ static void name_reverse_relations(json_t *model) {
     if (same < 2) continue;
     char rn[600];
     snprintf(rn, sizeof rn, "%s_%s_set", lower, sget(f, "name"));
-    if (dorm_ident_valid(rn))
-      json_object_set_new(f, "related_name", json_string(rn));
+    if (dorm_ident_valid(rn)) oset(f, "related_name", json_string(rn));
   }
 }
 
@@ -660,20 +669,19 @@ static void add_models(json_t *models, table *tables, size_t n) {
     json_t *list = json_object_get(m2m, src);
     if (!list) {
       list = json_array();
-      json_object_set_new(m2m, src, list);
+      oset(m2m, src, list);
     }
-    json_array_append_new(list, json_pack("{ssssss}", "name", field, "type",
-                                          "many_to_many", "to", target));
+    append(list, json_pack("{ssssss}", "name", field, "type", "many_to_many",
+                           "to", target));
     is_join[i] = 1;
   }
   for (size_t i = 0; i < n; i++) {
     if (is_join && is_join[i]) continue;
     json_t *m = model_of(&tables[i]);
     json_t *extra = m2m ? json_object_get(m2m, tables[i].name) : NULL;
-    if (m && extra)
-      json_array_extend(json_object_get(m, "fields"), extra);
+    if (m && extra) json_array_extend(json_object_get(m, "fields"), extra);
     if (m) name_reverse_relations(m);
-    json_array_append_new(models, m);
+    append(models, m);
   }
   free(is_join);
   json_decref(m2m);
@@ -743,7 +751,12 @@ int cmd_inspectdb(int argc, char **argv) {
     free(sql);
     if (bad) goto out;
   }
-  add_models(models, tables, ntables);
+  /* what was read is incomplete after a failure: no model is built */
+  if (!g_oom) add_models(models, tables, ntables);
+  if (g_oom || !models) {
+    cli_error("out of memory");
+    goto out;
+  }
   /* Through the loader: only a models file dorm accepts is printed, in its
    * canonical form. */
   if (!json_array_size(models)) { /* an empty database */
@@ -754,8 +767,17 @@ int cmd_inspectdb(int argc, char **argv) {
   json_t *doc = json_pack("{sO}", "models", models);
   char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
   json_decref(doc);
+  if (!text) {
+    cli_error("out of memory");
+    goto out;
+  }
   dorm_schema *s =
       text ? dorm_schema_load_string(text, "inspectdb", &err) : NULL;
+  if (!s && err.code == DORM_ENOMEM) {
+    cli_error("out of memory");
+    free(text);
+    goto out;
+  }
   if (!s) {
     cli_warn(
         "warning: the database does not map onto valid models (%s); "
@@ -770,6 +792,11 @@ int cmd_inspectdb(int argc, char **argv) {
     }
     json_decref(canon);
     dorm_schema_free(s);
+    if (!canon) {
+      cli_error("out of memory");
+      free(text);
+      goto out;
+    }
   }
   free(text);
   rc = CLI_OK;

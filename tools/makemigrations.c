@@ -210,10 +210,15 @@ int cmd_makemigrations(int argc, char **argv) {
   snprintf(mname, sizeof mname, "%04d_%s", number, frag);
   snprintf(path, sizeof path, "%s/%s.json", dir, mname);
   json_t *deps = json_array();
-  if (nleaves == 1)
-    json_array_append_new(deps, json_string(set->migs[leaves[0]].name));
-  doc = json_pack("{sssoso}", "name", mname, "dependencies", deps, "operations",
-                  json_incref(ops));
+  /* a migration written without its dependency would apply out of order */
+  if (deps && nleaves == 1 &&
+      json_array_append_new(deps, json_string(set->migs[leaves[0]].name))) {
+    json_decref(deps);
+    deps = NULL;
+  }
+  doc = !deps ? NULL
+              : json_pack("{sssoso}", "name", mname, "dependencies", deps,
+                          "operations", json_incref(ops));
   if (!doc) {
     cli_error("out of memory");
     goto out;

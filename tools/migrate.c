@@ -275,24 +275,32 @@ static dorm_deferred *body(dorm_db *tx, void *arg) {
   runner *r = c->r;
   r->tx = tx;
   dorm_deferred *d;
+  int rc = 0;
   if (!r->sqlite) {
     /* The key is "dorm" in ASCII (0x646f726d), recognisable in pg_locks. */
     d = dorm_async_execute(tx, "SELECT pg_advisory_xact_lock(1684107885)", NULL,
                            0);
     if (!d) return NULL;
-    dorm_deferred_add_callback(d, step_lock, r);
+    rc |= dorm_deferred_add_callback(d, step_lock, r);
   } else {
     dorm_value p = dorm_str(r->m->name);
     d = dorm_async_execute(
         tx, "SELECT 1 FROM \"dorm_migrations\" WHERE \"name\" = ?", &p, 1);
     if (!d) return NULL;
   }
-  dorm_deferred_add_callback(d, after_check, r);
+  rc |= dorm_deferred_add_callback(d, after_check, r);
   for (size_t k = 0; k < r->nops; k++)
-    dorm_deferred_add_callback(d, step_op, &c->args[k]);
-  dorm_deferred_add_callback(d, step_fk_check, r);
-  dorm_deferred_add_callback(d, after_fk_check, r);
-  dorm_deferred_add_callback(d, step_record, r);
+    rc |= dorm_deferred_add_callback(d, step_op, &c->args[k]);
+  rc |= dorm_deferred_add_callback(d, step_fk_check, r);
+  rc |= dorm_deferred_add_callback(d, after_fk_check, r);
+  rc |= dorm_deferred_add_callback(d, step_record, r);
+  if (rc) {
+    /* a step missing (out of memory): the chain must not run without it
+     * (an operation unapplied, or applied and not recorded); the steps
+     * added are callbacks, skipped on the cancel's error */
+    dorm_deferred_cancel(d);
+    return NULL;
+  }
   return d;
 }
 

@@ -158,7 +158,10 @@ static int run_on_db(const char *url, qx_result *r, int as_json) {
     } else {
       arr = json_array();
       const dorm_row *row = dorm_result_row_of(&res);
-      if (row && arr) json_array_append_new(arr, dorm_row_to_json(row));
+      if (row && arr && json_array_append_new(arr, dorm_row_to_json(row))) {
+        json_decref(arr);
+        arr = NULL; /* not a row short: out of memory */
+      }
     }
     if (!arr) {
       cli_error("out of memory");
@@ -170,9 +173,15 @@ static int run_on_db(const char *url, qx_result *r, int as_json) {
                          : json_incref(json_array_get(arr, 0));
       char *text =
           doc ? json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-      if (text) printf("%s\n", text);
-      free(text);
       json_decref(doc);
+      if (!text) {
+        cli_error("out of memory");
+        json_decref(arr);
+        dorm_result_free(&res);
+        goto out;
+      }
+      printf("%s\n", text);
+      free(text);
     } else {
       print_table(arr);
     }

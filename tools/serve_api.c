@@ -254,8 +254,11 @@ static dorm_result tx_row(dorm_result *r, void *arg) {
   dorm_deferred *d = c->out ? serve_m2m_apply(c->tx, c->model, c->out, &c->in,
                                               c->op == OP_CREATE)
                             : NULL;
-  if (!d || dorm_deferred_add_callback(d, tx_fill, c) != 0)
+  if (!d) return dorm_result_error(DORM_ENOMEM, "out of memory");
+  if (dorm_deferred_add_callback(d, tx_fill, c) != 0) {
+    dorm_deferred_cancel(d); /* its own step frees its job */
     return dorm_result_error(DORM_ENOMEM, "out of memory");
+  }
   return dorm_result_deferred(d);
 }
 
@@ -267,7 +270,10 @@ static dorm_deferred *tx_block(dorm_db *tx, void *arg) {
                                         : dorm_async_get(tx, c->q);
   dorm_query_free(c->q); /* compiled during the call */
   c->q = NULL;
-  if (d && dorm_deferred_add_callback(d, tx_row, c) != 0) return NULL;
+  if (d && dorm_deferred_add_callback(d, tx_row, c) != 0) {
+    dorm_deferred_cancel(d);
+    return NULL;
+  }
   return d;
 }
 

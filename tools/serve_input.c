@@ -639,6 +639,13 @@ int serve_apply_body(const dorm_model *m, dorm_query *q, const char *body,
   json_error_t jerr;
   memset(&jerr, 0, sizeof jerr);
   json_t *obj = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+  if (!obj &&
+      (json_error_code(&jerr) == json_error_out_of_memory ||
+       !jerr.text[0])) { /* jansson ran out of memory: not the client's fault */
+    serve_refuse(why, "out of memory");
+    why->status = 503;
+    return -1;
+  }
   if (!obj)
     return serve_refuse(why, "malformed JSON at line %d, column %d", jerr.line,
                         jerr.column);

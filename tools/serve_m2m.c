@@ -24,7 +24,11 @@
  *
  * Ownership: serve_m2m_fill and serve_m2m_apply each allocate one job that
  * their deferred's last step frees, whatever the outcome; the JSON they
- * are given is borrowed until that deferred has fired.
+ * are given is borrowed until that deferred has fired.  Each query they
+ * start carries one step, added with add_both, that owns the job: it
+ * either ends the job or hands it to the next query's step, so a step
+ * that cannot be added (out of memory) never leaves another one holding
+ * a freed job.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -242,8 +246,21 @@ static dorm_deferred *fill_query(fill_job *j) {
   dorm_deferred *d = dorm_db_in_transaction(j->db)
                          ? dorm_async_execute(j->db, j->sql, j->params, n)
                          : dorm_async_execute_read(j->db, j->sql, j->params, n);
-  if (d && dorm_deferred_add_callback(d, fill_step, j) != 0) return NULL;
+  if (d && dorm_deferred_add_both(d, fill_step, j) != 0) {
+    dorm_deferred_cancel(d); /* nobody would read it */
+    return NULL;
+  }
   return d;
+}
+
+/* The end of a fill, whatever the outcome: the job is freed here and
+ * nowhere else once a query was started. */
+static void fill_finish(fill_job *j, int ok) {
+  if (ok && j->want.drop_pk)
+    for (size_t i = 0; i < j->nindex; i++)
+      json_object_del(obj_at(j, j->index[i].obj),
+                      j->want.pk_key ? j->want.pk_key : j->model->pk->name);
+  fill_job_free(j);
 }
 
 /* The pairs of one chunk arrived: append each target to its object's
@@ -251,6 +268,10 @@ static dorm_deferred *fill_query(fill_job *j) {
  * field. */
 static dorm_result fill_step(dorm_result *r, void *arg) {
   fill_job *j = arg;
+  if (dorm_result_is_error(r)) {
+    fill_finish(j, 0);
+    return *r;
+  }
   const dorm_field *f = j->want.fields[j->field];
   const dorm_rows *rows = dorm_result_rows_of(r);
   size_t n = rows ? dorm_rows_count(rows) : 0;
@@ -264,29 +285,27 @@ static dorm_result fill_step(dorm_result *r, void *arg) {
     for (; hit < j->index + j->nindex && !key_cmp(hit, &k); hit++) {
       json_t *arr = json_object_get(obj_at(j, hit->obj), f->name);
       json_t *t = key_json(dorm_row_value_at(row, 1));
-      if (!arr || !t || json_array_append_new(arr, t) != 0)
+      if (!arr || !t || json_array_append_new(arr, t) != 0) {
+        fill_finish(j, 0);
         return dorm_result_error(DORM_ENOMEM, "out of memory");
+      }
     }
   }
   j->start += SERVE_M2M_CHUNK;
   if (j->start >= j->nuniq) {
     j->start = 0;
-    if (++j->field == j->want.n) return dorm_result_none(); /* all read */
+    if (++j->field == j->want.n) { /* all read */
+      fill_finish(j, 1);
+      return dorm_result_none();
+    }
   }
+  /* the next chunk's step owns the job from here; without one, this does */
   dorm_deferred *d = fill_query(j);
-  return d ? dorm_result_deferred(d)
-           : dorm_result_error(DORM_ENOMEM, "out of memory");
-}
-
-/* The last step of a fill, whatever the outcome. */
-static dorm_result fill_done(dorm_result *r, void *arg) {
-  fill_job *j = arg;
-  if (!dorm_result_is_error(r) && j->want.drop_pk)
-    for (size_t i = 0; i < j->nindex; i++)
-      json_object_del(obj_at(j, j->index[i].obj),
-                      j->want.pk_key ? j->want.pk_key : j->model->pk->name);
-  fill_job_free(j);
-  return *r;
+  if (!d) {
+    fill_finish(j, 0);
+    return dorm_result_error(DORM_ENOMEM, "out of memory");
+  }
+  return dorm_result_deferred(d);
 }
 
 int serve_m2m_fill(dorm_db *db, const dorm_model *m, json_t *objs,
@@ -314,7 +333,7 @@ int serve_m2m_fill(dorm_db *db, const dorm_model *m, json_t *objs,
   }
   if (!db || !want->n || !j->nindex) { /* nothing to read: empty arrays */
     j->want.n = 0;
-    fill_done(&(dorm_result){.kind = DORM_RESULT_NONE}, j);
+    fill_finish(j, 1);
     return 0;
   }
   qsort(j->index, j->nindex, sizeof *j->index, key_qsort);
@@ -322,8 +341,8 @@ int serve_m2m_fill(dorm_db *db, const dorm_model *m, json_t *objs,
   if (!j->uniq) goto fail;
   for (size_t i = 0; i < j->nindex; i++)
     if (!i || key_cmp(&j->index[i - 1], &j->index[i])) j->uniq[j->nuniq++] = i;
-  dorm_deferred *d = fill_query(j);
-  if (!d || dorm_deferred_add_both(d, fill_done, j) != 0) goto fail;
+  dorm_deferred *d = fill_query(j); /* its step owns j from now on */
+  if (!d) goto fail;
   *out = d;
   return 1;
 fail:
@@ -349,8 +368,10 @@ static void apply_job_free(apply_job *j) {
 
 static dorm_result apply_step(dorm_result *r, void *arg);
 
-/* dorm_async_m2m_set for field j->next; the keys are copied during the
- * call, so the array lives on this frame (or the heap when large). */
+/* dorm_async_m2m_set for field j->next, with apply_step as its one step;
+ * the keys are copied during the call, so the array lives on this frame
+ * (or the heap when large).  NULL when out of memory: then nothing refers
+ * to j (a request already started is cancelled, its step never added). */
 static dorm_deferred *apply_one(apply_job *j) {
   size_t i = j->next++;
   const dorm_field *f = j->in->fields[i];
@@ -369,21 +390,30 @@ static dorm_deferred *apply_one(apply_job *j) {
     d = (j->created ? dorm_async_m2m_add : dorm_async_m2m_set)(
         j->tx, j->model, f->name, key_param(j->model->pk, &pk), keys, n);
   if (keys != stack) free(keys);
-  if (d && j->next < j->in->n &&
-      dorm_deferred_add_callback(d, apply_step, j) != 0)
+  if (d && dorm_deferred_add_both(d, apply_step, j) != 0) {
+    dorm_deferred_cancel(d); /* nobody would see how it ends */
     return NULL;
+  }
   return d;
 }
 
+/* The one step of each field's deferred, whatever the outcome: the job
+ * ends at the first error or after the last field, else the next field's
+ * deferred carries it on.  So the job always has exactly one owner, the
+ * step that will run next, and a step that cannot be added never leaves
+ * another one pointing at a freed job. */
 static dorm_result apply_step(dorm_result *r, void *arg) {
-  dorm_deferred *d = apply_one(arg);
-  return d ? dorm_result_deferred(d)
-           : dorm_result_error(DORM_ENOMEM, "out of memory");
-}
-
-static dorm_result apply_done(dorm_result *r, void *arg) {
-  apply_job_free(arg);
-  return *r;
+  apply_job *j = arg;
+  if (dorm_result_is_error(r) || j->next >= j->in->n) {
+    apply_job_free(j);
+    return *r;
+  }
+  dorm_deferred *d = apply_one(j);
+  if (!d) {
+    apply_job_free(j);
+    return dorm_result_error(DORM_ENOMEM, "out of memory");
+  }
+  return dorm_result_deferred(d);
 }
 
 dorm_deferred *serve_m2m_apply(dorm_db *tx, const dorm_model *m, json_t *obj,
@@ -398,9 +428,6 @@ dorm_deferred *serve_m2m_apply(dorm_db *tx, const dorm_model *m, json_t *obj,
   j->pk = json_incref(pk);
   j->created = created;
   dorm_deferred *d = apply_one(j);
-  if (!d || dorm_deferred_add_both(d, apply_done, j) != 0) {
-    apply_job_free(j);
-    return NULL;
-  }
+  if (!d) apply_job_free(j);
   return d;
 }

@@ -325,7 +325,8 @@ dorm_deferred *dorm_async_execute_many(dorm_db *db, const char *const *sqls,
  * all run on the one connection the transaction holds, in order).  Return
  * the deferred whose result ends the block (usually the last request's,
  * or a chain or dorm_gather of them); NULL fails the block with
- * DORM_EINVAL.  tx is valid until dorm_async_atomic's deferred fires:
+ * DORM_ENOMEM (an async call returns NULL when out of memory, and a block
+ * passes that on).  tx is valid until dorm_async_atomic's deferred fires:
  * requests made on it once the block's deferred has fired fail with
  * DORM_ESTATE, and after that it must not be used.  Runs on the loop
  * thread. */

@@ -84,7 +84,19 @@ int dorm_error_copy(dorm_error *dst, const dorm_error *src);
 /* The allocator every dorm allocation goes through (as jansson's
  * json_set_alloc_funcs).  Set it before any other dorm call and never while
  * another thread is inside dorm; the tests use it to fail allocation N.
- * Passing NULLs restores malloc/realloc/free. */
+ * Passing NULLs restores malloc/realloc/free.
+ *
+ * jansson allocates too (models, migrations, JSON values), so an
+ * out-of-memory there must come back as DORM_ENOMEM like any other: this
+ * call also points jansson's allocator at m and f (json_set_alloc_funcs),
+ * and passing NULLs points it back at malloc/free.  jansson's hook is
+ * process-wide: every other jansson user in the process allocates through
+ * it from then on, and any json_t alive across the switch is freed by the
+ * new free function, so call this at start-up, before anything in the
+ * process holds a jansson value.  An application with its own jansson
+ * allocator calls json_set_alloc_funcs after this (dorm then still works,
+ * and reports a jansson failure it can recognize as DORM_ENOMEM).
+ * dorm never calls json_set_alloc_funcs otherwise. */
 typedef void *(*dorm_malloc_fn)(size_t size);
 typedef void *(*dorm_realloc_fn)(void *ptr, size_t size);
 typedef void (*dorm_free_fn)(void *ptr);

@@ -13,8 +13,15 @@
 /* Fail the n-th allocation from now (1-based) and every one after it until
  * reset; n = 0 turns failing off.  Installs itself as dorm's allocator. */
 void dorm_test_fail_alloc_at(long n);
+/* Fail only the n-th allocation from now (the ones after it succeed, as
+ * when memory comes back): recovery paths.  jansson's allocations are left
+ * out of this mode: jansson 2.14 itself does not survive it. */
+void dorm_test_fail_alloc_once(long n);
 /* Allocations seen since the last dorm_test_fail_alloc_at call. */
 long dorm_test_alloc_count(void);
+/* 1: allocations succeed and are not counted (the test's own steps);
+ * 0: counting and failing resume. */
+void dorm_test_alloc_pause(int paused);
 /* Back to malloc/realloc/free. */
 void dorm_test_alloc_reset(void);
 
