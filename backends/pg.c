@@ -7,7 +7,9 @@
  * and so we can add ours: client_encoding UTF8, TimeZone UTC (dorm sends
  * date-times as UTC text without an offset) and our own connect timeout
  * (libpq's connect_timeout is only honoured by its blocking connect; we
- * read it and run a timer).
+ * read it and run a timer), and TCP keepalives and tcp_user_timeout
+ * unless the URL sets them (a dead host or network is noticed on an idle
+ * connection).
  *
  * The pool is N connections (option pool_size, URI parameter pool_size,
  * default 2 per core), each a slot the facade may use for reads and writes

@@ -21,7 +21,12 @@
  * A lost connection fails what was in flight with DORM_ECONN (a request
  * that was sent may or may not have been applied), keeps what had not been
  * sent, and reconnects at once; a failed attempt fails what is waiting and
- * retries with a growing backoff when work arrives.  A transaction that
+ * retries with a growing backoff when work arrives.  A connection with
+ * requests in flight that hears nothing for the server's answer deadline
+ * is dropped as silent (DORM_ETIMEDOUT for what was sent).  While the
+ * last attempt failed or the server went silent, and no new connection is
+ * up, requests fail at once instead of waiting (docs/postgresql.md,
+ * "Silent servers").  A transaction that
  * was open when the connection went is gone: the slot then refuses every
  * request with DORM_ECONN until the facade ends the transaction (ROLLBACK
  * or COMMIT), so no later statement of it can run outside it.
