@@ -633,6 +633,14 @@ static void test_silent_primary(void **state) {
   dorm_db *db = t_open_ready(url, &o);
   admin_on(0, "DELETE FROM tick WHERE n = 7");
   add_author(db, "before-silence");
+  /* dorm's TCP connections have keepalives, probing after 15 s idle (the
+   * kernel's default is two hours): ss shows the timer of our sockets */
+  assert_int_equal(
+      sh("command -v ss >/dev/null || exit 0; "
+         "ss -tnopH state established '( dport = :%d )' | grep 'pid=%d,' | "
+         "grep -Eq 'timer:\\(keepalive,[0-9.]+(ms|sec),'",
+         g_port[0], (int)getpid()),
+      0);
   freeze(0);
   /* a write on the stopped primary: sent (the kernel takes it), never
    * answered; it fails after the deadline, with DORM_ETIMEDOUT */
