@@ -632,9 +632,10 @@ static void test_silent_config(void **state) {
   assert_null(cfg_val(&cfg, "answer_timeout_ms")); /* not libpq's */
   dorm__pg_config_free(&cfg);
   o.answer_timeout_ms = -1; /* none */
-  assert_int_equal(dorm__pg_config_parse("postgresql://h/db?answer_timeout_ms=900",
-                                         &o, &cfg, &err),
-                   0);
+  assert_int_equal(
+      dorm__pg_config_parse("postgresql://h/db?answer_timeout_ms=900", &o, &cfg,
+                            &err),
+      0);
   assert_int_equal(cfg.answer_timeout_ms, 900);
   dorm__pg_config_free(&cfg);
   const char *bad[] = {"postgresql://h/db?answer_timeout_ms=",
