@@ -37,6 +37,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -451,7 +452,16 @@ static void deadline_check(dorm__pg_conn *c) {
   c->deadline_armed = 0;
   uint64_t ms = c->node->cfg->answer_timeout_ms;
   if (!ms || !c->fly_head) return; /* nothing owed: disarmed */
-  uint64_t quiet = dorm__mono_ms() - c->heard_ms;
+  uint64_t now = dorm__mono_ms(), quiet = now - c->heard_ms;
+  if (quiet >= ms && c->fd >= 0) {
+    /* the loop runs timers before it polls: after a long turn (a blocking
+     * callback) an answer may be waiting unread.  Not silent then */
+    struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+    if (poll(&pfd, 1, 0) > 0) {
+      c->heard_ms = now;
+      quiet = 0;
+    }
+  }
   if (quiet < ms) {
     c->deadline_armed = 1;
     dorm_timer_start(c->timer, ms - quiet, 0);

@@ -681,6 +681,48 @@ static void test_silent_config(void **state) {
   t_loop_close(NULL);
 }
 
+/* The answer deadline on a live server: an answer that arrived while the
+ * loop was blocked is no silence; a statement longer than the deadline is
+ * cut off (the documented price), and the connection comes back. */
+static void test_answer_deadline(void **state) {
+  (void)state;
+  dorm_db_options o;
+  dorm_db_options_init(&o);
+  o.pool_size = 1;
+  o.answer_timeout_ms = 300;
+  dorm_db *db = t_open_ready(conninfo(), &o);
+  t_wait w = {0, dorm_result_none()};
+  dorm_deferred *d =
+      dorm_async_execute(db, "SELECT pg_sleep(0.05) AS s", NULL, 0);
+  assert_int_equal(dorm_deferred_add_both(d, t_keep, &w), 0);
+  run_for(20); /* sent */
+  usleep(700 * 1000); /* the loop is blocked; the answer arrives */
+  while (!w.done) uv_run(&T_uv, UV_RUN_ONCE);
+  if (dorm_result_is_error(&w.res))
+    fprintf(stderr, "%s\n", dorm_result_message(&w.res));
+  assert_false(dorm_result_is_error(&w.res));
+  dorm_result_free(&w.res);
+  uv_update_time(&T_uv);
+  uint64_t t0 = uv_now(&T_uv);
+  char msg[256];
+  assert_int_equal(
+      t_err(dorm_async_execute(db, "SELECT pg_sleep(5)", NULL, 0), msg,
+            sizeof msg),
+      DORM_ETIMEDOUT);
+  uv_update_time(&T_uv);
+  assert_non_null(strstr(msg, "answer_timeout_ms"));
+  assert_true(uv_now(&T_uv) - t0 < 4000);
+  int ok = 0;
+  for (int i = 0; i < 100 && !ok; i++) {
+    run_for(20);
+    dorm_result r = t_await(dorm_async_execute(db, "SELECT 1", NULL, 0));
+    ok = !dorm_result_is_error(&r);
+    dorm_result_free(&r);
+  }
+  assert_true(ok);
+  t_loop_close(db);
+}
+
 static void preq_wait(preq *p) {
   while (!p->done) uv_run(&T_uv, UV_RUN_ONCE);
   assert_int_equal(p->done, 1);
@@ -1073,6 +1115,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_urls, setup, teardown),
       cmocka_unit_test_setup_teardown(test_silent_config, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_answer_deadline, setup, teardown),
       cmocka_unit_test_setup_teardown(test_types, setup, teardown),
       cmocka_unit_test_setup_teardown(test_pipeline_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_transaction_aborted, setup,
