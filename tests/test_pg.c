@@ -695,7 +695,7 @@ static void test_answer_deadline(void **state) {
   dorm_deferred *d =
       dorm_async_execute(db, "SELECT pg_sleep(0.05) AS s", NULL, 0);
   assert_int_equal(dorm_deferred_add_both(d, t_keep, &w), 0);
-  run_for(20); /* sent */
+  run_for(20);        /* sent */
   usleep(700 * 1000); /* the loop is blocked; the answer arrives */
   while (!w.done) uv_run(&T_uv, UV_RUN_ONCE);
   if (dorm_result_is_error(&w.res))
@@ -705,10 +705,9 @@ static void test_answer_deadline(void **state) {
   uv_update_time(&T_uv);
   uint64_t t0 = uv_now(&T_uv);
   char msg[256];
-  assert_int_equal(
-      t_err(dorm_async_execute(db, "SELECT pg_sleep(5)", NULL, 0), msg,
-            sizeof msg),
-      DORM_ETIMEDOUT);
+  assert_int_equal(t_err(dorm_async_execute(db, "SELECT pg_sleep(5)", NULL, 0),
+                         msg, sizeof msg),
+                   DORM_ETIMEDOUT);
   uv_update_time(&T_uv);
   assert_non_null(strstr(msg, "answer_timeout_ms"));
   assert_true(uv_now(&T_uv) - t0 < 4000);
