@@ -226,11 +226,16 @@ void dorm__db_dispatch(op *o) {
 
 /* A read whose replica went away while it ran is sent once more (to
  * another replica or the primary): it changed nothing, so running it again
- * is safe.  Writes never are: they may have been applied. */
+ * is safe.  Writes never are: they may have been applied.  Went away: the
+ * connection broke (DORM_ECONN) or the server stayed silent past the
+ * answer deadline (DORM_ETIMEDOUT from the backend, without a SQLSTATE: a
+ * server's statement_timeout has one, 57014, and is not retried). */
 int dorm__db_retry_elsewhere(dorm_db *root, op *o) {
+  int code = dorm_result_code(&o->req.result);
   if (o->write || o->retried || root->closed || o->conn >= root->nconns ||
       !(root->conns[o->conn].flags & DORM__CONN_REPLICA) ||
-      dorm_result_code(&o->req.result) != DORM_ECONN)
+      !(code == DORM_ECONN ||
+        (code == DORM_ETIMEDOUT && !dorm_result_sqlstate(&o->req.result)[0])))
     return 0;
   o->retried = 1;
   dorm_result_free(&o->req.result);

@@ -7,7 +7,9 @@
  * and so we can add ours: client_encoding UTF8, TimeZone UTC (dorm sends
  * date-times as UTC text without an offset) and our own connect timeout
  * (libpq's connect_timeout is only honoured by its blocking connect; we
- * read it and run a timer).
+ * read it and run a timer), and TCP keepalives and tcp_user_timeout
+ * unless the URL sets them (a dead host or network is noticed on an idle
+ * connection).
  *
  * The pool is N connections (option pool_size, URI parameter pool_size,
  * default 2 per core), each a slot the facade may use for reads and writes
@@ -73,7 +75,7 @@ static void nodes_free(dorm__pg_pool *p) {
 /* Take dorm's own parameters out of a URI's query string (libpq refuses
  * parameters it does not know).  u is modified in place. */
 static int strip_uri_params(char *u, int *pool_size, int *pgbouncer,
-                            dorm_error *err) {
+                            long *answer_ms, dorm_error *err) {
   char *q = strchr(u, '?');
   if (!q) return 0;
   char *out = q + 1, *p = q + 1;
@@ -91,6 +93,19 @@ static int strip_uri_params(char *u, int *pool_size, int *pgbouncer,
         return dorm_error_set(err, DORM_EURL,
                               "pool_size=%s: expected 1 to 1000", num);
       *pool_size = (int)v;
+    } else if (n >= 18 && !strncmp(p, "answer_timeout_ms=", 18)) {
+      char num[16];
+      size_t k = n - 18 < sizeof num - 1 ? n - 18 : sizeof num - 1;
+      memcpy(num, p + 18, k);
+      num[k] = 0;
+      char *end;
+      long v = strtol(num, &end, 10);
+      if (!k || *end || v < 0 || v > 86400000)
+        return dorm_error_set(err, DORM_EURL,
+                              "answer_timeout_ms=%s: expected 0 (none) to "
+                              "86400000 (ms)",
+                              num);
+      *answer_ms = v;
     } else if (n >= 10 && !strncmp(p, "pgbouncer=", 10)) {
       if (parse_flag(p + 10, n - 10, pgbouncer))
         return dorm_error_set(err, DORM_EURL,
@@ -115,13 +130,18 @@ int dorm__pg_config_parse(const char *url, const dorm_db_options *opts,
   cfg->pool_size =
       opts && opts->pool_size > 0 ? opts->pool_size : default_pool_size();
   cfg->pgbouncer = opts && opts->pgbouncer;
+  cfg->answer_timeout_ms = opts && opts->answer_timeout_ms > 0
+                               ? (uint64_t)opts->answer_timeout_ms
+                               : 0;
   char *u = dorm__strdup(url);
   if (!u) return dorm_error_set(err, DORM_ENOMEM, "out of memory");
+  long answer_ms = -1;
   if (is_uri(u) &&
-      strip_uri_params(u, &cfg->pool_size, &cfg->pgbouncer, err)) {
+      strip_uri_params(u, &cfg->pool_size, &cfg->pgbouncer, &answer_ms, err)) {
     dorm__free(u);
     return err ? err->code : DORM_EURL;
   }
+  if (answer_ms >= 0) cfg->answer_timeout_ms = (uint64_t)answer_ms;
   char *msg = NULL;
   PQconninfoOption *o = PQconninfoParse(u, &msg);
   dorm__free(u);
@@ -137,11 +157,27 @@ int dorm__pg_config_parse(const char *url, const dorm_db_options *opts,
   size_t n = 0, k = 0;
   for (PQconninfoOption *x = o; x->keyword; x++)
     if (x->val) n++;
-  cfg->keys = dorm__calloc(n + 4, sizeof *cfg->keys);
-  cfg->vals = dorm__calloc(n + 4, sizeof *cfg->vals);
+  cfg->keys = dorm__calloc(n + 10, sizeof *cfg->keys);
+  cfg->vals = dorm__calloc(n + 10, sizeof *cfg->vals);
   if (!cfg->keys || !cfg->vals) goto oom;
   int have_app = 0, have_opts = 0;
   cfg->connect_timeout_ms = 10000;
+  /* TCP keepalives and user timeout, unless the URL sets them (or this
+   * libpq is too old to know tcp_user_timeout): libpq applies them to TCP
+   * connections only, never to a Unix socket */
+  struct {
+    const char *key, *val;
+    int skip;
+  } tcp[] = {{"keepalives", "1", 0},
+             {"keepalives_idle", "15", 0},
+             {"keepalives_interval", "5", 0},
+             {"keepalives_count", "3", 0},
+             {"tcp_user_timeout", "30000", 1}};
+  size_t ntcp = sizeof tcp / sizeof tcp[0];
+  for (PQconninfoOption *x = o; x->keyword; x++)
+    for (size_t i = 0; i < ntcp; i++)
+      if (!strcmp(x->keyword, tcp[i].key))
+        tcp[i].skip = x->val != NULL; /* known; set by the user? */
   for (PQconninfoOption *x = o; x->keyword; x++) {
     if (!x->val) continue;
     const char *val = x->val;
@@ -190,6 +226,13 @@ int dorm__pg_config_parse(const char *url, const dorm_db_options *opts,
     if (add[i].skip) continue;
     cfg->keys[k] = dorm__strdup(add[i].key);
     cfg->vals[k] = dorm__strdup(add[i].val);
+    k++;
+    if (!cfg->keys[k - 1] || !cfg->vals[k - 1]) goto oom;
+  }
+  for (size_t i = 0; i < ntcp; i++) {
+    if (tcp[i].skip) continue;
+    cfg->keys[k] = dorm__strdup(tcp[i].key);
+    cfg->vals[k] = dorm__strdup(tcp[i].val);
     k++;
     if (!cfg->keys[k - 1] || !cfg->vals[k - 1]) goto oom;
   }
@@ -296,6 +339,11 @@ static int nodes_open(dorm__pg_pool *p, const dorm_db_options *opts,
     dorm_db_options_init(&ro);
   ro.pool_size =
       ro.replica_pool_size > 0 ? ro.replica_pool_size : p->cfg.pool_size;
+  /* a replica's reads may be sent elsewhere: a deadline by default */
+  ro.answer_timeout_ms = ro.replica_answer_timeout_ms < 0 ? 0
+                         : ro.replica_answer_timeout_ms == 0
+                             ? 10000
+                             : ro.replica_answer_timeout_ms;
   for (size_t i = 0; i < nurls; i++) {
     dorm__pg_node *node = &p->nodes[1 + i];
     dorm_error e;

@@ -21,7 +21,12 @@
  * A lost connection fails what was in flight with DORM_ECONN (a request
  * that was sent may or may not have been applied), keeps what had not been
  * sent, and reconnects at once; a failed attempt fails what is waiting and
- * retries with a growing backoff when work arrives.  A transaction that
+ * retries with a growing backoff when work arrives.  A connection with
+ * requests in flight that hears nothing for the server's answer deadline
+ * is dropped as silent (DORM_ETIMEDOUT for what was sent).  While the
+ * last attempt failed or the server went silent, and no new connection is
+ * up, requests fail at once instead of waiting (docs/postgresql.md,
+ * "Silent servers").  A transaction that
  * was open when the connection went is gone: the slot then refuses every
  * request with DORM_ECONN until the facade ends the transaction (ROLLBACK
  * or COMMIT), so no later statement of it can run outside it.
@@ -32,6 +37,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +88,8 @@ struct dorm__pg_stmt_cache_entry {
 
 static void conn_start(dorm__pg_conn *c);
 static void conn_lost(dorm__pg_conn *c, const char *why);
+static void conn_lost_as(dorm__pg_conn *c, int code, const char *why);
+static void fail_waiting(dorm__pg_conn *c, int code, const char *msg);
 static void conn_dispatch(dorm__pg_conn *c);
 static void conn_update_interest(dorm__pg_conn *c);
 static void poll_cb(dorm_poll *p, int status, int events, void *arg);
@@ -426,6 +434,69 @@ static int params_encode(dorm__pg_conn *c, const dorm__stmt *st, char *why,
 
 /* ---- sending ------------------------------------------------------------- */
 
+/* ---- the answer deadline ------------------------------------------------- */
+
+/* A connection with requests in flight must hear from its server within
+ * answer_timeout_ms.  The timer (free while READY) is armed when the
+ * pipeline stops being empty and is not moved on every read: when it
+ * fires it looks at heard_ms and sleeps again for what is left. */
+static void deadline_arm(dorm__pg_conn *c) {
+  uint64_t ms = c->node->cfg->answer_timeout_ms;
+  if (!ms || c->deadline_armed || !c->fly_head) return;
+  c->deadline_armed = 1;
+  dorm_timer_start(c->timer, ms, 0);
+}
+
+/* The timer fired while READY. */
+static void deadline_check(dorm__pg_conn *c) {
+  c->deadline_armed = 0;
+  uint64_t ms = c->node->cfg->answer_timeout_ms;
+  if (!ms || !c->fly_head) return; /* nothing owed: disarmed */
+  uint64_t now = dorm__mono_ms(), quiet = now - c->heard_ms;
+  if (quiet >= ms && c->fd >= 0) {
+    /* the loop runs timers before it polls: after a long turn (a blocking
+     * callback) an answer may be waiting unread.  Not silent then */
+    struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+    if (poll(&pfd, 1, 0) > 0) {
+      c->heard_ms = now;
+      quiet = 0;
+    }
+  }
+  if (quiet < ms) {
+    c->deadline_armed = 1;
+    dorm_timer_start(c->timer, ms - quiet, 0);
+    return;
+  }
+  /* silent: a stopped or hung server, or a network that drops packets
+   * (TCP would take minutes to say so).  What was sent may or may not
+   * have run; what waits fails at once too (the server is known silent:
+   * requests fail fast until a new connection is up) */
+  char msg[200];
+  snprintf(msg, sizeof msg,
+           "no answer from the server for %llu ms (answer_timeout_ms)",
+           (unsigned long long)quiet);
+  c->had_failure = 1;
+  conn_lost_as(c, DORM_ETIMEDOUT, msg);
+  dorm__pg_pool *p = c->pool;
+  if (p->closing) return;
+  fail_waiting(c, DORM_ECONN, c->last_error[0] ? c->last_error : msg);
+  if (c->is_listener) return;
+  /* the server is silent, not just this connection: its idle connections
+   * are dropped too (nothing is lost), so that requests for it fail fast
+   * until one is up again instead of each waiting out the deadline;
+   * those with requests in flight keep their own deadline */
+  const dorm__pg_node *node = c->node;
+  char why[300];
+  snprintf(why, sizeof why, "the server went silent (%s)", msg);
+  for (size_t i = node->first; i < node->first + node->n && !p->closing; i++) {
+    dorm__pg_conn *o = p->conns[i];
+    if (o == c || o->state != DORM__PG_READY || o->fly_head || o->wait_head)
+      continue;
+    o->had_failure = 1;
+    conn_lost(o, why);
+  }
+}
+
 /* Reads that may share a Sync: one compiled SELECT (the facade's, so no
  * user function with side effects), no row lock, outside a transaction.
  * A Sync per request costs a write (PQpipelineSync flushes, libpq < 17)
@@ -549,12 +620,16 @@ static int send_req(dorm__pg_conn *c, dorm__req *req) {
     if (ring_push(c, DORM__PG_E_SYNC, (dorm__pg_sce *)req)) return -1;
   }
   req->next = NULL;
-  if (c->fly_tail)
+  if (c->fly_tail) {
     c->fly_tail->next = req;
-  else
+  } else {
     c->fly_head = req;
+    /* the server owes an answer from now on */
+    c->heard_ms = dorm__mono_ms();
+  }
   c->fly_tail = req;
   c->nfly++;
+  deadline_arm(c);
   return 0;
 }
 
@@ -1043,6 +1118,7 @@ static void attempt_failed(dorm__pg_conn *c, const char *why) {
 
 static void connected(dorm__pg_conn *c) {
   dorm_timer_stop(c->timer);
+  c->deadline_armed = 0;
   if (PQsetnonblocking(c->pg, 1) != 0 || PQenterPipelineMode(c->pg) != 1) {
     attempt_failed(c, PQerrorMessage(c->pg));
     return;
@@ -1148,6 +1224,8 @@ static void timer_cb(dorm_timer *t, void *arg) {
   } else if (c->state == DORM__PG_BACKOFF) {
     c->state = DORM__PG_DOWN;
     if (c->wait_head || c->is_listener) conn_start(c);
+  } else if (c->state == DORM__PG_READY && c->deadline_armed) {
+    deadline_check(c);
   }
   c->pool->in_cb--;
   dorm__pg_pool_flush_dirty(c->pool);
@@ -1156,12 +1234,21 @@ static void timer_cb(dorm_timer *t, void *arg) {
 /* ---- losing the connection ----------------------------------------------- */
 
 static void conn_lost(dorm__pg_conn *c, const char *why) {
+  conn_lost_as(c, DORM_ECONN, why);
+}
+
+/* code: what the requests in flight fail with (DORM_ECONN, or
+ * DORM_ETIMEDOUT when the answer deadline passed). */
+static void conn_lost_as(dorm__pg_conn *c, int code, const char *why) {
   /* first: a read that fails below is retried elsewhere, not here */
   if (!c->is_listener) dorm__pg_node_conn_state(c->node, 0);
   char msg[300];
   snprintf(msg, sizeof msg, "connection lost: %s", why);
   set_error_text(c, msg);
   snprintf(msg, sizeof msg, "%s", c->last_error);
+  /* the answer deadline's timer, if armed, is no longer owed anything */
+  dorm_timer_stop(c->timer);
+  c->deadline_armed = 0;
   /* libpq closes the socket on EOF: stop watching before the loop polls */
   dorm_poll_set_fd(c->poll, -1);
   c->fd = -1;
@@ -1200,7 +1287,7 @@ static void conn_lost(dorm__pg_conn *c, const char *why) {
     dorm__req *next = fly->next;
     fly->next = NULL;
     dorm_result_free(&fly->result);
-    complete(c, fly, dorm_result_error(DORM_ECONN, "postgresql: %s", msg));
+    complete(c, fly, dorm_result_error(code, "postgresql: %s", msg));
     fly = next;
   }
   if (c->pool->closing || c->state != DORM__PG_DOWN) return;
@@ -1232,6 +1319,7 @@ static void poll_cb(dorm_poll *p, int status, int events, void *arg) {
         snprintf(msg, sizeof msg, "%s", PQerrorMessage(c->pg));
         conn_lost(c, msg);
       } else {
+        c->heard_ms = dorm__mono_ms(); /* the answer deadline */
         if (c->is_listener) {
           dorm__pg_listen_drain(c->pool, c->pg);
         } else {
@@ -1374,9 +1462,29 @@ void dorm__pg_conn_kick(dorm__pg_conn *c) {
   if (c->state == DORM__PG_DOWN) conn_start(c);
 }
 
+/* Fail req (just submitted, not queued) with the last error. */
+static void fail_fast(dorm__pg_conn *c, dorm__req *req) {
+  /* a transaction the loss broke still ends the way it must */
+  if (c->tx_open < 0 && tx_broken_filter(c, req)) return;
+  complete(c, req,
+           dorm_result_error(
+               DORM_ECONN, "postgresql: %s (reconnecting)",
+               c->last_error[0] ? c->last_error : "the server is unreachable"));
+}
+
 void dorm__pg_conn_submit(dorm__pg_conn *c, dorm__req *req) {
   req->next = NULL;
   req->backend_data = (void *)(rflags(req) & DORM__PG_R_INTERNAL);
+  if (c->had_failure &&
+      (c->state == DORM__PG_BACKOFF || c->state == DORM__PG_CONNECTING)) {
+    /* the server is known unreachable or silent (the last attempt
+     * failed, or the answer deadline passed) and no new connection is up
+     * yet: fail now rather than after the backoff and a connect timeout.
+     * The request that finds the slot DOWN after the backoff starts the
+     * next attempt and waits for it. */
+    fail_fast(c, req);
+    return;
+  }
   if (c->wait_tail)
     c->wait_tail->next = req;
   else

@@ -51,10 +51,16 @@ typedef struct dorm__pg_config {
    * session state (no startup options; date-times are sent with their
    * offset), one Sync in flight per connection. */
   int pgbouncer;
+  /* A connection with requests in flight that hears nothing for this
+   * long is dropped as silent (0: never).  The option or the URI
+   * parameter answer_timeout_ms. */
+  uint64_t answer_timeout_ms;
 } dorm__pg_config;
 
 /* Parse url (postgresql:// or postgres:// URI, or a keyword string) and
- * opts into cfg.  dorm's own URI parameters (pool_size, pgbouncer) are
+ * opts into cfg (the answer deadline from opts->answer_timeout_ms: the
+ * caller puts a replica's there).  dorm's own URI parameters (pool_size,
+ * pgbouncer, answer_timeout_ms) are
  * taken out before libpq sees the URI.  0, or DORM_EURL / DORM_ENOMEM
  * with err filled. */
 int dorm__pg_config_parse(const char *url, const dorm_db_options *opts,
@@ -183,6 +189,10 @@ struct dorm__pg_conn {
   int dirty; /* output waiting for the end-of-turn flush */
   dorm__pg_conn *dirty_next;
   int counted_fail; /* its first failure was counted for readiness */
+  /* the answer deadline (READY: `timer` is free for it): when the server
+   * was last heard from, or when the pipeline stopped being empty */
+  uint64_t heard_ms;
+  int deadline_armed;
   int is_listener;
 };
 

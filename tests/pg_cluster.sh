@@ -23,6 +23,10 @@
 #   sh tests/pg_cluster.sh kill NODE DIR      # NODE: primary, replica1, replica2
 #   sh tests/pg_cluster.sh restart NODE DIR   # same port and data; waits for it
 #   sh tests/pg_cluster.sh promote NODE DIR   # pg_promote() on a replica
+#   sh tests/pg_cluster.sh freeze NODE DIR    # SIGSTOP the node's processes: a
+#                                             # silent server (connections stay
+#                                             # open, nothing answers)
+#   sh tests/pg_cluster.sh thaw NODE DIR      # SIGCONT them (`stop` thaws too)
 #   sh tests/pg_cluster.sh psql NODE DIR SQL  # NODE may also be `bouncer`
 #
 # `env` prints, all libpq URIs to dorm_test as user dorm (URIs, since a
@@ -488,11 +492,51 @@ pg_cluster_export() {  # library only: the env variables, exported here
     DORM_CLUSTER_BOUNCER DORM_CLUSTER_FAILOVER DORM_CLUSTER_DIR
 }
 
+# The postmaster of NODE and its children (backends, walreceiver, ...),
+# postmaster first; nothing when the node is down.
+pgc_node_pids() {  # pgc_node_pids DIR NODE
+  local pid
+  pid=$(head -n 1 "$1/$2/postmaster.pid" 2>/dev/null) || return 0
+  [ -n "$pid" ] && [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = postgres ] || return 0
+  echo "$pid"
+  pgrep -P "$pid" 2>/dev/null || :
+}
+
+# freeze: the postmaster first (no new children), then every child;
+# thaw: the children first, then the postmaster.  The kernel still
+# accepts connections and acknowledges data for a stopped process: only
+# a deadline in the client sees the silence.
+pg_cluster_freeze() {
+  pgc_check_node "${1:-}" || return 2
+  local dir pids
+  dir=$(pgc_abs "${2:-}")
+  pgc_check_dir "$dir" || return 1
+  pids=$(pgc_node_pids "$dir" "$1")
+  [ -n "$pids" ] || { echo "pg_cluster: $1 is not running" >&2; return 1; }
+  # shellcheck disable=SC2086 # a list of pids
+  kill -STOP $pids
+}
+
+pg_cluster_thaw() {
+  pgc_check_node "${1:-}" || return 2
+  local dir pids
+  dir=$(pgc_abs "${2:-}")
+  pgc_check_dir "$dir" || return 1
+  pids=$(pgc_node_pids "$dir" "$1")
+  [ -n "$pids" ] || return 0
+  # shellcheck disable=SC2086 # a list of pids, children first
+  kill -CONT $(echo "$pids" | tac) 2>/dev/null || :
+}
+
 # Stop whatever runs in DIR, quietly: servers with an immediate stop (a
-# SIGKILL if pg_ctl could not), then the pooler.
+# SIGKILL if pg_ctl could not), then the pooler.  A frozen node is thawed
+# first: a stopped postmaster would not take pg_ctl's signal.
 pgc_stop_processes() {
   local dir="$1" bin n pid tries
   bin=$(pgc_get "$dir" BIN)
+  for n in $PG_CLUSTER_NODES; do
+    pg_cluster_thaw "$n" "$dir" >/dev/null 2>&1 || :
+  done
   for n in $PG_CLUSTER_NODES; do
     [ -f "$dir/$n/postmaster.pid" ] || continue
     if [ -n "$bin" ]; then
@@ -596,7 +640,7 @@ pg_cluster_main() {
     start | env | stop)
       [ $# = 1 ] || { pg_cluster_usage; return 2; }
       "pg_cluster_$cmd" "$1" ;;
-    kill | restart | promote)
+    kill | restart | promote | freeze | thaw)
       [ $# = 2 ] || { pg_cluster_usage; return 2; }
       "pg_cluster_$cmd" "$1" "$2" ;;
     psql)
@@ -609,7 +653,7 @@ pg_cluster_main() {
 pg_cluster_usage() {
   cat >&2 <<'EOF'
 usage: sh tests/pg_cluster.sh start DIR | env DIR | stop DIR
-       sh tests/pg_cluster.sh kill|restart|promote primary|replica1|replica2 DIR
+       sh tests/pg_cluster.sh kill|restart|promote|freeze|thaw primary|replica1|replica2 DIR
        sh tests/pg_cluster.sh psql primary|replica1|replica2|bouncer DIR SQL
 EOF
 }

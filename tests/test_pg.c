@@ -580,6 +580,152 @@ static void pool_close(dorm__pg_pool *p) {
   assert_int_equal(uv_loop_close(&T_uv), 0);
 }
 
+/* The answer deadline and the TCP settings, as the configuration reads
+ * them (the deadline's behaviour is test_scaleout's: it needs a server
+ * that can be stopped). */
+static const char *cfg_val(const dorm__pg_config *cfg, const char *key) {
+  const char *v = NULL;
+  for (size_t i = 0; i < cfg->nkeys; i++)
+    if (!strcmp(cfg->keys[i], key)) {
+      assert_null(v); /* given once */
+      v = cfg->vals[i];
+    }
+  return v;
+}
+
+static void test_silent_config(void **state) {
+  (void)state;
+  dorm__pg_config cfg;
+  dorm_error err;
+  dorm_db_options o;
+  dorm_db_options_init(&o);
+  /* defaults: no deadline on the primary; keepalives and user timeout */
+  dorm_error_clear(&err);
+  assert_int_equal(dorm__pg_config_parse("postgresql://h/db", &o, &cfg, &err),
+                   0);
+  assert_int_equal(cfg.answer_timeout_ms, 0);
+  assert_string_equal(cfg_val(&cfg, "keepalives"), "1");
+  assert_string_equal(cfg_val(&cfg, "keepalives_idle"), "15");
+  assert_string_equal(cfg_val(&cfg, "keepalives_interval"), "5");
+  assert_string_equal(cfg_val(&cfg, "keepalives_count"), "3");
+  assert_string_equal(cfg_val(&cfg, "tcp_user_timeout"), "30000");
+  dorm__pg_config_free(&cfg);
+  /* the option; the URI parameter wins over it (0: none); the user's own
+   * TCP settings are kept, in a keyword string too */
+  o.answer_timeout_ms = 2500;
+  assert_int_equal(dorm__pg_config_parse("host=h dbname=db keepalives=0 "
+                                         "tcp_user_timeout=0",
+                                         &o, &cfg, &err),
+                   0);
+  assert_int_equal(cfg.answer_timeout_ms, 2500);
+  assert_string_equal(cfg_val(&cfg, "keepalives"), "0");
+  assert_string_equal(cfg_val(&cfg, "tcp_user_timeout"), "0");
+  assert_string_equal(cfg_val(&cfg, "keepalives_idle"), "15");
+  dorm__pg_config_free(&cfg);
+  assert_int_equal(
+      dorm__pg_config_parse(
+          "postgresql://h/db?answer_timeout_ms=0&keepalives_idle=7", &o, &cfg,
+          &err),
+      0);
+  assert_int_equal(cfg.answer_timeout_ms, 0);
+  assert_string_equal(cfg_val(&cfg, "keepalives_idle"), "7");
+  assert_null(cfg_val(&cfg, "answer_timeout_ms")); /* not libpq's */
+  dorm__pg_config_free(&cfg);
+  o.answer_timeout_ms = -1; /* none */
+  assert_int_equal(
+      dorm__pg_config_parse("postgresql://h/db?answer_timeout_ms=900", &o, &cfg,
+                            &err),
+      0);
+  assert_int_equal(cfg.answer_timeout_ms, 900);
+  dorm__pg_config_free(&cfg);
+  const char *bad[] = {"postgresql://h/db?answer_timeout_ms=",
+                       "postgresql://h/db?answer_timeout_ms=-5",
+                       "postgresql://h/db?answer_timeout_ms=10s",
+                       "postgresql://h/db?answer_timeout_ms=86400001"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    dorm_error_clear(&err);
+    assert_int_equal(dorm__pg_config_parse(bad[i], NULL, &cfg, &err),
+                     DORM_EURL);
+    assert_non_null(strstr(err.message, "answer_timeout_ms="));
+  }
+  /* replicas: 10 s by default, the option, -1 for none, their URI's
+   * parameter; the primary keeps its own */
+  char rep[600];
+  snprintf(rep, sizeof rep,
+           "postgresql:///dorm_test?host=%s&port=%s&user=dorm,"
+           "postgresql:///dorm_test?host=%s&port=%s&user=dorm"
+           "&answer_timeout_ms=700",
+           getenv("DORM_TEST_PGSOCK"), getenv("DORM_TEST_PGPORT"),
+           getenv("DORM_TEST_PGSOCK"), getenv("DORM_TEST_PGPORT"));
+  int opt[] = {0, 4000, -1};
+  uint64_t want[] = {10000, 4000, 0};
+  for (int k = 0; k < 3; k++) {
+    dorm_db_options_init(&o);
+    o.pool_size = 1;
+    o.replicas = rep;
+    o.replica_answer_timeout_ms = opt[k];
+    o.answer_timeout_ms = 3000;
+    dorm__pg_pool *p = NULL;
+    g_ready = g_closed = 0;
+    assert_int_equal(dorm__pg_pool_open(T_loop, conninfo(), &o, pool_ready,
+                                        pool_closed, NULL, &p, &err),
+                     0);
+    assert_int_equal(p->nnodes, 3);
+    assert_int_equal(p->nodes[0].cfg->answer_timeout_ms, 3000);
+    assert_int_equal(p->nodes[1].cfg->answer_timeout_ms, want[k]);
+    assert_int_equal(p->nodes[2].cfg->answer_timeout_ms, 700);
+    while (!g_ready) uv_run(&T_uv, UV_RUN_ONCE);
+    dorm__pg_pool_close(p);
+    while (!g_closed) uv_run(&T_uv, UV_RUN_ONCE);
+  }
+  t_loop_close(NULL);
+}
+
+/* The answer deadline on a live server: an answer that arrived while the
+ * loop was blocked is no silence; a statement longer than the deadline is
+ * cut off (the documented price), and the connection comes back. */
+static void test_answer_deadline(void **state) {
+  (void)state;
+  dorm_db_options o;
+  dorm_db_options_init(&o);
+  o.pool_size = 1;
+  o.answer_timeout_ms = 300;
+  dorm_db *db = t_open_ready(conninfo(), &o);
+  t_wait w = {0, dorm_result_none()};
+  dorm_deferred *d =
+      dorm_async_execute(db, "SELECT pg_sleep(0.05) AS s", NULL, 0);
+  assert_int_equal(dorm_deferred_add_both(d, t_keep, &w), 0);
+  run_for(20);        /* sent */
+  usleep(700 * 1000); /* the loop is blocked; the answer arrives */
+  while (!w.done) uv_run(&T_uv, UV_RUN_ONCE);
+  if (dorm_result_is_error(&w.res))
+    fprintf(stderr, "%s\n", dorm_result_message(&w.res));
+  assert_false(dorm_result_is_error(&w.res));
+  dorm_result_free(&w.res);
+  uv_update_time(&T_uv);
+  uint64_t t0 = uv_now(&T_uv);
+  char msg[256];
+  assert_int_equal(t_err(dorm_async_execute(db, "SELECT pg_sleep(5)", NULL, 0),
+                         msg, sizeof msg),
+                   DORM_ETIMEDOUT);
+  uv_update_time(&T_uv);
+  assert_non_null(strstr(msg, "answer_timeout_ms"));
+  assert_true(uv_now(&T_uv) - t0 < 4000);
+  /* a live server goes on with the statement cut off (it sees the closed
+   * connection only when it answers): stop it for the cases after this */
+  admin_exec("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+             "WHERE query = 'SELECT pg_sleep(5)'");
+  int ok = 0;
+  for (int i = 0; i < 100 && !ok; i++) {
+    run_for(20);
+    dorm_result r = t_await(dorm_async_execute(db, "SELECT 1", NULL, 0));
+    ok = !dorm_result_is_error(&r);
+    dorm_result_free(&r);
+  }
+  assert_true(ok);
+  t_loop_close(db);
+}
+
 static void preq_wait(preq *p) {
   while (!p->done) uv_run(&T_uv, UV_RUN_ONCE);
   assert_int_equal(p->done, 1);
@@ -971,6 +1117,8 @@ int main(void) {
   }
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_urls, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_silent_config, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_answer_deadline, setup, teardown),
       cmocka_unit_test_setup_teardown(test_types, setup, teardown),
       cmocka_unit_test_setup_teardown(test_pipeline_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_transaction_aborted, setup,

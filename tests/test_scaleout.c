@@ -238,8 +238,31 @@ static int setup(void **state) {
   return 0;
 }
 
+/* Nodes a test stopped with SIGSTOP (pg_cluster.sh freeze): thawed in
+ * teardown whatever happened to the test, so a failure never leaves a
+ * server stopped for the cases after it. */
+static int g_frozen[3];
+
+static void freeze(int i) {
+  g_frozen[i] = 1;
+  assert_int_equal(
+      sh("sh tests/pg_cluster.sh freeze %s %s", node_name(i), g_dir), 0);
+}
+
+static void thaw(int i) {
+  if (!g_frozen[i]) return;
+  g_frozen[i] = 0;
+  assert_int_equal(sh("sh tests/pg_cluster.sh thaw %s %s", node_name(i), g_dir),
+                   0);
+}
+
 static int teardown(void **state) {
   (void)state;
+  for (int i = 0; i < 3; i++)
+    if (g_frozen[i]) {
+      g_frozen[i] = 0;
+      sh("sh tests/pg_cluster.sh thaw %s %s", node_name(i), g_dir);
+    }
   return 0;
 }
 
@@ -524,6 +547,157 @@ static void test_cli_replicas(void **state) {
 
 /* ---- faults -------------------------------------------------------------- */
 
+/* Silent servers: a server stopped with SIGSTOP keeps its connections
+ * open and the kernel keeps acknowledging what is sent to it; nothing
+ * answers.  Only the answer deadline can tell. */
+
+static uint64_t now_ms(void) {
+  uv_update_time(&T_uv);
+  return uv_now(&T_uv);
+}
+
+static void test_silent_replica(void **state) {
+  (void)state;
+  dorm_db_options o;
+  dorm_db_options_init(&o);
+  o.pool_size = 2;
+  o.replicas = g_replicas;
+  o.replica_check_ms = 50;
+  o.read_your_writes = DORM_RYW_OFF;
+  o.replica_answer_timeout_ms = 1500;
+  dorm_db *db = t_open_ready(g_primary, &o);
+  /* both replicas take reads before replica 1 goes silent */
+  int both = 0;
+  for (int tries = 0; tries < 500 && !both; tries++) {
+    reads_start(db, 4,
+                "SELECT current_setting('port')::int AS port, pg_sleep(0.01)");
+    reads_wait(4);
+    both = g_seen[1] > 0 && g_seen[2] > 0;
+    if (!both) run_for(20);
+  }
+  assert_true(both);
+  /* reads in flight on both replicas (each connection runs its pipeline
+   * in order: a few take a while), then replica 1 stops */
+  enum { N = 16 };
+  reads_start(db, N,
+              "SELECT current_setting('port')::int AS port, pg_sleep(0.3)");
+  run_for(50);
+  uint64_t t0 = now_ms();
+  freeze(1);
+  reads_wait(N);
+  uint64_t took = now_ms() - t0;
+  /* every read answered, none from the stopped replica (it could not
+   * answer): those that were on it were sent once more, elsewhere, after
+   * the deadline — and well before it woke (it has not) */
+  assert_int_equal(g_done, N);
+  assert_int_equal(g_bad, 0);
+  assert_int_equal(g_seen[1], 0);
+  assert_int_equal(g_seen[0] + g_seen[2], N);
+  fprintf(stderr, "silent replica: %d reads answered %llu ms after the stop\n",
+          N, (unsigned long long)took);
+  assert_true(took < 20000);
+  /* each deferred fired exactly once: nothing more arrives later */
+  run_for(300);
+  assert_int_equal(g_done, N);
+  /* while it is silent, reads go elsewhere, at once */
+  for (int i = 0; i < 10; i++)
+    assert_int_not_equal(node_of_port(read_port(db)), 1);
+  /* awake: it is used again */
+  thaw(1);
+  int back = 0;
+  for (int i = 0; i < 1000 && !back; i++) {
+    if (node_of_port(read_port(db)) == 1) back = 1;
+    run_for(10);
+  }
+  assert_true(back);
+  t_loop_close(db);
+}
+
+static dorm_result count_done(dorm_result *res, void *arg) {
+  int *n = arg;
+  (*n)++;
+  g_done++;
+  if (dorm_result_is_error(res)) g_bad++;
+  return dorm_result_none();
+}
+
+static void test_silent_primary(void **state) {
+  (void)state;
+  /* the deadline as a URI parameter this time */
+  char url[300];
+  snprintf(url, sizeof url, "%s%sanswer_timeout_ms=1500", g_primary,
+           strchr(g_primary, '?') ? "&" : "?");
+  dorm_db_options o;
+  dorm_db_options_init(&o);
+  o.pool_size = 2;
+  dorm_db *db = t_open_ready(url, &o);
+  admin_on(0, "DELETE FROM tick WHERE n = 7");
+  add_author(db, "before-silence");
+  /* dorm's TCP connections have keepalives, probing after 15 s idle (the
+   * kernel's default is two hours): ss shows the timer of our sockets */
+  assert_int_equal(
+      sh("command -v ss >/dev/null || exit 0; "
+         "ss -tnopH state established '( dport = :%d )' | grep 'pid=%d,' | "
+         "grep -Eq 'timer:\\(keepalive,[0-9.]+(ms|sec),'",
+         g_port[0], (int)getpid()),
+      0);
+  freeze(0);
+  /* a write on the stopped primary: sent (the kernel takes it), never
+   * answered; it fails after the deadline, with DORM_ETIMEDOUT */
+  uint64_t t0 = now_ms();
+  char msg[256];
+  int fired = 0;
+  g_done = g_bad = 0;
+  dorm_deferred *d =
+      dorm_async_execute(db, "INSERT INTO tick VALUES (7)", NULL, 0);
+  assert_non_null(d);
+  assert_int_equal(dorm_deferred_add_both(d, count_done, &fired), 0);
+  assert_int_equal(
+      t_err(dorm_async_execute(db, "INSERT INTO tick VALUES (7)", NULL, 0), msg,
+            sizeof msg),
+      DORM_ETIMEDOUT);
+  uint64_t took = now_ms() - t0;
+  fprintf(stderr, "silent primary: %s after %llu ms\n", msg,
+          (unsigned long long)took);
+  assert_non_null(strstr(msg, "answer_timeout_ms"));
+  assert_true(took >= 1000 && took < 20000);
+  while (!fired) uv_run(&T_uv, UV_RUN_ONCE);
+  assert_int_equal(g_bad, 1); /* the other write failed too */
+  /* writes arriving while it is silent fail at once (DORM_ECONN), without
+   * waiting for the deadline or a connect timeout */
+  t0 = now_ms();
+  for (int i = 0; i < 5; i++) {
+    int code =
+        t_err(dorm_async_execute(db, "INSERT INTO tick VALUES (8)", NULL, 0),
+              msg, sizeof msg);
+    assert_int_equal(code, DORM_ECONN);
+  }
+  took = now_ms() - t0;
+  fprintf(stderr, "silent primary: 5 writes failed in %llu ms: %s\n",
+          (unsigned long long)took, msg);
+  assert_true(took < 1000);
+  /* awake: the writes that timed out were never sent again (each ran at
+   * most once: the server reads what was sent before the connection
+   * closed), and writes work again */
+  thaw(0);
+  int ok = 0;
+  for (int i = 0; i < 300 && !ok; i++) {
+    dorm_result r =
+        t_await(dorm_async_execute(db, "INSERT INTO tick VALUES (9)", NULL, 0));
+    ok = !dorm_result_is_error(&r);
+    dorm_result_free(&r);
+    if (!ok) run_for(100);
+  }
+  assert_true(ok);
+  run_for(500);
+  long n7 = admin_on(0, "SELECT count(*) FROM tick WHERE n = 7");
+  fprintf(stderr, "silent primary: the timed-out writes ran %ld times\n", n7);
+  assert_true(n7 <= 2);
+  assert_int_equal(admin_on(0, "SELECT count(*) FROM tick WHERE n = 8"), 0);
+  assert_int_equal(fired, 1); /* once, however long we waited */
+  t_loop_close(db);
+}
+
 static void test_replica_killed(void **state) {
   (void)state;
   dorm_db *db = open_with(g_primary, g_replicas, DORM_RYW_LSN, 0, 0);
@@ -599,6 +773,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_lag_bound, setup, teardown),
       cmocka_unit_test_setup_teardown(test_pgbouncer, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cli_replicas, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_silent_replica, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_silent_primary, setup, teardown),
       cmocka_unit_test_setup_teardown(test_replica_killed, setup, teardown),
       cmocka_unit_test_setup_teardown(test_failover, setup, teardown),
   };

@@ -111,6 +111,26 @@ typedef struct dorm_db_options {
    * state, one pipeline Sync in flight per connection; LISTEN is refused
    * (it needs a session: give dorm_listen a direct database). */
   int pgbouncer;
+
+  /* ---- PostgreSQL silent servers (docs/postgresql.md) ---- */
+  /* A connection with requests in flight that hears nothing from its
+   * server for this long, in ms, is deemed silent (a stopped or hung
+   * server, packets dropped): it is dropped and reopened, and what was in
+   * flight on it fails with DORM_ETIMEDOUT (a read on a replica is first
+   * sent once more elsewhere, as when a replica dies).  The deadline
+   * cannot tell a silent server from a statement that runs longer than
+   * it, so it also bounds every statement's time on that server: set it
+   * above your longest query.  For the primary (answer_timeout_ms) the
+   * default is none, since a write cut off may or may not have been
+   * applied and long statements (migrations, lock waits) are normal
+   * there; for replicas (replica_answer_timeout_ms) 10000.  -1: none.
+   * The URI parameter answer_timeout_ms=N (0: none) sets it for the
+   * server of that URI.  Every TCP connection also gets keepalives
+   * (keepalives_idle=15, keepalives_interval=5, keepalives_count=3) and
+   * tcp_user_timeout=30000 unless the URI sets them (libpq's parameters),
+   * so a dead host or network is noticed on idle connections too. */
+  int answer_timeout_ms;
+  int replica_answer_timeout_ms;
 } dorm_db_options;
 
 #define DORM_RYW_LSN 0
