@@ -864,9 +864,11 @@ def django_skip(q):
         for c in conds:
             firsts.update(k.split("__")[0] for k, _, _ in cond_leaves(c))
     for m, conds, kw in q["calls"]:
+        # under any NOT, as Django's split_exclude (branch_negated): two
+        # NOTs do not cancel there
         for k, neg, _ in [(k, m == "exclude", 0) for k, _ in kw] + [
-                (k, n != (m == "exclude"), 0)
-                for c in conds for k, n, _ in cond_leaves(c)]:
+                (k, m == "exclude" or d > 0, 0)
+                for c in conds for k, _, d in cond_leaves(c)]:
             first = k.split("__")[0]
             if not neg or first not in RELS[model] or \
                     RELS[model][first][1] == "multi" or \
@@ -879,8 +881,8 @@ def django_skip(q):
     for m, conds, kw in q["calls"]:
         leaves = [(k, m == "exclude") for k, _ in kw]
         for c in conds:
-            leaves += [(k, neg != (m == "exclude"))
-                       for k, neg, _ in cond_leaves(c)]
+            leaves += [(k, m == "exclude" or d > 0)
+                       for k, _, d in cond_leaves(c)]
         for i, (kb, negb) in enumerate(leaves):
             if not negb or "multi" not in path_info(q["model"], kb)[0]:
                 continue
