@@ -442,8 +442,11 @@ static int first_multi_hop(const dorm_path *p) {
  *    the same relation (or whose own F() crosses it) is about that
  *    lookup's related row: the subquery is tied to the outer join's row.
  *    One before it is not (Django's order dependence).  Django ties on a
- *    coincidence of alias names, so it also ties to another relation's
- *    join to the same table; dorm does not (docs/queries.md). */
+ *    coincidence of alias names: only when the outer join's alias is the
+ *    one its fresh inner query gives the same table (so a later call's
+ *    "T4" is not tied), and also to another relation's join to the same
+ *    table; dorm follows the first rule, not the second
+ *    (docs/queries.md). */
 
 /* Django's split_exclude applies: see above.  An expression on the left
  * and annotations keep their join. */
@@ -526,6 +529,30 @@ static const dorm_q *call_root(const cctx *c) {
   return NULL;
 }
 
+/* The alias Django's split_exclude gives the table its subquery starts
+ * at (hop k's join table, or its related table), in a fresh query of the
+ * model with the lookup's joins added in order: 0 for the table's name
+ * (the path has not visited it), else n for "T<n>", n being its place
+ * among the aliases plus one (Query.table_alias). */
+static int inner_alias_number(const cctx *c, const dorm_path *p, int k) {
+  const char *seen[2 * DORM__MAX_HOPS + 1];
+  int n = 0;
+  seen[n++] = c->q->model->table;
+  for (int i = 0; i <= k; i++) {
+    const dorm_hop *h = &p->hops[i];
+    int m2m = h->kind == HOP_M2M || h->kind == HOP_M2M_REVERSE;
+    for (int part = 0; part < (m2m ? 2 : 1); part++) {
+      const char *t = m2m && part == 0 ? h->field->through_table : h->to->table;
+      int repeat = 0;
+      for (int j = 0; j < n; j++)
+        if (!strcmp(seen[j], t)) repeat = 1;
+      if (i == k) return repeat ? n + 1 : 0;
+      seen[n++] = t;
+    }
+  }
+  return 0;
+}
+
 /* The outer alias of the related row leaf's subquery is tied to (the row
  * of hop k, or its join table row for a many-to-many), or 0. */
 static int tie_alias(cctx *c, const dorm_q *leaf, int k) {
@@ -541,6 +568,11 @@ static int tie_alias(cctx *c, const dorm_q *leaf, int k) {
   const dorm_hop *h = &leaf->path.hops[k];
   if (a > 0 && (h->kind == HOP_M2M || h->kind == HOP_M2M_REVERSE))
     a = c->joins[a - 1].parent;
+  /* Django ties when the alias its inner query gives that table is the
+   * name of a join this call used: the outer join's own alias, or not */
+  if (a <= 0) return 0;
+  int n = inner_alias_number(c, &leaf->path, k);
+  if (c->joins[a - 1].named ? n != 0 : n != a + 1) return 0;
   return a;
 }
 
