@@ -281,7 +281,9 @@ int dorm__rows_put_int(dorm_rows *r, size_t col, int64_t x) {
 int dorm__rows_put_float(dorm_rows *r, size_t col, double x) {
   dorm_value *v = cell(r, col);
   if (!v) return DORM_EINVAL;
-  char buf[64];
+  /* "%.29f" of the largest double is 340 bytes: a row another program
+   * stored (1e300 in a decimal column) must read back whole */
+  char buf[384];
   int n;
   switch (r->cols[col].type) {
     case DORM_T_NULL:
@@ -294,12 +296,15 @@ int dorm__rows_put_float(dorm_rows *r, size_t col, double x) {
     case DORM_T_BOOL: *v = dorm_bool(x != 0); return 0;
     case DORM_T_DECIMAL: {
       int dp = r->cols[col].decimal_places;
+      if (!isfinite(x)) return bad(r, col, "a decimal", "(not finite)", 12);
       /* SQLite's NUMERIC affinity turned "12.50" into 12.5: the field's
        * decimal places give the text back, as Django does */
       if (dp >= 0 && dp < 30)
         n = snprintf(buf, sizeof buf, "%.*f", dp, x);
       else
         n = snprintf(buf, sizeof buf, "%.17g", x);
+      if (n < 0 || (size_t)n >= sizeof buf) /* never, but never over-read */
+        return bad(r, col, "a decimal", "(too long)", 10);
       return put_str(r, v, DORM_T_DECIMAL, buf, (size_t)n);
     }
     case DORM_T_TEXT:

@@ -311,6 +311,47 @@ static void test_regexp(void **state) {
   t_loop_close(db);
 }
 
+/* Decimals another program stored as huge REALs: SQLite's NUMERIC affinity
+ * keeps 1e300 as a double, which reads back as its 300-odd digits with the
+ * field's two places (once a stack over-read); a non-finite one is an
+ * error naming the column, never a crash. */
+static void test_huge_decimal_read_back(void **state) {
+  (void)state;
+  dorm_db *db = open_url("sqlite://");
+  create_author(db);
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "INSERT INTO \"%s\" (name, country, bio, active, score) VALUES "
+           "('big', 'US', '', 1, 1e300), ('neg', 'US', '', 1, -1.7e308)",
+           Author->table);
+  dorm_result r = t_ok(dorm_async_execute(db, sql, NULL, 0));
+  dorm_result_free(&r);
+  dorm_query *q = dorm_select(Author);
+  dorm_order_by(q, "name");
+  r = t_ok(dorm_async_filter(db, q));
+  const dorm_rows *rows = dorm_result_rows_of(&r);
+  assert_int_equal(dorm_rows_count(rows), 2);
+  const char *big = dorm_row_text(dorm_rows_row(rows, 0), "score");
+  assert_non_null(big);
+  assert_int_equal(strlen(big), 301 + 3);
+  assert_memory_equal(big, "1000000000000000052504760255204420248704", 40);
+  assert_string_equal(big + 301, ".00");
+  const char *neg = dorm_row_text(dorm_rows_row(rows, 1), "score");
+  assert_non_null(neg);
+  assert_int_equal(strlen(neg), 1 + 309 + 3);
+  dorm_result_free(&r);
+  snprintf(sql, sizeof sql,
+           "UPDATE \"%s\" SET score = 9e999 WHERE name = 'big'", Author->table);
+  r = t_ok(dorm_async_execute(db, sql, NULL, 0));
+  dorm_result_free(&r);
+  char msg[256];
+  assert_int_equal(t_err(dorm_async_filter(db, q), msg, sizeof msg),
+                   DORM_ETYPE);
+  assert_non_null(strstr(msg, "column 'score'"));
+  dorm_query_free(q);
+  t_loop_close(db);
+}
+
 /* ---- concurrency -------------------------------------------------------- */
 
 static long g_done, g_errors;
@@ -383,6 +424,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_read_only_file, setup, teardown),
       cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
       cmocka_unit_test_setup_teardown(test_regexp, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_huge_decimal_read_back, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_concurrency, setup, teardown),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
