@@ -441,5 +441,13 @@ has "LIMIT" out
 run 1 dorm query --sql 'Author.filter(agee=1)'
 has "unknown field 'agee'" err
 
+# hostile input: a slice bound is range-checked before i+1 is computed
+run 1 dorm query --sql 'Author[9223372036854775807]'
+has "slice index 9223372036854775807 is too large" err
+run 1 dorm query --sql 'Author[2:99999999999999999999]'
+has "too large" err
+run 0 dorm query --sql 'Author[9223372036854775806]'
+has "LIMIT" out
+
 echo "ok    test_cli.sh [$KIND]: $n checks"
 exit 0
