@@ -22,6 +22,13 @@ void dorm__free(void *p);
 char *dorm__strdup(const char *s);
 char *dorm__strndup(const char *s, size_t n);
 
+/* Replace in msg (NUL-terminated, in a buffer of cap bytes) every
+ * password found in src (a database URL, a libpq keyword string, a list
+ * of replica URIs) by "***" (base/redact.c).  Either may be NULL. */
+void dorm__redact(char *msg, size_t cap, const char *src);
+/* The same for one known secret (a password as libpq read it). */
+void dorm__redact_value(char *msg, size_t cap, const char *secret);
+
 /* A growable buffer.  After an allocation failure `oom` is set and further
  * appends do nothing, so a sequence of appends needs one check. */
 typedef struct dorm__buf {

@@ -449,5 +449,29 @@ has "too large" err
 run 0 dorm query --sql 'Author[9223372036854775806]'
 has "LIMIT" out
 
+# secrets: no error path that takes a URL prints its password (--db,
+# DATABASE_URL, the replicas, dorm serve at startup); numbers are checked
+# whole (pool_size=000000000000005junk is not 5)
+for u in 'postgresql://app:hunter2@[::1/app' \
+         'postgresql:/app:hunter2@db.example/app?sslmode=require' \
+         'postgres://app:hun%74er2@db/app?nosuch=1' \
+         'host=db password=hunter2 nosuchkeyword=1' \
+         'mysql://app:hunter2@db/app' 'sqlite://app:hunter2@db/x.db' \
+         'postgresql://app:hunter2@db/app?pool_size=000000000000005junk'; do
+  run 1 dorm query --db "$u" 'Author.count()'
+  hasnt hunter2 err
+  hasnt 'hun%74er2' err
+  run 1 env DATABASE_URL="$u" "$DORM" migrate
+  hasnt hunter2 err
+  hasnt 'hun%74er2' err
+  run 1 dorm serve --db "$u" --port 0
+  hasnt hunter2 err
+  hasnt 'hun%74er2' err
+done
+run 1 dorm query --db 'postgresql://db/app?pool_size=000000000000005junk' 'Author.count()'
+has "pool_size=000000000000005junk: expected 1 to 1000" err
+run 1 env DATABASE_REPLICA_URLS='postgresql://r:hunter2@[::1/app' "$DORM" query --db 'postgresql://app@db/app' 'Author.count()'
+hasnt hunter2 err
+
 echo "ok    test_cli.sh [$KIND]: $n checks"
 exit 0
