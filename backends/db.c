@@ -42,6 +42,7 @@ int dorm__sqlstate_code(const char *s) {
   if (!s || !s[0]) return DORM_EDB;
   if (s[0] == '2' && s[1] == '3') return DORM_EINTEGRITY;
   if (s[0] == '0' && s[1] == '8') return DORM_ECONN;
+  if (!strcmp(s, "2201B")) return DORM_EINVAL; /* the caller's bad regex */
   return DORM_EDB;
 }
 

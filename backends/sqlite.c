@@ -125,7 +125,11 @@ static dorm_result sq_error(sqlite3 *conn, int rc, const char *what) {
         case SQLITE_TOOBIG: state = "54000"; break;
         case SQLITE_MISMATCH: state = "42804"; break;
         case SQLITE_RANGE: state = "22023"; break;
-        default: break;
+        default:
+          /* our REGEXP's refusal of a pattern: PostgreSQL's SQLSTATE, so
+           * a bad pattern is the same error on both backends */
+          if (!strncmp(msg, "invalid regular expression", 26)) state = "2201B";
+          break;
       }
   }
   if (code)

@@ -29,6 +29,20 @@ void dorm__redact(char *msg, size_t cap, const char *src);
 /* The same for one known secret (a password as libpq read it). */
 void dorm__redact_value(char *msg, size_t cap, const char *secret);
 
+/* "Did you mean" (base/suggest.c): feed the known names to a suggester
+ * for the refused word; best is the closest within two edits, or NULL.
+ * word and the names are borrowed for the suggester's life. */
+typedef struct dorm__suggest {
+  const char *word;
+  size_t n;
+  const char *best;
+  size_t dist;
+} dorm__suggest;
+size_t dorm__edit_distance(const char *a, size_t la, const char *b,
+                           size_t lb);
+void dorm__suggest_init(dorm__suggest *s, const char *word, size_t n);
+void dorm__suggest_add(dorm__suggest *s, const char *cand);
+
 /* A growable buffer.  After an allocation failure `oom` is set and further
  * appends do nothing, so a sequence of appends needs one check. */
 typedef struct dorm__buf {

@@ -305,7 +305,11 @@ static void test_regexp(void **state) {
   dorm_query *q = dorm_select(Author);
   dorm_filter(q, "name__regex", dorm_str("(unclosed"));
   char msg[256];
-  assert_int_equal(t_err(dorm_async_filter(db, q), msg, sizeof msg), DORM_EDB);
+  dorm_result e = t_await(dorm_async_filter(db, q));
+  assert_int_equal(dorm_result_code(&e), DORM_EINVAL);
+  assert_string_equal(dorm_result_sqlstate(&e), "2201B");
+  snprintf(msg, sizeof msg, "%s", dorm_result_message(&e));
+  dorm_result_free(&e);
   assert_non_null(strstr(msg, "regular expression"));
   dorm_query_free(q);
   t_loop_close(db);
