@@ -473,5 +473,30 @@ has "pool_size=000000000000005junk: expected 1 to 1000" err
 run 1 env DATABASE_REPLICA_URLS='postgresql://r:hunter2@[::1/app' "$DORM" query --db 'postgresql://app@db/app' 'Author.count()'
 hasnt hunter2 err
 
+# no silent no-ops: a migrations folder that does not exist is an error
+# naming it, and creates nothing; a read of a SQLite file that does not
+# exist creates nothing and says what to do
+run 1 dorm migrate --db "sqlite:///$W/new.db" --migrations nope
+has "migrations folder 'nope' does not exist" err
+[ -e "$W/new.db" ] && fail "migrate --migrations nope created the database"
+ok
+run 1 dorm showmigrations --db "$DB" --migrations nope
+has "migrations folder 'nope' does not exist" err
+run 1 dorm query --db "sqlite:///$W/new.db" 'Author.count()'
+has "SQLite database '$W/new.db' does not exist (did you run \`dorm migrate\`?)" err
+[ -e "$W/new.db" ] && fail "query created the database"
+ok
+run 0 dorm showmigrations --db "sqlite:///$W/new.db"
+has "\[ \] 0001" out
+[ -e "$W/new.db" ] && fail "showmigrations created the database"
+ok
+: > "$W/empty.db"
+run 1 dorm query --db "sqlite:///$W/empty.db" 'Author.count()'
+has "no such table.*did you run" err
+# serve's numbers are digits only
+run 2 dorm serve --port ' 5'
+run 2 dorm serve --port -1
+run 2 dorm serve --pool 99999999999999999999999
+
 echo "ok    test_cli.sh [$KIND]: $n checks"
 exit 0
