@@ -175,10 +175,11 @@ static int fk_conflict(const call *c, char *msg, size_t cap) {
     json_decref(obj);
     return 0;
   }
+  char fields[256];
   size_t n = 0, len = 0;
   const char *key;
   json_t *v;
-  msg[0] = '\0';
+  fields[0] = '\0';
   json_object_foreach(obj, key, v) {
     const dorm_field *f = NULL;
     for (size_t i = 0; i < c->model->nfields && !f; i++) {
@@ -188,15 +189,14 @@ static int fk_conflict(const call *c, char *msg, size_t cap) {
         f = g;
     }
     if (!f || json_is_null(v)) continue;
-    int w = snprintf(msg + len, cap - len, "%s'%s'", n ? ", " : "", key);
-    if (w < 0 || (size_t)w >= cap - len) break;
+    int w = snprintf(fields + len, sizeof fields - len, "%s'%s'", n ? ", " : "",
+                     key);
+    if (w < 0 || (size_t)w >= sizeof fields - len) break;
     len += (size_t)w;
     n++;
   }
   json_decref(obj);
   if (!n) return 0;
-  char fields[256];
-  snprintf(fields, sizeof fields, "%s", msg);
   snprintf(msg, cap,
            n == 1 ? "conflict: field %s: no related object has that key"
                   : "conflict: fields %s: a related object with one of those "
