@@ -66,6 +66,15 @@ void dorm__buf_put_int(dorm__buf *b, int64_t v);
 /* The text so far, NUL-terminated ("" when empty). */
 const char *dorm__buf_cstr(dorm__buf *b);
 
+/* UTF-8 (base/utf8.c): the length of the valid sequence at s (n bytes
+ * available), or 0; how many bytes of s form valid UTF-8 from the start;
+ * and s appended to b with each byte that is not valid UTF-8 as U+FFFD
+ * (for JSON, which refuses such text).  No overlongs, no surrogates,
+ * nothing past U+10FFFF, as jansson. */
+size_t dorm__utf8_seq(const unsigned char *s, size_t n);
+size_t dorm__utf8_valid(const char *s, size_t n);
+void dorm__buf_put_utf8(dorm__buf *b, const char *s, size_t n);
+
 /* A bump arena: allocations are freed together by dorm__arena_free or
  * recycled by dorm__arena_reset.  The first block can be inline storage
  * supplied by the owner (no malloc for small queries). */

@@ -393,38 +393,8 @@ size_t dorm_http_url_decode(char *s, size_t len) {
 
 /* ---- UTF-8 -------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0: no
- * overlong forms, no surrogates, nothing past U+10FFFF (what jansson
- * accepts in a string). */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-  if (!n) return 0;
-  unsigned c = s[0];
-  if (c < 0x80) return 1;
-  size_t k;
-  unsigned min, cp;
-  if (c >= 0xC2 && c <= 0xDF) {
-    k = 2, min = 0x80, cp = c & 0x1F;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    k = 3, min = 0x800, cp = c & 0x0F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    k = 4, min = 0x10000, cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (n < k) return 0;
-  for (size_t i = 1; i < k; i++) {
-    if ((s[i] & 0xC0) != 0x80) return 0;
-    cp = cp << 6 | (s[i] & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  return k;
-}
-
 size_t dorm_http_utf8_valid(const char *s, size_t len) {
-  const unsigned char *u = (const unsigned char *)s;
-  size_t i = 0, k;
-  while (i < len && (k = utf8_seq(u + i, len - i))) i += k;
-  return i;
+  return dorm__utf8_valid(s, len);
 }
 
 size_t dorm_http_utf8_clip(const char *s, size_t len, size_t max) {
@@ -439,20 +409,10 @@ size_t dorm_http_utf8_clip(const char *s, size_t len, size_t max) {
  * new json string (NULL: out of memory). */
 static json_t *utf8_string(const char *msg) {
   size_t len = strlen(msg);
-  if (dorm_http_utf8_valid(msg, len) == len) return json_string(msg);
+  if (dorm__utf8_valid(msg, len) == len) return json_string(msg);
   dorm__buf b;
   dorm__buf_init(&b);
-  const unsigned char *u = (const unsigned char *)msg;
-  for (size_t i = 0; i < len;) {
-    size_t k = utf8_seq(u + i, len - i);
-    if (k) {
-      dorm__buf_append(&b, msg + i, k);
-      i += k;
-    } else {
-      dorm__buf_puts(&b, "\xEF\xBF\xBD");
-      i++;
-    }
-  }
+  dorm__buf_put_utf8(&b, msg, len);
   json_t *j = b.oom ? NULL : json_stringn(dorm__buf_cstr(&b), b.len);
   dorm__buf_free(&b);
   return j;

@@ -356,6 +356,36 @@ static void test_huge_decimal_read_back(void **state) {
   t_loop_close(db);
 }
 
+/* Text another program stored that is not UTF-8 (SQLite keeps any
+ * bytes): the rows' JSON carries U+FFFD for the bad bytes instead of
+ * failing the whole answer (once dorm serve's 503 for every list). */
+static void test_invalid_utf8_to_json(void **state) {
+  (void)state;
+  dorm_db *db = open_url("sqlite://");
+  create_author(db);
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "INSERT INTO \"%s\" (name, country, bio, active) VALUES "
+           "(CAST(X'41FF42' AS TEXT), 'US', CAST(X'E282' AS TEXT), 1)",
+           Author->table);
+  dorm_result r = t_ok(dorm_async_execute(db, sql, NULL, 0));
+  dorm_result_free(&r);
+  dorm_query *q = dorm_select(Author);
+  r = t_ok(dorm_async_filter(db, q));
+  json_t *a = dorm_rows_to_json(dorm_result_rows_of(&r));
+  assert_non_null(a);
+  json_t *o = json_array_get(a, 0);
+  assert_string_equal(json_string_value(json_object_get(o, "name")),
+                      "A\xef\xbf\xbd"
+                      "B");
+  assert_string_equal(json_string_value(json_object_get(o, "bio")),
+                      "\xef\xbf\xbd\xef\xbf\xbd");
+  json_decref(a);
+  dorm_result_free(&r);
+  dorm_query_free(q);
+  t_loop_close(db);
+}
+
 /* ---- concurrency -------------------------------------------------------- */
 
 static long g_done, g_errors;
@@ -429,6 +459,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
       cmocka_unit_test_setup_teardown(test_regexp, setup, teardown),
       cmocka_unit_test_setup_teardown(test_huge_decimal_read_back, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_invalid_utf8_to_json, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_concurrency, setup, teardown),
   };
