@@ -173,7 +173,8 @@ dorm_db *dorm__db_root(dorm_db *db);
 /* ---- errors ------------------------------------------------------------- */
 
 /* The dorm code of a SQLSTATE: class 23 (integrity) is DORM_EINTEGRITY,
- * 08 (connection) DORM_ECONN, 40P01/40001 and the rest DORM_EDB. */
+ * 08 (connection) DORM_ECONN, 2201B (invalid regular expression, from
+ * either backend) DORM_EINVAL, 40P01/40001 and the rest DORM_EDB. */
 int dorm__sqlstate_code(const char *sqlstate);
 /* An error result from a database: code from the SQLSTATE (or DORM_EDB
  * when sqlstate is NULL/""), the message as given ("sqlite: UNIQUE

@@ -44,6 +44,7 @@ int dorm__sqlstate_code(const char *s) {
   if (s[0] == '0' && s[1] == '8') return DORM_ECONN;
   /* division by zero, a number out of its type's range */
   if (!strcmp(s, "22012") || !strcmp(s, "22003")) return DORM_ERANGE;
+  if (!strcmp(s, "2201B")) return DORM_EINVAL; /* the caller's bad regex */
   return DORM_EDB;
 }
 
@@ -329,8 +330,8 @@ void dorm_db_options_init(dorm_db_options *o) {
   if (o) memset(o, 0, sizeof *o);
 }
 
-dorm_db *dorm_db_open(dorm_loop *loop, const char *url,
-                      const dorm_db_options *opts, dorm_error *err) {
+static dorm_db *db_open(dorm_loop *loop, const char *url,
+                        const dorm_db_options *opts, dorm_error *err) {
   if (!loop) {
     dorm_error_set(err, DORM_EINVAL, "dorm_db_open: no loop");
     return NULL;
@@ -398,6 +399,24 @@ dorm_db *dorm_db_open(dorm_loop *loop, const char *url,
   for (size_t i = 0; i < db->nconns; i++) {
     db->conns[i].flags = be->conn_flags(db->bstate, i);
     if (db->conns[i].flags & DORM__CONN_REPLICA) db->has_replicas = 1;
+  }
+  return db;
+}
+
+/* Every message about a URL is redacted here, once for all backends: a
+ * password in the URL, the replicas or DATABASE_URL never reaches the
+ * caller's error (libpq's parse errors quote the whole URI). */
+dorm_db *dorm_db_open(dorm_loop *loop, const char *url,
+                      const dorm_db_options *opts, dorm_error *err) {
+  dorm_error tmp;
+  dorm_error_clear(&tmp);
+  dorm_db *db = db_open(loop, url, opts, &tmp);
+  if (!db) {
+    dorm__redact(tmp.message, sizeof tmp.message, url);
+    if (!url)
+      dorm__redact(tmp.message, sizeof tmp.message, getenv("DATABASE_URL"));
+    if (opts) dorm__redact(tmp.message, sizeof tmp.message, opts->replicas);
+    dorm_error_copy(err, &tmp);
   }
   return db;
 }

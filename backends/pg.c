@@ -17,11 +17,13 @@
  * replica adds its own slots, for reads only, after the primary's
  * (pg_node.c watches the servers).  The URI parameter pgbouncer=1 (or the
  * option) selects PgBouncer's transaction-pooling mode: no named
- * statements, no startup options, one pipeline segment in flight.  Work the connections cannot finish inside
- * the call that caused it (a completion inside submit or cancel, the
- * end-of-turn flush after a submit from user code, closing) runs from one
- * zero-delay timer, `tick`, on the next loop turn.
+ * statements, no startup options, one pipeline segment in flight.  Work the
+ * connections cannot finish inside the call that caused it (a completion inside
+ * submit or cancel, the end-of-turn flush after a submit from user code,
+ * closing) runs from one zero-delay timer, `tick`, on the next loop turn.
  */
+#include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,16 +84,21 @@ static int strip_uri_params(char *u, int *pool_size, int *pgbouncer,
   while (*p) {
     char *amp = strchr(p, '&');
     size_t n = amp ? (size_t)(amp - p) : strlen(p);
-    if (n > 10 && !strncmp(p, "pool_size=", 10)) {
-      char num[16];
-      size_t k = n - 10 < sizeof num - 1 ? n - 10 : sizeof num - 1;
-      memcpy(num, p + 10, k);
-      num[k] = 0;
-      char *end;
-      long v = strtol(num, &end, 10);
-      if (*end || v < 1 || v > 1000)
+    if (n >= 10 && !strncmp(p, "pool_size=", 10)) {
+      /* the whole value, digits only, checked before it can overflow */
+      const char *num = p + 10;
+      size_t k = n - 10;
+      long v = k ? 0 : -1;
+      for (size_t i = 0; i < k && v >= 0; i++) {
+        if (num[i] < '0' || num[i] > '9')
+          v = -1;
+        else if ((v = v * 10 + (num[i] - '0')) > 1000)
+          v = 1001; /* stays too large, never overflows */
+      }
+      if (v < 1 || v > 1000)
         return dorm_error_set(err, DORM_EURL,
-                              "pool_size=%s: expected 1 to 1000", num);
+                              "pool_size=%.*s%s: expected 1 to 1000",
+                              (int)(k > 20 ? 20 : k), num, k > 20 ? "..." : "");
       *pool_size = (int)v;
     } else if (n >= 18 && !strncmp(p, "answer_timeout_ms=", 18)) {
       char num[16];
@@ -100,7 +107,7 @@ static int strip_uri_params(char *u, int *pool_size, int *pgbouncer,
       num[k] = 0;
       char *end;
       long v = strtol(num, &end, 10);
-      if (!k || *end || v < 0 || v > 86400000)
+      if (!k || n - 18 >= sizeof num || *end || v < 0 || v > 86400000)
         return dorm_error_set(err, DORM_EURL,
                               "answer_timeout_ms=%s: expected 0 (none) to "
                               "86400000 (ms)",
@@ -186,11 +193,14 @@ int dorm__pg_config_parse(const char *url, const dorm_db_options *opts,
     if (!strcmp(x->keyword, "fallback_application_name")) have_app = 1;
     if (!strcmp(x->keyword, "connect_timeout")) {
       char *end;
+      errno = 0;
       long s = strtol(val, &end, 10);
-      if (*end) {
+      if (*end || errno == ERANGE || s > INT_MAX) {
+        /* libpq reads an int: a longer number would wrap there */
         dorm_error_set(err, DORM_EURL,
-                       "postgresql URL: connect_timeout=%s is not a number",
-                       val);
+                       "postgresql URL: connect_timeout=%.20s is not a "
+                       "number of seconds up to %d",
+                       val, INT_MAX);
         goto fail;
       }
       /* libpq: 0 or less waits for ever, 1 means 2 */
@@ -319,8 +329,8 @@ static int nodes_open(dorm__pg_pool *p, const dorm_db_options *opts,
                       dorm_error *err) {
   char **urls;
   size_t nurls;
-  int rc = dorm__pg_split_urls(opts ? opts->replicas : NULL, &urls, &nurls,
-                               err);
+  int rc =
+      dorm__pg_split_urls(opts ? opts->replicas : NULL, &urls, &nurls, err);
   if (rc) return rc;
   p->nodes = dorm__calloc(1 + nurls, sizeof *p->nodes);
   if (!p->nodes) {

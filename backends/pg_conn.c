@@ -158,6 +158,12 @@ static void set_error_text(dorm__pg_conn *c, const char *msg) {
     c->last_error[--n] = 0;
   for (char *p = c->last_error; *p; p++)
     if (*p == '\n') *p = ' ';
+  /* libpq's connection messages do not quote the password today; a
+   * message that ever did would still not pass it on */
+  const dorm__pg_config *cfg = c->node ? c->node->cfg : NULL;
+  for (size_t i = 0; cfg && i < cfg->nkeys; i++)
+    if (!strcmp(cfg->keys[i], "password") && cfg->vals[i][0])
+      dorm__redact_value(c->last_error, sizeof c->last_error, cfg->vals[i]);
 }
 
 /* Case-insensitive "does the statement start with this keyword". */
@@ -417,7 +423,8 @@ static int params_encode(dorm__pg_conn *c, const dorm__stmt *st, char *why,
         dorm__buf_append(b, v->u.s.ptr, v->u.s.len);
         /* dorm's date-times are UTC: say so, so the session's TimeZone
          * (not set behind PgBouncer) cannot shift them */
-        if (v->type == DORM_T_DATETIME && !has_utc_offset(v->u.s.ptr, v->u.s.len))
+        if (v->type == DORM_T_DATETIME &&
+            !has_utc_offset(v->u.s.ptr, v->u.s.len))
           dorm__buf_append(b, "+00", 3);
         dorm__buf_putc(b, 0);
         break;
@@ -1308,8 +1315,7 @@ static void poll_cb(dorm_poll *p, int status, int events, void *arg) {
      * goes on to the next host (a refused TCP connection shows here) */
     connect_step(c);
   } else if (status < 0) {
-    if (c->state == DORM__PG_READY)
-      conn_lost(c, "socket error");
+    if (c->state == DORM__PG_READY) conn_lost(c, "socket error");
   } else if (c->state == DORM__PG_CONNECTING) {
     connect_step(c);
   } else if (c->state == DORM__PG_READY) {

@@ -281,7 +281,9 @@ int dorm__rows_put_int(dorm_rows *r, size_t col, int64_t x) {
 int dorm__rows_put_float(dorm_rows *r, size_t col, double x) {
   dorm_value *v = cell(r, col);
   if (!v) return DORM_EINVAL;
-  char buf[64];
+  /* "%.29f" of the largest double is 340 bytes: a row another program
+   * stored (1e300 in a decimal column) must read back whole */
+  char buf[384];
   int n;
   switch (r->cols[col].type) {
     case DORM_T_NULL:
@@ -781,6 +783,20 @@ static json_t *base64(const char *p, size_t n) {
   return j;
 }
 
+/* Text as a JSON string.  A SQLite column another program wrote may hold
+ * bytes that are not UTF-8, which jansson refuses: those go out as U+FFFD
+ * rather than failing the whole answer (NULL only for out of memory). */
+static json_t *text_json(const char *p, size_t n) {
+  json_t *j = json_stringn(p, n);
+  if (j || dorm__utf8_valid(p, n) == n) return j;
+  dorm__buf b;
+  dorm__buf_init(&b);
+  dorm__buf_put_utf8(&b, p, n);
+  j = b.oom ? NULL : json_stringn(dorm__buf_cstr(&b), b.len);
+  dorm__buf_free(&b);
+  return j;
+}
+
 static json_t *value_json(const dorm_value *v) {
   switch (v->type) {
     case DORM_T_NULL: return json_null();
@@ -795,10 +811,10 @@ static json_t *value_json(const dorm_value *v) {
       dorm__json_begin();
       json_t *j = json_loadb(v->u.s.ptr, v->u.s.len, JSON_DECODE_ANY, &e);
       if (!j && dorm__json_oom(&e)) return NULL; /* not a string: no memory */
-      return j ? j : json_stringn(v->u.s.ptr, v->u.s.len);
+      return j ? j : text_json(v->u.s.ptr, v->u.s.len);
     }
     default:
-      if (text_like(v->type)) return json_stringn(v->u.s.ptr, v->u.s.len);
+      if (text_like(v->type)) return text_json(v->u.s.ptr, v->u.s.len);
       return json_null();
   }
 }

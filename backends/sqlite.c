@@ -132,6 +132,10 @@ static dorm_result sq_error(sqlite3 *conn, int rc, const char *what) {
             state = "22012";
           else if (!strcmp(msg, "integer overflow"))
             state = "22003";
+          /* our REGEXP's refusal of a pattern: PostgreSQL's SQLSTATE, so
+           * a bad pattern is the same error on both backends */
+          else if (!strncmp(msg, "invalid regular expression", 26))
+            state = "2201B";
           break;
         default: break;
       }

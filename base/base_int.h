@@ -34,6 +34,27 @@ void dorm__json_begin(void);
 int dorm__json_oom(const struct json_error_t *e);
 void dorm__json_free(void *p);
 
+/* Replace in msg (NUL-terminated, in a buffer of cap bytes) every
+ * password found in src (a database URL, a libpq keyword string, a list
+ * of replica URIs) by "***" (base/redact.c).  Either may be NULL. */
+void dorm__redact(char *msg, size_t cap, const char *src);
+/* The same for one known secret (a password as libpq read it). */
+void dorm__redact_value(char *msg, size_t cap, const char *secret);
+
+/* "Did you mean" (base/suggest.c): feed the known names to a suggester
+ * for the refused word; best is the closest within two edits, or NULL.
+ * word and the names are borrowed for the suggester's life. */
+typedef struct dorm__suggest {
+  const char *word;
+  size_t n;
+  const char *best;
+  size_t dist;
+} dorm__suggest;
+size_t dorm__edit_distance(const char *a, size_t la, const char *b,
+                           size_t lb);
+void dorm__suggest_init(dorm__suggest *s, const char *word, size_t n);
+void dorm__suggest_add(dorm__suggest *s, const char *cand);
+
 /* A growable buffer.  After an allocation failure `oom` is set and further
  * appends do nothing, so a sequence of appends needs one check. */
 typedef struct dorm__buf {
@@ -56,6 +77,15 @@ void dorm__buf_printf(dorm__buf *b, const char *fmt, ...)
 void dorm__buf_put_int(dorm__buf *b, int64_t v);
 /* The text so far, NUL-terminated ("" when empty). */
 const char *dorm__buf_cstr(dorm__buf *b);
+
+/* UTF-8 (base/utf8.c): the length of the valid sequence at s (n bytes
+ * available), or 0; how many bytes of s form valid UTF-8 from the start;
+ * and s appended to b with each byte that is not valid UTF-8 as U+FFFD
+ * (for JSON, which refuses such text).  No overlongs, no surrogates,
+ * nothing past U+10FFFF, as jansson. */
+size_t dorm__utf8_seq(const unsigned char *s, size_t n);
+size_t dorm__utf8_valid(const char *s, size_t n);
+void dorm__buf_put_utf8(dorm__buf *b, const char *s, size_t n);
 
 /* A bump arena: allocations are freed together by dorm__arena_free or
  * recycled by dorm__arena_reset.  The first block can be inline storage

@@ -280,10 +280,15 @@ int dorm_http_respond_json(dorm_http_response *res, int status, json_t *body) {
   return rc ? rc : c;
 }
 
+static json_t *utf8_string(const char *msg);
+
 int dorm_http_respond_error(dorm_http_response *res, int status,
                             const char *message) {
+  /* a message may echo the client's bytes: invalid UTF-8 becomes U+FFFD
+   * rather than a JSON encoding failure (and a bare 500) */
+  json_t *text = utf8_string(message ? message : "");
   return dorm_http_respond_json(
-      res, status, json_pack("{s:s}", "error", message ? message : ""));
+      res, status, text ? json_pack("{s:o}", "error", text) : NULL);
 }
 
 int dorm_http_response_alive(const dorm_http_response *res) {
@@ -398,4 +403,31 @@ size_t dorm_http_url_decode(char *s, size_t len) {
   }
   s[o] = '\0';
   return o;
+}
+
+/* ---- UTF-8 -------------------------------------------------------------- */
+
+size_t dorm_http_utf8_valid(const char *s, size_t len) {
+  return dorm__utf8_valid(s, len);
+}
+
+size_t dorm_http_utf8_clip(const char *s, size_t len, size_t max) {
+  if (len <= max) return len;
+  size_t n = max;
+  /* step back over continuation bytes to the start of the cut character */
+  while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80 && max - n < 4) n--;
+  return n;
+}
+
+/* msg with every byte that is not part of valid UTF-8 as U+FFFD, in a
+ * new json string (NULL: out of memory). */
+static json_t *utf8_string(const char *msg) {
+  size_t len = strlen(msg);
+  if (dorm__utf8_valid(msg, len) == len) return json_string(msg);
+  dorm__buf b;
+  dorm__buf_init(&b);
+  dorm__buf_put_utf8(&b, msg, len);
+  json_t *j = b.oom ? NULL : json_stringn(dorm__buf_cstr(&b), b.len);
+  dorm__buf_free(&b);
+  return j;
 }

@@ -460,8 +460,16 @@ int dorm__coerce_field_value(dorm_query *q, const dorm_field *f, dorm_value in,
                         "max_length %d",
                         q->model->name, f->name, chars, f->max_length);
   }
-  if (coerce_scalar(q, dorm__vt(f), in, out, q->model->name, f->name, "set"))
-    return q->err.code;
+  int had_err = q->has_err;
+  int rc =
+      coerce_scalar(q, dorm__vt(f), in, out, q->model->name, f->name, "set");
+  if (rc && !had_err) {
+    /* a value set on a field went through no lookup: the message names
+     * the model and the field only, as the caller wrote them */
+    char *l = strstr(q->err.message, ", lookup 'set'");
+    if (l) memmove(l, l + 14, strlen(l + 14) + 1);
+  }
+  if (rc) return rc;
   if (f->type == DORM_FIELD_DECIMAL && out->type == DORM_T_DECIMAL)
     return check_decimal_fits(q, f, *out);
   return 0;

@@ -6,6 +6,7 @@
  * against the model, so a typo is reported with the words the user typed;
  * only names found in the model ever reach SQL.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "query/query_int.h"
@@ -111,6 +112,57 @@ const annotation *dorm__find_annotation(const dorm_query *q, const char *s,
   return NULL;
 }
 
+/* What the user wrote, in their words: a filter's key is a lookup; an
+ * order_by, values or F() path is a field path. */
+static const char *path_word(int allow_lookup) {
+  return allow_lookup ? "lookup" : "field path";
+}
+
+/* " (did you mean 'name'?)" for an unknown field s[0..n) of m: its
+ * fields, "pk", and the relations that point at it. */
+static void field_hint(const dorm_model *m, const char *s, size_t n, char *buf,
+                       size_t len) {
+  char rev[8][DORM_IDENT_MAX + 1];
+  size_t nrev = 0;
+  dorm__suggest sg;
+  dorm__suggest_init(&sg, s, n);
+  dorm__suggest_add(&sg, "pk");
+  for (size_t i = 0; i < m->nfields; i++)
+    dorm__suggest_add(&sg, m->fields[i].name);
+  const dorm_schema *sc = m->schema;
+  for (size_t i = 0; sc && i < sc->nmodels; i++)
+    for (size_t j = 0; j < sc->models[i].nfields && nrev < 8; j++) {
+      const dorm_field *f = &sc->models[i].fields[j];
+      if (f->target != m ||
+          !(dorm__is_fk(f) || f->type == DORM_FIELD_MANY_TO_MANY))
+        continue;
+      const char *name = dorm_field_reverse_name(f, rev[nrev], sizeof rev[0]);
+      if (name != rev[nrev]) {
+        dorm__suggest_add(&sg, name);
+      } else {
+        dorm__suggest_add(&sg, rev[nrev++]);
+      }
+    }
+  if (sg.best)
+    snprintf(buf, len, " (did you mean '%s'?)", sg.best);
+  else
+    buf[0] = '\0';
+}
+
+/* The same for an unknown lookup or transform. */
+static void lookup_hint(const char *s, char *buf, size_t len) {
+  dorm__suggest sg;
+  dorm__suggest_init(&sg, s, strlen(s));
+  for (int k = 0; k < LK__COUNT; k++)
+    dorm__suggest_add(&sg, dorm__lookup_name((lookup_kind)k));
+  for (int k = 1; k < TR__COUNT; k++)
+    dorm__suggest_add(&sg, dorm__transform_name((transform_kind)k));
+  if (sg.best)
+    snprintf(buf, len, " (did you mean '%s'?)", sg.best);
+  else
+    buf[0] = '\0';
+}
+
 /* The lookup at the end of a path (s, its first part of length n ending
  * at e): set out->lookup or record why it is refused. */
 static int lookup_tail(dorm_query *q, const dorm_model *model, const char *text,
@@ -122,14 +174,17 @@ static int lookup_tail(dorm_query *q, const dorm_model *model, const char *text,
     if (dorm__transform_parse(s, n) > 0 && out->field &&
         !is_date_like(out->field))
       return dorm__qerr(q, DORM_ELOOKUP,
-                        "model '%s', field '%s', lookup '%s': transform "
+                        "model '%s', field '%s', %s '%s': transform "
                         "'%.*s' does not apply to a %s field",
-                        model->name, fname, text, (int)n, s,
-                        dorm_field_type_name(out->field->type));
+                        model->name, fname, path_word(allow_lookup), text,
+                        (int)n, s, dorm_field_type_name(out->field->type));
+    char hint[80];
+    lookup_hint(s, hint, sizeof hint);
     return dorm__qerr(q, DORM_ELOOKUP,
-                      "model '%s', field '%s', lookup '%s': unknown lookup "
-                      "or transform '%s'",
-                      model->name, fname, text, s);
+                      "model '%s', field '%s', %s '%s': unknown lookup "
+                      "or transform '%s'%s",
+                      model->name, fname, path_word(allow_lookup), text, s,
+                      hint);
   }
   if (!allow_lookup)
     return dorm__qerr(q, DORM_ELOOKUP,
@@ -178,24 +233,26 @@ int dorm__resolve_path(dorm_query *q, const dorm_model *model, const char *text,
     const dorm_field *f = dorm__find_field(m, s, n);
     const dorm_field *rev = f ? NULL : dorm__find_reverse(m, s, n);
     if (!f && !rev) {
+      char hint[DORM_IDENT_MAX + 32];
+      field_hint(m, s, n, hint, sizeof hint);
       if (final == NULL && nhops == 0)
-        return dorm__qerr(q, DORM_EFIELD,
-                          "model '%s', lookup '%s': unknown field '%.*s'",
-                          model->name, text, (int)n, s);
+        return dorm__qerr(
+            q, DORM_EFIELD, "model '%s', %s '%s': unknown field '%.*s'%s",
+            model->name, path_word(allow_lookup), text, (int)n, s, hint);
       return dorm__qerr(q, DORM_EFIELD,
-                        "model '%s', lookup '%s': model '%s' has no field "
-                        "'%.*s'",
-                        model->name, text, m->name, (int)n, s);
+                        "model '%s', %s '%s': model '%s' has no field "
+                        "'%.*s'%s",
+                        model->name, path_word(allow_lookup), text, m->name,
+                        (int)n, s, hint);
     }
     const char *next = e ? e + 2 : NULL;
     if (e && !*next)
-      return dorm__qerr(q, DORM_EFIELD,
-                        "model '%s', lookup '%s': trailing '__'", model->name,
-                        text);
+      return dorm__qerr(q, DORM_EFIELD, "model '%s', %s '%s': trailing '__'",
+                        model->name, path_word(allow_lookup), text);
     if (nhops >= DORM__MAX_HOPS)
-      return dorm__qerr(q, DORM_EFIELD,
-                        "model '%s', lookup '%s': more than %d relations",
-                        model->name, text, DORM__MAX_HOPS);
+      return dorm__qerr(
+          q, DORM_EFIELD, "model '%s', %s '%s': more than %d relations",
+          model->name, path_word(allow_lookup), text, DORM__MAX_HOPS);
     dorm_hop *h = &hops[nhops];
     if (rev) {
       h->kind =
@@ -289,9 +346,10 @@ tail:
     if (t > 0) {
       if (!transform_ok(out->field, (transform_kind)t))
         return dorm__qerr(q, DORM_ELOOKUP,
-                          "model '%s', field '%s', lookup '%s': transform "
+                          "model '%s', field '%s', %s '%s': transform "
                           "'%.*s' does not apply to a %s field",
-                          model->name, out->field->name, text, (int)n, s,
+                          model->name, out->field->name,
+                          path_word(allow_lookup), text, (int)n, s,
                           dorm_field_type_name(out->field->type));
       out->transform = (uint8_t)t;
       s = e ? e + 2 : NULL;

@@ -205,45 +205,14 @@ static int json_to_arena(const json_t *j, dorm__arena *a, dorm_value *out) {
   return rc;
 }
 
-/* jansson's constructors return NULL both for bad input and for out of
- * memory; checking the input first leaves NULL meaning only the latter. */
-int dorm__utf8_valid(const char *s, size_t n) {
-  const unsigned char *p = (const unsigned char *)s, *end = p + n;
-  while (p < end) {
-    unsigned c = *p;
-    size_t k;
-    uint32_t cp, min;
-    if (c < 0x80) {
-      p++;
-      continue;
-    }
-    if (c >= 0xC2 && c <= 0xDF) {
-      k = 1, cp = c & 0x1F, min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      k = 2, cp = c & 0x0F, min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      k = 3, cp = c & 0x07, min = 0x10000;
-    } else {
-      return 0;
-    }
-    if ((size_t)(end - p) <= k) return 0;
-    for (size_t q = 1; q <= k; q++) {
-      if ((p[q] & 0xC0) != 0x80) return 0;
-      cp = (cp << 6) | (p[q] & 0x3Fu);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    p += k + 1;
-  }
-  return 1;
-}
-
 static int coerce_json(dorm_value v, dorm__arena *a, dorm_value *out, char *why,
                        size_t whylen) {
   json_t *j = NULL;
   json_error_t jerr;
   /* json_error_code reads a byte jansson leaves unset when it fails early. */
   memset(&jerr, 0, sizeof jerr);
-  if (v.type == DORM_T_TEXT && !dorm__utf8_valid(v.u.s.ptr, v.u.s.len))
+  if (v.type == DORM_T_TEXT &&
+      dorm__utf8_valid(v.u.s.ptr, v.u.s.len) != v.u.s.len)
     return refuse(why, whylen, "not valid UTF-8");
   if (v.type == DORM_T_FLOAT && !isfinite(v.u.f))
     return refuse(why, whylen, "not a finite number");

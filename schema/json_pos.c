@@ -72,7 +72,11 @@ static int skip_value(walker *w) {
     } else if (c == ',' || c == ':') {
       adv(w);
     } else {
-      while (w->p < w->end && !strchr(",]} \t\r\n", *w->p)) adv(w);
+      /* a literal (true, 12, junk): at least one byte, so a byte that
+       * ends nothing (a NUL: strchr would find the terminator) is still
+       * stepped over and the walk always moves on */
+      do adv(w);
+      while (w->p < w->end && (!*w->p || !strchr(",]} \t\r\n", *w->p)));
     }
   } while (depth > 0);
   return 0;

@@ -109,7 +109,8 @@ json_t *dorm_field_to_json(const dorm_field *f) {
                   dv.type != DORM_T_JSON && dv.type != DORM_T_LIST &&
                   dv.type != DORM_T_EXPR;
   if ((f->flags & DORM_FIELD_HAS_DEFAULT) &&
-      !(text_like && !dorm__utf8_valid(dv.u.s.ptr, dv.u.s.len)))
+      !(text_like &&
+        dorm__utf8_valid(dv.u.s.ptr, dv.u.s.len) != dv.u.s.len))
     rc |= json_object_set_new(o, "default", value_json(dv));
   if (f->choices && f->nchoices) {
     json_t *a = json_array();

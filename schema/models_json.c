@@ -159,41 +159,14 @@ static int fail_at_key(loader *L, long fj, const char *field, const char *key,
                             "%s", msg);
 }
 
-/* Levenshtein distance, for "did you mean" on typos in keys and types. */
-static size_t edit_distance(const char *a, const char *b) {
-  size_t la = strlen(a), lb = strlen(b);
-  if (la > 32 || lb > 32) return 99;
-  size_t row[33];
-  for (size_t j = 0; j <= lb; j++) row[j] = j;
-  for (size_t i = 1; i <= la; i++) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= lb; j++) {
-      size_t up = row[j];
-      size_t best = diag + (a[i - 1] != b[j - 1]);
-      if (up + 1 < best) best = up + 1;
-      if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-      row[j] = best;
-      diag = up;
-    }
-  }
-  return row[lb];
-}
-
 /* " (did you mean 'null'?)" when a candidate is close, else "". */
 static void suggest(const char *word, const char *const *cands, char *buf,
                     size_t len) {
-  const char *best = NULL;
-  size_t bd = 3;
-  for (size_t i = 0; cands[i]; i++) {
-    size_t d = edit_distance(word, cands[i]);
-    if (d < bd && d < strlen(word)) {
-      bd = d;
-      best = cands[i];
-    }
-  }
-  if (best)
-    snprintf(buf, len, " (did you mean '%s'?)", best);
+  dorm__suggest sg;
+  dorm__suggest_init(&sg, word, strlen(word));
+  for (size_t i = 0; cands[i]; i++) dorm__suggest_add(&sg, cands[i]);
+  if (sg.best)
+    snprintf(buf, len, " (did you mean '%s'?)", sg.best);
   else
     buf[0] = '\0';
 }

@@ -169,9 +169,4 @@ void dorm__json_walk(const char *text, size_t len, size_t max_depth,
 int dorm__json_locate(const char *text, size_t len, const dorm__jstep *path,
                       size_t depth, int want_key, int *line, int *col);
 
-/* 1 when s[0..n) is UTF-8 that jansson accepts as a string (schema/fields.c):
- * jansson's constructors return NULL both for bad input and for out of
- * memory, and checking first leaves NULL meaning only the latter. */
-int dorm__utf8_valid(const char *s, size_t n);
-
 #endif /* DORM_SCHEMA_INT_H */

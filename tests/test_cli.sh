@@ -445,6 +445,63 @@ has "LIMIT" out
 run 1 dorm query --sql 'Author.filter(agee=1)'
 has "unknown field 'agee'" err
 
+# hostile input: a slice bound is range-checked before i+1 is computed
+run 1 dorm query --sql 'Author[9223372036854775807]'
+has "slice index 9223372036854775807 is too large" err
+run 1 dorm query --sql 'Author[2:99999999999999999999]'
+has "too large" err
+run 0 dorm query --sql 'Author[9223372036854775806]'
+has "LIMIT" out
+
+# secrets: no error path that takes a URL prints its password (--db,
+# DATABASE_URL, the replicas, dorm serve at startup); numbers are checked
+# whole (pool_size=000000000000005junk is not 5)
+for u in 'postgresql://app:hunter2@[::1/app' \
+         'postgresql:/app:hunter2@db.example/app?sslmode=require' \
+         'postgres://app:hun%74er2@db/app?nosuch=1' \
+         'host=db password=hunter2 nosuchkeyword=1' \
+         'mysql://app:hunter2@db/app' 'sqlite://app:hunter2@db/x.db' \
+         'postgresql://app:hunter2@db/app?pool_size=000000000000005junk'; do
+  run 1 dorm query --db "$u" 'Author.count()'
+  hasnt hunter2 err
+  hasnt 'hun%74er2' err
+  run 1 env DATABASE_URL="$u" "$DORM" migrate
+  hasnt hunter2 err
+  hasnt 'hun%74er2' err
+  run 1 dorm serve --db "$u" --port 0
+  hasnt hunter2 err
+  hasnt 'hun%74er2' err
+done
+run 1 dorm query --db 'postgresql://db/app?pool_size=000000000000005junk' 'Author.count()'
+has "pool_size=000000000000005junk: expected 1 to 1000" err
+run 1 env DATABASE_REPLICA_URLS='postgresql://r:hunter2@[::1/app' "$DORM" query --db 'postgresql://app@db/app' 'Author.count()'
+hasnt hunter2 err
+
+# no silent no-ops: a migrations folder that does not exist is an error
+# naming it, and creates nothing; a read of a SQLite file that does not
+# exist creates nothing and says what to do
+run 1 dorm migrate --db "sqlite:///$W/new.db" --migrations nope
+has "migrations folder 'nope' does not exist" err
+[ -e "$W/new.db" ] && fail "migrate --migrations nope created the database"
+ok
+run 1 dorm showmigrations --db "$DB" --migrations nope
+has "migrations folder 'nope' does not exist" err
+run 1 dorm query --db "sqlite:///$W/new.db" 'Author.count()'
+has "SQLite database '$W/new.db' does not exist (did you run \`dorm migrate\`?)" err
+[ -e "$W/new.db" ] && fail "query created the database"
+ok
+run 0 dorm showmigrations --db "sqlite:///$W/new.db"
+has "\[ \] 0001" out
+[ -e "$W/new.db" ] && fail "showmigrations created the database"
+ok
+: > "$W/empty.db"
+run 1 dorm query --db "sqlite:///$W/empty.db" 'Author.count()'
+has "no such table.*did you run" err
+# serve's numbers are digits only
+run 2 dorm serve --port ' 5'
+run 2 dorm serve --port -1
+run 2 dorm serve --pool 99999999999999999999999
+
 # ---- dorm query: nested Q() and F() arithmetic -------------------------------------------------------
 # Writers and novels on a database of their own (a schema on PostgreSQL).
 # Every expected answer is Django 3.2's on the same rows (models
@@ -531,7 +588,7 @@ has 'WHERE NOT ("novel"."title" = ?) AND "novel"."in_print" = ? AND "novel"."pag
 run 1 dorm query $QX --sql 'Novel.filter(pages__gt=1 + 2)'
 has "'+' between two values without F(): write the value it comes to at column 26" err
 run 1 dorm query $QX --sql 'Novel.filter(pages__gt=F("writer__agee") * 2)'
-has "lookup 'writer__agee': model 'Writer' has no field 'agee' at column 24" err
+has "field path 'writer__agee': model 'Writer' has no field 'agee' (did you mean 'age'?) at column 24" err
 run 1 dorm query $QX --sql 'Novel.filter(pages__gt=F("id") + "x")'
 has "only numbers combine with F() (not a text) at column 32" err
 run 1 dorm query $QX --sql 'Novel.filter(pages__gt=F(id))'

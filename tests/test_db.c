@@ -346,6 +346,22 @@ static void test_filter(void **state) {
   dorm_order_by(q, "name");
   expect_names(q, "Ann,ann b");
 
+  /* a pattern the database cannot compile: the caller's error, the same
+   * code and SQLSTATE on both backends */
+  static const char *const bad_regex[] = {"[", "(unclosed", "a{2,1}"};
+  for (size_t i = 0; i < sizeof bad_regex / sizeof bad_regex[0]; i++) {
+    q = dorm_select(Author);
+    dorm_filter(q, i % 2 ? "name__iregex" : "name__regex",
+                dorm_str(bad_regex[i]));
+    dorm_result e = t_await(dorm_async_filter(DB, q));
+    if (dorm_result_code(&e) != DORM_EINVAL)
+      fail_msg("regex '%s': %s %s", bad_regex[i],
+               dorm_err_name(dorm_result_code(&e)), dorm_result_message(&e));
+    assert_string_equal(dorm_result_sqlstate(&e), "2201B");
+    dorm_result_free(&e);
+    dorm_query_free(q);
+  }
+
   q = dorm_select(Author);
   dorm_order_by(q, "name");
   dorm_slice(q, 1, 3);
@@ -1944,9 +1960,9 @@ static void seed_joined_novels(void) {
     for (const char *c = novels[i].tags; *c; c++)
       t[n++] = dorm_int(*c - 'a' + 1);
     if (n)
-      assert_int_equal(
-          t_count(dorm_async_m2m_add(DB, JNovel, "tags", dorm_int(i + 1), t, n)),
-          (int64_t)n);
+      assert_int_equal(t_count(dorm_async_m2m_add(DB, JNovel, "tags",
+                                                  dorm_int(i + 1), t, n)),
+                       (int64_t)n);
   }
 }
 

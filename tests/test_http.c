@@ -129,6 +129,11 @@ static void handler(dorm_http_request *req, dorm_http_response *res,
     char body[64];
     int n = snprintf(body, sizeof body, "id=%s", param(req, "id", "?"));
     finish(dorm_http_respond(res, 200, "text/plain", body, (size_t)n));
+  } else if (!strcmp(req->path, "/echo-error")) {
+    /* a message that echoes the client's (decoded) bytes as they are */
+    char msg[256];
+    snprintf(msg, sizeof msg, "bad '%s'", param(req, "x", ""));
+    finish(dorm_http_respond_error(res, 400, msg));
   } else if (!strcmp(req->path, "/nocontent")) {
     finish(dorm_http_respond(res, 204, NULL, NULL, 0));
   } else if (!strcmp(req->path, "/shutdown")) {
@@ -354,6 +359,42 @@ static void test_keep_alive_and_query(void **state) {
   cli_puts(c, GET("/sync?id=after204"));
   assert_true(cli_read(c, &r));
   assert_string_equal(r.body, "id=after204");
+  cli_free(c);
+  stop();
+}
+
+/* Decoded text may hold any byte: an error message echoing it is still
+ * the status asked for, its invalid bytes as U+FFFD (a json_pack of them
+ * used to fail, and the answer was a bare 500). */
+static void test_error_echo_utf8(void **state) {
+  (void)state;
+  assert_int_equal(dorm_http_utf8_valid("a\xc3\xa9"
+                                        "b",
+                                        4),
+                   4);
+  assert_int_equal(dorm_http_utf8_valid("a\xc3", 2), 1);
+  assert_int_equal(dorm_http_utf8_valid("a\xff", 2), 1);
+  assert_int_equal(dorm_http_utf8_valid("\xc0\xaf", 2), 0);     /* overlong */
+  assert_int_equal(dorm_http_utf8_valid("\xed\xa0\x80", 3), 0); /* surrogate */
+  assert_int_equal(dorm_http_utf8_valid("\xf4\x90\x80\x80", 4), 0);
+  assert_int_equal(dorm_http_utf8_valid("\xf0\x9f\x98\x80", 4), 4);
+  assert_int_equal(dorm_http_utf8_clip("ab\xc3\xa9", 4, 3), 2);
+  assert_int_equal(dorm_http_utf8_clip("ab\xc3\xa9", 4, 4), 4);
+  assert_int_equal(dorm_http_utf8_clip("\xf0\x9f\x98\x80x", 5, 3), 0);
+  assert_int_equal(dorm_http_utf8_clip("abc", 3, 2), 2);
+  start(NULL);
+  client *c = cli_new();
+  response r;
+  cli_puts(c, GET("/echo-error?x=%ff%c3a"));
+  assert_true(cli_read(c, &r));
+  assert_int_equal(r.status, 400);
+  assert_string_equal(r.body,
+                      "{\"error\":\"bad '\xef\xbf\xbd\xef\xbf\xbd"
+                      "a'\"}");
+  cli_puts(c, GET("/echo-error?x=%e2%82%ac"));
+  assert_true(cli_read(c, &r));
+  assert_int_equal(r.status, 400);
+  assert_string_equal(r.body, "{\"error\":\"bad '\xe2\x82\xac'\"}");
   cli_free(c);
   stop();
 }
@@ -766,6 +807,7 @@ static void test_shutdown_timeout(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_keep_alive_and_query),
+      cmocka_unit_test(test_error_echo_utf8),
       cmocka_unit_test(test_pipelining_order),
       cmocka_unit_test(test_bodies),
       cmocka_unit_test(test_limits_413_431_400),

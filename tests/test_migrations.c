@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "dorm.h"
@@ -83,6 +84,28 @@ static dorm_migration mig(const char *name, const char *deps) {
   dorm_error err;
   assert_int_equal(parse(text, name, &m, &err), 0);
   return m;
+}
+
+/* A NUL right after a literal, then an operation that is refused: the
+ * position of the refused operation is found without looping forever. */
+static void test_parse_nul_after_literal(void **state) {
+  (void)state;
+  static const char text[] =
+      "{\"name\": \"0002_x\", \"operations\": [\n"
+      "  {\"op\": \"add_field\", \"model\": \"A\", \"field\": {\"name\": "
+      "\"b\", "
+      "\"type\": \"boolean\", \"null\": true\0}},\n"
+      "  {\"op\": \"add_colum\"}]}";
+  dorm_migration m;
+  dorm_error err;
+  dorm_error_clear(&err);
+  alarm(10); /* a hang is a failure, not a stuck suite */
+  int rc = dorm_migration_parse(text, sizeof text - 1, "migrations/0002_x.json",
+                                &m, &err);
+  alarm(0);
+  assert_int_not_equal(rc, 0);
+  assert_non_null(strstr(err.message, "operation 2 (add_colum)"));
+  assert_non_null(strstr(err.message, "0002_x.json"));
 }
 
 static void test_order_and_refusals(void **state) {
@@ -411,6 +434,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_parse_ok),
       cmocka_unit_test(test_parse_refusals),
+      cmocka_unit_test(test_parse_nul_after_literal),
       cmocka_unit_test(test_order_and_refusals),
       cmocka_unit_test(test_autodetect_initial_order),
       cmocka_unit_test(test_autodetect_cycle),

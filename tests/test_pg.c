@@ -222,6 +222,92 @@ static void test_urls(void **state) {
   t_loop_close(db);
 }
 
+/* No message about a URL holds its password: libpq's parse errors quote
+ * the URI, a URL naming no backend is echoed, and a replica list or a
+ * keyword string can hold one too.  Every shape here is refused. */
+static void test_url_secrets(void **state) {
+  (void)state;
+  static const char *const bad[] = {
+      "postgresql://app:hunter2@[::1/app",
+      "postgresql:/app:hunter2@db.example/app?sslmode=require",
+      "postgres://app:hunter2@db/app?nosuchoption=1",
+      "postgresql://app:hunter2@db/app?pool_size=0",
+      "postgresql://app:hunter2@db/app?pool_size=000000000000005junk",
+      "postgresql://app:hunter2@db/app?connect_timeout=hunter2",
+      "postgresql://app:hunter2@db/app?pgbouncer=hunter2",
+      "postgresql://app:hun%74er2@db/app?x=1",
+      "postgresql://app@db/app?password=hunter2&nosuch=1",
+      "host=db password=hunter2 nosuchkeyword=1",
+      "host=db password='hunter2' sslmode",
+      "host=db password = hunter2 bad\\",
+      "mysql://app:hunter2@db/app",
+      "sqlite://app:hunter2@host/x.db",
+      "app:hunter2@db",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    dorm_error err;
+    dorm_error_clear(&err);
+    assert_null(dorm_db_open(T_loop, bad[i], NULL, &err));
+    assert_true(err.code != 0 && strlen(err.message) > 10);
+    if (strstr(err.message, "hunter2") || strstr(err.message, "hun%74er2"))
+      fail_msg("%s: the message shows the password: %s", bad[i], err.message);
+  }
+  /* replicas */
+  static const char *const replicas[] = {
+      "postgresql://r:hunter2@[::1/app", "host=r password=hunter2",
+      "postgresql://r@db/app?password=hunter2&nosuch=1"};
+  char url[512];
+  snprintf(url, sizeof url, "postgresql:///dorm_test?host=%s&port=%s",
+           getenv("DORM_TEST_PGSOCK"), getenv("DORM_TEST_PGPORT"));
+  for (size_t i = 0; i < sizeof replicas / sizeof replicas[0]; i++) {
+    dorm_db_options o;
+    dorm_db_options_init(&o);
+    o.replicas = replicas[i];
+    dorm_error err;
+    dorm_error_clear(&err);
+    assert_null(dorm_db_open(T_loop, url, &o, &err));
+    if (!err.code || strstr(err.message, "hunter2"))
+      fail_msg("replicas %s: %s", replicas[i], err.message);
+  }
+  /* a URL that parses but cannot connect: the errback's message */
+  dorm_error err;
+  dorm_error_clear(&err);
+  dorm_db *db = dorm_db_open(
+      T_loop, "postgresql://app:hunter2@/x?host=/nonexistent&port=5999", NULL,
+      &err);
+  assert_non_null(db);
+  char msg[512];
+  assert_int_equal(t_err(dorm_db_ready(db), msg, sizeof msg), DORM_ECONN);
+  assert_null(strstr(msg, "hunter2"));
+  t_loop_close(db);
+  t_loop_open();
+  /* integers are checked whole, before any arithmetic */
+  static const char *const numbers[] = {
+      "postgresql://db/app?pool_size=000000000000005junk",
+      "postgresql://db/app?pool_size=5junk",
+      "postgresql://db/app?pool_size=",
+      "postgresql://db/app?pool_size=99999999999999999999999",
+      "postgresql://db/app?pool_size=-5",
+      "postgresql://db/app?connect_timeout=99999999999999999999",
+      "postgresql://db/app?connect_timeout=4294967297"};
+  for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
+    dorm_error_clear(&err);
+    assert_null(dorm_db_open(T_loop, numbers[i], NULL, &err));
+    if (err.code != DORM_EURL)
+      fail_msg("%s: %s %s", numbers[i], dorm_err_name(err.code), err.message);
+  }
+  /* leading zeros are still a number */
+  snprintf(url, sizeof url,
+           "postgresql:///dorm_test?host=%s&port=%s&user=dorm&pool_size=0002",
+           getenv("DORM_TEST_PGSOCK"), getenv("DORM_TEST_PGPORT"));
+  dorm_error_clear(&err);
+  db = dorm_db_open(T_loop, url, NULL, &err);
+  assert_non_null(db);
+  dorm_result r = t_ok(dorm_db_ready(db));
+  dorm_result_free(&r);
+  t_loop_close(db);
+}
+
 /* ---- parameters and results ---------------------------------------------- */
 
 static void test_types(void **state) {
@@ -641,7 +727,9 @@ static void test_silent_config(void **state) {
   const char *bad[] = {"postgresql://h/db?answer_timeout_ms=",
                        "postgresql://h/db?answer_timeout_ms=-5",
                        "postgresql://h/db?answer_timeout_ms=10s",
-                       "postgresql://h/db?answer_timeout_ms=86400001"};
+                       "postgresql://h/db?answer_timeout_ms=86400001",
+                       /* read whole: not cut to its first 15 digits */
+                       "postgresql://h/db?answer_timeout_ms=0000000000000005junk"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     dorm_error_clear(&err);
     assert_int_equal(dorm__pg_config_parse(bad[i], NULL, &cfg, &err),
@@ -1119,6 +1207,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_urls, setup, teardown),
       cmocka_unit_test_setup_teardown(test_silent_config, setup, teardown),
       cmocka_unit_test_setup_teardown(test_answer_deadline, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_url_secrets, setup, teardown),
       cmocka_unit_test_setup_teardown(test_types, setup, teardown),
       cmocka_unit_test_setup_teardown(test_pipeline_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_transaction_aborted, setup,

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include <jansson.h>
 
@@ -493,6 +494,30 @@ static void test_io_and_syntax(void **state) {
   refused("{\"models\": [], \"models\": []}", DORM_EJSON,
           "models.json:1:23: malformed JSON: duplicate object key near "
           "'\"models\"'");
+}
+
+/* A NUL byte right after a literal, then a validation error: the
+ * position finder once looped forever on it (strchr finds the NUL). */
+static void test_nul_after_literal(void **state) {
+  (void)state;
+  static const char text[] =
+      "{\"models\": [{\"name\": \"A\", \"fields\": [\n"
+      "  {\"name\": \"ok\", \"type\": \"boolean\", \"null\": true\0},\n"
+      "  {\"name\": \"x\", \"type\": \"intger\"}]}]}\n";
+  char path[] = "/tmp/dorm-test-nul.XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  assert_int_equal(write(fd, text, sizeof text - 1), (ssize_t)sizeof text - 1);
+  close(fd);
+  dorm_error err;
+  dorm_error_clear(&err);
+  alarm(10); /* a hang is a failure, not a stuck suite */
+  dorm_schema *s = dorm_schema_load_file(path, &err);
+  alarm(0);
+  unlink(path);
+  assert_null(s);
+  assert_true(err.code == DORM_EJSON || err.code == DORM_ESCHEMA);
+  assert_true(strlen(err.message) > 10);
 }
 
 /* A document whose field under test sits at line 4, column 5, after a
@@ -1176,6 +1201,7 @@ int main(void) {
       cmocka_unit_test(test_helpers),
       cmocka_unit_test(test_contract_message),
       cmocka_unit_test(test_io_and_syntax),
+      cmocka_unit_test(test_nul_after_literal),
       cmocka_unit_test(test_field_refusals),
       cmocka_unit_test(test_model_refusals),
       cmocka_unit_test(test_accepted_values),

@@ -673,6 +673,112 @@ static void test_errors(void **state) {
   unlink(g_log);
 }
 
+/* Has s the bytes of U+FFFD (what a cut or an invalid byte became)? */
+static int has_replacement(const char *s) {
+  return s && strstr(s, "\xef\xbf\xbd") != NULL;
+}
+
+/* Input that is not UTF-8 once %-decoded, valid UTF-8 that a message
+ * would cut mid-character, a pattern the database cannot compile, and the
+ * messages a newcomer reads: each a 400 (or 409) in the caller's words,
+ * never a bare 500. */
+static void test_hostile_input(void **state) {
+  start_server(NULL);
+  client *c = cli_new();
+  response r;
+  memset(&r, 0, sizeof r);
+  assert_int_equal(call(c, &r, "POST", "/api/author",
+                        "{\"name\":\"Hostile\",\"email\":\"h@example.org\","
+                        "\"joined\":\"2024-01-01T00:00:00Z\"}"),
+                   201);
+  /* invalid UTF-8 in the path, a key, a parameter's name or value */
+  assert_int_equal(call(c, &r, "GET", "/api/%ff", NULL), 400);
+  assert_non_null(strstr(err_text(&r), "model name in the path"));
+  assert_int_equal(call(c, &r, "GET", "/api/author/%ff", NULL), 400);
+  assert_non_null(strstr(err_text(&r), "primary key in the path"));
+  assert_int_equal(call(c, &r, "GET", "/api/author?age=%ff", NULL), 400);
+  assert_string_equal(err_text(&r),
+                      "'age': the value is not valid UTF-8 once %-decoded");
+  assert_int_equal(call(c, &r, "GET", "/api/author?name=a%c3", NULL), 400);
+  assert_int_equal(call(c, &r, "GET", "/api/author?%ff=1", NULL), 400);
+  assert_non_null(strstr(err_text(&r), "parameter name is not valid UTF-8"));
+  assert_int_equal(call(c, &r, "GET", "/api/author/count?%ed%a0%80=1", NULL),
+                   400); /* a surrogate */
+  /* valid UTF-8 longer than a message quotes: cut between characters */
+  char path[2048], *p = path;
+  p += sprintf(p, "/api/author?a");
+  for (int i = 0; i < 60; i++) p += sprintf(p, "%%C3%%A9");
+  sprintf(p, "=1");
+  assert_int_equal(call(c, &r, "GET", path, NULL), 400);
+  assert_false(has_replacement(err_text(&r)));
+  assert_non_null(strstr(err_text(&r), "unknown field"));
+  p = path + sprintf(path, "/api/author?age=a");
+  for (int i = 0; i < 60; i++) p += sprintf(p, "%%C3%%A9");
+  assert_int_equal(call(c, &r, "GET", path, NULL), 400);
+  assert_false(has_replacement(err_text(&r)));
+  p = path + sprintf(path, "/api/author?age__in=1,a");
+  for (int i = 0; i < 60; i++) p += sprintf(p, "%%C3%%A9");
+  assert_int_equal(call(c, &r, "GET", path, NULL), 400);
+  assert_false(has_replacement(err_text(&r)));
+  p = path + sprintf(path, "/api/author/");
+  for (int i = 0; i < 60; i++) p += sprintf(p, "%%C3%%A9");
+  assert_int_equal(call(c, &r, "GET", path, NULL), 404);
+  assert_false(has_replacement(err_text(&r)));
+  p = path + sprintf(path, "/api/");
+  for (int i = 0; i < 60; i++) p += sprintf(p, "%%C3%%A9");
+  assert_int_equal(call(c, &r, "GET", path, NULL), 404);
+  assert_false(has_replacement(err_text(&r)));
+  char body[512];
+  p = body + sprintf(body, "{\"a");
+  for (int i = 0; i < 60; i++) p += sprintf(p, "\xc3\xa9");
+  sprintf(p, "\": 1}");
+  assert_int_equal(call(c, &r, "POST", "/api/author", body), 400);
+  assert_false(has_replacement(err_text(&r)));
+  /* a regular expression the database cannot compile: the user's 400 */
+  assert_int_equal(call(c, &r, "GET", "/api/author?name__regex=%5B", NULL),
+                   400);
+  assert_non_null(strstr(err_text(&r), "invalid regular expression"));
+  assert_int_equal(
+      call(c, &r, "GET", "/api/author/count?name__iregex=a%7B2,1%7D", NULL),
+      400);
+  /* the caller's words: a body sets fields, it has no lookups */
+  assert_int_equal(call(c, &r, "POST", "/api/author",
+                        "{\"name\":\"E\",\"email\":\"e@x.org\",\"joined\":"
+                        "\"yesterday\"}"),
+                   400);
+  assert_non_null(strstr(err_text(&r), "field 'joined'"));
+  assert_null(strstr(err_text(&r), "lookup"));
+  /* order_by and fields name fields, not lookups */
+  assert_int_equal(call(c, &r, "GET", "/api/author?order_by=nmae", NULL), 400);
+  assert_null(strstr(err_text(&r), "lookup"));
+  assert_non_null(strstr(err_text(&r), "did you mean 'name'?"));
+  assert_int_equal(call(c, &r, "GET", "/api/author?fields=id,emial", NULL),
+                   400);
+  assert_null(strstr(err_text(&r), "lookup"));
+  assert_non_null(strstr(err_text(&r), "did you mean 'email'?"));
+  /* query lookups get a suggestion too */
+  assert_int_equal(call(c, &r, "GET", "/api/author?nmae=Ann", NULL), 400);
+  assert_non_null(strstr(err_text(&r), "did you mean 'name'?"));
+  assert_int_equal(call(c, &r, "GET", "/api/author?name__icontans=A", NULL),
+                   400);
+  assert_non_null(strstr(err_text(&r), "did you mean 'icontains'?"));
+  assert_int_equal(call(c, &r, "GET", "/api/entry?author__nmae=A", NULL), 400);
+  assert_non_null(strstr(err_text(&r), "did you mean 'name'?"));
+  /* a related key that does not exist names the field */
+  assert_int_equal(call(c, &r, "POST", "/api/entry",
+                        "{\"author\":424242,\"headline\":\"h\"}"),
+                   409);
+  assert_non_null(strstr(err_text(&r), "field 'author'"));
+  assert_int_equal(call(c, &r, "POST", "/api/entry",
+                        "{\"author_id\":424242,\"headline\":\"h\"}"),
+                   409);
+  assert_non_null(strstr(err_text(&r), "field 'author_id'"));
+  resp_clear(&r);
+  cli_free(c);
+  assert_int_equal(stop_server(), 0);
+  unlink(g_log);
+}
+
 /* The names the query layer refuses, as lookup keys, order_by and fields
  * values: 400 every time, and the table as it was. */
 static void test_refused_names(void **state) {
@@ -1391,6 +1497,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_routes),
       cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_hostile_input),
       cmocka_unit_test(test_refused_names),
       cmocka_unit_test(test_disconnect_mid_request),
       cmocka_unit_test(test_shutdown_in_flight),

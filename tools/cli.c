@@ -9,10 +9,12 @@
  * (and those they point at) are built, so a migration costs the same on a
  * project of 5 models or 500.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "tools/cli.h"
 
@@ -95,6 +97,32 @@ int cli_load_migrations(const char *dir, dorm_migration_set **set) {
   *set = dorm_migrations_load(dir, &err);
   if (!*set) return cli_error("%s", err.message);
   return 0;
+}
+
+int cli_sqlite_missing(const char *url, char *path, size_t cap) {
+  if (strncmp(url, "sqlite:///", 10)) return 0;
+  const char *p = url + 10, *q = strchr(p, '?');
+  size_t n = q ? (size_t)(q - p) : strlen(p);
+  if (!n || n >= cap || (n == 8 && !strncmp(p, ":memory:", 8))) return 0;
+  memcpy(path, p, n);
+  dorm_http_url_decode(path, n); /* as the SQLite backend reads it */
+  struct stat sb;
+  return stat(path, &sb) != 0 && errno == ENOENT;
+}
+
+int cli_load_existing_migrations(const char *dir, dorm_migration_set **set) {
+  struct stat sb;
+  if (stat(dir, &sb) != 0) {
+    if (errno == ENOENT)
+      return cli_error(
+          "migrations folder '%s' does not exist (run `dorm makemigrations` "
+          "first, or name the folder with --migrations DIR)",
+          dir);
+    return cli_error("migrations folder '%s': %s", dir, strerror(errno));
+  }
+  if (!S_ISDIR(sb.st_mode))
+    return cli_error("migrations folder '%s' is not a folder", dir);
+  return cli_load_migrations(dir, set);
 }
 
 int cli_replay(const dorm_migration_set *set, size_t upto, dorm_mstate **st) {

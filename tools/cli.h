@@ -64,6 +64,14 @@ void cli_print_json(FILE *f, json_t *j, int indent);
 /* Load the folder and replay migrations [0, upto) into a new state;
  * *set and *st are the caller's (free both).  0 or CLI_ERROR (reported). */
 int cli_load_migrations(const char *dir, dorm_migration_set **set);
+/* The same for a folder the user named (--migrations): one that does not
+ * exist is an error naming it (a typo must not look like "nothing to
+ * apply", nor create the database). */
+int cli_load_existing_migrations(const char *dir, dorm_migration_set **set);
+/* 1 when url names a SQLite file (sqlite:///path) that does not exist,
+ * its path decoded into path (cap bytes); else 0.  A command that only
+ * reads checks this first: opening would create an empty database. */
+int cli_sqlite_missing(const char *url, char *path, size_t cap);
 int cli_replay(const dorm_migration_set *set, size_t upto, dorm_mstate **st);
 
 /* The SQL of one operation on state st, which is advanced past it.

@@ -437,6 +437,7 @@ static int open_db(cli_loop *l, const char *url, dorm_db **db) {
 
 int cmd_migrate(int argc, char **argv) {
   const char *dbo = NULL, *dir = "migrations", *target = NULL;
+  int dir_given = 0;
   int plan = 0, fake = 0;
   for (int i = 1; i < argc; i++) {
     const char *v = NULL;
@@ -451,6 +452,7 @@ int cmd_migrate(int argc, char **argv) {
       if (r < 0)
         return cli_usage_error(usage_migrate, "--migrations needs a folder");
       dir = v;
+      dir_given = 1;
     } else if (!strcmp(argv[i], "--plan")) {
       plan = 1;
     } else if (!strcmp(argv[i], "--fake")) {
@@ -465,7 +467,10 @@ int cmd_migrate(int argc, char **argv) {
     }
   }
   dorm_migration_set *set = NULL;
-  if (cli_load_migrations(dir, &set)) return CLI_ERROR;
+  /* a folder the user named must exist; the default may not yet */
+  if ((dir_given ? cli_load_existing_migrations(dir, &set)
+                 : cli_load_migrations(dir, &set)))
+    return CLI_ERROR;
   /* Two histories that both end somewhere (Django's "multiple leaf
    * nodes"): which order they would run in is a guess, so refuse before
    * the database is touched, as makemigrations does. */
@@ -604,6 +609,7 @@ out:
 
 int cmd_showmigrations(int argc, char **argv) {
   const char *dbo = NULL, *dir = "migrations";
+  int dir_given = 0;
   for (int i = 1; i < argc; i++) {
     const char *v = NULL;
     int r;
@@ -617,13 +623,17 @@ int cmd_showmigrations(int argc, char **argv) {
       if (r < 0)
         return cli_usage_error(usage_show, "--migrations needs a folder");
       dir = v;
+      dir_given = 1;
     } else {
       return cli_usage_error(usage_show,
                              "showmigrations: unknown argument '%s'", argv[i]);
     }
   }
   dorm_migration_set *set = NULL;
-  if (cli_load_migrations(dir, &set)) return CLI_ERROR;
+  /* a folder the user named must exist; the default may not yet */
+  if ((dir_given ? cli_load_existing_migrations(dir, &set)
+                 : cli_load_migrations(dir, &set)))
+    return CLI_ERROR;
   cli_loop l;
   if (cli_loop_init(&l)) {
     dorm_migration_set_free(set);
@@ -633,7 +643,11 @@ int cmd_showmigrations(int argc, char **argv) {
   applied ap;
   memset(&ap, 0, sizeof ap);
   int rc = CLI_ERROR;
-  if (open_db(&l, cli_db_url(dbo), &db) || read_applied(&l, db, &ap)) goto out;
+  char path[1024];
+  /* a SQLite file not made yet: nothing applied, and nothing created */
+  if (!cli_sqlite_missing(cli_db_url(dbo), path, sizeof path) &&
+      (open_db(&l, cli_db_url(dbo), &db) || read_applied(&l, db, &ap)))
+    goto out;
   for (size_t i = 0; i < set->n; i++)
     printf("[%c] %s\n", is_applied(&ap, set->migs[i].name) ? 'X' : ' ',
            set->migs[i].name);

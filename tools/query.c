@@ -116,6 +116,11 @@ out:
 }
 
 static int run_on_db(const char *url, qx_result *r, int as_json) {
+  char path[1024];
+  if (cli_sqlite_missing(url, path, sizeof path))
+    return cli_error(
+        "SQLite database '%s' does not exist (did you run `dorm migrate`?)",
+        path);
   cli_loop l;
   if (cli_loop_init(&l)) return CLI_ERROR;
   dorm_error err;
@@ -140,7 +145,11 @@ static int run_on_db(const char *url, qx_result *r, int as_json) {
   }
   dorm_result res;
   if (cli_wait(&l, d, &res)) {
-    cli_error("%s", dorm_result_message(&res));
+    /* SQLite's "no such table", PostgreSQL's undefined_table */
+    const char *m = dorm_result_message(&res);
+    int no_table = strstr(m, "no such table") ||
+                   !strcmp(dorm_result_sqlstate(&res), "42P01");
+    cli_error("%s%s", m, no_table ? " (did you run `dorm migrate`?)" : "");
     dorm_result_free(&res);
     goto out;
   }

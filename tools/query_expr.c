@@ -34,6 +34,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -595,12 +596,26 @@ static int builder_error(parser *P) {
   return 0;
 }
 
+/* A slice bound: digits, range-checked before any arithmetic (a single
+ * index i becomes [i:i+1], so the largest is one below INT64_MAX). */
+static int slice_index(parser *P, long long *out) {
+  const char *start = P->p;
+  errno = 0;
+  long long v = strtoll(start, (char **)&P->p, 10);
+  if (errno == ERANGE || v >= LLONG_MAX)
+    return fail(P, "slice index %.*s is too large (at most %lld)",
+                (int)(P->p - start > 40 ? 40 : P->p - start), start,
+                LLONG_MAX - 1);
+  *out = v;
+  return 0;
+}
+
 static int slice(parser *P) {
   long long a = 0, b = -1;
   int has_a = 0, has_colon = 0;
   ws(P);
   if (isdigit((unsigned char)*P->p)) {
-    a = strtoll(P->p, (char **)&P->p, 10);
+    if (slice_index(P, &a)) return -1;
     has_a = 1;
   } else if (*P->p == '-') {
     return fail(P, "negative indexing is not supported");
@@ -608,7 +623,7 @@ static int slice(parser *P) {
   if (take(P, ':')) {
     has_colon = 1;
     ws(P);
-    if (isdigit((unsigned char)*P->p)) b = strtoll(P->p, (char **)&P->p, 10);
+    if (isdigit((unsigned char)*P->p) && slice_index(P, &b)) return -1;
   }
   if (expect(P, ']')) return -1;
   if (!has_colon) {

@@ -156,7 +156,8 @@ static int parse_num(const char *name, const char *v, unsigned long long max,
   char *end;
   errno = 0;
   unsigned long long n = strtoull(v, &end, 10);
-  if (errno || *end || !*v || v[0] == '-' || n > max) {
+  /* digits only: strtoull would skip spaces and wrap a '-' */
+  if (errno || *end || !isdigit((unsigned char)v[0]) || n > max) {
     fprintf(stderr, "dorm serve: %s: invalid number '%s'\n%s", name, v,
             usage_text);
     return -1;

@@ -163,10 +163,59 @@ static dorm_result on_done(dorm_result *r, void *arg) {
   return dorm_result_none();
 }
 
+/* A foreign key the database refused (23503) on a create or update: the
+ * body's relation fields, named as the client wrote them, since the body
+ * is the only place a missing related key can come from (SQLite does not
+ * say which constraint failed, and a constraint's name is no word of the
+ * client's).  0 when the body sets none. */
+static int fk_conflict(const call *c, char *msg, size_t cap) {
+  if ((c->op != OP_CREATE && c->op != OP_UPDATE) || !c->req->body_len) return 0;
+  json_t *obj = json_loadb(c->req->body, c->req->body_len, 0, NULL);
+  if (!json_is_object(obj)) {
+    json_decref(obj);
+    return 0;
+  }
+  char fields[256];
+  size_t n = 0, len = 0;
+  const char *key;
+  json_t *v;
+  fields[0] = '\0';
+  json_object_foreach(obj, key, v) {
+    const dorm_field *f = NULL;
+    for (size_t i = 0; i < c->model->nfields && !f; i++) {
+      const dorm_field *g = &c->model->fields[i];
+      if (g->target &&
+          (!strcmp(key, g->name) || (g->column && !strcmp(key, g->column))))
+        f = g;
+    }
+    if (!f || json_is_null(v)) continue;
+    int w = snprintf(fields + len, sizeof fields - len, "%s'%s'", n ? ", " : "",
+                     key);
+    if (w < 0 || (size_t)w >= sizeof fields - len) break;
+    len += (size_t)w;
+    n++;
+  }
+  json_decref(obj);
+  if (!n) return 0;
+  snprintf(msg, cap,
+           n == 1 ? "conflict: field %s: no related object has that key"
+                  : "conflict: fields %s: a related object with one of those "
+                    "keys does not exist",
+           fields);
+  return 1;
+}
+
 static dorm_result on_failed(dorm_result *r, void *arg) {
   call *c = arg;
   const char *text;
   int status = serve_db_error(r, &text);
+  char fkmsg[320];
+  if (status == 409 && !strcmp(dorm_result_sqlstate(r), "23503")) {
+    if (fk_conflict(c, fkmsg, sizeof fkmsg))
+      text = fkmsg;
+    else if (c->op == OP_DELETE)
+      text = "conflict: other objects still refer to this one";
+  }
   if (c->op == OP_HEALTH) {
     dorm_http_respond_json(
         c->res, 503,
@@ -348,7 +397,15 @@ static void route_object(serve_state *st, dorm_http_request *req,
   call *c = call_new(st, req, res, m, op);
   if (!c) return;
   size_t n = dorm_http_url_decode(pktext, strlen(pktext));
-  snprintf(c->pk, sizeof c->pk, "%.80s", pktext);
+  if (dorm_http_utf8_valid(pktext, n) != n) {
+    answer_error(res, 400,
+                 "the primary key in the path is not valid UTF-8 once "
+                 "%-decoded");
+    call_free(c);
+    return;
+  }
+  snprintf(c->pk, sizeof c->pk, "%.*s", (int)dorm_http_utf8_clip(pktext, n, 80),
+           pktext);
   dorm_value pk;
   if (n != strlen(pktext) || serve_parse_pk(m, pktext, &pk) != 0) {
     not_found(c); /* not even a key of the right type */
@@ -418,8 +475,13 @@ void serve_handle(dorm_http_request *req, dorm_http_response *res, void *arg) {
     if (!strcmp(st->names[i], buf)) m = &st->schema->models[i];
   if (!m) {
     char msg[160];
-    dorm_http_url_decode(buf, strlen(buf));
-    snprintf(msg, sizeof msg, "unknown model '%.100s'", buf);
+    size_t n = dorm_http_url_decode(buf, strlen(buf));
+    if (dorm_http_utf8_valid(buf, n) != n)
+      return answer_error(res, 400,
+                          "the model name in the path is not valid UTF-8 "
+                          "once %-decoded");
+    snprintf(msg, sizeof msg, "unknown model '%.*s'",
+             (int)dorm_http_utf8_clip(buf, n, 100), buf);
     return answer_error(res, 404, msg);
   }
   if (!second) return route_collection(st, req, res, m, 0);

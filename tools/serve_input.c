@@ -44,6 +44,10 @@ int serve_refuse(serve_refusal *why, const char *fmt, ...) {
   return -1;
 }
 
+/* The user's text in a message: at most 100 bytes, cut between two
+ * characters (for "%.*s"; the text is valid UTF-8, checked on arrival). */
+#define CLIP(s) (int)dorm_http_utf8_clip((s), strlen(s), 100), (s)
+
 /* The builder's message for its sticky error: it names the model, the
  * field and the lookup the user wrote, and never holds SQL. */
 static int refuse_query(serve_refusal *why, const dorm_query *q) {
@@ -232,13 +236,13 @@ static int apply_lookup(const serve_state *st, dorm_query *q,
     /* let the builder name what is wrong with the key */
     if (dorm_filter(q, p->name, dorm_strn(p->value, p->value_len)) != 0)
       return refuse_query(why, q);
-    return serve_refuse(why, "unknown field or lookup '%.100s'", p->name);
+    return serve_refuse(why, "unknown field or lookup '%.*s'", CLIP(p->name));
   }
   dorm_value v;
   if (kind == V_ISNULL) {
     if (parse_scalar(DORM_T_BOOL, p->value, p->value_len, &v) != 0)
-      return serve_refuse(why, "'%.100s': expected true or false, got '%.100s'",
-                          p->name, p->value);
+      return serve_refuse(why, "'%.*s': expected true or false, got '%.*s'",
+                          CLIP(p->name), CLIP(p->value));
   } else if (kind == V_TEXT) {
     v = dorm_strn(p->value, p->value_len);
   } else if (kind == V_LIST) {
@@ -249,11 +253,11 @@ static int apply_lookup(const serve_state *st, dorm_query *q,
       const char *comma = memchr(s, ',', (size_t)(end - s));
       const char *e = comma ? comma : end;
       if (n == sizeof items / sizeof items[0])
-        return serve_refuse(why, "'%.100s': more than 256 values", p->name);
+        return serve_refuse(why, "'%.*s': more than 256 values", CLIP(p->name));
       if (parse_scalar(t, s, (size_t)(e - s), &items[n]) != 0)
-        return serve_refuse(why, "'%.100s': '%.*s' is not %s", p->name,
-                            (int)((e - s) > 100 ? 100 : (e - s)), s,
-                            type_word(t));
+        return serve_refuse(why, "'%.*s': '%.*s' is not %s", CLIP(p->name),
+                            (int)dorm_http_utf8_clip(s, (size_t)(e - s), 100),
+                            s, type_word(t));
       n++;
       if (!comma) break;
       s = comma + 1;
@@ -263,8 +267,8 @@ static int apply_lookup(const serve_state *st, dorm_query *q,
     return 0;
   } else {
     if (parse_scalar(t, p->value, p->value_len, &v) != 0)
-      return serve_refuse(why, "'%.100s': '%.100s' is not %s", p->name,
-                          p->value, type_word(t));
+      return serve_refuse(why, "'%.*s': '%.*s' is not %s", CLIP(p->name),
+                          CLIP(p->value), type_word(t));
   }
   if (dorm_filter(q, p->name, v) != 0) return refuse_query(why, q);
   return 0;
@@ -276,8 +280,8 @@ static int parse_count(const dorm_http_param *p, int64_t *out,
   dorm_value v;
   if (parse_scalar(DORM_T_INT, p->value, p->value_len, &v) != 0 || v.u.i < 0)
     return serve_refuse(why,
-                        "'%s': expected a non-negative integer, got '%.100s'",
-                        p->name, p->value);
+                        "'%s': expected a non-negative integer, got '%.*s'",
+                        p->name, CLIP(p->value));
   *out = v.u.i;
   return 0;
 }
@@ -294,7 +298,7 @@ static int next_item(const dorm_http_param *p, const char **s,
   size_t n = (size_t)(e - *s);
   if (!n || n >= 128 || memchr(*s, '\0', n))
     return serve_refuse(why, "'%s': invalid item '%.*s'", p->name,
-                        (int)(n > 100 ? 100 : n), *s);
+                        (int)dorm_http_utf8_clip(*s, n, 100), *s);
   memcpy(item, *s, n);
   item[n] = '\0';
   *s = comma ? comma + 1 : NULL;
@@ -356,6 +360,17 @@ int serve_apply_params(const serve_state *st, dorm_query *q,
     const dorm_http_param *p = &req->params[i];
     if (strlen(p->name) != p->name_len || memchr(p->value, '\0', p->value_len))
       return serve_refuse(why, "a parameter holds a NUL byte");
+    /* %-decoding can make any byte: refused here, by name, rather than
+     * echoed in a message JSON cannot carry or sent to the database */
+    if (dorm_http_utf8_valid(p->name, p->name_len) != p->name_len)
+      return serve_refuse(why,
+                          "a query parameter name is not valid UTF-8 once "
+                          "%%-decoded");
+    if (dorm_http_utf8_valid(p->value, p->value_len) != p->value_len)
+      return serve_refuse(why,
+                          "'%.*s': the value is not valid UTF-8 once "
+                          "%%-decoded",
+                          CLIP(p->name));
     if (!strcmp(p->name, "order_by")) {
       order = p;
     } else if (!strcmp(p->name, "fields")) {
@@ -369,8 +384,8 @@ int serve_apply_params(const serve_state *st, dorm_query *q,
        * of a multi-valued relation matched (lists and counts alike) */
       if (!(p->value_len == 1 && p->value[0] == '1') &&
           !(p->value_len == 4 && !strncasecmp(p->value, "true", 4)))
-        return serve_refuse(why, "'distinct': expected 1 or true, got '%.100s'",
-                            p->value);
+        return serve_refuse(why, "'distinct': expected 1 or true, got '%.*s'",
+                            CLIP(p->value));
       if (dorm_distinct(q) != 0) return refuse_query(why, q);
     } else if (apply_lookup(st, q, m, p, why) != 0) {
       return -1;
@@ -666,7 +681,7 @@ int serve_apply_body(const dorm_model *m, dorm_query *q, const char *body,
       if (byc && dorm_field_is_fk(byc)) f = byc;
     }
     if (!f) {
-      rc = serve_refuse(why, "unknown field '%.100s'", key);
+      rc = serve_refuse(why, "unknown field '%.*s'", CLIP(key));
       break;
     }
     size_t idx = (size_t)(f - m->fields);
@@ -723,6 +738,14 @@ int serve_db_error(const dorm_result *err, const char **text) {
       }
       return 409;
     case DORM_ENOTFOUND: *text = "not found"; return 404;
+    case DORM_EINVAL:
+      if (!strcmp(state, "2201B")) {
+        /* the user's pattern: the same 400 on both backends */
+        *text = "invalid regular expression in a regex or iregex lookup";
+        return 400;
+      }
+      *text = "internal error";
+      return 500;
     case DORM_EFIELD:
     case DORM_ELOOKUP:
     case DORM_ETYPE:

@@ -33,6 +33,8 @@
  *     call has returned (rule R2), and its steps run on the loop thread.
  *   - Errors: DORM_EINTEGRITY for a unique, foreign key, not-null or check
  *     violation (SQLSTATE 23505, 23503, 23502, 23514, on SQLite too),
+ *     DORM_EINVAL for a regex / iregex pattern the database cannot
+ *     compile (SQLSTATE 2201B, on SQLite too),
  *     DORM_EDB for other database errors (with the SQLSTATE when known),
  *     DORM_ECLOSED once dorm_db_close was called, DORM_EIO when a SQLite
  *     file cannot be opened or written, DORM_ECONN when a server cannot be

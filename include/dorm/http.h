@@ -183,7 +183,9 @@ int dorm_http_respond(dorm_http_response *res, int status,
  * Takes the reference to body in every case (NULL: DORM_ENOMEM, as from a
  * failed json_pack, answered 500). */
 int dorm_http_respond_json(dorm_http_response *res, int status, json_t *body);
-/* {"error": message} with status; message copied. */
+/* {"error": message} with status; message copied.  Bytes of message that
+ * are not valid UTF-8 (a message echoing the client's input) are sent as
+ * U+FFFD, so the answer is always the status asked for. */
 int dorm_http_respond_error(dorm_http_response *res, int status,
                             const char *message);
 
@@ -232,6 +234,12 @@ const dorm_http_param *dorm_http_request_param(const dorm_http_request *req,
 /* Percent-decode len bytes of s in place ('+' stays '+'; a bad escape is
  * kept as is); returns the new length and NUL-terminates. */
 size_t dorm_http_url_decode(char *s, size_t len);
+/* How many bytes of s, from the start, are valid UTF-8 (len when all of
+ * it is): a decoded path or parameter may hold any byte. */
+size_t dorm_http_utf8_valid(const char *s, size_t len);
+/* Where to cut s (len bytes, valid UTF-8) to at most max bytes without
+ * splitting a character: len when it fits, else max or a little less. */
+size_t dorm_http_utf8_clip(const char *s, size_t len, size_t max);
 /* "OK", "Not Found", ...; "Unknown" for others. */
 const char *dorm_http_status_text(int status);
 

@@ -112,7 +112,9 @@ int dorm_row_created(const dorm_row *row);
 /* The row as a JSON object keyed by column name: a foreign key as
  * "author": <related pk>, date-times and dates and times as ISO 8601
  * strings, decimals and uuids as strings, json columns as JSON, bytes as
- * base64 strings, NULL as null.  select_related rows are not included
+ * base64 strings, NULL as null; a byte of text that is not UTF-8 (a
+ * SQLite column another program wrote) as U+FFFD.  select_related rows
+ * are not included
  * (ask dorm_row_related); prefetched relations are, as Django REST's
  * nested serializers show them: "entries": [{...}, ...] for a reverse
  * foreign key or a many_to_many, and for a prefetched forward foreign key
