@@ -28,6 +28,14 @@ static void check_refusal(const serve_refusal *why) {
   FUZZ_CHECK(why->status == 400 || why->status == 503, "status %d",
              why->status);
   FUZZ_CHECK(why->message[0], "refusal without message");
+  /* DORM_FUZZ_SKIP_UTF8=1 leaves the UTF-8 check out, to explore the
+   * rest while a known bug of this kind is open (docs/testing.md) */
+  static int skip = -1;
+  if (skip < 0) {
+    const char *e = getenv("DORM_FUZZ_SKIP_UTF8");
+    skip = e && *e == '1';
+  }
+  if (skip) return;
   json_t *j = json_string(why->message);
   FUZZ_CHECK(j,
              "refusal message is not UTF-8, the answer would be a bare "

@@ -21,11 +21,14 @@ for n in "$@"; do
   mkdir -p "build-fuzz/corpus/$n" "build-fuzz/crashes/$n"
   dict=""
   [ -f "fuzz/$n.dict" ] && dict="-dict=fuzz/$n.dict"
+  # the saved crash inputs run first, under clang's sanitizers too
+  crashes=""
+  [ -d "fuzz/crashes/$n" ] && crashes="fuzz/crashes/$n"
   echo "== fuzz_$n: $secs s"
   # shellcheck disable=SC2086
   if ! "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
       -print_final_stats=1 $dict -artifact_prefix="build-fuzz/crashes/$n/" \
-      ${FUZZ_ARGS:-} "build-fuzz/corpus/$n" "fuzz/corpus/$n"; then
+      ${FUZZ_ARGS:-} "build-fuzz/corpus/$n" "fuzz/corpus/$n" $crashes; then
     echo "!! fuzz_$n found a problem: build-fuzz/crashes/$n/" >&2
     status=1
   fi
