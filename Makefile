@@ -53,7 +53,7 @@ TEST_SRC  := $(sort $(wildcard tests/test_*.c))
 SUPP_SRC  := $(sort $(wildcard tests/support/*.c))
 BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
 # the harnesses of fuzz/ (see "fuzzing" below)
-FUZZ_NAMES   := models migrations query_expr http serve_input url
+FUZZ_NAMES   := models migrations query_expr http serve_input url rows
 FUZZ_SECONDS ?= 60
 
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -142,6 +142,7 @@ FUZZ_TOOLS_query_expr  := tools/query_expr.o
 FUZZ_TOOLS_http        :=
 FUZZ_TOOLS_serve_input := tools/serve_input.o tools/serve_m2m.o
 FUZZ_TOOLS_url         := tools/cli.o
+FUZZ_TOOLS_rows        :=
 
 $(BUILD)/fuzz/replay_%.o: fuzz/replay.c
 	@mkdir -p $(dir $@)
