@@ -4,6 +4,8 @@
 #   make test       install what is missing, then every test: plain build,
 #                   ASan+UBSan build, and valgrind over the plain build
 #   make bench      build and run the benchmarks (bench/)
+#   make fuzz       build the libFuzzer harnesses of fuzz/ with clang and
+#                   run each for FUZZ_SECONDS (default 60)
 #   make demo       the example app on the embedded default (SQLite)
 #   make oracle N=5000   N random queries checked against Django 3.2
 #                   (fresh seeds; tests/oracle/, docs/oracle.md)
@@ -32,6 +34,13 @@ else ifeq ($(SAN),thread)
   BUILD  := build-tsan
   OPT    := -O1 -g -fsanitize=thread
   SANLD  := -fsanitize=thread
+else ifeq ($(SAN),fuzz)
+  # the libFuzzer harnesses (make fuzz): clang, coverage for the fuzzer
+  # in every object, ASan+UBSan; the harnesses link -fsanitize=fuzzer
+  BUILD  := build-fuzz
+  CC     := clang
+  OPT    := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
+  SANLD  := -fsanitize=address,undefined
 else
   OPT    ?= -O2 -g
   SANLD  :=
@@ -45,6 +54,9 @@ TOOL_SRC  := $(sort $(wildcard tools/*.c))
 TEST_SRC  := $(sort $(wildcard tests/test_*.c))
 SUPP_SRC  := $(sort $(wildcard tests/support/*.c))
 BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
+# the harnesses of fuzz/ (see "fuzzing" below)
+FUZZ_NAMES   := models migrations query_expr http serve_input url rows
+FUZZ_SECONDS ?= 60
 
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/%.o)
@@ -55,7 +67,8 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 # keep objects make would otherwise treat as intermediate and delete
 .SECONDARY:
 
-.PHONY: all lib tests benches test check bench demo oracle install clean deps format
+.PHONY: all lib tests benches test check bench demo oracle install clean deps \
+        format fuzz fuzzers
 
 all: lib $(BUILD)/dorm
 lib: $(BUILD)/libdorm.a $(BUILD)/libdorm.so
@@ -86,7 +99,7 @@ $(BUILD)/tests/test_alloc: $(BUILD)/tests/test_alloc.o $(SUPP_OBJ) $(TOOL_LIB_OB
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libdorm.a
 	$(CC) -o $@ $< $(BUILD)/libdorm.a $(LDLIBS_ALL)
 
-tests: $(TEST_BIN) $(BUILD)/dorm
+tests: $(TEST_BIN) $(BUILD)/dorm $(FUZZ_NAMES:%=$(BUILD)/tests/test_fuzz_%)
 benches: $(BENCH_BIN)
 
 # The README's test command: set-up from nothing, then the whole suite.
@@ -128,6 +141,44 @@ $(BUILD)/examples/%: $(BUILD)/examples/%.o $(BUILD)/libdorm.a
 tests: $(BUILD)/examples/blog/server $(BUILD)/examples/blog/blog \
        $(BUILD)/examples/pg_example
 
+# ---- fuzzing (fuzz/, docs/testing.md) --------------------------------------
+# Each harness fuzz/fuzz_<name>.c is built twice: as a libFuzzer binary
+# (make fuzz: build-fuzz/fuzz/fuzz_<name>) and, with the normal compiler
+# and fuzz/replay.c as main(), as build/tests/test_fuzz_<name>, which
+# tests/run.sh runs like every test: it replays fuzz/corpus/<name> and
+# fuzz/crashes/<name>.  FUZZ_TOOLS_<name>: the tools/ objects a harness
+# tests besides the library.
+# (FUZZ_NAMES is set with the sources above)
+FUZZ_TOOLS_models      :=
+FUZZ_TOOLS_migrations  := tools/cli.o
+FUZZ_TOOLS_query_expr  := tools/query_expr.o
+FUZZ_TOOLS_http        :=
+FUZZ_TOOLS_serve_input := tools/serve_input.o tools/serve_m2m.o
+FUZZ_TOOLS_url         := tools/cli.o
+FUZZ_TOOLS_rows        :=
+
+$(BUILD)/fuzz/replay_%.o: fuzz/replay.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -DFUZZ_NAME='"$*"' -MMD -MP -c $< -o $@
+
+define FUZZ_RULES
+$(BUILD)/tests/test_fuzz_$(1): $(BUILD)/fuzz/fuzz_$(1).o $(BUILD)/fuzz/replay_$(1).o $(addprefix $(BUILD)/,$(FUZZ_TOOLS_$(1))) $(BUILD)/libdorm.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) -o $$@ $$^ $$(LDLIBS_ALL)
+$(BUILD)/fuzz/fuzz_$(1): $(BUILD)/fuzz/fuzz_$(1).o $(addprefix $(BUILD)/,$(FUZZ_TOOLS_$(1))) $(BUILD)/libdorm.a
+	$$(CC) -fsanitize=fuzzer -o $$@ $$^ $$(LDLIBS_ALL)
+endef
+$(foreach n,$(FUZZ_NAMES),$(eval $(call FUZZ_RULES,$(n))))
+
+fuzzers: $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz_%)
+
+# clang is needed here only (make test replays the corpus without it)
+fuzz:
+	@command -v clang >/dev/null 2>&1 || { \
+	  echo "make fuzz: needs clang (apt-get install clang)" >&2; exit 1; }
+	$(MAKE) --no-print-directory SAN=fuzz fuzzers
+	sh fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_NAMES)
+
 install: lib $(BUILD)/dorm
 	install -d $(DESTDIR)$(PREFIX)/include/dorm $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
 	install -m 644 include/dorm.h $(DESTDIR)$(PREFIX)/include/
@@ -142,7 +193,8 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-san build-tsan
+	rm -rf build build-san build-tsan build-fuzz
 
 -include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(SUPP_OBJ:.o=.d) $(TEST_BIN:=.d) $(BENCH_BIN:=.d)
 -include $(wildcard $(BUILD)/examples/*.d $(BUILD)/examples/*/*.d)
+-include $(wildcard $(BUILD)/fuzz/*.d)

@@ -160,6 +160,12 @@ typedef struct dorm__backend {
 extern const dorm__backend dorm__sqlite_backend;
 extern const dorm__backend dorm__pg_backend;
 
+/* The sqlite URL as sqlite.c's open reads it, without opening anything
+ * (for fuzz/): 0 with *path the decoded file name (NULL for a memory
+ * database; the caller's, dorm__free), or DORM_EURL / DORM_ENOMEM with
+ * err filled and *path NULL.  A URL not starting "sqlite:" is DORM_EURL. */
+int dorm__sqlite_url_parse(const char *url, char **path, dorm_error *err);
+
 /* ---- calls from a backend into the facade (loop thread) ----------------- */
 
 /* Connecting finished: err NULL on success, else why it failed (copied). */

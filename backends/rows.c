@@ -665,7 +665,13 @@ int64_t dorm_row_int(const dorm_row *row, const char *name) {
   switch (v->type) {
     case DORM_T_INT: return v->u.i;
     case DORM_T_BOOL: return v->u.b;
-    case DORM_T_FLOAT: return (int64_t)v->u.f;
+    case DORM_T_FLOAT:
+      /* converting a float outside int64_t's range (or NaN) is undefined:
+       * saturate as strtoll does, NaN reads 0 */
+      if (isnan(v->u.f)) return 0;
+      if (v->u.f >= 9223372036854775807.0) return INT64_MAX;
+      if (v->u.f <= -9223372036854775808.0) return INT64_MIN;
+      return (int64_t)v->u.f;
     case DORM_T_DECIMAL:
     case DORM_T_TEXT: return strtoll(v->u.s.ptr, NULL, 10);
     default: return 0;

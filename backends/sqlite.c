@@ -381,6 +381,17 @@ static int parse_url(const char *url, sq_url *u, dorm_error *err) {
   return 0;
 }
 
+int dorm__sqlite_url_parse(const char *url, char **path, dorm_error *err) {
+  *path = NULL;
+  if (!sq_accepts(url))
+    return dorm_error_set(err, DORM_EURL, "sqlite URL: expected sqlite:");
+  sq_url u;
+  int rc = parse_url(url, &u, err);
+  if (rc) return rc;
+  *path = u.path;
+  return 0;
+}
+
 /* ---- connections (worker threads only) ---------------------------------- */
 
 static int exec_pragma(sqlite3 *c, const char *sql, dorm_error *err,

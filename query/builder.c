@@ -418,7 +418,14 @@ int dorm_slice(dorm_query *q, int64_t start, int64_t stop) {
   if (stop < -1)
     return dorm__qerr(q, DORM_ERANGE, "model '%s': invalid slice stop %lld",
                       q->model->name, (long long)stop);
-  /* compose with an earlier slice, as Django's set_limits does */
+  /* compose with an earlier slice, as Django's set_limits does; offsets
+   * past INT64_MAX are no offsets a database takes */
+  if (start > INT64_MAX - q->lo || (stop >= 0 && stop > INT64_MAX - q->lo))
+    return dorm__qerr(q, DORM_ERANGE,
+                      "model '%s': slice [%lld:%lld] goes past the largest "
+                      "offset (%lld)",
+                      q->model->name, (long long)start, (long long)stop,
+                      (long long)INT64_MAX);
   int64_t lo = q->lo + start;
   int64_t hi;
   if (stop < 0)

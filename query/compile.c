@@ -1343,7 +1343,8 @@ int dorm_compile_ex(const dorm_query *q, dorm_dialect dialect,
   if (opts->flags & DORM_COMPILE_COUNT) view.count = 1;
   if (opts->flags & DORM_COMPILE_EXISTS) view.exists = 1;
   if (opts->limit > 0 && !yields_one_row(q)) {
-    int64_t hi = view.lo + opts->limit;
+    int64_t hi = view.lo > INT64_MAX - opts->limit ? INT64_MAX
+                                                    : view.lo + opts->limit;
     if (view.sliced && view.hi >= 0 && view.hi < hi) hi = view.hi;
     view.hi = hi;
     view.sliced = 1;

@@ -31,11 +31,15 @@ int dorm__schema_errorv(dorm_error *err, int code, const char *source, int line,
   char pre[DORM_ERROR_MSG_MAX];
   size_t n = 0;
   pre[0] = '\0';
-#define ROOM (n < sizeof pre ? sizeof pre - n : 0)
-#define ADV(x)                   \
-  do {                           \
-    int k_ = (x);                \
-    if (k_ > 0) n += (size_t)k_; \
+  /* snprintf returns the length it wanted: n stops at the last byte, so
+   * pre + n never points past the buffer (a long name only cuts the
+   * message) */
+#define ROOM (sizeof pre - n)
+#define ADV(x)                                  \
+  do {                                          \
+    int k_ = (x);                               \
+    if (k_ > 0) n += (size_t)k_;                \
+    if (n > sizeof pre - 1) n = sizeof pre - 1; \
   } while (0)
   if (source) {
     ADV(snprintf(pre + n, ROOM, "%s", source));

@@ -2,6 +2,9 @@
 # tests/run.sh — run every test program: the plain build, the ASan+UBSan
 # build, and valgrind over the plain build, against a throwaway PostgreSQL
 # and a throwaway scale-out cluster that this script starts and removes.  Ends with "N passed, N failed".
+# The fuzz replayers (build/tests/test_fuzz_*, fuzz/replay.c) are among the
+# programs: run from here without arguments they replay fuzz/corpus/<name>
+# and fuzz/crashes/<name> (docs/testing.md).
 set -u
 cd "$(dirname "$0")/.."
 . tests/pg_harness.sh

@@ -13,7 +13,7 @@
  * computing its SQL; parsing an HTTP request and answering it; and, on a
  * real SQLite database, `dorm serve`'s multi-step many_to_many write and
  * read (tools/serve_m2m.c, linked in-process) inside a transaction.  Each
- * test prints the N it reached (docs/testing_alloc.md records them).
+ * test prints the N it reached (docs/testing.md, "Allocation failure", records them).
  */
 #include <arpa/inet.h>
 #include <errno.h>

@@ -2123,6 +2123,17 @@ static void test_bad_input(void **state) {
   q = dorm_select(Author);
   assert_int_equal(dorm_slice(q, 5, 2), DORM_ERANGE);
   dorm_query_free(q);
+  /* a second slice whose offset would pass INT64_MAX (signed overflow) */
+  q = dorm_select(Author);
+  assert_int_equal(dorm_slice(q, 5, -1), 0);
+  assert_int_equal(dorm_slice(q, INT64_MAX - 1, -1), DORM_ERANGE);
+  expect_error(q, DORM_DIALECT_POSTGRES, DORM_ERANGE, "model 'Author'",
+               "largest offset", NULL);
+  dorm_query_free(q);
+  q = dorm_select(Author);
+  assert_int_equal(dorm_slice(q, 5, -1), 0);
+  assert_int_equal(dorm_slice(q, 0, INT64_MAX - 1), DORM_ERANGE);
+  dorm_query_free(q);
   q = dorm_select(Author);
   assert_int_equal(dorm_order_by(q, "?"), DORM_EUNSUPPORTED);
   dorm_query_free(q);

@@ -73,7 +73,8 @@ const dorm_value *dorm_row_value_at(const dorm_row *row, size_t i);
 
 /* 1 when the value is NULL or there is no such column. */
 int dorm_row_is_null(const dorm_row *row, const char *name);
-/* Integer columns (and booleans as 0/1, floats truncated); 0 for NULL. */
+/* Integer columns (and booleans as 0/1, floats truncated, saturating at
+ * INT64_MIN / INT64_MAX, NaN 0); 0 for NULL. */
 int64_t dorm_row_int(const dorm_row *row, const char *name);
 /* Float columns (integers and decimals converted); 0.0 for NULL. */
 double dorm_row_float(const dorm_row *row, const char *name);
