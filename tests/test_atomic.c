@@ -13,7 +13,6 @@
  * file, and memory) and on the suite's PostgreSQL (DORM_TEST_PG; skipped
  * when not set).
  */
-#include <libpq-fe.h>
 #include <unistd.h>
 
 #include "dbtest.h"
@@ -43,27 +42,9 @@ static int memory_url(char *buf, size_t cap) {
   return 0;
 }
 
-/* A fresh schema per test on the suite's server. */
+/* The PostgreSQL backend: a fresh schema per test on the suite's server. */
 static int pg_url(char *buf, size_t cap) {
-  const char *c = dorm_test_pg_conninfo();
-  if (!c) return -1;
-  static int n;
-  char schema[64], sql[128];
-  snprintf(schema, sizeof schema, "a_%d_%d", (int)getpid(), ++n);
-  PGconn *pg = PQconnectdb(c);
-  if (PQstatus(pg) != CONNECTION_OK) {
-    fprintf(stderr, "pg_url: %s", PQerrorMessage(pg));
-    PQfinish(pg);
-    return -1;
-  }
-  snprintf(sql, sizeof sql, "CREATE SCHEMA %s", schema);
-  PGresult *r = PQexec(pg, sql);
-  int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-  PQclear(r);
-  PQfinish(pg);
-  if (!ok) return -1;
-  snprintf(buf, cap, "%s options='-csearch_path=%s'", c, schema);
-  return 0;
+  return dorm_test_pg_fresh_schema("a", buf, cap);
 }
 
 typedef struct backend_case {

@@ -52,31 +52,9 @@ static int memory_url(char *buf, size_t cap) {
   return 0;
 }
 
-/* The PostgreSQL backend: the suite's throwaway server.  Each test needs
- * an empty database; the PostgreSQL backend's author fills this in (e.g. a
- * fresh schema through options=-csearch_path). */
+/* The PostgreSQL backend: a fresh schema per test on the suite's server. */
 static int pg_url(char *buf, size_t cap) {
-  const char *c = dorm_test_pg_conninfo();
-  if (!c) return -1;
-  /* a fresh schema per test, first on the search_path (blocking libpq is
-   * fine in a test's set-up) */
-  static int n;
-  char schema[64], sql[128];
-  snprintf(schema, sizeof schema, "t_%d_%d", (int)getpid(), ++n);
-  PGconn *pg = PQconnectdb(c);
-  if (PQstatus(pg) != CONNECTION_OK) {
-    fprintf(stderr, "pg_url: %s", PQerrorMessage(pg));
-    PQfinish(pg);
-    return -1;
-  }
-  snprintf(sql, sizeof sql, "CREATE SCHEMA %s", schema);
-  PGresult *r = PQexec(pg, sql);
-  int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-  PQclear(r);
-  PQfinish(pg);
-  if (!ok) return -1;
-  snprintf(buf, cap, "%s options='-csearch_path=%s'", c, schema);
-  return 0;
+  return dorm_test_pg_fresh_schema("t", buf, cap);
 }
 
 typedef struct backend_case {

@@ -8,7 +8,6 @@
  * value exactly, that it refuses it by name before anything is written
  * (docs/sqlite.md "Decimals").
  */
-#include <libpq-fe.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -39,25 +38,9 @@ static int sqlite_url(char *buf, size_t cap) {
   return 0;
 }
 
+/* The PostgreSQL backend: a fresh schema per test on the suite's server. */
 static int pg_url(char *buf, size_t cap) {
-  const char *c = getenv("DORM_TEST_PG");
-  if (!c || !*c) return -1;
-  static int n;
-  char schema[64], sql[128];
-  snprintf(schema, sizeof schema, "x_%d_%d", (int)getpid(), ++n);
-  PGconn *pg = PQconnectdb(c);
-  if (PQstatus(pg) != CONNECTION_OK) {
-    PQfinish(pg);
-    return -1;
-  }
-  snprintf(sql, sizeof sql, "CREATE SCHEMA %s", schema);
-  PGresult *r = PQexec(pg, sql);
-  int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-  PQclear(r);
-  PQfinish(pg);
-  if (!ok) return -1;
-  snprintf(buf, cap, "%s options='-csearch_path=%s'", c, schema);
-  return 0;
+  return dorm_test_pg_fresh_schema("x", buf, cap);
 }
 
 typedef struct backend_case {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <libpq-fe.h>
 
 #include "dorm/error.h"
 
@@ -104,4 +105,27 @@ void dorm_test_sqlite_remove(const char *path) {
   unlink(p);
   snprintf(p, sizeof p, "%s-shm", path);
   unlink(p);
+}
+
+int dorm_test_pg_fresh_schema(const char *prefix, char *buf, size_t cap) {
+  const char *c = dorm_test_pg_conninfo();
+  if (!c) return -1;
+  static int n;
+  char schema[64], sql[128];
+  snprintf(schema, sizeof schema, "%s_%d_%d", prefix, (int)getpid(), ++n);
+  PGconn *pg = PQconnectdb(c);
+  if (PQstatus(pg) != CONNECTION_OK) {
+    fprintf(stderr, "dorm_test_pg_fresh_schema: %s", PQerrorMessage(pg));
+    PQfinish(pg);
+    return -1;
+  }
+  snprintf(sql, sizeof sql, "CREATE SCHEMA %s", schema);
+  PGresult *r = PQexec(pg, sql);
+  int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+  if (!ok) fprintf(stderr, "dorm_test_pg_fresh_schema: %s", PQerrorMessage(pg));
+  PQclear(r);
+  PQfinish(pg);
+  if (!ok) return -1;
+  snprintf(buf, cap, "%s options='-csearch_path=%s'", c, schema);
+  return 0;
 }

@@ -42,4 +42,10 @@ void dorm_test_sqlite_remove(const char *path);
  * DORM_TEST_PG is not set (tests that need it then fail loudly). */
 const char *dorm_test_pg_conninfo(void);
 
+/* An empty database for one test: a new schema named <prefix>_<pid>_<n>
+ * on the suite's PostgreSQL, and in buf (cap bytes) a conninfo that puts
+ * it first on the search_path.  -1 when there is no server or the schema
+ * cannot be made (said on stderr).  Blocking libpq: a test's set-up. */
+int dorm_test_pg_fresh_schema(const char *prefix, char *buf, size_t cap);
+
 #endif
