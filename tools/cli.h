@@ -39,7 +39,9 @@ void cli_warn(const char *fmt, ...)
 /* ---- options (tools/cli_opts.c) ------------------------------------------
  *
  * A command lists its options in a table ended by CLI_OPT_END and parses
- * argv with cli_parse.  Values are borrowed from argv. */
+ * argv with cli_parse.  Values stored are borrowed from argv; the table
+ * and its strings are the caller's (cli_parse keeps nothing); the
+ * messages fn returns are static. */
 typedef enum cli_opt_kind {
   CLI_OPT_FLAG, /* no value: *(int *)dest = 1 */
   CLI_OPT_STR,  /* *(const char **)dest = the value (the last one wins) */
@@ -52,11 +54,12 @@ typedef enum cli_opt_kind {
 typedef struct cli_opt {
   const char *name; /* "--db"; NULL ends the table */
   cli_opt_kind kind;
-  void *dest;                  /* where the value goes (see the kinds) */
-  const char *arg;             /* the value in help and messages: "URL" */
-  const char *help;            /* the --help line; '\n' continues it on the next
-                                  line; NULL: the option is not listed */
-  unsigned long long min, max; /* CLI_OPT_NUM */
+  void *dest;      /* where the value goes (see the kinds) */
+  const char *arg; /* the value in help and messages: "URL" */
+  /* the --help text; '\n' continues it on the next line; NULL: the
+   * option is not listed */
+  const char *help;
+  unsigned long long min, max;                      /* CLI_OPT_NUM */
   const char *(*fn)(void *dest, const char *value); /* CLI_OPT_FN */
 } cli_opt;
 
