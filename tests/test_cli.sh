@@ -440,6 +440,43 @@ run 2 dorm
 run 2 dorm frobnicate
 run 0 dorm --version
 run 2 dorm makemigrations --name 'bad name'
+# one option parser for every command (tools/cli_opts.c): --opt=value,
+# repeatable options, flags take no value, numbers are digits in range,
+# and every mistake exits 2 naming the command, with its usage line
+mkdir -p opts && cat > opts/models.json <<'EOF'
+{"models": [{"name": "Pen", "fields": [{"name": "ink", "type": "varchar", "max_length": 9},
+                                       {"name": "nib", "type": "integer"}]}]}
+EOF
+(cd opts && "$DORM" makemigrations --models=models.json --migrations=m >"$W/out" 2>"$W/err") || fail "makemigrations --opt=value"
+has "m/0001_initial.json" out
+sed -i 's/"ink"/"colour"/; s/"nib"/"tip"/' opts/models.json
+(cd opts && "$DORM" makemigrations --migrations m --dry-run --rename Pen.ink=colour --rename=Pen.nib=tip >"$W/out" 2>"$W/err") || fail "two --rename"
+has "Rename field ink on Pen to colour" out
+has "Rename field nib on Pen to tip" out
+run 2 dorm migrate --plan=1
+has "dorm migrate: --plan takes no value" err
+has "usage: dorm migrate" err
+run 2 dorm migrate --db
+has "dorm migrate: --db needs a value" err
+run 2 dorm migrate 0001 0002
+has "dorm migrate: one target only" err
+run 2 dorm sqlmigrate --backwards
+has "dorm sqlmigrate: which migration?" err
+run 2 dorm query --sql -x
+has "dorm query: unknown option '-x'" err
+run 2 dorm inspectdb extra
+has "dorm inspectdb: unexpected argument 'extra'" err
+run 2 dorm makemigrations --rename Pen.ink
+has "dorm makemigrations: --rename 'Pen.ink': expected MODEL.OLD=NEW" err
+run 2 dorm serve --port=65536
+has "dorm serve: --port '65536': expected a whole number from 0 to 65535" err
+has "usage: dorm serve" err
+run 0 dorm serve --help
+has "--max-connections N  *connections at once" out
+run 0 dorm makemigrations -h
+has "--rename-model OLD=NEW  *the model OLD was renamed NEW (repeatable)" out
+run 1 dorm showmigrations --db="$DB" --migrations=nope
+has "migrations folder 'nope' does not exist" err
 run 0 dorm query --sql 'Author.filter(Q(age__gte=18) | ~Q(full_name__startswith="A")).order_by("-age")[0:10]'
 has "LIMIT" out
 run 1 dorm query --sql 'Author.filter(agee=1)'

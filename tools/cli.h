@@ -36,12 +36,63 @@ void cli_warn(const char *fmt, ...)
 #endif
     ;
 
-/* Option scanning.  For argv[*i]: when it is `name` and a value follows
- * (or it is `name=value`), store the value (borrowed from argv), advance *i
- * and return 1; return -1 when the value is missing; 0 when argv[*i] is
- * another option. */
-int cli_opt_value(int argc, char **argv, int *i, const char *name,
-                  const char **value);
+/* ---- options (tools/cli_opts.c) ------------------------------------------
+ *
+ * A command lists its options in a table ended by CLI_OPT_END and parses
+ * argv with cli_parse.  Values stored are borrowed from argv; the table
+ * and its strings are the caller's (cli_parse keeps nothing); the
+ * messages fn returns are static. */
+typedef enum cli_opt_kind {
+  CLI_OPT_FLAG, /* no value: *(int *)dest = 1 */
+  CLI_OPT_STR,  /* *(const char **)dest = the value (the last one wins) */
+  CLI_OPT_NUM,  /* *(unsigned long long *)dest = the value: digits only,
+                   from min to max */
+  CLI_OPT_FN    /* fn(dest, value) at each occurrence (repeatable or
+                   checked options): NULL, or why the value is refused */
+} cli_opt_kind;
+
+typedef struct cli_opt {
+  const char *name; /* "--db"; NULL ends the table */
+  cli_opt_kind kind;
+  void *dest;      /* where the value goes (see the kinds) */
+  const char *arg; /* the value in help and messages: "URL" */
+  /* the --help text; '\n' continues it on the next line; NULL: the
+   * option is not listed */
+  const char *help;
+  unsigned long long min, max;                      /* CLI_OPT_NUM */
+  const char *(*fn)(void *dest, const char *value); /* CLI_OPT_FN */
+} cli_opt;
+
+#define CLI_FLAG(name, dest, help) \
+  { name, CLI_OPT_FLAG, dest, NULL, help, 0, 0, NULL }
+#define CLI_STR(name, dest, arg, help) \
+  { name, CLI_OPT_STR, dest, arg, help, 0, 0, NULL }
+#define CLI_NUM(name, dest, arg, min, max, help) \
+  { name, CLI_OPT_NUM, dest, arg, help, min, max, NULL }
+#define CLI_FN(name, fn, dest, arg, help) \
+  { name, CLI_OPT_FN, dest, arg, help, 0, 0, fn }
+#define CLI_OPT_END \
+  { NULL, CLI_OPT_FLAG, NULL, NULL, NULL, 0, 0, NULL }
+
+typedef struct cli_command {
+  const char *name;  /* "migrate": messages read "dorm migrate: ..." */
+  const char *usage; /* "usage: dorm migrate ...\n" (--help, usage errors) */
+  const char *about; /* --help: after the usage, before the options */
+  const char *after; /* --help: after the options (the exit statuses) */
+  const cli_opt *opts;
+  /* The one positional argument (NULL: the command takes none; an
+   * argument starting with '-' is always an option). */
+  const char **pos;
+  const char *pos_missing; /* the error when it is absent; NULL: optional */
+  const char *pos_extra;   /* the error when a second one comes */
+} cli_command;
+
+/* cli_parse's "go on": the options are stored. */
+enum { CLI_GO = -1 };
+/* Parse argv[1..argc) against c.  CLI_GO when the command should run;
+ * otherwise its exit status: CLI_OK after --help (printed on stdout),
+ * CLI_USAGE after a usage error (reported with c->usage on stderr). */
+int cli_parse(const cli_command *c, int argc, char **argv);
 /* 1 when argv[i] is --help or -h. */
 int cli_is_help(const char *arg);
 

@@ -61,9 +61,8 @@ static const char help[] =
     "Print a models.json for the tables of an existing database: columns,\n"
     "types, nullability, primary and foreign keys, unique columns,\n"
     "unique_together, indexes, and many_to_many fields for their join\n"
-    "tables.\n"
-    "\n"
-    "exit status: 0 done, 1 error, 2 usage error\n";
+    "tables.\n";
+static const char after[] = "\nexit status: 0 done, 1 error, 2 usage error\n";
 
 typedef struct ctx {
   cli_loop *l;
@@ -689,20 +688,17 @@ static void add_models(json_t *models, table *tables, size_t n) {
 
 int cmd_inspectdb(int argc, char **argv) {
   const char *dbo = NULL;
-  for (int i = 1; i < argc; i++) {
-    const char *v = NULL;
-    int r;
-    if (cli_is_help(argv[i])) {
-      printf("%s%s", usage, help);
-      return CLI_OK;
-    } else if ((r = cli_opt_value(argc, argv, &i, "--db", &v))) {
-      if (r < 0) return cli_usage_error(usage, "--db needs a URL");
-      dbo = v;
-    } else {
-      return cli_usage_error(usage, "inspectdb: unknown argument '%s'",
-                             argv[i]);
-    }
-  }
+  const cli_opt opts[] = {CLI_STR("--db", &dbo, "URL",
+                                  "the database (default $DATABASE_URL, else\n"
+                                  "sqlite:///db.sqlite3)"),
+                          CLI_OPT_END};
+  const cli_command cmd = {.name = "inspectdb",
+                           .usage = usage,
+                           .about = help,
+                           .after = after,
+                           .opts = opts};
+  int prc = cli_parse(&cmd, argc, argv);
+  if (prc != CLI_GO) return prc;
   cli_loop l;
   if (cli_loop_init(&l)) return CLI_ERROR;
   dorm_error err;

@@ -32,20 +32,9 @@ static const char usage[] =
 static const char help[] =
     "\n"
     "Write the next migration: the operations that carry the models the\n"
-    "migrations describe to the models file.\n"
-    "\n"
-    "options:\n"
-    "  --models FILE          the models file (default models.json)\n"
-    "  --migrations DIR       the migrations folder (default migrations)\n"
-    "  --name NAME            name the migration NNNN_NAME (default: from\n"
-    "                         its operations, as Django does)\n"
-    "  --empty                write a migration with no operations\n"
-    "  --check                write nothing; exit 1 when a migration is\n"
-    "                         missing, 0 when the models match\n"
-    "  --dry-run              print what would be written, write nothing\n"
-    "  --rename-model OLD=NEW the model OLD was renamed NEW\n"
-    "  --rename MODEL.OLD=NEW field OLD of MODEL was renamed NEW\n"
-    "  --no-detect-renames    never pair a removal with an addition\n"
+    "migrations describe to the models file.\n";
+
+static const char after[] =
     "\n"
     "exit status: 0 done (or no changes), 1 error (or --check found\n"
     "changes), 2 usage error\n";
@@ -72,64 +61,87 @@ static int mkdir_p(const char *dir) {
   return 0;
 }
 
+/* The renames the options name, and the strings they own. */
+typedef struct renames {
+  dorm_rename models[64], fields[64];
+  size_t nm, nf;
+  char *owned[128];
+  size_t nowned;
+} renames;
+
+static const char *opt_name(void *dest, const char *v) {
+  if (!name_ok(v)) return "use letters, digits and _ only";
+  *(const char **)dest = v;
+  return NULL;
+}
+
+static const char *opt_rename_model(void *dest, const char *v) {
+  renames *rn = dest;
+  const char *eq = strchr(v, '=');
+  if (!eq || eq == v || !eq[1]) return "expected OLD=NEW";
+  if (rn->nm == 64) return "at most 64 model renames";
+  char *o = strndup(v, (size_t)(eq - v));
+  if (!o) return "out of memory";
+  rn->owned[rn->nowned++] = o;
+  rn->models[rn->nm++] = (dorm_rename){NULL, o, eq + 1};
+  return NULL;
+}
+
+static const char *opt_rename(void *dest, const char *v) {
+  renames *rn = dest;
+  const char *dot = strchr(v, '.');
+  const char *eq = dot ? strchr(dot, '=') : NULL;
+  if (!eq || dot == v || eq == dot + 1 || !eq[1])
+    return "expected MODEL.OLD=NEW";
+  if (rn->nf == 64) return "at most 64 field renames";
+  char *m = strndup(v, (size_t)(dot - v));
+  char *o = strndup(dot + 1, (size_t)(eq - dot - 1));
+  if (!m || !o) {
+    free(m);
+    free(o);
+    return "out of memory";
+  }
+  rn->owned[rn->nowned++] = m;
+  rn->owned[rn->nowned++] = o;
+  rn->fields[rn->nf++] = (dorm_rename){m, o, eq + 1};
+  return NULL;
+}
+
 int cmd_makemigrations(int argc, char **argv) {
   const char *models = "models.json", *dir = "migrations", *name = NULL;
   int empty = 0, check = 0, dry = 0, no_detect = 0;
-  dorm_rename mren[64], fren[64];
-  size_t nm = 0, nf = 0;
-  char *owned[128];
-  size_t nowned = 0;
+  renames rn = {0};
   int rc = CLI_ERROR;
-  for (int i = 1; i < argc; i++) {
-    const char *v = NULL;
-    int r;
-    if (cli_is_help(argv[i])) {
-      printf("%s%s", usage, help);
-      return CLI_OK;
-    } else if ((r = cli_opt_value(argc, argv, &i, "--models", &v))) {
-      if (r < 0) return cli_usage_error(usage, "--models needs a file");
-      models = v;
-    } else if ((r = cli_opt_value(argc, argv, &i, "--migrations", &v))) {
-      if (r < 0) return cli_usage_error(usage, "--migrations needs a folder");
-      dir = v;
-    } else if ((r = cli_opt_value(argc, argv, &i, "--name", &v))) {
-      if (r < 0) return cli_usage_error(usage, "--name needs a name");
-      if (!name_ok(v))
-        return cli_usage_error(
-            usage, "--name '%s': use letters, digits and _ only", v);
-      name = v;
-    } else if ((r = cli_opt_value(argc, argv, &i, "--rename-model", &v))) {
-      const char *eq = r > 0 ? strchr(v, '=') : NULL;
-      if (!eq || eq == v || !eq[1] || nm == 64)
-        return cli_usage_error(usage, "--rename-model needs OLD=NEW");
-      char *o = strndup(v, (size_t)(eq - v));
-      owned[nowned++] = o;
-      mren[nm++] = (dorm_rename){NULL, o, eq + 1};
-    } else if ((r = cli_opt_value(argc, argv, &i, "--rename", &v))) {
-      const char *dot = r > 0 ? strchr(v, '.') : NULL;
-      const char *eq = dot ? strchr(dot, '=') : NULL;
-      if (!eq || dot == v || eq == dot + 1 || !eq[1] || nf == 64)
-        return cli_usage_error(usage, "--rename needs MODEL.OLD=NEW");
-      char *m = strndup(v, (size_t)(dot - v));
-      char *o = strndup(dot + 1, (size_t)(eq - dot - 1));
-      owned[nowned++] = m;
-      owned[nowned++] = o;
-      fren[nf++] = (dorm_rename){m, o, eq + 1};
-    } else if (!strcmp(argv[i], "--empty")) {
-      empty = 1;
-    } else if (!strcmp(argv[i], "--check")) {
-      check = 1;
-    } else if (!strcmp(argv[i], "--dry-run")) {
-      dry = 1;
-    } else if (!strcmp(argv[i], "--no-detect-renames")) {
-      no_detect = 1;
-    } else {
-      rc = cli_usage_error(usage, "makemigrations: unknown argument '%s'",
-                           argv[i]);
-      goto done_args;
-    }
+  const cli_opt opts[] = {
+      CLI_STR("--models", &models, "FILE",
+              "the models file (default models.json)"),
+      CLI_STR("--migrations", &dir, "DIR",
+              "the migrations folder (default migrations)"),
+      CLI_FN("--name", opt_name, &name, "NAME",
+             "name the migration NNNN_NAME (default: from\n"
+             "its operations, as Django does)"),
+      CLI_FLAG("--empty", &empty, "write a migration with no operations"),
+      CLI_FLAG("--check", &check,
+               "write nothing; exit 1 when a migration is\n"
+               "missing, 0 when the models match"),
+      CLI_FLAG("--dry-run", &dry, "print what would be written, write nothing"),
+      CLI_FN("--rename-model", opt_rename_model, &rn, "OLD=NEW",
+             "the model OLD was renamed NEW (repeatable)"),
+      CLI_FN("--rename", opt_rename, &rn, "MODEL.OLD=NEW",
+             "field OLD of MODEL was renamed NEW (repeatable)"),
+      CLI_FLAG("--no-detect-renames", &no_detect,
+               "never pair a removal with an addition"),
+      CLI_OPT_END};
+  const cli_command cmd = {.name = "makemigrations",
+                           .usage = usage,
+                           .about = help,
+                           .after = after,
+                           .opts = opts};
+  int prc = cli_parse(&cmd, argc, argv);
+  if (prc != CLI_GO) {
+    rc = prc;
+    goto done_args;
   }
-
   dorm_migration_set *set = NULL;
   dorm_mstate *st = NULL;
   dorm_schema *from = NULL, *to = NULL;
@@ -161,7 +173,7 @@ int cmd_makemigrations(int argc, char **argv) {
   if (empty) {
     ops = json_array();
   } else {
-    dorm_autodetect_options o = {mren, nm, fren, nf, no_detect};
+    dorm_autodetect_options o = {rn.models, rn.nm, rn.fields, rn.nf, no_detect};
     ops = dorm_autodetect(from, to, &o, &notes, &err);
     if (!ops) {
       cli_error("%s", err.message);
@@ -270,6 +282,6 @@ out:
   dorm_mstate_free(st);
   dorm_migration_set_free(set);
 done_args:
-  for (size_t i = 0; i < nowned; i++) free(owned[i]);
+  for (size_t i = 0; i < rn.nowned; i++) free(rn.owned[i]);
   return rc;
 }

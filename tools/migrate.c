@@ -37,15 +37,8 @@ static const char help_migrate[] =
     "\n"
     "Apply the migrations to a database: all of them, up to TARGET (a\n"
     "name or unique prefix; backwards when TARGET is applied: everything\n"
-    "after it is unapplied), or `zero` (unapply everything).\n"
-    "\n"
-    "options:\n"
-    "  --db URL          the database (default $DATABASE_URL, else\n"
-    "                    sqlite:///db.sqlite3)\n"
-    "  --migrations DIR  the migrations folder (default migrations)\n"
-    "  --plan            print what would run; change nothing\n"
-    "  --fake            record (or forget) migrations as applied without\n"
-    "                    running their SQL\n"
+    "after it is unapplied), or `zero` (unapply everything).\n";
+static const char after_migrate[] =
     "\n"
     "Each migration runs in one transaction; a failing migration leaves\n"
     "the schema and dorm_migrations as they were and names the operation\n"
@@ -59,9 +52,9 @@ static const char usage_show[] =
     "usage: dorm showmigrations [--db URL] [--migrations DIR]\n";
 static const char help_show[] =
     "\n"
-    "List the migrations in running order: [X] applied, [ ] not yet.\n"
-    "\n"
-    "exit status: 0 done, 1 error, 2 usage error\n";
+    "List the migrations in running order: [X] applied, [ ] not yet.\n";
+static const char after_show[] =
+    "\nexit status: 0 done, 1 error, 2 usage error\n";
 
 /* ---- the applied set -------------------------------------------------------
  */
@@ -436,36 +429,31 @@ static int open_db(cli_loop *l, const char *url, dorm_db **db) {
 }
 
 int cmd_migrate(int argc, char **argv) {
-  const char *dbo = NULL, *dir = "migrations", *target = NULL;
+  const char *dbo = NULL, *dir = NULL, *target = NULL;
   int dir_given = 0;
   int plan = 0, fake = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *v = NULL;
-    int r;
-    if (cli_is_help(argv[i])) {
-      printf("%s%s", usage_migrate, help_migrate);
-      return CLI_OK;
-    } else if ((r = cli_opt_value(argc, argv, &i, "--db", &v))) {
-      if (r < 0) return cli_usage_error(usage_migrate, "--db needs a URL");
-      dbo = v;
-    } else if ((r = cli_opt_value(argc, argv, &i, "--migrations", &v))) {
-      if (r < 0)
-        return cli_usage_error(usage_migrate, "--migrations needs a folder");
-      dir = v;
-      dir_given = 1;
-    } else if (!strcmp(argv[i], "--plan")) {
-      plan = 1;
-    } else if (!strcmp(argv[i], "--fake")) {
-      fake = 1;
-    } else if (argv[i][0] == '-') {
-      return cli_usage_error(usage_migrate, "migrate: unknown option '%s'",
-                             argv[i]);
-    } else if (target) {
-      return cli_usage_error(usage_migrate, "migrate: one target only");
-    } else {
-      target = argv[i];
-    }
-  }
+  const cli_opt opts[] = {
+      CLI_STR("--db", &dbo, "URL",
+              "the database (default $DATABASE_URL, else\n"
+              "sqlite:///db.sqlite3)"),
+      CLI_STR("--migrations", &dir, "DIR",
+              "the migrations folder (default migrations)"),
+      CLI_FLAG("--plan", &plan, "print what would run; change nothing"),
+      CLI_FLAG("--fake", &fake,
+               "record (or forget) migrations as applied without\n"
+               "running their SQL"),
+      CLI_OPT_END};
+  const cli_command cmd = {.name = "migrate",
+                           .usage = usage_migrate,
+                           .about = help_migrate,
+                           .after = after_migrate,
+                           .opts = opts,
+                           .pos = &target,
+                           .pos_extra = "one target only"};
+  int prc = cli_parse(&cmd, argc, argv);
+  if (prc != CLI_GO) return prc;
+  dir_given = dir != NULL;
+  if (!dir) dir = "migrations";
   dorm_migration_set *set = NULL;
   /* a folder the user named must exist; the default may not yet */
   if ((dir_given ? cli_load_existing_migrations(dir, &set)
@@ -608,27 +596,23 @@ out:
 }
 
 int cmd_showmigrations(int argc, char **argv) {
-  const char *dbo = NULL, *dir = "migrations";
+  const char *dbo = NULL, *dir = NULL;
   int dir_given = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *v = NULL;
-    int r;
-    if (cli_is_help(argv[i])) {
-      printf("%s%s", usage_show, help_show);
-      return CLI_OK;
-    } else if ((r = cli_opt_value(argc, argv, &i, "--db", &v))) {
-      if (r < 0) return cli_usage_error(usage_show, "--db needs a URL");
-      dbo = v;
-    } else if ((r = cli_opt_value(argc, argv, &i, "--migrations", &v))) {
-      if (r < 0)
-        return cli_usage_error(usage_show, "--migrations needs a folder");
-      dir = v;
-      dir_given = 1;
-    } else {
-      return cli_usage_error(usage_show,
-                             "showmigrations: unknown argument '%s'", argv[i]);
-    }
-  }
+  const cli_opt opts[] = {CLI_STR("--db", &dbo, "URL",
+                                  "the database (default $DATABASE_URL, else\n"
+                                  "sqlite:///db.sqlite3)"),
+                          CLI_STR("--migrations", &dir, "DIR",
+                                  "the migrations folder (default migrations)"),
+                          CLI_OPT_END};
+  const cli_command cmd = {.name = "showmigrations",
+                           .usage = usage_show,
+                           .about = help_show,
+                           .after = after_show,
+                           .opts = opts};
+  int prc = cli_parse(&cmd, argc, argv);
+  if (prc != CLI_GO) return prc;
+  dir_given = dir != NULL;
+  if (!dir) dir = "migrations";
   dorm_migration_set *set = NULL;
   /* a folder the user named must exist; the default may not yet */
   if ((dir_given ? cli_load_existing_migrations(dir, &set)

@@ -27,17 +27,9 @@ static const char help[] =
     "methods: filter, exclude (lookups and Q(...) with | & ~ and\n"
     "parentheses), order_by, values, distinct(), all(), count(), exists(),\n"
     "first(), get(...), slices [a:b] and [n].  Literals: \"strings\" (JSON\n"
-    "escapes), integers, decimals, True, False, None, lists [a, b].\n"
-    "\n"
-    "options:\n"
-    "  --models FILE  the models file (default models.json)\n"
-    "  --db URL       the database (default $DATABASE_URL, else\n"
-    "                 sqlite:///db.sqlite3); with --sql, only its dialect\n"
-    "                 is used; reads go to $DATABASE_REPLICA_URLS when set\n"
-    "                 (PostgreSQL read replicas, comma-separated URIs)\n"
-    "  --sql          print the SQL and its parameters; no database\n"
-    "  --json         print {\"results\": [...]} (an object for first() and\n"
-    "                 get(); a number for count())\n"
+    "escapes), integers, decimals, True, False, None, lists [a, b].\n";
+
+static const char after[] =
     "\n"
     "exit status: 0 done, 1 error (get() finding no row or several\n"
     "included), 2 usage error\n";
@@ -207,33 +199,30 @@ out:
 int cmd_query(int argc, char **argv) {
   const char *models = "models.json", *db = NULL, *expr = NULL;
   int sql = 0, as_json = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *v = NULL;
-    int r;
-    if (cli_is_help(argv[i])) {
-      printf("%s%s", usage, help);
-      return CLI_OK;
-    } else if ((r = cli_opt_value(argc, argv, &i, "--models", &v))) {
-      if (r < 0) return cli_usage_error(usage, "--models needs a file");
-      models = v;
-    } else if ((r = cli_opt_value(argc, argv, &i, "--db", &v))) {
-      if (r < 0) return cli_usage_error(usage, "--db needs a URL");
-      db = v;
-    } else if (!strcmp(argv[i], "--sql")) {
-      sql = 1;
-    } else if (!strcmp(argv[i], "--json")) {
-      as_json = 1;
-    } else if (argv[i][0] == '-' && argv[i][1] == '-') {
-      return cli_usage_error(usage, "query: unknown option '%s'", argv[i]);
-    } else if (expr) {
-      return cli_usage_error(usage,
-                             "query: one expression only (quote it for the "
-                             "shell)");
-    } else {
-      expr = argv[i];
-    }
-  }
-  if (!expr) return cli_usage_error(usage, "query: which expression?");
+  const cli_opt opts[] = {
+      CLI_STR("--models", &models, "FILE",
+              "the models file (default models.json)"),
+      CLI_STR("--db", &db, "URL",
+              "the database (default $DATABASE_URL, else\n"
+              "sqlite:///db.sqlite3); with --sql, only its dialect\n"
+              "is used; reads go to $DATABASE_REPLICA_URLS when set\n"
+              "(PostgreSQL read replicas, comma-separated URIs)"),
+      CLI_FLAG("--sql", &sql, "print the SQL and its parameters; no database"),
+      CLI_FLAG("--json", &as_json,
+               "print {\"results\": [...]} (an object for first() and\n"
+               "get(); a number for count())"),
+      CLI_OPT_END};
+  const cli_command cmd = {
+      .name = "query",
+      .usage = usage,
+      .about = help,
+      .after = after,
+      .opts = opts,
+      .pos = &expr,
+      .pos_missing = "which expression?",
+      .pos_extra = "one expression only (quote it for the shell)"};
+  int prc = cli_parse(&cmd, argc, argv);
+  if (prc != CLI_GO) return prc;
   dorm_error err;
   dorm_error_clear(&err);
   dorm_schema *s = dorm_schema_load_file(models, &err);

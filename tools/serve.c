@@ -40,7 +40,9 @@ static const char usage_text[] =
     "[--max-connections N]\n"
     "                  [--idle-timeout MS] [--request-timeout MS] "
     "[--shutdown-timeout MS]\n"
-    "                  [--pool N]\n"
+    "                  [--pool N]\n";
+
+static const char about_text[] =
     "\n"
     "HTTP JSON API over the models (docs/serve.md):\n"
     "  GET    /api/<model>?<lookup>=<value>&order_by=-age,name&limit=N"
@@ -50,17 +52,13 @@ static const char usage_text[] =
     "multi-valued relation)\n"
     "  GET    /api/<model>/<pk>      PATCH /api/<model>/<pk>      "
     "DELETE /api/<model>/<pk>\n"
-    "  POST   /api/<model>           GET /healthz\n"
+    "  POST   /api/<model>           GET /healthz\n";
+
+static const char after_text[] =
     "\n"
-    "--db defaults to $DATABASE_URL, else sqlite:///db.sqlite3; --models to "
-    "models.json.\n"
-    "Reads go to $DATABASE_REPLICA_URLS when set (PostgreSQL read replicas, "
-    "comma-separated URIs).\n"
-    "Limits: --max-body 1048576 (413), --max-header 16384 (431), "
-    "--max-connections 1024 (503),\n"
-    "--idle-timeout 30000, --request-timeout 15000 (408), --shutdown-timeout "
-    "10000.\n"
-    "--pool: PostgreSQL connections (default 2 per core).\n";
+    "Numbers are digits only; 0 gives a limit or --pool its default.\n"
+    "\n"
+    "exit status: 0 stopped by SIGINT or SIGTERM, 1 error, 2 usage error\n";
 
 typedef struct serve_run {
   serve_state st;
@@ -150,25 +148,46 @@ static dorm_result on_not_ready(dorm_result *res, void *arg) {
   return dorm_result_none();
 }
 
-/* Parse a positive integer option value. */
-static int parse_num(const char *name, const char *v, unsigned long long max,
-                     unsigned long long *out) {
-  char *end;
-  errno = 0;
-  unsigned long long n = strtoull(v, &end, 10);
-  /* digits only: strtoull would skip spaces and wrap a '-' */
-  if (errno || *end || !isdigit((unsigned char)v[0]) || n > max) {
-    fprintf(stderr, "dorm serve: %s: invalid number '%s'\n%s", name, v,
-            usage_text);
-    return -1;
-  }
-  *out = n;
-  return 0;
-}
-
 int cmd_serve(int argc, char **argv) {
   const char *models = "models.json", *url = NULL, *host = "127.0.0.1";
-  unsigned long long port = 8000, pool = 0;
+  unsigned long long port = 8000, pool = 0, max_body = 0, max_header = 0,
+                     max_conn = 0, idle_ms = 0, request_ms = 0, shutdown_ms = 0;
+  const cli_opt opts[] = {
+      CLI_STR("--models", &models, "FILE",
+              "the models file (default models.json)"),
+      CLI_STR("--db", &url, "URL",
+              "the database (default $DATABASE_URL, else\n"
+              "sqlite:///db.sqlite3); reads go to\n"
+              "$DATABASE_REPLICA_URLS when set (PostgreSQL\n"
+              "read replicas, comma-separated URIs)"),
+      CLI_STR("--host", &host, "HOST", "the address to listen on (127.0.0.1)"),
+      CLI_NUM("--port", &port, "PORT", 0, 65535,
+              "the port (default 8000; 0: any free port)"),
+      CLI_NUM("--max-body", &max_body, "BYTES", 0, (unsigned long long)1 << 40,
+              "largest request body (default 1048576;\n"
+              "over it: 413)"),
+      CLI_NUM("--max-header", &max_header, "BYTES", 0, 1 << 24,
+              "largest request head (default 16384; over: 431)"),
+      CLI_NUM("--max-connections", &max_conn, "N", 0, 1000000,
+              "connections at once (default 1024; over: 503)"),
+      CLI_NUM("--idle-timeout", &idle_ms, "MS", 0, 86400000,
+              "close an idle connection (default 30000)"),
+      CLI_NUM("--request-timeout", &request_ms, "MS", 0, 86400000,
+              "time to receive a request (default 15000;\n"
+              "late: 408)"),
+      CLI_NUM("--shutdown-timeout", &shutdown_ms, "MS", 0, 86400000,
+              "time in-flight requests get on shutdown\n"
+              "(default 10000)"),
+      CLI_NUM("--pool", &pool, "N", 0, 1000,
+              "PostgreSQL connections (default 2 per core)"),
+      CLI_OPT_END};
+  const cli_command cmd = {.name = "serve",
+                           .usage = usage_text,
+                           .about = about_text,
+                           .after = after_text,
+                           .opts = opts};
+  int prc = cli_parse(&cmd, argc, argv);
+  if (prc != CLI_GO) return prc;
   serve_run *r = calloc(1, sizeof *r);
   if (!r) {
     fprintf(stderr, "dorm: error: out of memory\n");
@@ -176,88 +195,12 @@ int cmd_serve(int argc, char **argv) {
   }
   dorm_http_options_init(&r->opts);
   r->opts.access_log = 1;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      fputs(usage_text, stdout);
-      free(r);
-      return 0;
-    }
-    const char *eq = strchr(a, '=');
-    char name[64];
-    const char *val = NULL;
-    if (eq && eq - a < (long)sizeof name) {
-      memcpy(name, a, (size_t)(eq - a));
-      name[eq - a] = '\0';
-      val = eq + 1;
-    } else {
-      snprintf(name, sizeof name, "%s", a);
-      if (i + 1 < argc) val = argv[i + 1];
-    }
-    static const char *const known[] = {"--models",
-                                        "--db",
-                                        "--host",
-                                        "--port",
-                                        "--max-body",
-                                        "--max-header",
-                                        "--max-connections",
-                                        "--idle-timeout",
-                                        "--request-timeout",
-                                        "--shutdown-timeout",
-                                        "--pool",
-                                        NULL};
-    int k = -1;
-    for (int j = 0; known[j]; j++)
-      if (!strcmp(name, known[j])) k = j;
-    if (k < 0) {
-      fprintf(stderr, "dorm serve: unknown option '%s'\n%s", a, usage_text);
-      free(r);
-      return 2;
-    }
-    if (!val) {
-      fprintf(stderr, "dorm serve: %s needs a value\n%s", name, usage_text);
-      free(r);
-      return 2;
-    }
-    if (!eq) i++;
-    unsigned long long n = 0;
-    int bad = 0;
-    switch (k) {
-      case 0: models = val; break;
-      case 1: url = val; break;
-      case 2: host = val; break;
-      case 3: bad = parse_num(name, val, 65535, &port); break;
-      case 4:
-        bad = parse_num(name, val, (unsigned long long)1 << 40, &n);
-        r->opts.max_body = (size_t)n;
-        break;
-      case 5:
-        bad = parse_num(name, val, 1 << 24, &n);
-        r->opts.max_header = (size_t)n;
-        break;
-      case 6:
-        bad = parse_num(name, val, 1000000, &n);
-        r->opts.max_connections = (int)n;
-        break;
-      case 7:
-        bad = parse_num(name, val, 86400000, &n);
-        r->opts.idle_timeout_ms = (unsigned)n;
-        break;
-      case 8:
-        bad = parse_num(name, val, 86400000, &n);
-        r->opts.request_timeout_ms = (unsigned)n;
-        break;
-      case 9:
-        bad = parse_num(name, val, 86400000, &n);
-        r->opts.shutdown_timeout_ms = (unsigned)n;
-        break;
-      case 10: bad = parse_num(name, val, 1000, &pool); break;
-    }
-    if (bad) {
-      free(r);
-      return 2;
-    }
-  }
+  r->opts.max_body = (size_t)max_body;
+  r->opts.max_header = (size_t)max_header;
+  r->opts.max_connections = (int)max_conn;
+  r->opts.idle_timeout_ms = (unsigned)idle_ms;
+  r->opts.request_timeout_ms = (unsigned)request_ms;
+  r->opts.shutdown_timeout_ms = (unsigned)shutdown_ms;
   r->shutdown_ms =
       r->opts.shutdown_timeout_ms ? r->opts.shutdown_timeout_ms : 10000;
 

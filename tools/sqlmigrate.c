@@ -21,15 +21,8 @@ static const char usage[] =
 static const char help[] =
     "\n"
     "Print the SQL of migration NAME (a full name or a unique prefix such\n"
-    "as 0002) without touching a database.\n"
-    "\n"
-    "options:\n"
-    "  --migrations DIR   the migrations folder (default migrations)\n"
-    "  --dialect D        postgresql or sqlite (default: the dialect of\n"
-    "                     $DATABASE_URL, else sqlite)\n"
-    "  --backwards        the SQL that unapplies the migration\n"
-    "\n"
-    "exit status: 0 done, 1 error, 2 usage error\n";
+    "as 0002) without touching a database.\n";
+static const char after[] = "\nexit status: 0 done, 1 error, 2 usage error\n";
 
 /* One migration's statements, forwards or backwards, from state st (the
  * state before it when forwards, after it when backwards; advanced).
@@ -92,29 +85,25 @@ int cli_print_migration_sql(FILE *out, dorm_mstate *st, const dorm_migration *m,
 int cmd_sqlmigrate(int argc, char **argv) {
   const char *dir = "migrations", *dialect = NULL, *name = NULL;
   int backwards = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *v = NULL;
-    int r;
-    if (cli_is_help(argv[i])) {
-      printf("%s%s", usage, help);
-      return CLI_OK;
-    } else if ((r = cli_opt_value(argc, argv, &i, "--migrations", &v))) {
-      if (r < 0) return cli_usage_error(usage, "--migrations needs a folder");
-      dir = v;
-    } else if ((r = cli_opt_value(argc, argv, &i, "--dialect", &v))) {
-      if (r < 0) return cli_usage_error(usage, "--dialect needs a value");
-      dialect = v;
-    } else if (!strcmp(argv[i], "--backwards")) {
-      backwards = 1;
-    } else if (argv[i][0] == '-') {
-      return cli_usage_error(usage, "sqlmigrate: unknown option '%s'", argv[i]);
-    } else if (name) {
-      return cli_usage_error(usage, "sqlmigrate: one migration name only");
-    } else {
-      name = argv[i];
-    }
-  }
-  if (!name) return cli_usage_error(usage, "sqlmigrate: which migration?");
+  const cli_opt opts[] = {
+      CLI_STR("--migrations", &dir, "DIR",
+              "the migrations folder (default migrations)"),
+      CLI_STR("--dialect", &dialect, "D",
+              "postgresql or sqlite (default: the dialect of\n"
+              "$DATABASE_URL, else sqlite)"),
+      CLI_FLAG("--backwards", &backwards,
+               "the SQL that unapplies the migration"),
+      CLI_OPT_END};
+  const cli_command cmd = {.name = "sqlmigrate",
+                           .usage = usage,
+                           .about = help,
+                           .after = after,
+                           .opts = opts,
+                           .pos = &name,
+                           .pos_missing = "which migration?",
+                           .pos_extra = "one migration name only"};
+  int prc = cli_parse(&cmd, argc, argv);
+  if (prc != CLI_GO) return prc;
   dorm_dialect d;
   if (!dialect)
     d = cli_url_dialect(cli_db_url(NULL));
