@@ -85,6 +85,12 @@ const char *dorm__buf_cstr(dorm__buf *b);
  * nothing past U+10FFFF, as jansson. */
 size_t dorm__utf8_seq(const unsigned char *s, size_t n);
 size_t dorm__utf8_valid(const char *s, size_t n);
+/* Mend the NUL-terminated s in place so it is valid UTF-8: each byte that
+ * starts no valid sequence (an invalid byte the caller passed on, or a
+ * character cut by a %.Ns or by the end of a message buffer) becomes '?'.
+ * Every error message goes through it, so any message can travel as JSON
+ * text. */
+void dorm__utf8_mend(char *s);
 void dorm__buf_put_utf8(dorm__buf *b, const char *s, size_t n);
 
 /* A bump arena: allocations are freed together by dorm__arena_free or

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/base_int.h"
 #include "dorm/error.h"
 
 const char *dorm_strerror(int code) {
@@ -48,6 +49,7 @@ int dorm_error_set(dorm_error *err, int code, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof err->message, fmt, ap);
     va_end(ap);
+    dorm__utf8_mend(err->message);
   } else {
     snprintf(err->message, sizeof err->message, "%s", dorm_strerror(code));
   }

@@ -6,6 +6,8 @@
  * the HTTP layer and the rows' JSON check text with dorm__utf8_seq and,
  * where it is not valid, send it with each bad byte as U+FFFD.
  */
+#include <string.h>
+
 #include "base/base_int.h"
 
 size_t dorm__utf8_seq(const unsigned char *s, size_t n) {
@@ -37,6 +39,19 @@ size_t dorm__utf8_valid(const char *s, size_t n) {
   size_t i = 0, k;
   while (i < n && (k = dorm__utf8_seq(u + i, n - i))) i += k;
   return i;
+}
+
+void dorm__utf8_mend(char *s) {
+  unsigned char *u = (unsigned char *)s;
+  size_t n = strlen(s);
+  for (size_t i = 0; i < n;) {
+    size_t k = dorm__utf8_seq(u + i, n - i);
+    if (k) {
+      i += k;
+    } else {
+      u[i++] = '?';
+    }
+  }
 }
 
 void dorm__buf_put_utf8(dorm__buf *b, const char *s, size_t n) {

@@ -23,6 +23,7 @@ int dorm__qerr(dorm_query *q, int code, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(q->err.message, sizeof q->err.message, fmt, ap);
   va_end(ap);
+  dorm__utf8_mend(q->err.message);
   return code;
 }
 

@@ -87,6 +87,7 @@ int dorm__cfail(cctx *c, int code, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(c->err->message, sizeof c->err->message, fmt, ap);
     va_end(ap);
+    dorm__utf8_mend(c->err->message);
   }
   return code;
 }

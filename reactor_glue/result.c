@@ -84,6 +84,7 @@ static dorm_result make_error(int code, const char *sqlstate, const char *fmt,
     memcpy(msg, small, (size_t)len + 1);
   else
     vsnprintf(msg, (size_t)len + 1, fmt, ap);
+  dorm__utf8_mend(msg);
   r.u.error.message = msg;
   return r;
 }

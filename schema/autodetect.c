@@ -84,6 +84,7 @@ static void note(detector *d, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
+  dorm__utf8_mend(buf); /* json_string refuses what is not UTF-8 */
   if (json_array_append_new(d->notes, json_string(buf))) d->oom = 1;
 }
 

@@ -30,6 +30,27 @@ static void test_first_error_wins(void **state) {
   assert_string_equal(e.message, "model 'Author'");
 }
 
+/* An error message is valid UTF-8 whatever it quotes: a character cut by
+ * a %.Ns or by the end of the buffer, or a byte that starts no character,
+ * becomes '?', so the message can travel as JSON text. */
+static void test_error_message_utf8(void **state) {
+  (void)state;
+  dorm_error e;
+  dorm_error_clear(&e);
+  dorm_error_set(&e, DORM_EINVAL, "a %.1s b \xff c %s", "\xc3\xa9", "\xc3\xa9");
+  assert_string_equal(e.message, "a ? b ? c \xc3\xa9");
+  char long_text[2 * DORM_ERROR_MSG_MAX];
+  for (size_t i = 0; i + 1 < sizeof long_text; i += 2)
+    memcpy(long_text + i, "\xc3\xa9", 2);
+  long_text[sizeof long_text - 1] = '\0';
+  dorm_error_clear(&e);
+  dorm_error_set(&e, DORM_EINVAL, "%s", long_text); /* cut mid-character */
+  size_t n = strlen(e.message);
+  assert_true(n == sizeof e.message - 1);
+  assert_int_equal(e.message[n - 1], '?');
+  assert_int_equal((unsigned char)e.message[n - 2], 0xa9);
+}
+
 static void test_buf(void **state) {
   (void)state;
   dorm__buf b;
@@ -178,6 +199,7 @@ int main(void) {
       cmocka_unit_test(test_double_decimal),
       cmocka_unit_test(test_strerror),
       cmocka_unit_test(test_first_error_wins),
+      cmocka_unit_test(test_error_message_utf8),
       cmocka_unit_test(test_buf),
       cmocka_unit_test(test_buf_oom_is_sticky),
       cmocka_unit_test(test_arena),

@@ -41,6 +41,10 @@ int serve_refuse(serve_refusal *why, const char *fmt, ...) {
   why->status = 400;
   vsnprintf(why->message, sizeof why->message, fmt, ap);
   va_end(ap);
+  /* a message longer than the buffer was cut, maybe inside a character:
+   * end it before, so it travels as JSON (what it quotes is UTF-8) */
+  size_t n = strlen(why->message);
+  why->message[dorm_http_utf8_valid(why->message, n)] = '\0';
   return -1;
 }
 
