@@ -286,8 +286,8 @@ static void test_doc_programs(void **state) {
   }
 }
 
-/* Every build line of README.md and the pages of docs/ is one that an entry above
- * runs (a new documented program needs an entry here). */
+/* Every build line of README.md and the pages of docs/ is one that an entry
+ * above runs (a new documented program needs an entry here). */
 static void check_build_lines_of(const char *doc, char **tested, size_t n) {
   FILE *in = fopen(doc, "r");
   assert_non_null(in);
