@@ -20,9 +20,10 @@
  *
  * Threads: every function in the table is called on the loop thread;
  * req->done must be called on the loop thread, exactly once per submitted
- * request, and never inside submit (rule R2 holds without the facade
- * having to defer).  rows.c functions may be called on any thread (one
- * thread per dorm_rows at a time); they allocate through dorm__malloc.
+ * request, and never inside submit (rule R2 of dorm/deferred.h then holds
+ * without the facade having to defer).  rows.c functions may be called on any
+ * thread (one thread per dorm_rows at a time); they allocate through
+ * dorm__malloc.
  */
 #ifndef DORM_BACKEND_INT_H
 #define DORM_BACKEND_INT_H

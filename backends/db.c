@@ -151,8 +151,8 @@ static void op_deliver(op *o, dorm_result res) {
 }
 
 /* Fail a request that never reached a backend: the deferred fires on the
- * next loop turn (rule R2); `then` ops are told at once (they are internal
- * and never inside a user's call). */
+ * next loop turn (rule R2 of dorm/deferred.h); `then` ops are told at once
+ * (they are internal and never inside a user's call). */
 void dorm__db_op_fail_soon(op *o, dorm_result res) {
   /* a request of a transaction handle that cannot even be sent (it does
    * not compile, the queue is full, ...) fails its block too */

@@ -5,7 +5,7 @@
  *         .order_by("-name")[20:30]
  *
  * built from scratch and compiled for PostgreSQL on every iteration (see
- * the README's Performance section).  Two variants: a fresh
+ * docs/performance.md, B1).  Two variants: a fresh
  * dorm_select/dorm_query_free per query, and one query object reset per
  * iteration (the loop a server would run).  Prints the median of 9 runs in ns
  * per query; bench/peers.sh runs Knex and Django on the same query for the

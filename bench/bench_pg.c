@@ -1,5 +1,5 @@
 /* bench/bench_pg.c — B2: PostgreSQL primary-key lookups through
- * dorm_async_get, rows decoded, many in flight (PERF.md).
+ * dorm_async_get, rows decoded, many in flight (docs/performance.md).
  *
  *   SELECT aid, bid, abalance, filler FROM pgbench_accounts WHERE aid = $1
  *

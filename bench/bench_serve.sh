@@ -1,5 +1,5 @@
 #!/bin/sh
-# bench/bench_serve.sh — B5 (../shared/design/PERF.md): `dorm serve` against
+# bench/bench_serve.sh — B5 (docs/performance.md): `dorm serve` against
 # express 5 + postgres.js on the same primary-key endpoint, same session.
 #
 #   sh bench/bench_serve.sh            (after `make`; needs wrk, node)
@@ -9,16 +9,24 @@
 # with `pgbench -i -s 1` (pgbench_accounts: 100,000 rows), then runs
 #   wrk -t2 -c64 -d10s -s rand.lua --latency
 # against `dorm serve` (GET /api/account/<aid>) and against the unchanged
-# peer ../shared/peers/node/express_pk.js (GET /api/account/:id, pool of 4
+# peer node/express_pk.js of the peers (GET /api/account/:id, pool of 4
 # like dorm's default), and prints requests/s, p99 and the ratio.  Then it
 # keeps wrk on dorm until at least 1,000,000 requests have been answered
 # and prints the server's RSS before and after (memory must stay flat).
 # Tunables: DURATION (10s), LONG (30s per memory round), CONNS (64).
+#
+# The peers are not part of this repository: they are read from
+# $DORM_PEERS, by default ../shared/peers beside it.  B5 needs them (wrk's
+# rand.lua and the express peer): without them the script says so and
+# stops.
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-PEERS=${PEERS:-$ROOT/../shared/peers/node}
-[ -d "$PEERS" ] || PEERS=/work/shared/peers/node
+PEERS=${DORM_PEERS:-$ROOT/../shared/peers}/node
+[ -f "$PEERS/rand.lua" ] || {
+  echo "bench_serve: no peers at $PEERS (set DORM_PEERS to the peers directory): B5 needs their rand.lua and express_pk.js" >&2
+  exit 1
+}
 DURATION=${DURATION:-10s}
 LONG=${LONG:-30s}
 CONNS=${CONNS:-64}

@@ -1,6 +1,9 @@
 #!/bin/sh
-# bench/peers.sh — run the peers from ../shared/peers beside dorm's own
-# benchmarks, in one run, so the figures can be compared as ratios.
+# bench/peers.sh — run the peers beside dorm's own benchmarks, in one
+# run, so the figures can be compared as ratios (docs/performance.md).
+# The peers are not part of this repository: they are read from
+# $DORM_PEERS, by default ../shared/peers beside it; without them the
+# script says so and runs dorm's side only.
 #
 #   sh bench/peers.sh b1     Knex, Kysely and Django compile the B1 query
 #
@@ -8,7 +11,7 @@
 # the npm registry, Django from Debian); nothing of theirs is committed.
 set -eu
 cd "$(dirname "$0")/.."
-PEERS=${DORM_PEERS_DIR:-../shared/peers}
+PEERS=${DORM_PEERS:-${DORM_PEERS_DIR:-../shared/peers}}
 what=${1:-b1}
 
 setup_node() {
@@ -27,6 +30,10 @@ b1)
   make --no-print-directory OPT="-O2 -g -DNDEBUG" build/bench/bench_compile >/dev/null
   dorm=$(./build/bench/bench_compile | sed -n 's/.*fresh query each time): \([0-9.]*\) ns.*/\1/p')
   echo "dorm:   $dorm ns/query"
+  if [ ! -d "$PEERS/node" ]; then
+    echo "peers: none at $PEERS (set DORM_PEERS): Knex, Kysely and Django skipped"
+    exit 0
+  fi
   setup_node || true
   knex=""
   if [ -d build/peers/node/node_modules/knex ]; then

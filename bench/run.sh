@@ -1,7 +1,7 @@
 #!/bin/sh
 # bench/run.sh — run every benchmark program in build/bench/ in turn.
 # Each prints its medians and its ratio to a peer or ceiling measured in
-# the same run (see the README's Performance section).  Peers that need Node.js or
+# the same run (docs/performance.md).  Peers that need Node.js or
 # Python packages are run by bench/peers.sh when those are installed.
 set -u
 cd "$(dirname "$0")/.."

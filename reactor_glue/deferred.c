@@ -106,7 +106,7 @@ static void maybe_free(dorm_deferred *d) {
   if (d->refs || (d->flags & (DORM__RUNNING | DORM__PAUSED))) return;
   if (!(d->flags & DORM__FIRED)) {
     /* The last reference went without a fire (a maker gave up): fire it so
-     * every accepted step still runs once (rule R3). */
+     * every accepted step still runs once (rule R3 of dorm/deferred.h). */
     d->refs++;
     resolve(d, dorm_result_error(DORM_ECANCELED,
                                  "deferred released without being fired"));

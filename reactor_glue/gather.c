@@ -6,8 +6,8 @@
  * reported again by the input.  The output deferred is fired by whichever
  * step completes the gather, or by its canceller.  Steps that run while
  * dorm_gather itself is still adding them (inputs that had already fired)
- * must not fire the output inside the call (rule R2), so the outcome is
- * then kept and fired on the next loop turn.
+ * must not fire the output inside the call (rule R2 of dorm/deferred.h),
+ * so the outcome is then kept and fired on the next loop turn.
  *
  * Adding the steps cannot half-fail: placeholders are appended to every
  * input first (the only step that can run out of memory), and only then

@@ -1,7 +1,7 @@
 /* reactor_glue/uv_glue.c — dorm on a libuv loop: the dorm_loop, socket
  * watchers, timers, wake-ups, deferred timeouts, thread jobs, and the
- * fire-soon queue that keeps rule R2 ("a deferred never fires before the
- * call that returned it has returned").
+ * fire-soon queue that keeps rule R2 of dorm/deferred.h ("a deferred never
+ * fires before the call that returned it has returned").
  *
  * Every uv handle opened here is counted in loop->live until its close
  * callback has run, and every handle the user can see is linked on the

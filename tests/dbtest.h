@@ -75,7 +75,8 @@ static dorm_result t_keep(dorm_result *res, void *arg) {
 }
 
 /* Wait for d (just returned by an async call) and return its result, owned
- * by the caller (dorm_result_free).  Checks rule R2: d has not fired yet. */
+ * by the caller (dorm_result_free).  Checks rule R2 of dorm/deferred.h: d
+ * has not fired yet. */
 static dorm_result t_await(dorm_deferred *d) {
   assert_non_null(d);
   assert_false(dorm_deferred_fired(d));

@@ -7,8 +7,8 @@
  * directory), creates the tables of tests/data/query_models.json with the
  * DDL compiler, and runs on a real libuv loop.  t_await (tests/dbtest.h)
  * checks on every call that the deferred had not fired when the call
- * returned (rule R2), that its steps run on the loop thread and exactly
- * once.
+ * returned (rule R2 of dorm/deferred.h), that its steps run on the loop
+ * thread and exactly once.
  *
  * Adding a backend is one line in `backends`: a name and a function that
  * gives a URL for a fresh, empty database (or returns -1 to skip it, e.g.

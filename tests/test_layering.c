@@ -1,6 +1,6 @@
 /* tests/test_layering.c — the pure layers stay pure.
  *
- * ARCHITECTURE.md: schema/ and query/ (and base/, below them) include no
+ * docs/architecture.md: schema/ and query/ (and base/, below them) include no
  * libuv, libpq or sqlite3 header and call nothing from those libraries.
  * Two checks: no such #include in their sources or in the public headers
  * they use, and no undefined reference to uv_*, PQ* or sqlite3_* in their

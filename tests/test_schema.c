@@ -2,7 +2,8 @@
  * lookups, every refusal with its exact message, and allocation failure.
  *
  * Fixtures live in tests/data/ (the suite runs from the repo root):
- * contract_models.json is the example of CONTRACT.md verbatim,
+ * contract_models.json is a complete example models file (the format is
+ * docs/models.md's),
  * blog_models.json a fuller blog schema other tests reuse.
  */
 #include <setjmp.h>
@@ -46,7 +47,7 @@ static void refused(const char *json, int code, const char *message) {
   assert_null(s);
 }
 
-/* ---- the CONTRACT.md example --------------------------------------------- */
+/* ---- the example models file (tests/data/contract_models.json) ----------- */
 
 static void test_contract_example(void **state) {
   (void)state;
@@ -445,7 +446,7 @@ static void test_helpers(void **state) {
 
 static void test_contract_message(void **state) {
   (void)state;
-  /* The message of CONTRACT.md, to the column: line 14, column 9 is the
+  /* The message docs/models.md shows, to the column: line 14, column 9 is the
    * field object of Entry.author. */
   refused(
       "{\n"

@@ -1,8 +1,8 @@
 /* tests/test_uv_glue.c — deferreds on a real libuv loop: fire-soon (rule
- * R2), gather (success, failure, all outcomes, cancellation), timeouts,
- * jobs on worker threads with results back on the loop thread (checked by
- * thread id), socket watchers, timers, wake-ups from another thread, a
- * complete asynchronous close, and allocation failure at every N. */
+ * R2 of dorm/deferred.h), gather (success, failure, all outcomes,
+ * cancellation), timeouts, jobs on worker threads with results back on the loop
+ * thread (checked by thread id), socket watchers, timers, wake-ups from another
+ * thread, a complete asynchronous close, and allocation failure at every N. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -2,9 +2,9 @@
  * messages and exit statuses, reading files, running a loop until a
  * deferred fires, and turning migration operations into SQL.
  *
- * Exit statuses (CONTRACT.md): 0 success, 1 an error ("dorm: error: ..."
- * on stderr), 2 a usage error.  Tools may use malloc; everything returned
- * here is malloc'd unless said otherwise.
+ * Exit statuses (docs/cli.md, "Exit status"): 0 success, 1 an error ("dorm:
+ * error: ..." on stderr), 2 a usage error.  Tools may use malloc; everything
+ * returned here is malloc'd unless said otherwise.
  */
 #ifndef DORM_TOOLS_CLI_H
 #define DORM_TOOLS_CLI_H

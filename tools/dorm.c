@@ -1,9 +1,9 @@
 /* tools/dorm.c — the dorm command: dispatch to one file per command.
  *
  * Usage errors exit 2, other errors print "dorm: error: ..." and exit 1
- * (CONTRACT.md).  `serve` lives in its own file, written by the HTTP work;
- * it is linked in when present (a weak reference), so this file does not
- * depend on it.
+ * (docs/cli.md, "Exit status").  `serve` lives in its own file, written by the
+ * HTTP work; it is linked in when present (a weak reference), so this file does
+ * not depend on it.
  */
 #include <stdio.h>
 #include <string.h>

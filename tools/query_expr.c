@@ -1,6 +1,6 @@
 /* tools/query_expr.c — the expression language of `dorm query`
- * (CONTRACT.md), parsed by recursive descent straight into query builder
- * calls.
+ * (docs/cli.md, "query"), parsed by recursive descent straight into query
+ * builder calls.
  *
  *   expr    := MODEL ('.' 'objects')? call* slice?
  *   call    := '.' NAME '(' args? ')'      filter exclude order_by values

@@ -1,5 +1,5 @@
 /* tools/serve.c — `dorm serve`: the HTTP JSON API over every model of a
- * models file (CONTRACT.md), on one libuv loop.
+ * models file (docs/models.md), on one libuv loop (docs/serve.md).
  *
  *   dorm serve [--models FILE] [--db URL] [--host 127.0.0.1] [--port 8000]
  *              [--max-body BYTES] [--max-header BYTES] [--max-connections N]

@@ -1,5 +1,5 @@
-/* tools/serve_api.c — the routes of `dorm serve` (CONTRACT.md, "dorm serve
- * — the HTTP API") and their answers.
+/* tools/serve_api.c — the routes of `dorm serve` (docs/serve.md, "Routes")
+ * and their answers.
  *
  * A request is routed, its input turned into a query (tools/serve_input.c)
  * on the one reusable dorm_query, and the query sent with a dorm_async_*

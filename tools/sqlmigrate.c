@@ -6,7 +6,11 @@
  * come before it; each operation is then compiled on the state it meets,
  * exactly as `dorm migrate` does, so what is printed is what would run
  * (wrapped in BEGIN/COMMIT, and on SQLite in the PRAGMA foreign_keys
- * dance that a table rebuild needs).
+ * dance that a table rebuild needs).  It prints a plain BEGIN where
+ * `dorm migrate` sends BEGIN IMMEDIATE on SQLite, and leaves out migrate's
+ * bookkeeping (lock, applied check, dorm_migrations row): the output is a
+ * script for one session, where no other migrate competes for the lock
+ * (docs/migrations.md, "SQLite: the table rebuild").
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -30,7 +30,8 @@
  *     nothing will run.  Every other failure — a query that does not
  *     compile, a database error, a closed database — arrives through the
  *     errback, never synchronously: the deferred never fires before the
- *     call has returned (rule R2), and its steps run on the loop thread.
+ *     call has returned (rule R2 of dorm/deferred.h), and its steps run on
+ *     the loop thread.
  *   - Errors: DORM_EINTEGRITY for a unique, foreign key, not-null or check
  *     violation (SQLSTATE 23505, 23503, 23502, 23514, on SQLite too),
  *     DORM_EINVAL for a regex / iregex pattern the database cannot
@@ -142,7 +143,7 @@ typedef struct dorm_db_options {
 /* Fill o with the defaults (all zero). */
 void dorm_db_options_init(dorm_db_options *o);
 
-/* Open a database by URL (CONTRACT.md, "Database URLs"):
+/* Open a database by URL (docs/sqlite.md and docs/postgresql.md, "URLs"):
  *   sqlite:///relative/path.db   sqlite:////abs/path.db
  *   sqlite://   sqlite::memory:  (in memory; also sqlite:///:memory:)
  *   postgresql://... postgres://... "host=... dbname=..."

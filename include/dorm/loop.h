@@ -128,8 +128,8 @@ typedef dorm_result (*dorm_work_fn)(void *arg);
  * fired.  Cancelling the deferred stops the job if it has not started yet
  * (it fails with DORM_ECANCELED; a job already running completes and its
  * result is freed unseen).  One allocation.  Returns a borrowed deferred
- * (rule R2: it fires on a later loop turn) or NULL (out of memory, loop
- * closing, or libuv refused: fn will not run). */
+ * (rule R2 of dorm/deferred.h: it fires on a later loop turn) or NULL (out of
+ * memory, loop closing, or libuv refused: fn will not run). */
 dorm_deferred *dorm_run_in_thread(dorm_loop *loop, dorm_work_fn fn, void *arg);
 
 /* ---------------------------------------------------------------------

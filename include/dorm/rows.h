@@ -108,7 +108,7 @@ const dorm_rows *dorm_row_prefetched(const dorm_row *row, const char *name);
  * that call, 0 otherwise (and for every other row). */
 int dorm_row_created(const dorm_row *row);
 
-/* ---- JSON (the HTTP shape of CONTRACT.md) ------------------------------- */
+/* ---- JSON (the object shape of docs/serve.md, "Routes") ----------------- */
 
 /* The row as a JSON object keyed by column name: a foreign key as
  * "author": <related pk>, date-times and dates and times as ISO 8601
