@@ -59,6 +59,11 @@ FUZZ_NAMES   := models migrations query_expr http serve_input url rows
 FUZZ_SECONDS ?= 60
 
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# The library exports only what its public headers mark DORM_EXTERN
+# (include/dorm/version.h); tests/exports.txt lists it, test_exports checks.
+# The static library carries the same objects: the tests, tools and fuzz
+# harnesses link it and still reach the internal dorm__ functions.
+$(LIB_OBJ): CFLAGS_ALL += -fvisibility=hidden
 TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 SUPP_OBJ  := $(SUPP_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
