@@ -101,6 +101,12 @@ TOOL_LIB_OBJ := $(filter-out $(BUILD)/tools/dorm.o,$(TOOL_OBJ))
 $(BUILD)/tests/test_alloc: $(BUILD)/tests/test_alloc.o $(SUPP_OBJ) $(TOOL_LIB_OBJ) $(BUILD)/libdorm.a
 	$(CC) -o $@ $< $(SUPP_OBJ) $(TOOL_LIB_OBJ) $(BUILD)/libdorm.a $(LDLIBS_ALL) -lcmocka
 
+# test_exports reads the exports of the plain build's libdorm.so (the
+# sanitizer builds' copy of the test reads the same one)
+ifeq ($(SAN),0)
+$(BUILD)/tests/test_exports: $(BUILD)/libdorm.so
+endif
+
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libdorm.a
 	$(CC) -o $@ $< $(BUILD)/libdorm.a $(LDLIBS_ALL)
 
