@@ -20,6 +20,7 @@
 set -u
 DORM=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 KIND=$2
+VERSION_H=$(cd "$(dirname "$0")/.." && pwd)/include/dorm/version.h
 W=$(mktemp -d /tmp/dorm-cli.XXXXXX)
 trap 'cleanup' EXIT INT TERM
 cd "$W"
@@ -439,6 +440,9 @@ done
 run 2 dorm
 run 2 dorm frobnicate
 run 0 dorm --version
+# the library's version (dorm_version()), as include/dorm/version.h says it
+v=$(sed -n 's/^#define DORM_VERSION_\(MAJOR\|MINOR\|PATCH\) //p' "$VERSION_H" | paste -sd.)
+eq "$(cat "$W/out")" "dorm $v" "dorm --version"
 run 2 dorm makemigrations --name 'bad name'
 run 0 dorm query --sql 'Author.filter(Q(age__gte=18) | ~Q(full_name__startswith="A")).order_by("-age")[0:10]'
 has "LIMIT" out
