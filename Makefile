@@ -9,7 +9,9 @@
 #   make demo       the example app on the embedded default (SQLite)
 #   make oracle N=5000   N random queries checked against Django 3.2
 #                   (fresh seeds; tests/oracle/, docs/oracle.md)
-#   make install PREFIX=/usr/local
+#   make install PREFIX=/usr/local  (DESTDIR too): headers, libdorm.a,
+#                   libdorm.so.MAJOR.MINOR.PATCH with its soname link
+#                   libdorm.so.MAJOR and libdorm.so, dorm, dorm.pc
 #
 # Source files are found by wildcard: a new .c in a layer's folder is part
 # of the library, a new tests/test_*.c is a new test program, a new
@@ -49,6 +51,13 @@ endif
 CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) -fPIC -Iinclude -I. $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS_ALL = $(SANLD) $(PKG_LIBS) $(LDFLAGS)
 
+# the version, as include/dorm/version.h says it: libdorm.so.$(VERSION)
+# is installed with the soname libdorm.so.$(VERSION_MAJOR)
+version_part = $(shell sed -n 's/^.define DORM_VERSION_$(1) \([0-9]*\)$$/\1/p' include/dorm/version.h)
+VERSION_MAJOR := $(call version_part,MAJOR)
+VERSION       := $(VERSION_MAJOR).$(call version_part,MINOR).$(call version_part,PATCH)
+SONAME        := libdorm.so.$(VERSION_MAJOR)
+
 LIB_SRC   := $(sort $(wildcard base/*.c schema/*.c query/*.c reactor_glue/*.c backends/*.c http/*.c))
 TOOL_SRC  := $(sort $(wildcard tools/*.c))
 TEST_SRC  := $(sort $(wildcard tests/test_*.c))
@@ -59,6 +68,11 @@ FUZZ_NAMES   := models migrations query_expr http serve_input url rows
 FUZZ_SECONDS ?= 60
 
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# The library exports only what its public headers mark DORM_EXTERN
+# (include/dorm/version.h); tests/exports.txt lists it, test_exports checks.
+# The static library carries the same objects: the tests, tools and fuzz
+# harnesses link it and still reach the internal dorm__ functions.
+$(LIB_OBJ): CFLAGS_ALL += -fvisibility=hidden
 TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 SUPP_OBJ  := $(SUPP_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -82,7 +96,7 @@ $(BUILD)/libdorm.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/libdorm.so: $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libdorm.so.0 -o $@ $^ $(LDLIBS_ALL)
+	$(CC) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(LDLIBS_ALL)
 
 $(BUILD)/dorm: $(TOOL_OBJ) $(BUILD)/libdorm.a
 	$(CC) -o $@ $(TOOL_OBJ) $(BUILD)/libdorm.a $(LDLIBS_ALL)
@@ -95,6 +109,12 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(SUPP_OBJ) $(BUILD)/libdorm.a
 TOOL_LIB_OBJ := $(filter-out $(BUILD)/tools/dorm.o,$(TOOL_OBJ))
 $(BUILD)/tests/test_alloc: $(BUILD)/tests/test_alloc.o $(SUPP_OBJ) $(TOOL_LIB_OBJ) $(BUILD)/libdorm.a
 	$(CC) -o $@ $< $(SUPP_OBJ) $(TOOL_LIB_OBJ) $(BUILD)/libdorm.a $(LDLIBS_ALL) -lcmocka
+
+# test_exports reads the exports of the plain build's libdorm.so (the
+# sanitizer builds' copy of the test reads the same one)
+ifeq ($(SAN),0)
+$(BUILD)/tests/test_exports: $(BUILD)/libdorm.so
+endif
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libdorm.a
 	$(CC) -o $@ $< $(BUILD)/libdorm.a $(LDLIBS_ALL)
@@ -184,10 +204,12 @@ install: lib $(BUILD)/dorm
 	install -m 644 include/dorm.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 include/dorm/*.h $(DESTDIR)$(PREFIX)/include/dorm/
 	install -m 644 $(BUILD)/libdorm.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(BUILD)/libdorm.so $(DESTDIR)$(PREFIX)/lib/libdorm.so.0
-	ln -sf libdorm.so.0 $(DESTDIR)$(PREFIX)/lib/libdorm.so
+	install -m 755 $(BUILD)/libdorm.so $(DESTDIR)$(PREFIX)/lib/libdorm.so.$(VERSION)
+	ln -sf libdorm.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libdorm.so
 	install -m 755 $(BUILD)/dorm $(DESTDIR)$(PREFIX)/bin/
-	sed -e 's|@PREFIX@|$(PREFIX)|g' dorm.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/dorm.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' dorm.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/dorm.pc
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -1,6 +1,7 @@
 /* dorm.h — the public API of dorm, an asynchronous ORM for C.
  *
  * Include this one header.  The API is split by layer:
+ *   dorm/version.h  the version (dorm_version()) and DORM_EXTERN
  *   dorm/error.h    the one error list, dorm_error, the allocator hook
  *   dorm/value.h    dorm_value, the typed value every layer passes
  *   dorm/schema.h   models: load models.json or build them in C
@@ -17,8 +18,7 @@
 #ifndef DORM_H
 #define DORM_H
 
-#define DORM_VERSION "0.1.0"
-
+#include "dorm/version.h"
 #include "dorm/error.h"
 #include "dorm/value.h"
 #include "dorm/schema.h"

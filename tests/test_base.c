@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -193,6 +194,21 @@ static void test_double_decimal(void **state) {
   assert_int_equal(d.sig, 0);
 }
 
+/* the run-time version is the one the headers say, in both forms */
+static void test_version(void **state) {
+  (void)state;
+  assert_string_equal(dorm_version(), DORM_VERSION_STRING);
+  assert_string_equal(DORM_VERSION, DORM_VERSION_STRING);
+  char want[32];
+  snprintf(want, sizeof want, "%d.%d.%d", DORM_VERSION_MAJOR,
+           DORM_VERSION_MINOR, DORM_VERSION_PATCH);
+  assert_string_equal(dorm_version(), want);
+  assert_int_equal(dorm_version_number(), DORM_VERSION_HEX);
+  assert_int_equal(dorm_version_number(), (unsigned)DORM_VERSION_MAJOR << 16 |
+                                              DORM_VERSION_MINOR << 8 |
+                                              DORM_VERSION_PATCH);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_json_canon),
@@ -203,6 +219,7 @@ int main(void) {
       cmocka_unit_test(test_buf),
       cmocka_unit_test(test_buf_oom_is_sticky),
       cmocka_unit_test(test_arena),
+      cmocka_unit_test(test_version),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

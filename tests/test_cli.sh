@@ -20,6 +20,7 @@
 set -u
 DORM=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 KIND=$2
+VERSION_H=$(cd "$(dirname "$0")/.." && pwd)/include/dorm/version.h
 W=$(mktemp -d /tmp/dorm-cli.XXXXXX)
 trap 'cleanup' EXIT INT TERM
 cd "$W"
@@ -439,6 +440,9 @@ done
 run 2 dorm
 run 2 dorm frobnicate
 run 0 dorm --version
+# the library's version (dorm_version()), as include/dorm/version.h says it
+v=$(sed -n 's/^#define DORM_VERSION_\(MAJOR\|MINOR\|PATCH\) //p' "$VERSION_H" | paste -sd.)
+eq "$(cat "$W/out")" "dorm $v" "dorm --version"
 run 2 dorm makemigrations --name 'bad name'
 # one option parser for every command (tools/cli_opts.c): --opt=value,
 # repeatable options, flags take no value, numbers are digits in range,

@@ -18,6 +18,14 @@
  * suite (DORM_TEST_PG) and on a new SQLite file, its output checked line
  * by line; examples/pg_example is run the same way.  A last test scans the
  * README and the pages of docs/ for build lines no entry here runs.
+ *
+ * The README's program is also built as a user of an installed dorm builds
+ * it: `make install PREFIX=<temp dir>`, then the README's line for that
+ * case (`cc prog.c -o prog $(pkg-config --cflags --libs dorm)`, found in
+ * the README and run as written) with PKG_CONFIG_PATH pointing into the
+ * tree, and run against the installed libdorm.so.MAJOR on SQLite; the
+ * versioned file names, the soname and dorm.pc's version are checked on
+ * the way.
  */
 #include <dirent.h>
 #include <libgen.h>
@@ -33,6 +41,8 @@
 #include <setjmp.h>
 #include <stddef.h>
 #include <cmocka.h>
+
+#include "dorm/version.h"
 
 static char g_build[PATH_MAX]; /* build or build-san, this test's own */
 static char g_root[PATH_MAX];  /* the checkout: the suite runs from it */
@@ -387,6 +397,103 @@ static void test_readme_program_sqlite(void **state) {
   assert_int_equal(rc, 0);
 }
 
+/* The README's build line for an installed dorm: from "cc prog.c" to the
+ * end of "$(pkg-config --cflags --libs dorm)", written to cmd. */
+static int readme_installed_build_line(char *cmd, size_t cap) {
+  static const char tail[] = "$(pkg-config --cflags --libs dorm)";
+  FILE *in = fopen("README.md", "r");
+  if (!in) return -1;
+  char line[1024];
+  int found = -1;
+  while (found < 0 && fgets(line, sizeof line, in)) {
+    char *start = strstr(line, "cc prog.c");
+    char *end = start ? strstr(start, tail) : NULL;
+    if (!end) continue;
+    snprintf(cmd, cap, "%.*s", (int)(end + sizeof tail - 1 - start), start);
+    found = 0;
+  }
+  fclose(in);
+  return found;
+}
+
+static void test_readme_program_installed(void **state) {
+  (void)state;
+  if (strstr(g_build, "build-san") || strstr(g_build, "build-tsan"))
+    skip(); /* the plain build's run installs and checks the tree */
+  char *out;
+  /* a make of its own: not the suite's jobserver, if make started us */
+  int rc = sh_out(&out,
+                  "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s "
+                  "--no-print-directory install PREFIX='%s/inst' 2>&1",
+                  g_dir);
+  if (rc != 0) fprintf(stderr, "make install:\n%s", out);
+  free(out);
+  assert_int_equal(rc, 0);
+
+  /* libdorm.so -> libdorm.so.MAJOR -> libdorm.so.MAJOR.MINOR.PATCH, whose
+   * soname is libdorm.so.MAJOR */
+  char path[PATH_MAX], target[PATH_MAX];
+  const char *soname = "libdorm.so." DORM_VERSION_STR(DORM_VERSION_MAJOR);
+  const char *real = "libdorm.so." DORM_VERSION_STRING;
+  snprintf(path, sizeof path, "%s/inst/lib/libdorm.so", g_dir);
+  ssize_t n = readlink(path, target, sizeof target - 1);
+  assert_true(n > 0);
+  target[n] = '\0';
+  assert_string_equal(target, soname);
+  snprintf(path, sizeof path, "%s/inst/lib/%s", g_dir, soname);
+  n = readlink(path, target, sizeof target - 1);
+  assert_true(n > 0);
+  target[n] = '\0';
+  assert_string_equal(target, real);
+  rc = sh_out(&out, "readelf -d '%s/inst/lib/%s' | grep SONAME", g_dir, real);
+  assert_int_equal(rc, 0);
+  char want[64];
+  snprintf(want, sizeof want, "[%s]", soname);
+  assert_non_null(strstr(out, want));
+  free(out);
+  rc = sh_out(&out,
+              "PKG_CONFIG_PATH='%s/inst/lib/pkgconfig' "
+              "pkg-config --modversion dorm",
+              g_dir);
+  assert_string_equal(out, DORM_VERSION_STRING "\n");
+  free(out);
+  assert_int_equal(rc, 0);
+
+  /* the README's program, built with the README's line as written (the
+   * variable exported: the shell expands $(pkg-config) before running cc) */
+  char line[512];
+  extracted x;
+  assert_int_equal(extract_doc_program(&readme_program, &x), 0);
+  write_file(g_dir, "prog.c", x.program);
+  extracted_free(&x);
+  if (readme_installed_build_line(line, sizeof line) != 0)
+    fail_msg(
+        "README.md has no `cc prog.c ... $(pkg-config --cflags --libs "
+        "dorm)` line");
+  rc = sh_out(&out,
+              "cd '%s' && export PKG_CONFIG_PATH='%s/inst/lib/pkgconfig' && %s "
+              "-o installed_prog 2>&1",
+              g_dir, g_dir, line);
+  if (rc != 0) fprintf(stderr, "%s:\n%s", line, out);
+  free(out);
+  assert_int_equal(rc, 0);
+  /* it runs on the installed shared library, not a copy of the archive */
+  rc = sh_out(&out, "LD_LIBRARY_PATH='%s/inst/lib' ldd '%s/installed_prog'",
+              g_dir, g_dir);
+  snprintf(path, sizeof path, "%s => %s/inst/lib/%s", soname, g_dir, soname);
+  if (!strstr(out, path)) fprintf(stderr, "ldd:\n%s", out);
+  assert_non_null(strstr(out, path));
+  free(out);
+  rc = sh_out(&out,
+              "LD_LIBRARY_PATH='%s/inst/lib' "
+              "DATABASE_URL='sqlite:///%s/installed.db' timeout 60 "
+              "'%s/installed_prog'",
+              g_dir, g_dir, g_dir);
+  assert_string_equal(out, expected_output);
+  free(out);
+  assert_int_equal(rc, 0);
+}
+
 /* examples/pg_example.c: every step it prints, in order (the slow query
  * starts once the notification came back), and exit 0 */
 static void test_pg_example(void **state) {
@@ -438,6 +545,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_readme_program_postgresql),
       cmocka_unit_test(test_readme_program_sqlite),
+      cmocka_unit_test(test_readme_program_installed),
       cmocka_unit_test(test_pg_example),
       cmocka_unit_test(test_doc_programs),
       cmocka_unit_test(test_every_build_line_is_run),

@@ -42,7 +42,7 @@ int main(int argc, char **argv) {
     return CLI_OK;
   }
   if (!strcmp(argv[1], "--version")) {
-    printf("dorm %s\n", DORM_VERSION);
+    printf("dorm %s\n", dorm_version());
     return CLI_OK;
   }
   static const struct {

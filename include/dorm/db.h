@@ -50,6 +50,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dorm/version.h"
 #include "dorm/deferred.h"
 #include "dorm/error.h"
 #include "dorm/loop.h"
@@ -141,7 +142,7 @@ typedef struct dorm_db_options {
 #define DORM_RYW_OFF 2
 
 /* Fill o with the defaults (all zero). */
-void dorm_db_options_init(dorm_db_options *o);
+DORM_EXTERN void dorm_db_options_init(dorm_db_options *o);
 
 /* Open a database by URL (docs/sqlite.md and docs/postgresql.md, "URLs"):
  *   sqlite:///relative/path.db   sqlite:////abs/path.db
@@ -157,18 +158,18 @@ void dorm_db_options_init(dorm_db_options *o);
  * callback).  Returns a new handle, closed with dorm_db_close, or NULL with
  * err filled (DORM_EURL: bad URL or option; DORM_EUNSUPPORTED: backend not
  * compiled in; DORM_ENOMEM; DORM_EIO: threads could not be started). */
-dorm_db *dorm_db_open(dorm_loop *loop, const char *url,
-                      const dorm_db_options *opts, dorm_error *err);
+DORM_EXTERN dorm_db *dorm_db_open(dorm_loop *loop, const char *url,
+                                  const dorm_db_options *opts, dorm_error *err);
 
 /* A deferred that succeeds (DORM_RESULT_NONE) once the database is
  * connected and usable, or fails with the reason it is not.  Borrowed. */
-dorm_deferred *dorm_db_ready(dorm_db *db);
+DORM_EXTERN dorm_deferred *dorm_db_ready(dorm_db *db);
 
 /* The SQL dialect of db's backend (what dorm_async_execute's SQL must be
  * written in). */
-dorm_dialect dorm_db_dialect(const dorm_db *db);
+DORM_EXTERN dorm_dialect dorm_db_dialect(const dorm_db *db);
 /* "sqlite" or "postgresql". */
-const char *dorm_db_backend_name(const dorm_db *db);
+DORM_EXTERN const char *dorm_db_backend_name(const dorm_db *db);
 
 /* A handle on the same database whose requests all go to the primary,
  * never to a read replica (Django's using()): for a read that must see
@@ -176,7 +177,7 @@ const char *dorm_db_backend_name(const dorm_db *db);
  * db is closed; not closed itself.  Without replicas it behaves exactly
  * as db.  A transaction handle is returned as it is (it is on the
  * primary).  NULL when out of memory. */
-dorm_db *dorm_db_primary(dorm_db *db);
+DORM_EXTERN dorm_db *dorm_db_primary(dorm_db *db);
 
 typedef void (*dorm_db_close_cb)(void *arg);
 /* Close db.  Every request not yet finished fails with DORM_ECLOSED before
@@ -188,30 +189,31 @@ typedef void (*dorm_db_close_cb)(void *arg);
  * may be NULL), after which the loop holds nothing of db.  Close every db
  * before dorm_loop_close.  Calling it twice does nothing.  A transaction
  * handle (see dorm_async_atomic) is not closed this way. */
-void dorm_db_close(dorm_db *db, dorm_db_close_cb cb, void *arg);
+DORM_EXTERN void dorm_db_close(dorm_db *db, dorm_db_close_cb cb, void *arg);
 
 /* ---------------------------------------------------------------------
  * Reading.  q is a SELECT query (dorm_select); see RULES for ownership.
  * ------------------------------------------------------------------- */
 
 /* Every row: DORM_RESULT_ROWS. */
-dorm_deferred *dorm_async_filter(dorm_db *db, const dorm_query *q);
+DORM_EXTERN dorm_deferred *dorm_async_filter(dorm_db *db, const dorm_query *q);
 /* Exactly one row: DORM_RESULT_ROW; DORM_ENOTFOUND when none matches,
  * DORM_EMULTIPLE when more than one does (at most two are read). */
-dorm_deferred *dorm_async_get(dorm_db *db, dorm_query *q);
+DORM_EXTERN dorm_deferred *dorm_async_get(dorm_db *db, dorm_query *q);
 /* The first row in the query's order (by primary key when the query and
  * its model have no ordering): DORM_RESULT_ROW; DORM_RESULT_NONE when no
  * row matches (Django's first() returns None). */
-dorm_deferred *dorm_async_first(dorm_db *db, dorm_query *q);
+DORM_EXTERN dorm_deferred *dorm_async_first(dorm_db *db, dorm_query *q);
 /* SELECT COUNT(*) of the filtered set: DORM_RESULT_COUNT. */
-dorm_deferred *dorm_async_count(dorm_db *db, dorm_query *q);
+DORM_EXTERN dorm_deferred *dorm_async_count(dorm_db *db, dorm_query *q);
 /* Whether any row matches: DORM_RESULT_VALUE holding dorm_bool(0 or 1). */
-dorm_deferred *dorm_async_exists(dorm_db *db, dorm_query *q);
+DORM_EXTERN dorm_deferred *dorm_async_exists(dorm_db *db, dorm_query *q);
 /* A query on which dorm_aggregate was called: DORM_RESULT_ROW with one
  * column per alias (dorm_row_int / dorm_row_float / dorm_row_value by the
  * alias; SUM and AVG of integers come back as numbers, NULL over no
  * rows). */
-dorm_deferred *dorm_async_aggregate(dorm_db *db, const dorm_query *q);
+DORM_EXTERN dorm_deferred *dorm_async_aggregate(dorm_db *db,
+                                                const dorm_query *q);
 
 /* ---------------------------------------------------------------------
  * Writing.  Writes go to the writer connection (SQLite) or any pooled
@@ -224,21 +226,21 @@ dorm_deferred *dorm_async_aggregate(dorm_db *db, const dorm_query *q);
  * An upsert with DO NOTHING (dorm_on_conflict without an update field, or
  * dorm_on_conflict_do_nothing) whose row conflicts gives DORM_RESULT_NONE:
  * success, nothing created (as Django's ignore_conflicts). */
-dorm_deferred *dorm_async_create(dorm_db *db, const dorm_query *q);
+DORM_EXTERN dorm_deferred *dorm_async_create(dorm_db *db, const dorm_query *q);
 /* q is an INSERT of any number of rows (dorm_insert_next_row between
  * rows).  All rows go in one transaction, split into statements as the
  * backend's parameter limit requires; DORM_RESULT_COUNT, the rows
  * inserted.  Nothing is inserted when any row fails.  q may be changed
  * during the call (it is split into chunks) and is restored before it
  * returns. */
-dorm_deferred *dorm_async_bulk_create(dorm_db *db, dorm_query *q);
+DORM_EXTERN dorm_deferred *dorm_async_bulk_create(dorm_db *db, dorm_query *q);
 /* q is an UPDATE (dorm_update + dorm_set, values may be F expressions):
  * DORM_RESULT_COUNT, the rows changed; DORM_RESULT_ROWS when q asked for
  * dorm_returning. */
-dorm_deferred *dorm_async_update(dorm_db *db, const dorm_query *q);
+DORM_EXTERN dorm_deferred *dorm_async_update(dorm_db *db, const dorm_query *q);
 /* q is a DELETE: DORM_RESULT_COUNT, or DORM_RESULT_ROWS with
  * dorm_returning. */
-dorm_deferred *dorm_async_delete(dorm_db *db, const dorm_query *q);
+DORM_EXTERN dorm_deferred *dorm_async_delete(dorm_db *db, const dorm_query *q);
 
 /* A field name (or "pk", or a lookup "age__gte" where only filtering uses
  * it) and a value; strings borrowed for the call. */
@@ -255,19 +257,16 @@ typedef struct dorm_kv {
  * insert hits a unique violation (another writer won the race), get
  * again.  DORM_RESULT_ROW; dorm_row_created() tells which branch ran.
  * DORM_EMULTIPLE when several rows match. */
-dorm_deferred *dorm_async_get_or_create(dorm_db *db, const dorm_model *model,
-                                        const dorm_kv *lookups, size_t nlookups,
-                                        const dorm_kv *defaults,
-                                        size_t ndefaults);
+DORM_EXTERN dorm_deferred *dorm_async_get_or_create(
+    dorm_db *db, const dorm_model *model, const dorm_kv *lookups,
+    size_t nlookups, const dorm_kv *defaults, size_t ndefaults);
 /* Django's update_or_create: in one transaction, set the defaults on the
  * row matching the lookups, or create it as get_or_create does.
  * DORM_RESULT_ROW (the row after the update), dorm_row_created() 1 when
  * inserted.  DORM_EMULTIPLE (and nothing changed) when several match. */
-dorm_deferred *dorm_async_update_or_create(dorm_db *db, const dorm_model *model,
-                                           const dorm_kv *lookups,
-                                           size_t nlookups,
-                                           const dorm_kv *defaults,
-                                           size_t ndefaults);
+DORM_EXTERN dorm_deferred *dorm_async_update_or_create(
+    dorm_db *db, const dorm_model *model, const dorm_kv *lookups,
+    size_t nlookups, const dorm_kv *defaults, size_t ndefaults);
 
 /* ---------------------------------------------------------------------
  * Many-to-many relations
@@ -293,22 +292,28 @@ dorm_deferred *dorm_async_update_or_create(dorm_db *db, const dorm_model *model,
  * adding twice is harmless.  Any number of targets: past the backend's
  * parameter limit they go in several statements inside one transaction.
  * No targets: nothing happens (count 0). */
-dorm_deferred *dorm_async_m2m_add(dorm_db *db, const dorm_model *model,
-                                  const char *field, dorm_value pk,
-                                  const dorm_value *targets, size_t n);
+DORM_EXTERN dorm_deferred *dorm_async_m2m_add(dorm_db *db,
+                                              const dorm_model *model,
+                                              const char *field, dorm_value pk,
+                                              const dorm_value *targets,
+                                              size_t n);
 /* Remove the pairs (pk, target) that exist. */
-dorm_deferred *dorm_async_m2m_remove(dorm_db *db, const dorm_model *model,
-                                     const char *field, dorm_value pk,
-                                     const dorm_value *targets, size_t n);
+DORM_EXTERN dorm_deferred *dorm_async_m2m_remove(
+    dorm_db *db, const dorm_model *model, const char *field, dorm_value pk,
+    const dorm_value *targets, size_t n);
 /* Remove every pair of pk. */
-dorm_deferred *dorm_async_m2m_clear(dorm_db *db, const dorm_model *model,
-                                    const char *field, dorm_value pk);
+DORM_EXTERN dorm_deferred *dorm_async_m2m_clear(dorm_db *db,
+                                                const dorm_model *model,
+                                                const char *field,
+                                                dorm_value pk);
 /* Make pk's pairs exactly targets, in one transaction: pairs not listed
  * are removed, missing ones added, kept ones untouched (their join rows
  * stay).  The count is removed + added.  n == 0 clears. */
-dorm_deferred *dorm_async_m2m_set(dorm_db *db, const dorm_model *model,
-                                  const char *field, dorm_value pk,
-                                  const dorm_value *targets, size_t n);
+DORM_EXTERN dorm_deferred *dorm_async_m2m_set(dorm_db *db,
+                                              const dorm_model *model,
+                                              const char *field, dorm_value pk,
+                                              const dorm_value *targets,
+                                              size_t n);
 
 /* ---------------------------------------------------------------------
  * Raw SQL
@@ -323,21 +328,24 @@ dorm_deferred *dorm_async_m2m_set(dorm_db *db, const dorm_model *model,
  * comments after a ';' outside quotes) is DORM_EINVAL on both backends,
  * before anything runs.  On SQLite a DORM_T_DECIMAL parameter is bound as
  * a number (an integer when its text is one, else a double). */
-dorm_deferred *dorm_async_execute(dorm_db *db, const char *sql,
-                                  const dorm_value *params, size_t n);
+DORM_EXTERN dorm_deferred *dorm_async_execute(dorm_db *db, const char *sql,
+                                              const dorm_value *params,
+                                              size_t n);
 /* The same for a statement that only reads (sql and params copied during
  * the call, the deferred borrowed as in RULES): with read replicas it may
  * run on one (docs/scaleout.md); on a SQLite file it runs on a read-only
  * reader connection, so a write in it fails there (a memory database has
  * one connection for everything). */
-dorm_deferred *dorm_async_execute_read(dorm_db *db, const char *sql,
-                                       const dorm_value *params, size_t n);
+DORM_EXTERN dorm_deferred *dorm_async_execute_read(dorm_db *db, const char *sql,
+                                                   const dorm_value *params,
+                                                   size_t n);
 /* n statements without parameters, run in order on the writer; stops at
  * the first error (earlier ones stay applied unless inside a transaction).
  * For DDL: dorm_ddl's stmts fit as they are.  DORM_RESULT_COUNT, the sum
  * of rows changed.  The strings are copied during the call. */
-dorm_deferred *dorm_async_execute_many(dorm_db *db, const char *const *sqls,
-                                       size_t n);
+DORM_EXTERN dorm_deferred *dorm_async_execute_many(dorm_db *db,
+                                                   const char *const *sqls,
+                                                   size_t n);
 
 /* ---------------------------------------------------------------------
  * Transactions
@@ -407,10 +415,11 @@ typedef dorm_deferred *(*dorm_atomic_fn)(dorm_db *tx, void *arg);
  * then fails with DORM_ECLOSED), the block was cancelled before it began,
  * or tx's block already failed (DORM_ETXABORTED).  arg is borrowed until
  * fn has run.  Returns a borrowed deferred, or NULL (out of memory). */
-dorm_deferred *dorm_async_atomic(dorm_db *db, dorm_atomic_fn fn, void *arg);
+DORM_EXTERN dorm_deferred *dorm_async_atomic(dorm_db *db, dorm_atomic_fn fn,
+                                             void *arg);
 
 /* 1 when db is a transaction handle given to a dorm_atomic_fn. */
-int dorm_db_in_transaction(const dorm_db *db);
+DORM_EXTERN int dorm_db_in_transaction(const dorm_db *db);
 
 /* ---------------------------------------------------------------------
  * LISTEN / NOTIFY (PostgreSQL only)
@@ -449,15 +458,15 @@ typedef void (*dorm_notify_fn)(dorm_db *db, const dorm_notification *n,
  * dorm_unlisten or the database is closed.  Returns a borrowed deferred,
  * or NULL (out of memory, NULL arguments, or db is not a PostgreSQL
  * database: see dorm_db_backend_name). */
-dorm_deferred *dorm_listen(dorm_db *db, const char *channel, dorm_notify_fn fn,
-                           void *arg);
+DORM_EXTERN dorm_deferred *dorm_listen(dorm_db *db, const char *channel,
+                                       dorm_notify_fn fn, void *arg);
 /* Remove the subscription (channel, fn, arg): fn is not called for it
  * after this returns.  The channel is UNLISTENed when its last subscriber
  * goes; the deferred succeeds once that is done, or fails with
  * DORM_EINVAL when there was no such subscription.  Returns a borrowed
  * deferred or NULL (as dorm_listen). */
-dorm_deferred *dorm_unlisten(dorm_db *db, const char *channel,
-                             dorm_notify_fn fn, void *arg);
+DORM_EXTERN dorm_deferred *dorm_unlisten(dorm_db *db, const char *channel,
+                                         dorm_notify_fn fn, void *arg);
 
 #ifdef __cplusplus
 }

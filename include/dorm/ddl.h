@@ -46,10 +46,11 @@
 
 #include <stddef.h>
 
-#include "error.h"
-#include "query.h"
-#include "schema.h"
-#include "value.h"
+#include "dorm/version.h"
+#include "dorm/error.h"
+#include "dorm/query.h"
+#include "dorm/schema.h"
+#include "dorm/value.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -67,9 +68,9 @@ typedef struct dorm_ddl {
   size_t cap;   /* private */
 } dorm_ddl;
 
-void dorm_ddl_init(dorm_ddl *ddl);
+DORM_EXTERN void dorm_ddl_init(dorm_ddl *ddl);
 /* Free the statements (ddl itself is the caller's) and empty it. */
-void dorm_ddl_free(dorm_ddl *ddl);
+DORM_EXTERN void dorm_ddl_free(dorm_ddl *ddl);
 
 /* ---- constraints (Django's Meta.constraints) ---------------------------- */
 
@@ -87,7 +88,7 @@ typedef enum dorm_check_op {
 } dorm_check_op;
 
 /* "gte" -> DORM_CHECK_GTE; -1 when not a check lookup. */
-int dorm_check_op_parse(const char *name);
+DORM_EXTERN int dorm_check_op_parse(const char *name);
 
 /* One term of a check: {"age__gte": 18} is {"age", DORM_CHECK_GTE, 18}.
  * field is a field name (or a column name); value is borrowed. */
@@ -126,66 +127,82 @@ typedef struct dorm_ddl_constraint {
  * check constraints and unique_together; then CREATE INDEX for db_index
  * and foreign key fields and for the model's indexes; then the join table
  * of every many_to_many field. */
-int dorm_ddl_create_model(const dorm_model *m, const dorm_ddl_constraint *cons,
-                          size_t ncons, dorm_dialect d, dorm_ddl *out,
-                          dorm_error *err);
+DORM_EXTERN int dorm_ddl_create_model(const dorm_model *m,
+                                      const dorm_ddl_constraint *cons,
+                                      size_t ncons, dorm_dialect d,
+                                      dorm_ddl *out, dorm_error *err);
 /* DROP TABLE of the join tables, then of the table (CASCADE on
  * PostgreSQL, as Django). */
-int dorm_ddl_delete_model(const dorm_model *m, dorm_dialect d, dorm_ddl *out,
-                          dorm_error *err);
+DORM_EXTERN int dorm_ddl_delete_model(const dorm_model *m, dorm_dialect d,
+                                      dorm_ddl *out, dorm_error *err);
 /* ALTER TABLE ... RENAME TO after->table, and rename what dorm derived
  * from the old table name: constraints and indexes dorm named, join tables
  * and their model column.  Empty when nothing changes. */
-int dorm_ddl_rename_model(const dorm_model *before, const dorm_model *after,
-                          dorm_dialect d, dorm_ddl *out, dorm_error *err);
+DORM_EXTERN int dorm_ddl_rename_model(const dorm_model *before,
+                                      const dorm_model *after, dorm_dialect d,
+                                      dorm_ddl *out, dorm_error *err);
 /* Add field f of model `after` (f points into after->fields).  A default
  * fills existing rows and is then dropped from the schema (Django's rule);
  * many_to_many creates the join table.  SQLite rebuilds unless the field
  * is nullable, without default, not unique. */
-int dorm_ddl_add_field(const dorm_model *after, const dorm_ddl_constraint *cons,
-                       size_t ncons, const dorm_field *f, dorm_dialect d,
-                       dorm_ddl *out, dorm_error *err);
+DORM_EXTERN int dorm_ddl_add_field(const dorm_model *after,
+                                   const dorm_ddl_constraint *cons,
+                                   size_t ncons, const dorm_field *f,
+                                   dorm_dialect d, dorm_ddl *out,
+                                   dorm_error *err);
 /* Remove field f (a field of `before`).  SQLite uses DROP COLUMN when the
  * column has no index, unique, key or reference, else rebuilds. */
-int dorm_ddl_remove_field(const dorm_model *before, const dorm_model *after,
-                          const dorm_ddl_constraint *cons, size_t ncons,
-                          const dorm_field *f, dorm_dialect d, dorm_ddl *out,
-                          dorm_error *err);
+DORM_EXTERN int dorm_ddl_remove_field(const dorm_model *before,
+                                      const dorm_model *after,
+                                      const dorm_ddl_constraint *cons,
+                                      size_t ncons, const dorm_field *f,
+                                      dorm_dialect d, dorm_ddl *out,
+                                      dorm_error *err);
 /* Change old_field (of `before`) into new_field (of `after`): column name,
  * type, null, unique, db_index, relation target and on_delete.  Refused
  * (DORM_EUNSUPPORTED): changing primary_key, auto <-> non-auto (auto <->
  * bigauto is fine), many_to_many <-> other types, a many_to_many's
  * target.  Becoming NOT NULL with a default first fills the NULLs with
  * it.  SQLite rebuilds unless only the column name or an index changes. */
-int dorm_ddl_alter_field(const dorm_model *before, const dorm_model *after,
-                         const dorm_ddl_constraint *cons, size_t ncons,
-                         const dorm_field *old_field,
-                         const dorm_field *new_field, dorm_dialect d,
-                         dorm_ddl *out, dorm_error *err);
+DORM_EXTERN int dorm_ddl_alter_field(const dorm_model *before,
+                                     const dorm_model *after,
+                                     const dorm_ddl_constraint *cons,
+                                     size_t ncons, const dorm_field *old_field,
+                                     const dorm_field *new_field,
+                                     dorm_dialect d, dorm_ddl *out,
+                                     dorm_error *err);
 /* Rename a field: RENAME COLUMN when the column changes (and the derived
  * names that contain it); the join table for a many_to_many.  The same as
  * dorm_ddl_alter_field with fields that differ only in name. */
-int dorm_ddl_rename_field(const dorm_model *before, const dorm_model *after,
-                          const dorm_ddl_constraint *cons, size_t ncons,
-                          const dorm_field *old_field,
-                          const dorm_field *new_field, dorm_dialect d,
-                          dorm_ddl *out, dorm_error *err);
+DORM_EXTERN int dorm_ddl_rename_field(const dorm_model *before,
+                                      const dorm_model *after,
+                                      const dorm_ddl_constraint *cons,
+                                      size_t ncons, const dorm_field *old_field,
+                                      const dorm_field *new_field,
+                                      dorm_dialect d, dorm_ddl *out,
+                                      dorm_error *err);
 /* CREATE [UNIQUE] INDEX "index->name" ON the model's table; DROP INDEX. */
-int dorm_ddl_add_index(const dorm_model *m, const dorm_index *index,
-                       dorm_dialect d, dorm_ddl *out, dorm_error *err);
-int dorm_ddl_remove_index(const dorm_model *m, const dorm_index *index,
-                          dorm_dialect d, dorm_ddl *out, dorm_error *err);
+DORM_EXTERN int dorm_ddl_add_index(const dorm_model *m, const dorm_index *index,
+                                   dorm_dialect d, dorm_ddl *out,
+                                   dorm_error *err);
+DORM_EXTERN int dorm_ddl_remove_index(const dorm_model *m,
+                                      const dorm_index *index, dorm_dialect d,
+                                      dorm_ddl *out, dorm_error *err);
 /* PostgreSQL: ALTER TABLE ADD/DROP CONSTRAINT.  SQLite: a rebuild with
  * `cons` (the constraints after: including c for add, without it for
  * remove). */
-int dorm_ddl_add_constraint(const dorm_model *m,
-                            const dorm_ddl_constraint *cons, size_t ncons,
-                            const dorm_ddl_constraint *c, dorm_dialect d,
-                            dorm_ddl *out, dorm_error *err);
-int dorm_ddl_remove_constraint(const dorm_model *m,
-                               const dorm_ddl_constraint *cons, size_t ncons,
-                               const dorm_ddl_constraint *c, dorm_dialect d,
-                               dorm_ddl *out, dorm_error *err);
+DORM_EXTERN int dorm_ddl_add_constraint(const dorm_model *m,
+                                        const dorm_ddl_constraint *cons,
+                                        size_t ncons,
+                                        const dorm_ddl_constraint *c,
+                                        dorm_dialect d, dorm_ddl *out,
+                                        dorm_error *err);
+DORM_EXTERN int dorm_ddl_remove_constraint(const dorm_model *m,
+                                           const dorm_ddl_constraint *cons,
+                                           size_t ncons,
+                                           const dorm_ddl_constraint *c,
+                                           dorm_dialect d, dorm_ddl *out,
+                                           dorm_error *err);
 
 /* ---- helpers shared with the query compiler ----------------------------- */
 
@@ -195,7 +212,8 @@ int dorm_ddl_remove_constraint(const dorm_model *m,
  * Each buffer needs DORM_IDENT_MAX + 1 bytes.  DORM_EIDENT when a name
  * would be longer than DORM_IDENT_MAX; DORM_EINVAL for a field that is not
  * a resolved many_to_many. */
-int dorm_ddl_m2m_columns(const dorm_field *f, char *from_col, char *to_col);
+DORM_EXTERN int dorm_ddl_m2m_columns(const dorm_field *f, char *from_col,
+                                     char *to_col);
 
 #ifdef __cplusplus
 }

@@ -131,6 +131,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "dorm/version.h"
 #include "dorm/error.h"
 #include "dorm/value.h"
 
@@ -272,26 +273,26 @@ static inline dorm_result dorm_result_deferred(dorm_deferred *d) {
 
 /* A value whose strings and list items are copied into one allocation the
  * result owns.  DORM_T_EXPR values cannot be copied (DORM_EINVAL error). */
-dorm_result dorm_result_value_copy(dorm_value v);
+DORM_EXTERN dorm_result dorm_result_value_copy(dorm_value v);
 
 /* An error with code (a DORM_E* code < 0; anything else becomes
  * DORM_EINVAL) and a printf-style message (fmt NULL: dorm_strerror(code)).
  * The message is copied. */
-dorm_result dorm_result_error(int code, const char *fmt, ...)
+DORM_EXTERN dorm_result dorm_result_error(int code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
 /* The same with a SQLSTATE (five characters; NULL or "" for none). */
-dorm_result dorm_result_error_sql(int code, const char *sqlstate,
-                                  const char *fmt, ...)
+DORM_EXTERN dorm_result dorm_result_error_sql(int code, const char *sqlstate,
+                                              const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
 /* An error result from a dorm_error (code, message and SQLSTATE copied;
  * err is not changed).  err->code 0 gives DORM_EINVAL. */
-dorm_result dorm_result_error_from(const dorm_error *err);
+DORM_EXTERN dorm_result dorm_result_error_from(const dorm_error *err);
 
 /* Inspecting. */
 static inline int dorm_result_is_error(const dorm_result *r) {
@@ -302,12 +303,12 @@ static inline int dorm_result_code(const dorm_result *r) {
   return r->kind == DORM_RESULT_ERROR ? r->u.error.code : 0;
 }
 /* The error message ("" when r is not an error); valid as long as r. */
-const char *dorm_result_message(const dorm_result *r);
+DORM_EXTERN const char *dorm_result_message(const dorm_result *r);
 /* The SQLSTATE ("" when none); valid as long as r. */
-const char *dorm_result_sqlstate(const dorm_result *r);
+DORM_EXTERN const char *dorm_result_sqlstate(const dorm_result *r);
 /* Copy an error result into a dorm_error (cleared first; left cleared when
  * r is not an error).  Returns the code (0 when not an error). */
-int dorm_result_to_error(const dorm_result *r, dorm_error *out);
+DORM_EXTERN int dorm_result_to_error(const dorm_result *r, dorm_error *out);
 
 /* Move the result out of *r, leaving DORM_RESULT_NONE there: the caller now
  * owns what is returned.  This is how a callback keeps rows past its return
@@ -320,7 +321,7 @@ static inline dorm_result dorm_result_take(dorm_result *r) {
 /* Free what *r owns (calling the destructors it carries) and set it to
  * DORM_RESULT_NONE.  Only for results you own: taken out of a chain, or
  * built and never handed to one.  r may be NULL. */
-void dorm_result_free(dorm_result *r);
+DORM_EXTERN void dorm_result_free(dorm_result *r);
 
 /* ---------------------------------------------------------------------
  * Deferreds: using them
@@ -337,40 +338,44 @@ typedef dorm_result (*dorm_callback_fn)(dorm_result *res, void *arg);
  * waiting on another deferred, the step runs before this returns.
  * Returns 0 (accepted: it will run exactly once), DORM_EINVAL, or
  * DORM_ENOMEM (only beyond four steps; not accepted: it will never run). */
-int dorm_deferred_add_callbacks(dorm_deferred *d, dorm_callback_fn callback,
-                                dorm_callback_fn errback, void *arg);
+DORM_EXTERN int dorm_deferred_add_callbacks(dorm_deferred *d,
+                                            dorm_callback_fn callback,
+                                            dorm_callback_fn errback,
+                                            void *arg);
 /* A step that runs only on success. */
-int dorm_deferred_add_callback(dorm_deferred *d, dorm_callback_fn cb,
-                               void *arg);
+DORM_EXTERN int dorm_deferred_add_callback(dorm_deferred *d,
+                                           dorm_callback_fn cb, void *arg);
 /* A step that runs only on error. */
-int dorm_deferred_add_errback(dorm_deferred *d, dorm_callback_fn eb, void *arg);
+DORM_EXTERN int dorm_deferred_add_errback(dorm_deferred *d, dorm_callback_fn eb,
+                                          void *arg);
 /* A step that runs in both cases (fn is callback and errback). */
-int dorm_deferred_add_both(dorm_deferred *d, dorm_callback_fn fn, void *arg);
+DORM_EXTERN int dorm_deferred_add_both(dorm_deferred *d, dorm_callback_fn fn,
+                                       void *arg);
 
 /* Take a reference: d stays allocated until the matching release, even
  * after its chain has run.  Returns d. */
-dorm_deferred *dorm_deferred_retain(dorm_deferred *d);
+DORM_EXTERN dorm_deferred *dorm_deferred_retain(dorm_deferred *d);
 /* Drop a reference taken with dorm_deferred_retain (or the maker's, when a
  * maker gives up without firing: see dorm_deferred_new).  d may be NULL. */
-void dorm_deferred_release(dorm_deferred *d);
+DORM_EXTERN void dorm_deferred_release(dorm_deferred *d);
 
 /* Ask the work behind d to stop (section 5).  Harmless on a fired deferred
  * and when called twice.  Steps may run before this returns. */
-void dorm_deferred_cancel(dorm_deferred *d);
+DORM_EXTERN void dorm_deferred_cancel(dorm_deferred *d);
 
 /* For a canceller (dorm_canceller_fn): 1 when the cancel it is running for
  * comes from a timeout (dorm_deferred_set_timeout), 0 for
  * dorm_deferred_cancel; 0 outside a canceller.  A maker that records why
  * its work stopped (a transaction: the first error of the block) can say
  * DORM_ETIMEDOUT rather than DORM_ECANCELED. */
-int dorm_deferred_cancel_is_timeout(void);
+DORM_EXTERN int dorm_deferred_cancel_is_timeout(void);
 
 /* Has d fired (got its first result)? */
-int dorm_deferred_fired(const dorm_deferred *d);
+DORM_EXTERN int dorm_deferred_fired(const dorm_deferred *d);
 /* The current result of a fired deferred whose chain is not paused (NULL
  * otherwise).  Borrowed: valid until the next call on d.  Handy with a
  * retained deferred whose chain has run. */
-const dorm_result *dorm_deferred_result(const dorm_deferred *d);
+DORM_EXTERN const dorm_result *dorm_deferred_result(const dorm_deferred *d);
 
 /* Fail d with DORM_ETIMEDOUT if it has not got its result within `ms`
  * milliseconds: d is cancelled (so the work behind it is stopped) and the
@@ -380,8 +385,8 @@ const dorm_result *dorm_deferred_result(const dorm_deferred *d);
  * already has its result.  The timer belongs to `loop` and is closed by the
  * time d's chain passes this point, or by dorm_loop_close.  Returns 0,
  * DORM_EINVAL or DORM_ENOMEM (no timeout set). */
-int dorm_deferred_set_timeout(dorm_deferred *d, struct dorm_loop *loop,
-                              uint64_t ms);
+DORM_EXTERN int dorm_deferred_set_timeout(dorm_deferred *d,
+                                          struct dorm_loop *loop, uint64_t ms);
 
 /* ---------------------------------------------------------------------
  * Gather: wait for several deferreds
@@ -412,8 +417,9 @@ enum dorm_gather_flags {
  * even with n == 0 or inputs that had fired: it then fires on the next turn
  * of `loop`.  Returns a borrowed deferred, or NULL (DORM_EINVAL or out of
  * memory; then no step was added to any input). */
-dorm_deferred *dorm_gather(struct dorm_loop *loop, dorm_deferred *const *ds,
-                           size_t n, unsigned flags);
+DORM_EXTERN dorm_deferred *dorm_gather(struct dorm_loop *loop,
+                                       dorm_deferred *const *ds, size_t n,
+                                       unsigned flags);
 
 /* ---------------------------------------------------------------------
  * Deferreds: making them
@@ -430,8 +436,8 @@ typedef void (*dorm_canceller_fn)(dorm_deferred *d, void *arg);
 /* A new, unfired deferred.  The caller (the maker) holds one reference,
  * given back by dorm_deferred_fire.  canceller may be NULL.  Returns NULL
  * when out of memory.  One allocation. */
-dorm_deferred *dorm_deferred_new(dorm_canceller_fn canceller,
-                                 void *canceller_arg);
+DORM_EXTERN dorm_deferred *dorm_deferred_new(dorm_canceller_fn canceller,
+                                             void *canceller_arg);
 
 /* Fire d with `result` (an error result runs the errbacks) and drop the
  * maker's reference.  Ownership of result passes to d in every case.  If d
@@ -440,7 +446,7 @@ dorm_deferred *dorm_deferred_new(dorm_canceller_fn canceller,
  * 0, or DORM_ESTATE if d had already been fired by this function (result
  * freed, no reference dropped), or DORM_EINVAL for a DORM_RESULT_DEFERRED
  * result (freed as an error: d fails with DORM_EINVAL). */
-int dorm_deferred_fire(dorm_deferred *d, dorm_result result);
+DORM_EXTERN int dorm_deferred_fire(dorm_deferred *d, dorm_result result);
 
 /* ---------------------------------------------------------------------
  * Unhandled errors
@@ -451,7 +457,8 @@ int dorm_deferred_fire(dorm_deferred *d, dorm_result result);
 typedef void (*dorm_unhandled_error_fn)(const dorm_result *err, void *arg);
 /* Set the process-wide hook (NULL restores the default: one line on
  * stderr).  Set it before using deferreds, not while a loop runs. */
-void dorm_set_unhandled_error_hook(dorm_unhandled_error_fn fn, void *arg);
+DORM_EXTERN void dorm_set_unhandled_error_hook(dorm_unhandled_error_fn fn,
+                                               void *arg);
 
 #ifdef __cplusplus
 }

@@ -15,6 +15,8 @@
 
 #include <stddef.h>
 
+#include "dorm/version.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -54,9 +56,9 @@ typedef enum dorm_errno {
 } dorm_errno;
 
 /* Static text for a code ("out of memory"); never NULL. */
-const char *dorm_strerror(int code);
+DORM_EXTERN const char *dorm_strerror(int code);
 /* Static name for a code ("DORM_ENOMEM"); never NULL. */
-const char *dorm_err_name(int code);
+DORM_EXTERN const char *dorm_err_name(int code);
 
 #define DORM_ERROR_MSG_MAX 512
 
@@ -70,16 +72,16 @@ typedef struct dorm_error {
 } dorm_error;
 
 /* Reset to "no error". err may be NULL. */
-void dorm_error_clear(dorm_error *err);
+DORM_EXTERN void dorm_error_clear(dorm_error *err);
 /* Record code and a printf-style message, unless err already holds an
  * error (first error wins).  err may be NULL.  Returns code. */
-int dorm_error_set(dorm_error *err, int code, const char *fmt, ...)
+DORM_EXTERN int dorm_error_set(dorm_error *err, int code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
 /* Copy src into dst unless dst already holds an error.  Returns src->code. */
-int dorm_error_copy(dorm_error *dst, const dorm_error *src);
+DORM_EXTERN int dorm_error_copy(dorm_error *dst, const dorm_error *src);
 
 /* The allocator every dorm allocation goes through (as jansson's
  * json_set_alloc_funcs).  Set it before any other dorm call and never while
@@ -100,7 +102,8 @@ int dorm_error_copy(dorm_error *dst, const dorm_error *src);
 typedef void *(*dorm_malloc_fn)(size_t size);
 typedef void *(*dorm_realloc_fn)(void *ptr, size_t size);
 typedef void (*dorm_free_fn)(void *ptr);
-void dorm_set_allocator(dorm_malloc_fn m, dorm_realloc_fn r, dorm_free_fn f);
+DORM_EXTERN void dorm_set_allocator(dorm_malloc_fn m, dorm_realloc_fn r,
+                                    dorm_free_fn f);
 
 #ifdef __cplusplus
 }

@@ -46,6 +46,7 @@
 
 #include <jansson.h>
 
+#include "dorm/version.h"
 #include "dorm/error.h"
 #include "dorm/loop.h"
 
@@ -128,27 +129,26 @@ typedef struct dorm_http_options {
   int access_log;
 } dorm_http_options;
 
-void dorm_http_options_init(dorm_http_options *o);
+DORM_EXTERN void dorm_http_options_init(dorm_http_options *o);
 
 /* ---- the server --------------------------------------------------------- */
 
 /* A server on loop (borrowed; it must outlive the server) that calls
  * handler(req, res, arg) for each request.  opts is read during the call.
  * Returns NULL with err filled when out of memory. */
-dorm_http_server *dorm_http_server_new(dorm_loop *loop,
-                                       const dorm_http_options *opts,
-                                       dorm_http_handler_fn handler, void *arg,
-                                       dorm_error *err);
+DORM_EXTERN dorm_http_server *dorm_http_server_new(
+    dorm_loop *loop, const dorm_http_options *opts,
+    dorm_http_handler_fn handler, void *arg, dorm_error *err);
 /* Listen on host (an IPv4 or IPv6 address, e.g. "127.0.0.1", "::") and
  * port (0: a free port, see dorm_http_server_port).  Returns 0, or a
  * negative code with err naming the address and libuv's reason
  * (DORM_EIO; DORM_EINVAL for a bad address or a second listen). */
-int dorm_http_server_listen(dorm_http_server *s, const char *host, int port,
-                            dorm_error *err);
+DORM_EXTERN int dorm_http_server_listen(dorm_http_server *s, const char *host,
+                                        int port, dorm_error *err);
 /* The port listened on, or -1. */
-int dorm_http_server_port(const dorm_http_server *s);
+DORM_EXTERN int dorm_http_server_port(const dorm_http_server *s);
 /* Connections open now. */
-size_t dorm_http_server_connections(const dorm_http_server *s);
+DORM_EXTERN size_t dorm_http_server_connections(const dorm_http_server *s);
 
 typedef void (*dorm_http_close_cb)(void *arg);
 /* Graceful close: stop accepting; close idle connections now; let every
@@ -159,8 +159,8 @@ typedef void (*dorm_http_close_cb)(void *arg);
  * connection is closed and every response completed, the server is freed
  * and cb(arg) runs (cb may be NULL).  Safe from a handler.  Twice does
  * nothing. */
-void dorm_http_server_close(dorm_http_server *s, dorm_http_close_cb cb,
-                            void *arg);
+DORM_EXTERN void dorm_http_server_close(dorm_http_server *s,
+                                        dorm_http_close_cb cb, void *arg);
 
 /* ---- answering ---------------------------------------------------------- */
 
@@ -168,8 +168,8 @@ void dorm_http_server_close(dorm_http_server *s, dorm_http_close_cb cb,
  * Connection are the server's: adding them is DORM_EINVAL, as is a name or
  * value holding CR or LF, or a response already started.  Returns 0,
  * DORM_EINVAL or DORM_ENOMEM. */
-int dorm_http_response_header(dorm_http_response *res, const char *name,
-                              const char *value);
+DORM_EXTERN int dorm_http_response_header(dorm_http_response *res,
+                                          const char *name, const char *value);
 
 /* Complete res with status (100-599 excluding 1xx: 200..599), a
  * Content-Type (NULL: none) and len bytes of body (copied; NULL with 0).
@@ -177,29 +177,31 @@ int dorm_http_response_header(dorm_http_response *res, const char *name,
  * DORM_ECLOSED (the client had gone: dropped), DORM_ENOMEM (the client
  * gets a bare 500 and the connection closes), DORM_EINVAL (status out of
  * range: 500 likewise). */
-int dorm_http_respond(dorm_http_response *res, int status,
-                      const char *content_type, const void *body, size_t len);
+DORM_EXTERN int dorm_http_respond(dorm_http_response *res, int status,
+                                  const char *content_type, const void *body,
+                                  size_t len);
 /* The same with a JSON body ("application/json"), serialized compactly.
  * Takes the reference to body in every case (NULL: DORM_ENOMEM, as from a
  * failed json_pack, answered 500). */
-int dorm_http_respond_json(dorm_http_response *res, int status, json_t *body);
+DORM_EXTERN int dorm_http_respond_json(dorm_http_response *res, int status,
+                                       json_t *body);
 /* {"error": message} with status; message copied.  Bytes of message that
  * are not valid UTF-8 (a message echoing the client's input) are sent as
  * U+FFFD, so the answer is always the status asked for. */
-int dorm_http_respond_error(dorm_http_response *res, int status,
-                            const char *message);
+DORM_EXTERN int dorm_http_respond_error(dorm_http_response *res, int status,
+                                        const char *message);
 
 /* 0 once the client that asked is gone (the response will be dropped),
  * else 1.  Lets a long handler give up early; it must still complete. */
-int dorm_http_response_alive(const dorm_http_response *res);
+DORM_EXTERN int dorm_http_response_alive(const dorm_http_response *res);
 
 /* Called once if the client goes away before res is completed (for
  * streams that would otherwise run forever: stop the feed and end the
  * stream).  Runs on the loop thread, never from inside a respond or stream
  * call on res.  A second call replaces the first; fn NULL removes it. */
 typedef void (*dorm_http_gone_fn)(dorm_http_response *res, void *arg);
-void dorm_http_response_on_gone(dorm_http_response *res, dorm_http_gone_fn fn,
-                                void *arg);
+DORM_EXTERN void dorm_http_response_on_gone(dorm_http_response *res,
+                                            dorm_http_gone_fn fn, void *arg);
 
 /* ---- streaming ---------------------------------------------------------- */
 
@@ -210,38 +212,38 @@ void dorm_http_response_on_gone(dorm_http_response *res, dorm_http_gone_fn fn,
  * content type "text/event-stream" and write "data: ...\n\n" pieces.
  * Returns 0, DORM_ECLOSED (client gone), DORM_ENOMEM or DORM_EINVAL; in
  * every case res stays open until dorm_http_stream_end. */
-int dorm_http_stream_start(dorm_http_response *res, int status,
-                           const char *content_type);
+DORM_EXTERN int dorm_http_stream_start(dorm_http_response *res, int status,
+                                       const char *content_type);
 /* Send len bytes (copied; 0 does nothing).  Returns 0, DORM_ECLOSED when
  * the client has gone (stop producing and end the stream), DORM_ENOMEM, or
  * DORM_ESTATE when the stream was not started. */
-int dorm_http_stream_write(dorm_http_response *res, const void *data,
-                           size_t len);
+DORM_EXTERN int dorm_http_stream_write(dorm_http_response *res,
+                                       const void *data, size_t len);
 /* Bytes of this stream handed to the connection but not yet written to
  * the socket: a producer should wait when this grows (slow reader). */
-size_t dorm_http_stream_pending(const dorm_http_response *res);
+DORM_EXTERN size_t dorm_http_stream_pending(const dorm_http_response *res);
 /* End the stream and complete res (freed).  Returns 0 or DORM_ECLOSED. */
-int dorm_http_stream_end(dorm_http_response *res);
+DORM_EXTERN int dorm_http_stream_end(dorm_http_response *res);
 
 /* ---- helpers ------------------------------------------------------------ */
 
 /* The value of the first header named name (case-insensitive), or NULL. */
-const char *dorm_http_request_header(const dorm_http_request *req,
-                                     const char *name);
+DORM_EXTERN const char *dorm_http_request_header(const dorm_http_request *req,
+                                                 const char *name);
 /* The first query parameter named name, or NULL. */
-const dorm_http_param *dorm_http_request_param(const dorm_http_request *req,
-                                               const char *name);
+DORM_EXTERN const dorm_http_param *dorm_http_request_param(
+    const dorm_http_request *req, const char *name);
 /* Percent-decode len bytes of s in place ('+' stays '+'; a bad escape is
  * kept as is); returns the new length and NUL-terminates. */
-size_t dorm_http_url_decode(char *s, size_t len);
+DORM_EXTERN size_t dorm_http_url_decode(char *s, size_t len);
 /* How many bytes of s, from the start, are valid UTF-8 (len when all of
  * it is): a decoded path or parameter may hold any byte. */
-size_t dorm_http_utf8_valid(const char *s, size_t len);
+DORM_EXTERN size_t dorm_http_utf8_valid(const char *s, size_t len);
 /* Where to cut s (len bytes, valid UTF-8) to at most max bytes without
  * splitting a character: len when it fits, else max or a little less. */
-size_t dorm_http_utf8_clip(const char *s, size_t len, size_t max);
+DORM_EXTERN size_t dorm_http_utf8_clip(const char *s, size_t len, size_t max);
 /* "OK", "Not Found", ...; "Unknown" for others. */
-const char *dorm_http_status_text(int status);
+DORM_EXTERN const char *dorm_http_status_text(int status);
 
 #ifdef __cplusplus
 }

@@ -30,6 +30,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "dorm/version.h"
 #include "dorm/deferred.h"
 
 #ifdef __cplusplus
@@ -47,9 +48,9 @@ typedef struct dorm_wakeup dorm_wakeup;
 
 /* dorm's state on `uv` (borrowed: it must outlive the dorm_loop, i.e. until
  * the close callback).  Returns NULL when out of memory. */
-dorm_loop *dorm_loop_new(uv_loop_t *uv);
+DORM_EXTERN dorm_loop *dorm_loop_new(uv_loop_t *uv);
 /* The uv loop given to dorm_loop_new. */
-uv_loop_t *dorm_loop_uv(const dorm_loop *loop);
+DORM_EXTERN uv_loop_t *dorm_loop_uv(const dorm_loop *loop);
 
 typedef void (*dorm_loop_close_cb)(void *arg);
 /* Close every watcher, timer, wake-up and timeout of the loop that is still
@@ -60,7 +61,8 @@ typedef void (*dorm_loop_close_cb)(void *arg);
  * dorm_deferred_fire_soon still fire, on the next turn.  Do not use the
  * loop or its handles after this call, except to let pending deferreds
  * fire.  Calling it twice does nothing. */
-void dorm_loop_close(dorm_loop *loop, dorm_loop_close_cb cb, void *arg);
+DORM_EXTERN void dorm_loop_close(dorm_loop *loop, dorm_loop_close_cb cb,
+                                 void *arg);
 
 /* Fire d with result on the next turn of the loop, not now: for makers
  * that know the outcome while still inside the call that returns d (rule
@@ -68,8 +70,8 @@ void dorm_loop_close(dorm_loop *loop, dorm_loop_close_cb cb, void *arg);
  * fails); the maker's reference is dropped when d fires, as with
  * dorm_deferred_fire.  No allocation.  Returns 0, or DORM_ESTATE if d has
  * already been queued or fired (result freed, d unchanged). */
-int dorm_deferred_fire_soon(dorm_loop *loop, dorm_deferred *d,
-                            dorm_result result);
+DORM_EXTERN int dorm_deferred_fire_soon(dorm_loop *loop, dorm_deferred *d,
+                                        dorm_result result);
 
 /* ---------------------------------------------------------------------
  * Socket watcher (for libpq's socket)
@@ -84,20 +86,21 @@ typedef void (*dorm_poll_cb)(dorm_poll *p, int status, int events, void *arg);
 /* Watch socket fd (may be -1: no socket yet) with no interest at first.
  * The socket stays yours: dorm never closes it.  arg is borrowed.  Returns
  * NULL when out of memory or when libuv refuses the socket. */
-dorm_poll *dorm_poll_new(dorm_loop *loop, int fd, dorm_poll_cb cb, void *arg);
+DORM_EXTERN dorm_poll *dorm_poll_new(dorm_loop *loop, int fd, dorm_poll_cb cb,
+                                     void *arg);
 /* Set the interest (0, DORM_READABLE, DORM_WRITABLE or both).  Cheap: a
  * call that does not change the interest does nothing, so it can be called
  * after every libpq call.  Returns 0 or a negative libuv error. */
-int dorm_poll_set(dorm_poll *p, int events);
+DORM_EXTERN int dorm_poll_set(dorm_poll *p, int events);
 /* The socket changed (libpq may use a new one on each connection attempt,
  * possibly with the same number): stop watching the old one and watch fd
  * with the current interest.  Call it before returning to the loop once
  * the old socket has been closed: libuv must never poll a closed
  * descriptor.  Returns 0, DORM_ENOMEM, or a negative libuv error (then nothing
  * is watched and the interest is 0). */
-int dorm_poll_set_fd(dorm_poll *p, int fd);
+DORM_EXTERN int dorm_poll_set_fd(dorm_poll *p, int fd);
 /* Stop watching and close.  cb never runs after this returns. */
-void dorm_poll_close(dorm_poll *p);
+DORM_EXTERN void dorm_poll_close(dorm_poll *p);
 
 /* ---------------------------------------------------------------------
  * Timer
@@ -106,13 +109,15 @@ void dorm_poll_close(dorm_poll *p);
 typedef void (*dorm_timer_cb)(dorm_timer *t, void *arg);
 
 /* A stopped timer.  arg is borrowed.  NULL when out of memory. */
-dorm_timer *dorm_timer_new(dorm_loop *loop, dorm_timer_cb cb, void *arg);
+DORM_EXTERN dorm_timer *dorm_timer_new(dorm_loop *loop, dorm_timer_cb cb,
+                                       void *arg);
 /* Run cb after timeout_ms, then every repeat_ms if that is not 0.
  * Restarts a running timer.  Returns 0 or a negative libuv error. */
-int dorm_timer_start(dorm_timer *t, uint64_t timeout_ms, uint64_t repeat_ms);
-void dorm_timer_stop(dorm_timer *t);
+DORM_EXTERN int dorm_timer_start(dorm_timer *t, uint64_t timeout_ms,
+                                 uint64_t repeat_ms);
+DORM_EXTERN void dorm_timer_stop(dorm_timer *t);
 /* Stop and close.  cb never runs after this returns. */
-void dorm_timer_close(dorm_timer *t);
+DORM_EXTERN void dorm_timer_close(dorm_timer *t);
 
 /* ---------------------------------------------------------------------
  * Work on a worker thread
@@ -130,7 +135,8 @@ typedef dorm_result (*dorm_work_fn)(void *arg);
  * result is freed unseen).  One allocation.  Returns a borrowed deferred
  * (rule R2 of dorm/deferred.h: it fires on a later loop turn) or NULL (out of
  * memory, loop closing, or libuv refused: fn will not run). */
-dorm_deferred *dorm_run_in_thread(dorm_loop *loop, dorm_work_fn fn, void *arg);
+DORM_EXTERN dorm_deferred *dorm_run_in_thread(dorm_loop *loop, dorm_work_fn fn,
+                                              void *arg);
 
 /* ---------------------------------------------------------------------
  * Wake-up from another thread
@@ -141,7 +147,8 @@ typedef void (*dorm_wakeup_cb)(dorm_wakeup *w, void *arg);
 /* A handle another thread can use to make cb run on the loop thread.  It
  * keeps the loop running while open (dorm_wakeup_unref changes that).
  * arg is borrowed.  NULL when out of memory or if libuv refused. */
-dorm_wakeup *dorm_wakeup_new(dorm_loop *loop, dorm_wakeup_cb cb, void *arg);
+DORM_EXTERN dorm_wakeup *dorm_wakeup_new(dorm_loop *loop, dorm_wakeup_cb cb,
+                                         void *arg);
 /* Any thread: make cb run soon on the loop thread.  Sends that arrive
  * before cb runs are merged into one call.  Safe against a concurrent
  * close (dorm_wakeup_close, or dorm_loop_close closing everything): once
@@ -149,16 +156,16 @@ dorm_wakeup *dorm_wakeup_new(dorm_loop *loop, dorm_wakeup_cb cb, void *arg);
  * thread that may send after the loop side could have closed w must hold
  * a reference (dorm_wakeup_retain) so the memory stays valid.  Returns 0,
  * DORM_ECLOSED or a negative libuv error. */
-int dorm_wakeup_send(dorm_wakeup *w);
+DORM_EXTERN int dorm_wakeup_send(dorm_wakeup *w);
 /* Any thread: keep w's memory alive past its close, for a thread that may
  * still call dorm_wakeup_send; each retain needs one dorm_wakeup_release,
  * and the last of them (or the close, whichever comes later) frees w. */
-void dorm_wakeup_retain(dorm_wakeup *w);
-void dorm_wakeup_release(dorm_wakeup *w);
+DORM_EXTERN void dorm_wakeup_retain(dorm_wakeup *w);
+DORM_EXTERN void dorm_wakeup_release(dorm_wakeup *w);
 /* Let the loop end while w is open (uv_unref). */
-void dorm_wakeup_unref(dorm_wakeup *w);
+DORM_EXTERN void dorm_wakeup_unref(dorm_wakeup *w);
 /* Close: cb never runs after this returns. */
-void dorm_wakeup_close(dorm_wakeup *w);
+DORM_EXTERN void dorm_wakeup_close(dorm_wakeup *w);
 
 #ifdef __cplusplus
 }

@@ -34,6 +34,7 @@
 
 #include <jansson.h>
 
+#include "dorm/version.h"
 #include "dorm/error.h"
 #include "dorm/schema.h"
 
@@ -58,11 +59,11 @@ typedef enum dorm_op_kind {
 } dorm_op_kind;
 
 /* "add_field" -> DORM_OP_ADD_FIELD; -1 when unknown. */
-int dorm_op_kind_parse(const char *name);
+DORM_EXTERN int dorm_op_kind_parse(const char *name);
 /* The name of a kind; NULL when out of range. */
-const char *dorm_op_kind_name(dorm_op_kind k);
+DORM_EXTERN const char *dorm_op_kind_name(dorm_op_kind k);
 /* The kind of an operation object (its "op"), or -1. */
-int dorm_op_kind_of(const json_t *op);
+DORM_EXTERN int dorm_op_kind_of(const json_t *op);
 
 /* ---- migration files ---------------------------------------------------- */
 
@@ -88,63 +89,72 @@ typedef struct dorm_migration_set {
  * returns DORM_EJSON / DORM_EMIGRATION with err naming the file, the line
  * and column where known, the operation and the reason:
  * "migrations/0002_x.json:4:5: operation 1 (add_field): missing \"model\"". */
-int dorm_migration_parse(const char *text, size_t len, const char *file,
-                         dorm_migration *m, dorm_error *err);
-void dorm_migration_clear(dorm_migration *m);
+DORM_EXTERN int dorm_migration_parse(const char *text, size_t len,
+                                     const char *file, dorm_migration *m,
+                                     dorm_error *err);
+DORM_EXTERN void dorm_migration_clear(dorm_migration *m);
 
 /* Load every "*.json" file of dir (a missing folder is an empty set), check
  * dependencies (every one known, no cycle) and order them.  Returns a new
  * set (dorm_migration_set_free) or NULL with err filled; nothing is
  * returned when any file is refused. */
-dorm_migration_set *dorm_migrations_load(const char *dir, dorm_error *err);
+DORM_EXTERN dorm_migration_set *dorm_migrations_load(const char *dir,
+                                                     dorm_error *err);
 /* The same over migrations already parsed (takes ownership of the n
  * migrations in migs and of the array, even on failure). */
-dorm_migration_set *dorm_migrations_order(dorm_migration *migs, size_t n,
-                                          dorm_error *err);
-void dorm_migration_set_free(dorm_migration_set *set);
+DORM_EXTERN dorm_migration_set *dorm_migrations_order(dorm_migration *migs,
+                                                      size_t n,
+                                                      dorm_error *err);
+DORM_EXTERN void dorm_migration_set_free(dorm_migration_set *set);
 /* Index of a migration by full name or by a unique prefix ("0002"), or -1
  * (none) / -2 (several match). */
-long dorm_migrations_find(const dorm_migration_set *set, const char *name);
+DORM_EXTERN long dorm_migrations_find(const dorm_migration_set *set,
+                                      const char *name);
 /* Migrations no other migration depends on (Django's leaf nodes): their
  * indexes written into out (capacity cap); returns how many there are. */
-size_t dorm_migrations_leaves(const dorm_migration_set *set, size_t *out,
-                              size_t cap);
+DORM_EXTERN size_t dorm_migrations_leaves(const dorm_migration_set *set,
+                                          size_t *out, size_t cap);
 
 /* The inverse of an operation (new reference), or NULL with err filled
  * (DORM_EMIGRATION for a run_sql without reverse_sql). */
-json_t *dorm_migration_op_invert(const json_t *op, dorm_error *err);
+DORM_EXTERN json_t *dorm_migration_op_invert(const json_t *op, dorm_error *err);
 /* A short description for people: "Add field age to Author". Writes into
  * buf (len bytes) and returns buf. */
-char *dorm_migration_op_describe(const json_t *op, char *buf, size_t len);
+DORM_EXTERN char *dorm_migration_op_describe(const json_t *op, char *buf,
+                                             size_t len);
 
 /* ---- model state --------------------------------------------------------- */
 
 typedef struct dorm_mstate dorm_mstate;
 
 /* An empty state (no models); NULL when out of memory. */
-dorm_mstate *dorm_mstate_new(void);
+DORM_EXTERN dorm_mstate *dorm_mstate_new(void);
 /* A deep copy; NULL when out of memory. */
-dorm_mstate *dorm_mstate_copy(const dorm_mstate *st);
-void dorm_mstate_free(dorm_mstate *st);
+DORM_EXTERN dorm_mstate *dorm_mstate_copy(const dorm_mstate *st);
+DORM_EXTERN void dorm_mstate_free(dorm_mstate *st);
 /* Apply one (checked) operation.  Returns 0, or DORM_EMIGRATION when the
  * operation does not fit the state ("model 'Author' has no field 'age'"),
  * with the state unchanged. */
-int dorm_mstate_apply(dorm_mstate *st, const json_t *op, dorm_error *err);
+DORM_EXTERN int dorm_mstate_apply(dorm_mstate *st, const json_t *op,
+                                  dorm_error *err);
 /* Apply every operation of the migration; the message of an error starts
  * with the migration's file and the operation's number. */
-int dorm_mstate_apply_migration(dorm_mstate *st, const dorm_migration *m,
-                                dorm_error *err);
+DORM_EXTERN int dorm_mstate_apply_migration(dorm_mstate *st,
+                                            const dorm_migration *m,
+                                            dorm_error *err);
 /* The state as a schema: every model (names NULL), or only the named ones
  * and the models their relations reach (enough for one operation's DDL,
  * and much cheaper on a large project).  New schema, or NULL with err. */
-dorm_schema *dorm_mstate_schema(const dorm_mstate *st, const char *const *names,
-                                size_t n, dorm_error *err);
+DORM_EXTERN dorm_schema *dorm_mstate_schema(const dorm_mstate *st,
+                                            const char *const *names, size_t n,
+                                            dorm_error *err);
 /* The table constraints of a model that are not unique_together (the
  * add_constraint "constraint" objects: {"name", "check"} or {"name",
  * "fields"}), borrowed; NULL when the model is unknown. */
-const json_t *dorm_mstate_constraints(const dorm_mstate *st, const char *model);
+DORM_EXTERN const json_t *dorm_mstate_constraints(const dorm_mstate *st,
+                                                  const char *model);
 /* Number of models in the state. */
-size_t dorm_mstate_nmodels(const dorm_mstate *st);
+DORM_EXTERN size_t dorm_mstate_nmodels(const dorm_mstate *st);
 
 /* ---- models as JSON (the shape of models.json) --------------------------- */
 
@@ -152,9 +162,9 @@ size_t dorm_mstate_nmodels(const dorm_mstate *st);
  * form: every key with its default value left out, except that relations
  * always say on_delete and models always say table and list their primary
  * key.  New references, or NULL when out of memory. */
-json_t *dorm_field_to_json(const dorm_field *f);
-json_t *dorm_model_to_json(const dorm_model *m);
-json_t *dorm_schema_to_json(const dorm_schema *s);
+DORM_EXTERN json_t *dorm_field_to_json(const dorm_field *f);
+DORM_EXTERN json_t *dorm_model_to_json(const dorm_model *m);
+DORM_EXTERN json_t *dorm_schema_to_json(const dorm_schema *s);
 
 /* ---- the autodetector ---------------------------------------------------- */
 
@@ -183,16 +193,17 @@ typedef struct dorm_autodetect_options {
  * unambiguous; each detected rename is described in notes (a new array of
  * strings, may be NULL).  Returns a new array (empty when nothing changed)
  * or NULL with err filled (an explicit rename that does not fit). */
-json_t *dorm_autodetect(const dorm_schema *from, const dorm_schema *to,
-                        const dorm_autodetect_options *opts, json_t **notes,
-                        dorm_error *err);
+DORM_EXTERN json_t *dorm_autodetect(const dorm_schema *from,
+                                    const dorm_schema *to,
+                                    const dorm_autodetect_options *opts,
+                                    json_t **notes, dorm_error *err);
 /* A migration name fragment for the operations, Django style:
  * "author_age", "remove_author_age", "initial" (first migration).  Writes
  * into buf (len bytes) and returns 0; returns -1 with buf "" when the
  * fragments would be longer than 52 bytes (the caller then uses Django's
  * "auto_YYYYMMDD_HHMM"). */
-int dorm_migration_auto_name(const json_t *ops, int initial, char *buf,
-                             size_t len);
+DORM_EXTERN int dorm_migration_auto_name(const json_t *ops, int initial,
+                                         char *buf, size_t len);
 
 #ifdef __cplusplus
 }

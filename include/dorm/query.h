@@ -40,9 +40,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
-#include "schema.h"
-#include "value.h"
+#include "dorm/version.h"
+#include "dorm/error.h"
+#include "dorm/schema.h"
+#include "dorm/value.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -68,19 +69,19 @@ typedef struct dorm_expr dorm_expr; /* an F expression */
 
 /* A new query of the given kind on model (borrowed; must outlive the
  * query).  NULL only when out of memory. */
-dorm_query *dorm_select(const dorm_model *model);
-dorm_query *dorm_insert(const dorm_model *model);
-dorm_query *dorm_update(const dorm_model *model);
-dorm_query *dorm_delete(const dorm_model *model);
-void dorm_query_free(dorm_query *q);
+DORM_EXTERN dorm_query *dorm_select(const dorm_model *model);
+DORM_EXTERN dorm_query *dorm_insert(const dorm_model *model);
+DORM_EXTERN dorm_query *dorm_update(const dorm_model *model);
+DORM_EXTERN dorm_query *dorm_delete(const dorm_model *model);
+DORM_EXTERN void dorm_query_free(dorm_query *q);
 /* Empty q for reuse with a new kind and model, keeping its memory (the fast
  * path for a loop that builds many queries). */
-void dorm_query_reset(dorm_query *q, dorm_query_kind kind,
-                      const dorm_model *model);
+DORM_EXTERN void dorm_query_reset(dorm_query *q, dorm_query_kind kind,
+                                  const dorm_model *model);
 /* The sticky error: 0, or the first error's code; err may be NULL. */
-int dorm_query_error(const dorm_query *q, dorm_error *err);
-const dorm_model *dorm_query_model(const dorm_query *q);
-dorm_query_kind dorm_query_kind_of(const dorm_query *q);
+DORM_EXTERN int dorm_query_error(const dorm_query *q, dorm_error *err);
+DORM_EXTERN const dorm_model *dorm_query_model(const dorm_query *q);
+DORM_EXTERN dorm_query_kind dorm_query_kind_of(const dorm_query *q);
 
 /* ---- filtering (SELECT, UPDATE, DELETE) -------------------------------- */
 
@@ -94,30 +95,31 @@ dorm_query_kind dorm_query_kind_of(const dorm_query *q);
  * Django filter() call: its conditions across a multi-valued relation
  * (reverse foreign key, many-to-many) share one join, each call its own
  * (docs/queries.md, Joins). */
-int dorm_filter(dorm_query *q, const char *lookup, dorm_value v);
-int dorm_exclude(dorm_query *q, const char *lookup, dorm_value v);
-int dorm_filter_q(dorm_query *q, dorm_q *node);
-int dorm_exclude_q(dorm_query *q, dorm_q *node);
+DORM_EXTERN int dorm_filter(dorm_query *q, const char *lookup, dorm_value v);
+DORM_EXTERN int dorm_exclude(dorm_query *q, const char *lookup, dorm_value v);
+DORM_EXTERN int dorm_filter_q(dorm_query *q, dorm_q *node);
+DORM_EXTERN int dorm_exclude_q(dorm_query *q, dorm_q *node);
 /* Expression on the left: dorm_filter_expr(q, F(a)+F(b), "gt", v). */
-int dorm_filter_expr(dorm_query *q, dorm_expr *lhs, const char *lookup,
-                     dorm_value v);
+DORM_EXTERN int dorm_filter_expr(dorm_query *q, dorm_expr *lhs,
+                                 const char *lookup, dorm_value v);
 
 /* Q nodes; NULL (with the sticky error set) on failure, and NULL arguments
  * propagate, so nesting needs no checks. */
-dorm_q *dorm_Q(dorm_query *q, const char *lookup, dorm_value v);
-dorm_q *dorm_q_expr(dorm_query *q, dorm_expr *lhs, const char *lookup,
-                    dorm_value v);
-dorm_q *dorm_q_and(dorm_query *q, dorm_q *a, dorm_q *b);
-dorm_q *dorm_q_or(dorm_query *q, dorm_q *a, dorm_q *b);
-dorm_q *dorm_q_not(dorm_query *q, dorm_q *a);
+DORM_EXTERN dorm_q *dorm_Q(dorm_query *q, const char *lookup, dorm_value v);
+DORM_EXTERN dorm_q *dorm_q_expr(dorm_query *q, dorm_expr *lhs,
+                                const char *lookup, dorm_value v);
+DORM_EXTERN dorm_q *dorm_q_and(dorm_query *q, dorm_q *a, dorm_q *b);
+DORM_EXTERN dorm_q *dorm_q_or(dorm_query *q, dorm_q *a, dorm_q *b);
+DORM_EXTERN dorm_q *dorm_q_not(dorm_query *q, dorm_q *a);
 
 /* F expressions: a field path, a literal, or a binary operation. */
-dorm_expr *dorm_F(dorm_query *q, const char *path);
-dorm_expr *dorm_lit(dorm_query *q, dorm_value v);
+DORM_EXTERN dorm_expr *dorm_F(dorm_query *q, const char *path);
+DORM_EXTERN dorm_expr *dorm_lit(dorm_query *q, dorm_value v);
 /* op is '+', '-', '*' or '/'.  Division by zero fails with DORM_ERANGE
  * (SQLSTATE 22012) on both backends; SQLite's '/' (NULL for x/0) is
  * compiled as dorm_div, which the SQLite backend registers. */
-dorm_expr *dorm_op(dorm_query *q, char op, dorm_expr *a, dorm_expr *b);
+DORM_EXTERN dorm_expr *dorm_op(dorm_query *q, char op, dorm_expr *a,
+                               dorm_expr *b);
 /* An expression as a value, for the right-hand side of a lookup or set. */
 static inline dorm_value dorm_fval(const dorm_expr *e) {
   dorm_value v = dorm_null();
@@ -132,17 +134,17 @@ static inline dorm_value dorm_fval(const dorm_expr *e) {
  * Called once per item; the model's default ordering applies only when
  * order_by is never called.  dorm_order_by(q, NULL) clears it (no
  * ORDER BY at all). */
-int dorm_order_by(dorm_query *q, const char *item);
+DORM_EXTERN int dorm_order_by(dorm_query *q, const char *item);
 /* Python's [start:stop]; stop < 0 means open-ended.  Negative start or a
  * stop below start is an error.  Slicing twice composes like Django. */
-int dorm_slice(dorm_query *q, int64_t start, int64_t stop);
-int dorm_distinct(dorm_query *q);
+DORM_EXTERN int dorm_slice(dorm_query *q, int64_t start, int64_t stop);
+DORM_EXTERN int dorm_distinct(dorm_query *q);
 /* values("id", "author__name"): rows of only these (field paths). */
-int dorm_values(dorm_query *q, const char *path);
+DORM_EXTERN int dorm_values(dorm_query *q, const char *path);
 /* only("name"): load these fields of the model (plus the primary key). */
-int dorm_only(dorm_query *q, const char *field);
+DORM_EXTERN int dorm_only(dorm_query *q, const char *field);
 /* select_related("author"): join and return the related row's columns. */
-int dorm_select_related(dorm_query *q, const char *path);
+DORM_EXTERN int dorm_select_related(dorm_query *q, const char *path);
 /* prefetch_related("entries"): Django's prefetch_related.  name is a
  * relation of q's model: a many_to_many field ("tags"), a reverse foreign
  * key or one-to-one by its related_name or default name ("entries"), the
@@ -157,7 +159,7 @@ int dorm_select_related(dorm_query *q, const char *path);
  * (sticky, naming the model and the path): an unknown name, a field that
  * is not a relation, and values() (its rows have no objects to attach
  * to).  Other calls (count, exists, aggregate) ignore it. */
-int dorm_prefetch_related(dorm_query *q, const char *name);
+DORM_EXTERN int dorm_prefetch_related(dorm_query *q, const char *name);
 
 typedef enum dorm_agg {
   DORM_AGG_COUNT = 0,
@@ -171,43 +173,45 @@ typedef enum dorm_agg {
 /* annotate(alias=Count("entries")): one more output column per row; with
  * values() before it the rows are grouped by those values (GROUP BY), as
  * in Django.  path "*" or "pk" counts rows. */
-int dorm_annotate(dorm_query *q, const char *alias, int agg, const char *path);
+DORM_EXTERN int dorm_annotate(dorm_query *q, const char *alias, int agg,
+                              const char *path);
 /* aggregate(alias=Sum("age")): turns the query into one row of aggregates
  * over the filtered set (over the slice, or the distinct rows, as a
  * subquery when the query is sliced or distinct). */
-int dorm_aggregate(dorm_query *q, const char *alias, int agg, const char *path);
+DORM_EXTERN int dorm_aggregate(dorm_query *q, const char *alias, int agg,
+                               const char *path);
 /* SELECT COUNT(*) over the filtered (and sliced, distinct) set. */
-int dorm_count(dorm_query *q);
+DORM_EXTERN int dorm_count(dorm_query *q);
 /* SELECT 1 ... LIMIT 1. */
-int dorm_exists(dorm_query *q);
+DORM_EXTERN int dorm_exists(dorm_query *q);
 
 #define DORM_LOCK_NOWAIT 0x1
 #define DORM_LOCK_SKIP_LOCKED 0x2
 #define DORM_LOCK_OF_SELF 0x4
 /* FOR UPDATE [NOWAIT | SKIP LOCKED]; PostgreSQL only: compiling it for
  * SQLite gives DORM_EUNSUPPORTED. */
-int dorm_select_for_update(dorm_query *q, unsigned flags);
+DORM_EXTERN int dorm_select_for_update(dorm_query *q, unsigned flags);
 
 /* ---- writing ------------------------------------------------------------ */
 
 /* INSERT: the value of one field of the current row (field name or
  * "author_id").  Fields not set take their default (or the database's).
  * UPDATE: SET field = value; the value may be an F expression. */
-int dorm_set(dorm_query *q, const char *field, dorm_value v);
+DORM_EXTERN int dorm_set(dorm_query *q, const char *field, dorm_value v);
 /* INSERT: finish the current row and start another (bulk insert). Every
  * row must set the same fields. */
-int dorm_insert_next_row(dorm_query *q);
+DORM_EXTERN int dorm_insert_next_row(dorm_query *q);
 /* Upsert: ON CONFLICT (fields...) DO UPDATE SET the given fields to the
  * inserted values (EXCLUDED), or DO NOTHING when no update field is named.
  * Call dorm_on_conflict once per conflict-target field, then
  * dorm_on_conflict_update once per field to overwrite.  A row skipped by
  * DO NOTHING is no error: dorm_async_create gives DORM_RESULT_NONE. */
-int dorm_on_conflict(dorm_query *q, const char *field);
-int dorm_on_conflict_update(dorm_query *q, const char *field);
-int dorm_on_conflict_do_nothing(dorm_query *q);
+DORM_EXTERN int dorm_on_conflict(dorm_query *q, const char *field);
+DORM_EXTERN int dorm_on_conflict_update(dorm_query *q, const char *field);
+DORM_EXTERN int dorm_on_conflict_do_nothing(dorm_query *q);
 /* INSERT/UPDATE/DELETE: RETURNING these fields ("*" all).  An INSERT
  * returns the primary key (and every field) by default. */
-int dorm_returning(dorm_query *q, const char *field);
+DORM_EXTERN int dorm_returning(dorm_query *q, const char *field);
 
 /* ---- compiling ---------------------------------------------------------- */
 
@@ -250,15 +254,15 @@ typedef struct dorm_sql {
   size_t arena_len, arena_cap;
 } dorm_sql;
 
-void dorm_sql_init(dorm_sql *sql);
+DORM_EXTERN void dorm_sql_init(dorm_sql *sql);
 /* Free the buffers (sql itself is the caller's). */
-void dorm_sql_free(dorm_sql *sql);
+DORM_EXTERN void dorm_sql_free(dorm_sql *sql);
 
 /* Compile q for dialect into out (whose old contents are replaced).
  * Returns 0, or the query's sticky error or a compile error, with err
  * filled; on error out holds no statement (out->len == 0). */
-int dorm_compile(const dorm_query *q, dorm_dialect dialect, dorm_sql *out,
-                 dorm_error *err);
+DORM_EXTERN int dorm_compile(const dorm_query *q, dorm_dialect dialect,
+                             dorm_sql *out, dorm_error *err);
 
 /* Variations a caller (the database facade) compiles without changing the
  * query: the query is read, never written, so one query may be compiled
@@ -285,11 +289,11 @@ typedef struct dorm_compile_opts {
 } dorm_compile_opts;
 
 /* dorm_compile with opts (NULL: none).  Same contract as dorm_compile. */
-int dorm_compile_ex(const dorm_query *q, dorm_dialect dialect,
-                    const dorm_compile_opts *opts, dorm_sql *out,
-                    dorm_error *err);
+DORM_EXTERN int dorm_compile_ex(const dorm_query *q, dorm_dialect dialect,
+                                const dorm_compile_opts *opts, dorm_sql *out,
+                                dorm_error *err);
 /* Rows of an INSERT (1 for a plain create). */
-size_t dorm_query_row_count(const dorm_query *q);
+DORM_EXTERN size_t dorm_query_row_count(const dorm_query *q);
 
 /* ---- many-to-many relations -------------------------------------------- */
 
@@ -308,16 +312,17 @@ typedef enum dorm_m2m_op {
 /* Compile op on model's many_to_many `field` (or, by its reverse name, a
  * many_to_many of another model that points here) for the row whose
  * primary key is pk, with the other model's primary keys
- * targets[0..ntargets) (at least one for ADD and REMOVE).  Keys are checked like a filter on "pk"
- * (a wrong type or NULL is DORM_ETYPE, naming the model, the field and
- * which key); a field that is not many_to_many is DORM_EFIELD.  Each
- * target costs two parameters for ADD and one otherwise: the caller keeps
+ * targets[0..ntargets) (at least one for ADD and REMOVE).  Keys are checked
+ * like a filter on "pk" (a wrong type or NULL is DORM_ETYPE, naming the model,
+ * the field and which key); a field that is not many_to_many is DORM_EFIELD.
+ * Each target costs two parameters for ADD and one otherwise: the caller keeps
  * ntargets within its backend's parameter limit.  Same contract as
  * dorm_compile otherwise; nothing is borrowed after it returns. */
-int dorm_compile_m2m(const dorm_model *model, const char *field,
-                     dorm_m2m_op op, dorm_value pk, const dorm_value *targets,
-                     size_t ntargets, dorm_dialect dialect, dorm_sql *out,
-                     dorm_error *err);
+DORM_EXTERN int dorm_compile_m2m(const dorm_model *model, const char *field,
+                                 dorm_m2m_op op, dorm_value pk,
+                                 const dorm_value *targets, size_t ntargets,
+                                 dorm_dialect dialect, dorm_sql *out,
+                                 dorm_error *err);
 
 /* ---- prefetch_related: the facade's side ------------------------------- */
 
@@ -350,27 +355,28 @@ typedef struct dorm_prefetch {
 } dorm_prefetch;
 
 /* The relations q prefetches, each level of a nested path counted once. */
-size_t dorm_query_prefetch_count(const dorm_query *q);
+DORM_EXTERN size_t dorm_query_prefetch_count(const dorm_query *q);
 /* The i-th (in the order first named, a level always after the level
  * above it) into out; 0, or DORM_EINVAL when out of range. */
-int dorm_query_prefetch(const dorm_query *q, size_t i, dorm_prefetch *out);
+DORM_EXTERN int dorm_query_prefetch(const dorm_query *q, size_t i,
+                                    dorm_prefetch *out);
 /* A new SELECT of p's related rows whose key is one of keys[0..n) (n >
  * 0; one parameter each), in the target's default ordering, else by pk;
  * for a many_to_many a row comes once per parent it belongs to, with that
  * parent's key in the hidden column.  p is borrowed for the call only
  * (name is not used); the query is the caller's (dorm_query_free).  NULL
  * when out of memory; a bad key is the new query's sticky error. */
-dorm_query *dorm_prefetch_select(const dorm_prefetch *p, const dorm_value *keys,
-                                 size_t n);
+DORM_EXTERN dorm_query *dorm_prefetch_select(const dorm_prefetch *p,
+                                             const dorm_value *keys, size_t n);
 
 /* Render a compiled statement with its parameters for people (dorm query
  * --sql): the SQL, then one line per parameter "$1 = 18 (integer)".
  * Returns a malloc'd string (free with free()) or NULL. */
-char *dorm_sql_describe(const dorm_sql *sql, dorm_dialect dialect);
+DORM_EXTERN char *dorm_sql_describe(const dorm_sql *sql, dorm_dialect dialect);
 
 /* Quote an identifier for dialect into buf ("name" -> "\"name\"").
  * Refuses (returns DORM_EIDENT) anything dorm_ident_valid refuses. */
-int dorm_quote_ident(const char *ident, char *buf, size_t cap);
+DORM_EXTERN int dorm_quote_ident(const char *ident, char *buf, size_t cap);
 
 #ifdef __cplusplus
 }

@@ -34,6 +34,7 @@
 
 #include <jansson.h>
 
+#include "dorm/version.h"
 #include "dorm/deferred.h"
 #include "dorm/value.h"
 
@@ -46,52 +47,55 @@ typedef struct dorm_row dorm_row;
 
 /* ---- a result set ------------------------------------------------------- */
 
-size_t dorm_rows_count(const dorm_rows *rows);
+DORM_EXTERN size_t dorm_rows_count(const dorm_rows *rows);
 /* Row i (0-based), or NULL when i >= count.  Borrowed from rows. */
-const dorm_row *dorm_rows_row(const dorm_rows *rows, size_t i);
+DORM_EXTERN const dorm_row *dorm_rows_row(const dorm_rows *rows, size_t i);
 /* Columns of the main row (select_related columns not counted). */
-size_t dorm_rows_ncolumns(const dorm_rows *rows);
+DORM_EXTERN size_t dorm_rows_ncolumns(const dorm_rows *rows);
 /* Name of column i ("age", "author", "author__name", an alias), or NULL. */
-const char *dorm_rows_column_name(const dorm_rows *rows, size_t i);
+DORM_EXTERN const char *dorm_rows_column_name(const dorm_rows *rows, size_t i);
 /* Index of a column of the main row by name, or -1. */
-int dorm_rows_column_index(const dorm_rows *rows, const char *name);
+DORM_EXTERN int dorm_rows_column_index(const dorm_rows *rows, const char *name);
 
 /* The rows of a result: DORM_RESULT_ROWS gives its rows; anything else
  * NULL.  res is borrowed. */
-const dorm_rows *dorm_result_rows_of(const dorm_result *res);
+DORM_EXTERN const dorm_rows *dorm_result_rows_of(const dorm_result *res);
 /* The row of a result: DORM_RESULT_ROW gives its row, DORM_RESULT_ROWS
  * its first row (NULL when empty); anything else NULL. */
-const dorm_row *dorm_result_row_of(const dorm_result *res);
+DORM_EXTERN const dorm_row *dorm_result_row_of(const dorm_result *res);
 
 /* ---- one row ------------------------------------------------------------ */
 
 /* The value of a column, borrowed (strings point into the rows and are
  * NUL-terminated); NULL when there is no such column. */
-const dorm_value *dorm_row_value(const dorm_row *row, const char *name);
+DORM_EXTERN const dorm_value *dorm_row_value(const dorm_row *row,
+                                             const char *name);
 /* Value of column index i (dorm_rows_column_index); NULL out of range. */
-const dorm_value *dorm_row_value_at(const dorm_row *row, size_t i);
+DORM_EXTERN const dorm_value *dorm_row_value_at(const dorm_row *row, size_t i);
 
 /* 1 when the value is NULL or there is no such column. */
-int dorm_row_is_null(const dorm_row *row, const char *name);
+DORM_EXTERN int dorm_row_is_null(const dorm_row *row, const char *name);
 /* Integer columns (and booleans as 0/1, floats truncated, saturating at
  * INT64_MIN / INT64_MAX, NaN 0); 0 for NULL. */
-int64_t dorm_row_int(const dorm_row *row, const char *name);
+DORM_EXTERN int64_t dorm_row_int(const dorm_row *row, const char *name);
 /* Float columns (integers and decimals converted); 0.0 for NULL. */
-double dorm_row_float(const dorm_row *row, const char *name);
+DORM_EXTERN double dorm_row_float(const dorm_row *row, const char *name);
 /* Boolean columns (integers: non-zero); 0 for NULL. */
-int dorm_row_bool(const dorm_row *row, const char *name);
+DORM_EXTERN int dorm_row_bool(const dorm_row *row, const char *name);
 /* Text of any text-like column (text, decimal, dates and times, uuid,
  * json), NUL-terminated; NULL for NULL, bytes and numbers. */
-const char *dorm_row_text(const dorm_row *row, const char *name);
+DORM_EXTERN const char *dorm_row_text(const dorm_row *row, const char *name);
 /* Bytes of a binary (or text) column and their length; NULL for NULL. */
-const void *dorm_row_bytes(const dorm_row *row, const char *name, size_t *len);
+DORM_EXTERN const void *dorm_row_bytes(const dorm_row *row, const char *name,
+                                       size_t *len);
 /* A json column parsed (new reference), or NULL for NULL / not json. */
-json_t *dorm_row_json(const dorm_row *row, const char *name);
+DORM_EXTERN json_t *dorm_row_json(const dorm_row *row, const char *name);
 
 /* The related row filled by select_related(path) ("author",
  * "entry__author"), borrowed from the same rows; NULL when the query did
  * not select it or the relation is NULL (a nullable foreign key). */
-const dorm_row *dorm_row_related(const dorm_row *row, const char *path);
+DORM_EXTERN const dorm_row *dorm_row_related(const dorm_row *row,
+                                             const char *path);
 
 /* The related rows read by prefetch_related(name) (dorm/query.h) for this
  * row: "entries", "tags", "author" as given to dorm_prefetch_related; for
@@ -102,11 +106,12 @@ const dorm_row *dorm_row_related(const dorm_row *row, const char *path);
  * (count 0, not NULL) when the row has none; NULL only when the query did
  * not prefetch `name` (or row is a select_related row).  Borrowed: owned
  * by the result the row came from and freed with it, like the row. */
-const dorm_rows *dorm_row_prefetched(const dorm_row *row, const char *name);
+DORM_EXTERN const dorm_rows *dorm_row_prefetched(const dorm_row *row,
+                                                 const char *name);
 
 /* From get_or_create / update_or_create: 1 when the row was inserted by
  * that call, 0 otherwise (and for every other row). */
-int dorm_row_created(const dorm_row *row);
+DORM_EXTERN int dorm_row_created(const dorm_row *row);
 
 /* ---- JSON (the object shape of docs/serve.md, "Routes") ----------------- */
 
@@ -122,9 +127,9 @@ int dorm_row_created(const dorm_row *row);
  * the related object (or null) in place of its key ("author": {...}),
  * each level of a nested path inside the level above.  Returns a new
  * reference, or NULL when out of memory. */
-json_t *dorm_row_to_json(const dorm_row *row);
+DORM_EXTERN json_t *dorm_row_to_json(const dorm_row *row);
 /* An array of dorm_row_to_json of every row.  New reference or NULL. */
-json_t *dorm_rows_to_json(const dorm_rows *rows);
+DORM_EXTERN json_t *dorm_rows_to_json(const dorm_rows *rows);
 
 #ifdef __cplusplus
 }

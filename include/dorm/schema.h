@@ -18,8 +18,9 @@
 
 #include <stddef.h>
 
-#include "error.h"
-#include "value.h"
+#include "dorm/version.h"
+#include "dorm/error.h"
+#include "dorm/value.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -142,21 +143,24 @@ typedef struct dorm_schema {
 /* Load a models file.  Returns a new schema (free with dorm_schema_free),
  * or NULL with err filled ("models.json:14:9: model 'Entry', field
  * 'author': unknown model 'Autor'"). */
-dorm_schema *dorm_schema_load_file(const char *path, dorm_error *err);
+DORM_EXTERN dorm_schema *dorm_schema_load_file(const char *path,
+                                               dorm_error *err);
 /* The same from a string in memory; name is used in messages and as
  * schema->source (NULL means "<memory>"). */
-dorm_schema *dorm_schema_load_string(const char *json, const char *name,
-                                     dorm_error *err);
-void dorm_schema_free(dorm_schema *schema);
+DORM_EXTERN dorm_schema *dorm_schema_load_string(const char *json,
+                                                 const char *name,
+                                                 dorm_error *err);
+DORM_EXTERN void dorm_schema_free(dorm_schema *schema);
 
 /* Lookups: NULL when absent.  Model names match exactly or by lower-cased
  * name ("author" finds "Author").  Borrowed from the schema. */
-const dorm_model *dorm_schema_model(const dorm_schema *schema,
-                                    const char *name);
-const dorm_field *dorm_model_field(const dorm_model *model, const char *name);
+DORM_EXTERN const dorm_model *dorm_schema_model(const dorm_schema *schema,
+                                                const char *name);
+DORM_EXTERN const dorm_field *dorm_model_field(const dorm_model *model,
+                                               const char *name);
 /* A field by column name ("author_id"), or NULL. */
-const dorm_field *dorm_model_field_by_column(const dorm_model *model,
-                                             const char *column);
+DORM_EXTERN const dorm_field *dorm_model_field_by_column(
+    const dorm_model *model, const char *column);
 
 /* Building a schema in C.  The builder copies every string it is given.
  * Errors are sticky: the first one is kept and reported by
@@ -175,70 +179,82 @@ const dorm_field *dorm_model_field_by_column(const dorm_model *model,
  *   dorm_schema *s = dorm_schema_builder_finish(b, &err); // frees b
  */
 typedef struct dorm_schema_builder dorm_schema_builder;
-dorm_schema_builder *dorm_schema_builder_new(void);
+DORM_EXTERN dorm_schema_builder *dorm_schema_builder_new(void);
 /* Start a model; table NULL means the lower-cased name. */
-int dorm_schema_builder_model(dorm_schema_builder *b, const char *name,
-                              const char *table);
+DORM_EXTERN int dorm_schema_builder_model(dorm_schema_builder *b,
+                                          const char *name, const char *table);
 /* Add a field to the current model; options below apply to it. */
-int dorm_schema_builder_field(dorm_schema_builder *b, const char *name,
-                              dorm_field_type type, unsigned flags);
-int dorm_schema_builder_max_length(dorm_schema_builder *b, int max_length);
-int dorm_schema_builder_decimal(dorm_schema_builder *b, int max_digits,
-                                int decimal_places);
+DORM_EXTERN int dorm_schema_builder_field(dorm_schema_builder *b,
+                                          const char *name,
+                                          dorm_field_type type, unsigned flags);
+DORM_EXTERN int dorm_schema_builder_max_length(dorm_schema_builder *b,
+                                               int max_length);
+DORM_EXTERN int dorm_schema_builder_decimal(dorm_schema_builder *b,
+                                            int max_digits, int decimal_places);
 /* v is checked and converted at finish to the field's value type: e.g.
  * dorm_int(0) for a float, dorm_str("2024-05-01") for a date, dorm_int(10)
  * for a decimal; a json field takes dorm_json_text (stored re-serialized,
  * compact with sorted keys) or a scalar (stored as that JSON scalar). */
-int dorm_schema_builder_default(dorm_schema_builder *b, dorm_value v);
-int dorm_schema_builder_db_column(dorm_schema_builder *b, const char *column);
+DORM_EXTERN int dorm_schema_builder_default(dorm_schema_builder *b,
+                                            dorm_value v);
+DORM_EXTERN int dorm_schema_builder_db_column(dorm_schema_builder *b,
+                                              const char *column);
 /* foreign_key / one_to_one / many_to_many: to is a model name (exact or
  * any case, declared before or after) or "self"; related_name may be NULL.
  * on_delete is ignored for many_to_many. */
-int dorm_schema_builder_relation(dorm_schema_builder *b, const char *to,
-                                 dorm_on_delete on_delete,
-                                 const char *related_name);
+DORM_EXTERN int dorm_schema_builder_relation(dorm_schema_builder *b,
+                                             const char *to,
+                                             dorm_on_delete on_delete,
+                                             const char *related_name);
 /* Index or unique_together on the current model; name NULL derives one
  * ("<table>_<fields joined by _>_idx", or "_uniq"; cut to 63 bytes with a
  * stable hash when longer).  unique = 0 adds to model->indexes, unique != 0
  * adds a unique_together entry (model->unique_together). */
-int dorm_schema_builder_index(dorm_schema_builder *b, const char *name,
-                              const char *const *fields, size_t n, int unique);
+DORM_EXTERN int dorm_schema_builder_index(dorm_schema_builder *b,
+                                          const char *name,
+                                          const char *const *fields, size_t n,
+                                          int unique);
 /* A unique index in model->indexes (models.json: an "indexes" entry with
  * "unique": true), as opposed to a unique_together constraint. */
-int dorm_schema_builder_unique_index(dorm_schema_builder *b, const char *name,
-                                     const char *const *fields, size_t n);
+DORM_EXTERN int dorm_schema_builder_unique_index(dorm_schema_builder *b,
+                                                 const char *name,
+                                                 const char *const *fields,
+                                                 size_t n);
 /* "choices" of the current field: n values (converted at finish to the
  * field's value type) and their labels (labels may be NULL, or hold NULL
  * entries, for choices without one).  Everything is copied. */
-int dorm_schema_builder_choices(dorm_schema_builder *b,
-                                const dorm_value *values,
-                                const char *const *labels, size_t n);
-int dorm_schema_builder_ordering(dorm_schema_builder *b, const char *item);
+DORM_EXTERN int dorm_schema_builder_choices(dorm_schema_builder *b,
+                                            const dorm_value *values,
+                                            const char *const *labels,
+                                            size_t n);
+DORM_EXTERN int dorm_schema_builder_ordering(dorm_schema_builder *b,
+                                             const char *item);
 /* Check and resolve everything; frees b in every case. */
-dorm_schema *dorm_schema_builder_finish(dorm_schema_builder *b,
-                                        dorm_error *err);
-void dorm_schema_builder_free(dorm_schema_builder *b);
+DORM_EXTERN dorm_schema *dorm_schema_builder_finish(dorm_schema_builder *b,
+                                                    dorm_error *err);
+DORM_EXTERN void dorm_schema_builder_free(dorm_schema_builder *b);
 
 /* Helpers shared by every layer. */
 /* 1 when s matches ^[A-Za-z_][A-Za-z0-9_]*$ and is at most 63 bytes. */
-int dorm_ident_valid(const char *s);
+DORM_EXTERN int dorm_ident_valid(const char *s);
 /* "integer", "foreign_key", ...; NULL for an unknown value. */
-const char *dorm_field_type_name(dorm_field_type t);
+DORM_EXTERN const char *dorm_field_type_name(dorm_field_type t);
 /* Parse a type name; -1 when unknown. */
-int dorm_field_type_parse(const char *name);
+DORM_EXTERN int dorm_field_type_parse(const char *name);
 /* 1 for foreign_key and one_to_one (fields with a column to another
  * model). */
-int dorm_field_is_fk(const dorm_field *f);
+DORM_EXTERN int dorm_field_is_fk(const dorm_field *f);
 /* The value type a field's values travel as (DORM_T_INT for integers and
  * foreign keys to integer keys, DORM_T_DATETIME for datetime, ...). */
-dorm_type dorm_field_value_type(const dorm_field *f);
+DORM_EXTERN dorm_type dorm_field_value_type(const dorm_field *f);
 /* The name relation f (foreign key, one-to-one or many_to_many) is reached
  * by from its target, as "entries" in Author.filter(entries__rating=5):
  * its related_name, or Django's default, the lower-cased model name,
  * written into buf (cap bytes; DORM_IDENT_MAX + 1 hold any name of a
  * checked schema, a longer one is cut).  Returns f->related_name (owned by
  * the schema) or buf (the caller's). */
-const char *dorm_field_reverse_name(const dorm_field *f, char *buf, size_t cap);
+DORM_EXTERN const char *dorm_field_reverse_name(const dorm_field *f, char *buf,
+                                                size_t cap);
 
 #ifdef __cplusplus
 }

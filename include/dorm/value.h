@@ -23,6 +23,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "dorm/version.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -66,7 +68,7 @@ typedef struct dorm_value {
 } dorm_value;
 
 /* Name of a type ("integer", "text", ...); never NULL. */
-const char *dorm_type_name(dorm_type t);
+DORM_EXTERN const char *dorm_type_name(dorm_type t);
 
 /* Constructors.  Strings are borrowed (see above). */
 static inline dorm_value dorm_null(void) {
