@@ -49,7 +49,7 @@ endif
 CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) -fPIC -Iinclude -I. $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS_ALL = $(SANLD) $(PKG_LIBS) $(LDFLAGS)
 
-LIB_SRC   := $(sort $(wildcard base/*.c schema/*.c query/*.c reactor_glue/*.c backends/*.c http/*.c))
+LIB_SRC   := $(sort $(wildcard base/*.c schema/*.c query/*.c reactor_glue/*.c backends/*.c migrate/*.c http/*.c))
 TOOL_SRC  := $(sort $(wildcard tools/*.c))
 TEST_SRC  := $(sort $(wildcard tests/test_*.c))
 SUPP_SRC  := $(sort $(wildcard tests/support/*.c))

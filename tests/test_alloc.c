@@ -13,7 +13,8 @@
  * computing its SQL; parsing an HTTP request and answering it; and, on a
  * real SQLite database, `dorm serve`'s multi-step many_to_many write and
  * read (tools/serve_m2m.c, linked in-process) inside a transaction.  Each
- * test prints the N it reached (docs/testing.md, "Allocation failure", records them).
+ * test prints the N it reached (docs/testing.md, "Allocation failure", records
+ * them).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -171,7 +172,7 @@ static int ops_sql(dorm_mstate *st, const json_t *ops, dorm_dialect d,
   for (size_t i = 0; i < json_array_size(ops); i++) {
     dorm_ddl ddl;
     dorm_ddl_init(&ddl);
-    int rc = cli_op_sql(st, json_array_get(ops, i), d, &ddl, err);
+    int rc = dorm_migration_op_sql(st, json_array_get(ops, i), d, &ddl, err);
     for (size_t s = 0; !rc && s < ddl.n; s++) {
       dorm__buf_puts(out, ddl.stmts[s]);
       dorm__buf_puts(out, ";\n");
