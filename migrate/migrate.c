@@ -70,7 +70,8 @@ int dorm_migrate_check(const dorm_migration_set *set, const char *dir,
   return 0;
 }
 
-/* ---- the job -----------------------------------------------------------------
+/* ---- the job
+ * -----------------------------------------------------------------
  */
 
 typedef struct step {
@@ -87,7 +88,7 @@ typedef struct op_arg {
 
 struct job {
   dorm_db *db;
-  dorm_deferred *out; /* ours until fired */
+  dorm_deferred *out;        /* ours until fired */
   dorm_migration_set *owned; /* loaded here, or NULL */
   const dorm_migration_set *set;
   char *dir;
@@ -108,8 +109,8 @@ struct job {
   size_t nops;
   op_arg *args;
   dorm_db *tx;
-  long current; /* operation running, or -1 */
-  int skipped;  /* a concurrent migrate got there first */
+  long current;        /* operation running, or -1 */
+  int skipped;         /* a concurrent migrate got there first */
   dorm_result failure; /* the migration's error, until PRAGMA ON is back */
   int failed;
 };
@@ -154,7 +155,7 @@ static int is_applied(const job *j, const char *name) {
 /* Send sql and continue in fn whatever its result.  0, or -1 when out of
  * memory (fn will not run). */
 static int send_sql(job *j, dorm_db *db, const char *sql, const dorm_value *p,
-                size_t n, step_fn fn) {
+                    size_t n, step_fn fn) {
   dorm_deferred *d = dorm_async_execute(db, sql, p, n);
   if (!d) return -1;
   if (dorm_deferred_add_both(d, fn, j)) {
@@ -172,7 +173,8 @@ static dorm_result oom(job *j) {
   return dorm_result_none();
 }
 
-/* ---- the applied set ---------------------------------------------------------
+/* ---- the applied set
+ * ---------------------------------------------------------
  */
 
 static const char *exists_sql(int sqlite) {
@@ -185,9 +187,9 @@ static const char *exists_sql(int sqlite) {
 static dorm_result after_names(dorm_result *res, void *arg) {
   job *j = arg;
   if (dorm_result_is_error(res)) {
-    finish(j, dorm_result_error_sql(dorm_result_code(res),
-                                    res->u.error.sqlstate, "%s",
-                                    dorm_result_message(res)));
+    finish(j,
+           dorm_result_error_sql(dorm_result_code(res), res->u.error.sqlstate,
+                                 "%s", dorm_result_message(res)));
     return dorm_result_none();
   }
   const dorm_rows *rows = dorm_result_rows_of(res);
@@ -212,9 +214,9 @@ static dorm_result after_exists(dorm_result *res, void *arg) {
     return dorm_result_none();
   }
   if (dorm_result_is_error(res)) {
-    finish(j, dorm_result_error_sql(dorm_result_code(res),
-                                    res->u.error.sqlstate, "%s",
-                                    dorm_result_message(res)));
+    finish(j,
+           dorm_result_error_sql(dorm_result_code(res), res->u.error.sqlstate,
+                                 "%s", dorm_result_message(res)));
     return dorm_result_none();
   }
   const dorm_rows *rows = dorm_result_rows_of(res);
@@ -222,13 +224,15 @@ static dorm_result after_exists(dorm_result *res, void *arg) {
     plan(j); /* no table: nothing applied */
     return dorm_result_none();
   }
-  if (send_sql(j, j->db, "SELECT \"name\" FROM \"dorm_migrations\" ORDER BY \"id\"",
-           NULL, 0, after_names))
+  if (send_sql(j, j->db,
+               "SELECT \"name\" FROM \"dorm_migrations\" ORDER BY \"id\"", NULL,
+               0, after_names))
     return oom(j);
   return dorm_result_none();
 }
 
-/* ---- the plan ------------------------------------------------------------------
+/* ---- the plan
+ * ------------------------------------------------------------------
  */
 
 /* mark[i] = 1 for migration `t` and everything it depends on. */
@@ -250,8 +254,8 @@ static void plan(job *j) {
     if ((k < 0 || strcmp(set->migs[k].name, j->applied[i])) && j->opt.note) {
       char msg[768];
       snprintf(msg, sizeof msg,
-               "%s is recorded as applied but has no file in %s",
-               j->applied[i], j->dir);
+               "%s is recorded as applied but has no file in %s", j->applied[i],
+               j->dir);
       j->opt.note(j->opt.arg, msg);
     }
   }
@@ -351,7 +355,8 @@ static dorm_result after_create(dorm_result *res, void *arg) {
   return dorm_result_none();
 }
 
-/* ---- one migration -------------------------------------------------------------
+/* ---- one migration
+ * -------------------------------------------------------------
  */
 
 static dorm_result step_lock(dorm_result *res, void *arg);
@@ -529,7 +534,7 @@ static dorm_result after_atomic(dorm_result *res, void *arg) {
     j->failure = failure_of(j, res);
     j->failed = 1;
   } else {
-    finished(j, j->skipped     ? DORM_MIGRATE_SKIPPED
+    finished(j, j->skipped    ? DORM_MIGRATE_SKIPPED
                 : j->opt.fake ? DORM_MIGRATE_FAKED
                               : DORM_MIGRATE_OK);
   }
@@ -552,9 +557,9 @@ static dorm_result after_fk_off(dorm_result *res, void *arg) {
   job *j = arg;
   if (dorm_result_is_error(res)) {
     finished(j, DORM_MIGRATE_FAILED);
-    finish(j, dorm_result_error_sql(dorm_result_code(res),
-                                    res->u.error.sqlstate, "%s",
-                                    dorm_result_message(res)));
+    finish(j,
+           dorm_result_error_sql(dorm_result_code(res), res->u.error.sqlstate,
+                                 "%s", dorm_result_message(res)));
     return dorm_result_none();
   }
   start_atomic(j);
@@ -590,9 +595,9 @@ static void next_migration(job *j) {
     return;
   }
   if (j->opt.progress)
-    j->opt.progress(j->opt.arg, j->m->name,
-                    j->backwards ? DORM_MIGRATE_BACKWARDS
-                                 : DORM_MIGRATE_FORWARDS);
+    j->opt.progress(
+        j->opt.arg, j->m->name,
+        j->backwards ? DORM_MIGRATE_BACKWARDS : DORM_MIGRATE_FORWARDS);
   if (j->sqlite && !j->opt.fake) {
     if (send_sql(j, j->db, "PRAGMA foreign_keys = OFF", NULL, 0, after_fk_off))
       oom(j);
@@ -601,7 +606,8 @@ static void next_migration(job *j) {
   start_atomic(j);
 }
 
-/* ---- the call ------------------------------------------------------------------
+/* ---- the call
+ * ------------------------------------------------------------------
  */
 
 dorm_deferred *dorm_async_migrate(dorm_db *db, const char *dir,

@@ -211,8 +211,7 @@ static int run_sql_stmts(const json_t *v, dorm_ddl *out, dorm_error *err) {
 }
 
 int dorm_migration_op_sql(dorm_mstate *st, const json_t *op, dorm_dialect d,
-                          dorm_ddl *out,
-               dorm_error *err) {
+                          dorm_ddl *out, dorm_error *err) {
   int kind = dorm_op_kind_of(op);
   const char *names[2] = {NULL, NULL};
   size_t nn = 1;
@@ -351,7 +350,6 @@ out:
   return rc;
 }
 
-
 int dorm_migration_compile(dorm_mstate *st, const dorm_migration *m,
                            int backwards, dorm_dialect d, dorm_ddl *ddls,
                            dorm_error *err) {
@@ -364,16 +362,14 @@ int dorm_migration_compile(dorm_mstate *st, const dorm_migration *m,
     json_t *inv = NULL;
     if (backwards && !(inv = dorm_migration_op_invert(op, &e)))
       return dorm_error_set(err, e.code ? e.code : DORM_EMIGRATION,
-                            "%s: operation %zu: %s", m->file, i + 1,
-                            e.message);
+                            "%s: operation %zu: %s", m->file, i + 1, e.message);
     int rc = dorm_migration_op_sql(st, inv ? inv : op, d, &ddls[k], &e);
     json_decref(inv);
     if (rc) {
       char what[256];
-      return dorm_error_set(err, rc, "%s: operation %zu (%s): %s", m->file,
-                            i + 1,
-                            dorm_migration_op_describe(op, what, sizeof what),
-                            e.message);
+      return dorm_error_set(
+          err, rc, "%s: operation %zu (%s): %s", m->file, i + 1,
+          dorm_migration_op_describe(op, what, sizeof what), e.message);
     }
   }
   return 0;
