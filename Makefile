@@ -139,7 +139,7 @@ $(BUILD)/examples/%: $(BUILD)/examples/%.o $(BUILD)/libdorm.a
 # tests/test_blog.c and tests/test_readme.c run the example programs
 # beside the tests
 tests: $(BUILD)/examples/blog/server $(BUILD)/examples/blog/blog \
-       $(BUILD)/examples/pg_example
+       $(BUILD)/examples/pg_example $(BUILD)/examples/migrate_at_startup
 
 # ---- fuzzing (fuzz/, docs/testing.md) --------------------------------------
 # Each harness fuzz/fuzz_<name>.c is built twice: as a libFuzzer binary

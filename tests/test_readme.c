@@ -7,7 +7,9 @@
  * with the sanitizers), and run on the throwaway PostgreSQL of the suite
  * (DORM_TEST_PG) and on a new SQLite file: its output is checked line by
  * line, so a README that no longer compiles, or a program that says
- * something else, fails here.  examples/pg_example is run the same way.
+ * something else, fails here.  examples/pg_example is run the same way,
+ * and examples/migrate_at_startup (twice on one new SQLite file: the
+ * second run has nothing to migrate).
  */
 #include <libgen.h>
 #include <limits.h>
@@ -159,6 +161,43 @@ static void test_pg_example(void **state) {
   assert_int_equal(rc, 0);
 }
 
+/* examples/migrate_at_startup: migrates its new file at startup, then
+ * uses the tables; run again, it finds nothing to migrate. */
+static void test_migrate_at_startup(void **state) {
+  (void)state;
+  char *out;
+  int rc = sh_out(&out,
+                  "timeout 60 %s/examples/migrate_at_startup %s/startup.db "
+                  "examples/blog/migrations 2>&1",
+                  g_build, g_dir);
+  assert_string_equal(out,
+                      "applying 0001_initial\n"
+                      "migrated: 1 applied\n"
+                      "tags: 1\n");
+  free(out);
+  assert_int_equal(rc, 0);
+  rc = sh_out(&out,
+              "timeout 60 %s/examples/migrate_at_startup %s/startup.db "
+              "examples/blog/migrations 2>&1",
+              g_build, g_dir);
+  assert_string_equal(out,
+                      "migrated: 0 applied\n"
+                      "tags: 2\n");
+  free(out);
+  assert_int_equal(rc, 0);
+  /* a folder with a broken history: the error, and exit 1 */
+  rc = sh_out(&out,
+              "mkdir -p %s/bad && printf '{\"name\": \"0001_a\", "
+              "\"dependencies\": [\"0000_gone\"], \"operations\": []}' > "
+              "%s/bad/0001_a.json && timeout 60 "
+              "%s/examples/migrate_at_startup %s/startup.db %s/bad 2>&1",
+              g_dir, g_dir, g_build, g_dir, g_dir);
+  assert_non_null(strstr(out, "error: "));
+  assert_non_null(strstr(out, "0000_gone"));
+  free(out);
+  assert_int_equal(rc, 1);
+}
+
 int main(void) {
   char self[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -170,6 +209,7 @@ int main(void) {
       cmocka_unit_test(test_readme_program_postgresql),
       cmocka_unit_test(test_readme_program_sqlite),
       cmocka_unit_test(test_pg_example),
+      cmocka_unit_test(test_migrate_at_startup),
   };
   int failed = cmocka_run_group_tests(tests, NULL, NULL);
   char *out;
