@@ -6,8 +6,8 @@
  * (dorm_migration_parse, with its length: NUL bytes included), the set is
  * ordered by its dependencies, and the migrations are replayed operation
  * by operation through migrate/op_sql.c's dorm_migration_op_sql — the exact
- * operation -> SQL path of `dorm sqlmigrate` and `dorm migrate`, linked in from
- * the tools (tools/cli.o) — once per dialect, each on its own state.  Every
+ * operation -> SQL path of dorm_async_migrate, `dorm sqlmigrate` and `dorm
+ * migrate` — once per dialect, each on its own state.  Every
  * operation is also inverted and described.  After the replay the state is
  * turned into a schema, its CREATE TABLEs compiled, and the autodetector
  * run from nothing to it: the operations it returns must replay cleanly
