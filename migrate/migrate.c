@@ -113,6 +113,7 @@ struct job {
   int skipped;         /* a concurrent migrate got there first */
   dorm_result failure; /* the migration's error, until PRAGMA ON is back */
   int failed;
+  int cancelled; /* out was cancelled: start no further migration */
 };
 
 typedef dorm_result (*step_fn)(dorm_result *res, void *arg);
@@ -567,6 +568,11 @@ static dorm_result after_fk_off(dorm_result *res, void *arg) {
 }
 
 static void next_migration(job *j) {
+  if (j->cancelled) {
+    /* out has already fired with DORM_ECANCELED; this gives it back */
+    finish(j, dorm_result_error(DORM_ECANCELED, NULL));
+    return;
+  }
   if (j->cur == j->nsteps) {
     finish(j, dorm_result_count((int64_t)j->nsteps));
     return;
@@ -610,6 +616,13 @@ static void next_migration(job *j) {
  * ------------------------------------------------------------------
  */
 
+/* Cancelling the deferred: the migration running ends as it would (its
+ * transaction commits or rolls back), and no further one starts. */
+static void cancel_job(dorm_deferred *d, void *arg) {
+  (void)d;
+  ((job *)arg)->cancelled = 1;
+}
+
 dorm_deferred *dorm_async_migrate(dorm_db *db, const char *dir,
                                   const char *target,
                                   const dorm_migrate_options *options) {
@@ -640,7 +653,7 @@ dorm_deferred *dorm_async_migrate(dorm_db *db, const char *dir,
     else
       j->target = dorm_migrations_find(j->set, target);
   }
-  if (!(j->out = dorm_deferred_new(NULL, NULL))) {
+  if (!(j->out = dorm_deferred_new(cancel_job, j))) {
     job_free(j);
     return NULL;
   }

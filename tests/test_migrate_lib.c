@@ -225,6 +225,37 @@ static void test_postgresql(void **state) {
   walk(conninfo);
 }
 
+/* Cancelled at once: the deferred fails with DORM_ECANCELED and no
+ * migration starts (the job still ends, and frees itself, later). */
+static void test_cancel(void **state) {
+  (void)state;
+  char path[256], url[300];
+  dorm_test_sqlite_temp("migrate_lib_cancel", path, sizeof path, url,
+                        sizeof url);
+  t_loop_open();
+  make_dir();
+  dorm_db *db = t_open_ready(url, NULL);
+  seen s = {{0}};
+  dorm_migrate_options o;
+  memset(&o, 0, sizeof o);
+  o.progress = on_progress;
+  o.arg = &s;
+  dorm_deferred *d = dorm_async_migrate(db, g_dir, NULL, &o);
+  assert_non_null(d);
+  t_wait w = {0, dorm_result_none()};
+  assert_int_equal(dorm_deferred_add_both(d, t_keep, &w), 0);
+  dorm_deferred_cancel(d);
+  assert_int_equal(w.done, 1);
+  assert_int_equal(dorm_result_code(&w.res), DORM_ECANCELED);
+  dorm_result_free(&w.res);
+  t_run_for(500);
+  assert_string_equal(s.log, "");
+  assert_false(runs(db, "SELECT name FROM author"));
+  t_loop_close(db);
+  remove_dir();
+  dorm_test_sqlite_remove(path);
+}
+
 /* Bad input is refused with a clear error, through the deferred. */
 static void test_bad_folder(void **state) {
   (void)state;
@@ -255,6 +286,7 @@ int main(void) {
       cmocka_unit_test(test_sqlite),
       cmocka_unit_test(test_postgresql),
       cmocka_unit_test(test_bad_folder),
+      cmocka_unit_test(test_cancel),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

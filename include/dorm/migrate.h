@@ -91,7 +91,10 @@ typedef struct dorm_migrate_options {
  * `dorm migrate` prints (a file refused, two leaves, an unknown target, a
  * migration that does not compile) or with the error of the statement
  * that failed (its code and SQLSTATE; the message names the migration and
- * the operation).  db must not be closed before the deferred fires. */
+ * the operation).  db must not be closed before the deferred fires.
+ * dorm_deferred_cancel on it: the migration running ends as it would (its
+ * transaction commits or rolls back), no further one starts, and the
+ * deferred fails with DORM_ECANCELED. */
 dorm_deferred *dorm_async_migrate(dorm_db *db, const char *dir,
                                   const char *target,
                                   const dorm_migrate_options *options);
