@@ -185,50 +185,118 @@ static const char *exists_sql(int sqlite) {
                   "'dorm_migrations' AND schemaname = current_schema()";
 }
 
-static dorm_result after_names(dorm_result *res, void *arg) {
-  job *j = arg;
+/* dorm_async_migrations_applied: the table's existence, then its names. */
+typedef struct applied_req {
+  dorm_db *db;
+  dorm_deferred *out;
+} applied_req;
+
+static void names_free(void *p) {
+  dorm_migration_names *n = p;
+  for (size_t i = 0; n && i < n->n; i++) free(n->names[i]);
+  if (n) free(n->names);
+  free(n);
+}
+
+static dorm_result error_copy(const dorm_result *res) {
+  return dorm_result_error_sql(dorm_result_code(res), res->u.error.sqlstate,
+                               "%s", dorm_result_message(res));
+}
+
+static void applied_end(applied_req *q, dorm_result r) {
+  dorm_deferred *out = q->out;
+  free(q);
+  dorm_deferred_fire(out, r);
+}
+
+static dorm_result applied_names(dorm_result *res, void *arg) {
+  applied_req *q = arg;
   if (dorm_result_is_error(res)) {
-    finish(j,
-           dorm_result_error_sql(dorm_result_code(res), res->u.error.sqlstate,
-                                 "%s", dorm_result_message(res)));
+    applied_end(q, error_copy(res));
     return dorm_result_none();
   }
   const dorm_rows *rows = dorm_result_rows_of(res);
   size_t n = rows ? dorm_rows_count(rows) : 0;
-  j->applied = calloc(n ? n : 1, sizeof *j->applied);
-  if (!j->applied) return oom(j);
-  for (size_t i = 0; i < n; i++) {
+  dorm_migration_names *names = calloc(1, sizeof *names);
+  if (names) names->names = calloc(n ? n : 1, sizeof *names->names);
+  for (size_t i = 0; names && names->names && i < n; i++) {
     const dorm_value *v = dorm_row_value_at(dorm_rows_row(rows, i), 0);
     char *s = v && v->type != DORM_T_NULL ? strndup(v->u.s.ptr, v->u.s.len)
                                           : strdup("?");
-    if (!s) return oom(j);
-    j->applied[j->napplied++] = s;
+    if (!s) break;
+    names->names[names->n++] = s;
   }
-  plan(j);
+  if (!names || !names->names || names->n != n) {
+    names_free(names);
+    applied_end(q, dorm_result_error(DORM_ENOMEM, NULL));
+    return dorm_result_none();
+  }
+  applied_end(q, dorm_result_ptr(names, names_free));
   return dorm_result_none();
 }
 
-static dorm_result after_exists(dorm_result *res, void *arg) {
+static dorm_result applied_exists(dorm_result *res, void *arg) {
+  applied_req *q = arg;
+  if (dorm_result_is_error(res)) {
+    applied_end(q, error_copy(res));
+    return dorm_result_none();
+  }
+  const dorm_rows *rows = dorm_result_rows_of(res);
+  if (!rows || dorm_rows_count(rows) == 0) {
+    /* no table: nothing applied */
+    dorm_migration_names *names = calloc(1, sizeof *names);
+    applied_end(q, names ? dorm_result_ptr(names, names_free)
+                         : dorm_result_error(DORM_ENOMEM, NULL));
+    return dorm_result_none();
+  }
+  dorm_deferred *d = dorm_async_execute(
+      q->db, "SELECT \"name\" FROM \"dorm_migrations\" ORDER BY \"id\"", NULL,
+      0);
+  if (!d || dorm_deferred_add_both(d, applied_names, q)) {
+    if (d) dorm_deferred_cancel(d);
+    applied_end(q, dorm_result_error(DORM_ENOMEM, NULL));
+  }
+  return dorm_result_none();
+}
+
+dorm_deferred *dorm_async_migrations_applied(dorm_db *db) {
+  applied_req *q = calloc(1, sizeof *q);
+  if (!q) return NULL;
+  q->db = db;
+  if (!(q->out = dorm_deferred_new(NULL, NULL))) {
+    free(q);
+    return NULL;
+  }
+  dorm_deferred *d = dorm_async_execute(
+      db, exists_sql(dorm_db_dialect(db) == DORM_DIALECT_SQLITE), NULL, 0);
+  if (!d || dorm_deferred_add_both(d, applied_exists, q)) {
+    if (d) dorm_deferred_cancel(d);
+    dorm_deferred *out = q->out;
+    free(q);
+    /* nobody has seen it: fire it to give our reference back */
+    dorm_deferred_fire(out, dorm_result_none());
+    return NULL;
+  }
+  return q->out;
+}
+
+static dorm_result after_applied(dorm_result *res, void *arg) {
   job *j = arg;
   if (j->pending.code) {
     finish(j, dorm_result_error(j->pending.code, "%s", j->pending.message));
     return dorm_result_none();
   }
   if (dorm_result_is_error(res)) {
-    finish(j,
-           dorm_result_error_sql(dorm_result_code(res), res->u.error.sqlstate,
-                                 "%s", dorm_result_message(res)));
+    finish(j, error_copy(res));
     return dorm_result_none();
   }
-  const dorm_rows *rows = dorm_result_rows_of(res);
-  if (!rows || dorm_rows_count(rows) == 0) {
-    plan(j); /* no table: nothing applied */
-    return dorm_result_none();
-  }
-  if (send_sql(j, j->db,
-               "SELECT \"name\" FROM \"dorm_migrations\" ORDER BY \"id\"", NULL,
-               0, after_names))
-    return oom(j);
+  /* the names move into the job; the empty holder goes with the chain */
+  dorm_migration_names *names = res->u.ptr.ptr;
+  j->applied = names->names;
+  j->napplied = names->n;
+  names->names = NULL;
+  names->n = 0;
+  plan(j);
   return dorm_result_none();
 }
 
@@ -657,7 +725,9 @@ dorm_deferred *dorm_async_migrate(dorm_db *db, const char *dir,
     job_free(j);
     return NULL;
   }
-  if (send_sql(j, db, exists_sql(j->sqlite), NULL, 0, after_exists)) {
+  dorm_deferred *first = dorm_async_migrations_applied(db);
+  if (!first || dorm_deferred_add_both(first, after_applied, j)) {
+    if (first) dorm_deferred_cancel(first);
     dorm_deferred *out = j->out;
     job_free(j);
     /* nobody has seen it: fire it to give our reference back */

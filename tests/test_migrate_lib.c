@@ -135,18 +135,38 @@ static long applied_count(dorm_db *db) {
   return n;
 }
 
+/* dorm_async_migrations_applied, joined by spaces into buf. */
+static const char *applied_names(dorm_db *db, char *buf, size_t cap) {
+  dorm_result r = t_ok(dorm_async_migrations_applied(db));
+  assert_int_equal(r.kind, DORM_RESULT_PTR);
+  const dorm_migration_names *n = r.u.ptr.ptr;
+  buf[0] = '\0';
+  for (size_t i = 0; i < n->n; i++) {
+    size_t len = strlen(buf);
+    snprintf(buf + len, cap - len, "%s%s", i ? " " : "", n->names[i]);
+  }
+  dorm_result_free(&r);
+  return buf;
+}
+
 static void walk(const char *url) {
   t_loop_open();
   make_dir();
   dorm_db *db = t_open_ready(url, NULL);
   seen s;
-  char msg[1024];
+  char msg[1024], names[512];
+
+  /* nothing applied yet, and asking creates nothing */
+  assert_string_equal(applied_names(db, names, sizeof names), "");
+  assert_false(runs(db, "SELECT 1 FROM dorm_migrations"));
 
   /* a target by prefix: it and its ancestors */
   assert_int_equal(migrate(db, "0002", 0, &s, msg, sizeof msg), 2);
   assert_string_equal(s.log, "+0001_initial ok;+0002_author_age ok;");
   assert_true(runs(db, "SELECT age FROM author"));
   assert_false(runs(db, "SELECT label FROM tag"));
+  assert_string_equal(applied_names(db, names, sizeof names),
+                      "0001_initial 0002_author_age");
 
   /* all the rest, then nothing */
   assert_int_equal(migrate(db, NULL, 0, &s, msg, sizeof msg), 1);

@@ -4,7 +4,8 @@
  * migrate/migrate.c), which plans and runs the migrations: this file reads
  * the options, loads and checks the folder before the database is opened
  * (an unknown target must not create a SQLite file), and prints the
- * library's progress the way the command always has.
+ * library's progress the way the command always has.  `dorm
+ * showmigrations` lists the folder against dorm_async_migrations_applied.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,19 +46,11 @@ static const char help_show[] =
     "\n"
     "exit status: 0 done, 1 error, 2 usage error\n";
 
-/* ---- the applied set -------------------------------------------------------
+/* ---- the applied set
+ * ---------------------------------------------------------
  */
 
-typedef struct applied {
-  char **names;
-  size_t n;
-} applied;
-
-static void applied_free(applied *a) {
-  for (size_t i = 0; i < a->n; i++) free(a->names[i]);
-  free(a->names);
-  memset(a, 0, sizeof *a);
-}
+typedef dorm_migration_names applied;
 
 static int is_applied(const applied *a, const char *name) {
   for (size_t i = 0; i < a->n; i++)
@@ -65,55 +58,23 @@ static int is_applied(const applied *a, const char *name) {
   return 0;
 }
 
-/* Run one statement and wait; res is the caller's (dorm_result_free). */
-static int run(cli_loop *l, dorm_db *db, const char *sql,
-               const dorm_value *params, size_t n, dorm_result *res) {
-  return cli_wait(l, dorm_async_execute(db, sql, params, n), res);
-}
-
-/* Does dorm_migrations exist?  1, 0, or <0 (reported). */
-static int table_exists(cli_loop *l, dorm_db *db) {
+/* The library's list of applied migrations; *out the caller's (free with
+ * applied_free).  0 or CLI_ERROR (reported). */
+static int read_applied(cli_loop *l, dorm_db *db, applied **out) {
   dorm_result res;
-  const char *sql =
-      dorm_db_dialect(db) == DORM_DIALECT_POSTGRES
-          ? "SELECT 1 FROM pg_catalog.pg_tables WHERE tablename = "
-            "'dorm_migrations' AND schemaname = current_schema()"
-          : "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
-            "'dorm_migrations'";
-  if (run(l, db, sql, NULL, 0, &res)) {
+  if (cli_wait(l, dorm_async_migrations_applied(db), &res)) {
     cli_error("%s", dorm_result_message(&res));
     dorm_result_free(&res);
-    return -1;
+    return CLI_ERROR;
   }
-  const dorm_rows *rows = dorm_result_rows_of(&res);
-  int exists = rows && dorm_rows_count(rows) > 0;
-  dorm_result_free(&res);
-  return exists;
+  *out = res.u.ptr.ptr; /* ours now: res is not freed */
+  return 0;
 }
 
-static int read_applied(cli_loop *l, dorm_db *db, applied *out) {
-  memset(out, 0, sizeof *out);
-  int exists = table_exists(l, db);
-  if (exists < 0) return -1;
-  if (!exists) return 0;
-  dorm_result res;
-  if (run(l, db, "SELECT \"name\" FROM \"dorm_migrations\" ORDER BY \"id\"",
-          NULL, 0, &res)) {
-    cli_error("%s", dorm_result_message(&res));
-    dorm_result_free(&res);
-    return -1;
-  }
-  const dorm_rows *rows = dorm_result_rows_of(&res);
-  size_t n = rows ? dorm_rows_count(rows) : 0;
-  out->names = calloc(n ? n : 1, sizeof *out->names);
-  for (size_t i = 0; out->names && i < n; i++) {
-    const dorm_value *v = dorm_row_value_at(dorm_rows_row(rows, i), 0);
-    out->names[out->n++] = v && v->type != DORM_T_NULL
-                               ? strndup(v->u.s.ptr, v->u.s.len)
-                               : strdup("?");
-  }
-  dorm_result_free(&res);
-  return out->names ? 0 : cli_error("out of memory");
+static void applied_free(applied *a) {
+  for (size_t i = 0; a && i < a->n; i++) free(a->names[i]);
+  if (a) free(a->names);
+  free(a);
 }
 
 /* ---- the commands
@@ -285,26 +246,26 @@ int cmd_showmigrations(int argc, char **argv) {
     return CLI_ERROR;
   }
   dorm_db *db = NULL;
-  applied ap;
-  memset(&ap, 0, sizeof ap);
+  applied none = {NULL, 0}, *ap = NULL;
   int rc = CLI_ERROR;
   char path[1024];
   /* a SQLite file not made yet: nothing applied, and nothing created */
   if (!cli_sqlite_missing(cli_db_url(dbo), path, sizeof path) &&
       (open_db(&l, cli_db_url(dbo), &db) || read_applied(&l, db, &ap)))
     goto out;
+  const applied *a = ap ? ap : &none;
   for (size_t i = 0; i < set->n; i++)
-    printf("[%c] %s\n", is_applied(&ap, set->migs[i].name) ? 'X' : ' ',
+    printf("[%c] %s\n", is_applied(a, set->migs[i].name) ? 'X' : ' ',
            set->migs[i].name);
-  for (size_t i = 0; i < ap.n; i++)
-    if (dorm_migrations_find(set, ap.names[i]) < 0)
-      printf("[X] %s (no file)\n", ap.names[i]);
-  if (!set->n && !ap.n) printf("(no migrations)\n");
+  for (size_t i = 0; i < a->n; i++)
+    if (dorm_migrations_find(set, a->names[i]) < 0)
+      printf("[X] %s (no file)\n", a->names[i]);
+  if (!set->n && !a->n) printf("(no migrations)\n");
   rc = CLI_OK;
 out:
   if (db) cli_db_close(&l, db);
   cli_loop_close(&l);
-  applied_free(&ap);
+  applied_free(ap);
   dorm_migration_set_free(set);
   return rc;
 }

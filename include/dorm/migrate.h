@@ -99,6 +99,20 @@ dorm_deferred *dorm_async_migrate(dorm_db *db, const char *dir,
                                   const char *target,
                                   const dorm_migrate_options *options);
 
+/* The names recorded in dorm_migrations, in the order they were applied. */
+typedef struct dorm_migration_names {
+  char **names; /* n names, owned with the struct */
+  size_t n;
+} dorm_migration_names;
+
+/* The applied migrations of db (none when dorm_migrations does not exist;
+ * nothing is created).  Returns a borrowed deferred (NULL when out of
+ * memory) that succeeds with a pointer result: res->u.ptr.ptr is a
+ * dorm_migration_names *, owned by the chain (dorm_result_take it to keep
+ * it past the callback, then dorm_result_free), or fails with the
+ * database's error. */
+dorm_deferred *dorm_async_migrations_applied(dorm_db *db);
+
 /* The checks dorm_async_migrate makes before it touches the database: a
  * single leaf, and a target (NULL, "zero", a name or unique prefix) that
  * names one migration.  dir only names the folder in messages.  0, or
