@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/base_int.h"
 #include "dorm/migrate.h"
 #include "dorm/rows.h"
 
@@ -114,14 +115,15 @@ struct job {
   dorm_result failure; /* the migration's error, until PRAGMA ON is back */
   int failed;
   int cancelled; /* out was cancelled: start no further migration */
+  int body_oom;  /* the block's chain could not be built */
 };
 
 typedef dorm_result (*step_fn)(dorm_result *res, void *arg);
 
 static void free_migration(job *j) {
   for (size_t k = 0; j->ddls && k < j->nops; k++) dorm_ddl_free(&j->ddls[k]);
-  free(j->ddls);
-  free(j->args);
+  dorm__free(j->ddls);
+  dorm__free(j->args);
   j->ddls = NULL;
   j->args = NULL;
   j->nops = 0;
@@ -129,15 +131,15 @@ static void free_migration(job *j) {
 
 static void job_free(job *j) {
   free_migration(j);
-  for (size_t i = 0; i < j->napplied; i++) free(j->applied[i]);
-  free(j->applied);
-  free(j->steps);
-  free(j->dir);
-  free(j->create_error);
+  for (size_t i = 0; i < j->napplied; i++) dorm__free(j->applied[i]);
+  dorm__free(j->applied);
+  dorm__free(j->steps);
+  dorm__free(j->dir);
+  dorm__free(j->create_error);
   dorm_mstate_free(j->st);
   dorm_migration_set_free(j->owned);
   if (j->failed) dorm_result_free(&j->failure);
-  free(j);
+  dorm__free(j);
 }
 
 /* Fire the job's deferred with r and free the job. */
@@ -193,9 +195,9 @@ typedef struct applied_req {
 
 static void names_free(void *p) {
   dorm_migration_names *n = p;
-  for (size_t i = 0; n && i < n->n; i++) free(n->names[i]);
-  if (n) free(n->names);
-  free(n);
+  for (size_t i = 0; n && i < n->n; i++) dorm__free(n->names[i]);
+  if (n) dorm__free(n->names);
+  dorm__free(n);
 }
 
 static dorm_result error_copy(const dorm_result *res) {
@@ -205,7 +207,7 @@ static dorm_result error_copy(const dorm_result *res) {
 
 static void applied_end(applied_req *q, dorm_result r) {
   dorm_deferred *out = q->out;
-  free(q);
+  dorm__free(q);
   dorm_deferred_fire(out, r);
 }
 
@@ -217,12 +219,13 @@ static dorm_result applied_names(dorm_result *res, void *arg) {
   }
   const dorm_rows *rows = dorm_result_rows_of(res);
   size_t n = rows ? dorm_rows_count(rows) : 0;
-  dorm_migration_names *names = calloc(1, sizeof *names);
-  if (names) names->names = calloc(n ? n : 1, sizeof *names->names);
+  dorm_migration_names *names = dorm__calloc(1, sizeof *names);
+  if (names) names->names = dorm__calloc(n ? n : 1, sizeof *names->names);
   for (size_t i = 0; names && names->names && i < n; i++) {
     const dorm_value *v = dorm_row_value_at(dorm_rows_row(rows, i), 0);
-    char *s = v && v->type != DORM_T_NULL ? strndup(v->u.s.ptr, v->u.s.len)
-                                          : strdup("?");
+    char *s = v && v->type != DORM_T_NULL
+                  ? dorm__strndup(v->u.s.ptr, v->u.s.len)
+                  : dorm__strdup("?");
     if (!s) break;
     names->names[names->n++] = s;
   }
@@ -244,7 +247,7 @@ static dorm_result applied_exists(dorm_result *res, void *arg) {
   const dorm_rows *rows = dorm_result_rows_of(res);
   if (!rows || dorm_rows_count(rows) == 0) {
     /* no table: nothing applied */
-    dorm_migration_names *names = calloc(1, sizeof *names);
+    dorm_migration_names *names = dorm__calloc(1, sizeof *names);
     applied_end(q, names ? dorm_result_ptr(names, names_free)
                          : dorm_result_error(DORM_ENOMEM, NULL));
     return dorm_result_none();
@@ -260,11 +263,11 @@ static dorm_result applied_exists(dorm_result *res, void *arg) {
 }
 
 dorm_deferred *dorm_async_migrations_applied(dorm_db *db) {
-  applied_req *q = calloc(1, sizeof *q);
+  applied_req *q = dorm__calloc(1, sizeof *q);
   if (!q) return NULL;
   q->db = db;
   if (!(q->out = dorm_deferred_new(NULL, NULL))) {
-    free(q);
+    dorm__free(q);
     return NULL;
   }
   dorm_deferred *d = dorm_async_execute(
@@ -272,7 +275,7 @@ dorm_deferred *dorm_async_migrations_applied(dorm_db *db) {
   if (!d || dorm_deferred_add_both(d, applied_exists, q)) {
     if (d) dorm_deferred_cancel(d);
     dorm_deferred *out = q->out;
-    free(q);
+    dorm__free(q);
     /* nobody has seen it: fire it to give our reference back */
     dorm_deferred_fire(out, dorm_result_none());
     return NULL;
@@ -328,10 +331,10 @@ static void plan(job *j) {
       j->opt.note(j->opt.arg, msg);
     }
   }
-  j->steps = calloc(set->n ? set->n : 1, sizeof *j->steps);
-  char *mark = calloc(set->n ? set->n : 1, 1);
+  j->steps = dorm__calloc(set->n ? set->n : 1, sizeof *j->steps);
+  char *mark = dorm__calloc(set->n ? set->n : 1, 1);
   if (!j->steps || !mark) {
-    free(mark);
+    dorm__free(mark);
     oom(j);
     return;
   }
@@ -355,7 +358,7 @@ static void plan(job *j) {
       j->steps[j->nsteps++] = (step){k, 0};
     }
   }
-  free(mark);
+  dorm__free(mark);
   if (j->opt.plan || !j->nsteps) {
     for (size_t s = 0; j->opt.plan && s < j->nsteps; s++)
       if (j->opt.progress)
@@ -415,7 +418,7 @@ static dorm_result after_create(dorm_result *res, void *arg) {
   job *j = arg;
   if (dorm_result_is_error(res)) {
     /* Two migrates racing on PostgreSQL may both try to create it. */
-    j->create_error = strdup(dorm_result_message(res));
+    j->create_error = dorm__strdup(dorm_result_message(res));
     if (send_sql(j, j->db, exists_sql(j->sqlite), NULL, 0, after_create_check))
       return oom(j);
     return dorm_result_none();
@@ -521,7 +524,9 @@ static dorm_deferred *body(dorm_db *tx, void *arg) {
   if (rc) {
     /* a step missing (out of memory): the chain must not run without it
      * (an operation unapplied, or applied and not recorded); the steps
-     * added are callbacks, skipped on the cancel's error */
+     * added are callbacks, skipped on the cancel's error, which
+     * after_atomic reports as the DORM_ENOMEM it is */
+    j->body_oom = 1;
     dorm_deferred_cancel(d);
     return NULL;
   }
@@ -600,7 +605,9 @@ static dorm_result after_atomic(dorm_result *res, void *arg) {
   job *j = arg;
   if (dorm_result_is_error(res)) {
     finished(j, DORM_MIGRATE_FAILED);
-    j->failure = failure_of(j, res);
+    dorm_result oom_res = dorm_result_error(DORM_ENOMEM, NULL);
+    j->failure = failure_of(j, j->body_oom ? &oom_res : res);
+    dorm_result_free(&oom_res);
     j->failed = 1;
   } else {
     finished(j, j->skipped    ? DORM_MIGRATE_SKIPPED
@@ -651,8 +658,9 @@ static void next_migration(job *j) {
   j->nops = json_array_size(j->m->ops);
   j->current = -1;
   j->skipped = 0;
-  j->ddls = calloc(j->nops ? j->nops : 1, sizeof *j->ddls);
-  j->args = calloc(j->nops ? j->nops : 1, sizeof *j->args);
+  j->body_oom = 0;
+  j->ddls = dorm__calloc(j->nops ? j->nops : 1, sizeof *j->ddls);
+  j->args = dorm__calloc(j->nops ? j->nops : 1, sizeof *j->args);
   if (!j->ddls || !j->args) {
     oom(j);
     return;
@@ -695,7 +703,7 @@ dorm_deferred *dorm_async_migrate(dorm_db *db, const char *dir,
                                   const char *target,
                                   const dorm_migrate_options *options) {
   if (!db) return NULL;
-  job *j = calloc(1, sizeof *j);
+  job *j = dorm__calloc(1, sizeof *j);
   if (!j) return NULL;
   j->db = db;
   j->target = -1;
@@ -703,8 +711,8 @@ dorm_deferred *dorm_async_migrate(dorm_db *db, const char *dir,
   if (options) j->opt = *options;
   dorm_error_clear(&j->pending);
   if (!dir) dir = "migrations";
-  if (!(j->dir = strdup(dir))) {
-    free(j);
+  if (!(j->dir = dorm__strdup(dir))) {
+    dorm__free(j);
     return NULL;
   }
   /* Errors found here are given by the first request's callback, so the

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/base_int.h"
 #include "dorm/migrate.h"
 
 /* ---- constraints from JSON ------------------------------------------------
@@ -28,17 +29,17 @@ typedef struct cons_set {
 } cons_set;
 
 static void cons_free(cons_set *s) {
-  for (size_t i = 0; i < s->nblocks; i++) free(s->blocks[i]);
-  free(s->blocks);
-  free(s->c);
+  for (size_t i = 0; i < s->nblocks; i++) dorm__free(s->blocks[i]);
+  dorm__free(s->blocks);
+  dorm__free(s->c);
   memset(s, 0, sizeof *s);
 }
 
 static void *cons_keep(cons_set *s, void *p) {
   if (!p) return NULL;
-  void **nb = realloc(s->blocks, (s->nblocks + 1) * sizeof *nb);
+  void **nb = dorm__realloc(s->blocks, (s->nblocks + 1) * sizeof *nb);
   if (!nb) {
-    free(p);
+    dorm__free(p);
     return NULL;
   }
   s->blocks = nb;
@@ -58,7 +59,7 @@ static int json_to_value(cons_set *s, const json_t *j, dorm_value *out) {
       return 0;
     case JSON_ARRAY: {
       size_t n = json_array_size(j);
-      dorm_value *items = cons_keep(s, calloc(n ? n : 1, sizeof *items));
+      dorm_value *items = cons_keep(s, dorm__calloc(n ? n : 1, sizeof *items));
       if (!items) return DORM_ENOMEM;
       for (size_t i = 0; i < n; i++)
         if (json_to_value(s, json_array_get(j, i), &items[i]))
@@ -79,7 +80,8 @@ static int cons_one(cons_set *s, const json_t *k, dorm_ddl_constraint *c,
   if (fs) {
     c->kind = DORM_CONSTRAINT_UNIQUE;
     c->nfields = json_array_size(fs);
-    const char **names = cons_keep(s, calloc(c->nfields + 1, sizeof *names));
+    const char **names =
+        cons_keep(s, dorm__calloc(c->nfields + 1, sizeof *names));
     if (!names) return dorm_error_set(err, DORM_ENOMEM, NULL);
     for (size_t i = 0; i < c->nfields; i++)
       names[i] = json_string_value(json_array_get(fs, i));
@@ -89,7 +91,7 @@ static int cons_one(cons_set *s, const json_t *k, dorm_ddl_constraint *c,
   const json_t *chk = json_object_get(k, "check");
   c->kind = DORM_CONSTRAINT_CHECK;
   c->nterms = json_object_size(chk);
-  dorm_check_term *t = cons_keep(s, calloc(c->nterms + 1, sizeof *t));
+  dorm_check_term *t = cons_keep(s, dorm__calloc(c->nterms + 1, sizeof *t));
   if (!t) return dorm_error_set(err, DORM_ENOMEM, NULL);
   size_t i = 0;
   const char *key;
@@ -100,8 +102,8 @@ static int cons_one(cons_set *s, const json_t *k, dorm_ddl_constraint *c,
     const char *sep = NULL;
     for (const char *p = strstr(key, "__"); p; p = strstr(p + 1, "__")) sep = p;
     int op = sep ? dorm_check_op_parse(sep + 2) : -1;
-    char *field =
-        cons_keep(s, strndup(key, op >= 0 ? (size_t)(sep - key) : strlen(key)));
+    char *field = cons_keep(
+        s, dorm__strndup(key, op >= 0 ? (size_t)(sep - key) : strlen(key)));
     if (!field) return dorm_error_set(err, DORM_ENOMEM, NULL);
     t[i].field = field;
     t[i].op = op >= 0 ? (dorm_check_op)op : DORM_CHECK_EXACT;
@@ -120,7 +122,7 @@ static int cons_build(cons_set *s, const json_t *arr, const char *skip,
                       dorm_error *err) {
   memset(s, 0, sizeof *s);
   size_t n = json_array_size(arr);
-  s->c = calloc(n ? n : 1, sizeof *s->c);
+  s->c = dorm__calloc(n ? n : 1, sizeof *s->c);
   if (!s->c) return dorm_error_set(err, DORM_ENOMEM, NULL);
   for (size_t i = 0; i < n; i++) {
     const json_t *k = json_array_get(arr, i);
@@ -197,13 +199,13 @@ static const dorm_index *find_unique_together(const dorm_model *m,
 static int run_sql_stmts(const json_t *v, dorm_ddl *out, dorm_error *err) {
   dorm_ddl_free(out);
   size_t n = json_is_array(v) ? json_array_size(v) : 1;
-  out->stmts = calloc(n ? n : 1, sizeof *out->stmts);
+  out->stmts = dorm__calloc(n ? n : 1, sizeof *out->stmts);
   if (!out->stmts) return dorm_error_set(err, DORM_ENOMEM, NULL);
   out->cap = n ? n : 1;
   for (size_t i = 0; i < n; i++) {
     const char *s = json_is_array(v) ? json_string_value(json_array_get(v, i))
                                      : json_string_value(v);
-    if (!(out->stmts[i] = strdup(s)))
+    if (!(out->stmts[i] = dorm__strdup(s)))
       return dorm_error_set(err, DORM_ENOMEM, NULL);
     out->n++;
   }

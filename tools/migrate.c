@@ -58,23 +58,16 @@ static int is_applied(const applied *a, const char *name) {
   return 0;
 }
 
-/* The library's list of applied migrations; *out the caller's (free with
- * applied_free).  0 or CLI_ERROR (reported). */
-static int read_applied(cli_loop *l, dorm_db *db, applied **out) {
-  dorm_result res;
-  if (cli_wait(l, dorm_async_migrations_applied(db), &res)) {
-    cli_error("%s", dorm_result_message(&res));
-    dorm_result_free(&res);
+/* The library's list of applied migrations: *res holds it (the caller's
+ * to dorm_result_free), *out points into it.  0 or CLI_ERROR (reported). */
+static int read_applied(cli_loop *l, dorm_db *db, dorm_result *res,
+                        const applied **out) {
+  if (cli_wait(l, dorm_async_migrations_applied(db), res)) {
+    cli_error("%s", dorm_result_message(res));
     return CLI_ERROR;
   }
-  *out = res.u.ptr.ptr; /* ours now: res is not freed */
+  *out = res->u.ptr.ptr;
   return 0;
-}
-
-static void applied_free(applied *a) {
-  for (size_t i = 0; a && i < a->n; i++) free(a->names[i]);
-  if (a) free(a->names);
-  free(a);
 }
 
 /* ---- the commands
@@ -246,12 +239,14 @@ int cmd_showmigrations(int argc, char **argv) {
     return CLI_ERROR;
   }
   dorm_db *db = NULL;
-  applied none = {NULL, 0}, *ap = NULL;
+  applied none = {NULL, 0};
+  const applied *ap = NULL;
+  dorm_result res = dorm_result_none();
   int rc = CLI_ERROR;
   char path[1024];
   /* a SQLite file not made yet: nothing applied, and nothing created */
   if (!cli_sqlite_missing(cli_db_url(dbo), path, sizeof path) &&
-      (open_db(&l, cli_db_url(dbo), &db) || read_applied(&l, db, &ap)))
+      (open_db(&l, cli_db_url(dbo), &db) || read_applied(&l, db, &res, &ap)))
     goto out;
   const applied *a = ap ? ap : &none;
   for (size_t i = 0; i < set->n; i++)
@@ -265,7 +260,7 @@ int cmd_showmigrations(int argc, char **argv) {
 out:
   if (db) cli_db_close(&l, db);
   cli_loop_close(&l);
-  applied_free(ap);
+  dorm_result_free(&res);
   dorm_migration_set_free(set);
   return rc;
 }

@@ -101,7 +101,8 @@ dorm_deferred *dorm_async_migrate(dorm_db *db, const char *dir,
 
 /* The names recorded in dorm_migrations, in the order they were applied. */
 typedef struct dorm_migration_names {
-  char **names; /* n names, owned with the struct */
+  char **names; /* n names; the struct, the array and the names belong to
+                   the result that carries them (dorm_result_free) */
   size_t n;
 } dorm_migration_names;
 
