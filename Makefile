@@ -91,7 +91,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(SUPP_OBJ) $(BUILD)/libdorm.a
 	$(CC) -o $@ $< $(SUPP_OBJ) $(BUILD)/libdorm.a $(LDLIBS_ALL) -lcmocka
 
 # test_alloc drives the tools' multi-step paths (serve's many_to_many
-# steps, the migration SQL) in-process: it links their objects but main's
+# steps) in-process: it links their objects but main's
 TOOL_LIB_OBJ := $(filter-out $(BUILD)/tools/dorm.o,$(TOOL_OBJ))
 $(BUILD)/tests/test_alloc: $(BUILD)/tests/test_alloc.o $(SUPP_OBJ) $(TOOL_LIB_OBJ) $(BUILD)/libdorm.a
 	$(CC) -o $@ $< $(SUPP_OBJ) $(TOOL_LIB_OBJ) $(BUILD)/libdorm.a $(LDLIBS_ALL) -lcmocka
@@ -150,7 +150,7 @@ tests: $(BUILD)/examples/blog/server $(BUILD)/examples/blog/blog \
 # tests besides the library.
 # (FUZZ_NAMES is set with the sources above)
 FUZZ_TOOLS_models      :=
-FUZZ_TOOLS_migrations  := tools/cli.o
+FUZZ_TOOLS_migrations  :=
 FUZZ_TOOLS_query_expr  := tools/query_expr.o
 FUZZ_TOOLS_http        :=
 FUZZ_TOOLS_serve_input := tools/serve_input.o tools/serve_m2m.o

@@ -14,7 +14,7 @@
  * onto an empty state.
  */
 #include "fuzz/fuzz.h"
-#include "tools/cli.h"
+#include "dorm/migrate.h"
 
 #define MAX_FILES 6
 #define MAX_OPS 64
