@@ -229,11 +229,54 @@ static void walk(const char *url) {
   remove_dir();
 }
 
+/* Two programs migrating one database at once (two handles, two pools):
+ * each migration is applied once, the other run skips it or finds
+ * nothing to do, and neither fails. */
+static void race(const char *url) {
+  t_loop_open();
+  make_dir();
+  dorm_db *a = t_open_ready(url, NULL), *b = t_open_ready(url, NULL);
+  seen sa = {{0}}, sb = {{0}};
+  dorm_migrate_options oa, ob;
+  memset(&oa, 0, sizeof oa);
+  oa.progress = on_progress;
+  oa.finished = on_finished;
+  ob = oa;
+  oa.arg = &sa;
+  ob.arg = &sb;
+  t_wait wa = {0, dorm_result_none()}, wb = {0, dorm_result_none()};
+  dorm_deferred *da = dorm_async_migrate(a, g_dir, NULL, &oa);
+  dorm_deferred *db_ = dorm_async_migrate(b, g_dir, NULL, &ob);
+  assert_non_null(da);
+  assert_non_null(db_);
+  assert_int_equal(dorm_deferred_add_both(da, t_keep, &wa), 0);
+  assert_int_equal(dorm_deferred_add_both(db_, t_keep, &wb), 0);
+  while (!wa.done || !wb.done) uv_run(&T_uv, UV_RUN_ONCE);
+  if (dorm_result_is_error(&wa.res) || dorm_result_is_error(&wb.res))
+    fail_msg("a racing migrate failed: %s / %s",
+             dorm_result_is_error(&wa.res) ? dorm_result_message(&wa.res) : "",
+             dorm_result_is_error(&wb.res) ? dorm_result_message(&wb.res) : "");
+  int ok = dorm_test_count_from(sa.log, 0, " ok;") +
+           dorm_test_count_from(sb.log, 0, " ok;");
+  if (ok != 3) fail_msg("applied %d times: [%s] [%s]", ok, sa.log, sb.log);
+  printf("race on %s: [%s] [%s]\n",
+         strncmp(url, "sqlite", 6) ? "postgresql" : "sqlite", sa.log, sb.log);
+  assert_int_equal(applied_count(a), 3);
+  dorm_result_free(&wa.res);
+  dorm_result_free(&wb.res);
+  dorm_db_close(b, NULL, NULL);
+  t_loop_close(a);
+  remove_dir();
+}
+
 static void test_sqlite(void **state) {
   (void)state;
   char path[256], url[300];
   dorm_test_sqlite_temp("migrate_lib", path, sizeof path, url, sizeof url);
   walk(url);
+  dorm_test_sqlite_remove(path);
+  dorm_test_sqlite_temp("migrate_lib_race", path, sizeof path, url, sizeof url);
+  race(url);
   dorm_test_sqlite_remove(path);
 }
 
@@ -243,6 +286,9 @@ static void test_postgresql(void **state) {
   if (dorm_test_pg_fresh_schema("mlib", conninfo, sizeof conninfo))
     fail_msg("no PostgreSQL (DORM_TEST_PG)");
   walk(conninfo);
+  if (dorm_test_pg_fresh_schema("mlibr", conninfo, sizeof conninfo))
+    fail_msg("no PostgreSQL (DORM_TEST_PG)");
+  race(conninfo);
 }
 
 /* Cancelled at once: the deferred fails with DORM_ECANCELED and no
