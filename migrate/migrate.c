@@ -590,11 +590,11 @@ static dorm_result failure_of(job *j, const dorm_result *res) {
 static void after_body(job *j) {
   if (j->sqlite && !j->opt.fake) {
     if (send_sql(j, j->db, "PRAGMA foreign_keys = ON", NULL, 0, after_fk_on)) {
-      if (j->failed) {
-        dorm_result_free(&j->failure);
-        j->failed = 0;
-      }
-      oom(j);
+      /* the migration's own error says more than this one */
+      if (j->failed)
+        migration_over(j);
+      else
+        oom(j);
     }
     return;
   }

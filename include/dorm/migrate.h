@@ -91,7 +91,9 @@ typedef struct dorm_migrate_options {
  * `dorm migrate` prints (a file refused, two leaves, an unknown target, a
  * migration that does not compile) or with the error of the statement
  * that failed (its code and SQLSTATE; the message names the migration and
- * the operation).  db must not be closed before the deferred fires.
+ * the operation).  db is a database handle (not a transaction handle of
+ * dorm_async_atomic: each migration is a transaction of its own) and must
+ * not be closed before the deferred fires.
  * dorm_deferred_cancel on it: the migration running ends as it would (its
  * transaction commits or rolls back), no further one starts, and the
  * deferred fails with DORM_ECANCELED. */
