@@ -58,7 +58,7 @@ VERSION_MAJOR := $(call version_part,MAJOR)
 VERSION       := $(VERSION_MAJOR).$(call version_part,MINOR).$(call version_part,PATCH)
 SONAME        := libdorm.so.$(VERSION_MAJOR)
 
-LIB_SRC   := $(sort $(wildcard base/*.c schema/*.c query/*.c reactor_glue/*.c backends/*.c http/*.c))
+LIB_SRC   := $(sort $(wildcard base/*.c schema/*.c query/*.c reactor_glue/*.c backends/*.c migrate/*.c http/*.c))
 TOOL_SRC  := $(sort $(wildcard tools/*.c))
 TEST_SRC  := $(sort $(wildcard tests/test_*.c))
 SUPP_SRC  := $(sort $(wildcard tests/support/*.c))
@@ -105,7 +105,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(SUPP_OBJ) $(BUILD)/libdorm.a
 	$(CC) -o $@ $< $(SUPP_OBJ) $(BUILD)/libdorm.a $(LDLIBS_ALL) -lcmocka
 
 # test_alloc drives the tools' multi-step paths (serve's many_to_many
-# steps, the migration SQL) in-process: it links their objects but main's
+# steps) in-process: it links their objects but main's
 TOOL_LIB_OBJ := $(filter-out $(BUILD)/tools/dorm.o,$(TOOL_OBJ))
 $(BUILD)/tests/test_alloc: $(BUILD)/tests/test_alloc.o $(SUPP_OBJ) $(TOOL_LIB_OBJ) $(BUILD)/libdorm.a
 	$(CC) -o $@ $< $(SUPP_OBJ) $(TOOL_LIB_OBJ) $(BUILD)/libdorm.a $(LDLIBS_ALL) -lcmocka
@@ -159,7 +159,7 @@ $(BUILD)/examples/%: $(BUILD)/examples/%.o $(BUILD)/libdorm.a
 # tests/test_blog.c and tests/test_readme.c run the example programs
 # beside the tests
 tests: $(BUILD)/examples/blog/server $(BUILD)/examples/blog/blog \
-       $(BUILD)/examples/pg_example
+       $(BUILD)/examples/pg_example $(BUILD)/examples/migrate_at_startup
 
 # ---- fuzzing (fuzz/, docs/testing.md) --------------------------------------
 # Each harness fuzz/fuzz_<name>.c is built twice: as a libFuzzer binary
@@ -170,7 +170,7 @@ tests: $(BUILD)/examples/blog/server $(BUILD)/examples/blog/blog \
 # tests besides the library.
 # (FUZZ_NAMES is set with the sources above)
 FUZZ_TOOLS_models      :=
-FUZZ_TOOLS_migrations  := tools/cli.o
+FUZZ_TOOLS_migrations  :=
 FUZZ_TOOLS_query_expr  := tools/query_expr.o
 FUZZ_TOOLS_http        :=
 FUZZ_TOOLS_serve_input := tools/serve_input.o tools/serve_m2m.o

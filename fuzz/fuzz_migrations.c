@@ -5,16 +5,16 @@
  * only "----" (file i is named "000<i>_f<i>.json").  Each is parsed
  * (dorm_migration_parse, with its length: NUL bytes included), the set is
  * ordered by its dependencies, and the migrations are replayed operation
- * by operation through tools/cli.c's cli_op_sql — the exact operation ->
- * SQL path of `dorm sqlmigrate` and `dorm migrate`, linked in from the
- * tools (tools/cli.o) — once per dialect, each on its own state.  Every
+ * by operation through migrate/op_sql.c's dorm_migration_op_sql — the exact
+ * operation -> SQL path of dorm_async_migrate, `dorm sqlmigrate` and `dorm
+ * migrate` — once per dialect, each on its own state.  Every
  * operation is also inverted and described.  After the replay the state is
  * turned into a schema, its CREATE TABLEs compiled, and the autodetector
  * run from nothing to it: the operations it returns must replay cleanly
  * onto an empty state.
  */
 #include "fuzz/fuzz.h"
-#include "tools/cli.h"
+#include "dorm/migrate.h"
 
 #define MAX_FILES 6
 #define MAX_OPS 64
@@ -126,7 +126,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         dorm_ddl out;
         dorm_ddl_init(&out);
         dorm_error_clear(&err);
-        if (cli_op_sql(st[d], op, (dorm_dialect)d, &out, &err) != 0) {
+        if (dorm_migration_op_sql(st[d], op, (dorm_dialect)d, &out, &err) !=
+            0) {
           FUZZ_CHECK(err.message[0], "refusal without message");
           stopped[d] = 1; /* as sqlmigrate: the rest does not run */
         } else {

@@ -29,6 +29,7 @@
 #include "dorm/db.h"
 #include "dorm/rows.h"
 #include "dorm/migration.h"
+#include "dorm/migrate.h"
 #include "dorm/http.h"
 
 #endif /* DORM_H */

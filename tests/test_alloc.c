@@ -13,12 +13,14 @@
  * computing its SQL; parsing an HTTP request and answering it; and, on a
  * real SQLite database, `dorm serve`'s multi-step many_to_many write and
  * read (tools/serve_m2m.c, linked in-process) inside a transaction.  Each
- * test prints the N it reached (docs/testing.md, "Allocation failure", records them).
+ * test prints the N it reached (docs/testing.md, "Allocation failure", records
+ * them).
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/base_int.h"
@@ -171,7 +173,7 @@ static int ops_sql(dorm_mstate *st, const json_t *ops, dorm_dialect d,
   for (size_t i = 0; i < json_array_size(ops); i++) {
     dorm_ddl ddl;
     dorm_ddl_init(&ddl);
-    int rc = cli_op_sql(st, json_array_get(ops, i), d, &ddl, err);
+    int rc = dorm_migration_op_sql(st, json_array_get(ops, i), d, &ddl, err);
     for (size_t s = 0; !rc && s < ddl.n; s++) {
       dorm__buf_puts(out, ddl.stmts[s]);
       dorm__buf_puts(out, ";\n");
@@ -751,6 +753,89 @@ static void test_facade_sqlite(void **state) {
   dorm_test_sqlite_remove(path);
 }
 
+/* ---- dorm_async_migrate on SQLite ------------------------------------------
+ */
+
+static long mig_applied(dorm_db *db) {
+  dorm_result r = t_ok(
+      dorm_async_execute(db, "SELECT count(*) FROM dorm_migrations", NULL, 0));
+  const dorm_rows *rows = dorm_result_rows_of(&r);
+  assert_non_null(rows);
+  long v = (long)dorm_row_value_at(dorm_rows_row(rows, 0), 0)->u.i;
+  dorm_result_free(&r);
+  return v;
+}
+
+/* Every allocation of a migrate (loading the folder, the plan, the SQL,
+ * the transaction) fails in turn: the deferred fires once, with
+ * DORM_ENOMEM or with the migration done, and nothing leaks. */
+static void test_migrate_sqlite(void **state) {
+  (void)state;
+  char path[256], url[300], dir[256], file[300];
+  dorm_test_sqlite_temp("dorm-test-alloc-migrate", path, sizeof path, url,
+                        sizeof url);
+  snprintf(dir, sizeof dir, "/tmp/dorm-test-alloc-mig.%ld", (long)getpid());
+  mkdir(dir, 0700);
+  snprintf(file, sizeof file, "%s/0001_initial.json", dir);
+  FILE *f = fopen(file, "w");
+  assert_non_null(f);
+  fputs(
+      "{\"name\": \"0001_initial\", \"dependencies\": [], "
+      "\"operations\": [{\"op\": \"create_model\", \"name\": \"A\", "
+      "\"table\": \"a\", \"fields\": [{\"name\": \"id\", \"type\": "
+      "\"auto\", \"primary_key\": true}, {\"name\": \"n\", \"type\": "
+      "\"integer\", \"default\": 0}]}]}\n",
+      f);
+  fclose(f);
+  t_loop_open();
+  dorm_set_unhandled_error_hook(count_unhandled, NULL);
+  dorm_db *db = t_open_ready(url, NULL);
+  for (int once = 0; once < 2; once++) {
+    long n, enomem = 0;
+    for (n = 1; n < MAX_N; n++) {
+      /* each try starts from nothing applied */
+      dorm_result z = t_ok(dorm_async_migrate(db, dir, "zero", NULL));
+      dorm_result_free(&z);
+      t_wait w = {0, dorm_result_none()};
+      if (once)
+        dorm_test_fail_alloc_once(n);
+      else
+        dorm_test_fail_alloc_at(n);
+      dorm_deferred *d = dorm_async_migrate(db, dir, NULL, NULL);
+      dorm_test_alloc_pause(1);
+      if (d) assert_int_equal(dorm_deferred_add_both(d, t_keep, &w), 0);
+      dorm_test_alloc_pause(0);
+      while (d && !w.done) uv_run(&T_uv, UV_RUN_ONCE);
+      long used = dorm_test_alloc_count();
+      dorm_test_alloc_reset();
+      int ok = d && !dorm_result_is_error(&w.res);
+      if (ok) {
+        assert_int_equal(w.res.kind, DORM_RESULT_COUNT);
+        assert_int_equal(w.res.u.count, 1);
+        assert_int_equal(mig_applied(db), 1);
+      } else {
+        int code = d ? dorm_result_code(&w.res) : DORM_ENOMEM;
+        if (code != DORM_ENOMEM)
+          fail_msg("allocation %ld: %s %s", n, dorm_err_name(code),
+                   dorm_result_message(&w.res));
+        enomem++;
+      }
+      dorm_result_free(&w.res);
+      if (once ? used < n : ok) break;
+    }
+    assert_true(n > 10 && n < MAX_N);
+    printf(
+        "dorm_async_migrate (sqlite), %s: done at N = %ld (%ld "
+        "DORM_ENOMEM)\n",
+        once ? "only allocation N fails" : "allocations N.. fail", n, enomem);
+  }
+  dorm_set_unhandled_error_hook(NULL, NULL);
+  t_loop_close(db);
+  unlink(file);
+  rmdir(dir);
+  dorm_test_sqlite_remove(path);
+}
+
 int main(void) {
   (void)t_count; /* dbtest.h's, unused here */
   (void)t_err;
@@ -762,6 +847,7 @@ int main(void) {
       cmocka_unit_test(test_http_request),
       cmocka_unit_test(test_serve_m2m_sqlite),
       cmocka_unit_test(test_facade_sqlite),
+      cmocka_unit_test(test_migrate_sqlite),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,10 +1,19 @@
-/* tests/test_layering.c — the pure layers stay pure.
+/* tests/test_layering.c — the pure layers stay pure, and each layer uses
+ * only the layers below it.
  *
- * docs/architecture.md: schema/ and query/ (and base/, below them) include no
- * libuv, libpq or sqlite3 header and call nothing from those libraries.
- * Two checks: no such #include in their sources or in the public headers
- * they use, and no undefined reference to uv_*, PQ* or sqlite3_* in their
- * compiled objects (so an indirect include cannot sneak one in).
+ * docs/architecture.md: schema/ and query/ (and base/, below them) include no libuv, libpq or
+ * sqlite3 header and call nothing from those libraries.  Two checks: no
+ * such #include in their sources or in the public headers they use, and no
+ * undefined reference to uv_*, PQ* or sqlite3_* in their compiled objects
+ * (so an indirect include cannot sneak one in).
+ *
+ * The layers (from the bottom): base/; schema/ and query/ (pure); reactor_glue/
+ * (deferreds on libuv); backends/ and http/; migrate/ (the migration engine,
+ * which runs SQL through backends/); tools/ (the dorm command), which sees
+ * the library only through its public headers (include/).  The table
+ * `layers` below is that rule: the folders each one's quoted #includes may
+ * name.  The pure layers also include none of the public headers of the
+ * I/O layers (dorm.h, dorm/db.h, dorm/migrate.h, ...).
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -19,9 +28,13 @@
 #include "support/support.h"
 
 static const char *const pure_dirs[] = {"base", "schema", "query", NULL};
-static const char *const pure_headers[] = {
-    "include/dorm/error.h", "include/dorm/value.h", "include/dorm/schema.h",
-    "include/dorm/query.h", "include/dorm/ddl.h",   NULL};
+static const char *const pure_headers[] = {"include/dorm/error.h",
+                                           "include/dorm/value.h",
+                                           "include/dorm/schema.h",
+                                           "include/dorm/query.h",
+                                           "include/dorm/ddl.h",
+                                           "include/dorm/migration.h",
+                                           NULL};
 static const char *const forbidden[] = {"uv.h", "libpq-fe.h", "sqlite3.h",
                                         "uv/", NULL};
 
@@ -117,11 +130,129 @@ static void test_no_io_symbols(void **state) {
   assert_true(found > 0); /* nm ran and listed something */
 }
 
+/* Who may include whom: a folder and the prefixes its quoted #includes may
+ * start with ("dorm/" and "dorm.h" are the public headers). */
+typedef struct layer {
+  const char *dir;
+  const char *may[9];
+} layer;
+
+static const layer layers[] = {
+    {"base", {"base/", "dorm/", NULL}},
+    {"schema", {"base/", "schema/", "dorm/", NULL}},
+    {"query", {"base/", "schema/", "query/", "dorm/", NULL}},
+    {"reactor_glue", {"base/", "reactor_glue/", "dorm/", NULL}},
+    {"backends",
+     {"base/", "schema/", "query/", "reactor_glue/", "backends/", "dorm/",
+      NULL}},
+    {"http", {"base/", "reactor_glue/", "http/", "dorm/", NULL}},
+    {"migrate",
+     {"base/", "schema/", "query/", "reactor_glue/", "backends/", "migrate/",
+      "dorm/", NULL}},
+    {"tools", {"tools/", "dorm/", "dorm.h", NULL}},
+    {NULL, {NULL}},
+};
+
+/* Public headers of the I/O layers: never included by a pure layer. */
+static const char *const io_public[] = {
+    "dorm.h",      "dorm/db.h",   "dorm/deferred.h", "dorm/loop.h",
+    "dorm/rows.h", "dorm/http.h", "dorm/migrate.h",  NULL};
+
+/* The first quoted #include of text that l may not name, or NULL; the
+ * name is copied into out (cap bytes). */
+static const char *bad_layer_include(const layer *l, int pure, const char *text,
+                                     char *out, size_t cap) {
+  const char *p = text;
+  while ((p = strstr(p, "#")) != NULL) {
+    const char *q = p + 1;
+    while (*q == ' ' || *q == '\t') q++;
+    p = q;
+    if (strncmp(q, "include", 7)) continue;
+    q += 7;
+    while (*q == ' ' || *q == '\t') q++;
+    if (*q != '"') continue;
+    q++;
+    const char *end = strchr(q, '"');
+    if (!end || (size_t)(end - q) >= cap) continue;
+    memcpy(out, q, (size_t)(end - q));
+    out[end - q] = '\0';
+    int ok = 0;
+    for (int i = 0; l->may[i]; i++)
+      if (!strncmp(out, l->may[i], strlen(l->may[i]))) ok = 1;
+    for (int i = 0; pure && io_public[i]; i++)
+      if (!strcmp(out, io_public[i])) ok = 0;
+    if (!ok) return out;
+  }
+  return NULL;
+}
+
+static int is_pure(const char *dir) {
+  for (int d = 0; pure_dirs[d]; d++)
+    if (!strcmp(pure_dirs[d], dir)) return 1;
+  return 0;
+}
+
+static void test_layers(void **state) {
+  (void)state;
+  int files = 0;
+  for (const layer *l = layers; l->dir; l++) {
+    DIR *dir = opendir(l->dir);
+    assert_non_null(dir);
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+      size_t n = strlen(e->d_name);
+      if (n < 3 ||
+          (strcmp(e->d_name + n - 2, ".c") && strcmp(e->d_name + n - 2, ".h")))
+        continue;
+      char path[512], name[256];
+      snprintf(path, sizeof path, "%s/%s", l->dir, e->d_name);
+      char *text = dorm_test_read_file(path);
+      if (!text) fail_msg("cannot read %s", path);
+      const char *bad =
+          bad_layer_include(l, is_pure(l->dir), text, name, sizeof name);
+      free(text);
+      if (bad) fail_msg("%s includes \"%s\": not a layer below it", path, bad);
+      files++;
+    }
+    closedir(dir);
+  }
+  assert_true(files > 20);
+}
+
+/* The layer checker must catch what it is there for. */
+static void test_layer_checker_catches(void **state) {
+  (void)state;
+  char name[256];
+  const layer *schema = &layers[1], *migrate = &layers[6], *tools = &layers[7];
+  assert_string_equal(schema->dir, "schema");
+  assert_string_equal(migrate->dir, "migrate");
+  assert_string_equal(tools->dir, "tools");
+  assert_non_null(bad_layer_include(schema, 1, "#include \"migrate/x.h\"\n",
+                                    name, sizeof name));
+  assert_non_null(bad_layer_include(schema, 1, "#include \"dorm/migrate.h\"\n",
+                                    name, sizeof name));
+  assert_non_null(bad_layer_include(
+      schema, 1, "#include \"backends/db_int.h\"\n", name, sizeof name));
+  assert_non_null(bad_layer_include(
+      tools, 0, "#include \"backends/db_int.h\"\n", name, sizeof name));
+  assert_non_null(bad_layer_include(tools, 0, "#include \"migrate/x.h\"\n",
+                                    name, sizeof name));
+  assert_null(
+      bad_layer_include(migrate, 0,
+                        "#include \"backends/db_int.h\"\n"
+                        "#include \"dorm/migrate.h\"\n#include <stdio.h>\n",
+                        name, sizeof name));
+  assert_null(
+      bad_layer_include(tools, 0, "#include \"dorm.h\"\n", name, sizeof name));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_no_io_headers),
       cmocka_unit_test(test_checker_catches),
       cmocka_unit_test(test_no_io_symbols),
+      cmocka_unit_test(test_layers),
+      cmocka_unit_test(test_layer_checker_catches),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

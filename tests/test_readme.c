@@ -16,7 +16,9 @@
  *
  * The README's complete program runs on the throwaway PostgreSQL of the
  * suite (DORM_TEST_PG) and on a new SQLite file, its output checked line
- * by line; examples/pg_example is run the same way.  A last test scans the
+ * by line; examples/pg_example is run the same way, and
+ * examples/migrate_at_startup (twice on one new SQLite file: the second
+ * run has nothing to migrate).  A last test scans the
  * README and the pages of docs/ for build lines no entry here runs.
  *
  * The README's program is also built as a user of an installed dorm builds
@@ -513,6 +515,43 @@ static void test_pg_example(void **state) {
   assert_int_equal(rc, 0);
 }
 
+/* examples/migrate_at_startup: migrates its new file at startup, then
+ * uses the tables; run again, it finds nothing to migrate. */
+static void test_migrate_at_startup(void **state) {
+  (void)state;
+  char *out;
+  int rc = sh_out(&out,
+                  "timeout 60 %s/examples/migrate_at_startup %s/startup.db "
+                  "examples/blog/migrations 2>&1",
+                  g_build, g_dir);
+  assert_string_equal(out,
+                      "applying 0001_initial\n"
+                      "migrated: 1 applied\n"
+                      "tags: 1\n");
+  free(out);
+  assert_int_equal(rc, 0);
+  rc = sh_out(&out,
+              "timeout 60 %s/examples/migrate_at_startup %s/startup.db "
+              "examples/blog/migrations 2>&1",
+              g_build, g_dir);
+  assert_string_equal(out,
+                      "migrated: 0 applied\n"
+                      "tags: 2\n");
+  free(out);
+  assert_int_equal(rc, 0);
+  /* a folder with a broken history: the error, and exit 1 */
+  rc = sh_out(&out,
+              "mkdir -p %s/bad && printf '{\"name\": \"0001_a\", "
+              "\"dependencies\": [\"0000_gone\"], \"operations\": []}' > "
+              "%s/bad/0001_a.json && timeout 60 "
+              "%s/examples/migrate_at_startup %s/startup.db %s/bad 2>&1",
+              g_dir, g_dir, g_build, g_dir, g_dir);
+  assert_non_null(strstr(out, "error: "));
+  assert_non_null(strstr(out, "0000_gone"));
+  free(out);
+  assert_int_equal(rc, 1);
+}
+
 int main(void) {
   char self[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -549,6 +588,7 @@ int main(void) {
       cmocka_unit_test(test_pg_example),
       cmocka_unit_test(test_doc_programs),
       cmocka_unit_test(test_every_build_line_is_run),
+      cmocka_unit_test(test_migrate_at_startup),
   };
   int failed = cmocka_run_group_tests(tests, NULL, NULL);
   char *out;

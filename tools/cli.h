@@ -1,6 +1,7 @@
 /* tools/cli.h — what the dorm command's files share: option parsing,
  * messages and exit statuses, reading files, running a loop until a
- * deferred fires, and turning migration operations into SQL.
+ * deferred fires.  (Migration operations become SQL in the library:
+ * include/dorm/migrate.h.)
  *
  * Exit statuses (docs/cli.md, "Exit status"): 0 success, 1 an error ("dorm:
  * error: ..." on stderr), 2 a usage error.  Tools may use malloc; everything
@@ -12,6 +13,7 @@
 #include <stdio.h>
 
 #include "dorm.h"
+#include "dorm/migrate.h"
 #include "dorm/migration.h"
 
 enum { CLI_OK = 0, CLI_ERROR = 1, CLI_USAGE = 2 };
@@ -124,11 +126,6 @@ int cli_load_existing_migrations(const char *dir, dorm_migration_set **set);
  * reads checks this first: opening would create an empty database. */
 int cli_sqlite_missing(const char *url, char *path, size_t cap);
 int cli_replay(const dorm_migration_set *set, size_t upto, dorm_mstate **st);
-
-/* The SQL of one operation on state st, which is advanced past it.
- * out is filled (dorm_ddl); returns 0 or an error code with err filled. */
-int cli_op_sql(dorm_mstate *st, const json_t *op, dorm_dialect d, dorm_ddl *out,
-               dorm_error *err);
 
 /* ---- running on a loop ----------------------------------------------------
  */

@@ -39,27 +39,14 @@ int cli_print_migration_sql(FILE *out, dorm_mstate *st, const dorm_migration *m,
   size_t n = json_array_size(m->ops);
   dorm_ddl *ddls = calloc(n ? n : 1, sizeof *ddls);
   if (!ddls) return cli_error("out of memory");
-  int rc = 0, rebuilds = 0;
-  for (size_t k = 0; k < n && !rc; k++) {
-    size_t i = backwards ? n - 1 - k : k;
-    const json_t *op = json_array_get(m->ops, i);
-    dorm_error err;
-    dorm_error_clear(&err);
-    json_t *inv = NULL;
-    if (backwards && !(inv = dorm_migration_op_invert(op, &err))) {
-      rc = cli_error("%s: operation %zu: %s", m->file, i + 1, err.message);
-      break;
-    }
-    dorm_ddl_init(&ddls[i]);
-    if (cli_op_sql(st, inv ? inv : op, d, &ddls[i], &err)) {
-      char what[256];
-      rc = cli_error("%s: operation %zu (%s): %s", m->file, i + 1,
-                     dorm_migration_op_describe(op, what, sizeof what),
-                     err.message);
-    }
-    rebuilds += ddls[i].rebuilds;
-    json_decref(inv);
-  }
+  int rc = 0;
+  for (size_t k = 0; k < n; k++) dorm_ddl_init(&ddls[k]);
+  dorm_error err;
+  dorm_error_clear(&err);
+  /* the library's compiler: the SQL `dorm migrate` would run */
+  if (dorm_migration_compile(st, m, backwards, d, ddls, &err))
+    rc = cli_error("%s",
+                   err.code == DORM_ENOMEM ? "out of memory" : err.message);
   if (!rc) {
     int sqlite = d == DORM_DIALECT_SQLITE;
     if (sqlite) fprintf(out, "PRAGMA foreign_keys = OFF;\n");
@@ -72,14 +59,13 @@ int cli_print_migration_sql(FILE *out, dorm_mstate *st, const dorm_migration *m,
       fprintf(out, "--\n-- %s\n--\n",
               dorm_migration_op_describe(inv ? inv : op, what, sizeof what));
       json_decref(inv);
-      if (ddls[i].n == 0) fprintf(out, "-- (no SQL to run)\n");
-      for (size_t s = 0; s < ddls[i].n; s++)
-        fprintf(out, "%s;\n", ddls[i].stmts[s]);
+      if (ddls[k].n == 0) fprintf(out, "-- (no SQL to run)\n");
+      for (size_t s = 0; s < ddls[k].n; s++)
+        fprintf(out, "%s;\n", ddls[k].stmts[s]);
     }
     if (sqlite) fprintf(out, "PRAGMA foreign_key_check;\n");
     fprintf(out, "COMMIT;\n");
     if (sqlite) fprintf(out, "PRAGMA foreign_keys = ON;\n");
-    (void)rebuilds;
   }
   for (size_t i = 0; i < n; i++) dorm_ddl_free(&ddls[i]);
   free(ddls);
