@@ -177,7 +177,10 @@ FUZZ_TOOLS_serve_input := tools/serve_input.o tools/serve_m2m.o
 FUZZ_TOOLS_url         := tools/cli.o
 FUZZ_TOOLS_rows        :=
 
-$(BUILD)/fuzz/replay_%.o: fuzz/replay.c
+# a static pattern: only the replayers' objects (a plain pattern also
+# matched build/fuzz/replay_<name>.d.o, which make then built to remake
+# the included .d files)
+$(FUZZ_NAMES:%=$(BUILD)/fuzz/replay_%.o): $(BUILD)/fuzz/replay_%.o: fuzz/replay.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -DFUZZ_NAME='"$*"' -MMD -MP -c $< -o $@
 

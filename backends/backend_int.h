@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* backends/backend_int.h — the private contract between the database
  * facade (backends/db*.c) and each backend (sqlite.c, pg.c), and the row
  * builder they share (rows.c).

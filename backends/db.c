@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* backends/db.c — the database facade: dorm_db_open and dorm_db_close,
  * the dorm_async_* calls that read and write, and raw SQL, written once
  * over the backend table of backend_int.h so every backend behaves the

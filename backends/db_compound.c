@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* backends/db_compound.c — the operations the facade builds from several
  * statements, each inside an atomic block (db_tx.c) so it is all or
  * nothing.

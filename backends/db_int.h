@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* backends/db_int.h — the private structures of the database facade and
  * the functions its files share: db.c (ops, opening and closing, the
  * reading and writing calls, raw SQL), db_route.c (routing and

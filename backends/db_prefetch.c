@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* backends/db_prefetch.c — prefetch_related for dorm_async_filter, get
  * and first: after the main query, one query per prefetched relation for
  * the whole result, whose rows are matched to their parent rows in memory

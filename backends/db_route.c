@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* backends/db_route.c — routing: which connection slot of the database
  * each request of the facade goes to, and when.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* backends/db_tx.c — transactions: dorm_async_atomic.
  *
  * An atomic block (an `atx`) takes a free WRITE slot, or waits for one in

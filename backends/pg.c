@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* backends/pg.c — the PostgreSQL backend: the URL, the pool of
  * connections, the backend table the facade calls, and closing.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* backends/pg_conn.c — one PostgreSQL connection on the loop: the connect
  * state machine, pipeline mode, the FIFO that matches results to what was
  * sent, prepared statements cached by SQL text, and losing the connection.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* backends/pg_hosts.c — the host list of a multi-host URL, for dorm's own
  * connect timeout.
  *

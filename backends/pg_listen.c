@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* backends/pg_listen.c — LISTEN/NOTIFY: dorm_listen and dorm_unlisten.
  *
  * A pool gets one more connection, the listener, the first time

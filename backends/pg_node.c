@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* backends/pg_node.c — the servers of a PostgreSQL pool: the primary and
  * its read replicas, whether each may serve reads, and how far behind the
  * primary each replica is.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* backends/rows.c — result rows: built by a backend cell by cell, decoded
  * by the columns' value types, read by users through dorm/rows.h.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* backends/sqlite.c — the SQLite backend: connections owned by worker
  * threads, results handed to the loop thread in batches.
  *

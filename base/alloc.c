@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* base/alloc.c — the allocator hook and the allocation wrappers.
  *
  * Every allocation in dorm goes through dorm__malloc and friends so that a

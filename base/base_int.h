@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* base/base_int.h — private helpers every layer of dorm shares.
  *
  * The allocator wrappers (everything goes through the hook set by

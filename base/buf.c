@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* base/buf.c — a growable byte buffer and a bump arena.
  *
  * The SQL compiler writes into a dorm__buf; a failed allocation sets a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* base/error.c — dorm_strerror, dorm_err_name and dorm_error recording.
  *
  * All three are generated from DORM_ERRNO_MAP so the code, its name and its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* base/formats.c — validating the text forms of dates, times, uuids and
  * decimals, and canonicalising date-times to UTC.
  *

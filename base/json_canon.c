@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* base/json_canon.c — the canonical text of a JSON document.
  *
  * PostgreSQL compares jsonb by value: key order, whitespace, escapes and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* base/redact.c — keeping database passwords out of messages.
  *
  * A database URL or libpq keyword string may hold a password (the userinfo

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* base/suggest.c — "did you mean" for a misspelt name.
  *
  * models.json keys and types, query lookups, field paths in filters,

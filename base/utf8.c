@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* base/utf8.c — checking and repairing UTF-8.
  *
  * Text that reaches dorm from outside — a %-decoded URL, a SQLite column

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* base/value.c — names of value types, for error messages. */
 #include "dorm/value.h"
 

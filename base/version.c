@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* base/version.c — dorm_version and dorm_version_number: the version the
  * library was built as, for a program to compare with the headers it was
  * compiled against (include/dorm/version.h). */

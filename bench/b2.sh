@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # bench/b2.sh — B2 (docs/performance.md): PostgreSQL primary-key
 # lookups, many in flight, dorm beside its ceiling and peers, all in the same run on a
 # throwaway server (tests/pg_harness.sh: private socket, fsync off).

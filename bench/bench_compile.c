@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench/bench_compile.c — B1: build and compile the representative query.
  *
  *   Author.filter(age__gte=18, name__startswith="A")

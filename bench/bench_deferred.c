@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench/bench_deferred.c — the cost of a deferred, and of a round trip
  * through a worker thread, against bare libuv in the same run.
  *

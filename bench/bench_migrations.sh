@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # bench/bench_migrations.sh — makemigrations and migrate --plan on a project
 # of 200 models and 500 migrations (bench/gen_project.py).  Target: each
 # under one second.

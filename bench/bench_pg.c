@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench/bench_pg.c — B2: PostgreSQL primary-key lookups through
  * dorm_async_get, rows decoded, many in flight (docs/performance.md).
  *

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # bench/bench_scaleout.sh — B2's lookups (bench/bench_pg.c: dorm_async_get by
 # random primary key, rows decoded, 256 in flight) on a throwaway scale-out
 # cluster (tests/pg_cluster.sh), three ways in one run:

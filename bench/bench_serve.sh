@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # bench/bench_serve.sh — B5 (docs/performance.md): `dorm serve` against
 # express 5 + postgres.js on the same primary-key endpoint, same session.
 #

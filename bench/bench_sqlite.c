@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench/bench_sqlite.c — B3 and B4 (docs/performance.md) on SQLite, each beside
  * its ceiling measured in the same run.
  *

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """bench/gen_project.py — a large dorm project for the migrations benchmark.
 
     python3 bench/gen_project.py DIR [MODELS=200] [MIGRATIONS=500]

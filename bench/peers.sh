@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # bench/peers.sh — run the peers beside dorm's own benchmarks, in one
 # run, so the figures can be compared as ratios (docs/performance.md).
 # The peers are not part of this repository: they are read from

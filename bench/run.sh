@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # bench/run.sh — run every benchmark program in build/bench/ in turn.
 # Each prints its medians and its ratio to a peer or ceiling measured in
 # the same run (docs/performance.md).  Peers that need Node.js or

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # examples/demo.sh — the blog example on the embedded default, SQLite (a
 # database file in a fresh temporary directory: no server needed).
 # `make demo` runs this after building dorm:

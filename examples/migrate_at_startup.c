@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* examples/migrate_at_startup.c — an embedded program that brings its own
  * SQLite file up to date at startup, without the dorm command.
  *

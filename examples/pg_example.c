@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* examples/pg_example.c — non-blocking PostgreSQL from a libuv program.
  *
  *   make build/examples/pg_example

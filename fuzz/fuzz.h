@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz/fuzz.h — what the libFuzzer harnesses of fuzz/ share.
  *
  * Each harness defines LLVMFuzzerTestOneInput and is built twice: with

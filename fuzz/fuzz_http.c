@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz/fuzz_http.c — raw request bytes through the HTTP server's
  * connection parser, without a socket.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz/fuzz_migrations.c — migration files, their replay, and the SQL of
  * every operation for both dialects.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz/fuzz_models.c — models.json loading, then the DDL and queries of
  * whatever loads.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz/fuzz_query_expr.c — the `dorm query` language and the compiler.
  *
  * The input is an expression such as

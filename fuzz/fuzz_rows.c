@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz/fuzz_rows.c — what a database answers, decoded into rows.
  *
  * backends/rows.c turns each value a backend reads (text in PostgreSQL's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz/fuzz_schema.h — the models the query and serve harnesses run
  * against: a copy of tests/data/blog_models.json (Author, Profile, Entry,
  * Tag, Comment: every field type, foreign keys, a one-to-one, a

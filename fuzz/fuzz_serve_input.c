@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz/fuzz_serve_input.c — `dorm serve`'s input validation, without a
  * socket or a database.
  *

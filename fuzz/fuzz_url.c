@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz/fuzz_url.c — database URLs, parsed without connecting.
  *
  * The input is a URL or conninfo string, given to every parser that reads

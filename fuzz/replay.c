@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz/replay.c — main() for a harness built without libFuzzer: feed
  * every file named on the command line (a folder: every file in it) to
  * LLVMFuzzerTestOneInput once.  Without arguments it replays

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # fuzz/run.sh — run the libFuzzer harnesses built by `make fuzz`.
 #
 #   sh fuzz/run.sh SECONDS NAME...

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* http/conn.c — one HTTP connection: accept, parse, queue, write, time out,
  * close.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* http/http_int.h — private structures of the HTTP server (http/).
  *
  * Three objects: the server (listener, connection list, access-log buffer,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* http/response.c — answers: serializing a response, streaming, the
  * orphan rule, and the small helpers of dorm/http.h.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* http/server.c — the HTTP server object: options, listening, the access
  * log, and the graceful close.
  *

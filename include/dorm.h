@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dorm.h — the public API of dorm, an asynchronous ORM for C.
  *
  * Include this one header.  The API is split by layer:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* migrate/migrate.c — dorm_async_migrate: the engine behind `dorm migrate`.
  *
  * One job per call, driven by the deferreds of its own requests: read the

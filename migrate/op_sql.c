@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* migrate/op_sql.c — one migration operation as SQL for a dialect.
  *
  * This is where the pure pieces meet: the model state before and after an

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* query/builder.c — recording model operations on a dorm_query.
  *
  * Each builder call checks its input against the model at once (unknown

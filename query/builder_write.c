@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* query/builder_write.c — recording inserts, updates, upserts and
  * RETURNING on a dorm_query (the builder's write half; see builder.c).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* query/compile.c — SELECT statements, and the joins and conditions every
  * statement kind shares.
  *

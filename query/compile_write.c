@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* query/compile_write.c — INSERT (single, bulk, upsert), UPDATE, DELETE.
  *
  * Both dialects get RETURNING (SQLite has had it since 3.35), so an insert

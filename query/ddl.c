@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* query/ddl.c — schema changes compiled to SQL (the contract is in
  * include/dorm/ddl.h, the SQL each operation gives in docs/ddl.md).
  *

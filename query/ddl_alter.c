@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* query/ddl_alter.c — alter_field / rename_field, and SQLite's table
  * rebuild.
  *

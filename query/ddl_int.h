@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* query/ddl_int.h — private to the DDL compiler (query/ddl*.c).
  *
  * One ddl_ctx carries a compile: the dialect, the output, the first error

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* query/ddl_literal.c — values rendered as SQL literals, and check
  * constraints built from them.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* query/lookups.c — the lookups and transforms: names, value checks, SQL.
  *
  * A lookup ("age__gte", "name__icontains") becomes one condition.  This

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* query/m2m.c — the statements behind a many-to-many relation's add(),
  * remove(), clear() and set(), as in Django's related managers
  * (entry.tags.add(t1, t2)).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* query/paths.c — resolving field paths ("entry__author__name__icontains").
  *
  * A path names fields across relations (forward foreign keys, reverse

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* query/prefetch.c — the pure half of prefetch_related: which relation
  * each level of a path means, and the SELECT that reads a relation's rows
  * for a set of parent keys.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* query/query_int.h — the query's internal representation, shared by the
  * builder (which records and resolves), the lookup table and the compilers.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* query/quote.c — identifier quoting, shared by the compiler and the DDL.
  *
  * dorm never escapes identifiers: it validates them.  A name must match

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* query/quote_int.h — private helpers for putting identifiers into SQL.
  *
  * Identifiers are the only names that ever enter SQL text, and they come

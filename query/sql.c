@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* query/sql.c — the compiled statement: its buffers, parameters, result
  * columns, and the small writers the compilers use.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* reactor_glue/deferred.c — the deferred: a result that arrives later and
  * the chain of callbacks it runs through (Twisted's Deferred, in C).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* reactor_glue/gather.c — dorm_gather: one deferred for several.
  *
  * A gather appends one step (callback and errback) to each input; the step

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* reactor_glue/reactor_int.h — private structures of reactor_glue/.
  *
  * The deferred's layout is here (not in the public header) so that

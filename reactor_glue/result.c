@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* reactor_glue/result.c — dorm_result: constructing, inspecting and freeing
  * the typed results that travel down a deferred's chain.
  *

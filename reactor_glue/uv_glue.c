@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* reactor_glue/uv_glue.c — dorm on a libuv loop: the dorm_loop, socket
  * watchers, timers, wake-ups, deferred timeouts, thread jobs, and the
  * fire-soon queue that keeps rule R2 of dorm/deferred.h ("a deferred never

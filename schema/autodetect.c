@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* schema/autodetect.c — compare the migrations' models with models.json and
  * write the operations between them (Django's MigrationAutodetector).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* schema/builder.c — building a schema in C, one model and field at a time.
  *
  * The builder only records: it copies every string into its arena and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* schema/check.c — dorm_schema_builder_finish: every rule a models file
  * must follow, the resolution of relations, and the final layout.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* schema/fields.c — what a field type means: its name, the value type its
  * values travel as, the identifier rule, and the checks and conversions of
  * defaults and choices.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* schema/json_pos.c — line and column of values in a JSON text.
  *
  * jansson reports positions only for syntax errors; a json_t carries none.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* schema/migration.c — migration files: parse, check, load a folder, order
  * by dependencies; the inverse and a description of each operation.
  *

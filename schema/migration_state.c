@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* schema/migration_state.c — the models as the migrations describe them.
  *
  * The state is a JSON object of models keyed by name, each in the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* schema/model.c — reading a finished schema: model and field lookups, and
  * freeing.
  *

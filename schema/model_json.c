@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* schema/model_json.c — a schema written back as models.json, in one
  * canonical form.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* schema/models_json.c — loading models.json (format in docs/models.md).
  *
  * jansson parses the text (duplicate keys refused, so a repeated "null"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* schema/schema_int.h — private to schema/: the builder's working state,
  * the schema's hidden owner block, and helpers shared by the builder, the
  * final checks and the models.json loader.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/dbtest.h — helpers for tests that run queries on a real loop
  * (test_db.c, test_sqlite.c): a loop per test, waiting for a deferred by
  * running the loop, and checks that every result arrives on the loop

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/pg_cluster.sh — a throwaway PostgreSQL cluster for the scale-out tests.
 #
 # tests/pg_harness.sh gives the suite one server on a Unix socket; the

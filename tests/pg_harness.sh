@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/pg_harness.sh — a throwaway PostgreSQL for the test suite.
 #
 #   . tests/pg_harness.sh; pg_harness_start; ...; pg_harness_stop

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/run.sh — run every test program: the plain build, the ASan+UBSan
 # build, and valgrind over the plain build, against a throwaway PostgreSQL
 # and a throwaway scale-out cluster that this script starts and removes.  Ends with "N passed, N failed".

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_alloc.c — every allocation fails once, operation by operation.
  *
  * An allocator that fails the Nth allocation (tests/support) is installed

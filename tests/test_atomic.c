@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_atomic.c — atomic means atomic: dorm_async_atomic commits only
  * when every request made on its transaction handle succeeded, on every
  * backend, whatever shape the block has.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_base.c — the error list, dorm_error, the buffer and arena. */
 #include <setjmp.h>
 #include <stdarg.h>

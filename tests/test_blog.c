@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_blog.c — the blog example (examples/blog) end to end, on SQLite
  * and on PostgreSQL (the suite's DORM_TEST_PG, in a schema of its own).
  *

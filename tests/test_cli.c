@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_cli.c — the dorm command end to end: runs tests/test_cli.sh
  * (the walk of a real project, see there) against the dorm binary of this
  * test's own build (build/ or build-san/, so the sanitizers watch the

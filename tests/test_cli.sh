@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/test_cli.sh — the walk of a real project through the dorm binary.
 #
 #   sh tests/test_cli.sh DORM_BINARY sqlite|postgresql

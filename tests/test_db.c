@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_db.c — the behavioural suite of the database facade, written
  * once and run against every backend in the table below: the same calls
  * must give the same results, errors and callback behaviour on SQLite and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_ddl.c — the DDL compiler (include/dorm/ddl.h): golden SQL for
  * every operation on both dialects, and every statement executed on a real
  * SQLite and a real PostgreSQL (tests/support/sqlcheck.h), with rows in the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_deferred.c — the deferred without a loop: chain order, error
  * switching and recovery, chaining (100,000 deep), cancel, ownership of
  * results, unhandled-error reporting, and allocation failure at every N.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_exact.c — exact data on both backends: decimals, JSON,
  * upserts that do nothing, and errors with one cause and one code.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_exports.c — libdorm.so exports exactly the public API.
  *
  * The library is built with -fvisibility=hidden and its public functions

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_http.c — the HTTP server (http/, dorm/http.h) through real
  * sockets.
  *

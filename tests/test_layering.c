@@ -1,11 +1,12 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_layering.c — the pure layers stay pure, and each layer uses
  * only the layers below it.
  *
- * docs/architecture.md: schema/ and query/ (and base/, below them) include no libuv, libpq or
- * sqlite3 header and call nothing from those libraries.  Two checks: no
- * such #include in their sources or in the public headers they use, and no
- * undefined reference to uv_*, PQ* or sqlite3_* in their compiled objects
- * (so an indirect include cannot sneak one in).
+ * docs/architecture.md: schema/ and query/ (and base/, below them) include no
+ * libuv, libpq or sqlite3 header and call nothing from those libraries.  Two
+ * checks: no such #include in their sources or in the public headers they use,
+ * and no undefined reference to uv_*, PQ* or sqlite3_* in their compiled
+ * objects (so an indirect include cannot sneak one in).
  *
  * The layers (from the bottom): base/; schema/ and query/ (pure); reactor_glue/
  * (deferreds on libuv); backends/ and http/; migrate/ (the migration engine,
@@ -210,7 +211,12 @@ static void test_layers(void **state) {
       if (!text) fail_msg("cannot read %s", path);
       const char *bad =
           bad_layer_include(l, is_pure(l->dir), text, name, sizeof name);
+      /* every source file says its license on its first line (LICENSE) */
+      static const char spdx[] = "/* SPDX-License-Identifier: MIT */\n";
+      int licensed = !strncmp(text, spdx, sizeof spdx - 1);
       free(text);
+      if (!licensed)
+        fail_msg("%s: the first line is not \"%.34s\"", path, spdx);
       if (bad) fail_msg("%s includes \"%s\": not a layer below it", path, bad);
       files++;
     }

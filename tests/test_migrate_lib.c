@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_migrate_lib.c — dorm_async_migrate, the library's migrate, on
  * a real SQLite file and a real PostgreSQL schema: apply all, a target by
  * prefix, "zero", a plan that changes nothing, a history with two leaves

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_migrations.c — the pure half of migrations: parsing and
  * refusals (with file name and reason), ordering, the model state, the
  * autodetector's operations and order, inverses.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_oracle.c — Django 3.2 as the oracle: runs tests/oracle/oracle.py
  * (random queries over seeded data, each through Django on PostgreSQL and
  * through `dorm query` on PostgreSQL and SQLite; see docs/oracle.md) on the

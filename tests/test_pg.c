@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_pg.c — the PostgreSQL backend against a real server: URLs,
  * parameter types, the pipeline (an error aborts only its request),
  * prepared statements, and the faults: a backend killed with

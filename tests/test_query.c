@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_query.c — the query builder and compiler: golden SQL and
  * parameters for every lookup, transform and operation on both dialects.
  *

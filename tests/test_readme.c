@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_readme.c — every program the README and docs/ show with a
  * build line, built with that line and run as a newcomer would.
  *

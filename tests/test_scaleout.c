@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_scaleout.c — read replicas, read-your-writes, failover and
  * PgBouncer against a real cluster: a primary and two streaming replicas
  * (pg_basebackup -R) and PgBouncer in transaction pooling mode, started by

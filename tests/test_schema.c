@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_schema.c — models: models.json loading, the C builder,
  * lookups, every refusal with its exact message, and allocation failure.
  *

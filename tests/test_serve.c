@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_serve.c — `dorm serve` through a real socket, on SQLite and on
  * PostgreSQL (the suite's DORM_TEST_PG, in a schema of its own).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_sqlite.c — what is SQLite's own in the SQLite backend: the
  * URL forms and options, how connections are set up (WAL, synchronous,
  * foreign keys), faults (missing directory, read-only file, a file that is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_uv_glue.c — deferreds on a real libuv loop: fire-soon (rule
  * R2 of dorm/deferred.h), gather (success, failure, all outcomes,
  * cancellation), timeouts, jobs on worker threads with results back on the loop

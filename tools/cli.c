@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tools/cli.c — helpers shared by the dorm command's files: messages and
  * exit statuses, options, the database URL, loading and replaying
  * migrations (with the messages the commands print), and a loop that runs

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tools/cli.h — what the dorm command's files share: option parsing,
  * messages and exit statuses, reading files, running a loop until a
  * deferred fires.  (Migration operations become SQL in the library:

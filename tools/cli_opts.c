@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tools/cli_opts.c — the one option parser of the dorm commands.
  *
  * Each command describes its options in a table (cli_opt: name, kind,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tools/dorm.c — the dorm command: dispatch to one file per command.
  *
  * Usage errors exit 2, other errors print "dorm: error: ..." and exit 1

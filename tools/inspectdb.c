@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tools/inspectdb.c — `dorm inspectdb`: models.json of an existing SQLite
  * or PostgreSQL database, on stdout.
  *

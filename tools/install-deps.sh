@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tools/install-deps.sh — install what dorm needs on a Debian machine.
 #
 # Checked with pkg-config (and a header or binary where a package ships no

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tools/makemigrations.c — `dorm makemigrations`: compare the models file
  * with what the migrations build and write the next migration file.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tools/migrate.c — `dorm migrate` and `dorm showmigrations`.
  *
  * `dorm migrate` is a shell over dorm_async_migrate (include/dorm/migrate.h,

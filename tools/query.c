@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tools/query.c — `dorm query EXPRESSION`: a Django-style query on one
  * model, printed as SQL (--sql, no database), as an aligned table, or as
  * the JSON of the HTTP API (--json).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tools/query_expr.c — the expression language of `dorm query`
  * (docs/cli.md, "query"), parsed by recursive descent straight into query
  * builder calls.

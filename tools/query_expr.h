@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tools/query_expr.h — parse a `dorm query` expression into a dorm_query
  * (grammar in query_expr.c).
  */

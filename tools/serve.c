@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tools/serve.c — `dorm serve`: the HTTP JSON API over every model of a
  * models file (docs/models.md), on one libuv loop (docs/serve.md).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tools/serve.h — what the files of `dorm serve` share.
  *
  * serve.c runs the command (options, loop, signals, graceful shutdown);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tools/serve_api.c — the routes of `dorm serve` (docs/serve.md, "Routes")
  * and their answers.
  *

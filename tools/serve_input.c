@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tools/serve_input.c — user input of `dorm serve` into typed values.
  *
  * Query strings carry text; the builder wants values of the type a lookup

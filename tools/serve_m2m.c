@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tools/serve_m2m.c — many_to_many fields in `dorm serve`.
  *
  * An answered object carries each many_to_many field ("tags") as a JSON

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tools/sqlmigrate.c — `dorm sqlmigrate NAME`: the SQL a migration runs,
  * forwards or (--backwards) backwards, for PostgreSQL or SQLite, without a
  * database.

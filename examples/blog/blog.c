@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* examples/blog/blog.c — seed the blog and query it, asynchronously: what
  * `make demo` runs on a fresh SQLite file.
  *

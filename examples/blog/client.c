@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* examples/blog/client.c — a tiny blocking HTTP client for examples/demo.sh,
  * so the demo needs no curl.  Not dorm code: plain sockets, one request.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* examples/blog/server.c — a small blog API whose handlers use dorm's C API
  * directly, on dorm's HTTP server (dorm/http.h; not `dorm serve`).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dorm/db.h — databases on a libuv loop: open, run queries asynchronously,
  * transactions, close.
  *

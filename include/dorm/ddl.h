@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dorm/ddl.h — schema changes compiled to SQL, for PostgreSQL and SQLite.
  *
  * The DDL half of the pure compiler: each migration operation of

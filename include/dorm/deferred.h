@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dorm/deferred.h — deferreds: results that arrive later, and the chain of
  * callbacks they pass through.
  *

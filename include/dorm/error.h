@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dorm/error.h — the one error list, the error struct, the allocator hook.
  *
  * Every dorm function that can fail reports it the same way: a negative

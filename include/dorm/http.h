@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dorm/http.h — a small HTTP/1.1 server on the loop, for JSON APIs whose
  * handlers answer later, from a deferred's callback.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dorm/loop.h — dorm on a libuv loop: socket watchers, timers, jobs on
  * worker threads, wake-ups from other threads, and closing it all.
  *

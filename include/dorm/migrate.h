@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dorm/migrate.h — running migrations from a program: what `dorm migrate`
  * does, as a library call, so an application (on SQLite, typically) can
  * bring its own database up to date at startup without the dorm command.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dorm/migration.h — migration files, the model state they build, and the
  * autodetector that writes new ones (Django's makemigrations machinery).
  *

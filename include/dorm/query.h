@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dorm/query.h — the pure query builder and compiler.
  *
  * A dorm_query records model operations in Django's vocabulary (filter,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dorm/rows.h — result rows: typed getters by field name, related rows
  * from select_related and prefetch_related, and conversion to JSON.
  *

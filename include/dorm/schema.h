@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dorm/schema.h — models and fields: load models.json or build them in C.
  *
  * A dorm_schema holds every model of one models.json (format in

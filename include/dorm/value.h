@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dorm/value.h — the typed value that crosses every layer.
  *
  * A dorm_value is a small tagged union passed by value: what a user gives

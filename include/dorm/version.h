@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dorm/version.h — the library's version and the mark on its exported
  * functions.
  *

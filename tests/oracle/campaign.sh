@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/oracle/campaign.sh — `make oracle N=...`: the differential test with
 # fresh random seeds on a throwaway PostgreSQL of its own.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """tests/oracle/oracle.py — Django 3.2 as the oracle for dorm's queries.
 
 Generates random queries in the `dorm query` language (which is Django's own

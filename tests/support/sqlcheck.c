@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/support/sqlcheck.c — run generated SQL on a real SQLite and a real
  * PostgreSQL, for the tests (contracts in sqlcheck.h).
  *

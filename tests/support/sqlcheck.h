@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/support/sqlcheck.h — prove that generated SQL is valid on real
  * databases.
  *

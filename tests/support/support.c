@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/support/support.c — the failing allocator and small file helpers
  * the test programs share. */
 #include "support.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/support/support.h — helpers shared by the test programs.
  *
  * An allocator that fails the Nth allocation (jansson's test_chaos idea):
