@@ -13,8 +13,8 @@
 #                   libdorm.so.MAJOR.MINOR.PATCH with its soname link
 #                   libdorm.so.MAJOR and libdorm.so, dorm, dorm.pc
 #
-# Source files are found by wildcard: a new .c in a layer's folder is part
-# of the library, a new tests/test_*.c is a new test program, a new
+# Source files are found by wildcard: a new .c in a layer's folder (or a
+# folder under it, as backends/pg/) is part of the library, a new tests/test_*.c is a new test program, a new
 # bench/bench_*.c a new benchmark.
 
 CC       ?= cc
@@ -58,8 +58,11 @@ VERSION_MAJOR := $(call version_part,MAJOR)
 VERSION       := $(VERSION_MAJOR).$(call version_part,MINOR).$(call version_part,PATCH)
 SONAME        := libdorm.so.$(VERSION_MAJOR)
 
-LIB_SRC   := $(sort $(wildcard base/*.c schema/*.c query/*.c reactor_glue/*.c backends/*.c migrate/*.c http/*.c))
-TOOL_SRC  := $(sort $(wildcard tools/*.c))
+# a layer's sources: its folder and the folders under it (backends/pg/...)
+LIB_DIRS  := base schema query reactor_glue backends migrate http
+tree_src   = $(shell find $(1) -name '*.c' 2>/dev/null)
+LIB_SRC   := $(sort $(call tree_src,$(LIB_DIRS)))
+TOOL_SRC  := $(sort $(call tree_src,tools))
 TEST_SRC  := $(sort $(wildcard tests/test_*.c))
 SUPP_SRC  := $(sort $(wildcard tests/support/*.c))
 BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
@@ -173,7 +176,7 @@ FUZZ_TOOLS_models      :=
 FUZZ_TOOLS_migrations  :=
 FUZZ_TOOLS_query_expr  := tools/query_expr.o
 FUZZ_TOOLS_http        :=
-FUZZ_TOOLS_serve_input := tools/serve_input.o tools/serve_m2m.o
+FUZZ_TOOLS_serve_input := tools/serve/serve_input.o tools/serve/serve_m2m.o
 FUZZ_TOOLS_url         := tools/cli.o
 FUZZ_TOOLS_rows        :=
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* backends/backend_int.h — the private contract between the database
- * facade (backends/db*.c) and each backend (sqlite.c, pg.c), and the row
- * builder they share (rows.c).
+ * facade (backends/db*.c) and each backend (sqlite/sqlite.c, pg/pg*.c), and the
+ * row builder they share (rows.c).
  *
  * The facade does everything that is the same for every database: it
  * compiles queries, routes reads and writes to connections, pins one
@@ -162,7 +162,7 @@ typedef struct dorm__backend {
 extern const dorm__backend dorm__sqlite_backend;
 extern const dorm__backend dorm__pg_backend;
 
-/* The sqlite URL as sqlite.c's open reads it, without opening anything
+/* The sqlite URL as sqlite/sqlite.c's open reads it, without opening anything
  * (for fuzz/): 0 with *path the decoded file name (NULL for a memory
  * database; the caller's, dorm__free), or DORM_EURL / DORM_ENOMEM with
  * err filled and *path NULL.  A URL not starting "sqlite:" is DORM_EURL. */

@@ -2,14 +2,14 @@
 /* fuzz/fuzz_serve_input.c — `dorm serve`'s input validation, without a
  * socket or a database.
  *
- * tools/serve_input.c (linked in from the tools, with serve_m2m.c) turns a
- * request's decoded query-string parameters into filters, ordering,
- * fields, limit and offset on a query (serve_apply_params), a JSON body
- * into the fields of an insert or an update (serve_apply_body), and a
- * path's text into a primary key (serve_parse_pk).  Here each gets the
- * fuzzer's bytes for a model of the blog schema (fuzz_schema.h), and what
- * they accept is compiled for both dialects.  A refusal must be a 400 (or
- * 503) whose message can be sent as JSON — the message travels as
+ * tools/serve/serve_input.c (linked in from the tools, with serve_m2m.c) turns
+ * a request's decoded query-string parameters into filters, ordering, fields,
+ * limit and offset on a query (serve_apply_params), a JSON body into the fields
+ * of an insert or an update (serve_apply_body), and a path's text into a
+ * primary key (serve_parse_pk).  Here each gets the fuzzer's bytes for a model
+ * of the blog schema (fuzz_schema.h), and what they accept is compiled for both
+ * dialects.  A refusal must be a 400 (or 503) whose message can be sent as JSON
+ * — the message travels as
  * {"error": message}, and one that is not valid UTF-8 would turn the
  * answer into a bare 500.
  *
@@ -21,7 +21,7 @@
 #include <ctype.h>
 
 #include "fuzz/fuzz_schema.h"
-#include "tools/serve.h"
+#include "tools/serve/serve.h"
 
 #define MAX_PARAMS 32
 

@@ -15,7 +15,7 @@
  * carry a message.
  */
 #include "backends/backend_int.h"
-#include "backends/pg_int.h"
+#include "backends/pg/pg_int.h"
 #include "fuzz/fuzz.h"
 #include "tools/cli.h"
 

@@ -374,7 +374,7 @@ void dorm__emit_expr(cctx *c, const dorm_expr *e) {
     case EXPR_VALUE: dorm__emit_param(c, e->value); break;
     case EXPR_OP: {
       if (e->op == '/' && c->d == DORM_DIALECT_SQLITE) {
-        /* SQLite's x / 0 is NULL; dorm_div (backends/sqlite.c) fails
+        /* SQLite's x / 0 is NULL; dorm_div (backends/sqlite/sqlite.c) fails
          * as PostgreSQL does, so neither backend writes a NULL nobody
          * asked for */
         dorm__emitl(c, "dorm_div(");

@@ -13,7 +13,7 @@
  * and detecting the migration of a whole models file (makemigrations) and
  * computing its SQL; parsing an HTTP request and answering it; and, on a
  * real SQLite database, `dorm serve`'s multi-step many_to_many write and
- * read (tools/serve_m2m.c, linked in-process) inside a transaction.  Each
+ * read (tools/serve/serve_m2m.c, linked in-process) inside a transaction.  Each
  * test prints the N it reached (docs/testing.md, "Allocation failure", records
  * them).
  */
@@ -29,7 +29,7 @@
 #include "dorm/migration.h"
 #include "support/support.h"
 #include "tools/cli.h"
-#include "tools/serve.h"
+#include "tools/serve/serve.h"
 
 #define MAX_N 200000
 
@@ -479,7 +479,7 @@ typedef struct m2m_ctx {
 
 static dorm_db *g_tx;
 
-/* tx_fill in tools/serve_api.c: read back what was set, on the
+/* tx_fill in tools/serve/serve_api.c: read back what was set, on the
  * transaction. */
 static dorm_result fill_on_tx(dorm_result *r, void *arg) {
   m2m_ctx *c = arg;
@@ -490,7 +490,7 @@ static dorm_result fill_on_tx(dorm_result *r, void *arg) {
   return rc ? dorm_result_deferred(d) : dorm_result_none();
 }
 
-/* tx_row in tools/serve_api.c: set both relations, then read them. */
+/* tx_row in tools/serve/serve_api.c: set both relations, then read them. */
 static dorm_deferred *m2m_block(dorm_db *tx, void *arg) {
   m2m_ctx *c = arg;
   g_tx = tx;

@@ -66,25 +66,46 @@ static void check_file(const char *path) {
   free(text);
 }
 
+/* Calls fn on every .c and .h file under dir, sub-folders included (a
+ * layer's drivers and file groups live in folders of their own); returns
+ * how many files it visited. */
+static int walk_sources(const char *dir, void (*fn)(const char *, void *),
+                        void *arg) {
+  DIR *d = opendir(dir);
+  if (!d) fail_msg("cannot open %s", dir);
+  int files = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.') continue;
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    DIR *sub = opendir(path);
+    if (sub) {
+      closedir(sub);
+      files += walk_sources(path, fn, arg);
+      continue;
+    }
+    size_t n = strlen(e->d_name);
+    if (n < 3 ||
+        (strcmp(e->d_name + n - 2, ".c") && strcmp(e->d_name + n - 2, ".h")))
+      continue;
+    fn(path, arg);
+    files++;
+  }
+  closedir(d);
+  return files;
+}
+
+static void check_source(const char *path, void *arg) {
+  (void)arg;
+  check_file(path);
+}
+
 static void test_no_io_headers(void **state) {
   (void)state;
   int files = 0;
-  for (int d = 0; pure_dirs[d]; d++) {
-    DIR *dir = opendir(pure_dirs[d]);
-    assert_non_null(dir);
-    struct dirent *e;
-    while ((e = readdir(dir)) != NULL) {
-      size_t n = strlen(e->d_name);
-      if (n < 3 ||
-          (strcmp(e->d_name + n - 2, ".c") && strcmp(e->d_name + n - 2, ".h")))
-        continue;
-      char path[512];
-      snprintf(path, sizeof path, "%s/%s", pure_dirs[d], e->d_name);
-      check_file(path);
-      files++;
-    }
-    closedir(dir);
-  }
+  for (int d = 0; pure_dirs[d]; d++)
+    files += walk_sources(pure_dirs[d], check_source, NULL);
   for (int i = 0; pure_headers[i]; i++) {
     FILE *f = fopen(pure_headers[i], "r");
     if (!f) continue; /* a header not written yet */
@@ -113,7 +134,8 @@ static void test_no_io_symbols(void **state) {
   for (int b = 0; builds[b]; b++) {
     if (build && strcmp(build, builds[b])) continue;
     snprintf(cmd, sizeof cmd,
-             "nm -u %s/base/*.o %s/schema/*.o %s/query/*.o 2>/dev/null",
+             "find %s/base %s/schema %s/query -name '*.o' 2>/dev/null | "
+             "xargs -r nm -u 2>/dev/null",
              builds[b], builds[b], builds[b]);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
@@ -136,22 +158,35 @@ static void test_no_io_symbols(void **state) {
 typedef struct layer {
   const char *dir;
   const char *may[9];
+  const char *never[3]; /* prefixes refused even when `may` allows them */
 } layer;
 
 static const layer layers[] = {
-    {"base", {"base/", "dorm/", NULL}},
-    {"schema", {"base/", "schema/", "dorm/", NULL}},
-    {"query", {"base/", "schema/", "query/", "dorm/", NULL}},
-    {"reactor_glue", {"base/", "reactor_glue/", "dorm/", NULL}},
+    {"base", {"base/", "dorm/", NULL}, {NULL}},
+    {"schema", {"base/", "schema/", "dorm/", NULL}, {NULL}},
+    {"query", {"base/", "schema/", "query/", "dorm/", NULL}, {NULL}},
+    {"reactor_glue", {"base/", "reactor_glue/", "dorm/", NULL}, {NULL}},
+    /* the facade talks to a driver only through backend_int.h's table */
     {"backends",
      {"base/", "schema/", "query/", "reactor_glue/", "backends/", "dorm/",
-      NULL}},
-    {"http", {"base/", "reactor_glue/", "http/", "dorm/", NULL}},
+      NULL},
+     {"backends/pg/", "backends/sqlite/", NULL}},
+    /* a driver sees the contract, not the facade nor the other driver */
+    {"backends/pg",
+     {"base/", "schema/", "query/", "reactor_glue/", "backends/backend_int.h",
+      "backends/pg/", "dorm/", NULL},
+     {NULL}},
+    {"backends/sqlite",
+     {"base/", "schema/", "query/", "reactor_glue/", "backends/backend_int.h",
+      "backends/sqlite/", "dorm/", NULL},
+     {NULL}},
+    {"http", {"base/", "reactor_glue/", "http/", "dorm/", NULL}, {NULL}},
     {"migrate",
      {"base/", "schema/", "query/", "reactor_glue/", "backends/", "migrate/",
-      "dorm/", NULL}},
-    {"tools", {"tools/", "dorm/", "dorm.h", NULL}},
-    {NULL, {NULL}},
+      "dorm/", NULL},
+     {"backends/pg/", "backends/sqlite/", NULL}},
+    {"tools", {"tools/", "dorm/", "dorm.h", NULL}, {NULL}},
+    {NULL, {NULL}, {NULL}},
 };
 
 /* Public headers of the I/O layers: never included by a pure layer. */
@@ -180,6 +215,8 @@ static const char *bad_layer_include(const layer *l, int pure, const char *text,
     int ok = 0;
     for (int i = 0; l->may[i]; i++)
       if (!strncmp(out, l->may[i], strlen(l->may[i]))) ok = 1;
+    for (int i = 0; l->never[i]; i++)
+      if (!strncmp(out, l->never[i], strlen(l->never[i]))) ok = 0;
     for (int i = 0; pure && io_public[i]; i++)
       if (!strcmp(out, io_public[i])) ok = 0;
     if (!ok) return out;
@@ -193,35 +230,44 @@ static int is_pure(const char *dir) {
   return 0;
 }
 
+/* The layer a file belongs to: the entry of `layers` whose folder is the
+ * longest prefix of its path (backends/pg/pg.c is "backends/pg"). */
+static const layer *layer_of(const char *path) {
+  const layer *best = NULL;
+  for (const layer *l = layers; l->dir; l++) {
+    size_t n = strlen(l->dir);
+    if (!strncmp(path, l->dir, n) && path[n] == '/' &&
+        (!best || n > strlen(best->dir)))
+      best = l;
+  }
+  return best;
+}
+
+static void check_layer(const char *path, void *arg) {
+  (void)arg;
+  const layer *l = layer_of(path);
+  assert_non_null(l);
+  char name[256];
+  char *text = dorm_test_read_file(path);
+  if (!text) fail_msg("cannot read %s", path);
+  const char *top = l->dir;
+  char first[64];
+  snprintf(first, sizeof first, "%.*s", (int)strcspn(top, "/"), top);
+  const char *bad =
+      bad_layer_include(l, is_pure(first), text, name, sizeof name);
+  /* every source file says its license on its first line (LICENSE) */
+  static const char spdx[] = "/* SPDX-License-Identifier: MIT */\n";
+  int licensed = !strncmp(text, spdx, sizeof spdx - 1);
+  free(text);
+  if (!licensed) fail_msg("%s: the first line is not \"%.34s\"", path, spdx);
+  if (bad) fail_msg("%s includes \"%s\": not a layer below it", path, bad);
+}
+
 static void test_layers(void **state) {
   (void)state;
   int files = 0;
-  for (const layer *l = layers; l->dir; l++) {
-    DIR *dir = opendir(l->dir);
-    assert_non_null(dir);
-    struct dirent *e;
-    while ((e = readdir(dir)) != NULL) {
-      size_t n = strlen(e->d_name);
-      if (n < 3 ||
-          (strcmp(e->d_name + n - 2, ".c") && strcmp(e->d_name + n - 2, ".h")))
-        continue;
-      char path[512], name[256];
-      snprintf(path, sizeof path, "%s/%s", l->dir, e->d_name);
-      char *text = dorm_test_read_file(path);
-      if (!text) fail_msg("cannot read %s", path);
-      const char *bad =
-          bad_layer_include(l, is_pure(l->dir), text, name, sizeof name);
-      /* every source file says its license on its first line (LICENSE) */
-      static const char spdx[] = "/* SPDX-License-Identifier: MIT */\n";
-      int licensed = !strncmp(text, spdx, sizeof spdx - 1);
-      free(text);
-      if (!licensed)
-        fail_msg("%s: the first line is not \"%.34s\"", path, spdx);
-      if (bad) fail_msg("%s includes \"%s\": not a layer below it", path, bad);
-      files++;
-    }
-    closedir(dir);
-  }
+  for (const layer *l = layers; l->dir; l++)
+    if (!strchr(l->dir, '/')) files += walk_sources(l->dir, check_layer, NULL);
   assert_true(files > 20);
 }
 
@@ -229,7 +275,11 @@ static void test_layers(void **state) {
 static void test_layer_checker_catches(void **state) {
   (void)state;
   char name[256];
-  const layer *schema = &layers[1], *migrate = &layers[6], *tools = &layers[7];
+  const layer *schema = layer_of("schema/x.c"),
+              *migrate = layer_of("migrate/x.c"),
+              *tools = layer_of("tools/serve/x.c"),
+              *facade = layer_of("backends/db.c"),
+              *pg = layer_of("backends/pg/pg.c");
   assert_string_equal(schema->dir, "schema");
   assert_string_equal(migrate->dir, "migrate");
   assert_string_equal(tools->dir, "tools");
@@ -250,6 +300,18 @@ static void test_layer_checker_catches(void **state) {
                         name, sizeof name));
   assert_null(
       bad_layer_include(tools, 0, "#include \"dorm.h\"\n", name, sizeof name));
+  /* the facade and the drivers meet only in backend_int.h */
+  assert_string_equal(pg->dir, "backends/pg");
+  assert_non_null(bad_layer_include(
+      facade, 0, "#include \"backends/pg/pg_int.h\"\n", name, sizeof name));
+  assert_non_null(bad_layer_include(pg, 0, "#include \"backends/db_int.h\"\n",
+                                    name, sizeof name));
+  assert_non_null(bad_layer_include(pg, 0, "#include \"backends/sqlite/x.h\"\n",
+                                    name, sizeof name));
+  assert_null(bad_layer_include(pg, 0,
+                                "#include \"backends/backend_int.h\"\n"
+                                "#include \"backends/pg/pg_int.h\"\n",
+                                name, sizeof name));
 }
 
 int main(void) {

@@ -23,7 +23,7 @@
 
 #include "dbtest.h"
 #include "support/support.h"
-#include "backends/pg_int.h"
+#include "backends/pg/pg_int.h"
 
 /* ---- helpers ------------------------------------------------------------- */
 

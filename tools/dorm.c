@@ -11,7 +11,7 @@
 
 #include "tools/cli.h"
 
-/* Defined by tools/serve.c when that file exists. */
+/* Defined by tools/serve/serve.c when that file exists. */
 int cmd_serve(int argc, char **argv) __attribute__((weak));
 
 static void usage(FILE *out) {

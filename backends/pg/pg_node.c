@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* backends/pg_node.c — the servers of a PostgreSQL pool: the primary and
+/* backends/pg/pg_node.c — the servers of a PostgreSQL pool: the primary and
  * its read replicas, whether each may serve reads, and how far behind the
  * primary each replica is.
  *
@@ -33,7 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backends/pg_int.h"
+#include "backends/pg/pg_int.h"
 
 static const char PROBE_SQL[] =
     "SELECT pg_is_in_recovery(), (CASE WHEN pg_is_in_recovery() THEN "

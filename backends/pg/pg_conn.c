@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* backends/pg_conn.c — one PostgreSQL connection on the loop: the connect
+/* backends/pg/pg_conn.c — one PostgreSQL connection on the loop: the connect
  * state machine, pipeline mode, the FIFO that matches results to what was
  * sent, prepared statements cached by SQL text, and losing the connection.
  *
@@ -43,7 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backends/pg_int.h"
+#include "backends/pg/pg_int.h"
 
 /* Requests in flight per connection before the rest wait in `wait`:
  * deep enough to keep the server busy, shallow enough that a cancel of a

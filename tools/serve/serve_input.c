@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* tools/serve_input.c — user input of `dorm serve` into typed values.
+/* tools/serve/serve_input.c — user input of `dorm serve` into typed values.
  *
  * Query strings carry text; the builder wants values of the type a lookup
  * compares with.  So each lookup key ("author__age__gte", "joined__year",
@@ -34,7 +34,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "tools/serve.h"
+#include "tools/serve/serve.h"
 
 int serve_refuse(serve_refusal *why, const char *fmt, ...) {
   va_list ap;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* tools/serve.h — what the files of `dorm serve` share.
+/* tools/serve/serve.h — what the files of `dorm serve` share.
  *
  * serve.c runs the command (options, loop, signals, graceful shutdown);
  * serve_api.c routes requests and answers them from deferred callbacks;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* backends/pg.c — the PostgreSQL backend: the URL, the pool of
+/* backends/pg/pg.c — the PostgreSQL backend: the URL, the pool of
  * connections, the backend table the facade calls, and closing.
  *
  * The URL goes to libpq as it is (a postgresql:// or postgres:// URI, or a
@@ -31,7 +31,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "backends/pg_int.h"
+#include "backends/pg/pg_int.h"
 
 /* ---- configuration ------------------------------------------------------- */
 

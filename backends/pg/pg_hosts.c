@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* backends/pg_hosts.c — the host list of a multi-host URL, for dorm's own
+/* backends/pg/pg_hosts.c — the host list of a multi-host URL, for dorm's own
  * connect timeout.
  *
  * libpq tries the hosts of "host=h1,h2 port=p1,p2" in order and applies
@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backends/pg_int.h"
+#include "backends/pg/pg_int.h"
 
 static const char *const LIST_KEYS[] = {"host", "hostaddr", "port"};
 

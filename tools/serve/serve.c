@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* tools/serve.c — `dorm serve`: the HTTP JSON API over every model of a
+/* tools/serve/serve.c — `dorm serve`: the HTTP JSON API over every model of a
  * models file (docs/models.md), on one libuv loop (docs/serve.md).
  *
  *   dorm serve [--models FILE] [--db URL] [--host 127.0.0.1] [--port 8000]
@@ -30,7 +30,7 @@
 #include <string.h>
 
 #include "tools/cli.h"
-#include "tools/serve.h"
+#include "tools/serve/serve.h"
 
 int cmd_serve(int argc, char **argv);
 

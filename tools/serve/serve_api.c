@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* tools/serve_api.c — the routes of `dorm serve` (docs/serve.md, "Routes")
- * and their answers.
+/* tools/serve/serve_api.c — the routes of `dorm serve` (docs/serve.md,
+ * "Routes") and their answers.
  *
  * A request is routed, its input turned into a query (tools/serve_input.c)
  * on the one reusable dorm_query, and the query sent with a dorm_async_*
@@ -23,7 +23,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "tools/serve.h"
+#include "tools/serve/serve.h"
 
 enum op {
   OP_LIST,

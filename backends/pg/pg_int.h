@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* backends/pg_int.h — private structures of the PostgreSQL backend
+/* backends/pg/pg_int.h — private structures of the PostgreSQL backend
  * (pg.c: the pool and the backend table; pg_conn.c: one connection;
  * pg_listen.c: LISTEN/NOTIFY).
  *

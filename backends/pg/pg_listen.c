@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* backends/pg_listen.c — LISTEN/NOTIFY: dorm_listen and dorm_unlisten.
+/* backends/pg/pg_listen.c — LISTEN/NOTIFY: dorm_listen and dorm_unlisten.
  *
  * A pool gets one more connection, the listener, the first time
  * dorm_listen is called.  It is an ordinary pipeline connection
@@ -17,7 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "backends/pg_int.h"
+#include "backends/pg/pg_int.h"
 #include "dorm/schema.h"
 
 typedef struct sub {

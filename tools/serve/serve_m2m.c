@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* tools/serve_m2m.c — many_to_many fields in `dorm serve`.
+/* tools/serve/serve_m2m.c — many_to_many fields in `dorm serve`.
  *
  * An answered object carries each many_to_many field ("tags") as a JSON
  * array of the related primary keys, ascending.  They are read as
@@ -37,7 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tools/serve.h"
+#include "tools/serve/serve.h"
 
 /* Keys per query: well under SQLite's (32766) and PostgreSQL's (65535)
  * parameter limits. */

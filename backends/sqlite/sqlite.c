@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* backends/sqlite.c — the SQLite backend: connections owned by worker
+/* backends/sqlite/sqlite.c — the SQLite backend: connections owned by worker
  * threads, results handed to the loop thread in batches.
  *
  * SQLite's C API blocks, so no sqlite3 call is ever made on the loop
