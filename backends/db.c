@@ -30,6 +30,7 @@
 
 #include "backends/db_int.h"
 #include "base/base_int.h"
+#include "reactor_glue/reactor_int.h"
 
 /* Backends compiled in; a new one adds a line here. */
 static const dorm__backend *const backends[] = {
@@ -164,6 +165,9 @@ void dorm__db_op_fail_soon(op *o, dorm_result res) {
   } else {
     dorm_deferred *d = o->d;
     o->d = NULL;
+    /* o is freed below (or serves another request): a cancel of d in this
+     * turn must not reach it */
+    if (d) dorm__deferred_forget_canceller(d);
     if (d) dorm_deferred_fire_soon(o->root->loop, d, res);
   }
   op_free(o);
@@ -269,8 +273,8 @@ static void op_done(dorm__req *req) {
  * comes and its result is dropped. */
 static void op_cancel(dorm_deferred *d, void *arg) {
   op *o = arg;
-  /* a request failed before it was sent has given its deferred up (and
-   * its op may serve another request by now): nothing to stop */
+  /* a request failed before it was sent gives its deferred up and forgets
+   * this canceller (dorm__db_op_fail_soon); any other op still owns d */
   if (o->d != d) return;
   dorm_db *root = o->root;
   /* a cancelled request of a transaction fails its block */

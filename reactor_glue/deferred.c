@@ -375,6 +375,11 @@ void dorm_deferred_cancel(dorm_deferred *d) {
   dorm_deferred_release(d);
 }
 
+void dorm__deferred_forget_canceller(dorm_deferred *d) {
+  d->canceller = NULL;
+  d->canceller_arg = NULL;
+}
+
 int dorm_deferred_fired(const dorm_deferred *d) {
   return d && (d->flags & DORM__FIRED) ? 1 : 0;
 }

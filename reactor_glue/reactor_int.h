@@ -69,6 +69,11 @@ int dorm__deferred_push_step(dorm_deferred *d, dorm_callback_fn cb,
  * dorm_deferred_cancel_is_timeout() == 1. */
 void dorm__deferred_cancel_timeout(dorm_deferred *d);
 
+/* The maker gives d up: its canceller (and the canceller's argument, which
+ * the maker may free now) is never called again.  A cancel of d still
+ * fails d with DORM_ECANCELED if d has not fired. */
+void dorm__deferred_forget_canceller(dorm_deferred *d);
+
 /* Run d's chain now if d has fired and its chain is idle. */
 void dorm__deferred_kick(dorm_deferred *d);
 

@@ -451,6 +451,36 @@ static void test_concurrency(void **state) {
   t_loop_close(db);
 }
 
+/* ---- a request refused before it is sent, then cancelled ------------------
+ */
+
+/* A request made after dorm_db_close fails with DORM_ECLOSED on the next
+ * loop turn, and its op is freed at once (a closing handle keeps no free
+ * list).  Cancelling its deferred in the same turn must not reach the freed
+ * op (ASan and valgrind see it): the deferred fails once. */
+static void test_cancel_after_refusal(void **state) {
+  (void)state;
+  dorm_db *db = open_file("refused.db", NULL);
+  create_author(db);
+  T_db_closed = 0;
+  dorm_db_close(db, t_db_closed_cb, NULL);
+  dorm_query *q = dorm_select(Author);
+  dorm_deferred *d = dorm_async_count(db, q);
+  dorm_query_free(q);
+  assert_non_null(d);
+  t_wait w = {0, dorm_result_none()};
+  assert_int_equal(dorm_deferred_add_both(d, t_keep, &w), 0);
+  dorm_deferred_cancel(d);
+  while (!w.done) uv_run(&T_uv, UV_RUN_ONCE);
+  assert_true(dorm_result_is_error(&w.res));
+  int code = dorm_result_code(&w.res);
+  assert_true(code == DORM_ECANCELED || code == DORM_ECLOSED);
+  dorm_result_free(&w.res);
+  uv_run(&T_uv, UV_RUN_DEFAULT);
+  assert_int_equal(T_db_closed, 1);
+  t_loop_close(NULL);
+}
+
 int main(void) {
   S = dorm_schema_load_file("tests/data/query_models.json", NULL);
   if (!S) return 1;
@@ -467,6 +497,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_invalid_utf8_to_json, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_concurrency, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_cancel_after_refusal, setup,
+                                      teardown),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   dorm_schema_free(S);
