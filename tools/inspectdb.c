@@ -710,6 +710,13 @@ int cmd_inspectdb(int argc, char **argv) {
   table *tables = NULL;
   size_t ntables = 0;
   dorm_result res = dorm_result_none();
+  char path[1024];
+  /* reading a database must not create one (SQLite opens a missing file
+   * as a new, empty database) */
+  if (cli_sqlite_missing(cli_db_url(dbo), path, sizeof path)) {
+    cli_error("SQLite database '%s' does not exist", path);
+    goto out;
+  }
   c.db = dorm_db_open(l.loop, cli_db_url(dbo), NULL, &err);
   if (!c.db) {
     cli_error("%s", err.message);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tools/cli.h"
 
@@ -187,6 +188,12 @@ int cmd_migrate(int argc, char **argv) {
     printf("Planned operations:\n  No planned migration operations.\n");
   else if (!plan && !s.announced)
     printf("No migrations to apply.\n");
+  /* the default folder not made yet: say where the migrations come from */
+  if (!dir_given && !s.announced && access(dir, F_OK) != 0)
+    fprintf(stderr,
+            "note: there is no '%s' folder here; `dorm makemigrations` "
+            "writes the first migration\n",
+            dir);
   rc = CLI_OK;
 out:
   if (db) cli_db_close(&l, db);
