@@ -637,6 +637,18 @@ qx 'Writer.exclude(Q(Q(novels__pages__lt=100), ~Q(novels__pages__gte=649)))' "1 
 qx 'Novel.filter(Q() | Q(pages__gt=50))' "1 2 4 7"
 qx 'Novel.filter(~Q(), Q(), pages__gt=50,)' "1 2 4 7"
 qx 'Novel.exclude(Q())' "1 2 3 4 5 6 7"
+# values() with no field keys a foreign key by its attname, as Django's
+# {'id': 3, ..., 'writer_id': 2, 'editor_id': 1}; qs[n] is one object, and
+# past the end Django's IndexError
+run 0 dorm query $QX --db "$QDB" --json 'Novel.filter(id=3).values()'
+has '"writer_id": 2' out
+has '"editor_id": 1' out
+hasnt '"writer":' out
+hasnt '"tags"' out
+run 0 dorm query $QX --db "$QDB" --json 'Novel.order_by("id").values("title")[2]'
+eq "$(tr -d ' \n' < "$W/out")" '{"title":"B1"}' "qs[n] is an object"
+run 1 dorm query $QX --db "$QDB" --json 'Novel.order_by("id")[7]'
+has "Novel\[7\]: no row at index 7" err
 # keywords come after the Q expressions, sorted by name, as in Django
 run 0 dorm query $QX --sql 'Novel.filter(~Q(title="x"), pages=1, in_print=True)'
 has 'WHERE NOT ("novel"."title" = ?) AND "novel"."in_print" = ? AND "novel"."pages" = ?' out

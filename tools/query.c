@@ -154,6 +154,14 @@ static int run_on_db(const char *url, qx_result *r, int as_json) {
     printf("%s\n", as_json ? "null" : "None"); /* first() of no row */
   } else {
     const dorm_rows *rows = dorm_result_rows_of(&res);
+    /* qs[n] is one object, as Django's; no row there is its IndexError */
+    if (r->single && rows && dorm_rows_count(rows) == 0) {
+      cli_error("%s[%lld]: no row at index %lld (the query has fewer rows)",
+                dorm_query_model(r->q)->name, r->index, r->index);
+      dorm_result_free(&res);
+      goto out;
+    }
+    int one = r->single && rows;
     json_t *arr;
     if (rows) {
       arr = dorm_rows_to_json(rows);
@@ -171,8 +179,8 @@ static int run_on_db(const char *url, qx_result *r, int as_json) {
       goto out;
     }
     if (as_json) {
-      json_t *doc = rows ? json_pack("{sO}", "results", arr)
-                         : json_incref(json_array_get(arr, 0));
+      json_t *doc = rows && !one ? json_pack("{sO}", "results", arr)
+                                 : json_incref(json_array_get(arr, 0));
       char *text =
           doc ? json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
       json_decref(doc);

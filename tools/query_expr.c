@@ -597,6 +597,22 @@ static int builder_error(parser *P) {
   return 0;
 }
 
+/* values() with no field: every field with a column, keyed as Django's
+ * values() keys them: by attname, so a foreign key "writer" is
+ * "writer_id" (its value the key, as values("writer_id") gives). */
+static int all_values(parser *P) {
+  const dorm_model *m = dorm_query_model(P->q);
+  for (size_t i = 0; i < m->nfields; i++) {
+    const dorm_field *f = &m->fields[i];
+    if (f->type == DORM_FIELD_MANY_TO_MANY) continue;
+    char attname[256];
+    snprintf(attname, sizeof attname, "%s%s", f->name,
+             dorm_field_is_fk(f) ? "_id" : "");
+    if (dorm_values(P->q, attname)) return builder_error(P);
+  }
+  return 0;
+}
+
 /* A slice bound: digits, range-checked before any arithmetic (a single
  * index i becomes [i:i+1], so the largest is one below INT64_MAX). */
 static int slice_index(parser *P, long long *out) {
@@ -631,6 +647,7 @@ static int slice(parser *P) {
     if (!has_a) return fail(P, "empty slice");
     b = a + 1;
     P->out->single = 1;
+    P->out->index = a;
   }
   if (dorm_slice(P->q, a, b)) return builder_error(P);
   return 0;
@@ -663,7 +680,12 @@ static int method(parser *P) {
     if (string_args(P, dorm_order_by, "order_by")) return -1;
     o->ordered = 1;
   } else if (!strcmp(name, "values")) {
-    if (string_args(P, dorm_values, "values")) return -1;
+    ws(P);
+    if (*P->p == ')') {
+      if (all_values(P)) return -1;
+    } else if (string_args(P, dorm_values, "values")) {
+      return -1;
+    }
     o->has_values = 1;
   } else if (!strcmp(name, "distinct")) {
     if (dorm_distinct(P->q)) return builder_error(P);

@@ -23,7 +23,8 @@ typedef struct qx_result {
   qx_terminal term;
   int has_values; /* values(...) was called */
   int ordered;    /* order_by(...) was called */
-  int single;     /* [n]: one row */
+  int single;     /* [n]: one row, an object as Django's qs[n] */
+  long long index; /* n of [n] */
 } qx_result;
 
 /* Parse text against schema (borrowed; must outlive out->q).  0 with *out

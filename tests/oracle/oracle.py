@@ -591,7 +591,7 @@ def django_run(expr):
         if isinstance(res, QuerySet):
             return [r if isinstance(r, dict) else dj_row(r) for r in res], sql
     except IndexError:
-        return [], sql
+        return "IndexError", sql
     except Exception as e:
         from django.db import connection
         if connection.in_atomic_block is False:
@@ -599,9 +599,7 @@ def django_run(expr):
         return ("error", "%s: %s" % (type(e).__name__, e)), sql
     if isinstance(res, bool) or isinstance(res, int) or res is None:
         return res, sql
-    row = res if isinstance(res, dict) else dj_row(res)
-    # qs[n] is an object in Django, a list of at most one row in dorm
-    return ([row] if re.search(r"\[\d+\]$", expr) else row), sql
+    return (res if isinstance(res, dict) else dj_row(res)), sql
 
 
 # --------------------------------------------------------------------------
@@ -617,6 +615,8 @@ def dorm_run(dorm, db, expr):
     if p.returncode != 0:
         if "matching query does not exist" in p.stderr:
             return None
+        if "no row at index" in p.stderr:  # qs[n] past the end
+            return "IndexError"
         return ("error", p.stderr.strip())
     if out == "True":
         return True
