@@ -618,7 +618,7 @@ static int check_select_q(const dorm_query *q, const char *what,
 
 /* get() reads at most two rows (to tell one from several), first() one,
  * ordered by pk when the query has no ordering; q itself is not changed. */
-static dorm_deferred *get_like(dorm_db *db, dorm_query *q, int kind) {
+static dorm_deferred *get_like(dorm_db *db, const dorm_query *q, int kind) {
   int oom;
   dorm__prefetch *p = prefetch_of(db, q, &oom);
   if (oom) return NULL;
@@ -636,15 +636,15 @@ static dorm_deferred *get_like(dorm_db *db, dorm_query *q, int kind) {
       p, run_query(o, q, &opts, kind == OP_GET ? "get" : "first"));
 }
 
-dorm_deferred *dorm_async_get(dorm_db *db, dorm_query *q) {
+dorm_deferred *dorm_async_get(dorm_db *db, const dorm_query *q) {
   return get_like(db, q, OP_GET);
 }
 
-dorm_deferred *dorm_async_first(dorm_db *db, dorm_query *q) {
+dorm_deferred *dorm_async_first(dorm_db *db, const dorm_query *q) {
   return get_like(db, q, OP_FIRST);
 }
 
-static dorm_deferred *count_like(dorm_db *db, dorm_query *q, int kind) {
+static dorm_deferred *count_like(dorm_db *db, const dorm_query *q, int kind) {
   op *o = dorm__db_op_public(db, kind);
   if (!o) return NULL;
   dorm_compile_opts opts;
@@ -653,11 +653,11 @@ static dorm_deferred *count_like(dorm_db *db, dorm_query *q, int kind) {
   return run_query(o, q, &opts, kind == OP_COUNT ? "count" : "exists");
 }
 
-dorm_deferred *dorm_async_count(dorm_db *db, dorm_query *q) {
+dorm_deferred *dorm_async_count(dorm_db *db, const dorm_query *q) {
   return count_like(db, q, OP_COUNT);
 }
 
-dorm_deferred *dorm_async_exists(dorm_db *db, dorm_query *q) {
+dorm_deferred *dorm_async_exists(dorm_db *db, const dorm_query *q) {
   return count_like(db, q, OP_EXISTS);
 }
 

@@ -264,7 +264,7 @@ static int bulk_compile(const dorm_query *q, dorm_dialect dl, size_t max_params,
   return rc;
 }
 
-dorm_deferred *dorm_async_bulk_create(dorm_db *db, dorm_query *q) {
+dorm_deferred *dorm_async_bulk_create(dorm_db *db, const dorm_query *q) {
   if (!db) return NULL;
   dorm_error err;
   dorm_error_clear(&err);

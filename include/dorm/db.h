@@ -22,9 +22,11 @@
  *   - Every function here is called on the loop thread.
  *   - A query passed to a dorm_async_* call is compiled during the call: the
  *     query, its values and its strings may be freed as soon as the call
- *     returns.  Calls that take `dorm_query *` (not const) may change the
- *     query temporarily (count, exists, get add a clause) but always leave
- *     it as it was before they return.
+ *     returns.  Every call here takes `const dorm_query *`: none changes
+ *     the query, even for a moment (get, first, count, exists and
+ *     bulk_create compile it with dorm_compile_ex's options instead of
+ *     adding a clause), so one query may be run several times and by
+ *     several calls.
  *   - Each call returns a BORROWED deferred (add steps to it before you
  *     return to the loop; see dorm/deferred.h section 3), or NULL when the
  *     request could not be made at all (out of memory, NULL arguments); then
@@ -200,15 +202,15 @@ DORM_EXTERN void dorm_db_close(dorm_db *db, dorm_db_close_cb cb, void *arg);
 DORM_EXTERN dorm_deferred *dorm_async_filter(dorm_db *db, const dorm_query *q);
 /* Exactly one row: DORM_RESULT_ROW; DORM_ENOTFOUND when none matches,
  * DORM_EMULTIPLE when more than one does (at most two are read). */
-DORM_EXTERN dorm_deferred *dorm_async_get(dorm_db *db, dorm_query *q);
+DORM_EXTERN dorm_deferred *dorm_async_get(dorm_db *db, const dorm_query *q);
 /* The first row in the query's order (by primary key when the query and
  * its model have no ordering): DORM_RESULT_ROW; DORM_RESULT_NONE when no
  * row matches (Django's first() returns None). */
-DORM_EXTERN dorm_deferred *dorm_async_first(dorm_db *db, dorm_query *q);
+DORM_EXTERN dorm_deferred *dorm_async_first(dorm_db *db, const dorm_query *q);
 /* SELECT COUNT(*) of the filtered set: DORM_RESULT_COUNT. */
-DORM_EXTERN dorm_deferred *dorm_async_count(dorm_db *db, dorm_query *q);
+DORM_EXTERN dorm_deferred *dorm_async_count(dorm_db *db, const dorm_query *q);
 /* Whether any row matches: DORM_RESULT_VALUE holding dorm_bool(0 or 1). */
-DORM_EXTERN dorm_deferred *dorm_async_exists(dorm_db *db, dorm_query *q);
+DORM_EXTERN dorm_deferred *dorm_async_exists(dorm_db *db, const dorm_query *q);
 /* A query on which dorm_aggregate was called: DORM_RESULT_ROW with one
  * column per alias (dorm_row_int / dorm_row_float / dorm_row_value by the
  * alias; SUM and AVG of integers come back as numbers, NULL over no
@@ -231,10 +233,11 @@ DORM_EXTERN dorm_deferred *dorm_async_create(dorm_db *db, const dorm_query *q);
 /* q is an INSERT of any number of rows (dorm_insert_next_row between
  * rows).  All rows go in one transaction, split into statements as the
  * backend's parameter limit requires; DORM_RESULT_COUNT, the rows
- * inserted.  Nothing is inserted when any row fails.  q may be changed
- * during the call (it is split into chunks) and is restored before it
- * returns. */
-DORM_EXTERN dorm_deferred *dorm_async_bulk_create(dorm_db *db, dorm_query *q);
+ * inserted.  Nothing is inserted when any row fails.  The chunks are
+ * compiled from q (dorm_compile_opts.row_first / row_count); q itself is
+ * not changed. */
+DORM_EXTERN dorm_deferred *dorm_async_bulk_create(dorm_db *db,
+                                                  const dorm_query *q);
 /* q is an UPDATE (dorm_update + dorm_set, values may be F expressions):
  * DORM_RESULT_COUNT, the rows changed; DORM_RESULT_ROWS when q asked for
  * dorm_returning. */

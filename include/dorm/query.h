@@ -23,6 +23,12 @@
  * copies of the values and strings it was given).  Q and F pointers are
  * valid until the query is freed and belong to that query only.
  *
+ * Const: a function that takes `dorm_query *` changes the query (the
+ * builder calls add to it; dorm_query_reset empties it; dorm_query_free
+ * consumes it); one that reads it takes `const dorm_query *` (compiling,
+ * the accessors, and every dorm_async_* call of dorm/db.h), so a query
+ * built once can be handed around as const and run many times.
+ *
  *   dorm_query *q = dorm_select(author);
  *   dorm_filter(q, "age__gte", dorm_int(18));
  *   dorm_filter(q, "name__startswith", dorm_str("A"));
