@@ -134,7 +134,7 @@ deps:
 
 # the threaded tests also run under ThreadSanitizer (run.sh runs
 # build-tsan/tests/* when present)
-TSAN_TESTS := test_db test_sqlite test_uv_glue test_atomic
+TSAN_TESTS := test_db test_sqlite test_uv_glue test_atomic test_migrate_lib
 
 check:
 	$(MAKE) --no-print-directory tests

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/db_int.h"
 #include "base/base_int.h"
 #include "dorm/migrate.h"
 #include "dorm/rows.h"
@@ -94,7 +95,8 @@ struct job {
   dorm_migration_set *owned; /* loaded here, or NULL */
   const dorm_migration_set *set;
   char *dir;
-  long target; /* -1: none */
+  char *target_name; /* as given: NULL, a name or prefix, "zero" */
+  long target;       /* -1: none */
   int zero, sqlite;
   dorm_migrate_options opt;
   dorm_error pending; /* an error found before the first request */
@@ -136,6 +138,7 @@ static void job_free(job *j) {
   dorm__free(j->applied);
   dorm__free(j->steps);
   dorm__free(j->dir);
+  dorm__free(j->target_name);
   dorm__free(j->create_error);
   dorm_mstate_free(j->st);
   dorm_migration_set_free(j->owned);
@@ -700,6 +703,59 @@ static void cancel_job(dorm_deferred *d, void *arg) {
   ((job *)arg)->cancelled = 1;
 }
 
+/* Once the set is known (given, or read by load_dir): check it and the
+ * target.  Errors found here are kept in j->pending and given by the first
+ * request's callback (after_applied), so the deferred never fires before
+ * dorm_async_migrate returns, and the order of events is the same
+ * whichever way the set came. */
+static void check_target(job *j) {
+  if (j->set &&
+      !dorm_migrate_check(j->set, j->dir, j->target_name, &j->pending) &&
+      j->target_name) {
+    if (!strcmp(j->target_name, "zero"))
+      j->zero = 1;
+    else
+      j->target = dorm_migrations_find(j->set, j->target_name);
+  }
+}
+
+/* Read what is applied, then after_applied.  0, or -1 when out of memory
+ * (after_applied will not run). */
+static int read_applied(job *j) {
+  dorm_deferred *first = dorm_async_migrations_applied(j->db);
+  if (!first || dorm_deferred_add_both(first, after_applied, j)) {
+    if (first) dorm_deferred_cancel(first);
+    return -1;
+  }
+  return 0;
+}
+
+/* On a worker thread: read the migrations folder (file I/O never runs on
+ * the loop thread).  Only j->dir, j->owned and j->pending are touched
+ * here; the loop thread reads them after the thread's deferred fires. */
+static dorm_result load_dir(void *arg) {
+  job *j = arg;
+  j->owned = dorm_migrations_load(j->dir, &j->pending);
+  return dorm_result_none();
+}
+
+static dorm_result after_load(dorm_result *res, void *arg) {
+  job *j = arg;
+  if (dorm_result_is_error(res)) { /* the thread job was cancelled */
+    finish(j, j->cancelled ? dorm_result_error(DORM_ECANCELED, NULL)
+                           : error_copy(res));
+    return dorm_result_none();
+  }
+  if (j->cancelled) {
+    finish(j, dorm_result_error(DORM_ECANCELED, NULL));
+    return dorm_result_none();
+  }
+  j->set = j->owned;
+  check_target(j);
+  if (read_applied(j)) return oom(j);
+  return dorm_result_none();
+}
+
 dorm_deferred *dorm_async_migrate(dorm_db *db, const char *dir,
                                   const char *target,
                                   const dorm_migrate_options *options) {
@@ -712,31 +768,30 @@ dorm_deferred *dorm_async_migrate(dorm_db *db, const char *dir,
   if (options) j->opt = *options;
   dorm_error_clear(&j->pending);
   if (!dir) dir = "migrations";
-  if (!(j->dir = dorm__strdup(dir))) {
-    dorm__free(j);
+  if (!(j->dir = dorm__strdup(dir)) ||
+      (target && !(j->target_name = dorm__strdup(target)))) {
+    job_free(j);
     return NULL;
-  }
-  /* Errors found here are given by the first request's callback, so the
-   * deferred never fires before this call returns. */
-  if (j->opt.set) {
-    j->set = j->opt.set;
-  } else if ((j->owned = dorm_migrations_load(dir, &j->pending))) {
-    j->set = j->owned;
-  }
-  if (j->set && !dorm_migrate_check(j->set, dir, target, &j->pending) &&
-      target) {
-    if (!strcmp(target, "zero"))
-      j->zero = 1;
-    else
-      j->target = dorm_migrations_find(j->set, target);
   }
   if (!(j->out = dorm_deferred_new(cancel_job, j))) {
     job_free(j);
     return NULL;
   }
-  dorm_deferred *first = dorm_async_migrations_applied(db);
-  if (!first || dorm_deferred_add_both(first, after_applied, j)) {
-    if (first) dorm_deferred_cancel(first);
+  int failed;
+  if (j->opt.set) {
+    j->set = j->opt.set;
+    check_target(j);
+    failed = read_applied(j);
+  } else {
+    /* the folder is read on a worker thread, then the plan goes on */
+    dorm_deferred *load =
+        dorm_run_in_thread(dorm__db_root(db)->loop, load_dir, j);
+    failed = !load;
+    /* the first step of a new deferred has room inline: this cannot fail
+     * (and j could not be freed under the running thread if it did) */
+    if (load) (void)dorm_deferred_add_both(load, after_load, j);
+  }
+  if (failed) {
     dorm_deferred *out = j->out;
     job_free(j);
     /* nobody has seen it: fire it to give our reference back */
