@@ -19,6 +19,7 @@
 
 #include "query/ddl_int.h"
 #include "query/quote_int.h"
+#include "schema/schema_int.h"
 
 /* ---- the output list ---------------------------------------------------- */
 
@@ -523,38 +524,15 @@ typedef struct through {
   char ut_name[DORM_IDENT_MAX + 1];
 } through;
 
-/* out = lower(a b c); the caller has checked the length. */
-static void join3(char *out, const char *a, const char *b, const char *c) {
-  size_t n = 0;
-  const char *parts[3] = {a, b, c};
-  for (int i = 0; i < 3; i++)
-    for (const char *p = parts[i]; *p; p++)
-      out[n++] = (*p >= 'A' && *p <= 'Z') ? (char)(*p - 'A' + 'a') : *p;
-  out[n] = '\0';
-}
-
 int dorm_ddl_m2m_columns(const dorm_field *f, char *from_col, char *to_col) {
-  if (!f || f->type != DORM_FIELD_MANY_TO_MANY || !f->model || !f->target ||
-      !f->model->name || !f->target->name)
-    return DORM_EINVAL;
-  const char *a = f->model->name, *b = f->target->name;
-  const char *pa = "", *pb = "";
-  if (f->target == f->model || strcmp(a, b) == 0) {
-    pa = "from_";
-    pb = "to_";
-  }
-  size_t la = strlen(pa) + strlen(a) + 3, lb = strlen(pb) + strlen(b) + 3;
-  if (la > DORM_IDENT_MAX || lb > DORM_IDENT_MAX) return DORM_EIDENT;
-  join3(from_col, pa, a, "_id");
-  join3(to_col, pb, b, "_id");
-  return 0;
+  return dorm__m2m_columns(f, from_col, to_col);
 }
 
 static int through_model(ddl_ctx *c, const dorm_field *f, through *t) {
   memset(t, 0, sizeof *t);
   const dorm_field *saved = c->f;
   c->f = f;
-  int rc = dorm_ddl_m2m_columns(f, t->from, t->to);
+  int rc = dorm__m2m_columns(f, t->from, t->to);
   if (rc == DORM_EIDENT)
     dorm__ddl_fail(c, rc, "a join table column name would be longer than %d",
                    DORM_IDENT_MAX);

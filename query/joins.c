@@ -14,8 +14,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dorm/ddl.h"
 #include "query/query_int.h"
+#include "schema/schema_int.h"
 
 /* The table a statement (or subquery) selects from: alias 0, with its
  * quoted prefix ("author".) prepared once for dorm__emit_col. */
@@ -153,10 +153,10 @@ void dorm__propagate_left(cctx *c) {
   }
 }
 
-/* The join table's two columns for a many-to-many hop (the DDL's names);
+/* The join table's two columns for a many-to-many hop (schema/m2m_names.c);
  * -1 with the error recorded when they cannot be formed. */
 int dorm__m2m_join_columns(cctx *c, const dorm_hop *h, char *from, char *to) {
-  if (!dorm_ddl_m2m_columns(h->field, from, to)) return 0;
+  if (!dorm__m2m_columns(h->field, from, to)) return 0;
   dorm__cfail(c, DORM_EIDENT,
               "model '%s', field '%s': join table column names too long",
               h->field->model->name, h->field->name);
