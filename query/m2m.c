@@ -28,8 +28,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "query/ddl_int.h"
 #include "query/query_int.h"
+#include "schema/schema_int.h"
 
 /* Check v as a key of model m (as dorm_filter(q, "pk", v) would) into
  * *out; the copy's strings live in scratch.  On error err names the
@@ -166,8 +166,8 @@ int dorm_compile_m2m(const dorm_model *model, const char *field,
                           model->name, field, op_name(op));
   if (op == DORM_M2M_CLEAR) ntargets = 0;
   char from[DORM_IDENT_MAX + 1], to[DORM_IDENT_MAX + 1];
-  if (reverse ? dorm_ddl_m2m_columns(rel, to, from)
-              : dorm_ddl_m2m_columns(rel, from, to))
+  if (reverse ? dorm__m2m_columns(rel, to, from)
+              : dorm__m2m_columns(rel, from, to))
     return dorm_error_set(err, DORM_EIDENT,
                           "model '%s', many_to_many '%s': no join table "
                           "column names",

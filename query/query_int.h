@@ -337,7 +337,7 @@ typedef struct cctx {
   int group;     /* the filter() call being walked (join groups); 0 */
   int event;     /* the call being walked, in call order (see join) */
   dorm__buf buf; /* the statement being written */
-  /* Inside a negated lookup's EXISTS subquery (compile.c): every alias is
+  /* Inside a negated lookup's EXISTS subquery (exclude.c): every alias is
    * "U<n>" (Django's), alias a being n = a + sub_alias - 1, so nothing in
    * it clashes with the statement around it; 0 outside one. */
   int sub_alias;
@@ -456,20 +456,58 @@ int dorm__cfail(cctx *c, int code, const char *fmt, ...)
 #endif
     ;
 
-/* compile.c: joins and conditions, shared by every statement kind */
+/* joins.c: aliases and joins, shared by every statement kind */
+/* The table the statement (or subquery) selects from: alias 0. */
+void dorm__set_base_table(cctx *c, const char *table);
 /* The alias that holds p's final field, adding joins as needed. */
 int dorm__path_alias(cctx *c, const dorm_path *p, int want_left);
+/* After registering: the joins under a LEFT one become LEFT. */
+void dorm__propagate_left(cctx *c);
+/* The join table's two columns for a many-to-many hop; -1 with the error
+ * recorded when they cannot be formed.  Each buffer: DORM_IDENT_MAX + 1. */
+int dorm__m2m_join_columns(cctx *c, const dorm_hop *h, char *from, char *to);
+/* " LEFT OUTER JOIN t ON (...)" / " INNER JOIN ..." for joins[idx] */
+void dorm__emit_join(cctx *c, int idx);
+/* " FROM base [JOIN ...]" */
+void dorm__emit_from(cctx *c);
+
+/* columns.c: the values a statement reads */
 /* "alias"."column" of p's final field (or the aggregate of an annotation). */
 void dorm__emit_column_of(cctx *c, const dorm_path *p, int alias);
 void dorm__emit_expr(cctx *c, const dorm_expr *e);
+/* The annotation at position idx, or NULL. */
+const struct annotation *dorm__annotation_at(const dorm_query *q, int idx);
+/* An annotation's aggregate as a number (what HAVING and ORDER BY
+ * compare). */
+void dorm__emit_aggregate(cctx *c, const struct annotation *a);
+/* The aggregate as the value a row gives; src >= 0: over the src-th source
+ * column of aggregate()'s subquery (dorm__emit_agg_source_name). */
+void dorm__emit_aggregate_value(cctx *c, const struct annotation *a, int src);
+/* "subquery"."__col<i>" (qualified) or "__col<i>" */
+void dorm__emit_agg_source_name(cctx *c, int i, int qualified);
+/* SQLite's exact Sum() of decimals applies to a. */
+int dorm__sqlite_decimal_sum(const cctx *c, const struct annotation *a);
+
+/* where.c: conditions (WHERE, HAVING), shared by every statement kind */
+/* Register the joins of one filter() call's conditions (no output);
+ * c->group and c->event name the call. */
+void dorm__register_cond(cctx *c, const dorm_q *cond);
 /* Walk conditions, registering the joins they need (no output). */
 void dorm__register_where(cctx *c, const dorm_qlist *where);
-/* " FROM base [JOIN ...]" */
-void dorm__emit_from(cctx *c);
 /* the AND of the top-level conditions (no "WHERE"); having selects the
  * conditions on annotations (1) or on fields (0); returns how many */
 int dorm__emit_conditions(cctx *c, const dorm_qlist *where, int having);
 #define dorm__has_conditions(q, having) ((having) ? (q)->nhaving : (q)->nwhere)
+
+/* exclude.c: a negated lookup across a multi-valued relation, as EXISTS */
+/* Does leaf n, under a NOT when branch_negated, become a subquery? */
+int dorm__exclude_applies(const dorm_q *n, int branch_negated);
+/* Register the joins of its outer key. */
+void dorm__exclude_register(cctx *c, const dorm_q *n);
+/* Write it: [NOT is the caller's] EXISTS(SELECT 1 FROM ...) */
+void dorm__emit_exclude(cctx *c, const dorm_q *leaf);
+
+/* select.c and compile_write.c: one statement */
 int dorm__compile_select(cctx *c);
 int dorm__compile_write(cctx *c);
 

@@ -129,7 +129,7 @@ static int is_textlike(dorm_type t) {
  * refused here, before anything is written (docs/sqlite.md): written to a
  * field, it must take at most 15 digits from its first non-zero digit to
  * the field's last decimal place (then Sum() can add it exactly, see
- * compile.c); compared or used in an expression, at most 15 significant
+ * columns.c); compared or used in an expression, at most 15 significant
  * digits. */
 static int sqlite_decimal_ok(cctx *c, dorm_value v) {
   dorm__decdigits d;

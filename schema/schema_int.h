@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* schema/schema_int.h — private to schema/: the builder's working state,
  * the schema's hidden owner block, and helpers shared by the builder, the
- * final checks and the models.json loader.
+ * final checks and the models.json loader; and the few schema facts the
+ * compilers of query/ ask (the join table's column names).
  *
  * A schema is one allocation (dorm__schema) whose public part is the first
  * member, plus an arena that holds every string and array the public
@@ -143,6 +144,15 @@ void dorm__value_describe(dorm_value v, char *buf, size_t len);
 /* 32-bit FNV-1a, for short stable suffixes of derived names. */
 uint32_t dorm__hash32(const char *s, size_t n, uint32_t h);
 #define DORM__HASH32_INIT 2166136261u
+
+/* ---- m2m_names.c -------------------------------------------------------- */
+
+/* The two columns of a many_to_many's join table (the public
+ * dorm_ddl_m2m_columns, include/dorm/ddl.h, says the names): each buffer
+ * needs DORM_IDENT_MAX + 1 bytes.  0; DORM_EIDENT when a name would be
+ * longer than DORM_IDENT_MAX; DORM_EINVAL for a field that is not a
+ * resolved many_to_many.  The compilers in query/ ask this too. */
+int dorm__m2m_columns(const dorm_field *f, char *from_col, char *to_col);
 
 /* ---- json_pos.c --------------------------------------------------------- */
 

@@ -20,7 +20,7 @@
 #include "dorm.h"
 #include "dorm/ddl.h"
 #include "base/base_int.h"
-#include "query/ddl_int.h"
+#include "query/ddl/ddl_int.h"
 #include "support/sqlcheck.h"
 #include "support/support.h"
 

@@ -14,7 +14,9 @@
  * the library only through its public headers (include/).  The table
  * `layers` below is that rule: the folders each one's quoted #includes may
  * name.  The pure layers also include none of the public headers of the
- * I/O layers (dorm.h, dorm/db.h, dorm/migrate.h, ...).
+ * I/O layers (dorm.h, dorm/db.h, dorm/migrate.h, ...).  Inside query/, the
+ * DDL compiler's files (query/ddl/) call only the files below them, in
+ * the order its ddl_int.h gives (`ddl_order`).
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -314,6 +316,126 @@ static void test_layer_checker_catches(void **state) {
                                 name, sizeof name));
 }
 
+/* The DDL compiler's files, in the order query/ddl/ddl_int.h gives them:
+ * emit helpers, statements, the SQLite rebuild, operations.  A file calls
+ * only functions of the files before it (or its own), so no lower file
+ * depends on a higher one; every file of query/ddl/ must be listed. */
+static const char *const ddl_order[] = {"emit",  "literal", "columns", "tables",
+                                        "alter", "rebuild", "ddl",     NULL};
+
+static int ddl_rank(const char *name) {
+  for (int i = 0; ddl_order[i]; i++)
+    if (!strcmp(ddl_order[i], name)) return i;
+  return -1;
+}
+
+/* A call from file `user` to a function of file `callee`: NULL when the
+ * order allows it, else a reason. */
+static const char *ddl_bad_call(const char *user, const char *callee) {
+  int u = ddl_rank(user), c = ddl_rank(callee);
+  if (u < 0 || c < 0) return "a file not in ddl_order";
+  return c > u ? "a call upwards" : NULL;
+}
+
+/* name -> the ddl file that defines it (as "emit"), from nm output */
+typedef struct ddl_sym {
+  char name[96];
+  int file;
+} ddl_sym;
+
+static int nm_lines(const char *cmd, void (*fn)(const char *, void *),
+                    void *arg) {
+  FILE *p = popen(cmd, "r");
+  assert_non_null(p);
+  char line[512];
+  int n = 0;
+  while (fgets(line, sizeof line, p)) {
+    line[strcspn(line, "\n")] = '\0';
+    char *sym = strrchr(line, ' ');
+    fn(sym ? sym + 1 : line, arg);
+    n++;
+  }
+  pclose(p);
+  return n;
+}
+
+typedef struct ddl_syms {
+  ddl_sym s[512];
+  int n, file;
+  const char *user; /* checking: the file whose calls are read */
+} ddl_syms;
+
+static void ddl_add_def(const char *sym, void *arg) {
+  ddl_syms *t = arg;
+  if (t->n >= (int)(sizeof t->s / sizeof t->s[0])) fail_msg("too many");
+  snprintf(t->s[t->n].name, sizeof t->s[t->n].name, "%s", sym);
+  t->s[t->n++].file = t->file;
+}
+
+static void ddl_check_use(const char *sym, void *arg) {
+  ddl_syms *t = arg;
+  for (int i = 0; i < t->n; i++) {
+    if (strcmp(t->s[i].name, sym)) continue;
+    const char *bad = ddl_bad_call(t->user, ddl_order[t->s[i].file]);
+    if (bad)
+      fail_msg("query/ddl/%s.c calls %s of query/ddl/%s.c: %s", t->user, sym,
+               ddl_order[t->s[i].file], bad);
+  }
+}
+
+static void ddl_listed(const char *path, void *arg) {
+  (void)arg;
+  const char *base = strrchr(path, '/') + 1;
+  size_t n = strlen(base);
+  if (n < 3 || strcmp(base + n - 2, ".c")) return;
+  char name[64];
+  snprintf(name, sizeof name, "%.*s", (int)(n - 2), base);
+  if (ddl_rank(name) < 0)
+    fail_msg("%s is not in ddl_order (tests/test_layering.c)", path);
+}
+
+static void test_ddl_order(void **state) {
+  (void)state;
+  walk_sources("query/ddl", ddl_listed, NULL);
+  const char *build = getenv("DORM_BUILD_DIR");
+  static const char *const builds[] = {"build", "build-san", NULL};
+  char obj[256], cmd[512];
+  const char *dir = NULL;
+  for (int b = 0; builds[b] && !dir; b++) {
+    if (build && strcmp(build, builds[b])) continue;
+    snprintf(obj, sizeof obj, "%s/query/ddl/emit.o", builds[b]);
+    FILE *f = fopen(obj, "r");
+    if (f) {
+      fclose(f);
+      dir = builds[b];
+    }
+  }
+  assert_non_null(dir);
+  static ddl_syms t;
+  t.n = 0;
+  for (t.file = 0; ddl_order[t.file]; t.file++) {
+    snprintf(cmd, sizeof cmd,
+             "nm -g --defined-only %s/query/ddl/%s.o 2>/dev/null", dir,
+             ddl_order[t.file]);
+    nm_lines(cmd, ddl_add_def, &t);
+  }
+  assert_true(t.n > 20);
+  int uses = 0;
+  for (int i = 0; ddl_order[i]; i++) {
+    t.user = ddl_order[i];
+    snprintf(cmd, sizeof cmd, "nm -u %s/query/ddl/%s.o 2>/dev/null", dir,
+             ddl_order[i]);
+    uses += nm_lines(cmd, ddl_check_use, &t);
+  }
+  assert_true(uses > 0);
+  /* the rule itself */
+  assert_non_null(ddl_bad_call("emit", "rebuild"));
+  assert_non_null(ddl_bad_call("tables", "alter"));
+  assert_non_null(ddl_bad_call("new_file", "emit"));
+  assert_null(ddl_bad_call("ddl", "rebuild"));
+  assert_null(ddl_bad_call("columns", "literal"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_no_io_headers),
@@ -321,6 +443,7 @@ int main(void) {
       cmocka_unit_test(test_no_io_symbols),
       cmocka_unit_test(test_layers),
       cmocka_unit_test(test_layer_checker_catches),
+      cmocka_unit_test(test_ddl_order),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

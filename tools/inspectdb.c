@@ -17,7 +17,7 @@
  * migrations describe (makemigrations --check finds no change): decimals
  * keep their precision (numeric(M, D); decimal(M, D) as dorm declares it
  * on SQLite), a bigauto key on SQLite is told from an auto one by its
- * declared "INTEGER" (query/ddl.c), a unique single-column index stays a
+ * declared "INTEGER" (query/ddl/columns.c), a unique single-column index stays a
  * model index (only a unique constraint is "unique": true), and two
  * relations to one model get "<model>_<field>_set" reverse names, which
  * the database does not hold.  A db_index and a model index over the same
@@ -220,7 +220,7 @@ static int sqlite_table(ctx *c, table *t, const char *create_sql) {
     if (vint(r, 3) && strstr(create_sql, "AUTOINCREMENT")) {
       oset(col, "auto", json_true());
       /* dorm declares a bigauto key "INTEGER", an auto one "integer"
-       * (query/ddl.c): both are SQLite's 64-bit rowid, and the pragma
+       * (query/ddl/columns.c): both are SQLite's 64-bit rowid, and the pragma
        * says INTEGER for either, so the declaration is read */
       char decl[600];
       snprintf(decl, sizeof decl, "\"%s\" INTEGER NOT NULL PRIMARY KEY", name);

@@ -205,9 +205,10 @@ DORM_EXTERN int dorm_ddl_remove_constraint(const dorm_model *m,
                                            dorm_dialect d, dorm_ddl *out,
                                            dorm_error *err);
 
-/* ---- helpers shared with the query compiler ----------------------------- */
+/* ---- join table names --------------------------------------------------- */
 
-/* The two columns of a many_to_many's join table (Django's names):
+/* The two columns of a many_to_many's join table (Django's names, the
+ * same the DDL and query compilers use):
  * "<source model, lower-cased>_id" and "<target model, lower-cased>_id",
  * or "from_<m>_id" / "to_<m>_id" when the field points at its own model.
  * Each buffer needs DORM_IDENT_MAX + 1 bytes.  DORM_EIDENT when a name

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* query/ddl_literal.c — values rendered as SQL literals, and check
+/* query/ddl/literal.c — values rendered as SQL literals, and check
  * constraints built from them.
  *
  * DDL cannot take parameters, so this file is the one place in dorm where
@@ -10,14 +10,15 @@
  * standard_conforming_strings says), numbers are printed by us, and
  * anything else (lists, expressions, NaN) is refused.  Check constraints
  * are lookups on the model's own fields against such literals — never SQL
- * text from a user.
+ * text from a user.  Emit helpers: calls only emit.c (ddl_int.h gives the
+ * order).
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "query/ddl_int.h"
+#include "query/ddl/ddl_int.h"
 
 static int fail_why(char *why, size_t n, int code, const char *msg) {
   if (why && n) snprintf(why, n, "%s", msg);
