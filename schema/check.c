@@ -287,14 +287,18 @@ static int check_model(ctx *c, dorm__bmodel *m) {
 
 /* ---- name clashes, found by sorting -------------------------------------- */
 
-enum { NM_MODEL, NM_TABLE, NM_JOIN, NM_INDEX };
+/* NM_FIELDIX: the index or unique constraint a field gets of its own
+ * (index_names.c), before the model indexes, so a model index that takes
+ * its name is the one reported */
+enum { NM_MODEL, NM_TABLE, NM_JOIN, NM_FIELDIX, NM_INDEX };
 
 typedef struct nm {
   const char *name;
   int kind;
   size_t seq; /* declaration order */
   const dorm_model *model;
-  const char *field; /* join tables: the many_to_many field */
+  const char *field; /* join tables: the many_to_many field; NM_FIELDIX:
+                        the field */
   int line, col;
 } nm;
 
@@ -326,6 +330,9 @@ static int report_clash(ctx *c, nm *v, size_t n) {
                      : later->kind == NM_TABLE ? "table"
                      : later->kind == NM_JOIN  ? "join table"
                                                : "index name";
+  const dorm_field *ff = first->kind == NM_FIELDIX && first->field
+                             ? dorm_model_field(first->model, first->field)
+                             : NULL;
   char other[DORM_ERROR_MSG_MAX];
   switch (first->kind) {
     case NM_MODEL:
@@ -341,6 +348,17 @@ static int report_clash(ctx *c, nm *v, size_t n) {
     case NM_JOIN:
       snprintf(other, sizeof other, "the join table of model '%s', field '%s'",
                first->model->name, first->field);
+      break;
+    case NM_FIELDIX:
+      snprintf(
+          other, sizeof other,
+          "the %s of model '%s', field '%s' (%s; keep one of the two)",
+          ff && dorm__field_needs_unique(ff) ? "unique constraint" : "index",
+          first->model->name, first->field,
+          !ff                                 ? "its own"
+          : dorm__field_needs_unique(ff)      ? "unique"
+          : (ff->flags & DORM_FIELD_DB_INDEX) ? "db_index"
+                                              : "a foreign key's index");
       break;
     default:
       snprintf(other, sizeof other, "an index of model '%s'",
@@ -671,10 +689,19 @@ static int check_relation_names(ctx *c) {
     const dorm_model *m = &c->models[i];
     n += 1 + m->nindexes + m->nunique_together;
     for (size_t j = 0; j < m->nfields; j++)
-      if (m->fields[j].through_table) n++;
+      if (m->fields[j].through_table ||
+          dorm__field_needs_unique(&m->fields[j]) ||
+          dorm__field_needs_index(&m->fields[j]))
+        n++;
   }
   nm *v = dorm__calloc(n ? n : 1, sizeof *v);
-  if (!v) return dorm_error_set(&b->err, DORM_ENOMEM, NULL);
+  /* the derived names of NM_FIELDIX entries, one buffer each */
+  char(*names)[DORM_IDENT_MAX + 1] = dorm__calloc(n ? n : 1, sizeof *names);
+  if (!v || !names) {
+    dorm__free(v);
+    dorm__free(names);
+    return dorm_error_set(&b->err, DORM_ENOMEM, NULL);
+  }
   size_t k = 0;
   /* Sequence: all tables, then join tables, then indexes, so the later
    * name of a clash is the derived one and the message reads naturally. */
@@ -695,6 +722,21 @@ static int check_relation_names(ctx *c) {
           v[k].field = m->fields[j].name;
           v[k].line = m->fields[j].line;
           v[k].col = m->fields[j].col;
+          v[k].seq = k;
+          k++;
+        }
+      } else if (kind == NM_FIELDIX) {
+        for (size_t j = 0; j < m->nfields; j++) {
+          const dorm_field *f = &m->fields[j];
+          int uniq = dorm__field_needs_unique(f);
+          if (!f->column || (!uniq && !dorm__field_needs_index(f))) continue;
+          dorm__derived_name(names[k], m->table, &f->column, 1,
+                             uniq ? "uniq" : "idx");
+          v[k] = base;
+          v[k].name = names[k];
+          v[k].field = f->name;
+          v[k].line = f->line;
+          v[k].col = f->col;
           v[k].seq = k;
           k++;
         }
@@ -725,6 +767,7 @@ static int check_relation_names(ctx *c) {
   }
   int rc = report_clash(c, v, k);
   dorm__free(v);
+  dorm__free(names);
   return rc;
 }
 

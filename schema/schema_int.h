@@ -154,6 +154,19 @@ uint32_t dorm__hash32(const char *s, size_t n, uint32_t h);
  * resolved many_to_many.  The compilers in query/ ask this too. */
 int dorm__m2m_columns(const dorm_field *f, char *from_col, char *to_col);
 
+/* ---- index_names.c ----------------------------------------------------- */
+
+/* Needs a UNIQUE constraint of its own (unique or one_to_one, not pk). */
+int dorm__field_needs_unique(const dorm_field *f);
+/* Gets a plain index (db_index or a foreign key; not pk/unique/m2m). */
+int dorm__field_needs_index(const dorm_field *f);
+/* "<table>_<part>_..._<suffix>" into out[DORM_IDENT_MAX + 1]: the name of a
+ * field's index ("_idx"), unique constraint ("_uniq"), foreign key ("_fk"),
+ * ... Names longer than DORM_IDENT_MAX are cut and given an 8-hex-digit
+ * hash of the full name, so they stay unique and deterministic. */
+void dorm__derived_name(char *out, const char *table, const char *const *parts,
+                        size_t nparts, const char *suffix);
+
 /* ---- json_pos.c --------------------------------------------------------- */
 
 /* One step of a path into a JSON document: an object key (key != NULL) or

@@ -854,6 +854,22 @@ static const refusal model_refusals[] = {
      "\"author\"}]}",
      "models.json:2:34: model 'Author': index name 'author' clashes with the "
      "table of model 'Author'"},
+    /* a field's own index or unique constraint has a name too: a model
+     * index may not make it a second time (migrate would fail) */
+    {'m',
+     "{\"name\": \"Author\", \"indexes\": [{\"fields\": [\"age\"]}], "
+     "\"fields\": [{\"name\": \"age\", \"type\": \"integer\", \"db_index\": "
+     "true}]}",
+     "models.json:2:34: model 'Author': index name 'author_age_idx' clashes "
+     "with the index of model 'Author', field 'age' (db_index; keep one of "
+     "the two)"},
+    {'m',
+     "{\"name\": \"Author\", \"unique_together\": [[\"email\"]], "
+     "\"fields\": [{\"name\": \"email\", \"type\": \"text\", \"unique\": "
+     "true}]}",
+     "models.json:2:42: model 'Author': index name 'author_email_uniq' "
+     "clashes with the unique constraint of model 'Author', field 'email' "
+     "(unique; keep one of the two)"},
     {'m',
      "{\"name\": \"Author\", \"indexes\": [{\"fields\": [\"id\", \"id\"]}]}",
      "models.json:2:34: model 'Author': index names field 'id' twice"},

@@ -93,7 +93,8 @@ const dorm_field *dorm__ddl_model_pk(const dorm_model *m);
 /* The field's default when it has a non-null one, else NULL. */
 const dorm_value *dorm__ddl_default(const dorm_field *f);
 
-/* ---- derived names (emit.c) --------------------------------------------- */
+/* ---- derived names (emit.c; the rule is schema's, index_names.c)
+ * --------------------------------------------- */
 
 /* "<table>_<part>_..._<suffix>" into out[DORM_IDENT_MAX + 1]; names longer
  * than DORM_IDENT_MAX are cut and given an 8-hex-digit hash of the full

@@ -15,6 +15,7 @@
 
 #include "query/ddl/ddl_int.h"
 #include "query/quote_int.h"
+#include "schema/schema_int.h"
 
 /* ---- the output list ---------------------------------------------------- */
 
@@ -131,15 +132,11 @@ int dorm__ddl_is_auto(const dorm_field *f) {
 }
 
 int dorm__ddl_needs_unique(const dorm_field *f) {
-  if (f->flags & DORM_FIELD_PRIMARY_KEY) return 0;
-  return (f->flags & DORM_FIELD_UNIQUE) || f->type == DORM_FIELD_ONE_TO_ONE;
+  return dorm__field_needs_unique(f);
 }
 
 int dorm__ddl_needs_index(const dorm_field *f) {
-  if (dorm__ddl_is_m2m(f) || (f->flags & DORM_FIELD_PRIMARY_KEY) ||
-      dorm__ddl_needs_unique(f))
-    return 0;
-  return (f->flags & DORM_FIELD_DB_INDEX) || dorm__ddl_is_rel(f);
+  return dorm__field_needs_index(f);
 }
 
 int dorm__ddl_keeps_default(const dorm_field *f) {
@@ -190,43 +187,9 @@ const dorm_value *dorm__ddl_default(const dorm_field *f) {
 
 /* ---- names -------------------------------------------------------------- */
 
-static uint32_t fnv1a(const char *s, size_t n) {
-  uint32_t h = 2166136261u;
-  for (size_t i = 0; i < n; i++) {
-    h ^= (unsigned char)s[i];
-    h *= 16777619u;
-  }
-  return h;
-}
-
 void dorm__ddl_name(char *out, const char *table, const char *const *parts,
                     size_t nparts, const char *suffix) {
-  /* Build the full name first (it may be long), then cut if needed. */
-  char full[(DORM_IDENT_MAX + 1) * 5 + 16];
-  size_t n = 0;
-  const char *items[4 + 2];
-  size_t k = 0;
-  items[k++] = table ? table : "";
-  for (size_t i = 0; i < nparts && k < 5; i++) items[k++] = parts[i];
-  items[k++] = suffix;
-  for (size_t i = 0; i < k; i++) {
-    size_t l = strlen(items[i]);
-    if (n + l + 2 >= sizeof full) l = sizeof full - n - 2;
-    if (i) full[n++] = '_';
-    memcpy(full + n, items[i], l);
-    n += l;
-  }
-  full[n] = '\0';
-  if (n <= DORM_IDENT_MAX) {
-    memcpy(out, full, n + 1);
-    return;
-  }
-  /* <prefix>_<hash8>_<suffix>, 63 bytes exactly. */
-  size_t sl = strlen(suffix);
-  size_t keep = DORM_IDENT_MAX - 1 - 8 - 1 - sl;
-  memcpy(out, full, keep);
-  snprintf(out + keep, DORM_IDENT_MAX + 1 - keep, "_%08x_%s",
-           (unsigned)fnv1a(full, n), suffix);
+  dorm__derived_name(out, table, parts, nparts, suffix);
 }
 
 void dorm__ddl_name1(char *out, const char *table, const char *col,
