@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* backends/pg/pg_int.h — private structures of the PostgreSQL backend
  * (pg.c: the pool and the backend table; pg_conn.c: one connection;
- * pg_listen.c: LISTEN/NOTIFY).
+ * pg_wire.c: the wire codec, pg_wire.h; pg_listen.c: LISTEN/NOTIFY).
  *
  * A pool owns N connections ("slots" for the facade) to the primary, n more
  * to each read replica (pg_node.c: the servers, their health and lag) and,
@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "backends/backend_int.h"
+#include "backends/pg/pg_wire.h"
 #include "base/base_int.h"
 
 typedef struct dorm__pg_pool dorm__pg_pool;
@@ -168,13 +169,9 @@ struct dorm__pg_conn {
   dorm__pg_sce *mru; /* the entry found last (NULL after cache_clear) */
   unsigned long next_name;
 
-  /* scratch for parameters (reused; grows to the largest statement) */
-  dorm__buf scratch;
-  size_t *poff;
-  const char **pval;
-  int *plen, *pfmt;
-  Oid *ptypes;
-  size_t pcap;
+  /* parameters, encoded (pg_wire.c; reused, grows to the largest
+   * statement) */
+  dorm__pg_params params;
 
   /* cancel: a PQcancel job is running on a worker thread; hold: nothing
    * new is sent until the cancelled request has its answer */
