@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* backends/pg/pg_conn.c — one PostgreSQL connection on the loop: the connect
  * state machine, pipeline mode, the FIFO that matches results to what was
- * sent, prepared statements cached by SQL text, and losing the connection.
- * What values and results look like on the wire is pg_wire.c's.
+ * sent, and losing the connection.  What values and results look like on
+ * the wire is pg_wire.c's; which statements are prepared, and under what
+ * names, is pg_stmt_cache.c's.
  *
  * Connecting uses PQconnectStartParams / PQconnectPoll driven by the
  * socket watcher, with our own timer for the connect timeout (libpq only
@@ -50,23 +51,8 @@
  * deep enough to keep the server busy, shallow enough that a cancel of a
  * waiting request costs nothing. */
 #define PG_MAX_FLY 512
-/* Prepared statements per connection; beyond that, unnamed statements. */
-#define PG_CACHE_MAX 1024
 #define PG_BACKOFF_MIN_MS 50
 #define PG_BACKOFF_MAX_MS 2000
-
-struct dorm__pg_stmt_cache_entry {
-  uint64_t hash;
-  char *sql; /* owned; the key, with types */
-  size_t len;
-  Oid *types; /* owned, ntypes */
-  size_t ntypes;
-  char name[24];
-  enum { SCE_NEW, SCE_PENDING, SCE_READY, SCE_FAILED } state;
-  /* why the last prepare failed: given to executions that relied on it */
-  char fail_state[6];
-  char *fail_msg; /* owned or NULL */
-};
 
 static void conn_start(dorm__pg_conn *c);
 static void conn_lost(dorm__pg_conn *c, const char *why);
@@ -155,112 +141,6 @@ static int starts_kw(const char *s, size_t n, const char *kw) {
   size_t k = strlen(kw);
   if (n - i < k || strncasecmp(s + i, kw, k)) return 0;
   return n - i == k || !isalnum((unsigned char)s[i + k]);
-}
-
-/* ---- the statement cache ------------------------------------------------- */
-
-/* A hash of the SQL text, 8 bytes at a time: this runs for every
- * statement sent. */
-static uint64_t hash_bytes(const void *p, size_t n, uint64_t h) {
-  const unsigned char *s = p;
-  while (n >= 8) {
-    uint64_t w;
-    memcpy(&w, s, 8);
-    h = (h ^ w) * 0x9E3779B97F4A7C15ull;
-    h ^= h >> 29;
-    s += 8;
-    n -= 8;
-  }
-  uint64_t w = 0;
-  memcpy(&w, s, n);
-  h = (h ^ w ^ n) * 0x9E3779B97F4A7C15ull;
-  return h ^ (h >> 32);
-}
-
-static void sce_free(dorm__pg_sce *e) {
-  if (!e) return;
-  dorm__free(e->sql);
-  dorm__free(e->types);
-  dorm__free(e->fail_msg);
-  dorm__free(e);
-}
-
-static void cache_clear(dorm__pg_conn *c) {
-  c->mru = NULL;
-  for (size_t i = 0; i < c->cache_cap; i++) {
-    sce_free(c->cache[i]);
-    c->cache[i] = NULL;
-  }
-  c->cache_count = 0;
-}
-
-/* A row lock in a compiled SELECT comes last (FOR UPDATE [OF ...]
- * [NOWAIT | SKIP LOCKED]): look in the tail. */
-/* Find or add the entry for (sql, types).  NULL when the cache is full or
- * out of memory: the statement then goes unnamed.  The entry found last
- * is tried first with two memcmp, cheaper than hashing the text: a
- * stream of queries often repeats one statement. */
-static dorm__pg_sce *cache_get(dorm__pg_conn *c, const char *sql, size_t len,
-                               const Oid *types, size_t n) {
-  /* PgBouncer's transaction pooling gives each transaction whichever
-   * server connection is free: a statement prepared on one is unknown on
-   * the next, so every statement goes unnamed (Parse/Bind/Execute) */
-  if (c->node->cfg->pgbouncer) return NULL;
-  dorm__pg_sce *m = c->mru;
-  if (m && m->len == len && m->ntypes == n && !memcmp(m->sql, sql, len) &&
-      (!n || !memcmp(m->types, types, n * sizeof *types)))
-    return m;
-  uint64_t h = hash_bytes(sql, len, 1469598103934665603ull);
-  if (n) h = hash_bytes(types, n * sizeof *types, h);
-  if (!c->cache_cap) {
-    c->cache = dorm__calloc(64, sizeof *c->cache);
-    if (!c->cache) return NULL;
-    c->cache_cap = 64;
-  }
-  size_t mask = c->cache_cap - 1, i = (size_t)h & mask;
-  for (; c->cache[i]; i = (i + 1) & mask) {
-    dorm__pg_sce *e = c->cache[i];
-    if (e->hash == h && e->len == len && e->ntypes == n &&
-        !memcmp(e->sql, sql, len) &&
-        (!n || !memcmp(e->types, types, n * sizeof *types)))
-      return c->mru = e;
-  }
-  if (c->cache_count >= PG_CACHE_MAX) return NULL;
-  if ((c->cache_count + 1) * 2 > c->cache_cap) {
-    /* grow (open addressing, half full at most) */
-    size_t ncap = c->cache_cap * 2;
-    dorm__pg_sce **nt = dorm__calloc(ncap, sizeof *nt);
-    if (!nt) return NULL;
-    for (size_t j = 0; j < c->cache_cap; j++) {
-      dorm__pg_sce *e = c->cache[j];
-      if (!e) continue;
-      size_t k = (size_t)e->hash & (ncap - 1);
-      while (nt[k]) k = (k + 1) & (ncap - 1);
-      nt[k] = e;
-    }
-    dorm__free(c->cache);
-    c->cache = nt;
-    c->cache_cap = ncap;
-    mask = ncap - 1;
-    for (i = (size_t)h & mask; c->cache[i]; i = (i + 1) & mask) {
-    }
-  }
-  dorm__pg_sce *e = dorm__calloc(1, sizeof *e);
-  if (!e) return NULL;
-  e->sql = dorm__strndup(sql, len);
-  e->types = n ? dorm__malloc(n * sizeof *types) : NULL;
-  if (!e->sql || (n && !e->types)) {
-    sce_free(e);
-    return NULL;
-  }
-  if (n) memcpy(e->types, types, n * sizeof *types);
-  e->hash = h;
-  e->len = len;
-  e->ntypes = n;
-  e->state = SCE_NEW;
-  c->cache[i] = e;
-  c->cache_count++;
-  return c->mru = e;
 }
 
 /* ---- sending ------------------------------------------------------------- */
@@ -382,24 +262,22 @@ static int send_req(dorm__pg_conn *c, dorm__req *req) {
     }
     int n = (int)st->nparams;
     dorm__pg_sce *e =
-        cache_get(c, st->sql, st->len, c->params.types, st->nparams);
+        dorm__pg_cache_get(c, st->sql, st->len, c->params.types, st->nparams);
     if (s == 0) {
       /* nothing of the request is sent yet: end the open group unless
        * this request joins it */
       grouped = groupable(c, req);
       if (!grouped && group_close(c)) return -1;
     }
-    if (e && (e->state == SCE_NEW || e->state == SCE_FAILED)) {
+    if (e && dorm__pg_sce_must_prepare(e)) {
       /* a prepare starts a segment of its own */
       if (group_close(c)) return -1;
-      snprintf(e->name, sizeof e->name, "dorm_%lu", c->next_name++);
-      if (!PQsendPrepare(pg, e->name, e->sql, n, n ? e->types : NULL))
-        return -1;
+      const char *name = dorm__pg_sce_preparing(c, e);
+      if (!PQsendPrepare(pg, name, e->sql, n, n ? e->types : NULL)) return -1;
       if (!PQpipelineSync(pg)) return -1;
       if (ring_push(c, DORM__PG_E_PREPARE, e) ||
           ring_push(c, DORM__PG_E_SYNC, NULL))
         return -1;
-      e->state = SCE_PENDING;
     }
     int ok;
     if (e)
@@ -626,11 +504,10 @@ static void on_exec_result(dorm__pg_conn *c, dorm__pg_sce *e, PGresult *res) {
     case PGRES_NONFATAL_ERROR:
     default: {
       const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-      if (e && state && !strcmp(state, "26000") && e->fail_msg) {
+      dorm_result why;
+      if (e && dorm__pg_sce_exec_failed(e, state, &why)) {
         /* its prepare failed: that is the real error */
-        head_fail(c, dorm__db_error(e->fail_state, "%s", e->fail_msg));
-        if (c->cur.kind == DORM_RESULT_ERROR && !strcmp(e->fail_state, "25P02"))
-          c->cur.u.error.code = DORM_ETXABORTED;
+        head_fail(c, why);
       } else if (PQresultStatus(res) == PGRES_COPY_IN ||
                  PQresultStatus(res) == PGRES_COPY_OUT ||
                  PQresultStatus(res) == PGRES_COPY_BOTH) {
@@ -639,11 +516,6 @@ static void on_exec_result(dorm__pg_conn *c, dorm__pg_sce *e, PGresult *res) {
       } else {
         head_fail(c, error_from_res(c, res));
       }
-      /* a statement that no longer exists on the server (DEALLOCATE,
-       * DISCARD) or whose plan went stale is prepared again next time */
-      if (e && state && (!strcmp(state, "26000") || !strcmp(state, "0A000")) &&
-          e->state == SCE_READY)
-        e->state = SCE_NEW;
       break;
     }
   }
@@ -651,17 +523,12 @@ static void on_exec_result(dorm__pg_conn *c, dorm__pg_sce *e, PGresult *res) {
 
 static void on_prepare_result(dorm__pg_conn *c, dorm__pg_sce *e,
                               PGresult *res) {
-  ExecStatusType s = PQresultStatus(res);
-  if (s == PGRES_COMMAND_OK) {
-    e->state = SCE_READY;
+  if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+    dorm__pg_sce_prepared(e, NULL);
     return;
   }
-  e->state = SCE_FAILED;
   dorm_result r = error_from_res(c, res);
-  const char *st = dorm_result_sqlstate(&r);
-  snprintf(e->fail_state, sizeof e->fail_state, "%s", st);
-  dorm__free(e->fail_msg);
-  e->fail_msg = dorm__strdup(dorm_result_message(&r));
+  dorm__pg_sce_prepared(e, &r);
   dorm_result_free(&r);
 }
 
@@ -994,8 +861,7 @@ static void conn_lost_as(dorm__pg_conn *c, int code, const char *why) {
   c->cur_failed = 0;
   c->cur_stmt = 0;
   c->cur_sum = 0;
-  cache_clear(c);
-  c->next_name = 0;
+  dorm__pg_cache_reset(c);
   c->hold = 0;
   c->group_n = 0;
   c->cur_retry = 0;
@@ -1250,8 +1116,7 @@ void dorm__pg_conn_destroy(dorm__pg_conn *c) {
   /* PQfinish sends Terminate without waiting (non-blocking socket); the
    * server rolls back an open transaction when the session ends */
   if (c->pg) PQfinish(c->pg);
-  cache_clear(c);
-  dorm__free(c->cache);
+  dorm__pg_cache_free(c);
   dorm__free(c->ring);
   dorm__pg_params_free(&c->params);
   dorm__free(c);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* backends/pg/pg_int.h — private structures of the PostgreSQL backend
  * (pg.c: the pool and the backend table; pg_conn.c: one connection;
- * pg_wire.c: the wire codec, pg_wire.h; pg_listen.c: LISTEN/NOTIFY).
+ * pg_wire.c: the wire codec, pg_wire.h; pg_stmt_cache.c: prepared
+ * statements; pg_listen.c: LISTEN/NOTIFY).
  *
  * A pool owns N connections ("slots" for the facade) to the primary, n more
  * to each read replica (pg_node.c: the servers, their health and lag) and,
@@ -114,7 +115,24 @@ typedef enum dorm__pg_entry_kind {
   DORM__PG_E_END      /* no message: a grouped request ends here */
 } dorm__pg_entry_kind;
 
-typedef struct dorm__pg_stmt_cache_entry dorm__pg_sce;
+/* A prepared statement of one connection (pg_stmt_cache.c). */
+typedef struct dorm__pg_stmt_cache_entry {
+  uint64_t hash;
+  char *sql; /* owned; the key, with types */
+  size_t len;
+  Oid *types; /* owned, ntypes */
+  size_t ntypes;
+  char name[24]; /* the name it is prepared under */
+  enum {
+    DORM__PG_SCE_NEW,     /* never prepared (or forgotten by the server) */
+    DORM__PG_SCE_PENDING, /* its prepare is sent */
+    DORM__PG_SCE_READY,
+    DORM__PG_SCE_FAILED
+  } state;
+  /* why the last prepare failed: given to executions that relied on it */
+  char fail_state[6];
+  char *fail_msg; /* owned or NULL */
+} dorm__pg_sce;
 
 typedef struct dorm__pg_entry {
   dorm__pg_entry_kind kind;
@@ -212,6 +230,33 @@ void dorm__pg_conn_flush(dorm__pg_conn *c);
 void dorm__pg_conn_destroy(dorm__pg_conn *c);
 /* Requests waiting or in flight. */
 size_t dorm__pg_conn_load(const dorm__pg_conn *c);
+
+/* ---- prepared statements (pg_stmt_cache.c) ------------------------------- */
+
+/* c's entry for (sql, types), added (DORM__PG_SCE_NEW) if new.  NULL when
+ * the statement goes unnamed: the cache is full, out of memory, or the
+ * server is PgBouncer (a statement prepared on one server connection is
+ * unknown on the next).  The entry is c's, valid until a reset. */
+dorm__pg_sce *dorm__pg_cache_get(dorm__pg_conn *c, const char *sql, size_t len,
+                                 const Oid *types, size_t n);
+/* The session ended: every entry goes, names start again. */
+void dorm__pg_cache_reset(dorm__pg_conn *c);
+/* The connection is freed: the entries and the table go. */
+void dorm__pg_cache_free(dorm__pg_conn *c);
+/* 1 when e must be prepared before it runs (new, or its prepare failed). */
+int dorm__pg_sce_must_prepare(const dorm__pg_sce *e);
+/* e's prepare is about to be sent: its new name (e's), and it is
+ * pending. */
+const char *dorm__pg_sce_preparing(dorm__pg_conn *c, dorm__pg_sce *e);
+/* e's prepare answered: err NULL when it succeeded, else its error
+ * (borrowed; kept for the executions that relied on the prepare). */
+void dorm__pg_sce_prepared(dorm__pg_sce *e, const dorm_result *err);
+/* An execution of e failed with SQLSTATE state (NULL: none).  1 with *out
+ * (the caller's) the real error when the cause was e's failed prepare;
+ * else 0.  A statement the server no longer has, or whose plan went
+ * stale, is prepared again next time. */
+int dorm__pg_sce_exec_failed(dorm__pg_sce *e, const char *state,
+                             dorm_result *out);
 
 /* ---- servers (pg_node.c) ------------------------------------------------- */
 
