@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* backends/backend_int.h — the private contract between the database
  * facade (backends/db*.c) and each backend (sqlite/sqlite.c, pg/pg*.c), and the
- * row builder they share (rows.c).
+ * row builder they share (rows_build.c).
  *
  * The facade does everything that is the same for every database: it
  * compiles queries, routes reads and writes to connections, pins one
@@ -22,8 +22,8 @@
  * Threads: every function in the table is called on the loop thread;
  * req->done must be called on the loop thread, exactly once per submitted
  * request, and never inside submit (rule R2 of dorm/deferred.h then holds
- * without the facade having to defer).  rows.c functions may be called on any
- * thread (one thread per dorm_rows at a time); they allocate through
+ * without the facade having to defer).  rows_build.c functions may be called on
+ * any thread (one thread per dorm_rows at a time); they allocate through
  * dorm__malloc.
  */
 #ifndef DORM_BACKEND_INT_H
@@ -193,7 +193,7 @@ dorm_result dorm__db_error(const char *sqlstate, const char *fmt, ...)
 #endif
     ;
 
-/* ---- building rows (rows.c) --------------------------------------------- */
+/* ---- building rows (rows_build.c) --------------------------------------- */
 
 /* A new empty result set for statement st (its columns and related paths
  * are copied: the rows outlive the statement).  For a raw statement

@@ -237,7 +237,7 @@ dorm_result dorm__pg_decode_rows(const dorm__stmt *st, const dorm__pg_cells *in,
   const char *text;
   size_t len;
   /* the result's size is known: a small one is a single allocation.
-   * Values kept as text take their length (+ slack for the forms rows.c
+   * Values kept as text take their length (+ slack for the forms rows_build.c
    * rewrites: padded decimals, dashed uuids); a raw statement's column
    * names are copied too */
   size_t bytes = 0;
