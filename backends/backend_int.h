@@ -200,13 +200,18 @@ dorm_result dorm__db_error(const char *sqlstate, const char *fmt, ...)
  * (st->columns NULL) give the column count in nraw and describe each with
  * dorm__rows_raw_column.  NULL when out of memory. */
 dorm_rows *dorm__rows_new(const dorm__stmt *st, size_t nraw);
-/* The same, sized for nrows rows whose text values (the ones kept as
- * strings: text, decimals, dates, ...) and, for a raw statement, column
- * names take about text_bytes (each one's length + 1, rounded up to 8): a
- * small result is then one allocation.  Only a hint: more rows or bytes
- * still fit, in more allocations. */
+/* The same, sized for nrows rows whose values and, for a raw statement,
+ * column names take text_bytes: the sum of dorm__rows_value_bytes over
+ * the values and of dorm__rows_name_bytes over the names.  A small result
+ * is then one allocation.  Only a hint: more rows or bytes still fit, in
+ * more allocations. */
 dorm_rows *dorm__rows_new_sized(const dorm__stmt *st, size_t nraw, size_t nrows,
                                 size_t text_bytes);
+/* What one value of a column of type t, given as len bytes of text, adds
+ * to text_bytes (0 for the types kept as numbers). */
+size_t dorm__rows_value_bytes(dorm_type t, size_t len);
+/* What a raw column's name adds to text_bytes. */
+size_t dorm__rows_name_bytes(const char *name);
 /* Raw column i: name (copied) and the type its values are decoded into
  * (DORM_T_NULL: as each value comes).  0 or DORM_ENOMEM. */
 int dorm__rows_raw_column(dorm_rows *r, size_t i, const char *name,

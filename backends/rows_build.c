@@ -126,6 +126,18 @@ dorm_rows *dorm__rows_new_sized(const dorm__stmt *st, size_t nraw, size_t nrows,
   return rows_alloc(st, nraw, need, nrows);
 }
 
+size_t dorm__rows_value_bytes(dorm_type t, size_t len) {
+  if (t == DORM_T_INT || t == DORM_T_BOOL || t == DORM_T_FLOAT) return 0;
+  /* its copy, NUL-terminated and 8-aligned as the arena rounds it, and
+   * slack for the forms put_text rewrites (padded decimals, dashed uuids,
+   * a date-time's 'T' and 'Z') */
+  return ALIGN8(len + 1) + 8;
+}
+
+size_t dorm__rows_name_bytes(const char *name) {
+  return ALIGN8(strlen(name) + 1);
+}
+
 int dorm__rows_raw_column(dorm_rows *r, size_t i, const char *name,
                           dorm_type type) {
   if (i >= r->ncols) return DORM_EINVAL;

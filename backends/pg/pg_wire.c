@@ -236,24 +236,23 @@ dorm_result dorm__pg_decode_rows(const dorm__stmt *st, const dorm__pg_cells *in,
   if (max_rows > 0 && nt > max_rows) nt = (int)max_rows;
   const char *text;
   size_t len;
-  /* the result's size is known: a small one is a single allocation.
-   * Values kept as text take their length (+ slack for the forms rows_build.c
-   * rewrites: padded decimals, dashed uuids); a raw statement's column
-   * names are copied too */
+  /* the result's size is known: a small one is a single allocation
+   * (what each value and name takes is the rows unit's rule; a big
+   * result is not worth the pass over its lengths) */
   size_t bytes = 0;
   if (!st->columns)
     for (int col = 0; col < nf; col++)
-      bytes += (strlen(in->name(in->src, col)) + 8u) & ~(size_t)7u;
+      bytes += dorm__rows_name_bytes(in->name(in->src, col));
   if (nt <= 64)
     for (int col = 0; col < nf; col++) {
       dorm_type t =
           st->columns
               ? (size_t)col < st->ncolumns ? st->columns[col].type : DORM_T_TEXT
               : dorm__pg_oid_type(in->type(in->src, col));
-      if (t == DORM_T_INT || t == DORM_T_BOOL || t == DORM_T_FLOAT) continue;
+      if (!dorm__rows_value_bytes(t, 0)) continue; /* kept as a number */
       for (int row = 0; row < nt; row++) {
         in->cell(in->src, row, col, &text, &len);
-        bytes += ((len + 8u) & ~(size_t)7u) + 8;
+        bytes += dorm__rows_value_bytes(t, len);
       }
     }
   dorm_rows *r =
