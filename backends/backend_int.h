@@ -157,6 +157,16 @@ typedef struct dorm__backend {
    * write (one row, one text column), and how to read that text. */
   const char *lsn_sql;
   uint64_t (*parse_lsn)(const char *text);
+  /* LISTEN / NOTIFY: dorm_listen and dorm_unlisten of dorm/db.h, with
+   * their arguments checked (none NULL), for the database whose state
+   * this is.  The subscriptions are the backend's, kept in that state;
+   * fn is called with the database handle (the db given to open).  A
+   * deferred as dorm/db.h documents, or NULL: out of memory, or a backend
+   * without notifications (SQLite) refusing. */
+  dorm_deferred *(*listen)(void *state, const char *channel, dorm_notify_fn fn,
+                           void *arg);
+  dorm_deferred *(*unlisten)(void *state, const char *channel,
+                             dorm_notify_fn fn, void *arg);
 } dorm__backend;
 
 extern const dorm__backend dorm__sqlite_backend;

@@ -308,7 +308,8 @@ struct dorm__pg_pool {
   dorm__pg_ready_fn on_ready;
   dorm__pg_closed_fn on_closed;
   void *cb_arg;
-  dorm_db *db; /* the facade's handle (NULL when used directly) */
+  dorm_db *db; /* the facade's handle (NULL when used directly): what
+                  notifications are delivered with */
 
   dorm__pg_conn **conns; /* the primary's slots, then each replica's */
   size_t nconns;
@@ -356,9 +357,6 @@ void dorm__pg_pool_cancel(dorm__pg_pool *p, size_t conn, dorm__req *req);
 size_t dorm__pg_pool_pick(dorm__pg_pool *p);
 void dorm__pg_pool_close(dorm__pg_pool *p);
 
-/* The pool behind a facade handle (NULL: not a PostgreSQL database). */
-dorm__pg_pool *dorm__pg_pool_of(dorm_db *db);
-
 /* Called by connections. */
 /* Complete req with res on the next turn (not now). */
 void dorm__pg_pool_complete_later(dorm__pg_pool *p, dorm__req *req,
@@ -374,6 +372,12 @@ void dorm__pg_pool_conn_event(dorm__pg_pool *p, dorm__pg_conn *c,
 void dorm__pg_pool_job(dorm__pg_pool *p, int delta);
 
 /* ---- LISTEN / NOTIFY (pg_listen.c) --------------------------------------- */
+
+/* The backend table's listen and unlisten entries (backend_int.h). */
+dorm_deferred *dorm__pg_listen(dorm__pg_pool *p, const char *channel,
+                               dorm_notify_fn fn, void *arg);
+dorm_deferred *dorm__pg_unlisten(dorm__pg_pool *p, const char *channel,
+                                 dorm_notify_fn fn, void *arg);
 
 /* The listener connection (re)connected: LISTEN again, tell of the gap. */
 void dorm__pg_listen_connected(dorm__pg_pool *p, int reconnect);
