@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* backends/backend_int.h — the private contract between the database
  * facade (backends/db*.c) and each backend (sqlite/sqlite.c, pg/pg*.c), and the
- * row builder they share (rows.c).
+ * row builder they share (rows_build.c).
  *
  * The facade does everything that is the same for every database: it
  * compiles queries, routes reads and writes to connections, pins one
@@ -22,8 +22,8 @@
  * Threads: every function in the table is called on the loop thread;
  * req->done must be called on the loop thread, exactly once per submitted
  * request, and never inside submit (rule R2 of dorm/deferred.h then holds
- * without the facade having to defer).  rows.c functions may be called on any
- * thread (one thread per dorm_rows at a time); they allocate through
+ * without the facade having to defer).  rows_build.c functions may be called on
+ * any thread (one thread per dorm_rows at a time); they allocate through
  * dorm__malloc.
  */
 #ifndef DORM_BACKEND_INT_H
@@ -157,6 +157,16 @@ typedef struct dorm__backend {
    * write (one row, one text column), and how to read that text. */
   const char *lsn_sql;
   uint64_t (*parse_lsn)(const char *text);
+  /* LISTEN / NOTIFY: dorm_listen and dorm_unlisten of dorm/db.h, with
+   * their arguments checked (none NULL), for the database whose state
+   * this is.  The subscriptions are the backend's, kept in that state;
+   * fn is called with the database handle (the db given to open).  A
+   * deferred as dorm/db.h documents, or NULL: out of memory, or a backend
+   * without notifications (SQLite) refusing. */
+  dorm_deferred *(*listen)(void *state, const char *channel, dorm_notify_fn fn,
+                           void *arg);
+  dorm_deferred *(*unlisten)(void *state, const char *channel,
+                             dorm_notify_fn fn, void *arg);
 } dorm__backend;
 
 extern const dorm__backend dorm__sqlite_backend;
@@ -193,20 +203,25 @@ dorm_result dorm__db_error(const char *sqlstate, const char *fmt, ...)
 #endif
     ;
 
-/* ---- building rows (rows.c) --------------------------------------------- */
+/* ---- building rows (rows_build.c) --------------------------------------- */
 
 /* A new empty result set for statement st (its columns and related paths
  * are copied: the rows outlive the statement).  For a raw statement
  * (st->columns NULL) give the column count in nraw and describe each with
  * dorm__rows_raw_column.  NULL when out of memory. */
 dorm_rows *dorm__rows_new(const dorm__stmt *st, size_t nraw);
-/* The same, sized for nrows rows whose text values (the ones kept as
- * strings: text, decimals, dates, ...) and, for a raw statement, column
- * names take about text_bytes (each one's length + 1, rounded up to 8): a
- * small result is then one allocation.  Only a hint: more rows or bytes
- * still fit, in more allocations. */
+/* The same, sized for nrows rows whose values and, for a raw statement,
+ * column names take text_bytes: the sum of dorm__rows_value_bytes over
+ * the values and of dorm__rows_name_bytes over the names.  A small result
+ * is then one allocation.  Only a hint: more rows or bytes still fit, in
+ * more allocations. */
 dorm_rows *dorm__rows_new_sized(const dorm__stmt *st, size_t nraw, size_t nrows,
                                 size_t text_bytes);
+/* What one value of a column of type t, given as len bytes of text, adds
+ * to text_bytes (0 for the types kept as numbers). */
+size_t dorm__rows_value_bytes(dorm_type t, size_t len);
+/* What a raw column's name adds to text_bytes. */
+size_t dorm__rows_name_bytes(const char *name);
 /* Raw column i: name (copied) and the type its values are decoded into
  * (DORM_T_NULL: as each value comes).  0 or DORM_ENOMEM. */
 int dorm__rows_raw_column(dorm_rows *r, size_t i, const char *name,

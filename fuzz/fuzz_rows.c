@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* fuzz/fuzz_rows.c — what a database answers, decoded into rows.
  *
- * backends/rows.c turns each value a backend reads (text in PostgreSQL's
- * format or SQLite's, integers, floats, bytes) into the type of its
- * column: booleans from "t"/"f", decimals padded to the field's decimal
- * places, date-times normalised to UTC, bytea from "\x...", uuids
+ * backends/rows_build.c turns each value a backend reads (text in
+ * PostgreSQL's format or SQLite's, integers, floats, bytes) into the type
+ * of its column: booleans from "t"/"f", decimals padded to the field's
+ * decimal places, date-times normalised to UTC, bytea from "\x...", uuids
  * lower-cased.  Here the columns are those of a compiled SELECT on a
  * model of the blog schema (fuzz_schema.h), with select_related, so every
  * field type is there, and the values are the fuzzer's: the input is

@@ -316,6 +316,24 @@ static void test_regexp(void **state) {
   t_loop_close(db);
 }
 
+static void no_notify(dorm_db *db, const dorm_notification *n, void *arg) {
+  (void)db;
+  (void)n;
+  (void)arg;
+  fail_msg("SQLite delivered a notification");
+}
+
+/* No LISTEN / NOTIFY in SQLite: the backend's entry refuses (NULL), for
+ * the database and its primary view alike. */
+static void test_no_listen(void **state) {
+  (void)state;
+  dorm_db *db = open_url("sqlite://");
+  assert_null(dorm_listen(db, "jobs", no_notify, NULL));
+  assert_null(dorm_listen(dorm_db_primary(db), "jobs", no_notify, NULL));
+  assert_null(dorm_unlisten(db, "jobs", no_notify, NULL));
+  t_loop_close(db);
+}
+
 /* Decimals another program stored as huge REALs: SQLite's NUMERIC affinity
  * keeps 1e300 as a double, which reads back as its 300-odd digits with the
  * field's two places (once a stack over-read); a non-finite one is an
@@ -492,6 +510,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_read_only_file, setup, teardown),
       cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
       cmocka_unit_test_setup_teardown(test_regexp, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_no_listen, setup, teardown),
       cmocka_unit_test_setup_teardown(test_huge_decimal_read_back, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_invalid_utf8_to_json, setup,

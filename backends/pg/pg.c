@@ -25,7 +25,6 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -602,40 +601,6 @@ void dorm__pg_pool_close(dorm__pg_pool *p) {
 
 /* ---- the backend table --------------------------------------------------- */
 
-/* dorm_listen finds the pool of a dorm_db here: the facade's handle is
- * opaque to backends.  Open databases are few; a list will do. */
-typedef struct registry_entry {
-  dorm_db *db;
-  dorm__pg_pool *pool;
-  struct registry_entry *next;
-} registry_entry;
-
-static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
-static registry_entry *reg_head;
-
-dorm__pg_pool *dorm__pg_pool_of(dorm_db *db) {
-  dorm__pg_pool *p = NULL;
-  db = dorm__db_root(db); /* a primary view or a transaction: its database */
-  pthread_mutex_lock(&reg_lock);
-  for (registry_entry *e = reg_head; e; e = e->next)
-    if (e->db == db) p = e->pool;
-  pthread_mutex_unlock(&reg_lock);
-  return p;
-}
-
-static void reg_remove(dorm_db *db) {
-  pthread_mutex_lock(&reg_lock);
-  for (registry_entry **pp = &reg_head; *pp; pp = &(*pp)->next) {
-    if ((*pp)->db == db) {
-      registry_entry *e = *pp;
-      *pp = e->next;
-      dorm__free(e);
-      break;
-    }
-  }
-  pthread_mutex_unlock(&reg_lock);
-}
-
 static int pg_accepts(const char *url) {
   if (is_uri(url)) return 1;
   /* a keyword string: "host=... dbname=..." */
@@ -646,29 +611,15 @@ static void be_ready(void *arg, const dorm_error *err) {
   dorm__db_backend_ready((dorm_db *)arg, err);
 }
 
-static void be_closed(void *arg) {
-  reg_remove((dorm_db *)arg);
-  dorm__db_backend_closed((dorm_db *)arg);
-}
+static void be_closed(void *arg) { dorm__db_backend_closed((dorm_db *)arg); }
 
 static int pg_open(dorm_db *db, dorm_loop *loop, const char *url,
                    const dorm_db_options *opts, void **state, dorm_error *err) {
-  registry_entry *e = dorm__malloc(sizeof *e);
-  if (!e) return dorm_error_set(err, DORM_ENOMEM, "out of memory");
   dorm__pg_pool *p;
   int rc =
       dorm__pg_pool_open(loop, url, opts, be_ready, be_closed, db, &p, err);
-  if (rc) {
-    dorm__free(e);
-    return rc;
-  }
+  if (rc) return rc;
   p->db = db;
-  e->db = db;
-  e->pool = p;
-  pthread_mutex_lock(&reg_lock);
-  e->next = reg_head;
-  reg_head = e;
-  pthread_mutex_unlock(&reg_lock);
   *state = p;
   return 0;
 }
@@ -697,6 +648,16 @@ static void pg_cancel(void *state, size_t conn, dorm__req *req) {
   dorm__pg_pool_cancel(state, conn, req);
 }
 
+static dorm_deferred *pg_listen(void *state, const char *channel,
+                                dorm_notify_fn fn, void *arg) {
+  return dorm__pg_listen(state, channel, fn, arg);
+}
+
+static dorm_deferred *pg_unlisten(void *state, const char *channel,
+                                  dorm_notify_fn fn, void *arg) {
+  return dorm__pg_unlisten(state, channel, fn, arg);
+}
+
 const dorm__backend dorm__pg_backend = {
     .name = "postgresql",
     .dialect = DORM_DIALECT_POSTGRES,
@@ -713,4 +674,6 @@ const dorm__backend dorm__pg_backend = {
     /* after the write's commit, so the position covers it */
     .lsn_sql = "SELECT pg_current_wal_lsn()::text",
     .parse_lsn = dorm__pg_parse_lsn,
+    .listen = pg_listen,
+    .unlisten = pg_unlisten,
 };

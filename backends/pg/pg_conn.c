@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* backends/pg/pg_conn.c — one PostgreSQL connection on the loop: the connect
  * state machine, pipeline mode, the FIFO that matches results to what was
- * sent, prepared statements cached by SQL text, and losing the connection.
+ * sent, and losing the connection.  What values and results look like on
+ * the wire is pg_wire.c's; which statements are prepared, and under what
+ * names, is pg_stmt_cache.c's.
  *
  * Connecting uses PQconnectStartParams / PQconnectPoll driven by the
  * socket watcher, with our own timer for the connect timeout (libpq only
@@ -49,43 +51,8 @@
  * deep enough to keep the server busy, shallow enough that a cancel of a
  * waiting request costs nothing. */
 #define PG_MAX_FLY 512
-/* Prepared statements per connection; beyond that, unnamed statements. */
-#define PG_CACHE_MAX 1024
 #define PG_BACKOFF_MIN_MS 50
 #define PG_BACKOFF_MAX_MS 2000
-
-struct dorm__pg_stmt_cache_entry {
-  uint64_t hash;
-  char *sql; /* owned; the key, with types */
-  size_t len;
-  Oid *types; /* owned, ntypes */
-  size_t ntypes;
-  char name[24];
-  enum { SCE_NEW, SCE_PENDING, SCE_READY, SCE_FAILED } state;
-  /* why the last prepare failed: given to executions that relied on it */
-  char fail_state[6];
-  char *fail_msg; /* owned or NULL */
-};
-
-/* OIDs (pg_type.h, stable since forever). */
-#define OID_BOOL 16
-#define OID_BYTEA 17
-#define OID_INT8 20
-#define OID_INT2 21
-#define OID_INT4 23
-#define OID_TEXT 25
-#define OID_OID 26
-#define OID_JSON 114
-#define OID_FLOAT4 700
-#define OID_FLOAT8 701
-#define OID_VARCHAR 1043
-#define OID_DATE 1082
-#define OID_TIME 1083
-#define OID_TIMESTAMP 1114
-#define OID_TIMESTAMPTZ 1184
-#define OID_NUMERIC 1700
-#define OID_UUID 2950
-#define OID_JSONB 3802
 
 static void conn_start(dorm__pg_conn *c);
 static void conn_lost(dorm__pg_conn *c, const char *why);
@@ -174,270 +141,6 @@ static int starts_kw(const char *s, size_t n, const char *kw) {
   size_t k = strlen(kw);
   if (n - i < k || strncasecmp(s + i, kw, k)) return 0;
   return n - i == k || !isalnum((unsigned char)s[i + k]);
-}
-
-/* ---- the statement cache ------------------------------------------------- */
-
-/* A hash of the SQL text, 8 bytes at a time: this runs for every
- * statement sent. */
-static uint64_t hash_bytes(const void *p, size_t n, uint64_t h) {
-  const unsigned char *s = p;
-  while (n >= 8) {
-    uint64_t w;
-    memcpy(&w, s, 8);
-    h = (h ^ w) * 0x9E3779B97F4A7C15ull;
-    h ^= h >> 29;
-    s += 8;
-    n -= 8;
-  }
-  uint64_t w = 0;
-  memcpy(&w, s, n);
-  h = (h ^ w ^ n) * 0x9E3779B97F4A7C15ull;
-  return h ^ (h >> 32);
-}
-
-static void sce_free(dorm__pg_sce *e) {
-  if (!e) return;
-  dorm__free(e->sql);
-  dorm__free(e->types);
-  dorm__free(e->fail_msg);
-  dorm__free(e);
-}
-
-static void cache_clear(dorm__pg_conn *c) {
-  c->mru = NULL;
-  for (size_t i = 0; i < c->cache_cap; i++) {
-    sce_free(c->cache[i]);
-    c->cache[i] = NULL;
-  }
-  c->cache_count = 0;
-}
-
-/* A row lock in a compiled SELECT comes last (FOR UPDATE [OF ...]
- * [NOWAIT | SKIP LOCKED]): look in the tail. */
-/* Find or add the entry for (sql, types).  NULL when the cache is full or
- * out of memory: the statement then goes unnamed.  The entry found last
- * is tried first with two memcmp, cheaper than hashing the text: a
- * stream of queries often repeats one statement. */
-static dorm__pg_sce *cache_get(dorm__pg_conn *c, const char *sql, size_t len,
-                               const Oid *types, size_t n) {
-  /* PgBouncer's transaction pooling gives each transaction whichever
-   * server connection is free: a statement prepared on one is unknown on
-   * the next, so every statement goes unnamed (Parse/Bind/Execute) */
-  if (c->node->cfg->pgbouncer) return NULL;
-  dorm__pg_sce *m = c->mru;
-  if (m && m->len == len && m->ntypes == n && !memcmp(m->sql, sql, len) &&
-      (!n || !memcmp(m->types, types, n * sizeof *types)))
-    return m;
-  uint64_t h = hash_bytes(sql, len, 1469598103934665603ull);
-  if (n) h = hash_bytes(types, n * sizeof *types, h);
-  if (!c->cache_cap) {
-    c->cache = dorm__calloc(64, sizeof *c->cache);
-    if (!c->cache) return NULL;
-    c->cache_cap = 64;
-  }
-  size_t mask = c->cache_cap - 1, i = (size_t)h & mask;
-  for (; c->cache[i]; i = (i + 1) & mask) {
-    dorm__pg_sce *e = c->cache[i];
-    if (e->hash == h && e->len == len && e->ntypes == n &&
-        !memcmp(e->sql, sql, len) &&
-        (!n || !memcmp(e->types, types, n * sizeof *types)))
-      return c->mru = e;
-  }
-  if (c->cache_count >= PG_CACHE_MAX) return NULL;
-  if ((c->cache_count + 1) * 2 > c->cache_cap) {
-    /* grow (open addressing, half full at most) */
-    size_t ncap = c->cache_cap * 2;
-    dorm__pg_sce **nt = dorm__calloc(ncap, sizeof *nt);
-    if (!nt) return NULL;
-    for (size_t j = 0; j < c->cache_cap; j++) {
-      dorm__pg_sce *e = c->cache[j];
-      if (!e) continue;
-      size_t k = (size_t)e->hash & (ncap - 1);
-      while (nt[k]) k = (k + 1) & (ncap - 1);
-      nt[k] = e;
-    }
-    dorm__free(c->cache);
-    c->cache = nt;
-    c->cache_cap = ncap;
-    mask = ncap - 1;
-    for (i = (size_t)h & mask; c->cache[i]; i = (i + 1) & mask) {
-    }
-  }
-  dorm__pg_sce *e = dorm__calloc(1, sizeof *e);
-  if (!e) return NULL;
-  e->sql = dorm__strndup(sql, len);
-  e->types = n ? dorm__malloc(n * sizeof *types) : NULL;
-  if (!e->sql || (n && !e->types)) {
-    sce_free(e);
-    return NULL;
-  }
-  if (n) memcpy(e->types, types, n * sizeof *types);
-  e->hash = h;
-  e->len = len;
-  e->ntypes = n;
-  e->state = SCE_NEW;
-  c->cache[i] = e;
-  c->cache_count++;
-  return c->mru = e;
-}
-
-/* ---- parameters ---------------------------------------------------------- */
-
-static int params_reserve(dorm__pg_conn *c, size_t n) {
-  if (n <= c->pcap) return 0;
-  size_t cap = n < 16 ? 16 : n;
-  size_t *off = dorm__realloc(c->poff, cap * sizeof *off);
-  if (off) c->poff = off;
-  const char **val = dorm__realloc((void *)c->pval, cap * sizeof *val);
-  if (val) c->pval = val;
-  int *len = dorm__realloc(c->plen, cap * sizeof *len);
-  if (len) c->plen = len;
-  int *fmt = dorm__realloc(c->pfmt, cap * sizeof *fmt);
-  if (fmt) c->pfmt = fmt;
-  Oid *types = dorm__realloc(c->ptypes, cap * sizeof *types);
-  if (types) c->ptypes = types;
-  if (!off || !val || !len || !fmt || !types) return DORM_ENOMEM;
-  c->pcap = cap;
-  return 0;
-}
-
-/* Written out byte by byte so the compiler makes one byte swap and one
- * store of it (a loop stayed a loop: 8 iterations per parameter). */
-static void put_be64(dorm__buf *b, uint64_t v) {
-  if (dorm__buf_reserve(b, 8)) return; /* b->oom is set */
-  unsigned char *x = (unsigned char *)b->data + b->len;
-  x[0] = (unsigned char)(v >> 56);
-  x[1] = (unsigned char)(v >> 48);
-  x[2] = (unsigned char)(v >> 40);
-  x[3] = (unsigned char)(v >> 32);
-  x[4] = (unsigned char)(v >> 24);
-  x[5] = (unsigned char)(v >> 16);
-  x[6] = (unsigned char)(v >> 8);
-  x[7] = (unsigned char)v;
-  b->len += 8;
-}
-
-static void put_be32(dorm__buf *b, uint32_t v) {
-  if (dorm__buf_reserve(b, 4)) return; /* b->oom is set */
-  unsigned char *x = (unsigned char *)b->data + b->len;
-  x[0] = (unsigned char)(v >> 24);
-  x[1] = (unsigned char)(v >> 16);
-  x[2] = (unsigned char)(v >> 8);
-  x[3] = (unsigned char)v;
-  b->len += 4;
-}
-
-/* The wire type of a dorm value.  Text goes as "unknown" so the server
- * infers the column's own type (varchar, text, citext, an enum). */
-static Oid param_oid(dorm_type t) {
-  switch (t) {
-    case DORM_T_BOOL: return OID_BOOL;
-    case DORM_T_INT: return OID_INT8;
-    case DORM_T_FLOAT: return OID_FLOAT8;
-    case DORM_T_BYTES: return OID_BYTEA;
-    case DORM_T_DECIMAL: return OID_NUMERIC;
-    case DORM_T_DATE: return OID_DATE;
-    case DORM_T_TIME: return OID_TIME;
-    case DORM_T_DATETIME: return OID_TIMESTAMPTZ;
-    case DORM_T_UUID: return OID_UUID;
-    case DORM_T_JSON: return OID_JSONB;
-    default: return 0;
-  }
-}
-
-/* A date-time text ends with an offset: Z, +HH[:MM] or -HH[:MM] after
- * the time (a '-' before position 10 is the date's). */
-static int has_utc_offset(const char *s, size_t n) {
-  for (size_t i = n; i > 10; i--) {
-    char ch = s[i - 1];
-    if (ch == 'Z' || ch == 'z' || ch == '+' || ch == '-') return 1;
-    if (ch == ' ' || ch == 'T') return 0; /* reached the time's start */
-  }
-  return 0;
-}
-
-/* Encode st's parameters into c's scratch arrays: integers, floats,
- * booleans and bytes in binary (no formatting, no escaping), the rest as
- * NUL-terminated text.  0 or DORM_ENOMEM / DORM_ETYPE (message in why). */
-static int params_encode(dorm__pg_conn *c, const dorm__stmt *st, char *why,
-                         size_t whylen) {
-  size_t n = st->nparams;
-  if (params_reserve(c, n)) return DORM_ENOMEM;
-  dorm__buf *b = &c->scratch;
-  b->len = 0;
-  for (size_t i = 0; i < n; i++) {
-    const dorm_value *v = &st->params[i];
-    c->ptypes[i] = param_oid(v->type);
-    c->poff[i] = b->len;
-    c->pfmt[i] = 0;
-    c->plen[i] = 0;
-    switch (v->type) {
-      case DORM_T_NULL: c->poff[i] = (size_t)-1; break;
-      case DORM_T_BOOL:
-        dorm__buf_putc(b, v->u.b ? 1 : 0);
-        c->pfmt[i] = 1;
-        c->plen[i] = 1;
-        break;
-      case DORM_T_INT:
-        c->pfmt[i] = 1;
-        if (st->param_int4 && st->param_int4[i]) {
-          /* compared with an int4 column: an int8 would make every index
-           * comparison a cross-type one */
-          put_be32(b, (uint32_t)(int32_t)v->u.i);
-          c->ptypes[i] = OID_INT4;
-          c->plen[i] = 4;
-        } else {
-          put_be64(b, (uint64_t)v->u.i);
-          c->plen[i] = 8;
-        }
-        break;
-      case DORM_T_FLOAT: {
-        uint64_t u;
-        double f = v->u.f;
-        memcpy(&u, &f, 8);
-        put_be64(b, u);
-        c->pfmt[i] = 1;
-        c->plen[i] = 8;
-        break;
-      }
-      case DORM_T_BYTES:
-        if (v->u.s.len > 0x7fffffff) {
-          snprintf(why, whylen, "parameter $%zu: too large", i + 1);
-          return DORM_ETYPE;
-        }
-        dorm__buf_append(b, v->u.s.ptr, v->u.s.len);
-        c->pfmt[i] = 1;
-        c->plen[i] = (int)v->u.s.len;
-        break;
-      case DORM_T_LIST:
-      case DORM_T_EXPR:
-        snprintf(why, whylen, "parameter $%zu: a %s cannot be sent", i + 1,
-                 dorm_type_name(v->type));
-        return DORM_ETYPE;
-      default:
-        if (memchr(v->u.s.ptr, 0, v->u.s.len)) {
-          snprintf(why, whylen,
-                   "parameter $%zu: PostgreSQL text cannot contain NUL", i + 1);
-          return DORM_ETYPE;
-        }
-        dorm__buf_append(b, v->u.s.ptr, v->u.s.len);
-        /* dorm's date-times are UTC: say so, so the session's TimeZone
-         * (not set behind PgBouncer) cannot shift them */
-        if (v->type == DORM_T_DATETIME &&
-            !has_utc_offset(v->u.s.ptr, v->u.s.len))
-          dorm__buf_append(b, "+00", 3);
-        dorm__buf_putc(b, 0);
-        break;
-    }
-  }
-  if (b->oom) {
-    b->oom = 0;
-    return DORM_ENOMEM;
-  }
-  for (size_t i = 0; i < n; i++)
-    c->pval[i] = c->poff[i] == (size_t)-1 ? NULL : b->data + c->poff[i];
-  return 0;
 }
 
 /* ---- sending ------------------------------------------------------------- */
@@ -538,37 +241,17 @@ static int send_req(dorm__pg_conn *c, dorm__req *req) {
   int grouped = 0;
   /* refuse what cannot be sent before anything of the request is */
   for (size_t s = 0; s < req->nstmts; s++) {
-    const dorm__stmt *st = &req->stmts[s];
-    if (st->nparams > 65535) {
-      complete(c, req,
-               dorm_result_error(DORM_ETYPE,
-                                 "postgresql: %zu parameters (at most 65535)",
-                                 st->nparams));
+    dorm_result bad = dorm__pg_stmt_check(&req->stmts[s]);
+    if (bad.kind != DORM_RESULT_NONE) {
+      complete(c, req, bad);
       return 1;
-    }
-    for (size_t i = 0; i < st->nparams; i++) {
-      const dorm_value *v = &st->params[i];
-      const char *bad = NULL;
-      if (v->type == DORM_T_LIST || v->type == DORM_T_EXPR)
-        bad = "cannot be sent as a parameter";
-      else if (v->type >= DORM_T_TEXT && v->type != DORM_T_BYTES &&
-               memchr(v->u.s.ptr, 0, v->u.s.len))
-        bad = "contains a NUL byte, which PostgreSQL text cannot hold";
-      else if (v->type == DORM_T_BYTES && v->u.s.len > 0x7fffffff)
-        bad = "is too large";
-      if (bad) {
-        complete(c, req,
-                 dorm_result_error(DORM_ETYPE, "postgresql: parameter $%zu %s",
-                                   i + 1, bad));
-        return 1;
-      }
     }
   }
   for (size_t s = 0; s < req->nstmts; s++) {
     const dorm__stmt *st = &req->stmts[s];
     char why[160];
     why[0] = 0;
-    if (params_encode(c, st, why, sizeof why)) {
+    if (dorm__pg_params_encode(&c->params, st, why, sizeof why)) {
       if (s == 0) {
         complete(c, req, dorm_result_error(DORM_ENOMEM, NULL));
         return 1;
@@ -578,31 +261,31 @@ static int send_req(dorm__pg_conn *c, dorm__req *req) {
       return -1;
     }
     int n = (int)st->nparams;
-    dorm__pg_sce *e = cache_get(c, st->sql, st->len, c->ptypes, st->nparams);
+    dorm__pg_sce *e =
+        dorm__pg_cache_get(c, st->sql, st->len, c->params.types, st->nparams);
     if (s == 0) {
       /* nothing of the request is sent yet: end the open group unless
        * this request joins it */
       grouped = groupable(c, req);
       if (!grouped && group_close(c)) return -1;
     }
-    if (e && (e->state == SCE_NEW || e->state == SCE_FAILED)) {
+    if (e && dorm__pg_sce_must_prepare(e)) {
       /* a prepare starts a segment of its own */
       if (group_close(c)) return -1;
-      snprintf(e->name, sizeof e->name, "dorm_%lu", c->next_name++);
-      if (!PQsendPrepare(pg, e->name, e->sql, n, n ? e->types : NULL))
-        return -1;
+      const char *name = dorm__pg_sce_preparing(c, e);
+      if (!PQsendPrepare(pg, name, e->sql, n, n ? e->types : NULL)) return -1;
       if (!PQpipelineSync(pg)) return -1;
       if (ring_push(c, DORM__PG_E_PREPARE, e) ||
           ring_push(c, DORM__PG_E_SYNC, NULL))
         return -1;
-      e->state = SCE_PENDING;
     }
     int ok;
     if (e)
-      ok = PQsendQueryPrepared(pg, e->name, n, c->pval, c->plen, c->pfmt, 0);
+      ok = PQsendQueryPrepared(pg, e->name, n, c->params.val, c->params.len,
+                               c->params.fmt, 0);
     else
-      ok = PQsendQueryParams(pg, st->sql, n, c->ptypes, c->pval, c->plen,
-                             c->pfmt, 0);
+      ok = PQsendQueryParams(pg, st->sql, n, c->params.types, c->params.val,
+                             c->params.len, c->params.fmt, 0);
     if (!ok || ring_push(c, DORM__PG_E_EXEC, e)) return -1;
     /* transaction bookkeeping, by the statements the facade sends (raw
      * ones: a compiled query is never BEGIN or COMMIT) */
@@ -732,119 +415,33 @@ static dorm_result error_from_res(dorm__pg_conn *c, const PGresult *res) {
                PQresStatus(PQresultStatus(res)));
     prim = c->last_error;
   }
-  dorm_result r = dorm__db_error(state, "postgresql: %s%s%s", prim,
-                                 detail ? " (" : "", detail ? detail : "");
-  if (detail && r.kind == DORM_RESULT_ERROR && r.u.error.message) {
-    size_t n = strlen(r.u.error.message);
-    if (n + 2 < DORM_ERROR_MSG_MAX) {
-      /* close the parenthesis dorm__db_error's format left open */
-      char *m = dorm__realloc(r.u.error.message, n + 2);
-      if (m) {
-        m[n] = ')';
-        m[n + 1] = 0;
-        r.u.error.message = m;
-      }
-    }
-  }
-  if (state && !strcmp(state, "25P02")) r.u.error.code = DORM_ETXABORTED;
-  if (state && !strcmp(state, "57014")) {
-    /* query_canceled: ours (the request was cancelled) or the server's
-     * statement_timeout */
-    if (prim && strstr(prim, "timeout")) r.u.error.code = DORM_ETIMEDOUT;
-  }
-  return r;
+  return dorm__pg_error(state, prim, detail);
 }
 
-static dorm_type raw_type(Oid t) {
-  switch (t) {
-    case OID_BOOL: return DORM_T_BOOL;
-    case OID_INT2:
-    case OID_INT4:
-    case OID_INT8:
-    case OID_OID: return DORM_T_INT;
-    case OID_FLOAT4:
-    case OID_FLOAT8: return DORM_T_FLOAT;
-    case OID_NUMERIC: return DORM_T_DECIMAL;
-    case OID_BYTEA: return DORM_T_BYTES;
-    case OID_DATE: return DORM_T_DATE;
-    case OID_TIME: return DORM_T_TIME;
-    case OID_TIMESTAMP:
-    case OID_TIMESTAMPTZ: return DORM_T_DATETIME;
-    case OID_UUID: return DORM_T_UUID;
-    case OID_JSON:
-    case OID_JSONB: return DORM_T_JSON;
-    default: return DORM_T_TEXT;
-  }
+/* A PGresult read as the codec's cells (pg_wire.h). */
+static const char *res_name(const void *src, int col) {
+  return PQfname((const PGresult *)src, col);
+}
+
+static Oid res_type(const void *src, int col) {
+  return PQftype((const PGresult *)src, col);
+}
+
+static int res_cell(const void *src, int row, int col, const char **text,
+                    size_t *len) {
+  const PGresult *res = src;
+  *text = PQgetvalue(res, row, col);
+  *len = (size_t)PQgetlength(res, row, col);
+  return PQgetisnull(res, row, col);
 }
 
 /* Rows of a PGresult decoded by st's columns (or described from res for
  * a raw statement), at most max_rows (> 0). */
 static dorm_result rows_from_res(const dorm__stmt *st, const PGresult *res,
                                  int64_t max_rows) {
-  int nf = PQnfields(res);
-  int nt = PQntuples(res);
-  if (max_rows > 0 && nt > max_rows) nt = (int)max_rows;
-  /* the result's size is known: a small one is a single allocation.
-   * Values kept as text take their length (+ slack for the forms rows.c
-   * rewrites: padded decimals, dashed uuids); a raw statement's column
-   * names are copied too */
-  size_t text = 0;
-  if (!st->columns)
-    for (int col = 0; col < nf; col++)
-      text += (strlen(PQfname(res, col)) + 8u) & ~(size_t)7u;
-  if (nt <= 64)
-    for (int col = 0; col < nf; col++) {
-      dorm_type t =
-          st->columns
-              ? (size_t)col < st->ncolumns ? st->columns[col].type : DORM_T_TEXT
-              : raw_type(PQftype(res, col));
-      if (t == DORM_T_INT || t == DORM_T_BOOL || t == DORM_T_FLOAT) continue;
-      for (int row = 0; row < nt; row++)
-        text += (((size_t)PQgetlength(res, row, col) + 8u) & ~(size_t)7u) + 8;
-    }
-  dorm_rows *r =
-      dorm__rows_new_sized(st, st->columns ? 0 : (size_t)nf, (size_t)nt, text);
-  if (!r) return dorm_result_error(DORM_ENOMEM, NULL);
-  if (!st->columns) {
-    for (int i = 0; i < nf; i++)
-      if (dorm__rows_raw_column(r, (size_t)i, PQfname(res, i),
-                                raw_type(PQftype(res, i)))) {
-        dorm__rows_free(r);
-        return dorm_result_error(DORM_ENOMEM, NULL);
-      }
-  } else if (dorm__rows_width(r) > (size_t)nf) {
-    size_t w = dorm__rows_width(r);
-    dorm__rows_free(r);
-    return dorm_result_error(DORM_EDB,
-                             "postgresql: the statement returned %d columns, "
-                             "%zu expected",
-                             nf, w);
-  }
-  /* SELECT DISTINCT selects its ORDER BY columns too (PostgreSQL wants
-   * them there, as Django does): they come after the described ones and
-   * are no part of the row */
-  if (st->columns && (size_t)nf > dorm__rows_width(r))
-    nf = (int)dorm__rows_width(r);
-  for (int row = 0; row < nt; row++) {
-    if (dorm__rows_add_row(r)) goto oom;
-    for (int col = 0; col < nf; col++) {
-      if (PQgetisnull(res, row, col)) continue;
-      int rc = dorm__rows_put_text(r, (size_t)col, PQgetvalue(res, row, col),
-                                   (size_t)PQgetlength(res, row, col));
-      if (rc == DORM_ENOMEM) goto oom;
-      if (rc) {
-        dorm_result e = dorm_result_error(DORM_ETYPE, "postgresql: %s",
-                                          dorm__rows_error(r));
-        dorm__rows_free(r);
-        return e;
-      }
-    }
-  }
-  if (dorm__rows_finish(r)) goto oom;
-  return dorm__rows_result(r);
-oom:
-  dorm__rows_free(r);
-  return dorm_result_error(DORM_ENOMEM, NULL);
+  dorm__pg_cells in = {PQnfields(res), PQntuples(res), res,
+                       res_name,       res_type,       res_cell};
+  return dorm__pg_decode_rows(st, &in, max_rows);
 }
 
 static void head_fail(dorm__pg_conn *c, dorm_result err) {
@@ -907,11 +504,10 @@ static void on_exec_result(dorm__pg_conn *c, dorm__pg_sce *e, PGresult *res) {
     case PGRES_NONFATAL_ERROR:
     default: {
       const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-      if (e && state && !strcmp(state, "26000") && e->fail_msg) {
+      dorm_result why;
+      if (e && dorm__pg_sce_exec_failed(e, state, &why)) {
         /* its prepare failed: that is the real error */
-        head_fail(c, dorm__db_error(e->fail_state, "%s", e->fail_msg));
-        if (c->cur.kind == DORM_RESULT_ERROR && !strcmp(e->fail_state, "25P02"))
-          c->cur.u.error.code = DORM_ETXABORTED;
+        head_fail(c, why);
       } else if (PQresultStatus(res) == PGRES_COPY_IN ||
                  PQresultStatus(res) == PGRES_COPY_OUT ||
                  PQresultStatus(res) == PGRES_COPY_BOTH) {
@@ -920,11 +516,6 @@ static void on_exec_result(dorm__pg_conn *c, dorm__pg_sce *e, PGresult *res) {
       } else {
         head_fail(c, error_from_res(c, res));
       }
-      /* a statement that no longer exists on the server (DEALLOCATE,
-       * DISCARD) or whose plan went stale is prepared again next time */
-      if (e && state && (!strcmp(state, "26000") || !strcmp(state, "0A000")) &&
-          e->state == SCE_READY)
-        e->state = SCE_NEW;
       break;
     }
   }
@@ -932,17 +523,12 @@ static void on_exec_result(dorm__pg_conn *c, dorm__pg_sce *e, PGresult *res) {
 
 static void on_prepare_result(dorm__pg_conn *c, dorm__pg_sce *e,
                               PGresult *res) {
-  ExecStatusType s = PQresultStatus(res);
-  if (s == PGRES_COMMAND_OK) {
-    e->state = SCE_READY;
+  if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+    dorm__pg_sce_prepared(e, NULL);
     return;
   }
-  e->state = SCE_FAILED;
   dorm_result r = error_from_res(c, res);
-  const char *st = dorm_result_sqlstate(&r);
-  snprintf(e->fail_state, sizeof e->fail_state, "%s", st);
-  dorm__free(e->fail_msg);
-  e->fail_msg = dorm__strdup(dorm_result_message(&r));
+  dorm__pg_sce_prepared(e, &r);
   dorm_result_free(&r);
 }
 
@@ -1275,8 +861,7 @@ static void conn_lost_as(dorm__pg_conn *c, int code, const char *why) {
   c->cur_failed = 0;
   c->cur_stmt = 0;
   c->cur_sum = 0;
-  cache_clear(c);
-  c->next_name = 0;
+  dorm__pg_cache_reset(c);
   c->hold = 0;
   c->group_n = 0;
   c->cur_retry = 0;
@@ -1453,7 +1038,7 @@ dorm__pg_conn *dorm__pg_conn_new(dorm__pg_pool *pool, dorm__pg_node *node,
   c->node = node;
   c->index = index;
   c->fd = -1;
-  dorm__buf_init(&c->scratch);
+  dorm__pg_params_init(&c->params);
   c->poll = dorm_poll_new(pool->loop, -1, poll_cb, c);
   c->timer = dorm_timer_new(pool->loop, timer_cb, c);
   if (!c->poll || !c->timer) {
@@ -1531,14 +1116,8 @@ void dorm__pg_conn_destroy(dorm__pg_conn *c) {
   /* PQfinish sends Terminate without waiting (non-blocking socket); the
    * server rolls back an open transaction when the session ends */
   if (c->pg) PQfinish(c->pg);
-  cache_clear(c);
-  dorm__free(c->cache);
+  dorm__pg_cache_free(c);
   dorm__free(c->ring);
-  dorm__buf_free(&c->scratch);
-  dorm__free(c->poff);
-  dorm__free((void *)c->pval);
-  dorm__free(c->plen);
-  dorm__free(c->pfmt);
-  dorm__free(c->ptypes);
+  dorm__pg_params_free(&c->params);
   dorm__free(c);
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* backends/pg/pg_int.h — private structures of the PostgreSQL backend
  * (pg.c: the pool and the backend table; pg_conn.c: one connection;
- * pg_listen.c: LISTEN/NOTIFY).
+ * pg_wire.c: the wire codec, pg_wire.h; pg_stmt_cache.c: prepared
+ * statements; pg_listen.c: LISTEN/NOTIFY).
  *
  * A pool owns N connections ("slots" for the facade) to the primary, n more
  * to each read replica (pg_node.c: the servers, their health and lag) and,
@@ -30,6 +31,7 @@
 #include <stdint.h>
 
 #include "backends/backend_int.h"
+#include "backends/pg/pg_wire.h"
 #include "base/base_int.h"
 
 typedef struct dorm__pg_pool dorm__pg_pool;
@@ -113,7 +115,24 @@ typedef enum dorm__pg_entry_kind {
   DORM__PG_E_END      /* no message: a grouped request ends here */
 } dorm__pg_entry_kind;
 
-typedef struct dorm__pg_stmt_cache_entry dorm__pg_sce;
+/* A prepared statement of one connection (pg_stmt_cache.c). */
+typedef struct dorm__pg_stmt_cache_entry {
+  uint64_t hash;
+  char *sql; /* owned; the key, with types */
+  size_t len;
+  Oid *types; /* owned, ntypes */
+  size_t ntypes;
+  char name[24]; /* the name it is prepared under */
+  enum {
+    DORM__PG_SCE_NEW,     /* never prepared (or forgotten by the server) */
+    DORM__PG_SCE_PENDING, /* its prepare is sent */
+    DORM__PG_SCE_READY,
+    DORM__PG_SCE_FAILED
+  } state;
+  /* why the last prepare failed: given to executions that relied on it */
+  char fail_state[6];
+  char *fail_msg; /* owned or NULL */
+} dorm__pg_sce;
 
 typedef struct dorm__pg_entry {
   dorm__pg_entry_kind kind;
@@ -168,13 +187,9 @@ struct dorm__pg_conn {
   dorm__pg_sce *mru; /* the entry found last (NULL after cache_clear) */
   unsigned long next_name;
 
-  /* scratch for parameters (reused; grows to the largest statement) */
-  dorm__buf scratch;
-  size_t *poff;
-  const char **pval;
-  int *plen, *pfmt;
-  Oid *ptypes;
-  size_t pcap;
+  /* parameters, encoded (pg_wire.c; reused, grows to the largest
+   * statement) */
+  dorm__pg_params params;
 
   /* cancel: a PQcancel job is running on a worker thread; hold: nothing
    * new is sent until the cancelled request has its answer */
@@ -215,6 +230,33 @@ void dorm__pg_conn_flush(dorm__pg_conn *c);
 void dorm__pg_conn_destroy(dorm__pg_conn *c);
 /* Requests waiting or in flight. */
 size_t dorm__pg_conn_load(const dorm__pg_conn *c);
+
+/* ---- prepared statements (pg_stmt_cache.c) ------------------------------- */
+
+/* c's entry for (sql, types), added (DORM__PG_SCE_NEW) if new.  NULL when
+ * the statement goes unnamed: the cache is full, out of memory, or the
+ * server is PgBouncer (a statement prepared on one server connection is
+ * unknown on the next).  The entry is c's, valid until a reset. */
+dorm__pg_sce *dorm__pg_cache_get(dorm__pg_conn *c, const char *sql, size_t len,
+                                 const Oid *types, size_t n);
+/* The session ended: every entry goes, names start again. */
+void dorm__pg_cache_reset(dorm__pg_conn *c);
+/* The connection is freed: the entries and the table go. */
+void dorm__pg_cache_free(dorm__pg_conn *c);
+/* 1 when e must be prepared before it runs (new, or its prepare failed). */
+int dorm__pg_sce_must_prepare(const dorm__pg_sce *e);
+/* e's prepare is about to be sent: its new name (e's), and it is
+ * pending. */
+const char *dorm__pg_sce_preparing(dorm__pg_conn *c, dorm__pg_sce *e);
+/* e's prepare answered: err NULL when it succeeded, else its error
+ * (borrowed; kept for the executions that relied on the prepare). */
+void dorm__pg_sce_prepared(dorm__pg_sce *e, const dorm_result *err);
+/* An execution of e failed with SQLSTATE state (NULL: none).  1 with *out
+ * (the caller's) the real error when the cause was e's failed prepare;
+ * else 0.  A statement the server no longer has, or whose plan went
+ * stale, is prepared again next time. */
+int dorm__pg_sce_exec_failed(dorm__pg_sce *e, const char *state,
+                             dorm_result *out);
 
 /* ---- servers (pg_node.c) ------------------------------------------------- */
 
@@ -266,7 +308,8 @@ struct dorm__pg_pool {
   dorm__pg_ready_fn on_ready;
   dorm__pg_closed_fn on_closed;
   void *cb_arg;
-  dorm_db *db; /* the facade's handle (NULL when used directly) */
+  dorm_db *db; /* the facade's handle (NULL when used directly): what
+                  notifications are delivered with */
 
   dorm__pg_conn **conns; /* the primary's slots, then each replica's */
   size_t nconns;
@@ -314,9 +357,6 @@ void dorm__pg_pool_cancel(dorm__pg_pool *p, size_t conn, dorm__req *req);
 size_t dorm__pg_pool_pick(dorm__pg_pool *p);
 void dorm__pg_pool_close(dorm__pg_pool *p);
 
-/* The pool behind a facade handle (NULL: not a PostgreSQL database). */
-dorm__pg_pool *dorm__pg_pool_of(dorm_db *db);
-
 /* Called by connections. */
 /* Complete req with res on the next turn (not now). */
 void dorm__pg_pool_complete_later(dorm__pg_pool *p, dorm__req *req,
@@ -332,6 +372,12 @@ void dorm__pg_pool_conn_event(dorm__pg_pool *p, dorm__pg_conn *c,
 void dorm__pg_pool_job(dorm__pg_pool *p, int delta);
 
 /* ---- LISTEN / NOTIFY (pg_listen.c) --------------------------------------- */
+
+/* The backend table's listen and unlisten entries (backend_int.h). */
+dorm_deferred *dorm__pg_listen(dorm__pg_pool *p, const char *channel,
+                               dorm_notify_fn fn, void *arg);
+dorm_deferred *dorm__pg_unlisten(dorm__pg_pool *p, const char *channel,
+                                 dorm_notify_fn fn, void *arg);
 
 /* The listener connection (re)connected: LISTEN again, tell of the gap. */
 void dorm__pg_listen_connected(dorm__pg_pool *p, int reconnect);

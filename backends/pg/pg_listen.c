@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* backends/pg/pg_listen.c — LISTEN/NOTIFY: dorm_listen and dorm_unlisten.
+/* backends/pg/pg_listen.c — LISTEN/NOTIFY: the backend's listen and
+ * unlisten entries, behind dorm_listen and dorm_unlisten.
  *
  * A pool gets one more connection, the listener, the first time
  * dorm_listen is called.  It is an ordinary pipeline connection
@@ -156,11 +157,8 @@ static dorm_deferred *soon(dorm__pg_pool *p, dorm_result res) {
   return d;
 }
 
-dorm_deferred *dorm_listen(dorm_db *db, const char *channel, dorm_notify_fn fn,
-                           void *arg) {
-  if (!db || !channel || !fn) return NULL;
-  dorm__pg_pool *p = dorm__pg_pool_of(db);
-  if (!p) return NULL;
+dorm_deferred *dorm__pg_listen(dorm__pg_pool *p, const char *channel,
+                               dorm_notify_fn fn, void *arg) {
   if (p->closing) return soon(p, dorm_result_error(DORM_ECLOSED, NULL));
   if (!dorm_ident_valid(channel))
     return soon(p, dorm_result_error(DORM_EIDENT,
@@ -202,11 +200,8 @@ dorm_deferred *dorm_listen(dorm_db *db, const char *channel, dorm_notify_fn fn,
   return d;
 }
 
-dorm_deferred *dorm_unlisten(dorm_db *db, const char *channel,
-                             dorm_notify_fn fn, void *arg) {
-  if (!db || !channel || !fn) return NULL;
-  dorm__pg_pool *p = dorm__pg_pool_of(db);
-  if (!p) return NULL;
+dorm_deferred *dorm__pg_unlisten(dorm__pg_pool *p, const char *channel,
+                                 dorm_notify_fn fn, void *arg) {
   if (p->closing) return soon(p, dorm_result_error(DORM_ECLOSED, NULL));
   dorm__pg_listener *l = p->listener;
   sub *found = NULL;

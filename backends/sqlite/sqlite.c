@@ -1019,6 +1019,13 @@ static void sq_close(void *state) {
   }
 }
 
+/* SQLite has no LISTEN / NOTIFY: dorm_listen and dorm_unlisten give NULL
+ * (dorm/db.h: "db is not a PostgreSQL database"). */
+static dorm_deferred *sq_listen(void *state, const char *channel,
+                                dorm_notify_fn fn, void *arg) {
+  return NULL;
+}
+
 const dorm__backend dorm__sqlite_backend = {
     .name = "sqlite",
     .dialect = DORM_DIALECT_SQLITE,
@@ -1030,4 +1037,6 @@ const dorm__backend dorm__sqlite_backend = {
     .conn_flags = sq_conn_flags,
     .submit = sq_submit,
     .close = sq_close,
+    .listen = sq_listen,
+    .unlisten = sq_listen,
 };
