@@ -3,8 +3,9 @@
  * the functions its files share: db.c (ops, opening and closing, the
  * reading and writing calls, raw SQL), db_route.c (routing and
  * read-your-writes), db_tx.c (transactions), db_compound.c
- * (get_or_create, update_or_create, bulk_create) and db_prefetch.c
- * (prefetch_related).  Backends never see it:
+ * (get_or_create, update_or_create, bulk_create), db_prefetch.c
+ * (prefetch_related) and db_listen.c (LISTEN/NOTIFY, through the
+ * backend table).  Backends never see it:
  * their side of the facade is backend_int.h.
  *
  * A dorm_db is one of three things: a database handle (root is itself; it

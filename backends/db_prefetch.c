@@ -2,7 +2,7 @@
 /* backends/db_prefetch.c — prefetch_related for dorm_async_filter, get
  * and first: after the main query, one query per prefetched relation for
  * the whole result, whose rows are matched to their parent rows in memory
- * and attached to the main result (rows.c), as Django's
+ * and attached to the main result (rows_build.c), as Django's
  * prefetch_related_objects does.
  *
  * Everything runs as steps of the main request's deferred, so the caller
@@ -18,7 +18,7 @@
  * A level of a nested path ("entries__tags": the tags of the prefetched
  * entries) is read the same way after the level above, its parents being
  * that level's rows, spread over the results of its queries: the first
- * of them owns the new rows, the others only point at them (rows.c), and
+ * of them owns the new rows, the others only point at them (rows_build.c), and
  * all are freed with the main result.
  *
  * Each related query is an ordinary dorm_async_filter on the handle the

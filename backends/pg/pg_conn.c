@@ -38,8 +38,6 @@
  * says it will not wait, PQcancel on a worker thread.
  */
 #include <ctype.h>
-#include <errno.h>
-#include <math.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
