@@ -5,7 +5,9 @@
  * tables to show that data survives SQLite's table rebuild.
  *
  * Models are filled in by hand (the structs are public), so these tests
- * depend on nothing but the DDL compiler.
+ * depend on nothing but the DDL compiler.  Without a server (DORM_TEST_PG
+ * unset) the golden comparisons and the SQLite runs still happen and the
+ * PostgreSQL runs are skipped (db_open); tests/run.sh always has one.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -235,19 +237,32 @@ static void expect_rows_pg(PGconn *c, const char *sql, const char *want) {
 
 /* ---- a database of either kind, for scenarios run on both --------------- */
 
+/* A PostgreSQL db is absent (sl and pg both NULL) when the run has no
+ * server (DORM_TEST_PG unset): the scenarios still compare every golden
+ * statement and run them on SQLite, and the steps on the absent database
+ * do nothing.  tests/run.sh always has a server, so nothing is skipped
+ * in the full suite. */
 typedef struct db {
   dorm_dialect d;
   sqlite3 *sl;
   PGconn *pg;
 } db;
 
+static int db_absent(const db *x) { return !x->sl && !x->pg; }
+
 static void db_open(db *x, dorm_dialect d) {
+  static int said;
   memset(x, 0, sizeof *x);
   x->d = d;
-  if (d == SL)
+  if (d == SL) {
     x->sl = dorm_test_sqlite_open();
-  else
+  } else if (dorm_test_pg_conninfo() && *dorm_test_pg_conninfo()) {
     x->pg = dorm_test_pg_connect();
+  } else if (!said++) {
+    printf(
+        "[ SKIPPED  ] running the DDL on PostgreSQL: DORM_TEST_PG is "
+        "not set (docs/testing.md)\n");
+  }
 }
 
 static void db_close(db *x) {
@@ -256,6 +271,7 @@ static void db_close(db *x) {
 }
 
 static void db_exec(db *x, const char *sql) {
+  if (db_absent(x)) return;
   if (x->sl)
     dorm_test_sqlite_exec(x->sl, sql);
   else
@@ -266,6 +282,7 @@ static void db_exec(db *x, const char *sql) {
  * transaction; on SQLite with foreign keys off around it (set before
  * BEGIN, where the pragma works) and a foreign_key_check before COMMIT. */
 static void db_run(db *x, const dorm_ddl *d) {
+  if (db_absent(x)) return;
   if (x->sl) {
     dorm_test_sqlite_exec(x->sl, "PRAGMA foreign_keys = OFF");
     dorm_test_sqlite_exec(x->sl, "BEGIN");
@@ -281,6 +298,7 @@ static void db_run(db *x, const dorm_ddl *d) {
 }
 
 static void db_rows(db *x, const char *sql, const char *want) {
+  if (db_absent(x)) return;
   if (x->sl)
     expect_rows_sqlite(x->sl, sql, want);
   else
@@ -290,6 +308,7 @@ static void db_rows(db *x, const char *sql, const char *want) {
 /* The statement must be refused by the database (a constraint works). */
 static void db_refuses(db *x, const char *sql) {
   int rc;
+  if (db_absent(x)) return;
   if (x->sl) {
     rc = dorm_test_sqlite_try_exec(x->sl, sql, NULL, 0);
   } else {
@@ -1095,6 +1114,10 @@ static void test_literals(void **state) {
           fail_msg("case %zu (%s): got %s want %s", i, dl ? "sqlite" : "pg",
                    dorm__buf_cstr(&b), want);
         /* and the database reads it as one value */
+        if (db_absent(&x[dl])) {
+          dorm__buf_free(&b);
+          continue;
+        }
         char sql[512];
         snprintf(sql, sizeof sql, "SELECT %s", want);
         char *r = dl == PG ? dorm_test_pg_rows(x[PG].pg, sql)

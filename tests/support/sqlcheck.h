@@ -19,8 +19,11 @@
  *   . tests/pg_harness.sh && pg_harness_start
  *   build/tests/test_ddl
  *   pg_harness_stop
- * Without DORM_TEST_PG, dorm_test_pg_connect fails the test loudly: the
- * suite always provides a server, so a silent skip would hide a broken run.
+ * Without DORM_TEST_PG, dorm_test_pg_connect fails the test loudly.  A
+ * program whose PostgreSQL half is optional asks dorm_test_pg_conninfo()
+ * (support.h) first and skips that half, saying so (the golden tests do:
+ * docs/testing.md); tests/run.sh always sets DORM_TEST_PG, so the full
+ * suite skips nothing.
  *
  * Ownership: strings returned by the *_rows functions are malloc'd (free
  * with free()); handles are closed with the matching close function.
