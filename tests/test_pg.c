@@ -1200,10 +1200,7 @@ static void test_listen(void **state) {
 
 int main(void) {
   (void)t_create_tables;
-  if (!dorm_test_pg_conninfo()) {
-    fprintf(stderr, "test_pg: DORM_TEST_PG is not set (run tests/run.sh)\n");
-    return 1;
-  }
+  dorm_test_exit_without_pg("test_pg");
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_urls, setup, teardown),
       cmocka_unit_test_setup_teardown(test_silent_config, setup, teardown),
