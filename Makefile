@@ -142,7 +142,8 @@ test-quick:
 
 # the threaded tests also run under ThreadSanitizer (run.sh runs
 # build-tsan/tests/* when present)
-TSAN_TESTS := test_db test_sqlite test_uv_glue test_atomic
+TSAN_TESTS := $(patsubst tests/%.c,%,$(wildcard tests/test_db_*.c)) \
+              test_sqlite test_uv_glue test_atomic
 
 check:
 	$(MAKE) --no-print-directory tests
