@@ -129,8 +129,8 @@ static void test_joins(void **state) {
 /* Negated lookups across a multi-valued relation (Django's
  * split_exclude): EXISTS subqueries with their own "U<n>" aliases.  Each
  * statement is the shape of Django 3.2's for the same query (its SQL with
- * the issue's Writer/Novel/Tag models, and the answers tests/test_db.c
- * checks). */
+ * the issue's Writer/Novel/Tag models, and the answers
+ * tests/test_db_negation.c checks). */
 static void test_exclude_multi_valued(void **state) {
   (void)state;
   dorm_query *q = dorm_select(Author);
