@@ -573,7 +573,7 @@ static void pg_ctl(const char *what) {
   assert_non_null(data);
   assert_non_null(sock);
   /* pg_ctl restart reuses postmaster.opts: the harness's -k, -p, -c; the
-   * log goes on in the harness's server.log (test_serve reads it) */
+   * log goes on in the harness's server.log (test_serve_m2m reads it) */
   if (getuid() == 0)
     snprintf(cmd, sizeof cmd,
              "su postgres -s /bin/sh -c \"'%s/pg_ctl' -D '%s' -l "
