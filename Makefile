@@ -3,6 +3,9 @@
 #   make            libdorm.a, libdorm.so and the dorm command (build/)
 #   make test       install what is missing, then every test: plain build,
 #                   ASan+UBSan build, and valgrind over the plain build
+#   make test-quick the edit loop: the plain build, and the tests run with
+#                   no PostgreSQL and no sanitizers or valgrind (what needs
+#                   a server is skipped: docs/testing.md)
 #   make bench      build and run the benchmarks (bench/)
 #   make fuzz       build the libFuzzer harnesses of fuzz/ with clang and
 #                   run each for FUZZ_SECONDS (default 60)
@@ -84,8 +87,8 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 # keep objects make would otherwise treat as intermediate and delete
 .SECONDARY:
 
-.PHONY: all lib tests benches test check bench demo oracle install clean deps \
-        format fuzz fuzzers
+.PHONY: all lib tests benches test test-quick check bench demo oracle \
+        install clean deps format fuzz fuzzers
 
 all: lib $(BUILD)/dorm
 lib: $(BUILD)/libdorm.a $(BUILD)/libdorm.so
@@ -132,9 +135,15 @@ test: deps
 deps:
 	@sh tools/install-deps.sh
 
+# The edit loop: no server, no sanitizer builds (tests/run.sh quick).
+test-quick:
+	$(MAKE) --no-print-directory tests
+	sh tests/run.sh quick
+
 # the threaded tests also run under ThreadSanitizer (run.sh runs
 # build-tsan/tests/* when present)
-TSAN_TESTS := test_db test_sqlite test_uv_glue test_atomic test_migrate_lib
+TSAN_TESTS := $(patsubst tests/%.c,%,$(wildcard tests/test_db_*.c)) \
+              test_sqlite test_uv_glue test_atomic test_migrate_lib
 
 check:
 	$(MAKE) --no-print-directory tests

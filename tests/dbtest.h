@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* tests/dbtest.h — helpers for tests that run queries on a real loop
- * (test_db.c, test_sqlite.c): a loop per test, waiting for a deferred by
- * running the loop, and checks that every result arrives on the loop
- * thread, after the call that made it has returned, exactly once.
+ * (test_db_*.c, test_sqlite.c, ...): a loop per test, waiting for a
+ * deferred by running the loop, and checks that every result arrives on
+ * the loop thread, after the call that made it has returned, exactly once.
  *
  * Header-only (static functions) so each test program has its own copy.
  */
@@ -100,7 +100,7 @@ static dorm_result t_ok(dorm_deferred *d) {
 }
 
 /* Await an error and return its code (the result is freed). */
-static int t_err(dorm_deferred *d, char *msg, size_t cap) {
+static inline int t_err(dorm_deferred *d, char *msg, size_t cap) {
   dorm_result r = t_await(d);
   if (!dorm_result_is_error(&r)) {
     fprintf(stderr, "expected an error, got result kind %d\n", r.kind);
@@ -113,7 +113,7 @@ static int t_err(dorm_deferred *d, char *msg, size_t cap) {
   return code;
 }
 
-static int64_t t_count(dorm_deferred *d) {
+static inline int64_t t_count(dorm_deferred *d) {
   dorm_result r = t_ok(d);
   assert_int_equal(r.kind, DORM_RESULT_COUNT);
   int64_t n = r.u.count;

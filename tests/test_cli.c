@@ -37,7 +37,7 @@ static void test_walk_sqlite(void **state) {
 
 static void test_walk_postgresql(void **state) {
   (void)state;
-  if (!dorm_test_pg_conninfo()) fail_msg("DORM_TEST_PG is not set");
+  dorm_test_skip_without_pg();
   walk("postgresql");
 }
 

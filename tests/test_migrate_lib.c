@@ -283,6 +283,7 @@ static void test_sqlite(void **state) {
 
 static void test_postgresql(void **state) {
   (void)state;
+  dorm_test_skip_without_pg();
   char conninfo[1024];
   if (dorm_test_pg_fresh_schema("mlib", conninfo, sizeof conninfo))
     fail_msg("no PostgreSQL (DORM_TEST_PG)");

@@ -31,7 +31,7 @@ static void test_fixed_seeds(void **state) {
     fprintf(stderr, "test_oracle: skipped under valgrind\n");
     return;
   }
-  if (!dorm_test_pg_conninfo()) fail_msg("DORM_TEST_PG is not set");
+  dorm_test_skip_without_pg();
   char cmd[PATH_MAX + 128];
   snprintf(cmd, sizeof cmd,
            "/usr/bin/python3 tests/oracle/oracle.py --dorm '%s' 2>&1",

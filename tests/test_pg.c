@@ -573,7 +573,7 @@ static void pg_ctl(const char *what) {
   assert_non_null(data);
   assert_non_null(sock);
   /* pg_ctl restart reuses postmaster.opts: the harness's -k, -p, -c; the
-   * log goes on in the harness's server.log (test_serve reads it) */
+   * log goes on in the harness's server.log (test_serve_m2m reads it) */
   if (getuid() == 0)
     snprintf(cmd, sizeof cmd,
              "su postgres -s /bin/sh -c \"'%s/pg_ctl' -D '%s' -l "
@@ -1200,10 +1200,7 @@ static void test_listen(void **state) {
 
 int main(void) {
   (void)t_create_tables;
-  if (!dorm_test_pg_conninfo()) {
-    fprintf(stderr, "test_pg: DORM_TEST_PG is not set (run tests/run.sh)\n");
-    return 1;
-  }
+  dorm_test_exit_without_pg("test_pg");
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_urls, setup, teardown),
       cmocka_unit_test_setup_teardown(test_silent_config, setup, teardown),

@@ -46,6 +46,7 @@
 #include <cmocka.h>
 
 #include "dorm/version.h"
+#include "support/support.h"
 
 static char g_build[PATH_MAX]; /* build or build-san, this test's own */
 static char g_root[PATH_MAX];  /* the checkout: the suite runs from it */
@@ -368,8 +369,8 @@ static void build_readme_program(void) {
 
 static void test_readme_program_postgresql(void **state) {
   (void)state;
-  const char *pg = getenv("DORM_TEST_PG");
-  if (!pg) fail_msg("DORM_TEST_PG is not set: no PostgreSQL to run against");
+  dorm_test_skip_without_pg();
+  const char *pg = dorm_test_pg_conninfo();
   build_readme_program();
   char *out;
   /* twice: the program drops its table first, so it runs again */
@@ -501,8 +502,8 @@ static void test_readme_program_installed(void **state) {
  * starts once the notification came back), and exit 0 */
 static void test_pg_example(void **state) {
   (void)state;
-  const char *pg = getenv("DORM_TEST_PG");
-  if (!pg) fail_msg("DORM_TEST_PG is not set: no PostgreSQL to run against");
+  dorm_test_skip_without_pg();
+  const char *pg = dorm_test_pg_conninfo();
   char *out;
   int rc =
       sh_out(&out, "DATABASE_URL='%s' timeout 60 %s/examples/pg_example 2>&1",

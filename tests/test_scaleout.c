@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "dbtest.h"
+#include "support/support.h"
 
 /* ---- the cluster --------------------------------------------------------- */
 
@@ -766,6 +767,8 @@ static void test_failover(void **state) {
 }
 
 int main(void) {
+  /* it starts its own cluster, from the PostgreSQL the run has */
+  dorm_test_exit_without_pg("test_scaleout");
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_routing, setup, teardown),
       cmocka_unit_test_setup_teardown(test_read_your_writes, setup, teardown),

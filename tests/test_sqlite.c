@@ -6,7 +6,7 @@
  * concurrency: many writers and readers at once, and two handles writing
  * the same file, with a final row count and never "database is locked".
  *
- * The behaviour every backend shares is tested in test_db.c.
+ * The behaviour every backend shares is tested in test_db_*.c.
  */
 #include <fcntl.h>
 #include <sys/stat.h>

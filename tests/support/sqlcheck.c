@@ -9,6 +9,7 @@
  * changed search_path in between.
  */
 #include "sqlcheck.h"
+#include "support.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -202,7 +203,8 @@ PGconn *dorm_test_pg_connect(void) {
             "  . tests/pg_harness.sh && pg_harness_start\n"
             "  <run the test program>\n"
             "  pg_harness_stop\n");
-    fail_msg("DORM_TEST_PG is not set: no PostgreSQL to test against");
+    /* skips the test (a group's setup fails instead: cmocka) */
+    dorm_test_skip_without_pg();
   }
   PGconn *conn = PQconnectdb(ci);
   if (PQstatus(conn) != CONNECTION_OK) {

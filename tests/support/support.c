@@ -8,6 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
 #include <jansson.h>
 #include <libpq-fe.h>
 
@@ -88,7 +92,27 @@ int dorm_test_count_from(const char *text, size_t from, const char *needle) {
   return n;
 }
 
-const char *dorm_test_pg_conninfo(void) { return getenv("DORM_TEST_PG"); }
+const char *dorm_test_pg_conninfo(void) {
+  const char *c = getenv("DORM_TEST_PG");
+  return c && *c ? c : NULL;
+}
+
+void dorm_test_skip_without_pg(void) {
+  if (dorm_test_pg_conninfo()) return;
+  printf(
+      "[ SKIPPED  ] needs PostgreSQL: DORM_TEST_PG is not set "
+      "(docs/testing.md)\n");
+  skip();
+}
+
+void dorm_test_exit_without_pg(const char *program) {
+  if (dorm_test_pg_conninfo()) return;
+  printf(
+      "[ SKIPPED  ] %s needs PostgreSQL: DORM_TEST_PG is not set "
+      "(docs/testing.md)\n",
+      program);
+  exit(77);
+}
 
 void dorm_test_sqlite_temp(const char *prefix, char *path, size_t path_cap,
                            char *url, size_t url_cap) {

@@ -40,8 +40,20 @@ void dorm_test_sqlite_temp(const char *prefix, char *path, size_t path_cap,
 void dorm_test_sqlite_remove(const char *path);
 
 /* The conninfo of the suite's throwaway PostgreSQL, or NULL when
- * DORM_TEST_PG is not set (tests that need it then fail loudly). */
+ * DORM_TEST_PG is not set or empty: the run has no PostgreSQL. */
 const char *dorm_test_pg_conninfo(void);
+
+/* The rule for tests that need PostgreSQL (docs/testing.md): with no
+ * DORM_TEST_PG a program runs what it can and skips the rest, saying so;
+ * `sh tests/run.sh quick` runs every program that way, while the full
+ * tests/run.sh always sets DORM_TEST_PG and counts a skipped program as
+ * failed, so make test skips nothing.
+ * dorm_test_skip_without_pg: inside a cmocka test, skip that test
+ * (cmocka's skip()) when there is no server.
+ * dorm_test_exit_without_pg: first thing in main of a program that can do
+ * nothing without a server: exit 77 (skipped) when there is none. */
+void dorm_test_skip_without_pg(void);
+void dorm_test_exit_without_pg(const char *program);
 
 /* An empty database for one test: a new schema named <prefix>_<pid>_<n>
  * on the suite's PostgreSQL, and in buf (cap bytes) a conninfo that puts
