@@ -55,6 +55,10 @@ typedef struct goc {
   dorm_sql ins; /* insert RETURNING */
   dorm_sql upd; /* update_or_create: UPDATE ... RETURNING, len 0 if none */
   dorm_db *tx;
+  /* the insert refused by the builder (a default or lookup value outside
+   * the field's choices, too long, ...): given only when the get finds no
+   * row, as Django's get_or_create reaches create() only then */
+  dorm_error ins_err;
 } goc;
 
 static void goc_free(void *p) {
@@ -89,6 +93,10 @@ static dorm_result goc_race(dorm_result *res, void *arg) {
 static dorm_result goc_missing(dorm_result *res, void *arg) {
   goc *g = arg;
   if (dorm_result_code(res) != DORM_ENOTFOUND) return *res;
+  if (g->ins_err.code) {
+    dorm_result_free(res);
+    return dorm_result_error_from(&g->ins_err);
+  }
   dorm_deferred *d = dorm_async_atomic(g->tx, goc_ins_body, g);
   if (!d) return dorm_result_error(DORM_ENOMEM, NULL);
   if (dorm_deferred_add_errback(d, goc_race, g)) return *res;
@@ -119,6 +127,7 @@ static dorm_deferred *goc_start(dorm_db *db, const dorm_model *model,
   dorm_sql_init(&g->sel);
   dorm_sql_init(&g->ins);
   dorm_sql_init(&g->upd);
+  dorm_error_clear(&g->ins_err);
   dorm_error err;
   dorm_error_clear(&err);
   dorm_dialect dl = db->root->be->dialect;
@@ -149,7 +158,10 @@ static dorm_deferred *goc_start(dorm_db *db, const dorm_model *model,
   if (!rc && s) dorm_slice(s, 0, 2);
   if (!rc && u) dorm_returning(u, "*");
   if (!rc) rc = dorm_compile(s, dl, &g->sel, &err);
-  if (!rc) rc = dorm_compile(i, dl, &g->ins, &err);
+  if (!rc && dorm_compile(i, dl, &g->ins, &g->ins_err)) {
+    /* kept for goc_missing: the row may exist */
+    if (g->ins_err.code == DORM_ENOMEM) rc = DORM_ENOMEM;
+  }
   if (!rc && u) rc = dorm_compile(u, dl, &g->upd, &err);
   dorm_query_free(s);
   dorm_query_free(i);

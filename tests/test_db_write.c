@@ -265,6 +265,12 @@ static void test_choices(void **state) {
   r = t_ok(dorm_async_get_or_create(DB, task, look, 1, good, 1));
   assert_int_equal(dorm_row_created(r.u.row.row), 1);
   dorm_result_free(&r);
+  /* the row exists now: get_or_create returns it and its defaults are
+   * never used, so they are not held against it (Django calls create()
+   * only when get() finds nothing) */
+  r = t_ok(dorm_async_get_or_create(DB, task, look, 1, bad, 1));
+  assert_int_equal(dorm_row_created(r.u.row.row), 0);
+  dorm_result_free(&r);
   assert_int_equal(t_err(dorm_async_update_or_create(DB, task, look, 1, bad, 1),
                          msg, sizeof msg),
                    DORM_EINVAL);
