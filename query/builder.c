@@ -412,7 +412,9 @@ int dorm_order_by(dorm_query *q, const char *item) {
 int dorm_slice(dorm_query *q, int64_t start, int64_t stop) {
   if (!q) return DORM_EINVAL;
   if (check_select(q, "slice")) return q->err.code;
-  if (start < 0 || (stop >= 0 && stop < start))
+  /* a stop below start is an empty slice, as Django's set_limits makes
+   * it ([3:1] is [1:1]); only negative bounds are refused */
+  if (start < 0)
     return dorm__qerr(q, DORM_ERANGE,
                       "model '%s': invalid slice [%lld:%lld] (negative "
                       "indexing is not supported)",

@@ -142,8 +142,9 @@ static inline dorm_value dorm_fval(const dorm_expr *e) {
  * order_by is never called.  dorm_order_by(q, NULL) clears it (no
  * ORDER BY at all). */
 DORM_EXTERN int dorm_order_by(dorm_query *q, const char *item);
-/* Python's [start:stop]; stop < 0 means open-ended.  Negative start or a
- * stop below start is an error.  Slicing twice composes like Django. */
+/* Python's [start:stop]; stop < 0 means open-ended.  A negative start is
+ * an error (DORM_ERANGE); a stop below start selects nothing, as Django's
+ * qs[3:1].  Slicing twice composes like Django. */
 DORM_EXTERN int dorm_slice(dorm_query *q, int64_t start, int64_t stop);
 DORM_EXTERN int dorm_distinct(dorm_query *q);
 /* values("id", "author__name"): rows of only these (field paths). */
