@@ -253,10 +253,16 @@ static int flush(load *st) {
   dorm_result res;
   int rc = run(st, dorm_async_bulk_create(st->tx, st->q), &res);
   if (rc) {
-    snprintf(st->msg, sizeof st->msg,
-             "%s: objects %zu-%zu (lines %ld-%ld), model '%s': %s", st->path,
-             st->first, st->first + st->rows - 1, st->first_line, st->last_line,
-             st->qm->name, dorm_result_message(&res));
+    /* the chunk's objects: the database does not say which row */
+    if (st->rows == 1)
+      snprintf(st->msg, sizeof st->msg,
+               "%s: object %zu (line %ld), model '%s': %s", st->path, st->first,
+               st->first_line, st->qm->name, dorm_result_message(&res));
+    else
+      snprintf(st->msg, sizeof st->msg,
+               "%s: objects %zu-%zu (lines %ld-%ld), model '%s': %s", st->path,
+               st->first, st->first + st->rows - 1, st->first_line,
+               st->last_line, st->qm->name, dorm_result_message(&res));
   } else {
     st->loaded[st->qm - st->s->models] = 1;
   }
