@@ -21,6 +21,11 @@ DORM=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 KIND=$2
 MODELS=$(cd "$(dirname "$0")" && pwd)/data/fixture_models.json
 W=$(mktemp -d /tmp/dorm-fx.XXXXXX)
+S=""
+cleanup() {
+  [ -n "$S" ] && psql "$DORM_TEST_PG" -qAt -c "DROP SCHEMA IF EXISTS ${S}_p CASCADE; DROP SCHEMA IF EXISTS ${S}_r CASCADE" >/dev/null 2>&1
+  rm -rf "$W"
+}
 trap 'cleanup' EXIT INT TERM
 cd "$W"
 
@@ -42,10 +47,6 @@ else
 fi
 S1="sqlite:///$W/s1.db"
 S2="sqlite:///$W/s2.db"
-cleanup() {
-  [ "$KIND" = postgresql ] && psql "$DORM_TEST_PG" -qAt -c "DROP SCHEMA IF EXISTS ${S}_p CASCADE; DROP SCHEMA IF EXISTS ${S}_r CASCADE" >/dev/null 2>&1
-  rm -rf "$W"
-}
 
 n=0
 fail() { echo "FAIL [$KIND] $*"; echo "--- last output:"; cat "$W/out" "$W/err" 2>/dev/null | tail -n 30; exit 1; }
