@@ -200,6 +200,8 @@ printf '%s\n{"model": "Entry", "pk": 1, "fields": {"author": 1, "headline": "h",
 refuse bad16.jsonl "object 2 (line 2): model 'Entry', field 'tags': expected a list of primary keys"
 printf '%s\n[1]\n' "$good" > bad17.jsonl
 refuse bad17.jsonl "object 2 (line 2): expected an object"
+printf '%s\n{"model": "Author", "pk": 1, "fields": {"age": 3}}\n' "$good" > bad19.jsonl
+refuse bad19.jsonl "object 2 (line 2): model 'Author': missing field 'name' (it is not nullable and has no default)"
 # a duplicate key: the database refuses the chunk holding it
 printf '%s\n{"model": "Tag", "pk": "ok", "fields": {}}\n' "$good" > bad18.jsonl
 refuse bad18.jsonl "bad18.jsonl: objects 1-2 (lines 1-2), model 'Tag':"

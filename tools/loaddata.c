@@ -344,6 +344,16 @@ static int add_object(load *st, const fx_reader *r, json_t *o) {
     }
     sig[f - m->fields] = 1;
   }
+  /* a field left out takes its default; one with none must be given */
+  for (size_t i = 0; i < m->nfields; i++) {
+    const dorm_field *f = &m->fields[i];
+    if (!sig[i] && f != m->pk && f->type != DORM_FIELD_MANY_TO_MANY &&
+        !(f->flags & (DORM_FIELD_NULL | DORM_FIELD_HAS_DEFAULT)))
+      return obj_error(st, r,
+                       "model '%s': missing field '%s' (it is not nullable "
+                       "and has no default)",
+                       m->name, f->name);
+  }
   if (st->rows && (st->qm != m || st->rows >= st->chunk ||
                    memcmp(st->sig, sig, m->nfields))) {
     if (flush(st)) return CLI_ERROR;
