@@ -56,6 +56,8 @@ run() {
   "$@" >"$W/out" 2>"$W/err"
   got=$?
   [ "$got" = "$want" ] || fail "exit $got (wanted $want): $*"
+  # under build-san a refusal exits 1 as a sanitizer report does
+  grep -q "Sanitizer\|runtime error" "$W/err" && fail "sanitizer report: $*"
   ok
 }
 has() { grep -qF -- "$1" "$W/$2" || fail "'$1' not in $2"; ok; }
