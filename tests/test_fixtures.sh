@@ -12,7 +12,8 @@
 # empty database of the other dialect (postgresql: SQLite -> PostgreSQL ->
 # SQLite; sqlite: between two files) and dumps back byte-identical, as
 # JSON and as JSON lines.  Then dependency order, the order given, small
-# chunks, --output, PostgreSQL's sequences after a load, and every
+# chunks, --output, a fixture Django 3.2 wrote from the same rows (when
+# Django is installed), PostgreSQL's sequences after a load, and every
 # refusal: the message names the file, object, line, model and field, and
 # nothing is written.  PostgreSQL uses DORM_TEST_PG with schemas of its own.
 # Prints "ok"/"FAIL" lines; exits 1 on the first failure.
@@ -148,6 +149,74 @@ eq "$(cat "$W/out")" "[]" "an empty table"
 printf '[{"model": "blog.tag", "pk": "django", "fields": {}}]\n' > app.json
 run 0 dorm loaddata --db "$S2" app.json
 eq "$(sqlite3 "$W/s2.db" "SELECT label FROM tag WHERE label = 'django'")" django "app.model"
+
+# ---- a fixture Django wrote ------------------------------------------------
+# Django 3.2 (when installed) dumps the rows dorm loaded into S1 through
+# models of its own on the same tables; dorm loads that file (its
+# "fx.author" names, its millisecond date-times, its indentation) into an
+# empty file and dumps what dorm dumped, but for the microseconds Django
+# drops.
+if [ "$KIND" = sqlite ] && /usr/bin/python3 -c 'import django' 2>/dev/null; then
+  mkdir fx && : > fx/__init__.py
+  cat > fx/models.py <<'EOF'
+from django.db import models
+class Author(models.Model):
+    name = models.CharField(max_length=100)
+    age = models.SmallIntegerField(null=True)
+    rank = models.IntegerField(default=0)
+    followers = models.BigIntegerField(null=True)
+    rating = models.FloatField(null=True)
+    balance = models.DecimalField(max_digits=15, decimal_places=4, null=True)
+    active = models.BooleanField(default=True)
+    bio = models.TextField(default="")
+    born = models.DateField(null=True)
+    joined = models.DateTimeField(null=True)
+    wakes = models.TimeField(null=True)
+    uid = models.UUIDField(null=True)
+    prefs = models.JSONField(null=True)
+    avatar = models.BinaryField(null=True)
+    class Meta:
+        db_table = "author"
+class Tag(models.Model):
+    label = models.CharField(max_length=30, primary_key=True)
+    class Meta:
+        db_table = "tag"
+        ordering = ["-label"]
+class Entry(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    author = models.ForeignKey(Author, models.CASCADE, related_name="entries")
+    parent = models.ForeignKey("self", models.DO_NOTHING, null=True, related_name="children")
+    headline = models.CharField(max_length=255)
+    tags = models.ManyToManyField(Tag, db_table="entry_tags")
+    related = models.ManyToManyField("self", db_table="entry_related", symmetrical=False)
+    class Meta:
+        db_table = "entry"
+class Profile(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    author = models.OneToOneField(Author, models.CASCADE)
+    site = models.CharField(max_length=200, default="")
+    class Meta:
+        db_table = "profile"
+EOF
+  /usr/bin/python3 - "$W/s1.db" "$W/django.json" <<'EOF' >"$W/out" 2>"$W/err" || fail "Django could not dump the rows"
+import sys
+sys.path.insert(0, ".")
+import django
+from django.conf import settings
+settings.configure(INSTALLED_APPS=["fx"], USE_TZ=True,
+                   DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": sys.argv[1]}})
+django.setup()
+from django.core.management import call_command
+call_command("dumpdata", "fx", output=sys.argv[2], indent=2)
+EOF
+  has '"model": "fx.author"' django.json
+  run 0 dorm migrate --db "sqlite:///$W/dj.db"
+  run 0 dorm loaddata --db "sqlite:///$W/dj.db" django.json
+  has "Installed 9 objects" out
+  run 0 dorm dumpdata --db "sqlite:///$W/dj.db"
+  sed "s/13:45:00\\.123456Z/13:45:00.123000Z/" p.json > expect.json
+  same expect.json "$W/out" "Django's fixture loaded by dorm and dumped back"
+fi
 
 # ---- sequences ------------------------------------------------------------
 if [ "$KIND" = postgresql ]; then
