@@ -11,7 +11,9 @@
  * strings, date-times in UTC with Z, bytes as base64), so a dump is the
  * same bytes whichever database it came from; a many_to_many field is
  * prefetched per chunk and written as the list of its related primary
- * keys, ascending, as Django's serializer lists them.
+ * keys, ascending, as Django's serializer lists them.  (The keyset loop is
+ * a bounded-memory path of its own; the library's streaming reads, once
+ * they exist, can replace it without changing a byte of the output.)
  */
 #include <stdlib.h>
 #include <string.h>

@@ -77,6 +77,13 @@ typedef struct load {
 
 /* ---- values ---------------------------------------------------------- */
 
+/* 1 for a value whose u.s points at text. */
+static int value_is_text(const dorm_value *v) {
+  return v->type != DORM_T_NULL && v->type != DORM_T_BOOL &&
+         v->type != DORM_T_INT && v->type != DORM_T_FLOAT &&
+         v->type != DORM_T_LIST && v->type != DORM_T_EXPR;
+}
+
 static char *scratch(load *st, size_t n) {
   if (n > st->scratch_cap) {
     char *p = realloc(st->scratch, n);
@@ -411,9 +418,22 @@ static int add_links(load *st, const fx_reader *r, json_t *o) {
     size_t n = json_array_size(list);
     dorm_value *keys = malloc(n * sizeof *keys);
     if (!keys) return obj_error(st, r, "out of memory");
+    /* keys made in st->scratch (a decimal key given as a number) each
+     * get a copy of their own; the others point into the JSON */
+    char **own = calloc(n, sizeof *own);
+    if (!own) {
+      free(keys);
+      for (size_t k = 0; k < n; k++) free(own[k]);
+      free(own);
+      return obj_error(st, r, "out of memory");
+    }
     for (size_t k = 0; k < n; k++) {
-      /* integers and strings only: no scratch text to outlive the loop */
       to_value(st, f, json_array_get(list, k), &keys[k]);
+      if (value_is_text(&keys[k]) && keys[k].u.s.ptr == st->scratch &&
+          (own[k] = malloc(keys[k].u.s.len + 1))) {
+        memcpy(own[k], keys[k].u.s.ptr, keys[k].u.s.len);
+        keys[k].u.s.ptr = own[k];
+      }
     }
     dorm_value pv;
     if (to_value(st, m->pk, pk, &pv)) pv = dorm_null();
@@ -688,9 +708,13 @@ int cmd_loaddata(int argc, char **argv) {
   st.chunk = (size_t)chunk;
   st.dialect = cli_url_dialect(url);
   st.loaded = calloc(s->nmodels + 1, 1);
-  st.q = dorm_insert(&s->models[0]);
+  st.q = s->nmodels ? dorm_insert(&s->models[0]) : NULL;
   rc = CLI_ERROR;
   char path[1024];
+  if (!s->nmodels) {
+    cli_error("%s has no models: nothing can be loaded", models);
+    goto out;
+  }
   if (!st.loaded || !st.q) {
     cli_error("out of memory");
     goto out;
