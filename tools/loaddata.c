@@ -48,6 +48,31 @@ static const char after[] =
     "\n"
     "exit status: 0 done, 1 error (nothing loaded), 2 usage error\n";
 
+typedef struct waiter {
+  int done;
+  dorm_result res;
+} waiter;
+
+static dorm_result keep(dorm_result *res, void *arg) {
+  waiter *w = arg;
+  w->res = dorm_result_take(res);
+  w->done = 1;
+  return dorm_result_none();
+}
+
+/* A chunk sent and not yet answered: the next chunk is parsed while the
+ * database inserts this one (SQLite on its writer thread, PostgreSQL on
+ * the server), and its answer is awaited before the next is sent, so at
+ * most two chunks are in memory. */
+typedef struct pending {
+  int active;
+  waiter w;
+  const dorm_model *m;
+  const char *path;
+  size_t first, rows;
+  long first_line, last_line;
+} pending;
+
 typedef struct load {
   cli_loop *l;
   dorm_db *tx;          /* the transaction handle, once it began */
@@ -68,6 +93,7 @@ typedef struct load {
   size_t first; /* the chunk's first object number and line */
   long first_line, last_line;
   const char *path;
+  pending pend; /* the chunk sent before */
 
   /* scratch for values that must live until dorm_set copies them */
   char *scratch;
@@ -255,27 +281,53 @@ static int run(load *st, dorm_deferred *d, dorm_result *res) {
   return 0;
 }
 
-static int flush(load *st) {
-  if (!st->rows) return 0;
-  dorm_result res;
-  int rc = run(st, dorm_async_bulk_create(st->tx, st->q), &res);
-  if (rc) {
-    /* the chunk's objects: the database does not say which row */
-    if (st->rows == 1)
+/* Wait for the chunk in flight: 0, or CLI_ERROR with st->msg naming its
+ * objects (the database does not say which row). */
+static int drain(load *st) {
+  pending *p = &st->pend;
+  if (!p->active) return 0;
+  while (!p->w.done) uv_run(&st->l->uv, UV_RUN_ONCE);
+  p->active = 0;
+  int rc = 0;
+  if (dorm_result_is_error(&p->w.res)) {
+    rc = CLI_ERROR;
+    if (p->rows == 1)
       snprintf(st->msg, sizeof st->msg,
-               "%s: object %zu (line %ld), model '%s': %s", st->path, st->first,
-               st->first_line, st->qm->name, dorm_result_message(&res));
+               "%s: object %zu (line %ld), model '%s': %s", p->path, p->first,
+               p->first_line, p->m->name, dorm_result_message(&p->w.res));
     else
       snprintf(st->msg, sizeof st->msg,
-               "%s: objects %zu-%zu (lines %ld-%ld), model '%s': %s", st->path,
-               st->first, st->first + st->rows - 1, st->first_line,
-               st->last_line, st->qm->name, dorm_result_message(&res));
+               "%s: objects %zu-%zu (lines %ld-%ld), model '%s': %s", p->path,
+               p->first, p->first + p->rows - 1, p->first_line, p->last_line,
+               p->m->name, dorm_result_message(&p->w.res));
   } else {
-    st->loaded[st->qm - st->s->models] = 1;
+    st->loaded[p->m - st->s->models] = 1;
   }
-  dorm_result_free(&res);
-  st->rows = 0;
+  dorm_result_free(&p->w.res);
   return rc;
+}
+
+/* Send the chunk being built (after the one before it was answered). */
+static int flush(load *st) {
+  if (!st->rows) return 0;
+  if (drain(st)) return CLI_ERROR;
+  pending *p = &st->pend;
+  memset(p, 0, sizeof *p);
+  p->m = st->qm;
+  p->path = st->path;
+  p->first = st->first;
+  p->rows = st->rows;
+  p->first_line = st->first_line;
+  p->last_line = st->last_line;
+  st->rows = 0;
+  /* compiled during the call: st->q is free for the next chunk */
+  dorm_deferred *d = dorm_async_bulk_create(st->tx, st->q);
+  if (!d || dorm_deferred_add_both(d, keep, &p->w)) {
+    snprintf(st->msg, sizeof st->msg, "out of memory");
+    return CLI_ERROR;
+  }
+  p->active = 1;
+  return 0;
 }
 
 static const dorm_model *find_model(const dorm_schema *s, const char *name) {
@@ -629,7 +681,8 @@ static int load_all(load *st, char **files, size_t nfiles) {
     return CLI_ERROR;
   }
   dorm_result_free(&res);
-  if (each_object(st, files, nfiles, add_object, 1)) return CLI_ERROR;
+  if (each_object(st, files, nfiles, add_object, 1) || drain(st))
+    return CLI_ERROR;
   if (st->any_m2m && each_object(st, files, nfiles, add_links, 0))
     return CLI_ERROR;
   if (check_all(st, files, nfiles)) return CLI_ERROR;
@@ -646,18 +699,6 @@ static const char *parse_format(void *dest, const char *v) {
   else
     return "expected json or jsonl";
   return NULL;
-}
-
-typedef struct waiter {
-  int done;
-  dorm_result res;
-} waiter;
-
-static dorm_result keep(dorm_result *res, void *arg) {
-  waiter *w = arg;
-  w->res = dorm_result_take(res);
-  w->done = 1;
-  return dorm_result_none();
 }
 
 int cmd_loaddata(int argc, char **argv) {
@@ -764,6 +805,9 @@ int cmd_loaddata(int argc, char **argv) {
       }
     }
     while (!w.done) uv_run(&l.uv, UV_RUN_ONCE);
+    /* a chunk still in flight when a later object was refused */
+    while (st.pend.active && !st.pend.w.done) uv_run(&l.uv, UV_RUN_ONCE);
+    if (st.pend.active) dorm_result_free(&st.pend.w.res);
     if (failed) {
       cli_error("%s (nothing was loaded)", st.msg);
     } else if (dorm_result_is_error(&w.res)) {
