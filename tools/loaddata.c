@@ -475,8 +475,6 @@ static int add_links(load *st, const fx_reader *r, json_t *o) {
     char **own = calloc(n, sizeof *own);
     if (!own) {
       free(keys);
-      for (size_t k = 0; k < n; k++) free(own[k]);
-      free(own);
       return obj_error(st, r, "out of memory");
     }
     for (size_t k = 0; k < n; k++) {
@@ -491,7 +489,9 @@ static int add_links(load *st, const fx_reader *r, json_t *o) {
     if (to_value(st, m->pk, pk, &pv)) pv = dorm_null();
     dorm_result res;
     int rc = run(st, dorm_async_m2m_add(st->tx, m, f->name, pv, keys, n), &res);
-    free(keys);
+    free(keys); /* copied by the call */
+    for (size_t k = 0; k < n; k++) free(own[k]);
+    free(own);
     if (rc) {
       obj_error(st, r, "model '%s', field '%s': %s", m->name, f->name,
                 dorm_result_message(&res));
