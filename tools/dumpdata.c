@@ -11,7 +11,8 @@
  * strings, date-times in UTC with Z, bytes as base64), so a dump is the
  * same bytes whichever database it came from; a many_to_many field is
  * prefetched per chunk and written as the list of its related primary
- * keys, ascending, as Django's serializer lists them.  (The keyset loop is
+ * keys, ascending, as Django's serializer lists them.  On PostgreSQL the
+ * whole dump reads one snapshot (dump_all).  (The keyset loop is
  * a bounded-memory path of its own; the library's streaming reads, once
  * they exist, can replace it without changing a byte of the output.)
  */
@@ -186,6 +187,81 @@ static int dump_model(dump *d, const dorm_model *m) {
   return rc;
 }
 
+typedef struct snapshot {
+  dorm_db *tx;
+  dorm_deferred *block; /* fired by dump_all once the dump is written */
+  int done;             /* the atomic deferred fired */
+  dorm_result res;
+} snapshot;
+
+static dorm_deferred *begin_snapshot(dorm_db *tx, void *arg) {
+  snapshot *sn = arg;
+  sn->tx = tx;
+  sn->block = dorm_deferred_new(NULL, NULL);
+  return sn->block;
+}
+
+static dorm_result snapshot_over(dorm_result *res, void *arg) {
+  snapshot *sn = arg;
+  sn->res = dorm_result_take(res);
+  sn->done = 1;
+  return dorm_result_none();
+}
+
+static int dump_models(dump *d, const dorm_model **list, size_t n) {
+  int rc = CLI_OK;
+  for (size_t i = 0; i < n && rc == CLI_OK; i++) rc = dump_model(d, list[i]);
+  return rc;
+}
+
+/* On PostgreSQL every model is read in one REPEATABLE READ, READ ONLY
+ * transaction, as pg_dump reads: one snapshot, so rows written while
+ * the dump runs are in none of it or all of it, and a foreign key in
+ * the dump always finds its row.  SQLite's transactions take the one
+ * writer (BEGIN IMMEDIATE) and would stop the application's writes for
+ * the whole dump, so there the models are read by separate queries, as
+ * Django's dumpdata reads them. */
+static int dump_all(dump *d, const dorm_model **list, size_t n) {
+  if (dorm_db_dialect(d->db) != DORM_DIALECT_POSTGRES)
+    return dump_models(d, list, n);
+  snapshot sn;
+  memset(&sn, 0, sizeof sn);
+  dorm_deferred *a = dorm_async_atomic(d->db, begin_snapshot, &sn);
+  if (!a || dorm_deferred_add_both(a, snapshot_over, &sn))
+    return cli_error("out of memory");
+  while (!sn.tx && !sn.done) uv_run(&d->l->uv, UV_RUN_ONCE);
+  int rc = CLI_ERROR;
+  if (sn.tx && sn.block) {
+    dorm_db *db = d->db;
+    dorm_result res;
+    if (cli_wait(d->l,
+                 dorm_async_execute(sn.tx,
+                                    "SET TRANSACTION ISOLATION LEVEL "
+                                    "REPEATABLE READ, READ ONLY",
+                                    NULL, 0),
+                 &res)) {
+      cli_error("%s", dorm_result_message(&res));
+    } else {
+      d->db = sn.tx;
+      rc = dump_models(d, list, n);
+      d->db = db;
+    }
+    dorm_result_free(&res);
+    dorm_deferred_fire(
+        sn.block, rc == CLI_OK ? dorm_result_none()
+                               : dorm_result_error(DORM_EINVAL, "dump failed"));
+  } else if (sn.tx) {
+    cli_error("out of memory");
+  }
+  while (!sn.done) uv_run(&d->l->uv, UV_RUN_ONCE);
+  if (rc == CLI_OK && dorm_result_is_error(&sn.res))
+    rc = cli_error("%s", dorm_result_message(&sn.res));
+  else if (!sn.tx && dorm_result_is_error(&sn.res))
+    cli_error("%s", dorm_result_message(&sn.res));
+  dorm_result_free(&sn.res);
+  return rc;
+}
+
 static const char *parse_format(void *dest, const char *v) {
   if (!strcmp(v, "json"))
     *(int *)dest = FX_JSON;
@@ -280,8 +356,7 @@ int cmd_dumpdata(int argc, char **argv) {
     cli_error("%s", err.message);
   } else {
     dump d = {&l, db, out, format == FX_JSONL, (size_t)chunk, 0};
-    rc = CLI_OK;
-    for (size_t i = 0; i < n && rc == CLI_OK; i++) rc = dump_model(&d, list[i]);
+    rc = dump_all(&d, list, n);
     if (rc == CLI_OK && !d.jsonl) fputs(d.written ? "\n]\n" : "[]\n", out);
     cli_db_close(&l, db);
   }
