@@ -31,15 +31,20 @@ cat > models.json <<'EOF'
 EOF
 "$DORM" makemigrations >/dev/null
 
-# measure LABEL command...: one line "LABEL  time s  peak RSS kB"
+# measure LABEL command...: one line "LABEL  wall s  CPU s  peak RSS kB"
+# (CPU: user + system of the dorm process, SQLite's worker threads
+# included, PostgreSQL's server not; steadier than wall time on a shared
+# machine)
 measure() {
   label=$1; shift
   /usr/bin/time -v "$@" 2>"$W/time" >"$W/stdout" || { cat "$W/time"; exit 1; }
   awk -v l="$label" -F': ' '
     /Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0;
                                 for (i = 1; i <= n; i++) s = s * 60 + p[i] }
+    /User time/ { cpu += $2 }
+    /System time/ { cpu += $2 }
     /Maximum resident/ { rss = $2 }
-    END { printf "%-44s %8.2f s  %8d kB peak RSS\n", l, s, rss }' "$W/time"
+    END { printf "%-24s %7.2f s wall %7.2f s CPU %8d kB peak RSS\n", l, s, cpu, rss }' "$W/time"
 }
 
 echo "dumpdata / loaddata of $N rows (5 columns); the machine is shared"
