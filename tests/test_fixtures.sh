@@ -302,7 +302,7 @@ has "missing.json: No such file or directory" err
 
 # ---- usage ----------------------------------------------------------------
 run 2 dorm loaddata --db "$R"
-has "which fixture files?" err
+has "dorm loaddata: which fixture files?" err
 run 2 dorm dumpdata --format xml
 has "expected json or jsonl" err
 run 1 dorm dumpdata --db "$P" Nope

@@ -90,7 +90,8 @@ typedef struct cli_command {
   const char *pos_extra;   /* the error when a second one comes */
   /* Commands taking any number of positional arguments (dumpdata's
    * models, loaddata's files) set many instead of pos: each one is stored
-   * in many[(*nmany)++]; the caller's array holds argc entries. */
+   * in many[(*nmany)++]; the caller's array holds argc entries.  With
+   * pos_missing set, at least one is required. */
   const char **many;
   size_t *nmany;
 } cli_command;

@@ -160,6 +160,8 @@ int cli_parse(const cli_command *c, int argc, char **argv) {
       case CLI_OPT_FLAG: break;
     }
   }
+  if (c->many && !*c->nmany && c->pos_missing)
+    return usage_error(c, "%s", c->pos_missing);
   if (c->pos && !have_pos && c->pos_missing)
     return usage_error(c, "%s", c->pos_missing);
   return CLI_GO;

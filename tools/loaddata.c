@@ -726,10 +726,9 @@ int cmd_loaddata(int argc, char **argv) {
                            .after = after,
                            .opts = opts,
                            .many = (const char **)files,
-                           .nmany = &nfiles};
+                           .nmany = &nfiles,
+                           .pos_missing = "which fixture files?"};
   int rc = cli_parse(&cmd, argc, argv);
-  if (rc == CLI_GO && !nfiles)
-    rc = cli_usage_error(usage, "loaddata: which fixture files?");
   if (rc != CLI_GO) {
     free(files);
     return rc;
