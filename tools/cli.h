@@ -88,6 +88,12 @@ typedef struct cli_command {
   const char **pos;
   const char *pos_missing; /* the error when it is absent; NULL: optional */
   const char *pos_extra;   /* the error when a second one comes */
+  /* Commands taking any number of positional arguments (dumpdata's
+   * models, loaddata's files) set many instead of pos: each one is stored
+   * in many[(*nmany)++]; the caller's array holds argc entries.  With
+   * pos_missing set, at least one is required. */
+  const char **many;
+  size_t *nmany;
 } cli_command;
 
 /* cli_parse's "go on": the options are stored. */
@@ -151,5 +157,7 @@ int cmd_showmigrations(int argc, char **argv);
 int cmd_sqlmigrate(int argc, char **argv);
 int cmd_inspectdb(int argc, char **argv);
 int cmd_query(int argc, char **argv);
+int cmd_dumpdata(int argc, char **argv);
+int cmd_loaddata(int argc, char **argv);
 
 #endif /* DORM_TOOLS_CLI_H */

@@ -119,6 +119,10 @@ int cli_parse(const cli_command *c, int argc, char **argv) {
       return CLI_OK;
     }
     if (a[0] != '-') {
+      if (c->many) {
+        c->many[(*c->nmany)++] = a;
+        continue;
+      }
       if (!c->pos) return usage_error(c, "unexpected argument '%s'", a);
       if (have_pos) return usage_error(c, "%s", c->pos_extra);
       *c->pos = a;
@@ -156,6 +160,8 @@ int cli_parse(const cli_command *c, int argc, char **argv) {
       case CLI_OPT_FLAG: break;
     }
   }
+  if (c->many && !*c->nmany && c->pos_missing)
+    return usage_error(c, "%s", c->pos_missing);
   if (c->pos && !have_pos && c->pos_missing)
     return usage_error(c, "%s", c->pos_missing);
   return CLI_GO;

@@ -25,6 +25,8 @@ static void usage(FILE *out) {
       "  showmigrations  list migrations and whether they are applied\n"
       "  inspectdb       print models.json for an existing database\n"
       "  query           run a Django-style query expression\n"
+      "  dumpdata        print the rows of models as a JSON fixture\n"
+      "  loaddata        load JSON fixtures in one transaction\n"
       "  serve           HTTP JSON API over the models\n"
       "\n"
       "dorm --version | dorm --help | dorm COMMAND --help\n",
@@ -56,6 +58,8 @@ int main(int argc, char **argv) {
       {"showmigrations", cmd_showmigrations},
       {"inspectdb", cmd_inspectdb},
       {"query", cmd_query},
+      {"dumpdata", cmd_dumpdata},
+      {"loaddata", cmd_loaddata},
   };
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     if (!strcmp(argv[1], commands[i].name))
