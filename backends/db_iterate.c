@@ -42,12 +42,12 @@ struct dorm_iter {
   dorm_deferred *pf_d; /* a chunk's prefetch chain running (retained) */
   dorm_rows *held;     /* the chunk kept by a paused consumer */
   uint64_t nrows;
-  int started;  /* lent to the backend */
-  int ended;    /* the backend's end ran */
-  int stopping; /* stop asked (STOP, cancel, close) */
+  int started;    /* lent to the backend */
+  int ended;      /* the backend's end ran */
+  int stopping;   /* stop asked (STOP, cancel, close) */
   int stopped_ok; /* by DORM_ITER_STOP: success with the count */
   int paused;
-  int fired; /* dorm_deferred_fire was called on d */
+  int fired;        /* dorm_deferred_fire was called on d */
   dorm_result fail; /* the first error while stopping (NONE: none) */
   struct dorm_iter *prev, *next; /* root->iters */
 };
@@ -174,8 +174,7 @@ static void on_end(dorm__stream *s, dorm_result res) {
   if (it->fail.kind != DORM_RESULT_NONE) {
     dorm_result_free(&res);
     res = dorm_result_take(&it->fail);
-  } else if (it->stopped_ok ||
-             (!dorm_result_is_error(&res) && !it->stopping)) {
+  } else if (it->stopped_ok || (!dorm_result_is_error(&res) && !it->stopping)) {
     dorm_result_free(&res);
     res = dorm_result_count((int64_t)it->nrows);
   }

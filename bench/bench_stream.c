@@ -7,8 +7,9 @@
  * (bigint, integer, varchar(32), double precision), chunk_rows rows at a
  * time.  The callback reads every value of every row (by column
  * position, dorm_row_value_at, the columns found once per chunk) into a
- * checksum and asks for the next chunk.  Prints the rows, the seconds, rows/s and the process's peak
- * RSS (getrusage: the whole program, libraries included).
+ * checksum and asks for the next chunk.  Prints the rows, the seconds, rows/s
+ * and the process's peak RSS (getrusage: the whole program, libraries
+ * included).
  *
  *   bench_stream URL [chunk_rows]
  *
@@ -50,8 +51,10 @@ static int on_chunk(dorm_iter *it, const dorm_rows *chunk, void *arg) {
   (void)arg;
   size_t n = dorm_rows_count(chunk);
   /* the columns by position, looked up once per chunk */
-  int ci = dorm_rows_column_index(chunk, "id"), ca = dorm_rows_column_index(chunk, "a");
-  int cb = dorm_rows_column_index(chunk, "b"), cc = dorm_rows_column_index(chunk, "c");
+  int ci = dorm_rows_column_index(chunk, "id"),
+      ca = dorm_rows_column_index(chunk, "a");
+  int cb = dorm_rows_column_index(chunk, "b"),
+      cc = dorm_rows_column_index(chunk, "c");
   for (size_t i = 0; i < n; i++) {
     const dorm_row *r = dorm_rows_row(chunk, i);
     const dorm_value *id = dorm_row_value_at(r, (size_t)ci);
@@ -112,9 +115,10 @@ int main(int argc, char **argv) {
   dorm_schema_free(s);
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
-  printf("dorm_async_iterate (chunk %zu): %llu rows in %.3f s = %.0f rows/s, "
-         "peak RSS %.1f MiB (checksum %llu)\n",
-         chunk, (unsigned long long)rows, secs, rows / secs,
-         ru.ru_maxrss / 1024.0, (unsigned long long)checksum);
+  printf(
+      "dorm_async_iterate (chunk %zu): %llu rows in %.3f s = %.0f rows/s, "
+      "peak RSS %.1f MiB (checksum %llu)\n",
+      chunk, (unsigned long long)rows, secs, rows / secs, ru.ru_maxrss / 1024.0,
+      (unsigned long long)checksum);
   return status;
 }

@@ -372,9 +372,9 @@ static void run_refusals(backend *b) {
   consumer c;
   consumer_init(&c, 10, 0, 0);
   char msg[256];
-  assert_int_equal(t_err(dorm_async_iterate(db, q, 10, consume, &c), msg,
-                         sizeof msg),
-                   DORM_EINVAL);
+  assert_int_equal(
+      t_err(dorm_async_iterate(db, q, 10, consume, &c), msg, sizeof msg),
+      DORM_EINVAL);
   assert_string_equal(msg, "iterate: not a SELECT query");
   dorm_query_free(q);
   assert_null(dorm_async_iterate(NULL, NULL, 10, consume, &c));
@@ -504,13 +504,13 @@ static void test_sqlite_writer_not_blocked(void **state) {
 
 /* ---- PostgreSQL --------------------------------------------------------- */
 
-#define PG_TEST(name, fn)                   \
-  static void name(void **state) {          \
-    dorm_test_skip_without_pg();            \
-    backend b;                              \
-    if (setup_backend(&b, 1)) fail();       \
-    t_loop_open();                          \
-    fn(&b);                                 \
+#define PG_TEST(name, fn)             \
+  static void name(void **state) {    \
+    dorm_test_skip_without_pg();      \
+    backend b;                        \
+    if (setup_backend(&b, 1)) fail(); \
+    t_loop_open();                    \
+    fn(&b);                           \
   }
 
 PG_TEST(test_pg_all_rows, run_all_rows)

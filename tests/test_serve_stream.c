@@ -177,7 +177,7 @@ static void test_slow_reader(void **state) {
   g_models = "tests/data/serve_stream_models.json";
   start_server(NULL);
   client *c = cli_new_small();
-    /* warm up: a streamed list of 2,000 rows */
+  /* warm up: a streamed list of 2,000 rows */
   send_get(c, "/api/srow?order_by=n&limit=2000");
   char head[4096];
   size_t len = 0;

@@ -41,9 +41,9 @@
 
 enum st_state {
   ST_CONNECTING,
-  ST_BUSY, /* a batch is out, its Sync not back */
-  ST_IDLE, /* a full chunk delivered: FETCH again on stream_more */
-  ST_LAST, /* the last (short) chunk delivered: COMMIT on stream_more */
+  ST_BUSY,     /* a batch is out, its Sync not back */
+  ST_IDLE,     /* a full chunk delivered: FETCH again on stream_more */
+  ST_LAST,     /* the last (short) chunk delivered: COMMIT on stream_more */
   ST_STOPPING, /* a cancel job is running */
   ST_DONE
 };
@@ -60,9 +60,9 @@ typedef struct pg_stream {
   int interest;
   enum st_state state;
   enum st_batch batch;
-  int queries_left; /* queries of the batch whose results have not ended */
-  dorm_rows *rows;  /* the batch's FETCH result */
-  dorm_result err;  /* the batch's first error */
+  int queries_left;    /* queries of the batch whose results have not ended */
+  dorm_rows *rows;     /* the batch's FETCH result */
+  dorm_result err;     /* the batch's first error */
   dorm_result end_res; /* for an end on a later turn */
   int end_armed;
   dorm__pg_params params;

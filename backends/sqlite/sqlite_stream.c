@@ -134,8 +134,8 @@ static dorm_result end_step(dorm_result *r, void *arg) {
   sq_stream *st = arg;
   dorm__stream *s = st->s;
   int stopped = st->stop;
-  dorm_result res = stopped ? dorm_result_error(DORM_ECANCELED, NULL)
-                            : dorm_result_none();
+  dorm_result res =
+      stopped ? dorm_result_error(DORM_ECANCELED, NULL) : dorm_result_none();
   close_conn(st); /* nothing left normally; a fallback closes inline */
   st_free(st);
   s->backend_data = NULL;
@@ -148,8 +148,8 @@ static dorm_result end_step(dorm_result *r, void *arg) {
  * connection with nothing pending closes at once). */
 static void end_later(sq_stream *st) {
   st->ending = 1;
-  dorm_deferred *d = st->conn ? dorm_run_in_thread(st->loop, close_work, st)
-                              : NULL;
+  dorm_deferred *d =
+      st->conn ? dorm_run_in_thread(st->loop, close_work, st) : NULL;
   if (!d) {
     d = dorm_deferred_new(NULL, NULL);
     if (!d) { /* out of memory: end now rather than never */

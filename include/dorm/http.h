@@ -235,9 +235,8 @@ DORM_EXTERN int dorm_http_stream_end(dorm_http_response *res);
  * DORM_ECLOSED when the client has gone, DORM_ESTATE when res is not
  * streaming.  A second call replaces the first. */
 typedef void (*dorm_http_drain_fn)(dorm_http_response *res, void *arg);
-DORM_EXTERN int dorm_http_stream_on_drain(dorm_http_response *res,
-                                          size_t below, dorm_http_drain_fn fn,
-                                          void *arg);
+DORM_EXTERN int dorm_http_stream_on_drain(dorm_http_response *res, size_t below,
+                                          dorm_http_drain_fn fn, void *arg);
 /* End a stream that failed half-way: what was written goes out, then the
  * connection closes without the terminating chunk, so the client sees an
  * incomplete body (not a complete one that is wrong).  Completes res

@@ -19,10 +19,10 @@
  * line is only sent with the first full chunk: an answer of fewer than
  * SS_CHUNK_ROWS rows (the first chunk short, nothing after it) is kept
  * and answered whole, with a Content-Length, exactly as before
- * streaming; only longer lists go out chunked.  One that comes after the status line was sent cannot
- * change it any more: the answer is aborted (the connection closes
- * without the terminating chunk, so the client sees an incomplete body)
- * and the error goes to stderr.
+ * streaming; only longer lists go out chunked.  One that comes after the status
+ * line was sent cannot change it any more: the answer is aborted (the
+ * connection closes without the terminating chunk, so the client sees an
+ * incomplete body) and the error goes to stderr.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,11 +155,10 @@ static dorm_result on_done(dorm_result *r, void *arg) {
   } else if (!s->started) {
     /* no row (or no memory for the kept one's end) */
     dorm_http_respond_json(s->res, s->held ? 503 : 200,
-                           s->held ? json_pack("{s:s}", "error",
-                                               "out of memory")
-                                   : json_pack("{s:[]}", "results"));
-  } else if (s->gone ||
-             dorm_http_stream_write(s->res, "]}", 2) != 0) {
+                           s->held
+                               ? json_pack("{s:s}", "error", "out of memory")
+                               : json_pack("{s:[]}", "results"));
+  } else if (s->gone || dorm_http_stream_write(s->res, "]}", 2) != 0) {
     dorm_http_stream_abort(s->res);
   } else {
     dorm_http_stream_end(s->res);
