@@ -13,7 +13,10 @@
  *     ...
  *     COMMIT                                   -- a short FETCH: the end
  *
- * and closes the connection.  Why a cursor rather than libpq's
+ * and closes the connection.  The first FETCH comes back as text; when
+ * its columns are all integers, doubles, booleans and text, the others
+ * come back in binary (below: no parse per value).  Why a cursor rather
+ * than libpq's
  * single-row mode, and why a connection of its own: docs/postgresql.md,
  * "Streaming reads".  In short: FETCH n gives n rows per result (libpq 15
  * has no chunked mode; single-row mode pays a PGresult per row), the
@@ -66,6 +69,7 @@ typedef struct pg_stream {
   dorm_result end_res; /* for an end on a later turn */
   int end_armed;
   dorm__pg_params params;
+  int binary;    /* FETCH in binary: every column's type allows it */
   char *declare; /* "DECLARE ... FOR <sql>" */
   char fetch[64];
 } pg_stream;
@@ -182,7 +186,8 @@ static int send_batch(pg_stream *st, enum st_batch b) {
     nq = 2;
   }
   if (ok && b != B_COMMIT) {
-    ok = PQsendQueryParams(pg, st->fetch, 0, NULL, NULL, NULL, NULL, 0);
+    ok = PQsendQueryParams(pg, st->fetch, 0, NULL, NULL, NULL, NULL,
+                           b == B_FETCH && st->binary);
     nq++;
   }
   if (ok && b == B_COMMIT) {
@@ -198,6 +203,118 @@ static int send_batch(pg_stream *st, enum st_batch b) {
   st->state = ST_BUSY;
   flush_out(st);
   return 0;
+}
+
+/* ---- binary results ------------------------------------------------------
+ *
+ * Text results cost a parse per value (strtod for a double is most of a
+ * stream's decoding time).  After the first FETCH (text, so its column
+ * types are known) the rest are fetched in binary when every column is
+ * one whose binary form is trivial and whose dorm type takes it as is:
+ * integers, doubles, booleans, text.  Anything else (numeric, dates,
+ * uuid, json, bytea; select_related columns, whose types the statement
+ * does not list) stays in text, decoded by pg_wire.c as everywhere. */
+
+static int binary_fits(Oid oid, dorm_type t) {
+  switch (oid) {
+    case DORM__PG_OID_INT2:
+    case DORM__PG_OID_INT4:
+    case DORM__PG_OID_INT8: return t == DORM_T_INT;
+    case DORM__PG_OID_FLOAT4:
+    case DORM__PG_OID_FLOAT8: return t == DORM_T_FLOAT;
+    case DORM__PG_OID_BOOL: return t == DORM_T_BOOL;
+    case DORM__PG_OID_TEXT:
+    case DORM__PG_OID_VARCHAR: return t == DORM_T_TEXT;
+    default: return 0;
+  }
+}
+
+static int binary_all(const dorm__stmt *st, const PGresult *r) {
+  int nf = PQnfields(r);
+  if (!st->columns || st->nrelated || (size_t)nf != st->ncolumns) return 0;
+  for (int c = 0; c < nf; c++)
+    if (!binary_fits(PQftype(r, c), st->columns[c].type)) return 0;
+  return 1;
+}
+
+static uint64_t be_u64(const unsigned char *p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++) v = v << 8 | p[i];
+  return v;
+}
+
+static uint32_t be_u32(const unsigned char *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+         p[3];
+}
+
+static dorm_result decode_binary(const dorm__stmt *st, const PGresult *r) {
+  int nf = PQnfields(r), nt = PQntuples(r);
+  dorm_rows *rows = dorm__rows_new(st, 0);
+  if (!rows) return dorm_result_error(DORM_ENOMEM, NULL);
+  for (int row = 0; row < nt; row++) {
+    if (dorm__rows_add_row(rows)) goto oom;
+    for (int col = 0; col < nf; col++) {
+      if (PQgetisnull(r, row, col)) continue;
+      const unsigned char *v = (const unsigned char *)PQgetvalue(r, row, col);
+      int len = PQgetlength(r, row, col), rc = 0, bad = 0;
+      switch (PQftype(r, col)) {
+        case DORM__PG_OID_INT8:
+          bad = len != 8;
+          if (!bad)
+            rc = dorm__rows_put_int(rows, (size_t)col, (int64_t)be_u64(v));
+          break;
+        case DORM__PG_OID_INT4:
+          bad = len != 4;
+          if (!bad)
+            rc = dorm__rows_put_int(rows, (size_t)col, (int32_t)be_u32(v));
+          break;
+        case DORM__PG_OID_INT2:
+          bad = len != 2;
+          if (!bad)
+            rc = dorm__rows_put_int(rows, (size_t)col,
+                                    (int16_t)(uint16_t)(v[0] << 8 | v[1]));
+          break;
+        case DORM__PG_OID_FLOAT8: {
+          bad = len != 8;
+          uint64_t bits = bad ? 0 : be_u64(v);
+          double d;
+          memcpy(&d, &bits, sizeof d);
+          if (!bad) rc = dorm__rows_put_float(rows, (size_t)col, d);
+          break;
+        }
+        case DORM__PG_OID_FLOAT4: {
+          bad = len != 4;
+          uint32_t bits = bad ? 0 : be_u32(v);
+          float f;
+          memcpy(&f, &bits, sizeof f);
+          if (!bad) rc = dorm__rows_put_float(rows, (size_t)col, (double)f);
+          break;
+        }
+        case DORM__PG_OID_BOOL:
+          bad = len != 1;
+          if (!bad) rc = dorm__rows_put_int(rows, (size_t)col, v[0] != 0);
+          break;
+        default: /* text, varchar: the same bytes as in text */
+          rc = dorm__rows_put_text(rows, (size_t)col, (const char *)v,
+                                   (size_t)len);
+          break;
+      }
+      if (rc == DORM_ENOMEM) goto oom;
+      if (bad || rc) {
+        dorm__rows_free(rows);
+        return dorm_result_error(DORM_ETYPE,
+                                 "postgresql: column %d: a binary value of "
+                                 "%d bytes that does not fit its type",
+                                 col + 1, len);
+      }
+    }
+  }
+  if (dorm__rows_finish(rows)) goto oom;
+  return dorm__rows_result(rows);
+oom:
+  dorm__rows_free(rows);
+  return dorm_result_error(DORM_ENOMEM, NULL);
 }
 
 static void keep_error(pg_stream *st, const PGresult *r) {
@@ -261,7 +378,10 @@ static int read_results(pg_stream *st) {
     if (t == PGRES_TUPLES_OK && st->err.kind == DORM_RESULT_NONE) {
       dorm__pg_cells in = {PQnfields(r), PQntuples(r), r,
                            res_name,     res_type,     res_cell};
-      dorm_result rr = dorm__pg_decode_rows(st->s->stmt, &in, 0);
+      dorm_result rr = PQbinaryTuples(r)
+                           ? decode_binary(st->s->stmt, r)
+                           : dorm__pg_decode_rows(st->s->stmt, &in, 0);
+      if (st->batch == B_OPEN) st->binary = binary_all(st->s->stmt, r);
       if (dorm_result_is_error(&rr)) {
         st->err = rr;
       } else {
