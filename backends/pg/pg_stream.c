@@ -16,13 +16,12 @@
  * and closes the connection.  The first FETCH comes back as text; when
  * its columns are all integers, doubles, booleans and text, the others
  * come back in binary (below: no parse per value).  Why a cursor rather
- * than libpq's
- * single-row mode, and why a connection of its own: docs/postgresql.md,
- * "Streaming reads".  In short: FETCH n gives n rows per result (libpq 15
- * has no chunked mode; single-row mode pays a PGresult per row), the
- * server holds the rest, so memory on our side is one chunk whatever the
- * consumer's pace, nothing runs on the server between chunks, and the
- * whole stream is one transaction, so PgBouncer's transaction pooling
+ * than libpq's single-row mode, and why a connection of its own:
+ * docs/postgresql.md, "Streaming reads".  In short: FETCH n gives n rows
+ * per result (libpq 15 has no chunked mode; single-row mode pays a
+ * PGresult per row), the server holds the rest, so memory on our side
+ * is one chunk whatever the consumer's pace, nothing runs on the server
+ * between chunks, and the whole stream is one transaction, so PgBouncer's transaction pooling
  * keeps it on one server connection.  A pool connection is never taken:
  * a stream that lasts minutes cannot stall the pool, even a pool of one.
  *
