@@ -21,8 +21,9 @@
  * per result (libpq 15 has no chunked mode; single-row mode pays a
  * PGresult per row), the server holds the rest, so memory on our side
  * is one chunk whatever the consumer's pace, nothing runs on the server
- * between chunks, and the whole stream is one transaction, so PgBouncer's transaction pooling
- * keeps it on one server connection.  A pool connection is never taken:
+ * between chunks, and the whole stream is one transaction, so
+ * PgBouncer's transaction pooling keeps it on one server connection.  A
+ * pool connection is never taken:
  * a stream that lasts minutes cannot stall the pool, even a pool of one.
  *
  * Stopping: while a FETCH runs the server is asked to cancel it (PQcancel
