@@ -104,6 +104,25 @@ typedef struct dorm__req {
   void *backend_data; /* the backend's */
 } dorm__req;
 
+/* ---- streaming reads (db_iterate.c, dorm/iterate.h) --------------------- */
+
+/* One streamed statement, owned by the facade and lent to the backend
+ * from stream_start until its `end` has run.  The backend reads it on a
+ * connection of its own (never one of the slots), chunk_rows rows at a
+ * time: it hands each chunk to `chunk` and fetches the next one only
+ * after stream_more, so it holds at most one chunk. */
+typedef struct dorm__stream {
+  const dorm__stmt *stmt; /* borrowed until end */
+  size_t chunk_rows;      /* > 0 */
+  /* loop thread, never inside stream_start / _more / _stop: */
+  /* 1 .. chunk_rows rows (finished; the facade's from now on) */
+  void (*chunk)(struct dorm__stream *s, dorm_rows *rows);
+  /* exactly once, last: DORM_RESULT_NONE when the rows ran out, else the
+   * error (DORM_ECANCELED after stream_stop); s is the facade's again */
+  void (*end)(struct dorm__stream *s, dorm_result res);
+  void *backend_data; /* the backend's */
+} dorm__stream;
+
 /* ---- the backend table -------------------------------------------------- */
 
 #define DORM__CONN_READ 1u
@@ -167,6 +186,15 @@ typedef struct dorm__backend {
                            void *arg);
   dorm_deferred *(*unlisten)(void *state, const char *channel,
                              dorm_notify_fn fn, void *arg);
+  /* Streaming reads (optional, NULL: refused).  stream_start: begin s
+   * (0), or refuse it at once (an error code, err filled; end never
+   * runs).  stream_more: the last chunk was consumed, fetch the next.
+   * stream_stop: stop (the query stops on the server), then end runs
+   * with DORM_ECANCELED on a later turn.  A backend's close waits for
+   * its streams' ends (the facade stops them first). */
+  int (*stream_start)(void *state, dorm__stream *s, dorm_error *err);
+  void (*stream_more)(void *state, dorm__stream *s);
+  void (*stream_stop)(void *state, dorm__stream *s);
 } dorm__backend;
 
 extern const dorm__backend dorm__sqlite_backend;

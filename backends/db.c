@@ -527,6 +527,7 @@ void dorm_db_close(dorm_db *db, dorm_db_close_cb cb, void *arg) {
     dorm__free(w);
     w = next;
   }
+  dorm__db_iters_close(db);
   /* requests the backend holds: fail now, free when they come back */
   while (db->pending) {
     op *o = db->pending;

@@ -132,6 +132,7 @@ struct dorm_db {
   int lsn_again;         /* a write finished while one was out: ask again */
   uint64_t ryw_lsn;      /* reads must see the primary at this position */
   uint64_t ryw_until_ms; /* reads stay on the primary until then */
+  struct dorm_iter *iters; /* streams running (db_iterate.c) */
 };
 
 /* ---- ops (db.c) --------------------------------------------------------- */
@@ -194,6 +195,16 @@ void dorm__db_prefetch_free(dorm__prefetch *p);
  * it; p is d's from now on (freed when d's chain is done).  p NULL:
  * returns d as it is; d NULL: frees p, returns NULL. */
 dorm_deferred *dorm__db_prefetch_after(dorm__prefetch *p, dorm_deferred *d);
+
+/* A copy of p for another read of the same relations (one per chunk of
+ * a stream), or NULL when out of memory. */
+dorm__prefetch *dorm__db_prefetch_copy(const dorm__prefetch *p);
+
+/* ---- streaming reads (db_iterate.c) ------------------------------------- */
+
+/* dorm_db_close: fail every stream of root with DORM_ECLOSED and stop
+ * it (before the backend is closed). */
+void dorm__db_iters_close(dorm_db *root);
 
 /* ---- transactions (db_tx.c) --------------------------------------------- */
 

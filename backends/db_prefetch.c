@@ -138,6 +138,33 @@ dorm__prefetch *dorm__db_prefetch_new(dorm_db *db, const dorm_query *q) {
   return p;
 }
 
+dorm__prefetch *dorm__db_prefetch_copy(const dorm__prefetch *from) {
+  size_t n = from->nrels, names = 0;
+  for (size_t i = 0; i < n; i++) names += strlen(from->rels[i].path) + 1;
+  dorm__prefetch *p =
+      dorm__calloc(1, sizeof *p + n * sizeof(dorm_prefetch) + names);
+  if (!p) return NULL;
+  p->held = dorm__calloc(n ? n : 1, sizeof *p->held);
+  if (!p->held) {
+    dorm__free(p);
+    return NULL;
+  }
+  p->db = from->db;
+  p->rels = (dorm_prefetch *)(p + 1);
+  p->nrels = n;
+  char *s = (char *)(p->rels + n);
+  for (size_t i = 0; i < n; i++) {
+    const dorm_prefetch *r = &from->rels[i];
+    size_t len = strlen(r->path) + 1;
+    p->rels[i] = *r;
+    memcpy(s, r->path, len);
+    p->rels[i].name = s + (r->name - r->path);
+    p->rels[i].path = s;
+    s += len;
+  }
+  return p;
+}
+
 /* ---- keys --------------------------------------------------------------- */
 
 static int is_text(dorm_type t) {

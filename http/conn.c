@@ -470,6 +470,7 @@ static void on_write(uv_write_t *req, int status) {
     return;
   }
   conn_update(c);
+  if (!c->closing) dorm__http_conn_drained(c);
 }
 
 void dorm__http_conn_flush(dorm__http_conn *c) {

@@ -60,6 +60,9 @@ struct dorm_http_response {
   dorm__buf out;   /* answer bytes not yet handed to a write */
   dorm_http_gone_fn gone;
   void *gone_arg;
+  dorm_http_drain_fn drain; /* dorm_http_stream_on_drain */
+  void *drain_arg;
+  size_t drain_below;
   char peer[64]; /* a copy: req.peer must outlive the connection */
 };
 typedef struct dorm_http_response dorm__http_ex;
@@ -134,6 +137,10 @@ void dorm__http_ex_free(dorm__http_ex *ex);
 void dorm__http_ex_fail(dorm__http_ex *ex, int status);
 /* An exchange's answer is complete (DONE): log it, then flush or drop. */
 int dorm__http_ex_completed(dorm__http_ex *ex);
+
+/* Bytes of c were written: run the drain callbacks whose stream is
+ * under its mark (response.c). */
+void dorm__http_conn_drained(dorm__http_conn *c);
 
 /* server.c */
 void dorm__http_log(dorm_http_server *s, const dorm__http_ex *ex);

@@ -365,6 +365,43 @@ int dorm_http_stream_end(dorm_http_response *res) {
   return dorm__http_ex_completed(res);
 }
 
+int dorm_http_stream_on_drain(dorm_http_response *res, size_t below,
+                              dorm_http_drain_fn fn, void *arg) {
+  if (!res || res->state != DORM__EX_STREAMING) return DORM_ESTATE;
+  if (!res->conn || res->conn->closing) return DORM_ECLOSED;
+  res->drain = NULL;
+  if (dorm_http_stream_pending(res) <= below) return 1;
+  res->drain = fn;
+  res->drain_arg = arg;
+  res->drain_below = below;
+  return 0;
+}
+
+void dorm__http_conn_drained(dorm__http_conn *c) {
+  /* one callback at a time: each may write, end its stream (freeing the
+   * exchange) or close the connection */
+  while (!c->closing) {
+    dorm__http_ex *hit = NULL;
+    for (dorm__http_ex *ex = c->head; ex; ex = ex->next)
+      if (ex->drain && dorm_http_stream_pending(ex) <= ex->drain_below) {
+        hit = ex;
+        break;
+      }
+    if (!hit) return;
+    dorm_http_drain_fn fn = hit->drain;
+    hit->drain = NULL;
+    fn(hit, hit->drain_arg);
+  }
+}
+
+int dorm_http_stream_abort(dorm_http_response *res) {
+  if (!res || res->state != DORM__EX_STREAMING) return DORM_ESTATE;
+  res->drain = NULL;
+  res->close = 1; /* no terminating chunk: the close ends the body */
+  res->keep_alive = 0;
+  return dorm__http_ex_completed(res);
+}
+
 /* ---- helpers ------------------------------------------------------------ */
 
 const char *dorm_http_request_header(const dorm_http_request *req,

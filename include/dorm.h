@@ -11,7 +11,8 @@
  *   dorm/migration.h migration files, model state, the autodetector
  *   dorm/deferred.h deferreds: callback chains for results that come later
  *   dorm/loop.h     the libuv glue (includes <uv.h>)
- * and the headers of backends/ (databases, rows).
+ * and the headers of backends/ (databases, rows, streaming reads:
+ * dorm/iterate.h).
  *
  * Rule: when a function that takes a callback returns an error, the
  * callback is never called.
@@ -29,6 +30,7 @@
 #include "dorm/loop.h"
 #include "dorm/db.h"
 #include "dorm/rows.h"
+#include "dorm/iterate.h"
 #include "dorm/migration.h"
 #include "dorm/migrate.h"
 #include "dorm/http.h"

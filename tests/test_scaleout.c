@@ -512,6 +512,49 @@ static void test_pgbouncer(void **state) {
   admin_on(0, "ALTER DATABASE dorm_test RESET TimeZone");
 }
 
+/* Streaming reads (dorm_async_iterate) through PgBouncer's transaction
+ * pooling and on a handle with replicas.  The stream's BEGIN ... DECLARE
+ * ... FETCH ... COMMIT is one transaction, so the bouncer keeps it on one
+ * server connection; other requests through the bouncer go on meanwhile.
+ * With replicas the stream reads the primary, so it sees the handle's
+ * own write made just before it. */
+static int stream_count(dorm_iter *it, const dorm_rows *chunk, void *arg) {
+  (void)it;
+  int64_t *n = arg;
+  *n += (int64_t)dorm_rows_count(chunk);
+  return DORM_ITER_CONTINUE;
+}
+
+static void test_stream(void **state) {
+  (void)state;
+  admin_on(0,
+           "INSERT INTO author (name) SELECT 'stream-' || x FROM "
+           "generate_series(1, 3000) x");
+  char url[300];
+  snprintf(url, sizeof url, "%s%spgbouncer=1", g_bouncer,
+           strchr(g_bouncer, '?') ? "&" : "?");
+  const char *urls[2] = {url, g_primary};
+  for (int k = 0; k < 2; k++) {
+    dorm_db *db = k == 0 ? open_with(urls[k], NULL, DORM_RYW_LSN, 0, 0)
+                         : open_with(urls[k], g_replicas, DORM_RYW_LSN, 0, 0);
+    if (k == 1) add_author(db, "stream-own");
+    dorm_query *q = dorm_select(Author);
+    dorm_filter(q, "name__startswith", dorm_str("stream-"));
+    int64_t rows = 0;
+    dorm_deferred *d = dorm_async_iterate(db, q, 100, stream_count, &rows);
+    dorm_query_free(q);
+    /* requests beside it through the same bouncer / pool */
+    reads_start(db, 20, "SELECT current_setting('port')::int AS port");
+    reads_wait(20);
+    assert_int_equal(g_ok, 20);
+    assert_int_equal(t_count(d), 3000 + k);
+    assert_int_equal(rows, 3000 + k);
+    t_loop_close(db);
+    if (k == 0) t_loop_open();
+  }
+  admin_on(0, "DELETE FROM author WHERE name LIKE 'stream-%'");
+}
+
 /* ---- the dorm command ---------------------------------------------------- */
 
 static char g_dorm[512]; /* the dorm binary beside this test's build */
@@ -776,6 +819,7 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_lag_bound, setup, teardown),
       cmocka_unit_test_setup_teardown(test_pgbouncer, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_stream, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cli_replicas, setup, teardown),
       cmocka_unit_test_setup_teardown(test_silent_replica, setup, teardown),
       cmocka_unit_test_setup_teardown(test_silent_primary, setup, teardown),

@@ -658,6 +658,18 @@ static dorm_deferred *pg_unlisten(void *state, const char *channel,
   return dorm__pg_unlisten(state, channel, fn, arg);
 }
 
+static int pg_stream_start(void *state, dorm__stream *s, dorm_error *err) {
+  return dorm__pg_stream_start(state, s, err);
+}
+
+static void pg_stream_more(void *state, dorm__stream *s) {
+  dorm__pg_stream_more(state, s);
+}
+
+static void pg_stream_stop(void *state, dorm__stream *s) {
+  dorm__pg_stream_stop(state, s);
+}
+
 const dorm__backend dorm__pg_backend = {
     .name = "postgresql",
     .dialect = DORM_DIALECT_POSTGRES,
@@ -676,4 +688,7 @@ const dorm__backend dorm__pg_backend = {
     .parse_lsn = dorm__pg_parse_lsn,
     .listen = pg_listen,
     .unlisten = pg_unlisten,
+    .stream_start = pg_stream_start,
+    .stream_more = pg_stream_more,
+    .stream_stop = pg_stream_stop,
 };

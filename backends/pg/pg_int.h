@@ -371,6 +371,14 @@ void dorm__pg_pool_conn_event(dorm__pg_pool *p, dorm__pg_conn *c,
 /* A cancel job started / ended. */
 void dorm__pg_pool_job(dorm__pg_pool *p, int delta);
 
+/* ---- streaming reads (pg_stream.c) -------------------------------------- */
+
+/* The backend table's stream entries (backend_int.h): a cursor on a
+ * connection of the stream's own. */
+int dorm__pg_stream_start(dorm__pg_pool *p, dorm__stream *s, dorm_error *err);
+void dorm__pg_stream_more(dorm__pg_pool *p, dorm__stream *s);
+void dorm__pg_stream_stop(dorm__pg_pool *p, dorm__stream *s);
+
 /* ---- LISTEN / NOTIFY (pg_listen.c) --------------------------------------- */
 
 /* The backend table's listen and unlisten entries (backend_int.h). */

@@ -40,6 +40,7 @@
 #include <sys/stat.h>
 
 #include "backends/backend_int.h"
+#include "backends/sqlite/sqlite_int.h"
 #include "base/base_int.h"
 
 #define SQ_CACHE 64
@@ -99,7 +100,7 @@ struct sq_be {
 
 /* SQLite's extended codes as SQLSTATEs, so code that checks for a unique
  * violation works the same on PostgreSQL. */
-static dorm_result sq_error(sqlite3 *conn, int rc, const char *what) {
+dorm_result dorm__sq_error(sqlite3 *conn, int rc, const char *what) {
   int ext = conn ? sqlite3_extended_errcode(conn) : rc;
   const char *msg = conn ? sqlite3_errmsg(conn) : sqlite3_errstr(rc);
   const char *state = NULL;
@@ -412,8 +413,9 @@ static int exec_pragma(sqlite3 *c, const char *sql, dorm_error *err,
   return rc;
 }
 
-static sqlite3 *open_conn(sq_be *be, int writer, dorm_error *err) {
-  const char *path = be->path ? be->path : ":memory:";
+sqlite3 *dorm__sq_open(const char *file, const char *sync, int busy_ms,
+                       int writer, dorm_error *err) {
+  const char *path = file ? file : ":memory:";
   sqlite3 *c = NULL;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
   if (writer) flags |= SQLITE_OPEN_CREATE;
@@ -435,7 +437,7 @@ static sqlite3 *open_conn(sq_be *be, int writer, dorm_error *err) {
     return NULL;
   }
   sqlite3_extended_result_codes(c, 1);
-  if (be->path && sqlite3_db_readonly(c, "main") == 1) {
+  if (file && sqlite3_db_readonly(c, "main") == 1) {
     dorm_error_set(err, DORM_EIO,
                    "sqlite: '%s' is read-only (no write permission on the "
                    "file or its directory)",
@@ -443,18 +445,18 @@ static sqlite3 *open_conn(sq_be *be, int writer, dorm_error *err) {
     sqlite3_close(c);
     return NULL;
   }
-  sqlite3_busy_timeout(c, be->busy_ms);
+  sqlite3_busy_timeout(c, busy_ms);
   char sql[128];
   /* WAL first: it reads the header, so a file that is not a database is
    * refused here with a clear message */
-  if (be->path && writer &&
+  if (file && writer &&
       exec_pragma(c, "PRAGMA journal_mode=WAL", err, path) != SQLITE_OK)
     goto fail;
-  if (be->path && !writer &&
+  if (file && !writer &&
       exec_pragma(c, "PRAGMA schema_version", err, path) != SQLITE_OK)
     goto fail;
   snprintf(sql, sizeof sql, "PRAGMA synchronous=%s; PRAGMA foreign_keys=ON",
-           be->sync);
+           sync);
   if (exec_pragma(c, sql, err, path) != SQLITE_OK) goto fail;
   if (!writer && exec_pragma(c, "PRAGMA query_only=1", err, path) != SQLITE_OK)
     goto fail;
@@ -506,7 +508,7 @@ static sqlite3_stmt *prepare(sq_worker *w, const dorm__stmt *st,
   int rc = sqlite3_prepare_v3(w->conn, st->sql, (int)st->len,
                               SQLITE_PREPARE_PERSISTENT, &s, &tail);
   if (rc != SQLITE_OK) {
-    *res = sq_error(w->conn, rc, NULL);
+    *res = dorm__sq_error(w->conn, rc, NULL);
     return NULL;
   }
   if (!s) {
@@ -567,8 +569,7 @@ static int bind_decimal(sqlite3_stmt *s, int k, const dorm_value *v) {
   return sqlite3_bind_double(s, k, d);
 }
 
-static int bind_params(sqlite3_stmt *s, const dorm__stmt *st,
-                       dorm_result *res) {
+int dorm__sq_bind(sqlite3_stmt *s, const dorm__stmt *st, dorm_result *res) {
   int want = sqlite3_bind_parameter_count(s);
   if ((size_t)want != st->nparams) {
     *res = dorm_result_error(DORM_EINVAL,
@@ -606,15 +607,17 @@ static int bind_params(sqlite3_stmt *s, const dorm__stmt *st,
         return -1;
     }
     if (rc != SQLITE_OK) {
-      *res = sq_error(sqlite3_db_handle(s), rc, "bind");
+      *res = dorm__sq_error(sqlite3_db_handle(s), rc, "bind");
       return -1;
     }
   }
   return 0;
 }
 
-static int read_rows(sqlite3_stmt *s, const dorm__stmt *st, int64_t max_rows,
-                     dorm_result *res) {
+/* A result set for the rows of s, run for st (the columns described
+ * from s for a raw statement), or NULL with *res the error. */
+dorm_rows *dorm__sq_rows_new(sqlite3_stmt *s, const dorm__stmt *st,
+                             dorm_result *res) {
   int ncol = sqlite3_column_count(s);
   dorm_rows *rows = dorm__rows_new(st, st->columns ? 0 : (size_t)ncol);
   if (!rows) goto oom;
@@ -631,58 +634,81 @@ static int read_rows(sqlite3_stmt *s, const dorm__stmt *st, int64_t max_rows,
                              "sqlite: the statement yields %d columns, %zu "
                              "expected",
                              ncol, st->ncolumns);
-    return -1;
+    return NULL;
   }
+  return rows;
+oom:
+  dorm__rows_free(rows);
+  *res = dorm_result_error(DORM_ENOMEM, NULL);
+  return NULL;
+}
+
+/* Add the row s stands on to rows.  0, or -1 with *res the error (rows
+ * are left to the caller). */
+int dorm__sq_put_row(dorm_rows *rows, sqlite3_stmt *s, dorm_result *res) {
   size_t width = dorm__rows_width(rows);
+  if (dorm__rows_add_row(rows)) goto oom;
+  for (size_t c = 0; c < width; c++) {
+    int e = 0;
+    switch (sqlite3_column_type(s, (int)c)) {
+      case SQLITE_NULL: break;
+      case SQLITE_INTEGER:
+        e = dorm__rows_put_int(rows, c, sqlite3_column_int64(s, (int)c));
+        break;
+      case SQLITE_FLOAT:
+        e = dorm__rows_put_float(rows, c, sqlite3_column_double(s, (int)c));
+        break;
+      case SQLITE_TEXT: {
+        const char *t = (const char *)sqlite3_column_text(s, (int)c);
+        int n = sqlite3_column_bytes(s, (int)c);
+        e = t ? dorm__rows_put_text(rows, c, t, (size_t)n) : DORM_ENOMEM;
+        break;
+      }
+      default: {
+        const void *b = sqlite3_column_blob(s, (int)c);
+        int n = sqlite3_column_bytes(s, (int)c);
+        e = dorm__rows_put_bytes(rows, c, b ? b : "", (size_t)n);
+        break;
+      }
+    }
+    if (e == DORM_ENOMEM) goto oom;
+    if (e) {
+      *res = dorm_result_error(e, "sqlite: %s", dorm__rows_error(rows));
+      return -1;
+    }
+  }
+  return 0;
+oom:
+  *res = dorm_result_error(DORM_ENOMEM, NULL);
+  return -1;
+}
+
+static int read_rows(sqlite3_stmt *s, const dorm__stmt *st, int64_t max_rows,
+                     dorm_result *res) {
+  dorm_rows *rows = dorm__sq_rows_new(s, st, res);
+  if (!rows) return -1;
   int64_t nread = 0;
   int rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
     if (max_rows > 0 && nread >= max_rows) break;
     nread++;
-    if (dorm__rows_add_row(rows)) goto oom;
-    for (size_t c = 0; c < width; c++) {
-      int e = 0;
-      switch (sqlite3_column_type(s, (int)c)) {
-        case SQLITE_NULL: break;
-        case SQLITE_INTEGER:
-          e = dorm__rows_put_int(rows, c, sqlite3_column_int64(s, (int)c));
-          break;
-        case SQLITE_FLOAT:
-          e = dorm__rows_put_float(rows, c, sqlite3_column_double(s, (int)c));
-          break;
-        case SQLITE_TEXT: {
-          const char *t = (const char *)sqlite3_column_text(s, (int)c);
-          int n = sqlite3_column_bytes(s, (int)c);
-          e = t ? dorm__rows_put_text(rows, c, t, (size_t)n) : DORM_ENOMEM;
-          break;
-        }
-        default: {
-          const void *b = sqlite3_column_blob(s, (int)c);
-          int n = sqlite3_column_bytes(s, (int)c);
-          e = dorm__rows_put_bytes(rows, c, b ? b : "", (size_t)n);
-          break;
-        }
-      }
-      if (e == DORM_ENOMEM) goto oom;
-      if (e) {
-        *res = dorm_result_error(e, "sqlite: %s", dorm__rows_error(rows));
-        dorm__rows_free(rows);
-        return -1;
-      }
+    if (dorm__sq_put_row(rows, s, res)) {
+      dorm__rows_free(rows);
+      return -1;
     }
   }
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
     dorm__rows_free(rows);
-    *res = sq_error(sqlite3_db_handle(s), rc, NULL);
+    *res = dorm__sq_error(sqlite3_db_handle(s), rc, NULL);
     return -1;
   }
-  if (dorm__rows_finish(rows)) goto oom;
+  if (dorm__rows_finish(rows)) {
+    dorm__rows_free(rows);
+    *res = dorm_result_error(DORM_ENOMEM, NULL);
+    return -1;
+  }
   *res = dorm__rows_result(rows);
   return 0;
-oom:
-  dorm__rows_free(rows);
-  *res = dorm_result_error(DORM_ENOMEM, NULL);
-  return -1;
 }
 
 /* 1 when sql starts with the keyword kw (any case). */
@@ -729,7 +755,7 @@ static void run_req(sq_worker *w, dorm__req *req) {
     dorm_result_free(&res);
     sqlite3_stmt *s = prepare(w, st, &res);
     if (!s) break;
-    if (bind_params(s, st, &res)) {
+    if (dorm__sq_bind(s, st, &res)) {
       sqlite3_clear_bindings(s);
       break;
     }
@@ -742,7 +768,7 @@ static void run_req(sq_worker *w, dorm__req *req) {
       while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
       }
       if (rc != SQLITE_DONE)
-        res = sq_error(w->conn, rc, NULL);
+        res = dorm__sq_error(w->conn, rc, NULL);
       else {
         sum += sqlite3_changes64(w->conn);
         res = dorm_result_count(req->flags & DORM__REQ_SUM_COUNTS
@@ -783,7 +809,7 @@ static void *worker_main(void *arg) {
   if (w->writer) {
     dorm_error err;
     dorm_error_clear(&err);
-    conn = open_conn(be, 1, &err);
+    conn = dorm__sq_open(be->path, be->sync, be->busy_ms, 1, &err);
     pthread_mutex_lock(&be->mu);
     be->open_state = conn ? 1 : -1;
     if (!conn) be->open_err = err;
@@ -800,7 +826,7 @@ static void *worker_main(void *arg) {
     pthread_mutex_unlock(&be->mu);
     if (ok) {
       dorm_error_clear(&w->open_err);
-      conn = open_conn(be, 0, &w->open_err);
+      conn = dorm__sq_open(be->path, be->sync, be->busy_ms, 0, &w->open_err);
     }
   }
   pthread_mutex_lock(&w->mu);
@@ -1026,6 +1052,12 @@ static dorm_deferred *sq_listen(void *state, const char *channel,
   return NULL;
 }
 
+static int sq_stream_start(void *state, dorm__stream *s, dorm_error *err) {
+  sq_be *be = state;
+  return dorm__sq_stream_start(be->loop, be->path, be->sync, be->busy_ms, s,
+                               err);
+}
+
 const dorm__backend dorm__sqlite_backend = {
     .name = "sqlite",
     .dialect = DORM_DIALECT_SQLITE,
@@ -1039,4 +1071,7 @@ const dorm__backend dorm__sqlite_backend = {
     .close = sq_close,
     .listen = sq_listen,
     .unlisten = sq_listen,
+    .stream_start = sq_stream_start,
+    .stream_more = dorm__sq_stream_more,
+    .stream_stop = dorm__sq_stream_stop,
 };

@@ -225,6 +225,23 @@ DORM_EXTERN int dorm_http_stream_write(dorm_http_response *res,
 DORM_EXTERN size_t dorm_http_stream_pending(const dorm_http_response *res);
 /* End the stream and complete res (freed).  Returns 0 or DORM_ECLOSED. */
 DORM_EXTERN int dorm_http_stream_end(dorm_http_response *res);
+/* Back-pressure for a producer that can wait (a dorm_async_iterate
+ * consumer): ask for fn(res, arg) once the stream's pending bytes
+ * (dorm_http_stream_pending) have dropped to `below` or less.  Returns 0
+ * when fn is registered (it runs once, on the loop thread, never inside
+ * a call on res; not at all if the client goes first: the gone callback
+ * runs instead, see dorm_http_response_on_gone), 1 when pending is
+ * already at or under `below` (nothing registered: go on at once),
+ * DORM_ECLOSED when the client has gone, DORM_ESTATE when res is not
+ * streaming.  A second call replaces the first. */
+typedef void (*dorm_http_drain_fn)(dorm_http_response *res, void *arg);
+DORM_EXTERN int dorm_http_stream_on_drain(dorm_http_response *res, size_t below,
+                                          dorm_http_drain_fn fn, void *arg);
+/* End a stream that failed half-way: what was written goes out, then the
+ * connection closes without the terminating chunk, so the client sees an
+ * incomplete body (not a complete one that is wrong).  Completes res
+ * (freed).  Returns 0 or DORM_ECLOSED (DORM_ESTATE: not streaming). */
+DORM_EXTERN int dorm_http_stream_abort(dorm_http_response *res);
 
 /* ---- helpers ------------------------------------------------------------ */
 

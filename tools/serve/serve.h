@@ -22,10 +22,26 @@ typedef struct serve_state {
   dorm_query *q; /* reused by every request: the async calls compile the
                     query during the call, so one is enough per loop */
   char **names;  /* lower-cased model names, one per model */
+  int no_stream; /* the database cannot stream (a SQLite memory
+                    database): lists are answered whole */
 } serve_state;
 
 /* The handler given to dorm_http_server_new; arg is the serve_state. */
 void serve_handle(dorm_http_request *req, dorm_http_response *res, void *arg);
+
+/* ---- serve_stream.c ----------------------------------------------------- */
+
+/* An error before the first row (r borrowed): answer it and end ctx. */
+typedef void (*serve_stream_fail_fn)(dorm_result *r, void *ctx);
+/* The answer is complete (streamed, or aborted half-way): end ctx. */
+typedef void (*serve_stream_end_fn)(void *ctx);
+/* Answer the list of q (a SELECT, compiled during the call) as its rows
+ * arrive, with back-pressure; a client that goes cancels the query.
+ * Exactly one of fail and end runs, later.  0, or -1 when nothing was
+ * started (out of memory): the caller answers. */
+int serve_list_stream(serve_state *st, dorm_http_response *res,
+                      const dorm_query *q, serve_stream_fail_fn fail,
+                      serve_stream_end_fn end, void *ctx);
 
 /* ---- serve_m2m.c (the types serve_input.c fills) ------------------------ */
 

@@ -41,6 +41,7 @@ enum op {
 typedef struct call {
   dorm_http_response *res;
   dorm_http_request *req;
+  serve_state *st;
   const dorm_model *model;
   enum op op;
   char pk[96]; /* the key as the user wrote it, for a 404's message */
@@ -272,6 +273,7 @@ static call *call_new(serve_state *st, dorm_http_request *req,
   }
   c->res = res;
   c->req = req;
+  c->st = st;
   c->model = m;
   c->op = op;
   c->db = st->db;
@@ -351,6 +353,26 @@ static void refused(dorm_http_response *res, call *c, const serve_refusal *w) {
   call_free(c);
 }
 
+/* A streamed list (serve_stream.c) that failed before its first row:
+ * the usual error answer, or, when the database cannot stream, the
+ * answer read whole. */
+static void list_failed(dorm_result *r, void *ctx) {
+  call *c = ctx;
+  if (dorm_result_code(r) != DORM_EUNSUPPORTED) {
+    on_failed(r, c);
+    return;
+  }
+  serve_state *st = c->st;
+  serve_refusal why;
+  st->no_stream = 1;
+  dorm_query_reset(st->q, DORM_QUERY_SELECT, c->model);
+  if (serve_apply_params(st, st->q, c->req, 1, &c->want, &why))
+    return refused(c->res, c, &why);
+  await(c, dorm_async_filter(st->db, st->q));
+}
+
+static void list_end(void *ctx) { call_free(ctx); }
+
 static void route_collection(serve_state *st, dorm_http_request *req,
                              dorm_http_response *res, const dorm_model *m,
                              int is_count) {
@@ -379,6 +401,14 @@ static void route_collection(serve_state *st, dorm_http_request *req,
   dorm_query_reset(q, DORM_QUERY_SELECT, m);
   if (serve_apply_params(st, q, req, !is_count, &c->want, &why))
     return refused(res, c, &why);
+  /* a list is streamed as its rows arrive (not for HEAD, which has no
+   * body, nor with many_to_many arrays, filled per page) */
+  if (!is_count && !strcmp(req->method, "GET") && !c->want.n &&
+      !st->no_stream) {
+    if (serve_list_stream(st, res, q, list_failed, list_end, c))
+      refused(res, c, &(serve_refusal){503, "out of memory"});
+    return;
+  }
   await(c,
         is_count ? dorm_async_count(st->db, q) : dorm_async_filter(st->db, q));
 }
