@@ -11,7 +11,8 @@
  *   dorm/migration.h migration files, model state, the autodetector
  *   dorm/deferred.h deferreds: callback chains for results that come later
  *   dorm/loop.h     the libuv glue (includes <uv.h>)
- * and the headers of backends/ (databases, rows).
+ * and the headers of backends/ (databases, rows, dorm/observe.h: hooks,
+ * statistics, the statement log).
  *
  * Rule: when a function that takes a callback returns an error, the
  * callback is never called.
@@ -28,6 +29,7 @@
 #include "dorm/deferred.h"
 #include "dorm/loop.h"
 #include "dorm/db.h"
+#include "dorm/observe.h"
 #include "dorm/rows.h"
 #include "dorm/migration.h"
 #include "dorm/migrate.h"
