@@ -228,11 +228,35 @@ static void test_access_log_json(void **state) {
   assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 2);
 }
 
+/* $DORM_LOG reaches the server's database (the library's own hook): each
+ * statement on stderr, beside the access log. */
+static void test_statement_log(void **state) {
+  setenv("DORM_LOG", "all", 1);
+  start_server(NULL);
+  unsetenv("DORM_LOG");
+  client *c = cli_new();
+  response r;
+  memset(&r, 0, sizeof r);
+  assert_int_equal(call(c, &r, "GET", "/api/author?name=zed", NULL), 200);
+  resp_clear(&r);
+  cli_free(c);
+  assert_int_equal(stop_server(), 0);
+  char *log = read_log();
+  const char *line = strstr(log, "dorm: read ");
+  if (!line) fail_msg("no statement line: %s", log);
+  assert_non_null(strstr(line, "FROM \"author\""));
+  assert_null(strstr(log, "'zed'")); /* the value is a parameter: unseen */
+  assert_null(strstr(log, "params="));
+  free(log);
+  unlink(g_log);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_metrics_move),
       cmocka_unit_test(test_metrics_off),
       cmocka_unit_test(test_access_log_json),
+      cmocka_unit_test(test_statement_log),
   };
   return servetest_main(tests);
 }
