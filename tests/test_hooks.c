@@ -420,6 +420,32 @@ static void test_counter(void **state) {
   assert_int_equal(s.hooks, 0);
 }
 
+/* What the suite checked by reading PostgreSQL's statement log, on every
+ * backend: prefetch_related runs one query per relation, whatever the
+ * number of rows (no N+1). */
+static void test_counter_prefetch(void **state) {
+  (void)state;
+  for (int i = 0; i < 6; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "pf%d", i);
+    int64_t a = add_author(name, 20 + i, NULL);
+    add_entry(a, i % 2 ? a : 0, "e", i);
+    add_entry(a, 0, "f", i);
+  }
+  dorm_query_counter qc;
+  assert_int_equal(dorm_query_counter_start(&qc, DB), 0);
+  dorm_query *q = dorm_select(Author);
+  dorm_prefetch_related(q, "entries__tags");
+  dorm_prefetch_related(q, "edited");
+  dorm_result r = t_ok(dorm_async_filter(DB, q));
+  dorm_query_free(q);
+  assert_int_equal(dorm_rows_count(dorm_result_rows_of(&r)), 6);
+  dorm_result_free(&r);
+  /* authors, their entries, the entries' tags, the entries they edited */
+  assert_int_equal(dorm_query_counter_stop(&qc), 4);
+  assert_int_equal(qc.by_kind[DORM_STMT_READ], 4);
+}
+
 /* A removed hook starts nothing new but ends what it saw start. */
 static void test_remove_hook(void **state) {
   (void)state;
@@ -656,19 +682,13 @@ int main(int argc, char **argv) {
   if (n <= 0) return 1;
   self_exe[n] = '\0';
   const struct CMUnitTest tests[] = {
-      T(test_each_request),
-      T(test_values_on_request),
-      T(test_transaction),
-      T(test_cancel_and_timeout),
-      T(test_close_ends_all),
-      T(test_stats),
-      T(test_counter),
-      T(test_remove_hook),
-      T(test_retried_replica_read),
-      T(test_log_slow),
-      T(test_log_all_json),
-      T(test_log_values),
-      T(test_log_bad_value),
+      T(test_each_request),   T(test_values_on_request),
+      T(test_transaction),    T(test_cancel_and_timeout),
+      T(test_close_ends_all), T(test_stats),
+      T(test_counter),        T(test_counter_prefetch),
+      T(test_remove_hook),    T(test_retried_replica_read),
+      T(test_log_slow),       T(test_log_all_json),
+      T(test_log_values),     T(test_log_bad_value),
   };
   return dbsuite_main(tests);
 }
