@@ -4,8 +4,9 @@
  * reading and writing calls, raw SQL), db_route.c (routing and
  * read-your-writes), db_tx.c (transactions), db_compound.c
  * (get_or_create, update_or_create, bulk_create), db_prefetch.c
- * (prefetch_related) and db_listen.c (LISTEN/NOTIFY, through the
- * backend table).  Backends never see it:
+ * (prefetch_related), db_listen.c (LISTEN/NOTIFY, through the
+ * backend table), db_hooks.c (query hooks and statistics) and db_log.c
+ * ($DORM_LOG).  Backends never see it:
  * their side of the facade is backend_int.h.
  *
  * A dorm_db is one of three things: a database handle (root is itself; it
