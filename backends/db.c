@@ -524,6 +524,12 @@ void dorm_db_close(dorm_db *db, dorm_db_close_cb cb, void *arg) {
     waiter *next = w->next;
     if (w->o) {
       op *o = w->o;
+      /* a replica read sent once more may wait here: its hooks end now */
+      if (o->started) {
+        dorm_result closed = dorm_result_error(DORM_ECLOSED, NULL);
+        dorm__db_obs_done(db, o, &closed);
+        dorm_result_free(&closed);
+      }
       op_deliver(o, dorm_result_error(DORM_ECLOSED, NULL));
       op_free(o);
     } else {

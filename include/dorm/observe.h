@@ -31,6 +31,9 @@
  *   - dorm_db_close ends every request still out (code DORM_ECLOSED) and
  *     from the moment it returns no hook of that database runs again; the
  *     hooks are freed with the database.
+ *   - A hook must be quick and must not make requests on the database or
+ *     close it (it runs inside the facade's bookkeeping): count, copy,
+ *     or schedule work for later (a dorm_wakeup, a timer).
  *   - Parameter values are secrets until you ask: ev->params and
  *     ev->message (a database's error text may quote a value) are NULL
  *     unless the hook was added with DORM_HOOK_VALUES.
