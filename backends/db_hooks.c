@@ -16,6 +16,7 @@
  * after which nothing is called.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -206,6 +207,8 @@ static void event_fill(dorm_db *root, const op *o, dorm_query_event *ev) {
     ev->role = c->role;
     ev->replica = c->role == DORM_ROLE_REPLICA ? c->replica : 0;
     ev->pgbouncer = c->pgbouncer;
+  } else {
+    ev->role = DORM_ROLE_PRIMARY; /* PostgreSQL's listener connection */
   }
   ev->conn = o->conn;
   ev->in_transaction = o->kind == OP_CTL ? !o->internal : o->atx != NULL;
@@ -319,6 +322,48 @@ void dorm__db_obs_done(dorm_db *root, op *o, const dorm_result *res) {
     root->st.succeeded++;
   }
   if (o->hookmask) hooks_end(root, o, res, code);
+}
+
+/* ---- LISTEN / UNLISTEN --------------------------------------------------- */
+
+/* dorm_listen and dorm_unlisten run on the backend's listener connection,
+ * not through a slot; for the hooks they are requests of kind LISTEN all
+ * the same.  An op carries them (it holds the database until freed, and
+ * sits on the pending list so dorm_db_close ends its hooks); a first
+ * step on the call's deferred ends it and passes the result on. */
+static dorm_result listen_step(dorm_result *res, void *arg) {
+  op *o = arg;
+  dorm_db *root = o->root;
+  if (!o->orphan) dorm__db_pending_remove(root, o);
+  dorm__db_obs_done(root, o, res);
+  dorm__db_op_release(o);
+  return *res;
+}
+
+dorm_deferred *dorm__db_obs_listen(dorm_db *root, dorm_deferred *d,
+                                   const char *verb, const char *channel) {
+  if (!d || !root->nhooks || root->closed) return d;
+  op *o = dorm__db_op_new(root, OP_PLAIN);
+  if (!o) return d;
+  size_t n = strlen(verb) + strlen(channel) + 4;
+  o->raw = dorm__malloc(n);
+  if (!o->raw || dorm_deferred_add_both(d, listen_step, o)) {
+    dorm__db_op_release(o); /* unseen, rather than fail the call */
+    return d;
+  }
+  snprintf(o->raw, n, "%s \"%s\"", verb, channel);
+  dorm__db_op_stmt_text(o, o->raw);
+  o->conn = root->nconns; /* no slot of the facade */
+  o->next = root->pending;
+  o->prev = NULL;
+  if (root->pending) root->pending->prev = o;
+  root->pending = o;
+  root->npending++;
+  o->started = 1;
+  root->st.started++;
+  root->st.by_kind[DORM_STMT_LISTEN]++;
+  hooks_start(root, o);
+  return d;
 }
 
 /* ---- statistics --------------------------------------------------------- */

@@ -227,6 +227,10 @@ static inline void dorm__db_obs_made(dorm_db *root, op *o) {
     o->t_made = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
   }
 }
+/* d, the deferred of dorm_listen / dorm_unlisten (verb "LISTEN" or
+ * "UNLISTEN"), shown to the hooks as a request; returns d. */
+dorm_deferred *dorm__db_obs_listen(dorm_db *root, dorm_deferred *d,
+                                   const char *verb, const char *channel);
 /* The slots' roles, from the backend (dorm_db_open). */
 void dorm__db_obs_open(dorm_db *root);
 /* The $DORM_LOG hook, added by dorm_db_open when the variable is set. */

@@ -446,6 +446,57 @@ static void test_counter_prefetch(void **state) {
   assert_int_equal(qc.by_kind[DORM_STMT_READ], 4);
 }
 
+/* dorm_listen and dorm_unlisten are requests of kind LISTEN (on the
+ * backend's listener connection); dorm_db_close ends one still out.
+ * PostgreSQL only (SQLite refuses, PgBouncer cannot listen). */
+static void on_notify(dorm_db *db, const dorm_notification *n, void *arg) {
+  (void)db;
+  (void)n;
+  (void)arg;
+}
+
+static void test_listen_seen(void **state) {
+  (void)state;
+  hook_on();
+  dorm_deferred *d = dorm_listen(DB, "obs_chan", on_notify, NULL);
+  if (!d) {
+    assert_int_equal(R.starts, 0);
+    skip();
+  }
+  dorm_result r = t_await(d);
+  int code = dorm_result_code(&r);
+  dorm_result_free(&r);
+  settle();
+  rec_ev *e[4];
+  assert_int_equal(user_events(0, e, 4), 1);
+  assert_int_equal(e[0]->kind, DORM_STMT_LISTEN);
+  assert_string_equal(e[0]->sql, "LISTEN \"obs_chan\"");
+  assert_int_equal(e[0]->code, code);
+  if (code) skip(); /* PgBouncer refuses LISTEN: seen, and failed */
+  run_ok(dorm_unlisten(DB, "obs_chan", on_notify, NULL));
+  settle();
+  assert_int_equal(user_events(0, e, 4), 2);
+  assert_int_equal(e[1]->kind, DORM_STMT_LISTEN);
+  assert_string_equal(e[1]->sql, "UNLISTEN \"obs_chan\"");
+  dorm_stats s;
+  dorm_db_stats(DB, &s);
+  assert_true(s.by_kind[DORM_STMT_LISTEN] >= 2);
+  /* one still out when the database closes: ended then, never after */
+  d = dorm_listen(DB, "obs_chan2", on_notify, NULL);
+  t_wait w = {0, dorm_result_none()};
+  assert_int_equal(dorm_deferred_add_both(d, t_keep, &w), 0);
+  assert_int_equal(R.starts, 3);
+  T_db_closed = 0;
+  dorm_db_close(DB, t_db_closed_cb, NULL);
+  R.closed = 1;
+  assert_int_equal(R.ends, 3);
+  assert_int_equal(R.ev[2].code, DORM_ECLOSED);
+  while (!w.done || !T_db_closed) uv_run(&T_uv, UV_RUN_ONCE);
+  dorm_result_free(&w.res);
+  assert_int_equal(R.after_close, 0);
+  DB = NULL;
+}
+
 /* A removed hook starts nothing new but ends what it saw start. */
 static void test_remove_hook(void **state) {
   (void)state;
@@ -682,13 +733,21 @@ int main(int argc, char **argv) {
   if (n <= 0) return 1;
   self_exe[n] = '\0';
   const struct CMUnitTest tests[] = {
-      T(test_each_request),   T(test_values_on_request),
-      T(test_transaction),    T(test_cancel_and_timeout),
-      T(test_close_ends_all), T(test_stats),
-      T(test_counter),        T(test_counter_prefetch),
-      T(test_remove_hook),    T(test_retried_replica_read),
-      T(test_log_slow),       T(test_log_all_json),
-      T(test_log_values),     T(test_log_bad_value),
+      T(test_each_request),
+      T(test_values_on_request),
+      T(test_transaction),
+      T(test_cancel_and_timeout),
+      T(test_close_ends_all),
+      T(test_stats),
+      T(test_counter),
+      T(test_counter_prefetch),
+      T(test_listen_seen),
+      T(test_remove_hook),
+      T(test_retried_replica_read),
+      T(test_log_slow),
+      T(test_log_all_json),
+      T(test_log_values),
+      T(test_log_bad_value),
   };
   return dbsuite_main(tests);
 }

@@ -20,7 +20,9 @@
  *     statements: a bulk insert in chunks, dorm_async_execute_many); the
  *     facade's own statements count too: BEGIN / COMMIT / SAVEPOINT of
  *     dorm_async_atomic (kind DORM_STMT_TX) and the position read after a
- *     write when there are replicas (internal = 1).
+ *     write when there are replicas (internal = 1).  dorm_listen and
+ *     dorm_unlisten are requests too (kind DORM_STMT_LISTEN, on
+ *     PostgreSQL's listener connection: conn is dorm_stats.nconns).
  *   - A hook's start runs when the request is handed to a connection (its
  *     queue wait is then over), its end when the answer is back, exactly
  *     once each for every request, in that order.  A read on a replica
