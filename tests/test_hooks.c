@@ -35,6 +35,9 @@ typedef struct rec_ev {
 
 typedef struct rec {
   int starts, ends;
+  /* the same without the facade's internal requests (with replicas, a
+   * position read of the set-up's writes may start during a test) */
+  int ustarts, uends;
   int open_now; /* started, not ended */
   int bad_user; /* an end whose user data was not its start's */
   int after_close;
@@ -54,6 +57,7 @@ static void rec_start(const dorm_query_event *ev, void *arg, void **user) {
   tokens[r->starts] = r->starts + 1;
   *user = &tokens[r->starts];
   r->starts++;
+  if (!ev->internal) r->ustarts++;
   r->open_now++;
   assert_int_equal(ev->rows, 0); /* end fields are empty */
   assert_int_equal(ev->code, 0);
@@ -68,6 +72,7 @@ static void rec_end(const dorm_query_event *ev, void *arg, void *user) {
   if (i < 0 || i >= r->starts || tokens[i] < 0) r->bad_user++;
   tokens[i] = -1; /* ended once */
   r->ends++;
+  if (!ev->internal) r->uends++;
   r->open_now--;
   rec_ev *e = &r->ev[i];
   e->kind = ev->kind;
@@ -289,13 +294,16 @@ static void test_close_ends_all(void **state) {
   dorm_deferred *d = dorm_async_execute_read(DB, slow_sql(), NULL, 0);
   t_wait w = {0, dorm_result_none()};
   assert_int_equal(dorm_deferred_add_both(d, t_keep, &w), 0);
-  assert_int_equal(R.starts, 1);
-  assert_int_equal(R.ends, 0);
+  assert_int_equal(R.ustarts, 1);
+  assert_int_equal(R.uends, 0);
   T_db_closed = 0;
   dorm_db_close(DB, t_db_closed_cb, NULL);
   R.closed = 1;
-  assert_int_equal(R.ends, 1);
-  assert_int_equal(R.ev[0].code, DORM_ECLOSED);
+  assert_int_equal(R.uends, 1);
+  assert_int_equal(R.starts, R.ends); /* internal ones too */
+  rec_ev *e[4];
+  assert_int_equal(user_events(0, e, 4), 1);
+  assert_int_equal(e[0]->code, DORM_ECLOSED);
   /* a request made now never reaches a connection: no hook */
   dorm_query *q = dorm_select(Author);
   dorm_deferred *d2 = dorm_async_count(DB, q);
@@ -304,8 +312,9 @@ static void test_close_ends_all(void **state) {
   while (!w.done || !T_db_closed) uv_run(&T_uv, UV_RUN_ONCE);
   assert_int_equal(dorm_result_code(&w.res), DORM_ECLOSED);
   dorm_result_free(&w.res);
-  assert_int_equal(R.starts, 1);
-  assert_int_equal(R.ends, 1);
+  assert_int_equal(R.ustarts, 1);
+  assert_int_equal(R.uends, 1);
+  assert_int_equal(R.starts, R.ends);
   assert_int_equal(R.after_close, 0);
   DB = NULL; /* closed: teardown has nothing to close */
 }
@@ -337,7 +346,10 @@ static void test_stats(void **state) {
       s1.nreplicas ? s1.by_kind[DORM_STMT_READ] - s0.by_kind[DORM_STMT_READ] - 1
                    : 0;
   assert_int_equal(s1.started - s0.started, 7 + internal);
-  assert_int_equal(s1.succeeded - s0.succeeded, 6 + internal);
+  /* every request started is answered or out (a position read of the
+   * set-up's writes may have started before s0 and ended after it) */
+  assert_int_equal(s1.started, s1.succeeded + s1.failed + s1.in_flight);
+  if (!s1.nreplicas) assert_int_equal(s1.succeeded - s0.succeeded, 6);
   assert_int_equal(s1.failed - s0.failed, 1);
   assert_int_equal(s1.failed_by_code[-DORM_EDB] - s0.failed_by_code[-DORM_EDB],
                    1);
@@ -460,7 +472,7 @@ static void test_listen_seen(void **state) {
   hook_on();
   dorm_deferred *d = dorm_listen(DB, "obs_chan", on_notify, NULL);
   if (!d) {
-    assert_int_equal(R.starts, 0);
+    assert_int_equal(R.ustarts, 0);
     skip();
   }
   dorm_result r = t_await(d);
@@ -485,12 +497,13 @@ static void test_listen_seen(void **state) {
   d = dorm_listen(DB, "obs_chan2", on_notify, NULL);
   t_wait w = {0, dorm_result_none()};
   assert_int_equal(dorm_deferred_add_both(d, t_keep, &w), 0);
-  assert_int_equal(R.starts, 3);
+  assert_int_equal(R.ustarts, 3);
   T_db_closed = 0;
   dorm_db_close(DB, t_db_closed_cb, NULL);
   R.closed = 1;
-  assert_int_equal(R.ends, 3);
-  assert_int_equal(R.ev[2].code, DORM_ECLOSED);
+  assert_int_equal(R.uends, 3);
+  assert_int_equal(user_events(0, e, 4), 3);
+  assert_int_equal(e[2]->code, DORM_ECLOSED);
   while (!w.done || !T_db_closed) uv_run(&T_uv, UV_RUN_ONCE);
   dorm_result_free(&w.res);
   assert_int_equal(R.after_close, 0);
@@ -504,14 +517,15 @@ static void test_remove_hook(void **state) {
   dorm_deferred *d = dorm_async_execute_read(DB, slow_sql(), NULL, 0);
   t_wait w = {0, dorm_result_none()};
   assert_int_equal(dorm_deferred_add_both(d, t_keep, &w), 0);
-  assert_int_equal(R.starts, 1);
+  assert_int_equal(R.ustarts, 1);
   dorm_db_remove_hook(DB, h);
   dorm_db_remove_hook(DB, h); /* twice: nothing */
   run_ok(dorm_async_execute_read(DB, "SELECT 1", NULL, 0));
   while (!w.done) uv_run(&T_uv, UV_RUN_ONCE);
   dorm_result_free(&w.res);
-  assert_int_equal(R.starts, 1);
-  assert_int_equal(R.ends, 1);
+  assert_int_equal(R.ustarts, 1);
+  assert_int_equal(R.uends, 1);
+  assert_int_equal(R.starts, R.ends);
   /* the slots: DORM_HOOKS_MAX at most */
   dorm_hook *hs[DORM_HOOKS_MAX + 1];
   int n = 0;
