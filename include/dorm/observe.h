@@ -218,7 +218,8 @@ typedef struct dorm_replica_stats {
 } dorm_replica_stats;
 
 /* Fill *s (db: any handle of the database).  0, or DORM_EINVAL for NULL
- * arguments.  A closed database still answers (its last figures). */
+ * arguments.  A closing database (dorm_db_close called, its callback not
+ * yet run) still answers, with its last figures. */
 DORM_EXTERN int dorm_db_stats(dorm_db *db, dorm_stats *s);
 /* Connection slot i (0 <= i < s.nconns).  0 or DORM_EINVAL. */
 DORM_EXTERN int dorm_db_conn_stats(dorm_db *db, size_t i, dorm_conn_stats *c);
