@@ -125,6 +125,8 @@ typedef struct dorm__stream {
 
 /* ---- the backend table -------------------------------------------------- */
 
+struct dorm__conn_info;
+
 #define DORM__CONN_READ 1u
 #define DORM__CONN_WRITE 2u
 /* a read replica's slot: READ too, but it may lag behind the primary and
@@ -195,7 +197,22 @@ typedef struct dorm__backend {
   int (*stream_start)(void *state, dorm__stream *s, dorm_error *err);
   void (*stream_more)(void *state, dorm__stream *s);
   void (*stream_stop)(void *state, dorm__stream *s);
+  /* Optional (NULL: the facade's defaults): what dorm_db_conn_stats and
+   * the query hooks show of slot conn (dorm/observe.h).  Cheap; fills
+   * every field of *out. */
+  void (*conn_info)(void *state, size_t conn, struct dorm__conn_info *out);
 } dorm__backend;
+
+/* A slot as dorm/observe.h shows it. */
+typedef struct dorm__conn_info {
+  int state;      /* dorm_conn_state */
+  size_t replica; /* 0: the primary (or SQLite), n: the n-th replica */
+  int pgbouncer;  /* through PgBouncer */
+  size_t statements_cached;
+  uint64_t reconnects;
+  int lag_known; /* a replica's lag, as of its last probe */
+  uint64_t lag_ms;
+} dorm__conn_info;
 
 extern const dorm__backend dorm__sqlite_backend;
 extern const dorm__backend dorm__pg_backend;

@@ -156,6 +156,7 @@ static void op_deliver(op *o, dorm_result res) {
  * next loop turn (rule R2 of dorm/deferred.h); `then` ops are told at once
  * (they are internal and never inside a user's call). */
 void dorm__db_op_fail_soon(op *o, dorm_result res) {
+  if (o->started) dorm__db_obs_done(o->root, o, &res);
   /* a request of a transaction handle that cannot even be sent (it does
    * not compile, the queue is full, ...) fails its block too */
   if (o->kind != OP_CTL && o->db != o->root && !o->db->is_view)
@@ -253,6 +254,7 @@ static void op_done(dorm__req *req) {
   }
   if (dorm__db_retry_elsewhere(root, o)) return;
   dorm__db_pending_remove(root, o);
+  dorm__db_obs_done(root, o, &o->req.result);
   dorm_result res = o->req.result;
   o->req.result = dorm_result_none();
   res = shape(o, res);
@@ -277,6 +279,8 @@ static void op_cancel(dorm_deferred *d, void *arg) {
    * this canceller (dorm__db_op_fail_soon); any other op still owns d */
   if (o->d != d) return;
   dorm_db *root = o->root;
+  if (!o->cancel_kind)
+    o->cancel_kind = dorm_deferred_cancel_is_timeout() ? 2 : 1;
   /* a cancelled request of a transaction fails its block */
   if (o->atx && !root->closed) dorm__db_tx_op_cancelled(o);
   if (o->submitted && root->be->cancel && !root->closed)
@@ -405,6 +409,7 @@ static dorm_db *db_open(dorm_loop *loop, const char *url,
     db->conns[i].flags = be->conn_flags(db->bstate, i);
     if (db->conns[i].flags & DORM__CONN_REPLICA) db->has_replicas = 1;
   }
+  dorm__db_obs_open(db);
   return db;
 }
 
@@ -519,6 +524,12 @@ void dorm_db_close(dorm_db *db, dorm_db_close_cb cb, void *arg) {
     waiter *next = w->next;
     if (w->o) {
       op *o = w->o;
+      /* a replica read sent once more may wait here: its hooks end now */
+      if (o->started) {
+        dorm_result closed = dorm_result_error(DORM_ECLOSED, NULL);
+        dorm__db_obs_done(db, o, &closed);
+        dorm_result_free(&closed);
+      }
       op_deliver(o, dorm_result_error(DORM_ECLOSED, NULL));
       op_free(o);
     } else {
@@ -533,6 +544,9 @@ void dorm_db_close(dorm_db *db, dorm_db_close_cb cb, void *arg) {
     op *o = db->pending;
     dorm__db_pending_remove(db, o);
     o->orphan = 1;
+    dorm_result closed = dorm_result_error(DORM_ECLOSED, NULL);
+    dorm__db_obs_done(db, o, &closed);
+    dorm_result_free(&closed);
     op_then_fn then = o->then;
     dorm_deferred *d = o->d;
     o->d = NULL;
@@ -557,6 +571,8 @@ void dorm_db_close(dorm_db *db, dorm_db_close_cb cb, void *arg) {
     dorm__free(o);
   }
   db->nfree_ops = 0;
+  db->hooks_off = 1; /* no hook runs for this database again */
+  db->nhooks = 0;
   db->be->close(db->bstate);
   db->live--;
   dorm__db_maybe_free_root(db);

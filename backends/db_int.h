@@ -4,8 +4,9 @@
  * reading and writing calls, raw SQL), db_route.c (routing and
  * read-your-writes), db_tx.c (transactions), db_compound.c
  * (get_or_create, update_or_create, bulk_create), db_prefetch.c
- * (prefetch_related) and db_listen.c (LISTEN/NOTIFY, through the
- * backend table).  Backends never see it:
+ * (prefetch_related), db_listen.c (LISTEN/NOTIFY, through the
+ * backend table), db_hooks.c (query hooks and statistics) and db_log.c
+ * ($DORM_LOG).  Backends never see it:
  * their side of the facade is backend_int.h.
  *
  * A dorm_db is one of three things: a database handle (root is itself; it
@@ -24,6 +25,7 @@
 #include <stdint.h>
 
 #include "backends/backend_int.h"
+#include "dorm/observe.h"
 
 enum op_kind {
   OP_ROWS,   /* DORM_RESULT_ROWS */
@@ -70,6 +72,13 @@ struct op {
   /* a request of a transaction handle: its block (db_tx.c), from the
    * moment it is sent until it is answered */
   struct atx *atx;
+  /* observing (db_hooks.c): started = counted and shown to the hooks in
+   * hookmask (bit i: hooks[i]) with their user data; ended once */
+  unsigned char started, ended, internal;
+  unsigned char cancel_kind; /* 1 cancelled, 2 timed out */
+  unsigned hookmask;
+  uint64_t t_made, t_sent; /* monotonic ns, only while hooks exist */
+  void *hook_user[DORM_HOOKS_MAX];
 };
 
 struct atx; /* a transaction (db_tx.c) */
@@ -85,7 +94,23 @@ typedef struct conn_state {
   unsigned flags;
   int pinned;
   size_t inflight;
+  /* observing (db_hooks.c): fixed at open, and counters */
+  int role;
+  size_t replica;
+  int pgbouncer;
+  uint64_t requests, skipped;
 } conn_state;
+
+/* A registered hook (db_hooks.c): a slot of the database's array. */
+struct dorm_hook {
+  dorm_hook_start_fn start;
+  dorm_hook_end_fn end;
+  void *arg;
+  unsigned flags;
+  int used;        /* the slot is taken (live, or ending its requests) */
+  int live;        /* new requests start with it */
+  size_t inflight; /* requests it saw start and not end */
+};
 
 typedef struct ready_wait {
   dorm_deferred *d;
@@ -133,6 +158,12 @@ struct dorm_db {
   uint64_t ryw_lsn;      /* reads must see the primary at this position */
   uint64_t ryw_until_ms; /* reads stay on the primary until then */
   struct dorm_iter *iters; /* streams running (db_iterate.c) */
+  /* observing (root, db_hooks.c): hooks, and the counters of
+   * dorm_db_stats; nhooks counts the live ones (0: nothing to call) */
+  struct dorm_hook hooks[DORM_HOOKS_MAX];
+  unsigned nhooks;
+  int hooks_off; /* dorm_db_close returned: no hook runs again */
+  dorm_stats st;
 };
 
 /* ---- ops (db.c) --------------------------------------------------------- */
@@ -181,6 +212,30 @@ int dorm__db_retry_elsewhere(dorm_db *root, op *o);
 /* A write or a transaction of the database finished: later reads must
  * see it. */
 void dorm__db_ryw_after_write(dorm_db *root);
+
+/* ---- observing (db_hooks.c, db_log.c) ---------------------------------- */
+
+/* o is handed to slot o->conn (each time: a retried read twice): counts
+ * it, and the first time starts the hooks. */
+void dorm__db_obs_sent(dorm_db *root, op *o);
+/* o is answered for good with res (the backend's, borrowed), or failed
+ * by close: counts it and ends the hooks, once. */
+void dorm__db_obs_done(dorm_db *root, op *o, const dorm_result *res);
+static inline void dorm__db_obs_made(dorm_db *root, op *o) {
+  if (root->nhooks && !o->t_made) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    o->t_made = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+  }
+}
+/* d, the deferred of dorm_listen / dorm_unlisten (verb "LISTEN" or
+ * "UNLISTEN"), shown to the hooks as a request; returns d. */
+dorm_deferred *dorm__db_obs_listen(dorm_db *root, dorm_deferred *d,
+                                   const char *verb, const char *channel);
+/* The slots' roles, from the backend (dorm_db_open). */
+void dorm__db_obs_open(dorm_db *root);
+/* The $DORM_LOG hook, added by dorm_db_open when the variable is set. */
+void dorm__db_log_install(dorm_db *root);
 
 /* ---- prefetch_related (db_prefetch.c) ----------------------------------- */
 

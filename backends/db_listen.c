@@ -6,7 +6,8 @@
  * database they serve, so they live in the backend's state (PostgreSQL:
  * the pool's listener, backends/pg/pg_listen.c) and go with it; a
  * backend without notifications (SQLite) refuses with NULL.  A primary
- * view or a transaction handle listens for its database.
+ * view or a transaction handle listens for its database.  The query hooks
+ * see each call as a request of kind LISTEN (db_hooks.c).
  */
 #include "backends/db_int.h"
 
@@ -15,7 +16,9 @@ dorm_deferred *dorm_listen(dorm_db *db, const char *channel, dorm_notify_fn fn,
   if (!db || !channel || !fn) return NULL;
   dorm_db *root = db->root;
   if (root->backend_gone) return NULL; /* closed: its state is gone */
-  return root->be->listen(root->bstate, channel, fn, arg);
+  return dorm__db_obs_listen(root,
+                             root->be->listen(root->bstate, channel, fn, arg),
+                             "LISTEN", channel);
 }
 
 dorm_deferred *dorm_unlisten(dorm_db *db, const char *channel,
@@ -23,5 +26,7 @@ dorm_deferred *dorm_unlisten(dorm_db *db, const char *channel,
   if (!db || !channel || !fn) return NULL;
   dorm_db *root = db->root;
   if (root->backend_gone) return NULL;
-  return root->be->unlisten(root->bstate, channel, fn, arg);
+  return dorm__db_obs_listen(root,
+                             root->be->unlisten(root->bstate, channel, fn, arg),
+                             "UNLISTEN", channel);
 }

@@ -42,6 +42,7 @@ void dorm__db_send_to(dorm_db *root, op *o, size_t conn) {
   root->pending = o;
   root->npending++;
   o->submitted = 1;
+  dorm__db_obs_sent(root, o);
   root->be->submit(root->bstate, conn, &o->req);
 }
 
@@ -68,7 +69,10 @@ static long free_reader(dorm_db *root, int replica, uint64_t min_lsn) {
     if (!(c->flags & DORM__CONN_READ) || c->pinned) continue;
     if (!(c->flags & DORM__CONN_REPLICA) != !replica) continue;
     if (best >= 0 && c->inflight >= root->conns[best].inflight) continue;
-    if (replica && !root->be->slot_usable(root->bstate, i, min_lsn)) continue;
+    if (replica && !root->be->slot_usable(root->bstate, i, min_lsn)) {
+      c->skipped++;
+      continue;
+    }
     best = (long)i;
   }
   if (best >= 0) root->rr = (size_t)best + 1;
@@ -150,6 +154,7 @@ static void ryw_ask_lsn(dorm_db *root) {
   o->then = ryw_lsn_then;
   o->then_ctx = root;
   o->primary = 1;
+  o->internal = 1;
   dorm__db_op_stmt_text(o, root->be->lsn_sql);
   dorm__db_dispatch(o);
 }
@@ -188,6 +193,7 @@ void dorm__db_dispatch(op *o) {
     return;
   }
   o->req.max_rows = 0;
+  dorm__db_obs_made(root, o);
   if (db->is_view) o->primary = 1;
   if (db != root && !db->is_view) {
     if (!db->tx_active) {

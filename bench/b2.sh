@@ -13,7 +13,8 @@
 #    filler; a new random key per select), the server work dorm asks for
 # 3. pgbench -S -M prepared, 4 clients (no pipelining), for reference
 # 4. dorm: build/bench/bench_pg, dorm_async_get with rows decoded, 256 in
-#    flight, pools of 2 and 4
+#    flight, pools of 2 and 4, each without and then with a counting query
+#    hook (dorm/observe.h)
 # 5. postgres.js and node-postgres (the peers' node/pg_pk.js) when
 #    their packages are in build/peers/node/node_modules
 # and prints dorm's ratio to the ceiling.
@@ -71,11 +72,12 @@ echo "pgbench pipeline with B2's query (whole row, new key each): $same queries/
 tps=$(pgb -M prepared -S -c 4 -j 2)
 echo "pgbench -S -M prepared, 4 clients: $(awk "BEGIN { printf \"%.0f\", ${tps:-0} }") queries/s"
 
-out=$(DORM_BENCH_PG="$CONN" build/bench/bench_pg "$SECS" 256)
+out=$(DORM_BENCH_PG="$CONN" build/bench/bench_pg "$SECS" 256 both)
 echo "$out"
 echo "$out" | while IFS= read -r line; do
   q=$(echo "$line" | sed -n 's/.*: \([0-9]*\) queries\/s.*/\1/p')
   pool=$(echo "$line" | sed -n 's/.*pool \([0-9]*\),.*/\1/p')
+  case "$line" in *"counting hook"*) pool="$pool (counting hook)" ;; esac
   [ -z "$q" ] && continue
   if [ "$ceiling" != 0 ]; then
     awk "BEGIN { printf \"  pool %s: %.1f%% of the pgbench pipeline ceiling, %.1f%% of the same pipeline with B2's query\n\", \"$pool\", 100 * $q / $ceiling, 100 * $q / $same }"

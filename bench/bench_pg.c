@@ -11,7 +11,12 @@
  * size: queries/s, p50 and p99 latency.
  *
  *   DORM_BENCH_PG="host=... dbname=bench" bench_pg [seconds] [inflight]
+ *                                                  [none|hook|both]
  *
+ * The third argument measures the query hooks of dorm/observe.h: "hook"
+ * registers a counting hook (start and end, each adding one) before the
+ * run, "both" runs each pool twice in a row, without and with it (the
+ * default is "none").
  * Without DORM_BENCH_PG it runs bench/b2.sh, which starts a throwaway
  * server, loads pgbench's tables, runs this program for pools of 2 and 4
  * and the peers (pgbench's pipeline script, postgres.js) in the same run,
@@ -107,9 +112,25 @@ static int cmp_u64(const void *a, const void *b) {
 
 static void closed(void *arg) { (void)arg; }
 
+/* The counting hook: what a user's cheapest observer costs. */
+static uint64_t hook_starts, hook_ends;
+static void count_start(const dorm_query_event *ev, void *arg, void **user) {
+  (void)ev;
+  (void)arg;
+  (void)user;
+  hook_starts++;
+}
+static void count_end(const dorm_query_event *ev, void *arg, void *user) {
+  (void)ev;
+  (void)arg;
+  (void)user;
+  hook_ends++;
+}
+
 /* One run: pool of `pool`, `inflight` outstanding, `secs` seconds after a
  * one-second warm-up. */
-static void run(const char *conninfo, int pool, int inflight, double secs) {
+static void run(const char *conninfo, int pool, int inflight, double secs,
+                int hook) {
   dorm_loop *loop = dorm_loop_new(&uv);
   dorm_db_options o;
   dorm_db_options_init(&o);
@@ -121,6 +142,11 @@ static void run(const char *conninfo, int pool, int inflight, double secs) {
   db = dorm_db_open(loop, conninfo, &o, &err);
   if (!db) {
     fprintf(stderr, "bench_pg: %s\n", err.message);
+    exit(1);
+  }
+  hook_starts = hook_ends = 0;
+  if (hook && !dorm_db_add_hook(db, count_start, count_end, NULL, 0)) {
+    fprintf(stderr, "bench_pg: cannot add the hook\n");
     exit(1);
   }
   /* warm-up: connections, prepared statements, caches */
@@ -144,10 +170,15 @@ static void run(const char *conninfo, int pool, int inflight, double secs) {
   double p50 = nlat ? lat[nlat / 2] / 1e6 : 0;
   double p99 = nlat ? lat[nlat * 99 / 100] / 1e6 : 0;
   printf(
-      "dorm_async_get, pool %d, %d in flight: %.0f queries/s  "
+      "dorm_async_get, pool %d, %d in flight%s: %.0f queries/s  "
       "p50 %.2f ms  p99 %.2f ms  (%llu queries, %llu errors)\n",
-      pool, inflight, completed / dt, p50, p99, (unsigned long long)completed,
-      (unsigned long long)failed);
+      pool, inflight, hook ? ", counting hook" : "", completed / dt, p50, p99,
+      (unsigned long long)completed, (unsigned long long)failed);
+  if (hook && hook_ends < completed) {
+    fprintf(stderr, "bench_pg: the hook saw %llu of %llu queries\n",
+            (unsigned long long)hook_ends, (unsigned long long)completed);
+    exit(1);
+  }
   fflush(stdout);
   dorm_db_close(db, closed, NULL);
   dorm_loop_close(loop, NULL, NULL);
@@ -162,6 +193,11 @@ int main(int argc, char **argv) {
   }
   double secs = argc > 1 ? atof(argv[1]) : 5;
   int inflight = argc > 2 ? atoi(argv[2]) : 256;
+  const char *hooks = argc > 3 ? argv[3] : "none";
+  if (strcmp(hooks, "none") && strcmp(hooks, "hook") && strcmp(hooks, "both")) {
+    fprintf(stderr, "bench_pg: '%s': expected none, hook or both\n", hooks);
+    return 2;
+  }
   const char *pools = getenv("DORM_BENCH_POOLS");
   dorm_error err;
   dorm_error_clear(&err);
@@ -186,7 +222,10 @@ int main(int argc, char **argv) {
     list[n++] = 2;
     list[n++] = 4;
   }
-  for (int i = 0; i < n; i++) run(conninfo, list[i], inflight, secs);
+  for (int i = 0; i < n; i++) {
+    if (strcmp(hooks, "hook")) run(conninfo, list[i], inflight, secs, 0);
+    if (strcmp(hooks, "none")) run(conninfo, list[i], inflight, secs, 1);
+  }
   uv_loop_close(&uv);
   free(lat);
   dorm_schema_free(s);

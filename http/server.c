@@ -15,6 +15,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http/http_int.h"
@@ -53,16 +54,64 @@ static void on_log_check(uv_check_t *h) {
   log_flush(s);
 }
 
+/* The JSON line of the access log (DORM_HTTP_LOG_JSON): the same fields,
+ * strings escaped as JSON (bytes outside printable ASCII as \u00XX, so
+ * a hostile path cannot make a line that is not JSON). */
+static void put_json_str(dorm__buf *b, const char *p) {
+  dorm__buf_putc(b, '"');
+  for (; p && *p; p++) {
+    unsigned char c = (unsigned char)*p;
+    if (c == '"' || c == '\\')
+      dorm__buf_printf(b, "\\%c", c);
+    else if (c < 0x20 || c >= 0x7f) /* bytes, not text: always valid */
+      dorm__buf_printf(b, "\\u%04x", c);
+    else
+      dorm__buf_putc(b, (char)c);
+  }
+  dorm__buf_putc(b, '"');
+}
+
+static void log_json(dorm__buf *b, const dorm__http_ex *ex, double ms) {
+  const dorm_http_request *r = &ex->req;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  struct tm tm;
+  gmtime_r(&ts.tv_sec, &tm);
+  char when[32];
+  strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+  dorm__buf_printf(b, "{\"ts\":\"%s.%03ldZ\",\"peer\":", when,
+                   ts.tv_nsec / 1000000);
+  put_json_str(b, r->peer ? r->peer : "-");
+  dorm__buf_puts(b, ",\"method\":");
+  put_json_str(b, r->method ? r->method : "-");
+  dorm__buf_puts(b, ",\"path\":");
+  put_json_str(b, r->path ? r->path : "-");
+  dorm__buf_puts(b, ",\"query\":");
+  put_json_str(b, r->query ? r->query : "");
+  dorm__buf_printf(b,
+                   ",\"http\":\"%d.%d\",\"status\":%d,\"bytes\":%zu,"
+                   "\"ms\":%.3f,\"client_gone\":%s}\n",
+                   r->http_major, r->http_minor, ex->status, ex->bytes, ms,
+                   ex->conn ? "false" : "true");
+}
+
 /* One line per answered request:
  *   127.0.0.1:53122 "GET /api/author/1 HTTP/1.1" 200 57 0.412ms
  * with " (client gone)" when the answer was dropped.  The path and query
  * are printed as received, control bytes escaped, so a hostile URL cannot
- * forge log lines. */
+ * forge log lines.  Also where on_complete is told (metrics). */
 void dorm__http_log(dorm_http_server *s, const dorm__http_ex *ex) {
+  if (s->opts.on_complete)
+    s->opts.on_complete(&ex->req, ex->status, ex->bytes, ex->conn == NULL,
+                        s->opts.on_complete_arg);
   if (!s->opts.access_log) return;
   const dorm_http_request *r = &ex->req;
   dorm__buf *b = &s->log;
   double ms = r->start_ns ? (double)(uv_hrtime() - r->start_ns) / 1e6 : 0.0;
+  if (s->opts.access_log == DORM_HTTP_LOG_JSON) {
+    log_json(b, ex, ms);
+    goto written;
+  }
   dorm__buf_puts(b, r->peer ? r->peer : "-");
   dorm__buf_puts(b, " \"");
   dorm__buf_puts(b, r->method ? r->method : "-");
@@ -87,6 +136,7 @@ void dorm__http_log(dorm_http_server *s, const dorm__http_ex *ex) {
   dorm__buf_printf(b, " HTTP/%d.%d\" %d %zu %.3fms%s\n", r->http_major,
                    r->http_minor, ex->status, ex->bytes, ms,
                    ex->conn ? "" : " (client gone)");
+written:
   if (b->oom) {
     /* keep the server going: forget the log rather than fail requests */
     dorm__buf_free(b);

@@ -12,7 +12,7 @@
  *   dorm/deferred.h deferreds: callback chains for results that come later
  *   dorm/loop.h     the libuv glue (includes <uv.h>)
  * and the headers of backends/ (databases, rows, streaming reads:
- * dorm/iterate.h).
+ * dorm/iterate.h, dorm/observe.h: hooks, statistics, the statement log).
  *
  * Rule: when a function that takes a callback returns an error, the
  * callback is never called.
@@ -29,6 +29,7 @@
 #include "dorm/deferred.h"
 #include "dorm/loop.h"
 #include "dorm/db.h"
+#include "dorm/observe.h"
 #include "dorm/rows.h"
 #include "dorm/iterate.h"
 #include "dorm/migration.h"

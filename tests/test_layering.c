@@ -193,8 +193,9 @@ static const layer layers[] = {
 
 /* Public headers of the I/O layers: never included by a pure layer. */
 static const char *const io_public[] = {
-    "dorm.h",      "dorm/db.h",   "dorm/deferred.h", "dorm/loop.h",
-    "dorm/rows.h", "dorm/http.h", "dorm/migrate.h",  NULL};
+    "dorm.h",         "dorm/db.h",      "dorm/deferred.h",
+    "dorm/loop.h",    "dorm/rows.h",    "dorm/http.h",
+    "dorm/migrate.h", "dorm/observe.h", NULL};
 
 /* The first quoted #include of text that l may not name, or NULL; the
  * name is copied into out (cap bytes). */

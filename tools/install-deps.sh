@@ -28,6 +28,9 @@ command -v sqlite3 >/dev/null 2>&1 || missing="$missing sqlite3"
 # python3 (a python3 earlier on PATH may not see them)
 /usr/bin/python3 -c 'import django' >/dev/null 2>&1 || missing="$missing python3-django"
 /usr/bin/python3 -c 'import psycopg2' >/dev/null 2>&1 || missing="$missing python3-psycopg2"
+# tests/test_metrics.c parses `dorm serve --metrics` with the Prometheus
+# project's own text-format parser
+/usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || missing="$missing python3-prometheus-client"
 
 [ -z "$missing" ] && exit 0
 

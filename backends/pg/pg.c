@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "backends/pg/pg_int.h"
+#include "dorm/observe.h"
 
 /* ---- configuration ------------------------------------------------------- */
 
@@ -653,6 +654,26 @@ static dorm_deferred *pg_listen(void *state, const char *channel,
   return dorm__pg_listen(state, channel, fn, arg);
 }
 
+/* What dorm_db_conn_stats shows of a slot (dorm/observe.h). */
+static void pg_conn_info(void *state, size_t conn, dorm__conn_info *out) {
+  dorm__pg_pool *p = state;
+  memset(out, 0, sizeof *out);
+  if (conn >= p->nconns) return;
+  const dorm__pg_conn *c = p->conns[conn];
+  static const int states[] = {DORM_CONN_DOWN, DORM_CONN_CONNECTING,
+                               DORM_CONN_READY, DORM_CONN_BACKOFF,
+                               DORM_CONN_CLOSED};
+  out->state = (size_t)c->state < 5 ? states[c->state] : DORM_CONN_DOWN;
+  out->replica = c->node ? c->node->index : 0;
+  out->pgbouncer = c->node ? c->node->cfg->pgbouncer : p->cfg.pgbouncer;
+  out->statements_cached = c->cache_count;
+  out->reconnects = c->reconnects;
+  if (c->node && c->node->index && c->node->probed_at) {
+    out->lag_known = 1;
+    out->lag_ms = c->node->lag_ms;
+  }
+}
+
 static dorm_deferred *pg_unlisten(void *state, const char *channel,
                                   dorm_notify_fn fn, void *arg) {
   return dorm__pg_unlisten(state, channel, fn, arg);
@@ -691,4 +712,5 @@ const dorm__backend dorm__pg_backend = {
     .stream_start = pg_stream_start,
     .stream_more = pg_stream_more,
     .stream_stop = pg_stream_stop,
+    .conn_info = pg_conn_info,
 };

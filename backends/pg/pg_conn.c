@@ -716,6 +716,7 @@ static void connected(dorm__pg_conn *c) {
     return;
   }
   int reconnect = c->ever_ready;
+  if (reconnect) c->reconnects++;
   c->host_first = c->hosts_timed_out = 0; /* a reconnect: hosts in order */
   c->state = DORM__PG_READY;
   c->ever_ready = 1;

@@ -210,6 +210,7 @@ struct dorm__pg_conn {
   uint64_t heard_ms;
   int deadline_armed;
   int is_listener;
+  uint64_t reconnects; /* READY again after having been (dorm/observe.h) */
 };
 
 dorm__pg_conn *dorm__pg_conn_new(dorm__pg_pool *pool, dorm__pg_node *node,

@@ -42,6 +42,7 @@
 #include "backends/backend_int.h"
 #include "backends/sqlite/sqlite_int.h"
 #include "base/base_int.h"
+#include "dorm/observe.h"
 
 #define SQ_CACHE 64
 #define SQ_MAX_READERS 64
@@ -74,6 +75,7 @@ typedef struct sq_worker {
    * INSERT OR ROLLBACK, ...): until the facade ends it, its statements
    * must not run, or they would run in autocommit mode and stay */
   int tx_lost;
+  size_t ncached; /* cache entries in use (__atomic: the loop reads it) */
 } sq_worker;
 
 struct sq_be {
@@ -537,7 +539,10 @@ static sqlite3_stmt *prepare(sq_worker *w, const dorm__stmt *st,
         DORM_EINVAL, "sqlite: more than one statement in '%s'", st->sql);
     return NULL;
   }
-  if (victim->st) sqlite3_finalize(victim->st);
+  if (victim->st)
+    sqlite3_finalize(victim->st);
+  else
+    __atomic_add_fetch(&w->ncached, 1, __ATOMIC_RELAXED);
   victim->st = s;
   victim->hash = h;
   victim->len = st->len;
@@ -1030,6 +1035,16 @@ static void sq_submit(void *state, size_t conn, dorm__req *req) {
   if (wake) pthread_cond_signal(&w->cv);
 }
 
+/* What dorm_db_conn_stats shows of a thread (dorm/observe.h). */
+static void sq_conn_info(void *state, size_t conn, dorm__conn_info *out) {
+  sq_be *be = state;
+  memset(out, 0, sizeof *out);
+  out->state = DORM_CONN_READY;
+  if (conn < be->nworkers)
+    out->statements_cached =
+        __atomic_load_n(&be->w[conn].ncached, __ATOMIC_RELAXED);
+}
+
 static void sq_close(void *state) {
   sq_be *be = state;
   __atomic_store_n(&be->closing, 1, __ATOMIC_RELEASE);
@@ -1074,4 +1089,5 @@ const dorm__backend dorm__sqlite_backend = {
     .stream_start = sq_stream_start,
     .stream_more = dorm__sq_stream_more,
     .stream_stop = dorm__sq_stream_stop,
+    .conn_info = sq_conn_info,
 };

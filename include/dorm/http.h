@@ -126,9 +126,20 @@ typedef struct dorm_http_options {
    * the server stops reading from it until it catches up (default 64). */
   int max_pipeline;
   /* 1: one access-log line per request on stderr (peer, request line,
-   * status, bytes, milliseconds), written once per loop turn. */
+   * status, bytes, milliseconds), written once per loop turn.
+   * DORM_HTTP_LOG_JSON: the same as JSON lines (docs/serve.md). */
   int access_log;
+  /* Called once as each response is completed (a handler's, or one the
+   * server makes itself: 400, 408, 413, ...), on the loop thread, with
+   * its request (borrowed for the call; req->data is the handler's),
+   * the status, the body bytes and 1 when the client had gone.  For
+   * metrics; NULL: none. */
+  void (*on_complete)(const dorm_http_request *req, int status, size_t bytes,
+                      int client_gone, void *arg);
+  void *on_complete_arg;
 } dorm_http_options;
+
+#define DORM_HTTP_LOG_JSON 2
 
 DORM_EXTERN void dorm_http_options_init(dorm_http_options *o);
 

@@ -5,11 +5,14 @@
  *   dorm serve [--models FILE] [--db URL] [--host 127.0.0.1] [--port 8000]
  *              [--max-body BYTES] [--max-header BYTES] [--max-connections N]
  *              [--idle-timeout MS] [--request-timeout MS]
- *              [--shutdown-timeout MS] [--pool N]
+ *              [--shutdown-timeout MS] [--pool N] [--metrics]
+ *              [--access-log text|json|off]
  *
  * The command loads the models, opens the database (connecting in the
  * background), listens, and prints "listening on http://HOST:PORT/" on
- * stderr; each answered request adds an access-log line there.  If the
+ * stderr; each answered request adds an access-log line there (text, JSON
+ * lines or none: --access-log), and with --metrics GET /metrics answers
+ * in the Prometheus text format (tools/serve/metrics.c).  If the
  * database cannot be reached it says so and exits 1.  SIGINT or SIGTERM
  * starts a graceful shutdown: no new connections, requests in flight are
  * answered, then the database and the loop close and the process exits 0.
@@ -41,7 +44,7 @@ static const char usage_text[] =
     "[--max-connections N]\n"
     "                  [--idle-timeout MS] [--request-timeout MS] "
     "[--shutdown-timeout MS]\n"
-    "                  [--pool N]\n";
+    "                  [--pool N] [--metrics] [--access-log text|json|off]\n";
 
 static const char about_text[] =
     "\n"
@@ -53,7 +56,9 @@ static const char about_text[] =
     "multi-valued relation)\n"
     "  GET    /api/<model>/<pk>      PATCH /api/<model>/<pk>      "
     "DELETE /api/<model>/<pk>\n"
-    "  POST   /api/<model>           GET /healthz\n";
+    "  POST   /api/<model>           GET /healthz\n"
+    "  GET    /metrics               (with --metrics: Prometheus text "
+    "format)\n";
 
 static const char after_text[] =
     "\n"
@@ -151,6 +156,8 @@ static dorm_result on_not_ready(dorm_result *res, void *arg) {
 
 int cmd_serve(int argc, char **argv) {
   const char *models = "models.json", *url = NULL, *host = "127.0.0.1";
+  const char *access_log = "text";
+  int metrics = 0;
   unsigned long long port = 8000, pool = 0, max_body = 0, max_header = 0,
                      max_conn = 0, idle_ms = 0, request_ms = 0, shutdown_ms = 0;
   const cli_opt opts[] = {
@@ -181,6 +188,11 @@ int cmd_serve(int argc, char **argv) {
               "(default 10000)"),
       CLI_NUM("--pool", &pool, "N", 0, 1000,
               "PostgreSQL connections (default 2 per core)"),
+      CLI_FLAG("--metrics", &metrics,
+               "answer GET /metrics (Prometheus text format)"),
+      CLI_STR("--access-log", &access_log, "FORMAT",
+              "one line per request on stderr: text\n"
+              "(default), json (JSON lines) or off"),
       CLI_OPT_END};
   const cli_command cmd = {.name = "serve",
                            .usage = usage_text,
@@ -189,13 +201,23 @@ int cmd_serve(int argc, char **argv) {
                            .opts = opts};
   int prc = cli_parse(&cmd, argc, argv);
   if (prc != CLI_GO) return prc;
+  int log_mode = !strcmp(access_log, "text")   ? 1
+                 : !strcmp(access_log, "json") ? DORM_HTTP_LOG_JSON
+                 : !strcmp(access_log, "off")  ? 0
+                                               : -1;
+  if (log_mode < 0) {
+    fprintf(stderr,
+            "dorm: error: --access-log '%s': expected text, json or off\n",
+            access_log);
+    return 2;
+  }
   serve_run *r = calloc(1, sizeof *r);
   if (!r) {
     fprintf(stderr, "dorm: error: out of memory\n");
     return 1;
   }
   dorm_http_options_init(&r->opts);
-  r->opts.access_log = 1;
+  r->opts.access_log = log_mode;
   r->opts.max_body = (size_t)max_body;
   r->opts.max_header = (size_t)max_header;
   r->opts.max_connections = (int)max_conn;
@@ -238,7 +260,25 @@ int cmd_serve(int argc, char **argv) {
     fprintf(stderr, "dorm: error: %s\n", err.message);
     goto out_loop;
   }
-  st->http = dorm_http_server_new(r->loop, &r->opts, serve_handle, st, &err);
+  if (metrics) {
+    st->metrics = serve_metrics_new(st);
+    if (!st->metrics) {
+      fprintf(stderr, "dorm: error: --metrics: out of memory\n");
+      r->http_closed = 1;
+      r->exit_code = 1;
+      uv_signal_init(&r->uv, &r->sigint);
+      uv_signal_init(&r->uv, &r->sigterm);
+      uv_timer_init(&r->uv, &r->kill_timer);
+      close_db(r);
+      uv_run(&r->uv, UV_RUN_DEFAULT);
+      goto out_closed;
+    }
+    r->opts.on_complete = serve_metrics_complete;
+    r->opts.on_complete_arg = st->metrics;
+  }
+  st->http = dorm_http_server_new(r->loop, &r->opts,
+                                  metrics ? serve_metrics_handle : serve_handle,
+                                  st, &err);
   if (!st->http ||
       dorm_http_server_listen(st->http, host, (int)port, &err) != 0) {
     fprintf(stderr, "dorm: error: %s\n", err.message);
@@ -276,6 +316,7 @@ out_closed:
     uv_loop_close(&r->uv);
   }
   dorm_query_free(st->q);
+  serve_metrics_free(st->metrics);
   goto out_schema;
 out_loop:
   dorm_query_free(st->q);

@@ -6,7 +6,8 @@
  * serve_input.c turns user input — query-string lookups and JSON bodies —
  * into typed values for the query builder, refusing with a message that
  * names the user's input and never any SQL; serve_m2m.c reads and writes
- * many_to_many fields (arrays of related keys).
+ * many_to_many fields (arrays of related keys); metrics.c answers
+ * GET /metrics (--metrics).
  */
 #ifndef DORM_TOOLS_SERVE_H
 #define DORM_TOOLS_SERVE_H
@@ -14,6 +15,8 @@
 #include <jansson.h>
 
 #include "dorm.h"
+
+typedef struct serve_metrics serve_metrics;
 
 typedef struct serve_state {
   dorm_schema *schema;
@@ -24,6 +27,7 @@ typedef struct serve_state {
   char **names;  /* lower-cased model names, one per model */
   int no_stream; /* the database cannot stream (a SQLite memory
                     database): lists are answered whole */
+  serve_metrics *metrics; /* --metrics, else NULL */
 } serve_state;
 
 /* The handler given to dorm_http_server_new; arg is the serve_state. */
@@ -42,6 +46,20 @@ typedef void (*serve_stream_end_fn)(void *ctx);
 int serve_list_stream(serve_state *st, dorm_http_response *res,
                       const dorm_query *q, serve_stream_fail_fn fail,
                       serve_stream_end_fn end, void *ctx);
+/* ---- metrics.c (--metrics) ----------------------------------------------- */
+
+/* The counters of st's server and database (a query hook on st->db, which
+ * must be open), or NULL when out of memory.  Free it after the database
+ * is closed. */
+serve_metrics *serve_metrics_new(serve_state *st);
+void serve_metrics_free(serve_metrics *m);
+/* The handler with --metrics (arg: the serve_state): GET /metrics, and
+ * every other request counted and passed to serve_handle. */
+void serve_metrics_handle(dorm_http_request *req, dorm_http_response *res,
+                          void *arg);
+/* dorm_http_options.on_complete with --metrics (arg: the serve_metrics). */
+void serve_metrics_complete(const dorm_http_request *req, int status,
+                            size_t bytes, int client_gone, void *arg);
 
 /* ---- serve_m2m.c (the types serve_input.c fills) ------------------------ */
 
