@@ -81,7 +81,13 @@ typedef struct dorm__stmt {
 enum dorm__req_flags {
   /* several statements: the result is the sum of their changes (bulk
    * insert) rather than the last statement's result */
-  DORM__REQ_SUM_COUNTS = 1
+  DORM__REQ_SUM_COUNTS = 1,
+  /* COPY FROM STDIN (only to a backend with copy_in): stmts[0] is the
+   * COPY statement (no parameters); the data rows are the parameters of
+   * stmts[1..nstmts), copy_width values per row, in order (those
+   * statements are not run).  The result is DORM_RESULT_COUNT, the rows
+   * copied, or the error, naming the row when the server says it. */
+  DORM__REQ_COPY = 2
 };
 
 /* A request: statements run in order on one connection, stopping at the
@@ -95,6 +101,7 @@ typedef struct dorm__req {
   int64_t max_rows; /* > 0: read at most this many rows of the last
                        statement (get reads 2), the rest is discarded */
   unsigned flags;   /* dorm__req_flags */
+  size_t copy_width; /* DORM__REQ_COPY: values per data row */
   /* Set by the backend before done: DORM_RESULT_ROWS (dorm__rows_result),
    * DORM_RESULT_COUNT, or an error (dorm__db_error, with its SQLSTATE).
    * The facade owns it once done runs. */
@@ -167,6 +174,8 @@ typedef struct dorm__backend {
                            void *arg);
   dorm_deferred *(*unlisten)(void *state, const char *channel,
                              dorm_notify_fn fn, void *arg);
+  /* 1: the backend runs DORM__REQ_COPY requests (bulk_create's COPY) */
+  int copy_in;
 } dorm__backend;
 
 extern const dorm__backend dorm__sqlite_backend;

@@ -181,6 +181,13 @@ int dorm__db_retry_elsewhere(dorm_db *root, op *o);
  * see it. */
 void dorm__db_ryw_after_write(dorm_db *root);
 
+/* ---- bulk writes (db_bulk.c) --------------------------------------------- */
+
+/* bulk_create by COPY: 1 when it takes the call (*out its deferred, NULL
+ * when out of memory), 0 when the insert goes the INSERT way (a backend
+ * without COPY, a small insert, no COPY form). */
+int dorm__db_bulk_copy(dorm_db *db, const dorm_query *q, dorm_deferred **out);
+
 /* ---- prefetch_related (db_prefetch.c) ----------------------------------- */
 
 typedef struct dorm__prefetch dorm__prefetch;

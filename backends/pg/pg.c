@@ -676,4 +676,5 @@ const dorm__backend dorm__pg_backend = {
     .parse_lsn = dorm__pg_parse_lsn,
     .listen = pg_listen,
     .unlisten = pg_unlisten,
+    .copy_in = 1,
 };
