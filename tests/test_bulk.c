@@ -271,6 +271,59 @@ static void test_copy_killed(void **state) {
   assert_int_equal(count_of(Tag), 800);
 }
 
+/* PostgreSQL: a COPY cancelled while it runs stops on the server, fails
+ * its deferred with DORM_ECANCELED, leaves nothing, and the connection
+ * goes on (back in pipeline mode). */
+static void test_copy_cancelled(void **state) {
+  (void)state;
+  if (strcmp(B->name, "postgresql")) skip();
+  PGconn *admin = PQconnectdb(T_url);
+  assert_int_equal(PQstatus(admin), CONNECTION_OK);
+  PGresult *pr = PQexec(admin, "BEGIN; LOCK TABLE tag IN ACCESS EXCLUSIVE MODE");
+  assert_int_equal(PQresultStatus(pr), PGRES_COMMAND_OK);
+  PQclear(pr);
+  dorm_query *q = tags(2000, "c%04d", -1);
+  dorm_deferred *d = dorm_async_bulk_create(DB, q);
+  dorm_query_free(q);
+  t_wait w = {0, dorm_result_none()};
+  assert_int_equal(dorm_deferred_add_both(d, t_keep, &w), 0);
+  PGconn *watch = PQconnectdb(dorm_test_pg_conninfo());
+  long waiting = 0;
+  for (int tries = 0; tries < 500 && !waiting && !w.done; tries++) {
+    t_run_for(5);
+    pr = PQexec(watch,
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+                "'COPY \"tag\"%' AND wait_event_type = 'Lock'");
+    waiting = atol(PQgetvalue(pr, 0, 0));
+    PQclear(pr);
+  }
+  assert_int_equal(waiting, 1);
+  dorm_deferred_cancel(d);
+  while (!w.done) uv_run(&T_uv, UV_RUN_ONCE);
+  assert_int_equal(dorm_result_code(&w.res), DORM_ECANCELED);
+  dorm_result_free(&w.res);
+  /* the server stopped it: no COPY left waiting */
+  for (int tries = 0; tries < 200; tries++) {
+    pr = PQexec(watch,
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+                "'COPY \"tag\"%' AND state = 'active'");
+    waiting = atol(PQgetvalue(pr, 0, 0));
+    PQclear(pr);
+    if (!waiting) break;
+    t_run_for(5);
+  }
+  assert_int_equal(waiting, 0);
+  PQfinish(watch);
+  pr = PQexec(admin, "ROLLBACK");
+  PQclear(pr);
+  PQfinish(admin);
+  assert_int_equal(count_of(Tag), 0);
+  q = tags(700, "y%04d", -1);
+  assert_int_equal(t_count(dorm_async_bulk_create(DB, q)), 700);
+  dorm_query_free(q);
+  assert_int_equal(count_of(Tag), 700);
+}
+
 /* ---- bulk_create returning ------------------------------------------------ */
 
 static void test_create_returning(void **state) {
@@ -437,7 +490,8 @@ static void test_bulk_update_types(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       T(test_copy_every_type),  T(test_copy_bad_value_halfway),
-      T(test_copy_killed),      T(test_create_returning),
+      T(test_copy_killed),      T(test_copy_cancelled),
+      T(test_create_returning),
       T(test_bulk_update),      T(test_bulk_update_types),
   };
   return dbsuite_main(tests);
