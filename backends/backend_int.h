@@ -83,9 +83,9 @@ enum dorm__req_flags {
    * insert) rather than the last statement's result */
   DORM__REQ_SUM_COUNTS = 1,
   /* COPY FROM STDIN (only to a backend with copy_in): stmts[0] is the
-   * COPY statement (no parameters); the data rows are the parameters of
-   * stmts[1..nstmts), copy_width values per row, in order (those
-   * statements are not run).  The result is DORM_RESULT_COUNT, the rows
+   * COPY statement; the data rows are its parameters, then those of
+   * stmts[1..nstmts), copy_width values per row, in order (the
+   * parameters are not bound: only stmts[0]'s SQL is run).  The result is DORM_RESULT_COUNT, the rows
    * copied, or the error, naming the row when the server says it. */
   DORM__REQ_COPY = 2
 };

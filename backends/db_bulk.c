@@ -12,9 +12,9 @@
  * clause, every value a parameter) and it is bigger than one INSERT
  * statement: below that a multi-row INSERT is one round trip, where COPY
  * costs a second one (and on PostgreSQL the connection leaves pipeline
- * mode for it).  The request is the COPY statement followed by the
- * INSERT chunks compiled as for an INSERT, whose parameters are the data
- * rows; the driver encodes them as COPY text (backends/pg/pg_copy.c).
+ * mode for it).  The request is the one COPY statement, whose parameters
+ * are the data rows (dorm_compile_copy); the driver encodes them as COPY
+ * text (backends/pg/pg_copy.c).
  *
  * bulk_create_returning compiles the chunks with RETURNING every column
  * and runs them one after the other in the block; their rows are put
@@ -32,9 +32,6 @@
 
 /* Inserts smaller than this many rows per INSERT statement never COPY. */
 #define BULK_INSERT_CHUNK 500
-/* Data rows per compiled chunk of a COPY (the statements are not run:
- * only their parameters are sent) */
-#define COPY_CHUNK 4096
 
 typedef struct bset {
   dorm_sql *chunks; /* n */
@@ -132,14 +129,12 @@ int dorm__db_bulk_copy(dorm_db *db, const dorm_query *q, dorm_deferred **out) {
   if (!be->copy_in || !q || dorm_query_kind_of(q) != DORM_QUERY_INSERT ||
       dorm_query_error(q, NULL))
     return 0;
-  size_t nrows = dorm_query_row_count(q);
-  if (nrows <= BULK_INSERT_CHUNK) return 0;
+  if (dorm_query_row_count(q) <= BULK_INSERT_CHUNK) return 0;
   bset *b = dorm__calloc(1, sizeof *b);
   if (!b) return 0; /* the INSERT path reports the lack of memory */
   dorm_error err;
   dorm_error_clear(&err);
-  size_t nchunks = 1 + (nrows + COPY_CHUNK - 1) / COPY_CHUNK;
-  int rc = bset_alloc(b, nchunks, &err);
+  int rc = bset_alloc(b, 1, &err);
   if (!rc) {
     b->n = 1;
     rc = dorm_compile_copy(q, be->dialect, &b->chunks[0], &b->width, &err);
@@ -149,31 +144,12 @@ int dorm__db_bulk_copy(dorm_db *db, const dorm_query *q, dorm_deferred **out) {
     bset_free(b);
     return 0;
   }
-  if (!rc) bset_stmt(b, 0, 0);
-  dorm_compile_opts opts;
-  memset(&opts, 0, sizeof opts);
-  opts.flags = DORM_COMPILE_RETURN_PK; /* not run: the shortest text */
-  for (size_t c = 1; !rc && c < nchunks; c++) {
-    opts.row_first = (c - 1) * COPY_CHUNK;
-    opts.row_count = COPY_CHUNK;
-    dorm_sql_init(&b->chunks[c]);
-    b->n = c + 1;
-    rc = dorm_compile_ex(q, be->dialect, &opts, &b->chunks[c], &err);
-    size_t rows = nrows - opts.row_first < COPY_CHUNK
-                      ? nrows - opts.row_first
-                      : COPY_CHUNK;
-    if (!rc && b->chunks[c].nparams != rows * b->width) {
-      /* a later row is not plain parameters: INSERT it is */
-      bset_free(b);
-      return 0;
-    }
-    if (!rc) bset_stmt(b, c, 0);
-  }
   if (rc) {
     bset_free(b);
     *out = fire_soon(db, dorm_result_error_from(&err));
     return 1;
   }
+  bset_stmt(b, 0, 0);
   *out = bset_atomic(db, b, copy_body);
   return 1;
 }

@@ -30,20 +30,19 @@ static void test_copy(void **state) {
                       "COPY \"author\" (\"name\", \"age\", \"country\", "
                       "\"bio\", \"active\") FROM STDIN");
   assert_int_equal(width, 5);
-  assert_int_equal(out.nparams, 0);
-  /* the data: the INSERT's parameters, width per row */
-  dorm_sql data;
-  dorm_sql_init(&data);
-  dorm_compile_opts o;
-  memset(&o, 0, sizeof o);
-  o.row_first = 1;
-  o.row_count = 1;
-  assert_int_equal(dorm_compile_ex(q, DORM_DIALECT_POSTGRES, &o, &data, NULL),
-                   0);
+  /* the data: every row's values as the INSERT sends them, width per row */
   char got[256];
-  render_params(&data, got, sizeof got);
-  assert_string_equal(got, "'Bob', 40, 'US', '', true");
-  dorm_sql_free(&data);
+  render_params(&out, got, sizeof got);
+  assert_string_equal(got,
+                      "'Ann', 30, 'US', '', true, 'Bob', 40, 'US', '', true");
+  /* the rows must set the same fields, as for the INSERT */
+  dorm_insert_next_row(q);
+  dorm_set(q, "name", dorm_str("Cy"));
+  dorm_error_clear(&err);
+  assert_int_equal(
+      dorm_compile_copy(q, DORM_DIALECT_POSTGRES, &out, &width, &err),
+      DORM_EINVAL);
+  assert_non_null(strstr(err.message, "row 2: field 'age' is not set"));
 
   /* SQLite has no COPY */
   dorm_error_clear(&err);

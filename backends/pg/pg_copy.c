@@ -207,7 +207,7 @@ int dorm__pg_copy_start(dorm__pg_conn *c, dorm__req *req) {
   dorm__pg_copy *cp = dorm__calloc(1, sizeof *cp);
   if (!cp) return DORM_ENOMEM;
   cp->req = req;
-  cp->stmt = 1;
+  cp->stmt = 0;
   cp->err = dorm_result_none();
   dorm__buf_init(&cp->buf);
   c->copy = cp;

@@ -307,11 +307,11 @@ DORM_EXTERN size_t dorm_query_row_count(const dorm_query *q);
 
 /* The COPY form of the bulk insert q (PostgreSQL): out is
  * COPY "table" ("a", "b") FROM STDIN, with the columns of q's INSERT in
- * its order, and no parameters; *width is the number of columns, so the
- * data of rows [f, f + n) are the parameters of dorm_compile_ex(q, ...,
- * row_first f, row_count n), width per row.  DORM_EUNSUPPORTED when q has
- * no COPY form (SQLite, a conflict clause, a value that is an
- * expression, no column set): insert instead. */
+ * its order, and as its parameters the data: every row's values in that
+ * order, *width (the number of columns) per row, as the INSERT would
+ * send them.  DORM_EUNSUPPORTED when q has no COPY form (SQLite, a
+ * conflict clause, a value that is an expression, no column set): insert
+ * instead; DORM_EINVAL for rows that do not set the same fields. */
 DORM_EXTERN int dorm_compile_copy(const dorm_query *q, dorm_dialect dialect,
                                   dorm_sql *out, size_t *width,
                                   dorm_error *err);
