@@ -222,6 +222,15 @@ static void test_copy_bad_value_halfway(void **state) {
   assert_int_equal(t_count(dorm_async_bulk_create(DB, q)), 600);
   dorm_query_free(q);
   assert_int_equal(count_of(Tag), 600);
+  /* a big COPY failing early: the server answers while rows are still
+   * being sent (it discards them); the error is the server's, not a lost
+   * connection */
+  q = tags(60000, "b%05d", 5);
+  assert_int_equal(t_err(dorm_async_bulk_create(DB, q), msg, sizeof msg),
+                   DORM_EINTEGRITY);
+  dorm_query_free(q);
+  if (is_pg()) assert_non_null(strstr(msg, "line 6"));
+  assert_int_equal(count_of(Tag), 600);
 }
 
 /* PostgreSQL: the COPY's connection is killed while the COPY runs (held
