@@ -12,6 +12,11 @@
 
 static int is_pg(void) { return dorm_db_dialect(DB) == DORM_DIALECT_POSTGRES; }
 
+static dorm_result t_pass(dorm_result *res, void *arg) {
+  (void)arg;
+  return *res;
+}
+
 /* ---- rows of every type ----------------------------------------------------- */
 
 enum { NCOPY = 1200 }; /* more than one INSERT statement (500): COPY */
@@ -333,6 +338,32 @@ static void test_copy_cancelled(void **state) {
   assert_int_equal(count_of(Tag), 700);
 }
 
+/* A COPY inside a transaction: it is part of it (committed with it,
+ * rolled back with it). */
+static dorm_deferred *copy_then_fail(dorm_db *tx, void *arg) {
+  int *fail = arg;
+  dorm_query *q = tags(900, "a%04d", -1);
+  dorm_deferred *d = dorm_async_bulk_create(tx, q);
+  dorm_query_free(q);
+  if (!*fail) return d;
+  dorm_deferred_add_callback(d, t_pass, NULL);
+  return dorm_async_execute(tx, "SELECT * FROM no_such_table", NULL, 0);
+}
+
+static void test_copy_in_transaction(void **state) {
+  (void)state;
+  int fail = 1;
+  assert_true(t_err(dorm_async_atomic(DB, copy_then_fail, &fail), NULL, 0) !=
+              0);
+  assert_int_equal(count_of(Tag), 0);
+  fail = 0;
+  dorm_result r = t_ok(dorm_async_atomic(DB, copy_then_fail, &fail));
+  assert_int_equal(r.kind, DORM_RESULT_COUNT);
+  assert_int_equal(r.u.count, 900);
+  dorm_result_free(&r);
+  assert_int_equal(count_of(Tag), 900);
+}
+
 /* ---- bulk_create returning ------------------------------------------------ */
 
 static void test_create_returning(void **state) {
@@ -500,6 +531,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       T(test_copy_every_type),  T(test_copy_bad_value_halfway),
       T(test_copy_killed),      T(test_copy_cancelled),
+      T(test_copy_in_transaction),
       T(test_create_returning),
       T(test_bulk_update),      T(test_bulk_update_types),
   };

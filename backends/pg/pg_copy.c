@@ -288,6 +288,9 @@ static int send_rows(dorm__pg_conn *c, dorm__pg_copy *cp) {
     cp->off = cp->buf.len;
     r = PQflush(pg);
     if (r < 0) return -1;
+    /* the server is taking the rows: it is not silent (the answer
+     * deadline counts from here) */
+    c->heard_ms = dorm__mono_ms();
     if (r == 1) return 1;
   }
 }
