@@ -85,8 +85,9 @@ enum dorm__req_flags {
   /* COPY FROM STDIN (only to a backend with copy_in): stmts[0] is the
    * COPY statement; the data rows are its parameters, then those of
    * stmts[1..nstmts), copy_width values per row, in order (the
-   * parameters are not bound: only stmts[0]'s SQL is run).  The result is DORM_RESULT_COUNT, the rows
-   * copied, or the error, naming the row when the server says it. */
+   * parameters are not bound: only stmts[0]'s SQL is run).  The result is
+   * DORM_RESULT_COUNT, the rows copied, or the error, naming the row when the
+   * server says it. */
   DORM__REQ_COPY = 2
 };
 

@@ -34,7 +34,7 @@
 #define BULK_INSERT_CHUNK 500
 
 typedef struct bset {
-  dorm_sql *chunks; /* n */
+  dorm_sql *chunks;  /* n */
   dorm__stmt *stmts; /* n */
   size_t n;
   size_t width; /* COPY: values per row */
@@ -117,7 +117,8 @@ static dorm_deferred *bset_request(dorm_db *tx, bset *b, unsigned flags) {
   return d;
 }
 
-/* ---- COPY ------------------------------------------------------------------ */
+/* ---- COPY ------------------------------------------------------------------
+ */
 
 static dorm_deferred *copy_body(dorm_db *tx, void *arg) {
   return bset_request(tx, arg, DORM__REQ_COPY);
@@ -154,7 +155,8 @@ int dorm__db_bulk_copy(dorm_db *db, const dorm_query *q, dorm_deferred **out) {
   return 1;
 }
 
-/* ---- bulk_create returning the rows ---------------------------------------- */
+/* ---- bulk_create returning the rows ----------------------------------------
+ */
 
 /* The rows of every part, in order, as one result (columns of the first
  * chunk's statement: the same for all). */
@@ -195,10 +197,9 @@ static dorm_result join_parts(bset *b) {
   }
   if (!rc) rc = dorm__rows_finish(all);
   if (rc) {
-    dorm_result e = rc == DORM_ETYPE
-                        ? dorm_result_error(DORM_ETYPE, "%s",
-                                            dorm__rows_error(all))
-                        : dorm_result_error(rc, NULL);
+    dorm_result e = rc == DORM_ETYPE ? dorm_result_error(DORM_ETYPE, "%s",
+                                                         dorm__rows_error(all))
+                                     : dorm_result_error(rc, NULL);
     dorm__rows_free(all);
     return e;
   }
@@ -291,7 +292,8 @@ dorm_deferred *dorm_async_bulk_create_returning(dorm_db *db,
   return bset_atomic(db, b, ret_body);
 }
 
-/* ---- bulk_update ------------------------------------------------------------- */
+/* ---- bulk_update
+ * ------------------------------------------------------------- */
 
 static dorm_deferred *update_body(dorm_db *tx, void *arg) {
   return bset_request(tx, arg, DORM__REQ_SUM_COUNTS);

@@ -105,8 +105,7 @@ int dorm_compile_copy(const dorm_query *q, dorm_dialect dialect, dorm_sql *out,
   if (q->kind != DORM_QUERY_INSERT)
     return dorm_error_set(err, DORM_EINVAL, "COPY: not an INSERT query");
   if (dialect != DORM_DIALECT_POSTGRES)
-    return dorm_error_set(err, DORM_EUNSUPPORTED,
-                          "COPY: PostgreSQL only");
+    return dorm_error_set(err, DORM_EUNSUPPORTED, "COPY: PostgreSQL only");
   if (q->conflict || q->conflict_update || q->conflict_nothing)
     return dorm_error_set(err, DORM_EUNSUPPORTED,
                           "model '%s': COPY has no conflict clause",
@@ -152,7 +151,8 @@ int dorm_compile_copy(const dorm_query *q, dorm_dialect dialect, dorm_sql *out,
   return rc;
 }
 
-/* ---- bulk_update ---------------------------------------------------------- */
+/* ---- bulk_update ----------------------------------------------------------
+ */
 
 static const set_item *row_set(const insert_row *r, const dorm_field *f) {
   for (const set_item *s = r->sets; s; s = s->next)
@@ -232,9 +232,8 @@ static int compile_bulk_update(cctx *c, const dorm_field *const *fs, size_t nf,
   return c->failed;
 }
 
-int dorm_compile_bulk_update(const dorm_query *rows,
-                             const char *const *fields, size_t nfields,
-                             dorm_dialect dialect,
+int dorm_compile_bulk_update(const dorm_query *rows, const char *const *fields,
+                             size_t nfields, dorm_dialect dialect,
                              const dorm_compile_opts *opts, dorm_sql *out,
                              dorm_error *err) {
   if (!rows || !out || (nfields && !fields))

@@ -17,7 +17,8 @@ static dorm_result t_pass(dorm_result *res, void *arg) {
   return *res;
 }
 
-/* ---- rows of every type ----------------------------------------------------- */
+/* ---- rows of every type -----------------------------------------------------
+ */
 
 enum { NCOPY = 1200 }; /* more than one INSERT statement (500): COPY */
 
@@ -25,9 +26,15 @@ static char g_names[NCOPY][64];
 static unsigned char g_bytes[NCOPY][8];
 
 static void author_row(dorm_query *q, int i, const char *set) {
-  static const char *const texts[] = {
-      "back\\slash\ttab\nnewline\rcr", "\xc3\xbc" "n\xc3\xaf" "c\xc3\xb8" "d\xc3\xa9 'q' \"dq\"",
-      "\\N", "", "\\.", "x\\\\y"};
+  static const char *const texts[] = {"back\\slash\ttab\nnewline\rcr",
+                                      "\xc3\xbc"
+                                      "n\xc3\xaf"
+                                      "c\xc3\xb8"
+                                      "d\xc3\xa9 'q' \"dq\"",
+                                      "\\N",
+                                      "",
+                                      "\\.",
+                                      "x\\\\y"};
   if (i % 7 < 6)
     snprintf(g_names[i], sizeof g_names[i], "%s", texts[i % 7]);
   else
@@ -40,8 +47,7 @@ static void author_row(dorm_query *q, int i, const char *set) {
   static const char *const when[] = {"2024-05-01T13:45:07.123456Z",
                                      "2024-02-29T23:59:59+02:00",
                                      "1999-12-31T00:00:00Z"};
-  dorm_set(q, "joined",
-           i % 4 == 3 ? dorm_null() : dorm_datetime(when[i % 4]));
+  dorm_set(q, "joined", i % 4 == 3 ? dorm_null() : dorm_datetime(when[i % 4]));
   dorm_set(q, "bio", dorm_str(i % 2 ? "tab\there" : ""));
   static const char *const dec[] = {"12.50", "-0.01", "999999.99", "0.00"};
   dorm_set(q, "score", i % 5 == 4 ? dorm_null() : dorm_decimal(dec[i % 4]));
@@ -50,9 +56,11 @@ static void author_row(dorm_query *q, int i, const char *set) {
   snprintf(uid, sizeof uid, "123e4567-e89b-12d3-a456-%012d", i);
   dorm_set(q, "uid", dorm_uuid(uid));
   dorm_set(q, "data",
-           i % 6 == 0 ? dorm_null()
-                      : dorm_json_text("{\"a\": [1, \"x\\ty\\\\z\"], \"n\": null}"));
-  dorm_set(q, "wake", i % 2 ? dorm_time("13:45:00.123456") : dorm_time("00:00:00"));
+           i % 6 == 0
+               ? dorm_null()
+               : dorm_json_text("{\"a\": [1, \"x\\ty\\\\z\"], \"n\": null}"));
+  dorm_set(q, "wake",
+           i % 2 ? dorm_time("13:45:00.123456") : dorm_time("00:00:00"));
   dorm_set(q, "born", i % 8 == 0 ? dorm_null() : dorm_date("2000-02-29"));
   unsigned char *b = g_bytes[i];
   b[0] = 0, b[1] = '\\', b[2] = '\t', b[3] = '\n', b[4] = 0xff, b[5] = 'N';
@@ -144,8 +152,8 @@ static void test_copy_every_type(void **state) {
   dorm_result_free(&r);
 
   /* floats exactly, and a foreign key, through Entry */
-  static const double fl[] = {0.1, 1e-300, -2.5e10, 1.0 / 3.0, 0.0,
-                              123456789.123456789};
+  static const double fl[] = {0.1,       1e-300, -2.5e10,
+                              1.0 / 3.0, 0.0,    123456789.123456789};
   int64_t author = add_author("owner", 1, NULL);
   q = dorm_insert(Entry);
   for (int i = 0; i < 700; i++) {
@@ -164,13 +172,15 @@ static void test_copy_every_type(void **state) {
   for (int i = 0; i < 700; i++) {
     const dorm_row *e = dorm_rows_row(r.u.rows.rows, (size_t)i);
     assert_true(dorm_row_float(e, "rating") == fl[i % 6] * (i + 1));
-    assert_string_equal(dorm_row_text(e, "headline"), i % 2 ? "h\\t\t" : "plain");
+    assert_string_equal(dorm_row_text(e, "headline"),
+                        i % 2 ? "h\\t\t" : "plain");
     assert_int_equal(dorm_row_int(e, "author"), author);
   }
   dorm_result_free(&r);
 }
 
-/* ---- failures ------------------------------------------------------------- */
+/* ---- failures -------------------------------------------------------------
+ */
 
 static int64_t count_of(const dorm_model *m) {
   dorm_query *q = dorm_select(m);
@@ -247,7 +257,8 @@ static void test_copy_killed(void **state) {
   snprintf(ci, sizeof ci, "%s", T_url);
   PGconn *admin = PQconnectdb(ci);
   assert_int_equal(PQstatus(admin), CONNECTION_OK);
-  PGresult *pr = PQexec(admin, "BEGIN; LOCK TABLE tag IN ACCESS EXCLUSIVE MODE");
+  PGresult *pr =
+      PQexec(admin, "BEGIN; LOCK TABLE tag IN ACCESS EXCLUSIVE MODE");
   assert_int_equal(PQresultStatus(pr), PGRES_COMMAND_OK);
   PQclear(pr);
   dorm_query *q = tags(2000, "k%04d", -1);
@@ -293,7 +304,8 @@ static void test_copy_cancelled(void **state) {
   if (strcmp(B->name, "postgresql")) skip();
   PGconn *admin = PQconnectdb(T_url);
   assert_int_equal(PQstatus(admin), CONNECTION_OK);
-  PGresult *pr = PQexec(admin, "BEGIN; LOCK TABLE tag IN ACCESS EXCLUSIVE MODE");
+  PGresult *pr =
+      PQexec(admin, "BEGIN; LOCK TABLE tag IN ACCESS EXCLUSIVE MODE");
   assert_int_equal(PQresultStatus(pr), PGRES_COMMAND_OK);
   PQclear(pr);
   dorm_query *q = tags(2000, "c%04d", -1);
@@ -364,7 +376,8 @@ static void test_copy_in_transaction(void **state) {
   assert_int_equal(count_of(Tag), 900);
 }
 
-/* ---- bulk_create returning ------------------------------------------------ */
+/* ---- bulk_create returning ------------------------------------------------
+ */
 
 static void test_create_returning(void **state) {
   (void)state;
@@ -423,7 +436,8 @@ static void test_create_returning(void **state) {
   dorm_query_free(q);
 }
 
-/* ---- bulk_update ---------------------------------------------------------- */
+/* ---- bulk_update ----------------------------------------------------------
+ */
 
 static void test_bulk_update(void **state) {
   (void)state;
@@ -482,8 +496,9 @@ static void test_bulk_update(void **state) {
   assert_int_equal(t_count(dorm_async_bulk_update(DB, objs, fields, 1)), 0);
   const char *bad[] = {"nope"};
   char msg[256];
-  assert_int_equal(t_err(dorm_async_bulk_update(DB, objs, bad, 1), msg, sizeof msg),
-                   DORM_EFIELD);
+  assert_int_equal(
+      t_err(dorm_async_bulk_update(DB, objs, bad, 1), msg, sizeof msg),
+      DORM_EFIELD);
   assert_non_null(strstr(msg, "nope"));
   dorm_query_free(objs);
   dorm_result_free(&r);
@@ -498,8 +513,9 @@ static void test_bulk_update_types(void **state) {
   dorm_query *objs = dorm_insert(Author);
   for (int i = 0; i < 30; i++) {
     if (i) dorm_insert_next_row(objs);
-    dorm_set(objs, "id",
-             dorm_int(dorm_row_int(dorm_rows_row(r.u.rows.rows, (size_t)i), "id")));
+    dorm_set(
+        objs, "id",
+        dorm_int(dorm_row_int(dorm_rows_row(r.u.rows.rows, (size_t)i), "id")));
     dorm_set(objs, "age", i % 2 ? dorm_int(i * 10) : dorm_null());
     dorm_set(objs, "score", dorm_decimal("1.25"));
     dorm_set(objs, "joined", dorm_datetime("2030-01-02T03:04:05Z"));
@@ -529,11 +545,10 @@ static void test_bulk_update_types(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      T(test_copy_every_type),  T(test_copy_bad_value_halfway),
-      T(test_copy_killed),      T(test_copy_cancelled),
-      T(test_copy_in_transaction),
-      T(test_create_returning),
-      T(test_bulk_update),      T(test_bulk_update_types),
+      T(test_copy_every_type),     T(test_copy_bad_value_halfway),
+      T(test_copy_killed),         T(test_copy_cancelled),
+      T(test_copy_in_transaction), T(test_create_returning),
+      T(test_bulk_update),         T(test_bulk_update_types),
   };
   return dbsuite_main(tests);
 }

@@ -91,7 +91,8 @@ static void expect_bu(dorm_query *rows, const char *const *fields, size_t nf,
   o.row_count = n;
   int rc = dorm_compile_bulk_update(rows, fields, nf, d, &o, &out, &err);
   if (rc) fail_msg("compile failed: %s", err.message);
-  if (strcmp(out.text, sql)) fprintf(stderr, "got:  %s\nwant: %s\n", out.text, sql);
+  if (strcmp(out.text, sql))
+    fprintf(stderr, "got:  %s\nwant: %s\n", out.text, sql);
   assert_string_equal(out.text, sql);
   assert_int_equal(out.kind, DORM_QUERY_UPDATE);
   assert_false(out.returns_rows);
@@ -129,12 +130,13 @@ static void test_bulk_update(void **state) {
     dorm_set(q, "email", i == 1 ? dorm_null() : dorm_str("e@x"));
   }
   const char *f2[] = {"name", "email"};
-  expect_bu(q, f2, 2, 0, 0, DORM_DIALECT_POSTGRES,
-            "UPDATE \"author\" SET \"name\" = CASE WHEN \"id\" = $1 THEN $2 "
-            "WHEN \"id\" = $3 THEN $4 WHEN \"id\" = $5 THEN $6 END, \"email\" = "
-            "CASE WHEN \"id\" = $7 THEN $8 WHEN \"id\" = $9 THEN $10 WHEN "
-            "\"id\" = $11 THEN $12 END WHERE \"id\" IN ($13, $14, $15)",
-            "1, 'Ann', 2, 'Bob', 3, 'Cy', 1, 'e@x', 2, NULL, 3, 'e@x', 1, 2, 3");
+  expect_bu(
+      q, f2, 2, 0, 0, DORM_DIALECT_POSTGRES,
+      "UPDATE \"author\" SET \"name\" = CASE WHEN \"id\" = $1 THEN $2 "
+      "WHEN \"id\" = $3 THEN $4 WHEN \"id\" = $5 THEN $6 END, \"email\" = "
+      "CASE WHEN \"id\" = $7 THEN $8 WHEN \"id\" = $9 THEN $10 WHEN "
+      "\"id\" = $11 THEN $12 END WHERE \"id\" IN ($13, $14, $15)",
+      "1, 'Ann', 2, 'Bob', 3, 'Cy', 1, 'e@x', 2, NULL, 3, 'e@x', 1, 2, 3");
   /* a chunk: objects 1..2 */
   expect_bu(q, f2, 1, 1, 2, DORM_DIALECT_SQLITE,
             "UPDATE \"author\" SET \"name\" = CASE WHEN \"id\" = ? THEN ? "

@@ -41,10 +41,10 @@
 
 struct dorm__pg_copy {
   dorm__req *req;
-  int phase;         /* 0: COPY sent; 1: sending rows; 2: end sent */
-  size_t stmt, row;  /* the next data row: row `row` of stmts[stmt] */
-  size_t row_index;  /* the next data row's number, from 0 */
-  dorm__buf buf;     /* encoded, not yet given to libpq from off */
+  int phase;        /* 0: COPY sent; 1: sending rows; 2: end sent */
+  size_t stmt, row; /* the next data row: row `row` of stmts[stmt] */
+  size_t row_index; /* the next data row's number, from 0 */
+  dorm__buf buf;    /* encoded, not yet given to libpq from off */
   size_t off;
   int64_t count;
   dorm_result err; /* the first error (kind NONE: none) */
@@ -176,7 +176,8 @@ static dorm_result copy_error(dorm__pg_conn *c, const PGresult *res) {
   char msg[512];
   if (!prim) {
     snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(res));
-    if (!msg[0] && c->pg) snprintf(msg, sizeof msg, "%s", PQerrorMessage(c->pg));
+    if (!msg[0] && c->pg)
+      snprintf(msg, sizeof msg, "%s", PQerrorMessage(c->pg));
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) msg[--n] = 0;
     if (!msg[0]) snprintf(msg, sizeof msg, "COPY failed");
@@ -281,8 +282,8 @@ static int send_rows(dorm__pg_conn *c, dorm__pg_copy *cp) {
       cp->phase = 2;
       return 0;
     }
-    int r = PQputCopyData(pg, cp->buf.data + cp->off,
-                          (int)(cp->buf.len - cp->off));
+    int r =
+        PQputCopyData(pg, cp->buf.data + cp->off, (int)(cp->buf.len - cp->off));
     if (r < 0) return -1;
     if (r == 0) return 1;
     cp->off = cp->buf.len;

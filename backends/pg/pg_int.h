@@ -240,7 +240,8 @@ void dorm__pg_conn_copy_done(dorm__pg_conn *c, dorm_result res);
 /* The connection broke (pg_copy.c): as any loss. */
 void dorm__pg_conn_lost(dorm__pg_conn *c, const char *why);
 
-/* ---- COPY FROM STDIN (pg_copy.c) ------------------------------------------ */
+/* ---- COPY FROM STDIN (pg_copy.c) ------------------------------------------
+ */
 
 typedef struct dorm__pg_copy dorm__pg_copy;
 /* Start req (DORM__REQ_COPY), already on c's fly list with nothing else

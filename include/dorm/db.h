@@ -248,8 +248,8 @@ DORM_EXTERN dorm_deferred *dorm_async_bulk_create(dorm_db *db,
  * and SQLite.  Never by COPY (COPY returns no rows).  With a conflict
  * clause the rows that were not inserted are left out (DO NOTHING) and
  * the order of the rest is kept. */
-DORM_EXTERN dorm_deferred *dorm_async_bulk_create_returning(dorm_db *db,
-                                                            const dorm_query *q);
+DORM_EXTERN dorm_deferred *dorm_async_bulk_create_returning(
+    dorm_db *db, const dorm_query *q);
 /* Django's bulk_update(objs, fields): rows is an INSERT query used as the
  * list of objects (dorm_insert, then per object dorm_set of its primary
  * key and of every field named in fields, dorm_insert_next_row between
