@@ -88,7 +88,14 @@ enum dorm__req_flags {
    * parameters are not bound: only stmts[0]'s SQL is run).  The result is
    * DORM_RESULT_COUNT, the rows copied, or the error, naming the row when the
    * server says it. */
-  DORM__REQ_COPY = 2
+  DORM__REQ_COPY = 2,
+  /* COPY ... TO STDOUT (only to a backend with copy_in): stmts[0] is the
+   * statement (no parameters); each data message the server sends (a row)
+   * is handed to copy_out(data, len, copy_arg) on the loop thread as it
+   * arrives; copy_out returning nonzero stops the COPY (the request then
+   * completes with DORM_ECANCELED).  The result is DORM_RESULT_COUNT, the
+   * rows sent, or the error. */
+  DORM__REQ_COPY_OUT = 4
 };
 
 /* A request: statements run in order on one connection, stopping at the
@@ -103,6 +110,8 @@ typedef struct dorm__req {
                        statement (get reads 2), the rest is discarded */
   unsigned flags;   /* dorm__req_flags */
   size_t copy_width; /* DORM__REQ_COPY: values per data row */
+  int (*copy_out)(const char *data, size_t len, void *arg); /* COPY_OUT */
+  void *copy_arg;
   /* Set by the backend before done: DORM_RESULT_ROWS (dorm__rows_result),
    * DORM_RESULT_COUNT, or an error (dorm__db_error, with its SQLSTATE).
    * The facade owns it once done runs. */

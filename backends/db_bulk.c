@@ -20,12 +20,18 @@
  * and runs them one after the other in the block; their rows are put
  * together, in input order, into one result.
  *
+ * dorm_async_copy_out sends one COPY ... TO STDOUT (raw SQL, no
+ * parameters: COPY takes none) whose rows the driver hands to the
+ * caller's function as they arrive.
+ *
  * bulk_update compiles a chunk per parameter budget
  * (dorm_compile_bulk_update: two parameters per object and field, one
  * per object for the WHERE) and runs them as one request whose result is
  * the sum of the rows matched, as Django's returns.
  */
+#include <ctype.h>
 #include <string.h>
+#include <strings.h>
 
 #include "backends/db_int.h"
 #include "base/base_int.h"
@@ -338,4 +344,47 @@ dorm_deferred *dorm_async_bulk_update(dorm_db *db, const dorm_query *rows,
     return fire_soon(db, dorm_result_error_from(&err));
   }
   return bset_atomic(db, b, update_body);
+}
+
+/* ---- COPY ... TO STDOUT
+ * ------------------------------------------------------ */
+
+static dorm_deferred *copy_out_fail(dorm_db *db, int code, const char *msg) {
+  return fire_soon(db, dorm_result_error(code, "%s", msg));
+}
+
+dorm_deferred *dorm_async_copy_out(dorm_db *db, const char *sql,
+                                   dorm_copy_out_fn fn, void *arg) {
+  if (!db || !sql || !fn) return NULL;
+  if (!db->root->be->copy_in)
+    return copy_out_fail(db, DORM_EUNSUPPORTED,
+                         "copy_out: COPY is PostgreSQL's");
+  const char *p = sql;
+  while (isspace((unsigned char)*p)) p++;
+  if (strncasecmp(p, "COPY", 4) || isalnum((unsigned char)p[4]) || p[4] == '_')
+    return copy_out_fail(db, DORM_EINVAL,
+                         "copy_out: not a COPY ... TO STDOUT statement");
+  op *o = dorm__db_op_public(db, OP_PLAIN);
+  if (!o) return NULL;
+  dorm_deferred *d = o->d;
+  size_t len = strlen(sql);
+  o->raw = dorm__malloc(len + 1);
+  if (!o->raw) {
+    dorm__db_op_fail_soon(o, dorm_result_error(DORM_ENOMEM, NULL));
+    return d;
+  }
+  memcpy(o->raw, sql, len + 1);
+  dorm__db_op_stmt_text(o, o->raw);
+  /* on the primary, as a write: an export of what was just written sees
+   * it, whatever the replicas' lag */
+  o->write = 1;
+  o->req.flags = DORM__REQ_COPY_OUT;
+  o->req.copy_out = fn;
+  o->req.copy_arg = arg;
+  if (db->root->closed) {
+    dorm__db_op_fail_soon(o, dorm_result_error(DORM_ECLOSED, NULL));
+    return d;
+  }
+  dorm__db_dispatch(o);
+  return d;
 }

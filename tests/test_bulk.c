@@ -543,12 +543,108 @@ static void test_bulk_update_types(void **state) {
   dorm_result_free(&r);
 }
 
+/* ---- COPY TO STDOUT
+ * ---------------------------------------------------------- */
+
+typedef struct sink {
+  long rows, stop_at;
+  int order_ok;
+  char last[64];
+} sink;
+
+static int sink_row(const char *data, size_t len, void *arg) {
+  sink *k = arg;
+  t_on_loop_thread();
+  char want[64];
+  snprintf(want, sizeof want, "t%04ld\n", k->rows);
+  if (k->order_ok && (len != strlen(want) || memcmp(data, want, len)))
+    k->order_ok = 0;
+  snprintf(k->last, sizeof k->last, "%.*s", (int)(len < 63 ? len : 63), data);
+  k->rows++;
+  return k->stop_at && k->rows >= k->stop_at;
+}
+
+static void test_copy_out(void **state) {
+  (void)state;
+  sink k = {0, 0, 1, ""};
+  if (!is_pg()) {
+    assert_int_equal(
+        t_err(dorm_async_copy_out(DB, "COPY tag TO STDOUT", sink_row, &k), NULL,
+              0),
+        DORM_EUNSUPPORTED);
+    assert_int_equal(k.rows, 0);
+    return;
+  }
+  dorm_query *q = tags(5000, "t%04d", -1);
+  assert_int_equal(t_count(dorm_async_bulk_create(DB, q)), 5000);
+  dorm_query_free(q);
+  /* every row, in order, each as it arrives */
+  assert_int_equal(
+      t_count(dorm_async_copy_out(
+          DB, "COPY (SELECT name FROM tag ORDER BY name) TO STDOUT", sink_row,
+          &k)),
+      5000);
+  assert_int_equal(k.rows, 5000);
+  assert_true(k.order_ok);
+  /* CSV, escapes and NULL as the server writes them */
+  sink c = {0, 0, 0, ""};
+  assert_int_equal(
+      t_count(dorm_async_copy_out(DB,
+                                  "COPY (SELECT E'a\\tb,\"q\"', NULL::text) "
+                                  "TO STDOUT WITH (FORMAT csv)",
+                                  sink_row, &c)),
+      1);
+  assert_string_equal(c.last, "\"a\tb,\"\"q\"\"\",\n");
+  /* the consumer stops: the server stops, nothing more is delivered */
+  sink s = {0, 100, 0, ""};
+  assert_int_equal(
+      t_err(dorm_async_copy_out(
+                DB,
+                "COPY (SELECT g FROM generate_series(1, 50000000) g) TO "
+                "STDOUT",
+                sink_row, &s),
+            NULL, 0),
+      DORM_ECANCELED);
+  assert_int_equal(s.rows, 100);
+  /* refusals */
+  char msg[256];
+  assert_int_equal(
+      t_err(dorm_async_copy_out(DB, "SELECT 1", sink_row, &s), msg, sizeof msg),
+      DORM_EINVAL);
+  assert_int_equal(
+      t_err(dorm_async_copy_out(DB, "COPY tag FROM STDIN", sink_row, &s), msg,
+            sizeof msg),
+      DORM_EINVAL);
+  /* one statement only: the rest is not run */
+  assert_true(
+      t_err(dorm_async_copy_out(DB, "COPY (SELECT 1) TO STDOUT; DROP TABLE tag",
+                                sink_row, &s),
+            msg, sizeof msg) != 0);
+  assert_int_equal(s.rows, 100);
+  /* the connection goes on, the table is there */
+  assert_int_equal(count_of(Tag), 5000);
+  /* a raw COPY through execute stays refused, before it is sent */
+  static const char *const raw[] = {
+      "COPY tag TO STDOUT", " /* x /* y */ */ -- z\n copy tag FROM STDIN",
+      "(COPY tag TO STDOUT)"};
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(t_err(dorm_async_execute(DB, raw[i], NULL, 0), NULL, 0),
+                     DORM_EUNSUPPORTED);
+  /* and the connection goes on */
+  assert_int_equal(count_of(Tag), 5000);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      T(test_copy_every_type),     T(test_copy_bad_value_halfway),
-      T(test_copy_killed),         T(test_copy_cancelled),
-      T(test_copy_in_transaction), T(test_create_returning),
-      T(test_bulk_update),         T(test_bulk_update_types),
+      T(test_copy_every_type),
+      T(test_copy_bad_value_halfway),
+      T(test_copy_killed),
+      T(test_copy_cancelled),
+      T(test_copy_in_transaction),
+      T(test_create_returning),
+      T(test_bulk_update),
+      T(test_bulk_update_types),
+      T(test_copy_out),
   };
   return dbsuite_main(tests);
 }

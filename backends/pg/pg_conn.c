@@ -240,6 +240,16 @@ static int send_req(dorm__pg_conn *c, dorm__req *req) {
   int grouped = 0;
   /* refuse what cannot be sent before anything of the request is */
   for (size_t s = 0; s < req->nstmts; s++) {
+    if (!req->stmts[s].columns &&
+        dorm__pg_is_copy(req->stmts[s].sql, req->stmts[s].len)) {
+      /* a raw COPY in the pipeline would leave libpq in its COPY state */
+      complete(c, req,
+               dorm_result_error(DORM_EUNSUPPORTED,
+                                 "postgresql: COPY is not supported here "
+                                 "(dorm_async_bulk_create copies rows in, "
+                                 "dorm_async_copy_out exports)"));
+      return 1;
+    }
     dorm_result bad = dorm__pg_stmt_check(&req->stmts[s]);
     if (bad.kind != DORM_RESULT_NONE) {
       complete(c, req, bad);
@@ -414,7 +424,7 @@ static void conn_dispatch(dorm__pg_conn *c) {
    * (one Sync, a group of reads or one request) in flight at a time */
   int one_segment = c->node->cfg->pgbouncer;
   while (c->wait_head && c->nfly < PG_MAX_FLY && !c->hold && !c->copy) {
-    if (c->wait_head->flags & DORM__REQ_COPY) {
+    if (c->wait_head->flags & (DORM__REQ_COPY | DORM__REQ_COPY_OUT)) {
       /* COPY runs out of pipeline mode: once nothing is in flight */
       if (c->ring_count || c->nfly || c->group_n) break;
       if (copy_begin(c)) return;

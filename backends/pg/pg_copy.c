@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* backends/pg/pg_copy.c — COPY ... FROM STDIN on one connection, for
- * bulk_create (a DORM__REQ_COPY request: backend_int.h).
+/* backends/pg/pg_copy.c — COPY on one connection: FROM STDIN for
+ * bulk_create (a DORM__REQ_COPY request: backend_int.h), and TO STDOUT
+ * for dorm_async_copy_out (DORM__REQ_COPY_OUT), each row handed to the
+ * caller's function as it arrives (PQgetCopyData, never waiting).
  *
  * COPY cannot run in pipeline mode (libpq refuses it there: "COPY is not
  * allowed in pipeline mode"), so it is sequenced: pg_conn.c holds a COPY
@@ -30,9 +32,11 @@
  * with DORM_ETYPE naming the row and column.  A lost connection fails
  * the request as any request in flight (pg_conn.c, conn_lost).
  */
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "backends/pg/pg_int.h"
 
@@ -41,7 +45,9 @@
 
 struct dorm__pg_copy {
   dorm__req *req;
-  int phase;        /* 0: COPY sent; 1: sending rows; 2: end sent */
+  int phase;        /* 0: COPY sent; 1: sending rows; 2: end sent (or the rows
+                       received): the answer; 3: receiving rows (COPY TO) */
+  int stopped;      /* COPY TO: the consumer asked to stop */
   size_t stmt, row; /* the next data row: row `row` of stmts[stmt] */
   size_t row_index; /* the next data row's number, from 0 */
   dorm__buf buf;    /* encoded, not yet given to libpq from off */
@@ -57,6 +63,34 @@ static int has_offset(const char *s, size_t n) {
     if (ch == ' ' || ch == 'T') return 0;
   }
   return 0;
+}
+
+int dorm__pg_is_copy(const char *s, size_t n) {
+  size_t i = 0;
+  for (;;) {
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' ||
+                     s[i] == '\r' || s[i] == '(' || s[i] == ';'))
+      i++;
+    if (i + 1 < n && s[i] == '-' && s[i + 1] == '-') {
+      while (i < n && s[i] != '\n') i++;
+    } else if (i + 1 < n && s[i] == '/' && s[i + 1] == '*') {
+      int depth = 0; /* PostgreSQL's block comments nest */
+      while (i + 1 < n) {
+        if (s[i] == '/' && s[i + 1] == '*') {
+          depth++, i += 2;
+        } else if (s[i] == '*' && s[i + 1] == '/') {
+          i += 2;
+          if (--depth == 0) break;
+        } else {
+          i++;
+        }
+      }
+    } else {
+      break;
+    }
+  }
+  return n - i >= 4 && !strncasecmp(s + i, "COPY", 4) &&
+         (n - i == 4 || !(isalnum((unsigned char)s[i + 4]) || s[i + 4] == '_'));
 }
 
 static void put_escaped(dorm__buf *b, const char *s, size_t n) {
@@ -213,7 +247,10 @@ int dorm__pg_copy_start(dorm__pg_conn *c, dorm__req *req) {
   dorm__buf_init(&cp->buf);
   c->copy = cp;
   if (PQexitPipelineMode(c->pg) != 1) return -1;
-  if (!PQsendQuery(c->pg, req->stmts[0].sql)) return -1;
+  /* the extended protocol: one statement, whatever the text holds */
+  if (!PQsendQueryParams(c->pg, req->stmts[0].sql, 0, NULL, NULL, NULL, NULL,
+                         0))
+    return -1;
   want(c, DORM_READABLE | DORM_WRITABLE);
   dorm__pg_pool_mark_dirty(c->pool, c);
   return 0;
@@ -242,7 +279,28 @@ static int read_answers(dorm__pg_conn *c, dorm__pg_copy *cp) {
     PGresult *res = PQgetResult(pg);
     if (!res) return cp->phase == 0 ? (cp->err.kind ? 1 : 0) : 1;
     switch (PQresultStatus(res)) {
-      case PGRES_COPY_IN: cp->phase = 1; break;
+      case PGRES_COPY_IN:
+        if (cp->req->flags & DORM__REQ_COPY_OUT) {
+          /* a COPY FROM given as an export: end it, sending nothing */
+          set_err(cp, dorm_result_error(DORM_EINVAL,
+                                        "postgresql: copy_out needs a COPY "
+                                        "... TO STDOUT"));
+          if (PQputCopyEnd(pg, "not a COPY TO STDOUT") < 0) {
+            PQclear(res);
+            return -1;
+          }
+          cp->phase = 2;
+          break;
+        }
+        cp->phase = 1;
+        break;
+      case PGRES_COPY_OUT:
+        if (!(cp->req->flags & DORM__REQ_COPY_OUT))
+          set_err(cp, dorm_result_error(DORM_EINVAL,
+                                        "postgresql: COPY TO in a bulk "
+                                        "insert"));
+        cp->phase = 3;
+        break;
       case PGRES_COMMAND_OK: {
         const char *t = PQcmdTuples(res);
         cp->count = t && *t ? strtoll(t, NULL, 10) : 0;
@@ -251,7 +309,7 @@ static int read_answers(dorm__pg_conn *c, dorm__pg_copy *cp) {
       default: set_err(cp, copy_error(c, res)); break;
     }
     PQclear(res);
-    if (cp->phase == 1) return 0; /* now send the rows */
+    if (cp->phase == 1 || cp->phase == 3) return 0; /* the rows */
     if (PQstatus(pg) == CONNECTION_BAD) return -1;
   }
   return 0;
@@ -296,6 +354,29 @@ static int send_rows(dorm__pg_conn *c, dorm__pg_copy *cp) {
   }
 }
 
+/* COPY TO: hand each row that has arrived to the consumer.  0: wait for
+ * more; 1: the rows are over (the answer follows); -1: broken. */
+static int receive_rows(dorm__pg_conn *c, dorm__pg_copy *cp) {
+  dorm__req *req = cp->req;
+  for (;;) {
+    char *buf = NULL;
+    int n = PQgetCopyData(c->pg, &buf, 1);
+    if (n == 0) return 0;
+    if (n == -1) return 1;
+    if (n < 0) return -1;
+    int stop = 0;
+    if (!cp->stopped && req->copy_out)
+      stop = req->copy_out(buf, (size_t)n, req->copy_arg);
+    PQfreemem(buf);
+    if (stop && !cp->stopped) {
+      /* stop it on the server (a PQcancel on a worker thread); what
+       * still arrives meanwhile is dropped */
+      cp->stopped = 1;
+      dorm__pg_conn_cancel(c, req);
+    }
+  }
+}
+
 void dorm__pg_copy_io(dorm__pg_conn *c) {
   dorm__pg_copy *cp = c->copy;
   if (!cp || c->state != DORM__PG_READY || !c->pg) return;
@@ -304,6 +385,19 @@ void dorm__pg_copy_io(dorm__pg_conn *c) {
     if (fl < 0) {
       lost(c, "sending failed");
       return;
+    }
+    if (cp->phase == 3) {
+      int r = receive_rows(c, cp);
+      if (r < 0) {
+        lost(c, "reading failed");
+        return;
+      }
+      if (r == 0) {
+        want(c, DORM_READABLE | (fl == 1 ? DORM_WRITABLE : 0));
+        return;
+      }
+      cp->phase = 2;
+      continue;
     }
     if (cp->phase == 1) {
       if (fl == 1) {
@@ -328,8 +422,12 @@ void dorm__pg_copy_io(dorm__pg_conn *c) {
       lost(c, "reading failed");
       return;
     }
-    if (cp->phase == 1) continue;
-    if (r == 0) return;
+    if (cp->phase == 1 || cp->phase == 3) continue;
+    if (r == 0) {
+      /* an end queued while reading (a COPY FROM refused) goes out too */
+      if (PQflush(c->pg) == 1) want(c, DORM_READABLE | DORM_WRITABLE);
+      return;
+    }
     break;
   }
   /* over: back to pipeline mode, then the request is done */

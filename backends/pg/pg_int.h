@@ -253,6 +253,10 @@ int dorm__pg_copy_start(dorm__pg_conn *c, dorm__req *req);
 void dorm__pg_copy_io(dorm__pg_conn *c);
 /* Free the COPY's state (the connection is lost or closing). */
 void dorm__pg_copy_drop(dorm__pg_conn *c);
+/* 1 when the statement s[0..n) is a COPY (after blanks and comments):
+ * such a statement never goes through the pipeline, where libpq would
+ * be stuck in its COPY state. */
+int dorm__pg_is_copy(const char *s, size_t n);
 /* One value in COPY's text format, appended to b.  0, DORM_ENOMEM, or
  * DORM_ETYPE with why filled (text with a NUL byte, a list). */
 int dorm__pg_copy_encode(dorm__buf *b, const dorm_value *v, char *why,

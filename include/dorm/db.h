@@ -368,6 +368,23 @@ DORM_EXTERN dorm_deferred *dorm_async_execute(dorm_db *db, const char *sql,
 DORM_EXTERN dorm_deferred *dorm_async_execute_read(dorm_db *db, const char *sql,
                                                    const dorm_value *params,
                                                    size_t n);
+/* COPY ... TO STDOUT for exports (PostgreSQL): sql is one COPY statement
+ * writing to STDOUT, in db's dialect, without parameters (COPY takes
+ * none: put values in the statement only from trusted text, or export a
+ * view); copied during the call.  Each row the server sends (one data
+ * message: a line of text or CSV with its newline, or a binary tuple) is
+ * handed to fn(data, len, arg) on the loop thread as it arrives, data
+ * borrowed for the call; fn returning nonzero stops the COPY on the
+ * server, and the deferred then fails with DORM_ECANCELED.  fn must not
+ * close db.  The deferred: DORM_RESULT_COUNT, the rows sent, or the
+ * error (DORM_EINVAL for a statement that is not a COPY TO, DORM_EDB for
+ * the server's).  Runs on the primary; it holds its connection for the
+ * time of the COPY (requests queued behind it on that connection wait).
+ * SQLite: DORM_EUNSUPPORTED.  A raw COPY through dorm_async_execute is
+ * refused (DORM_EUNSUPPORTED). */
+typedef int (*dorm_copy_out_fn)(const char *data, size_t len, void *arg);
+DORM_EXTERN dorm_deferred *dorm_async_copy_out(dorm_db *db, const char *sql,
+                                               dorm_copy_out_fn fn, void *arg);
 /* n statements without parameters, run in order on the writer; stops at
  * the first error (earlier ones stay applied unless inside a transaction).
  * For DDL: dorm_ddl's stmts fit as they are.  DORM_RESULT_COUNT, the sum
