@@ -4,10 +4,11 @@
  * for dorm_async_copy_out (DORM__REQ_COPY_OUT), each row handed to the
  * caller's function as it arrives (PQgetCopyData, never waiting).
  *
- * COPY cannot run in pipeline mode (libpq refuses it there: "COPY is not
- * allowed in pipeline mode"), so it is sequenced: pg_conn.c holds a COPY
- * request in the wait queue until nothing is in flight on the connection
- * (every result of the pipeline read), then hands it here.  The
+ * COPY cannot run in pipeline mode (libpq's manual, "Pipeline Mode":
+ * multiple commands "are disallowed, and so is COPY"), so it is
+ * sequenced: pg_conn.c holds a COPY request in the wait queue until
+ * nothing is in flight on the connection (every result of the pipeline
+ * read), then hands it here.  The
  * connection leaves pipeline mode (PQexitPipelineMode, possible only when
  * idle), sends the COPY statement, and once the server's CopyInResponse
  * is read, streams the rows with PQputCopyData as the socket takes them
