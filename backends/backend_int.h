@@ -81,7 +81,21 @@ typedef struct dorm__stmt {
 enum dorm__req_flags {
   /* several statements: the result is the sum of their changes (bulk
    * insert) rather than the last statement's result */
-  DORM__REQ_SUM_COUNTS = 1
+  DORM__REQ_SUM_COUNTS = 1,
+  /* COPY FROM STDIN (only to a backend with copy_in): stmts[0] is the
+   * COPY statement; the data rows are its parameters, then those of
+   * stmts[1..nstmts), copy_width values per row, in order (the
+   * parameters are not bound: only stmts[0]'s SQL is run).  The result is
+   * DORM_RESULT_COUNT, the rows copied, or the error, naming the row when the
+   * server says it. */
+  DORM__REQ_COPY = 2,
+  /* COPY ... TO STDOUT (only to a backend with copy_in): stmts[0] is the
+   * statement (no parameters); each data message the server sends (a row)
+   * is handed to copy_out(data, len, copy_arg) on the loop thread as it
+   * arrives; copy_out returning nonzero stops the COPY (the request then
+   * completes with DORM_ECANCELED).  The result is DORM_RESULT_COUNT, the
+   * rows sent, or the error. */
+  DORM__REQ_COPY_OUT = 4
 };
 
 /* A request: statements run in order on one connection, stopping at the
@@ -95,6 +109,9 @@ typedef struct dorm__req {
   int64_t max_rows; /* > 0: read at most this many rows of the last
                        statement (get reads 2), the rest is discarded */
   unsigned flags;   /* dorm__req_flags */
+  size_t copy_width; /* DORM__REQ_COPY: values per data row */
+  int (*copy_out)(const char *data, size_t len, void *arg); /* COPY_OUT */
+  void *copy_arg;
   /* Set by the backend before done: DORM_RESULT_ROWS (dorm__rows_result),
    * DORM_RESULT_COUNT, or an error (dorm__db_error, with its SQLSTATE).
    * The facade owns it once done runs. */
@@ -201,6 +218,8 @@ typedef struct dorm__backend {
    * the query hooks show of slot conn (dorm/observe.h).  Cheap; fills
    * every field of *out. */
   void (*conn_info)(void *state, size_t conn, struct dorm__conn_info *out);
+  /* 1: the backend runs DORM__REQ_COPY requests (bulk_create's COPY) */
+  int copy_in;
 } dorm__backend;
 
 /* A slot as dorm/observe.h shows it. */

@@ -278,6 +278,8 @@ static int bulk_compile(const dorm_query *q, dorm_dialect dl, size_t max_params,
 
 dorm_deferred *dorm_async_bulk_create(dorm_db *db, const dorm_query *q) {
   if (!db) return NULL;
+  dorm_deferred *copy; /* PostgreSQL's COPY when it wins (db_bulk.c) */
+  if (dorm__db_bulk_copy(db, q, &copy)) return copy;
   dorm_error err;
   dorm_error_clear(&err);
   bulk *b = dorm__calloc(1, sizeof *b);

@@ -236,6 +236,12 @@ dorm_deferred *dorm__db_obs_listen(dorm_db *root, dorm_deferred *d,
 void dorm__db_obs_open(dorm_db *root);
 /* The $DORM_LOG hook, added by dorm_db_open when the variable is set. */
 void dorm__db_log_install(dorm_db *root);
+/* ---- bulk writes (db_bulk.c) --------------------------------------------- */
+
+/* bulk_create by COPY: 1 when it takes the call (*out its deferred, NULL
+ * when out of memory), 0 when the insert goes the INSERT way (a backend
+ * without COPY, a small insert, no COPY form). */
+int dorm__db_bulk_copy(dorm_db *db, const dorm_query *q, dorm_deferred **out);
 
 /* ---- prefetch_related (db_prefetch.c) ----------------------------------- */
 

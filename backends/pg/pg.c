@@ -713,4 +713,5 @@ const dorm__backend dorm__pg_backend = {
     .stream_more = pg_stream_more,
     .stream_stop = pg_stream_stop,
     .conn_info = pg_conn_info,
+    .copy_in = 1,
 };

@@ -60,6 +60,7 @@ static void conn_dispatch(dorm__pg_conn *c);
 static void conn_update_interest(dorm__pg_conn *c);
 static void poll_cb(dorm_poll *p, int status, int events, void *arg);
 static void timer_cb(dorm_timer *t, void *arg);
+static void release_hold(dorm__pg_conn *c);
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -239,6 +240,16 @@ static int send_req(dorm__pg_conn *c, dorm__req *req) {
   int grouped = 0;
   /* refuse what cannot be sent before anything of the request is */
   for (size_t s = 0; s < req->nstmts; s++) {
+    if (!req->stmts[s].columns &&
+        dorm__pg_is_copy(req->stmts[s].sql, req->stmts[s].len)) {
+      /* a raw COPY in the pipeline would leave libpq in its COPY state */
+      complete(c, req,
+               dorm_result_error(DORM_EUNSUPPORTED,
+                                 "postgresql: COPY is not supported here "
+                                 "(dorm_async_bulk_create copies rows in, "
+                                 "dorm_async_copy_out exports)"));
+      return 1;
+    }
     dorm_result bad = dorm__pg_stmt_check(&req->stmts[s]);
     if (bad.kind != DORM_RESULT_NONE) {
       complete(c, req, bad);
@@ -357,6 +368,52 @@ static int tx_broken_filter(dorm__pg_conn *c, dorm__req *r) {
   return 1;
 }
 
+/* The COPY request at the head of the queue goes out alone
+ * (pg_copy.c).  0, or 1 when the connection was lost or the request
+ * refused. */
+static int copy_begin(dorm__pg_conn *c) {
+  dorm__req *r = wait_pop(c);
+  if (c->tx_open < 0 && tx_broken_filter(c, r)) return 0;
+  r->next = NULL;
+  c->fly_head = c->fly_tail = r;
+  c->nfly = 1;
+  c->heard_ms = dorm__mono_ms();
+  deadline_arm(c);
+  int rc = dorm__pg_copy_start(c, r);
+  if (rc == DORM_ENOMEM) {
+    c->fly_head = c->fly_tail = NULL;
+    c->nfly = 0;
+    complete(c, r, dorm_result_error(DORM_ENOMEM, NULL));
+    return 0;
+  }
+  if (rc) {
+    char msg[300];
+    snprintf(msg, sizeof msg, "COPY: %s", PQerrorMessage(c->pg));
+    conn_lost(c, msg);
+    return 1;
+  }
+  return 0;
+}
+
+void dorm__pg_conn_copy_done(dorm__pg_conn *c, dorm_result res) {
+  dorm__req *req = c->fly_head;
+  c->fly_head = c->fly_tail = NULL;
+  c->nfly = 0;
+  if (!req) {
+    dorm_result_free(&res);
+    return;
+  }
+  int was_held = (rflags(req) & DORM__PG_R_CANCELLED) && c->hold;
+  complete(c, req, res);
+  if (was_held) release_hold(c);
+  if (c->state == DORM__PG_READY && c->wait_head)
+    dorm__pg_pool_mark_dirty(c->pool, c);
+}
+
+void dorm__pg_conn_lost(dorm__pg_conn *c, const char *why) {
+  conn_lost(c, why);
+}
+
 /* Send what waits, if the connection can take it. */
 static void conn_dispatch(dorm__pg_conn *c) {
   if (c->state != DORM__PG_READY || c->hold) return;
@@ -366,7 +423,13 @@ static void conn_dispatch(dorm__pg_conn *c) {
    * while later segments of our pipeline are still on it: one segment
    * (one Sync, a group of reads or one request) in flight at a time */
   int one_segment = c->node->cfg->pgbouncer;
-  while (c->wait_head && c->nfly < PG_MAX_FLY && !c->hold) {
+  while (c->wait_head && c->nfly < PG_MAX_FLY && !c->hold && !c->copy) {
+    if (c->wait_head->flags & (DORM__REQ_COPY | DORM__REQ_COPY_OUT)) {
+      /* COPY runs out of pipeline mode: once nothing is in flight */
+      if (c->ring_count || c->nfly || c->group_n) break;
+      if (copy_begin(c)) return;
+      continue;
+    }
     if (one_segment && c->ring_count &&
         !(c->group_n && groupable(c, c->wait_head)))
       break; /* only reads join the open group; the rest wait */
@@ -659,6 +722,10 @@ static void watch_fd(dorm__pg_conn *c) {
 void dorm__pg_conn_flush(dorm__pg_conn *c) {
   c->dirty = 0;
   if (c->state != DORM__PG_READY || !c->pg) return;
+  if (c->copy) {
+    dorm__pg_copy_io(c); /* it flushes and watches for itself */
+    return;
+  }
   conn_dispatch(c);
   if (c->state != DORM__PG_READY) return;
   int rc = PQflush(c->pg);
@@ -851,6 +918,7 @@ static void conn_lost_as(dorm__pg_conn *c, int code, const char *why) {
   }
   c->state = DORM__PG_DOWN;
   c->interest = 0;
+  dorm__pg_copy_drop(c); /* its request is in flight: failed below */
   /* what was in flight may or may not have run: fail it */
   dorm__req *fly = c->fly_head;
   c->fly_head = c->fly_tail = NULL;
@@ -919,7 +987,9 @@ static void poll_cb(dorm_poll *p, int status, int events, void *arg) {
           PGnotify *n;
           while ((n = PQnotifies(c->pg))) PQfreemem(n);
         }
-        if (c->state == DORM__PG_READY && read_results(c) < 0) {
+        if (c->state == DORM__PG_READY && c->copy) {
+          dorm__pg_copy_io(c);
+        } else if (c->state == DORM__PG_READY && read_results(c) < 0) {
           char msg[300];
           snprintf(msg, sizeof msg, "%s",
                    c->pg ? PQerrorMessage(c->pg) : "closed");
@@ -1110,6 +1180,7 @@ void dorm__pg_conn_destroy(dorm__pg_conn *c) {
     complete(c, r, dorm_result_error(DORM_ECLOSED, NULL));
   }
   dorm_result_free(&c->cur);
+  dorm__pg_copy_drop(c);
   if (c->poll) dorm_poll_close(c->poll);
   if (c->timer) dorm_timer_close(c->timer);
   /* PQfinish sends Terminate without waiting (non-blocking socket); the

@@ -211,6 +211,9 @@ struct dorm__pg_conn {
   int deadline_armed;
   int is_listener;
   uint64_t reconnects; /* READY again after having been (dorm/observe.h) */
+  /* a COPY running (pg_copy.c): the connection is out of pipeline mode,
+   * the COPY request alone in flight */
+  struct dorm__pg_copy *copy;
 };
 
 dorm__pg_conn *dorm__pg_conn_new(dorm__pg_pool *pool, dorm__pg_node *node,
@@ -231,6 +234,34 @@ void dorm__pg_conn_flush(dorm__pg_conn *c);
 void dorm__pg_conn_destroy(dorm__pg_conn *c);
 /* Requests waiting or in flight. */
 size_t dorm__pg_conn_load(const dorm__pg_conn *c);
+
+/* A COPY request's end (pg_copy.c): back in pipeline mode, complete it
+ * with res and send what waits. */
+void dorm__pg_conn_copy_done(dorm__pg_conn *c, dorm_result res);
+/* The connection broke (pg_copy.c): as any loss. */
+void dorm__pg_conn_lost(dorm__pg_conn *c, const char *why);
+
+/* ---- COPY FROM STDIN (pg_copy.c) ------------------------------------------
+ */
+
+typedef struct dorm__pg_copy dorm__pg_copy;
+/* Start req (DORM__REQ_COPY), already on c's fly list with nothing else
+ * in flight: leave pipeline mode and send the COPY.  0, or -1 when libpq
+ * refused (the caller drops the connection). */
+int dorm__pg_copy_start(dorm__pg_conn *c, dorm__req *req);
+/* Move the COPY on: send rows, read the answer; at the end
+ * dorm__pg_conn_copy_done (or dorm__pg_conn_lost). */
+void dorm__pg_copy_io(dorm__pg_conn *c);
+/* Free the COPY's state (the connection is lost or closing). */
+void dorm__pg_copy_drop(dorm__pg_conn *c);
+/* 1 when the statement s[0..n) is a COPY (after blanks and comments):
+ * such a statement never goes through the pipeline, where libpq would
+ * be stuck in its COPY state. */
+int dorm__pg_is_copy(const char *s, size_t n);
+/* One value in COPY's text format, appended to b.  0, DORM_ENOMEM, or
+ * DORM_ETYPE with why filled (text with a NUL byte, a list). */
+int dorm__pg_copy_encode(dorm__buf *b, const dorm_value *v, char *why,
+                         size_t whylen);
 
 /* ---- prepared statements (pg_stmt_cache.c) ------------------------------- */
 

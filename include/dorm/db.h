@@ -235,9 +235,34 @@ DORM_EXTERN dorm_deferred *dorm_async_create(dorm_db *db, const dorm_query *q);
  * backend's parameter limit requires; DORM_RESULT_COUNT, the rows
  * inserted.  Nothing is inserted when any row fails.  The chunks are
  * compiled from q (dorm_compile_opts.row_first / row_count); q itself is
- * not changed. */
+ * not changed.  On PostgreSQL an insert of more rows than one INSERT
+ * statement takes (500) goes by COPY ... FROM STDIN unless it has a
+ * conflict clause or a value that is an expression (docs/postgresql.md,
+ * "COPY"); the answer is the same. */
 DORM_EXTERN dorm_deferred *dorm_async_bulk_create(dorm_db *db,
                                                   const dorm_query *q);
+/* The same, answering DORM_RESULT_ROWS: the rows created, as stored
+ * (primary keys and every default the database or the model filled in;
+ * RETURNING on both databases), one per row of q and in q's order across
+ * the chunks, as Django's bulk_create sets the primary keys on PostgreSQL
+ * and SQLite.  Never by COPY (COPY returns no rows).  With a conflict
+ * clause the rows that were not inserted are left out (DO NOTHING) and
+ * the order of the rest is kept. */
+DORM_EXTERN dorm_deferred *dorm_async_bulk_create_returning(
+    dorm_db *db, const dorm_query *q);
+/* Django's bulk_update(objs, fields): rows is an INSERT query used as the
+ * list of objects (dorm_insert, then per object dorm_set of its primary
+ * key and of every field named in fields, dorm_insert_next_row between
+ * objects); fields are field names (not the primary key, not
+ * many_to_many).  One UPDATE per chunk (a CASE per field,
+ * dorm_compile_bulk_update), all in one transaction: nothing is changed
+ * when any chunk fails.  DORM_RESULT_COUNT: the rows matched (an object
+ * whose row is gone counts nothing).  rows and fields are read during
+ * the call only. */
+DORM_EXTERN dorm_deferred *dorm_async_bulk_update(dorm_db *db,
+                                                  const dorm_query *rows,
+                                                  const char *const *fields,
+                                                  size_t nfields);
 /* q is an UPDATE (dorm_update + dorm_set, values may be F expressions):
  * DORM_RESULT_COUNT, the rows changed; DORM_RESULT_ROWS when q asked for
  * dorm_returning. */
@@ -343,6 +368,23 @@ DORM_EXTERN dorm_deferred *dorm_async_execute(dorm_db *db, const char *sql,
 DORM_EXTERN dorm_deferred *dorm_async_execute_read(dorm_db *db, const char *sql,
                                                    const dorm_value *params,
                                                    size_t n);
+/* COPY ... TO STDOUT for exports (PostgreSQL): sql is one COPY statement
+ * writing to STDOUT, in db's dialect, without parameters (COPY takes
+ * none: put values in the statement only from trusted text, or export a
+ * view); copied during the call.  Each row the server sends (one data
+ * message: a line of text or CSV with its newline, or a binary tuple) is
+ * handed to fn(data, len, arg) on the loop thread as it arrives, data
+ * borrowed for the call; fn returning nonzero stops the COPY on the
+ * server, and the deferred then fails with DORM_ECANCELED.  fn must not
+ * close db.  The deferred: DORM_RESULT_COUNT, the rows sent, or the
+ * error (DORM_EINVAL for a statement that is not a COPY TO, DORM_EDB for
+ * the server's).  Runs on the primary; it holds its connection for the
+ * time of the COPY (requests queued behind it on that connection wait).
+ * SQLite: DORM_EUNSUPPORTED.  A raw COPY through dorm_async_execute is
+ * refused (DORM_EUNSUPPORTED). */
+typedef int (*dorm_copy_out_fn)(const char *data, size_t len, void *arg);
+DORM_EXTERN dorm_deferred *dorm_async_copy_out(dorm_db *db, const char *sql,
+                                               dorm_copy_out_fn fn, void *arg);
 /* n statements without parameters, run in order on the writer; stops at
  * the first error (earlier ones stay applied unless inside a transaction).
  * For DDL: dorm_ddl's stmts fit as they are.  DORM_RESULT_COUNT, the sum

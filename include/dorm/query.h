@@ -303,6 +303,33 @@ DORM_EXTERN int dorm_compile_ex(const dorm_query *q, dorm_dialect dialect,
 /* Rows of an INSERT (1 for a plain create). */
 DORM_EXTERN size_t dorm_query_row_count(const dorm_query *q);
 
+/* ---- the bulk paths (query/compile_bulk.c) ------------------------------ */
+
+/* The COPY form of the bulk insert q (PostgreSQL): out is
+ * COPY "table" ("a", "b") FROM STDIN, with the columns of q's INSERT in
+ * its order, and as its parameters the data: every row's values in that
+ * order, *width (the number of columns) per row, as the INSERT would
+ * send them.  DORM_EUNSUPPORTED when q has no COPY form (SQLite, a
+ * conflict clause, a value that is an expression, no column set): insert
+ * instead; DORM_EINVAL for rows that do not set the same fields. */
+DORM_EXTERN int dorm_compile_copy(const dorm_query *q, dorm_dialect dialect,
+                                  dorm_sql *out, size_t *width,
+                                  dorm_error *err);
+/* Django's bulk_update(objs, fields) for the objects [opts->row_first,
+ * + opts->row_count) (opts NULL or row_count 0: to the end) of rows, an
+ * INSERT query used as the list of objects (dorm_insert, dorm_set of the
+ * primary key and of every field in fields per object,
+ * dorm_insert_next_row between objects):
+ *   UPDATE t SET f = CASE WHEN pk = $1 THEN $2 ... END, ... WHERE pk IN
+ * (...).  fields: names (not the primary key, not many_to_many; at least
+ * one).  DORM_EFIELD for an unknown field, DORM_EINVAL for an object
+ * that does not set its key or a field (naming the object's index). */
+DORM_EXTERN int dorm_compile_bulk_update(const dorm_query *rows,
+                                         const char *const *fields,
+                                         size_t nfields, dorm_dialect dialect,
+                                         const dorm_compile_opts *opts,
+                                         dorm_sql *out, dorm_error *err);
+
 /* ---- many-to-many relations -------------------------------------------- */
 
 /* Django's related manager on a many_to_many field (entry.tags.add(...)):
