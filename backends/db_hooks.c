@@ -208,7 +208,11 @@ static void event_fill(dorm_db *root, const op *o, dorm_query_event *ev) {
     ev->replica = c->role == DORM_ROLE_REPLICA ? c->replica : 0;
     ev->pgbouncer = c->pgbouncer;
   } else {
-    ev->role = DORM_ROLE_PRIMARY; /* PostgreSQL's listener connection */
+    /* a connection of its own: PostgreSQL's listener or a stream's
+     * (the primary's), SQLite's stream reader */
+    ev->role = root->be->dialect == DORM_DIALECT_SQLITE
+                   ? DORM_ROLE_SQLITE_READER
+                   : DORM_ROLE_PRIMARY;
   }
   ev->conn = o->conn;
   ev->in_transaction = o->kind == OP_CTL ? !o->internal : o->atx != NULL;
@@ -340,19 +344,18 @@ static dorm_result listen_step(dorm_result *res, void *arg) {
   return *res;
 }
 
-dorm_deferred *dorm__db_obs_listen(dorm_db *root, dorm_deferred *d,
-                                   const char *verb, const char *channel) {
-  if (!d || !root->nhooks || root->closed) return d;
+dorm_deferred *dorm__db_obs_aside(dorm_db *root, dorm_deferred *d,
+                                  const char *text, const char *model) {
+  if (!d || root->closed || dorm_deferred_fired(d)) return d;
   op *o = dorm__db_op_new(root, OP_PLAIN);
   if (!o) return d;
-  size_t n = strlen(verb) + strlen(channel) + 4;
-  o->raw = dorm__malloc(n);
+  o->raw = dorm__strdup(text);
   if (!o->raw || dorm_deferred_add_both(d, listen_step, o)) {
     dorm__db_op_release(o); /* unseen, rather than fail the call */
     return d;
   }
-  snprintf(o->raw, n, "%s \"%s\"", verb, channel);
   dorm__db_op_stmt_text(o, o->raw);
+  o->model_name = model;
   o->conn = root->nconns; /* no slot of the facade */
   o->next = root->pending;
   o->prev = NULL;
@@ -361,9 +364,17 @@ dorm_deferred *dorm__db_obs_listen(dorm_db *root, dorm_deferred *d,
   root->npending++;
   o->started = 1;
   root->st.started++;
-  root->st.by_kind[DORM_STMT_LISTEN]++;
-  hooks_start(root, o);
+  root->st.by_kind[op_stmt_kind(o)]++;
+  if (root->nhooks) hooks_start(root, o);
   return d;
+}
+
+dorm_deferred *dorm__db_obs_listen(dorm_db *root, dorm_deferred *d,
+                                   const char *verb, const char *channel) {
+  if (!d) return d;
+  char text[DORM_IDENT_MAX * 2 + 16];
+  snprintf(text, sizeof text, "%s \"%s\"", verb, channel);
+  return dorm__db_obs_aside(root, d, text, NULL);
 }
 
 /* ---- statistics --------------------------------------------------------- */
@@ -378,6 +389,7 @@ int dorm_db_stats(dorm_db *db, dorm_stats *s) {
   s->queued = q;
   s->nconns = root->nconns;
   s->hooks = root->nhooks;
+  s->streams = dorm__db_streams(root);
   s->sqlite_writer_queue = s->sqlite_reader_queue = 0;
   for (size_t i = 0; i < root->nconns; i++) {
     const conn_state *c = &root->conns[i];

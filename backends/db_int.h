@@ -228,6 +228,14 @@ static inline void dorm__db_obs_made(dorm_db *root, op *o) {
     o->t_made = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
   }
 }
+/* d, the deferred of a request that runs outside the facade's slots (a
+ * stream on a connection of its own), counted and shown to the hooks as
+ * a request with the statement text (copied) and model (static, or
+ * NULL), ended when d fires; returns d. */
+dorm_deferred *dorm__db_obs_aside(dorm_db *root, dorm_deferred *d,
+                                  const char *text, const char *model);
+/* The streams running (db_iterate.c), for dorm_db_stats. */
+size_t dorm__db_streams(const dorm_db *root);
 /* d, the deferred of dorm_listen / dorm_unlisten (verb "LISTEN" or
  * "UNLISTEN"), shown to the hooks as a request; returns d. */
 dorm_deferred *dorm__db_obs_listen(dorm_db *root, dorm_deferred *d,

@@ -299,5 +299,14 @@ dorm_deferred *dorm_async_iterate(dorm_db *db, const dorm_query *q,
   if (root->be->stream_start(root->bstate, &it->s, &err))
     return it_refuse(it, dorm_result_error_from(&err));
   it->started = 1;
-  return it->d;
+  /* counted and shown to the query hooks as one request, from here to
+   * the final deferred (its rows: the count) */
+  const dorm_model *m = dorm_query_model(q);
+  return dorm__db_obs_aside(root, it->d, it->sql.text, m ? m->name : NULL);
+}
+
+size_t dorm__db_streams(const dorm_db *root) {
+  size_t n = 0;
+  for (const dorm_iter *it = root->iters; it; it = it->next) n++;
+  return n;
 }

@@ -239,6 +239,29 @@ static void run_all_rows(backend *b) {
   t_loop_close(db);
 }
 
+/* A query hook counting what it sees of a stream. */
+typedef struct seen_hooks {
+  int starts, ends;
+  int64_t rows;
+  int kind;
+  char model[32];
+} seen_hooks;
+
+static void hook_start(const dorm_query_event *ev, void *arg, void **user) {
+  seen_hooks *h = arg;
+  h->starts++;
+  h->kind = ev->kind;
+  snprintf(h->model, sizeof h->model, "%s", ev->model ? ev->model : "");
+  *user = h;
+}
+
+static void hook_end(const dorm_query_event *ev, void *arg, void *user) {
+  seen_hooks *h = arg;
+  assert_ptr_equal(user, h); /* user data from start to end */
+  h->ends++;
+  h->rows = ev->rows;
+}
+
 /* A paused consumer: while it holds a chunk nothing more is fetched or
  * delivered, whatever the time (the rows held by dorm for the stream are
  * the one chunk); resuming goes on where it stopped. */
@@ -249,8 +272,21 @@ static void run_paused(backend *b) {
   consumer c;
   consumer_init(&c, 100, 1, 1);
   c.pause_after = 1;
+  /* the stream is one request to the query hooks and the statistics */
+  seen_hooks h;
+  memset(&h, 0, sizeof h);
+  dorm_hook *hook = dorm_db_add_hook(db, hook_start, hook_end, &h, 0);
+  assert_non_null(hook);
+  dorm_stats st0, st;
+  assert_int_equal(dorm_db_stats(db, &st0), 0);
   c.d = dorm_async_iterate(db, q, 100, consume, &c);
   dorm_query_free(q);
+  assert_int_equal(h.starts, 1);
+  assert_int_equal(h.kind, DORM_STMT_READ);
+  assert_string_equal(h.model, "Item");
+  assert_int_equal(dorm_db_stats(db, &st), 0);
+  assert_int_equal(st.streams, 1);
+  assert_int_equal(st.started, st0.started + 1);
   t_wait w = {0, dorm_result_none()};
   assert_int_equal(dorm_deferred_add_both(c.d, t_keep, &w), 0);
   size_t pauses = 0;
@@ -276,6 +312,12 @@ static void run_paused(backend *b) {
   assert_int_equal(w.res.u.count, NROWS);
   assert_int_equal(c.next, NROWS + 1);
   assert_int_equal(pauses, 50);
+  assert_int_equal(h.starts, 1);
+  assert_int_equal(h.ends, 1);
+  assert_int_equal(h.rows, NROWS);
+  assert_int_equal(dorm_db_stats(db, &st), 0);
+  assert_int_equal(st.succeeded, st0.succeeded + 1);
+  dorm_db_remove_hook(db, hook);
   t_loop_close(db);
 }
 

@@ -181,6 +181,9 @@ typedef struct dorm_stats {
    * reader threads together (both 0 for PostgreSQL) */
   size_t sqlite_writer_queue, sqlite_reader_queue;
   size_t hooks; /* hooks registered */
+  /* dorm_async_iterate streams running, each on a connection of its own
+   * beside the slots (dorm/iterate.h) */
+  size_t streams;
 } dorm_stats;
 
 /* A connection's state (PostgreSQL; SQLite's threads are READY). */
