@@ -1,18 +1,24 @@
 /* SPDX-License-Identifier: MIT */
 /* dorm.h — the public API of dorm, an asynchronous ORM for C.
  *
- * Include this one header.  The API is split by layer:
- *   dorm/version.h  the version (dorm_version()) and DORM_EXTERN
- *   dorm/error.h    the one error list, dorm_error, the allocator hook
- *   dorm/value.h    dorm_value, the typed value every layer passes
- *   dorm/schema.h   models: load models.json or build them in C
- *   dorm/query.h    the pure query builder and compiler (no I/O)
- *   dorm/ddl.h      schema changes compiled to SQL (migrations)
+ * Include this one header.  The API is split by layer (the folder that
+ * implements each header in brackets):
+ *   dorm/version.h   the version (dorm_version()) and DORM_EXTERN  [base/]
+ *   dorm/error.h     the one error list, dorm_error, the allocator hook
+ *   dorm/value.h     dorm_value, the typed value every layer passes
+ *   dorm/schema.h    models: load models.json or build them in C [schema/]
  *   dorm/migration.h migration files, model state, the autodetector
- *   dorm/deferred.h deferreds: callback chains for results that come later
- *   dorm/loop.h     the libuv glue (includes <uv.h>)
- * and the headers of backends/ (databases, rows, streaming reads:
- * dorm/iterate.h, dorm/observe.h: hooks, statistics, the statement log).
+ *   dorm/query.h     the pure query builder and compiler (no I/O) [query/]
+ *   dorm/ddl.h       schema changes compiled to SQL [query/ddl/]
+ *   dorm/deferred.h  deferreds: callback chains for results that come
+ *                    later [reactor_glue/]
+ *   dorm/loop.h      the libuv glue (includes <uv.h>) [reactor_glue/]
+ *   dorm/db.h        databases: open, read, write, transactions [backends/]
+ *   dorm/rows.h      result rows and their values [backends/]
+ *   dorm/iterate.h   streaming reads, a chunk at a time [backends/]
+ *   dorm/observe.h   query hooks, statistics, the statement log [backends/]
+ *   dorm/http.h      the HTTP/1.1 server on the loop [http/]
+ *   dorm/migrate.h   migrating a database from a program [migrate/]
  *
  * Rule: when a function that takes a callback returns an error, the
  * callback is never called.

@@ -437,6 +437,33 @@ static void test_ddl_order(void **state) {
   assert_null(ddl_bad_call("columns", "literal"));
 }
 
+/* dorm.h lists every public header (its comment says what each is for)
+ * and includes it: a new header in include/dorm/ cannot be left out. */
+static void test_umbrella_header(void **state) {
+  (void)state;
+  char *umbrella = dorm_test_read_file("include/dorm.h");
+  assert_non_null(umbrella);
+  DIR *d = opendir("include/dorm");
+  assert_non_null(d);
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    size_t len = strlen(e->d_name);
+    if (len < 3 || strcmp(e->d_name + len - 2, ".h")) continue;
+    char inc[300], listed[300];
+    snprintf(inc, sizeof inc, "#include \"dorm/%s\"", e->d_name);
+    snprintf(listed, sizeof listed, " *   dorm/%s ", e->d_name);
+    if (!strstr(umbrella, inc))
+      fail_msg("dorm.h does not include dorm/%s", e->d_name);
+    if (!strstr(umbrella, listed))
+      fail_msg("dorm.h's list of headers does not name dorm/%s", e->d_name);
+    n++;
+  }
+  closedir(d);
+  free(umbrella);
+  assert_true(n >= 10);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_no_io_headers),
@@ -444,6 +471,7 @@ int main(void) {
       cmocka_unit_test(test_no_io_symbols),
       cmocka_unit_test(test_layers),
       cmocka_unit_test(test_layer_checker_catches),
+      cmocka_unit_test(test_umbrella_header),
       cmocka_unit_test(test_ddl_order),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -528,8 +528,8 @@ static int stream_count(dorm_iter *it, const dorm_rows *chunk, void *arg) {
 static void test_stream(void **state) {
   (void)state;
   admin_on(0,
-           "INSERT INTO author (name) SELECT 'stream-' || x FROM "
-           "generate_series(1, 3000) x");
+           "INSERT INTO author (name, country, bio, active) SELECT "
+           "'stream-' || x, 'US', '', true FROM generate_series(1, 3000) x");
   char url[300];
   snprintf(url, sizeof url, "%s%spgbouncer=1", g_bouncer,
            strchr(g_bouncer, '?') ? "&" : "?");
