@@ -44,6 +44,7 @@ else
     DORM_CLUSTER_BOUNCER
 fi
 
+run_start=$(date +%s)
 passed=0
 failed=0
 skipped=0
@@ -52,14 +53,17 @@ failures=""
 run_one() {  # label, command...
   label=$1; shift
   log=$(mktemp /tmp/dorm-test.XXXXXX)
+  t0=$(date +%s%N)
   "$@" >"$log" 2>&1
   rc=$?
+  # the seconds it took, so the slow programs of the suite are known
+  secs=$(awk "BEGIN { printf \"%.1f\", ($(date +%s%N) - $t0) / 1e9 }")
   if [ "$rc" = 0 ]; then
     passed=$((passed + 1))
     if grep -q '^\[ SKIPPED  \]' "$log"; then
-      echo "ok    $label (parts skipped)"
+      echo "ok    $label (parts skipped) ${secs}s"
     else
-      echo "ok    $label"
+      echo "ok    $label ${secs}s"
     fi
   elif [ "$rc" = 77 ] && [ "$mode" = quick ]; then
     skipped=$((skipped + 1))
@@ -67,7 +71,7 @@ run_one() {  # label, command...
   else
     failed=$((failed + 1))
     failures="$failures $label"
-    echo "FAIL  $label"
+    echo "FAIL  $label ${secs}s"
     [ "$rc" = 77 ] && echo "  (exit 77: skipped, which the full suite never may)"
     tail -n 60 "$log"
   fi
@@ -99,6 +103,7 @@ done
 
 echo
 [ -n "$failures" ] && echo "failed:$failures"
+echo "in $(( $(date +%s) - run_start )) s"
 if [ "$mode" = quick ]; then
   echo "$passed passed, $failed failed, $skipped skipped (quick: no PostgreSQL, no sanitizers)"
 else
