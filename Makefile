@@ -156,10 +156,13 @@ test-quick:
 TSAN_TESTS := $(patsubst tests/%.c,%,$(wildcard tests/test_db_*.c)) \
               test_sqlite test_uv_glue test_atomic test_migrate_lib
 
+# the suite's three builds use every core (JOBS=1 for one at a time)
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
 check:
-	$(MAKE) --no-print-directory tests
-	$(MAKE) --no-print-directory SAN=1 tests
-	$(MAKE) --no-print-directory SAN=thread $(TSAN_TESTS:%=build-tsan/tests/%)
+	$(MAKE) --no-print-directory -j$(JOBS) tests
+	$(MAKE) --no-print-directory -j$(JOBS) SAN=1 tests
+	$(MAKE) --no-print-directory -j$(JOBS) SAN=thread $(TSAN_TESTS:%=build-tsan/tests/%)
 	sh tests/run.sh
 
 bench: deps
