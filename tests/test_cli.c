@@ -16,39 +16,21 @@
 
 #include "support/support.h"
 
-static char dorm_bin[PATH_MAX];
-
-static void walk(const char *kind) {
-  char cmd[PATH_MAX + 128];
-  snprintf(cmd, sizeof cmd, "sh tests/test_cli.sh '%s' %s 2>&1", dorm_bin,
-           kind);
-  FILE *p = popen(cmd, "r");
-  assert_non_null(p);
-  char line[1024];
-  while (fgets(line, sizeof line, p)) fputs(line, stderr);
-  int st = pclose(p);
-  if (st != 0) fail_msg("tests/test_cli.sh %s failed (status %d)", kind, st);
-}
+static const char *g_argv0; /* this program: its build's dorm is used */
 
 static void test_walk_sqlite(void **state) {
   (void)state;
-  walk("sqlite");
+  dorm_test_run_dorm_script("tests/test_cli.sh", g_argv0, "sqlite");
 }
 
 static void test_walk_postgresql(void **state) {
   (void)state;
   dorm_test_skip_without_pg();
-  walk("postgresql");
+  dorm_test_run_dorm_script("tests/test_cli.sh", g_argv0, "postgresql");
 }
 
 int main(int argc, char **argv) {
-  /* build/tests/test_cli -> build/dorm */
-  const char *self = argc > 0 ? argv[0] : "build/tests/test_cli";
-  const char *slash = strstr(self, "/tests/");
-  if (slash)
-    snprintf(dorm_bin, sizeof dorm_bin, "%.*s/dorm", (int)(slash - self), self);
-  else
-    snprintf(dorm_bin, sizeof dorm_bin, "build/dorm");
+  g_argv0 = argc > 0 ? argv[0] : NULL;
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_walk_sqlite),
       cmocka_unit_test(test_walk_postgresql),

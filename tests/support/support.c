@@ -154,3 +154,20 @@ int dorm_test_pg_fresh_schema(const char *prefix, char *buf, size_t cap) {
   snprintf(buf, cap, "%s options='-csearch_path=%s'", c, schema);
   return 0;
 }
+
+void dorm_test_run_dorm_script(const char *script, const char *argv0,
+                               const char *kind) {
+  char dorm[1024], cmd[2400];
+  const char *slash = argv0 ? strstr(argv0, "/tests/") : NULL;
+  if (slash)
+    snprintf(dorm, sizeof dorm, "%.*s/dorm", (int)(slash - argv0), argv0);
+  else
+    snprintf(dorm, sizeof dorm, "build/dorm");
+  snprintf(cmd, sizeof cmd, "sh %s '%s' %s 2>&1", script, dorm, kind);
+  FILE *p = popen(cmd, "r");
+  assert_non_null(p);
+  char line[1024];
+  while (fgets(line, sizeof line, p)) fputs(line, stderr);
+  int st = pclose(p);
+  if (st != 0) fail_msg("%s %s failed (status %d)", script, kind, st);
+}

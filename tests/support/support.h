@@ -53,6 +53,13 @@ const char *dorm_test_pg_conninfo(void);
  * dorm_test_exit_without_pg: first thing in main of a program that can do
  * nothing without a server: exit 77 (skipped) when there is none. */
 void dorm_test_skip_without_pg(void);
+
+/* Inside a cmocka test: run `sh script DORM kind` (kind "sqlite" or
+ * "postgresql"), DORM the dorm binary of the calling program's own build
+ * (argv0 build/tests/test_x -> build/dorm; build-san too), its output on
+ * stderr; fails the test unless the script exits 0. */
+void dorm_test_run_dorm_script(const char *script, const char *argv0,
+                               const char *kind);
 void dorm_test_exit_without_pg(const char *program);
 
 /* An empty database for one test: a new schema named <prefix>_<pid>_<n>
